@@ -1,0 +1,16 @@
+"""mscmt: multimodal named entity recognition for tweets (MSCMT_Hybrid and its variants)."""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+__all__ = ["__version__", "Tagger"]
+
+
+def __getattr__(name: str):
+    # Tagger pulls in torch and transformers; import it only when asked for.
+    if name == "Tagger":
+        from mscmt_cli.tagging.tagger import Tagger
+
+        return Tagger
+    raise AttributeError(name)

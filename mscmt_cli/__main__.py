@@ -1,0 +1,3 @@
+from mscmt_cli.cli import main
+
+main()

@@ -1,0 +1,27 @@
+"""Rich progress bars and tables on stderr (stdout stays clean for data)."""
+
+from __future__ import annotations
+
+import sys
+from contextlib import contextmanager
+from typing import Iterator
+
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+
+def make_console() -> Console:
+    """A console on stderr."""
+    return Console(stderr=True, highlight=False)
+
+
+@contextmanager
+def progress(console: Console, enabled: bool = True) -> Iterator[Progress]:
+    """A progress display; hidden when disabled or when stderr is not a terminal."""
+    bar = Progress(
+        TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+        console=console, disable=not enabled or not sys.stderr.isatty(), transient=False,
+    )
+    with bar:
+        yield bar

@@ -1,0 +1,1 @@
+"""Data layer: the IMGID CoNLL reader, corpora by name, images and sampling."""

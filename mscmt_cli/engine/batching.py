@@ -1,0 +1,128 @@
+"""Encoded datasets, collation, and length-aware batch order.
+
+Tweets are tokenized once, up front. Batches are formed from tweets of similar
+length (less padding): training draws an epoch's indices (shuffled, or from
+the class-balanced sampler), cuts them into pools of ``pool_batches``
+batches, sorts each pool by length, and shuffles the batch order; evaluation
+sorts everything by length and restores the original order afterwards.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator, Sequence
+
+import torch
+from torch.utils.data import Dataset, WeightedRandomSampler
+
+from mscmt_cli.model.components import EncodedTweet, TextBatch, TextEncoder
+from mscmt_cli.model.mner import MNERBatch
+
+
+@dataclass
+class Example:
+    """One encoded tweet with its label ids (empty when unlabelled) and image feature."""
+
+    encoded: EncodedTweet
+    tag_ids: list[int]
+    image: torch.Tensor  # (D,)
+
+    @property
+    def length(self) -> int:
+        return len(self.encoded.word_positions)
+
+
+class EncodedDataset(Dataset):
+    """A list of :class:`Example` usable with a ``DataLoader``."""
+
+    def __init__(self, examples: list[Example]) -> None:
+        self.examples = examples
+
+    def __len__(self) -> int:
+        return len(self.examples)
+
+    def __getitem__(self, index: int) -> Example:
+        return self.examples[index]
+
+    @property
+    def lengths(self) -> list[int]:
+        return [e.encoded.n_subwords for e in self.examples]
+
+
+def encode_examples(encoder: TextEncoder, words: Sequence[Sequence[str]], tag_ids: Sequence[Sequence[int]] | None, images: torch.Tensor) -> list[Example]:
+    """Tokenize tweets (``images`` is ``(N, D)``) into examples."""
+    tags = tag_ids if tag_ids is not None else [[] for _ in words]
+    return [Example(encoder.encode_words(w), list(t), images[i]) for i, (w, t) in enumerate(zip(words, tags))]
+
+
+def collate(examples: Sequence[Example], pad_id: int) -> MNERBatch:
+    """Pad a list of examples into one :class:`MNERBatch`."""
+    windows = [w for e in examples for w in e.encoded.windows]
+    width = max(len(w) for w in windows)
+    input_ids = torch.full((len(windows), width), pad_id, dtype=torch.long)
+    attention = torch.zeros((len(windows), width), dtype=torch.long)
+    for k, w in enumerate(windows):
+        input_ids[k, : len(w)] = torch.tensor(w)
+        attention[k, : len(w)] = 1
+    n_words = max(e.length for e in examples)
+    word_index = torch.zeros((len(examples), n_words), dtype=torch.long)
+    word_mask = torch.zeros((len(examples), n_words), dtype=torch.bool)
+    tags = torch.zeros((len(examples), n_words), dtype=torch.long)
+    first_window = 0
+    for b, e in enumerate(examples):
+        flat = [(first_window + k) * width + p for k, p in e.encoded.word_positions]
+        word_index[b, : len(flat)] = torch.tensor(flat)
+        word_mask[b, : len(flat)] = True
+        if e.tag_ids:
+            tags[b, : len(e.tag_ids)] = torch.tensor(e.tag_ids)
+        first_window += len(e.encoded.windows)
+    labelled = all(e.tag_ids for e in examples)
+    image = torch.stack([e.image for e in examples])
+    return MNERBatch(TextBatch(input_ids, attention, word_index, word_mask), image, tags if labelled else None)
+
+
+class Collator:
+    """A picklable ``collate_fn`` for DataLoader workers."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def __call__(self, examples: Sequence[Example]) -> MNERBatch:
+        return collate(examples, self.pad_id)
+
+
+def length_batches(indices: Sequence[int], lengths: Sequence[int], batch_size: int, pool_batches: int, generator: torch.Generator | None) -> list[list[int]]:
+    """Cut ``indices`` into batches of similar length.
+
+    Pools of ``batch_size * pool_batches`` consecutive indices are sorted by
+    length and cut into batches; with a ``generator`` the batch order is then
+    shuffled, without one the batches come longest-pool-first in order.
+    """
+    pool = batch_size * max(1, pool_batches)
+    batches: list[list[int]] = []
+    for start in range(0, len(indices), pool):
+        chunk = sorted(indices[start:start + pool], key=lambda i: lengths[i])
+        batches.extend(chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size))
+    if generator is not None:
+        order = torch.randperm(len(batches), generator=generator).tolist()
+        batches = [batches[i] for i in order]
+    return batches
+
+
+def epoch_indices(n: int, weights: Sequence[float] | None, generator: torch.Generator) -> list[int]:
+    """One epoch's draw: weighted with replacement (balanced) or a permutation."""
+    if weights is None:
+        return torch.randperm(n, generator=generator).tolist()
+    return list(WeightedRandomSampler(list(weights), n, replacement=True, generator=generator))
+
+
+def eval_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
+    """All indices sorted by length and cut into batches (order restored by the caller)."""
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
+    return [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
+
+
+def iter_batches(dataset: EncodedDataset, batches: list[list[int]], pad_id: int) -> Iterator[tuple[list[int], MNERBatch]]:
+    """Collate batches in the main process (cheap: tokenization happened up front)."""
+    for idx in batches:
+        yield idx, collate([dataset[i] for i in idx], pad_id)

@@ -1,0 +1,81 @@
+"""Atomic training-state checkpoints for exact resume.
+
+``<run>/checkpoint/`` holds ``model.safetensors`` (the last epoch's weights)
+and ``state.pt`` (optimiser, scheduler, RNG states, early-stopping counters,
+metrics so far). Both are written into a temporary directory that then
+replaces the old one with ``os.replace``, so a kill at any instant leaves
+either the old or the new state. ``state.pt`` is read with
+``weights_only=True``: loading it never runs code.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, Iterator
+
+import torch
+from safetensors.torch import load_file, save_file
+
+from mscmt_cli.errors import MscmtError
+
+CHECKPOINT_DIR = "checkpoint"
+
+
+@contextmanager
+def deferred_sigint() -> Iterator[None]:
+    """Hold back Ctrl-C until the block is done (so a state write completes)."""
+    received: list[Any] = []
+    try:
+        previous = signal.signal(signal.SIGINT, lambda *a: received.append(a))
+    except ValueError:  # not the main thread
+        yield
+        return
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if received:
+            raise KeyboardInterrupt
+
+
+def save_checkpoint(run_dir: Path, model: torch.nn.Module, state: dict[str, Any]) -> None:
+    """Write weights and state atomically to ``run_dir/checkpoint``."""
+    target = Path(run_dir) / CHECKPOINT_DIR
+    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".checkpoint."))
+    try:
+        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
+        torch.save(state, tmp / "state.pt")
+        old = Path(run_dir) / ".checkpoint.old"
+        shutil.rmtree(old, ignore_errors=True)
+        if target.exists():
+            os.replace(target, old)
+        os.replace(tmp, target)
+        shutil.rmtree(old, ignore_errors=True)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def recover_checkpoint(run_dir: Path) -> None:
+    """If a kill fell between the two renames, put the old state back."""
+    target, old = Path(run_dir) / CHECKPOINT_DIR, Path(run_dir) / ".checkpoint.old"
+    if not target.exists() and old.exists():
+        os.replace(old, target)
+
+
+def load_checkpoint(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
+    """(weights, state) of the last completed epoch."""
+    recover_checkpoint(run_dir)
+    target = Path(run_dir) / CHECKPOINT_DIR
+    if not (target / "state.pt").is_file():
+        raise MscmtError(f"{run_dir}: nothing to resume (no {CHECKPOINT_DIR}/state.pt; no epoch has finished yet)")
+    try:
+        weights = load_file(str(target / "model.safetensors"))
+        state = torch.load(target / "state.pt", map_location="cpu", weights_only=True)
+    except Exception as err:
+        raise MscmtError(f"{target}: unreadable checkpoint ({type(err).__name__}: {err})") from None
+    return weights, state

@@ -1,0 +1,55 @@
+"""``mscmt evaluate``: score a saved model on one split of a corpus."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from mscmt_cli.data.corpus import load_split
+from mscmt_cli.engine.data import encode_split, feature_table, precompute_features
+from mscmt_cli.engine.evaluate import evaluate, resolve_device
+from mscmt_cli.engine.report import scores_table
+from mscmt_cli.engine.rundir import write_json
+from mscmt_cli.errors import MscmtError
+from mscmt_cli.model.build import Assembled, load_model
+from mscmt_cli.registry import Registry
+from mscmt_cli.settings import Settings
+
+
+def model_dir(path: Path) -> Path:
+    """A run directory's ``model/`` sub-directory, or ``path`` itself if it is a model."""
+    path = Path(path)
+    if (path / "model" / "config.json").is_file():
+        return path / "model"
+    if (path / "config.json").is_file():
+        return path
+    raise MscmtError(f"{path}: no trained model here (expected {path}/model/config.json)")
+
+
+def load_trained(path: Path, settings: Settings, registry: Registry) -> Assembled:
+    """Reload a trained model, honouring ``--model-path`` for its frozen image encoder."""
+    return load_model(model_dir(path), registry, settings.model_paths)
+
+
+def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Registry, console: Console) -> dict:
+    """Scores of the saved model on ``split`` of ``settings.corpus``."""
+    assembled = load_trained(run_dir, settings, registry)
+    data = load_split(settings.data_dir or Path("."), settings.corpus, split) if settings.data_dir else None
+    if data is None:
+        raise MscmtError("no data directory: pass --data-dir DIR")
+    features = feature_table(settings.model_copy(update={"image": assembled.spec.components.image}), assembled.image)
+    precompute_features(features, data.tweets, console)
+    device = resolve_device(settings.device)
+    model = assembled.model.to(device)
+    dataset = encode_split(data, model.text, features, assembled.spec.labels)
+    scores = evaluate(model, dataset, [t.tags for t in data.tweets], assembled.spec.labels, settings.eval_batch_size, device)
+    console.print(scores_table(scores, f"{data.corpus} {split}"))
+    note = getattr(features.source, "report", lambda: None)()
+    if note:
+        console.print(f"[yellow]warning:[/] {note}")
+    return scores
+
+
+def save_scores(path: Path, scores: dict) -> None:
+    write_json(path, scores)

@@ -1,0 +1,92 @@
+"""The run directory's records: ``run.json``, ``metrics.jsonl`` and score files.
+
+``run.json`` records the settings, the seed, the component names, the library
+versions and the SHA-256 of every data file, so a result can be traced to
+exactly what produced it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import tempfile
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from mscmt_cli import __version__
+from mscmt_cli.data.corpus import file_digest
+from mscmt_cli.settings import Settings
+
+METRICS_FILE = "metrics.jsonl"
+RUN_FILE = "run.json"
+LIBRARIES = ("torch", "transformers", "timm", "pytorch-crf", "seqeval", "tokenizers", "safetensors")
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temporary file, then rename)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        json.dump(data, fh, indent=2, sort_keys=False)
+        fh.write("\n")
+    os.replace(tmp, path)
+
+
+def library_versions() -> dict[str, str]:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version(), "mscmt": __version__}
+    for name in LIBRARIES:
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            out[name] = "not installed"
+    return out
+
+
+@dataclass
+class RunInfo:
+    """What ``run.json`` holds."""
+
+    settings: dict[str, Any]
+    components: dict[str, str]
+    seed: int
+    versions: dict[str, str]
+    data_files: dict[str, str]
+
+    @classmethod
+    def create(cls, settings: Settings, data: Any) -> "RunInfo":
+        files = [f for split in (data.train, data.valid, data.test) for f in split.files]
+        return cls(
+            settings=settings.model_dump(mode="json"),
+            components={"text": settings.text, "image": settings.image, "fusion": settings.fusion, "decoder": settings.decoder},
+            seed=settings.seed, versions=library_versions(),
+            data_files={str(f): file_digest(f) for f in files},
+        )
+
+    def write(self, run_dir: Path) -> None:
+        write_json(Path(run_dir) / RUN_FILE, asdict(self))
+
+
+def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
+    with open(Path(run_dir) / METRICS_FILE, "a", encoding="utf-8") as fh:
+        fh.write(json.dumps(row) + "\n")
+
+
+def rewrite_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
+    """Make ``metrics.jsonl`` hold exactly ``rows`` (used on resume)."""
+    path = Path(run_dir) / METRICS_FILE
+    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".metrics.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.writelines(json.dumps(r) + "\n" for r in rows)
+    os.replace(tmp, path)
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = Path(run_dir) / METRICS_FILE
+    if not path.is_file():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]

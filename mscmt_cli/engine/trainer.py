@@ -1,0 +1,205 @@
+"""The training loop: AdamW with two learning rates, early stopping, checkpoints.
+
+``train(settings)`` builds the model from registered components, trains it,
+keeps the best epoch (validation weighted F1) as a self-describing model
+directory in ``<out>/model``, and scores it on the test split. With
+``resume=True`` it continues a run directory from its last completed epoch,
+and ends with exactly the weights and metrics an uninterrupted run has.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import random
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from rich.console import Console
+from torch.optim import AdamW
+from torch.optim.lr_scheduler import LambdaLR
+
+from mscmt_cli.console import make_console, progress
+from mscmt_cli.data.sampler import balanced_weights
+from mscmt_cli.engine.batching import EncodedDataset, epoch_indices, iter_batches, length_batches
+from mscmt_cli.engine.checkpoint import deferred_sigint, load_checkpoint, save_checkpoint
+from mscmt_cli.engine.data import CorpusData, encode_split, feature_table, precompute_features
+from mscmt_cli.engine.evaluate import autocast, evaluate, resolve_device
+from mscmt_cli.engine.rundir import RunInfo, append_metrics, rewrite_metrics, write_json
+from mscmt_cli.errors import MscmtError
+from mscmt_cli.labels import LABELS
+from mscmt_cli.model.build import Assembled, Components, assemble, save_model
+from mscmt_cli.registry import Registry
+from mscmt_cli.settings import Settings
+
+POOL_BATCHES = 50  # batches per length-sorted pool
+
+
+@dataclass
+class Progress:
+    """Early-stopping counters and the metrics so far (stored in checkpoints)."""
+
+    epoch: int = 0
+    best_f1: float = -1.0
+    best_epoch: int = 0
+    bad_epochs: int = 0
+    metrics: list[dict[str, Any]] = field(default_factory=list)
+
+
+@dataclass
+class TrainOutcome:
+    """Where the run is and how it scored."""
+
+    run_dir: Path
+    best_epoch: int
+    best_valid: dict
+    test: dict
+    metrics: list[dict[str, Any]]
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def linear_schedule(optimizer: AdamW, total_steps: int, warmup: float) -> LambdaLR:
+    """Linear warm-up over ``warmup * total`` steps, then linear decay to 0."""
+    warm = max(1, int(total_steps * warmup)) if warmup > 0 else 0
+    def factor(step: int) -> float:
+        if step < warm:
+            return (step + 1) / warm
+        return max(0.0, (total_steps - step) / max(1, total_steps - warm))
+    return LambdaLR(optimizer, factor)
+
+
+def train_epoch(model, dataset: EncodedDataset, batches: list[list[int]], optimizer, scheduler, settings: Settings, device, bar=None, task=None) -> float:
+    """One pass over ``batches``; returns the mean training loss."""
+    model.train()
+    total, count = 0.0, 0
+    for _, batch in iter_batches(dataset, batches, model.text.pad_id):
+        with autocast(device):
+            loss = model(batch.to(device)).loss
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+        optimizer.step()
+        scheduler.step()
+        total, count = total + loss.item(), count + 1
+        if bar is not None:
+            bar.update(task, advance=1, info=f"loss {total / count:.4f}")
+    return total / max(1, count)
+
+
+class Run:
+    """One training run: assembled model, encoded data, optimiser, state."""
+
+    def __init__(self, settings: Settings, registry: Registry, console: Console) -> None:
+        if settings.out is None:
+            raise MscmtError("no run directory: pass --out DIR")
+        self.settings, self.console = settings, console
+        self.run_dir = Path(settings.out)
+        self.device = resolve_device(settings.device)
+        seed_everything(settings.seed)
+        self.data = CorpusData.load(settings.data_dir, settings.corpus)
+        components = Components(text=settings.text, image=settings.image, fusion=settings.fusion, decoder=settings.decoder)
+        self.assembled: Assembled = assemble(registry, components, list(LABELS), settings.model_paths, settings.dropout)
+        self.assembled.spec.training = settings.model_dump(mode="json", exclude={"model_paths", "model", "cache_dir"})
+        self.features = feature_table(settings, self.assembled.image)
+        precompute_features(self.features, self.data.all_tweets(), console)
+        text = self.assembled.model.text
+        self.train_set, self.valid_set = (encode_split(s, text, self.features, list(LABELS)) for s in (self.data.train, self.data.valid))
+        self.model = self.assembled.model.to(self.device)
+        self.weights = balanced_weights([t.tags for t in self.data.train.tweets]) if settings.balance else None
+        steps = settings.epochs * math.ceil(len(self.train_set) / settings.batch_size)
+        self.optimizer = AdamW(self.model.parameter_groups(settings.lr, settings.head_lr, settings.weight_decay))
+        self.scheduler = linear_schedule(self.optimizer, steps, settings.warmup)
+        self.state = Progress()
+
+    def epoch_batches(self, epoch: int) -> list[list[int]]:
+        """The batches of ``epoch``: a pure function of seed and epoch (resume-safe)."""
+        g = torch.Generator().manual_seed(self.settings.seed * 1000 + epoch)
+        indices = epoch_indices(len(self.train_set), self.weights, g)
+        return length_batches(indices, self.train_set.lengths, self.settings.batch_size, POOL_BATCHES, g)
+
+    def resume(self) -> None:
+        weights, state = load_checkpoint(self.run_dir)
+        self.model.load_state_dict(weights)
+        self.optimizer.load_state_dict(state["optimizer"])
+        self.scheduler.load_state_dict(state["scheduler"])
+        torch.set_rng_state(state["torch_rng"])
+        random.setstate(_to_tuple(state["python_rng"]))
+        if torch.cuda.is_available() and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        self.state = Progress(**state["progress"])
+        rewrite_metrics(self.run_dir, self.state.metrics)
+
+    def checkpoint(self) -> None:
+        state = {
+            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(), "python_rng": list(_to_list(random.getstate())),
+            "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
+            "progress": asdict(self.state),
+        }
+        save_checkpoint(self.run_dir, self.model, state)
+
+    def run_epoch(self, epoch: int) -> dict[str, Any]:
+        s = self.settings
+        batches = self.epoch_batches(epoch)
+        with progress(self.console) as bar:
+            task = bar.add_task(f"epoch {epoch}/{s.epochs}", total=len(batches), info="")
+            loss = train_epoch(self.model, self.train_set, batches, self.optimizer, self.scheduler, s, self.device, bar, task)
+        valid = evaluate(self.model, self.valid_set, [t.tags for t in self.data.valid.tweets], LABELS, s.eval_batch_size, self.device)
+        return {"epoch": epoch, "train_loss": loss, "valid_micro_f1": valid["micro"]["f1"], "valid_weighted_f1": valid["weighted"]["f1"],
+                "valid_micro_precision": valid["micro"]["precision"], "valid_micro_recall": valid["micro"]["recall"], "lr": self.scheduler.get_last_lr()[0]}
+
+    def fit(self) -> None:
+        s = self.settings
+        while self.state.epoch < s.epochs and self.state.bad_epochs < s.patience:
+            epoch = self.state.epoch + 1
+            row = self.run_epoch(epoch)
+            improved = row["valid_weighted_f1"] > self.state.best_f1
+            with deferred_sigint():
+                if improved:
+                    save_model(self.run_dir / "model", self.model, self.assembled.spec)
+                self.state.best_f1 = max(self.state.best_f1, row["valid_weighted_f1"])
+                self.state.best_epoch = epoch if improved else self.state.best_epoch
+                self.state.bad_epochs = 0 if improved else self.state.bad_epochs + 1
+                self.state.epoch = epoch
+                self.state.metrics.append(row)
+                self.checkpoint()
+                append_metrics(self.run_dir, row)
+            self.console.print(f"epoch {epoch}: loss {row['train_loss']:.4f}  valid micro F1 {100 * row['valid_micro_f1']:.2f}  weighted F1 {100 * row['valid_weighted_f1']:.2f}" + ("  (best)" if improved else ""))
+
+
+def _to_list(state: Any) -> Any:
+    return [_to_list(x) for x in state] if isinstance(state, tuple) else state
+
+
+def _to_tuple(state: Any) -> Any:
+    return tuple(_to_tuple(x) for x in state) if isinstance(state, list) else state
+
+
+def train(settings: Settings, registry: Registry | None = None, console: Console | None = None, resume: bool = False) -> TrainOutcome:
+    """Train (or resume) a run and score its best epoch on the test split."""
+    from mscmt_cli.engine.finish import finish_run
+
+    console = console or make_console()
+    registry = registry or Registry.from_entry_points()
+    run_dir = Path(settings.out) if settings.out else None
+    if run_dir is not None and not resume and (run_dir / "checkpoint").exists():
+        raise MscmtError(f"{run_dir} already holds a training run; resume it with --resume {run_dir} or choose another --out")
+    run = Run(settings, registry, console)
+    run.run_dir.mkdir(parents=True, exist_ok=True)
+    if resume:
+        run.resume()
+        console.print(f"resuming {run.run_dir} after epoch {run.state.epoch}")
+    else:
+        RunInfo.create(settings, run.data).write(run.run_dir)
+        rewrite_metrics(run.run_dir, [])
+    try:
+        run.fit()
+    except KeyboardInterrupt:
+        raise MscmtError(f"interrupted after epoch {run.state.epoch}; continue with: mscmt train --resume {run.run_dir}") from None
+    return finish_run(run)

@@ -1,0 +1,1 @@
+"""Model components (contracts), their composition, and saved run directories."""

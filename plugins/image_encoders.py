@@ -1,0 +1,81 @@
+"""Built-in image encoders: CLIP ViT-L/14 (frozen) and none."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+from transformers import AutoImageProcessor, CLIPVisionModelWithProjection
+
+from mscmt_cli.model.components import ImageEncoder
+from mscmt_cli.model.hub import load_pretrained
+
+
+def weights_fingerprint(source: str, model: torch.nn.Module) -> str:
+    """A cheap identity for a model's weights.
+
+    For a local directory: names, sizes and the first and last MiB of its weight
+    files. Otherwise (or when none are found): a hash of every parameter's
+    shape and a strided sample of its values.
+    """
+    h = hashlib.sha256()
+    files = sorted(Path(source).glob("*.safetensors")) + sorted(Path(source).glob("*.bin")) if Path(source).is_dir() else []
+    for f in files:
+        size = f.stat().st_size
+        with open(f, "rb") as fh:
+            head = fh.read(1 << 20)
+            fh.seek(max(0, size - (1 << 20)))
+            tail = fh.read()
+        h.update(f"{f.name}:{size}".encode() + head + tail)
+    if not files:
+        for name, p in model.state_dict().items():
+            flat = p.detach().flatten()
+            h.update(f"{name}{tuple(p.shape)}".encode() + flat[:: max(1, flat.numel() // 64)].float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+class ClipVitL14Encoder(ImageEncoder):
+    """Frozen CLIP ViT-L/14 vision tower; its projected image embedding (768-d)."""
+
+    name = "clip-vit-l14"
+    description = "CLIP ViT-L/14 vision tower (openai/clip-vit-large-patch14), frozen, projected image embedding"
+    default_source = "openai/clip-vit-large-patch14"
+
+    def __init__(self, source: str, variant: str | None = None) -> None:
+        super().__init__()
+        self.source = source
+        self.processor = load_pretrained(self.name, source, AutoImageProcessor.from_pretrained)
+        self.model = load_pretrained(self.name, source, CLIPVisionModelWithProjection.from_pretrained).eval()
+        self.model.requires_grad_(False)
+        self.dim = int(self.model.config.projection_dim)
+
+    def identity(self) -> str:
+        pre = json.dumps(self.processor.to_dict(), sort_keys=True, default=str)
+        return f"{self.name}|{weights_fingerprint(self.source, self.model)}|{hashlib.sha256(pre.encode()).hexdigest()[:12]}"
+
+    @torch.inference_mode()
+    def encode(self, inputs: list[Any]) -> torch.Tensor:
+        device = next(self.model.parameters()).device
+        pixels = self.processor(images=inputs, return_tensors="pt")["pixel_values"].to(device)
+        return self.model(pixel_values=pixels).image_embeds.float().cpu()
+
+
+class NoImageEncoder(ImageEncoder):
+    """No image: text-only models use this (``dim == 0``)."""
+
+    name = "none"
+    description = "no image (text-only models)"
+    input_kind = "none"
+
+    def __init__(self, source: str = "", variant: str | None = None) -> None:
+        super().__init__()
+        self.dim = 0
+
+    def identity(self) -> str:
+        return self.name
+
+    def encode(self, inputs: list[Any]) -> torch.Tensor:
+        return torch.zeros(len(inputs), 0)
