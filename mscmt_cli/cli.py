@@ -128,9 +128,25 @@ def plugins() -> None:
     Console(width=160).print(table)
 
 
+def _quiet_libraries() -> None:
+    """Our own progress bars replace transformers' per-load bars and info logs."""
+    import os
+
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    try:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()
+    except ImportError:
+        pass
+
+
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app, turning user errors into one line and exit code 2."""
     debug = "--debug" in (argv if argv is not None else sys.argv[1:])
+    _quiet_libraries()
     try:
         app(args=argv, standalone_mode=False)
     except MscmtError as err:

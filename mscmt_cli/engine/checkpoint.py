@@ -47,6 +47,7 @@ def save_checkpoint(run_dir: Path, model: torch.nn.Module, state: dict[str, Any]
     """Write weights and state atomically to ``run_dir/checkpoint``."""
     target = Path(run_dir) / CHECKPOINT_DIR
     tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".checkpoint."))
+    os.chmod(tmp, 0o755)
     try:
         save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
         torch.save(state, tmp / "state.pt")

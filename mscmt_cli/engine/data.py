@@ -19,18 +19,23 @@ from mscmt_cli.model.components import ImageEncoder, TextEncoder
 from mscmt_cli.settings import Settings
 
 
+def check_image_inputs(settings: Settings, input_kind: str) -> None:
+    """Fail before any model loads when the image encoder's input is not given."""
+    if input_kind == "caption" and settings.captions is None:
+        raise MscmtError(f"image encoder {settings.image!r} reads captions: pass --captions FILE")
+    if input_kind == "pixels" and settings.images_dir is None:
+        raise MscmtError(f"image encoder {settings.image!r} needs images: pass --images-dir DIR, or use --image none --fusion none for a text-only model")
+
+
 def record_source(settings: Settings, encoder: ImageEncoder):
-    """The image store (or caption store) an image encoder reads, checked up front."""
+    """The image store (or caption store) an image encoder reads."""
+    check_image_inputs(settings, encoder.input_kind)
     if encoder.input_kind == "none":
         return None
     if encoder.input_kind == "caption":
         from mscmt_cli.data.captions import CaptionStore
 
-        if settings.captions is None:
-            raise MscmtError(f"image encoder {settings.image!r} reads captions: pass --captions FILE")
-        return CaptionStore.from_file(settings.captions, settings.missing_images)
-    if settings.images_dir is None:
-        raise MscmtError(f"image encoder {settings.image!r} needs images: pass --images-dir DIR, or use --image none --fusion none for a text-only model")
+        return CaptionStore.from_file(Path(settings.captions), settings.missing_images)
     return ImageStore(Path(settings.images_dir), settings.missing_images)
 
 

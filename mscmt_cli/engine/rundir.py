@@ -32,6 +32,7 @@ def write_json(path: Path, data: Any) -> None:
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         json.dump(data, fh, indent=2, sort_keys=False)
         fh.write("\n")
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 
@@ -82,6 +83,7 @@ def rewrite_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".metrics.")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
         fh.writelines(json.dumps(r) + "\n" for r in rows)
+    os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
 

@@ -25,7 +25,7 @@ from mscmt_cli.console import make_console, progress
 from mscmt_cli.data.sampler import balanced_weights
 from mscmt_cli.engine.batching import EncodedDataset, epoch_indices, iter_batches, length_batches
 from mscmt_cli.engine.checkpoint import deferred_sigint, load_checkpoint, save_checkpoint
-from mscmt_cli.engine.data import CorpusData, encode_split, feature_table, precompute_features
+from mscmt_cli.engine.data import CorpusData, check_image_inputs, encode_split, feature_table, precompute_features
 from mscmt_cli.engine.evaluate import autocast, evaluate, resolve_device
 from mscmt_cli.engine.rundir import RunInfo, append_metrics, rewrite_metrics, write_json
 from mscmt_cli.errors import MscmtError
@@ -103,6 +103,7 @@ class Run:
         self.device = resolve_device(settings.device)
         seed_everything(settings.seed)
         self.data = CorpusData.load(settings.data_dir, settings.corpus)
+        check_image_inputs(settings, registry.resolve("image", settings.image)[0].input_kind)
         components = Components(text=settings.text, image=settings.image, fusion=settings.fusion, decoder=settings.decoder)
         self.assembled: Assembled = assemble(registry, components, list(LABELS), settings.model_paths, settings.dropout)
         self.assembled.spec.training = settings.model_dump(mode="json", exclude={"model_paths", "model", "cache_dir"})

@@ -119,6 +119,7 @@ def save_model(directory: Path, model: MNERModel, spec: ModelSpec) -> None:
     directory = Path(directory)
     directory.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
+    os.chmod(tmp, 0o755)
     try:
         model.text.save_architecture(tmp / TEXT_DIR)
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}

@@ -1,0 +1,120 @@
+"""Shared fixtures: tiny random encoders, a small corpus with images, a trained tiny run.
+
+Everything is built offline into temporary directories; nothing touches a model
+hub (``HF_HUB_OFFLINE=1``) or the user's cache (``MSCMT_CACHE_DIR``).
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+os.environ["MSCMT_CACHE_DIR"] = tempfile.mkdtemp(prefix="mscmt-test-cache-")
+
+REPO = Path(__file__).resolve().parents[1]
+EXAMPLE_DATA = REPO / "examples" / "data"
+SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+@dataclass
+class TinyModels:
+    bertweet: Path
+    bert: Path
+    clip_vision: Path
+    clip: Path
+
+    def model_path_args(self) -> list[str]:
+        """``--model-path`` options pointing every component at a tiny copy."""
+        pairs = {"bertweet": self.bertweet, "bert-base": self.bert, "clip-vit-l14": self.clip_vision, "clip-text": self.clip}
+        return [arg for name, path in pairs.items() for arg in ("--model-path", f"{name}={path}")]
+
+
+@pytest.fixture(scope="session")
+def tiny(tmp_path_factory) -> TinyModels:
+    from tests.tiny_models import make_tiny_bert, make_tiny_bertweet, make_tiny_clip, make_tiny_clip_vision
+
+    root = tmp_path_factory.mktemp("tiny")
+    return TinyModels(make_tiny_bertweet(root / "bertweet"), make_tiny_bert(root / "bert"),
+                      make_tiny_clip_vision(root / "clip-vision"), make_tiny_clip(root / "clip"))
+
+
+def _head_blocks(text: str, n: int) -> str:
+    blocks = [b for b in text.strip().split("\n\n") if b.strip()]
+    return "\n\n".join(blocks[:n]) + "\n"
+
+
+@dataclass
+class Corpus:
+    data_dir: Path
+    name: str
+    images_dir: Path
+    captions: Path
+
+    def args(self, images: bool = True) -> list[str]:
+        out = ["--data-dir", str(self.data_dir), "--corpus", self.name]
+        return out + (["--images-dir", str(self.images_dir)] if images else [])
+
+
+@pytest.fixture(scope="session")
+def corpus(tmp_path_factory) -> Corpus:
+    """The first 48/16/16 tweets of the bundled example, with generated images."""
+    from mscmt_cli.data.conll import read_conll
+    from tests.tiny_models import make_images
+
+    root = tmp_path_factory.mktemp("corpus")
+    (root / "data" / "tiny").mkdir(parents=True)
+    for split, n in (("train", 48), ("valid", 16), ("test", 16)):
+        text = (EXAMPLE_DATA / "tweets" / f"{split}.txt").read_text(encoding="utf-8")
+        (root / "data" / "tiny" / f"{split}.txt").write_text(_head_blocks(text, n), encoding="utf-8")
+    ids = [t.image_id for s in ("train", "valid", "test") for t in read_conll(root / "data" / "tiny" / f"{s}.txt")]
+    make_images(root / "images", ids)
+    shutil.copy(EXAMPLE_DATA / "captions.txt", root / "captions.txt")
+    return Corpus(root / "data", "tiny", root / "images", root / "captions.txt")
+
+
+@dataclass
+class CliResult:
+    code: int
+    out: str
+    err: str
+
+
+@pytest.fixture
+def mscmt(capsys):
+    """Run the real ``mscmt`` entry point in-process: ``mscmt(["train", ...])``."""
+    from mscmt_cli.cli import main
+
+    def run(args: list[str]) -> CliResult:
+        capsys.readouterr()
+        try:
+            main([str(a) for a in args])
+            code = 0
+        except SystemExit as exc:
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return CliResult(code, captured.out, captured.err)
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def trained_run(tiny, corpus, tmp_path_factory) -> Path:
+    """A bertweet + clip-vit-l14 + gated + crf run (tiny encoders, 2 epochs)."""
+    from mscmt_cli.cli import main
+
+    out = tmp_path_factory.mktemp("runs") / "gated"
+    args = ["train", "--text", "bertweet", "--image", "clip-vit-l14", "--fusion", "gated", "--decoder", "crf",
+            *corpus.args(), "--out", str(out), "--epochs", "2", "--batch-size", "8", "--head-lr", "1e-2", "--lr", "1e-3",
+            *tiny.model_path_args()]
+    try:
+        main(args)
+    except SystemExit as exc:
+        assert not exc.code, f"training the shared tiny run failed ({exc.code})"
+    return out

@@ -1,0 +1,133 @@
+"""End-to-end ``mscmt train`` / ``mscmt evaluate`` on tiny random encoders."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+from mscmt_cli.labels import ENTITY_TYPES
+
+
+def _check_run_dir(run: Path) -> list[dict]:
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    for row in rows:
+        for key in ("epoch", "train_loss", "valid_micro_f1", "valid_weighted_f1"):
+            assert isinstance(row[key], (int, float))
+    config = json.loads((run / "model" / "config.json").read_text())
+    assert set(config["components"]) == {"text", "image", "fusion", "decoder"}
+    assert config["labels"][0] == "O" and len(config["labels"]) == 9
+    assert (run / "model" / "model.safetensors").is_file()
+    assert not list((run / "model").glob("*.bin")), "the frozen image encoder must not be copied"
+    run_info = json.loads((run / "run.json").read_text())
+    assert run_info["versions"]["torch"] == torch.__version__.split("+")[0] or run_info["versions"]["torch"].startswith(torch.__version__.split("+")[0])
+    assert all(len(h) == 64 for h in run_info["data_files"].values())
+    return rows
+
+
+def test_train_gated_crf_then_evaluate(trained_run, corpus, tiny, mscmt, tmp_path):
+    rows = _check_run_dir(trained_run)
+    assert [r["epoch"] for r in rows] == [1, 2]
+    scores_file = tmp_path / "scores.json"
+    result = mscmt(["evaluate", trained_run, *corpus.args(), "--split", "test", "--json", scores_file, *tiny.model_path_args()])
+    assert result.code == 0, result.err
+    scores = json.loads(scores_file.read_text())
+    assert set(scores) >= {"micro", "weighted", "types"}
+    assert set(ENTITY_TYPES) <= set(scores["types"])
+    for row in [scores["micro"], scores["weighted"], *scores["types"].values()]:
+        assert 0.0 <= row["f1"] <= 1.0
+    test_scores = json.loads((trained_run / "test_scores.json").read_text())
+    assert test_scores["micro"] == scores["micro"], "evaluate must reproduce the training run's own test scores"
+
+
+def test_train_softmax_variant(corpus, tiny, mscmt, tmp_path):
+    out = tmp_path / "softmax"
+    result = mscmt(["train", "--text", "bert-base", "--image", "clip-vit-l14", "--fusion", "additive", "--decoder", "softmax",
+                    *corpus.args(), "--out", out, "--epochs", "1", "--batch-size", "8", *tiny.model_path_args()])
+    assert result.code == 0, result.err
+    rows = _check_run_dir(out)
+    assert len(rows) == 1
+    assert json.loads((out / "model" / "config.json").read_text())["components"]["decoder"] == "softmax"
+
+
+def test_text_only_needs_no_images(corpus, tiny, mscmt, tmp_path):
+    out = tmp_path / "textonly"
+    result = mscmt(["train", "--text", "bertweet", "--image", "none", "--fusion", "none", *corpus.args(images=False),
+                    "--out", out, "--epochs", "1", *tiny.model_path_args()])
+    assert result.code == 0, result.err
+
+
+def test_image_encoder_without_images_dir_fails_up_front(corpus, tiny, mscmt, tmp_path):
+    result = mscmt(["train", "--text", "bertweet", "--image", "clip-vit-l14", *corpus.args(images=False),
+                    "--out", tmp_path / "x", *tiny.model_path_args()])
+    assert result.code == 2
+    assert "--images-dir" in result.err and "Traceback" not in result.err
+    assert len(result.err.strip().splitlines()) == 1
+
+
+def test_unknown_component_lists_known_ones(corpus, mscmt, tmp_path):
+    result = mscmt(["train", "--fusion", "bilinear", *corpus.args(), "--out", tmp_path / "x"])
+    assert result.code == 2
+    assert "unknown fusion component 'bilinear'" in result.err and "gated" in result.err and "additive" in result.err
+
+
+def test_unreachable_hub_model_is_one_line(corpus, mscmt, tmp_path):
+    result = mscmt(["train", "--text", "bert-base", "--image", "none", "--fusion", "none", *corpus.args(images=False), "--out", tmp_path / "x"])
+    assert result.code == 2
+    assert result.err.strip().count("\n") == 0
+    assert "'bert-base-uncased'" in result.err and "--model-path bert-base=" in result.err
+
+
+def test_missing_image_is_counted_or_fatal(corpus, tiny, mscmt, tmp_path):
+    images = tmp_path / "images"
+    images.mkdir()
+    for f in sorted(corpus.images_dir.glob("*.jpg"))[3:]:
+        (images / f.name).write_bytes(f.read_bytes())
+    base = ["train", "--text", "bertweet", "--image", "clip-vit-l14", "--data-dir", corpus.data_dir, "--corpus", corpus.name,
+            "--images-dir", images, "--epochs", "1", "--no-cache", *tiny.model_path_args()]
+    fatal = mscmt([*base, "--out", tmp_path / "a", "--missing-images", "error"])
+    assert fatal.code == 2 and "image not found" in fatal.err and "Traceback" not in fatal.err
+    blank = mscmt([*base, "--out", tmp_path / "b", "--missing-images", "blank"])
+    assert blank.code == 0, blank.err
+    assert "3 missing or unreadable image(s) replaced by a blank image" in blank.err
+
+
+def test_malformed_data_file_names_file_and_line(corpus, mscmt, tmp_path):
+    bad = tmp_path / "data" / "bad"
+    bad.mkdir(parents=True)
+    for split in ("train", "valid", "test"):
+        (bad / f"{split}.txt").write_text("IMGID:1\nhello\tO\nworld B-PER\n\n", encoding="utf-8")
+    result = mscmt(["train", "--image", "none", "--fusion", "none", "--data-dir", tmp_path / "data", "--corpus", "bad", "--out", tmp_path / "x"])
+    assert result.code == 2
+    assert f"{bad / 'train.txt'}:3:" in result.err and "no tab" in result.err
+
+
+def test_settings_file_and_environment(corpus, tiny, mscmt, tmp_path, monkeypatch):
+    cfg = tmp_path / "s.toml"
+    cfg.write_text('text = "bertweet"\nimage = "none"\nfusion = "none"\nepochs = 1\nbatch-size = 4\n[model_paths]\n'
+                   f'bertweet = "{tiny.bertweet}"\n', encoding="utf-8")
+    monkeypatch.setenv("MSCMT_SEED", "5")
+    out = tmp_path / "run"
+    result = mscmt(["train", "--config", cfg, *corpus.args(images=False), "--out", out])
+    assert result.code == 0, result.err
+    settings = json.loads((out / "run.json").read_text())["settings"]
+    assert settings["seed"] == 5 and settings["batch_size"] == 4 and settings["epochs"] == 1
+
+
+@pytest.mark.parametrize("content, fragment", [
+    ("epochs = 1\nlearning_rate = 3\n", "learning_rate: Extra inputs are not permitted"),
+    ('epochs = "many"\n', "epochs: Input should be a valid integer"),
+    ("epochs = [\n", "invalid TOML"),
+])
+def test_bad_settings_file(content, fragment, mscmt, tmp_path):
+    cfg = tmp_path / "bad.toml"
+    cfg.write_text(content, encoding="utf-8")
+    result = mscmt(["train", "--config", cfg, "--out", tmp_path / "x"])
+    assert result.code == 2 and str(cfg) in result.err and fragment in result.err
+
+
+def test_negative_learning_rate(mscmt, tmp_path):
+    result = mscmt(["train", "--lr", "-1", "--out", tmp_path / "x"])
+    assert result.code == 2 and "--lr: Input should be greater than 0" in result.err
