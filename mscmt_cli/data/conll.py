@@ -57,7 +57,7 @@ def iter_tweets(path: Path) -> Iterator[Tweet]:
     start = 0
     tokens: list[str] = []
     tags: list[str] = []
-    for number, raw in enumerate(_decode(path).splitlines(), start=1):
+    for number, raw in enumerate(_decode(path).split("\n"), start=1):  # not splitlines: \x85, \u2028 may sit inside tokens
         line = raw.rstrip("\r\n")
         if line.startswith(IMGID_PREFIX):
             if image_id is not None:

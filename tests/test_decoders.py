@@ -1,0 +1,85 @@
+"""CRF and softmax decoders against brute-force enumeration of every tag path."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from hypothesis import given, settings, strategies as st
+
+from plugins.decoders import CRFDecoder, SoftmaxDecoder
+
+
+@torch.no_grad()
+def _path_score(crf, emissions: torch.Tensor, path: tuple[int, ...]) -> torch.Tensor:
+    """Unnormalised log-score of one tag path for one tweet (emissions (T, C))."""
+    score = crf.start_transitions[path[0]] + emissions[0, path[0]]
+    for t in range(1, len(path)):
+        score = score + crf.transitions[path[t - 1], path[t]] + emissions[t, path[t]]
+    return score + crf.end_transitions[path[-1]]
+
+
+@torch.no_grad()
+def _brute_force(crf, emissions: torch.Tensor, length: int):
+    """(log Z, best path, marginals (length, C)) by enumerating all C**length paths."""
+    c = emissions.size(-1)
+    paths = list(itertools.product(range(c), repeat=length))
+    scores = torch.stack([_path_score(crf, emissions, p) for p in paths])
+    log_z = torch.logsumexp(scores, 0)
+    probs = torch.exp(scores - log_z)
+    marg = torch.zeros(length, c, dtype=torch.double)
+    for p, pr in zip(paths, probs):
+        for t, tag in enumerate(p):
+            marg[t, tag] += pr.double()
+    return log_z, list(paths[int(scores.argmax())]), marg
+
+
+def _random_crf(num_tags: int, seed: int) -> CRFDecoder:
+    torch.manual_seed(seed)
+    dec = CRFDecoder(num_tags)
+    for p in dec.parameters():
+        torch.nn.init.uniform_(p, -1, 1)
+    return dec
+
+
+@settings(max_examples=25, deadline=None)
+@given(lengths=st.lists(st.integers(1, 4), min_size=1, max_size=3), num_tags=st.integers(2, 3), seed=st.integers(0, 10_000))
+def test_crf_matches_brute_force(lengths, num_tags, seed):
+    dec = _random_crf(num_tags, seed)
+    b, t = len(lengths), max(lengths)
+    emissions = torch.randn(b, t, num_tags)
+    mask = torch.tensor([[i < n for i in range(t)] for n in lengths])
+    tags = torch.randint(num_tags, (b, t)) * mask
+    with torch.no_grad():
+        nll = dec.loss(emissions, tags, mask)
+        paths = dec.decode(emissions, mask)
+        marginals = dec.marginals(emissions, mask)
+    expected_nll = 0.0
+    for i, n in enumerate(lengths):
+        log_z, best, marg = _brute_force(dec.crf, emissions[i], n)
+        gold = _path_score(dec.crf, emissions[i], tuple(tags[i, :n].tolist()))
+        expected_nll += float(log_z - gold)
+        assert paths[i] == best
+        assert torch.allclose(marginals[i, :n].double(), marg, atol=1e-5)
+    assert nll.item() == pytest.approx(expected_nll / b, rel=1e-5, abs=1e-5)
+
+
+def test_crf_marginals_sum_to_one_on_real_words():
+    dec = _random_crf(5, 0)
+    emissions = torch.randn(3, 6, 5)
+    mask = torch.tensor([[1] * 6, [1] * 2 + [0] * 4, [1] * 4 + [0] * 2], dtype=torch.bool)
+    m = dec.marginals(emissions, mask)
+    assert m.shape == (3, 6, 5)
+    assert torch.allclose(m.sum(-1)[mask], torch.ones(int(mask.sum())), atol=1e-5)
+
+
+def test_softmax_decoder_loss_decode_and_marginals():
+    dec = SoftmaxDecoder(3)
+    emissions = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 9.0]]])
+    mask = torch.tensor([[True, True, False]])
+    tags = torch.tensor([[0, 1, 2]])
+    expected = torch.nn.functional.cross_entropy(emissions[0, :2], tags[0, :2])
+    assert dec.loss(emissions, tags, mask).item() == pytest.approx(expected.item())
+    assert dec.decode(emissions, mask) == [[0, 1]]
+    assert torch.allclose(dec.marginals(emissions, mask), torch.softmax(emissions, -1))

@@ -1,0 +1,81 @@
+"""Text encoders on tiny models, and save/reload of trained model directories."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from mscmt_cli.engine.batching import collate, encode_examples
+from mscmt_cli.errors import ModelLoadError
+from mscmt_cli.model.build import load_model, save_model
+from mscmt_cli.registry import Registry
+from plugins.text_encoders import BertBaseEncoder, BertweetEncoder
+
+
+def test_bertweet_normalises_mentions_and_urls(tiny):
+    enc = BertweetEncoder(str(tiny.bertweet))
+    assert enc.normalise_word("@someone") == "@USER" and enc.normalise_word("@") == "@"
+    assert enc.normalise_word("https://t.co/x") == "HTTPURL" and enc.normalise_word("www.x.org") == "HTTPURL"
+    assert enc.word_ids("@someone") == enc.word_ids("@USER")
+    assert enc.max_subwords == 128
+
+
+def test_long_tweet_is_windowed_and_every_word_is_represented(tiny):
+    enc = BertBaseEncoder(str(tiny.bert))  # 64 positions
+    words = [f"word{i % 7}" for i in range(300)]
+    encoded = enc.encode_words(words)
+    assert len(encoded.windows) > 1 and all(len(w) <= enc.max_subwords for w in encoded.windows)
+    assert len(encoded.word_positions) == 300
+    for (k, p), word in zip(encoded.word_positions, words):
+        assert encoded.windows[k][p] == enc.word_ids(word)[0]
+    batch = collate(encode_examples(enc, [words, ["short", "one"]], None, torch.zeros(2, 0)), enc.pad_id)
+    out = enc(batch.text)
+    assert out.shape == (2, 300, enc.hidden_size)
+    assert batch.text.word_mask.sum().item() == 302
+
+
+def test_saved_model_reloads_with_identical_predictions(trained_run, tiny, corpus):
+    from mscmt_cli.data.conll import read_conll
+    from mscmt_cli.data.images import ImageStore
+
+    registry = Registry.from_entry_points()
+    paths = {"clip-vit-l14": str(tiny.clip_vision)}
+    first = load_model(trained_run / "model", registry, paths)
+    tweets = read_conll(corpus.data_dir / corpus.name / "test.txt")
+    store = ImageStore(corpus.images_dir)
+    images = first.image.encode([store.load(t.image_id).content for t in tweets])
+    batch = collate(encode_examples(first.model.text, [t.tokens for t in tweets], None, images), first.model.text.pad_id)
+    with torch.no_grad():
+        out1 = first.model(batch)
+    resaved = trained_run.parent / "resaved"
+    save_model(resaved, first.model, first.spec)
+    second = load_model(resaved, registry, paths)
+    with torch.no_grad():
+        out2 = second.model(batch)
+    assert torch.equal(out1.emissions, out2.emissions)
+    assert first.model.decode(out1) == second.model.decode(out2)
+    assert json.loads((resaved / "config.json").read_text()) == json.loads((trained_run / "model" / "config.json").read_text())
+
+
+def test_mismatched_or_missing_weights_are_named(trained_run, tiny, tmp_path):
+    import shutil
+
+    from safetensors.torch import load_file, save_file
+
+    registry = Registry.from_entry_points()
+    paths = {"clip-vit-l14": str(tiny.clip_vision)}
+    broken = tmp_path / "broken"
+    shutil.copytree(trained_run / "model", broken)
+    state = load_file(str(broken / "model.safetensors"))
+    state["classifier.weight"] = torch.zeros(3, 3)
+    save_file(state, str(broken / "model.safetensors"))
+    with pytest.raises(ModelLoadError, match=r"model.safetensors: weights do not match.*wrong shape: classifier.weight"):
+        load_model(broken, registry, paths)
+    (broken / "model.safetensors").unlink()
+    with pytest.raises(ModelLoadError, match="weights file missing"):
+        load_model(broken, registry, paths)
+    (broken / "config.json").write_text("{not json")
+    with pytest.raises(ModelLoadError, match="config.json: not valid JSON"):
+        load_model(broken, registry, paths)
