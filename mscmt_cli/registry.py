@@ -11,7 +11,9 @@ component by declaring, in its own ``pyproject.toml``::
 
 A class may also stand for a *family* of names: the entry point
 ``image.timm`` answers to ``timm:<model>`` (the part after the colon is passed
-to the component as its ``variant``).
+to the component as its ``variant``). With ``family = "optional"`` the variant
+may be left out: ``caption`` and ``caption:bert-base`` both resolve (shown as
+``caption[:<text encoder>]``, the placeholder read from ``variant_hint``).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any
 from mscmt_cli.errors import MscmtError
 
 GROUP = "mscmt.plugins"
+OPTIONAL = "optional"  # ``family = OPTIONAL``: the ``:<variant>`` suffix may be omitted
 KINDS: dict[str, str] = {
     "text": "text encoders",
     "image": "image encoders",
@@ -88,7 +91,7 @@ class Registry:
         cls = spec.load()
         if colon and not getattr(cls, "family", False):
             raise MscmtError(f"{kind} component {base!r} takes no ':<variant>' suffix (got {name!r})")
-        if getattr(cls, "family", False) and not variant:
+        if getattr(cls, "family", False) and getattr(cls, "family") != OPTIONAL and not variant:
             raise MscmtError(f"{kind} component {base!r} needs a variant, e.g. {base}:<model>")
         return cls, variant or None
 
@@ -96,7 +99,7 @@ class Registry:
         """Names as a user types them (families as ``timm:<model>``)."""
         out = []
         for name, spec in sorted(self._specs[_check_kind(kind)].items()):
-            out.append(f"{name}:<model>" if _is_family(spec) else name)
+            out.append(_shown(name, spec))
         return out
 
     def describe(self) -> list[tuple[str, str, str]]:
@@ -105,7 +108,7 @@ class Registry:
         for kind in KINDS:
             for name, spec in sorted(self._specs[kind].items()):
                 cls = spec.load()
-                shown = f"{name}:<model>" if getattr(cls, "family", False) else name
+                shown = display_name(name, cls)
                 doc = getattr(cls, "description", "") or (cls.__doc__ or "").strip().splitlines()[0:1]
                 rows.append((kind, shown, doc if isinstance(doc, str) else " ".join(doc)))
         return rows
@@ -117,8 +120,16 @@ def _check_kind(kind: str) -> str:
     return kind
 
 
-def _is_family(spec: PluginSpec) -> bool:
+def display_name(name: str, cls: type) -> str:
+    """``name``, ``name:<model>`` (family) or ``name[:<model>]`` (optional family)."""
+    family, hint = getattr(cls, "family", False), getattr(cls, "variant_hint", "<model>")
+    if family == OPTIONAL:
+        return f"{name}[:{hint}]"
+    return f"{name}:{hint}" if family else name
+
+
+def _shown(name: str, spec: PluginSpec) -> str:
     try:
-        return bool(getattr(spec.load(), "family", False))
+        return display_name(name, spec.load())
     except MscmtError:
-        return False
+        return name

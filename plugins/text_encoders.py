@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import re
+import shutil
+from pathlib import Path
 
 from mscmt_cli.errors import ModelLoadError
 from mscmt_cli.model.hf_text import HFTextEncoder
@@ -24,6 +26,17 @@ class BertweetEncoder(HFTextEncoder):
         if _URL.match(word):
             return "HTTPURL"
         return word
+
+    def save_architecture(self, directory: Path) -> None:
+        """As the base class, but keep the original ``vocab.txt`` and ``bpe.codes``.
+
+        transformers' ``BertweetTokenizer.save_vocabulary`` drops the merge counts
+        from ``bpe.codes`` while its loader expects them, so a re-saved tokenizer
+        splits words differently; the source files are copied instead.
+        """
+        super().save_architecture(directory)
+        shutil.copyfile(self.tokenizer.vocab_file, Path(directory) / "vocab.txt")
+        shutil.copyfile(self.tokenizer.merges_file, Path(directory) / "bpe.codes")
 
 
 class BertBaseEncoder(HFTextEncoder):

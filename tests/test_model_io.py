@@ -22,6 +22,16 @@ def test_bertweet_normalises_mentions_and_urls(tiny):
     assert enc.max_subwords == 128
 
 
+@pytest.mark.parametrize("name", ["bertweet", "bert"])
+def test_saved_text_encoder_tokenizes_identically(tiny, tmp_path, name):
+    cls = {"bertweet": BertweetEncoder, "bert": BertBaseEncoder}[name]
+    enc = cls(str(getattr(tiny, name)))
+    enc.save_architecture(tmp_path / "arch")
+    again = cls(str(tmp_path / "arch"), pretrained=False)
+    words = "my heart goes out to Aurora and @someone at Port Halden tonight !! https://t.co/x".split()
+    assert [again.word_ids(w) for w in words] == [enc.word_ids(w) for w in words]
+
+
 def test_long_tweet_is_windowed_and_every_word_is_represented(tiny):
     enc = BertBaseEncoder(str(tiny.bert))  # 64 positions
     words = [f"word{i % 7}" for i in range(300)]

