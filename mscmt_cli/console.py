@@ -10,9 +10,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
 
 
-def make_console() -> Console:
-    """A console on stderr."""
-    return Console(stderr=True, highlight=False)
+def make_console(quiet: bool = False) -> Console:
+    """A console on stderr (``quiet`` prints nothing, e.g. on non-zero DDP ranks)."""
+    return Console(stderr=True, highlight=False, quiet=quiet)
 
 
 @contextmanager

@@ -22,7 +22,8 @@ def finish_run(run) -> "TrainOutcome":  # noqa: F821 (defined in trainer)
     gold = [t.tags for t in run.data.test.tweets]
     test = evaluate(run.model, test_set, gold, LABELS, s.eval_batch_size, run.device)
     best_valid = next((m for m in state.metrics if m["epoch"] == state.best_epoch), {})
-    write_json(Path(run.run_dir) / "test_scores.json", {"corpus": s.corpus, "split": "test", "best_epoch": state.best_epoch, **test})
+    if run.dist.is_main:
+        write_json(Path(run.run_dir) / "test_scores.json", {"corpus": s.corpus, "split": "test", "best_epoch": state.best_epoch, **test})
     run.console.print(scores_table(test, f"{s.corpus} test (best epoch {state.best_epoch})"))
     note = getattr(run.features.source, "report", lambda: None)()
     if note:

@@ -26,7 +26,9 @@ from mscmt_cli.data.sampler import balanced_weights
 from mscmt_cli.engine.batching import EncodedDataset, epoch_indices, iter_batches, length_batches
 from mscmt_cli.engine.checkpoint import deferred_sigint, load_checkpoint, save_checkpoint
 from mscmt_cli.engine.data import CorpusData, check_image_inputs, encode_split, feature_table, precompute_features
-from mscmt_cli.engine.evaluate import autocast, evaluate, resolve_device
+from mscmt_cli.engine.distributed import DistContext, device_for, init_distributed
+from mscmt_cli.engine.evaluate import autocast, predict, resolve_device
+from mscmt_cli.engine.metrics import score
 from mscmt_cli.engine.rundir import RunInfo, append_metrics, rewrite_metrics, write_json
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.labels import LABELS
@@ -74,21 +76,22 @@ def linear_schedule(optimizer: AdamW, total_steps: int, warmup: float) -> Lambda
     return LambdaLR(optimizer, factor)
 
 
-def train_epoch(model, dataset: EncodedDataset, batches: list[list[int]], optimizer, scheduler, settings: Settings, device, bar=None, task=None) -> float:
-    """One pass over ``batches``; returns the mean training loss."""
-    model.train()
+def train_epoch(step_model: torch.nn.Module, pad_id: int, dataset: EncodedDataset, batches: list[list[int]], optimizer: AdamW,
+                scheduler: LambdaLR, max_grad_norm: float, device: torch.device, on_step=None) -> float:
+    """One pass over ``batches`` with ``step_model`` (the model or its DDP wrapper); mean loss."""
+    step_model.train()
     total, count = 0.0, 0
-    for _, batch in iter_batches(dataset, batches, model.text.pad_id):
+    for _, batch in iter_batches(dataset, batches, pad_id):
         with autocast(device):
-            loss = model(batch.to(device)).loss
+            loss = step_model(batch.to(device)).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), settings.max_grad_norm)
+        torch.nn.utils.clip_grad_norm_(step_model.parameters(), max_grad_norm)
         optimizer.step()
         scheduler.step()
         total, count = total + loss.item(), count + 1
-        if bar is not None:
-            bar.update(task, advance=1, info=f"loss {total / count:.4f}")
+        if on_step is not None:
+            on_step(total / count)
     return total / max(1, count)
 
 
@@ -100,7 +103,10 @@ class Run:
             raise MscmtError("no run directory: pass --out DIR")
         self.settings, self.console = settings, console
         self.run_dir = Path(settings.out)
-        self.device = resolve_device(settings.device)
+        self.dist = init_distributed(settings.device)
+        if not self.dist.is_main:
+            self.console = make_console(quiet=True)
+        self.device = device_for(self.dist, resolve_device(settings.device))
         seed_everything(settings.seed)
         self.data = CorpusData.load(settings.data_dir, settings.corpus)
         check_image_inputs(settings, registry.resolve("image", settings.image)[0].input_kind)
@@ -108,21 +114,31 @@ class Run:
         self.assembled: Assembled = assemble(registry, components, list(LABELS), settings.model_paths, settings.dropout)
         self.assembled.spec.training = settings.model_dump(mode="json", exclude={"model_paths", "model", "cache_dir"})
         self.features = feature_table(settings, self.assembled.image)
-        precompute_features(self.features, self.data.all_tweets(), console)
+        self._precompute()
         text = self.assembled.model.text
         self.train_set, self.valid_set = (encode_split(s, text, self.features, list(LABELS)) for s in (self.data.train, self.data.valid))
         self.model = self.assembled.model.to(self.device)
+        self.step_model = wrap_ddp(self.model, self.dist, self.device)
         self.weights = balanced_weights([t.tags for t in self.data.train.tweets]) if settings.balance else None
         steps = settings.epochs * math.ceil(len(self.train_set) / settings.batch_size)
         self.optimizer = AdamW(self.model.parameter_groups(settings.lr, settings.head_lr, settings.weight_decay))
         self.scheduler = linear_schedule(self.optimizer, steps, settings.warmup)
         self.state = Progress()
 
+    def _precompute(self) -> None:
+        """Image features: rank 0 fills the cache first, the other ranks then read it."""
+        if not self.dist.is_main:
+            self.dist.barrier()
+        precompute_features(self.features, self.data.all_tweets(), self.console if self.dist.is_main else make_console(quiet=True))
+        if self.dist.is_main:
+            self.dist.barrier()
+
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """The batches of ``epoch``: a pure function of seed and epoch (resume-safe)."""
         g = torch.Generator().manual_seed(self.settings.seed * 1000 + epoch)
         indices = epoch_indices(len(self.train_set), self.weights, g)
-        return length_batches(indices, self.train_set.lengths, self.settings.batch_size, POOL_BATCHES, g)
+        batches = length_batches(indices, self.train_set.lengths, self.settings.batch_size, POOL_BATCHES, g)
+        return [self.dist.shard(b) for b in self.dist.usable(batches)]
 
     def resume(self) -> None:
         weights, state = load_checkpoint(self.run_dir)
@@ -134,7 +150,8 @@ class Run:
         if torch.cuda.is_available() and state.get("cuda_rng") is not None:
             torch.cuda.set_rng_state_all(state["cuda_rng"])
         self.state = Progress(**state["progress"])
-        rewrite_metrics(self.run_dir, self.state.metrics)
+        if self.dist.is_main:
+            rewrite_metrics(self.run_dir, self.state.metrics)
 
     def checkpoint(self) -> None:
         state = {
@@ -148,12 +165,25 @@ class Run:
     def run_epoch(self, epoch: int) -> dict[str, Any]:
         s = self.settings
         batches = self.epoch_batches(epoch)
-        with progress(self.console) as bar:
+        with progress(self.console, enabled=self.dist.is_main) as bar:
             task = bar.add_task(f"epoch {epoch}/{s.epochs}", total=len(batches), info="")
-            loss = train_epoch(self.model, self.train_set, batches, self.optimizer, self.scheduler, s, self.device, bar, task)
-        valid = evaluate(self.model, self.valid_set, [t.tags for t in self.data.valid.tweets], LABELS, s.eval_batch_size, self.device)
+            loss = train_epoch(self.step_model, self.model.text.pad_id, self.train_set, batches, self.optimizer, self.scheduler,
+                               s.max_grad_norm, self.device, lambda mean: bar.update(task, advance=1, info=f"loss {mean:.4f}"))
+        loss = sum(self.dist.gather(loss)) / self.dist.world
+        valid = self.validate()
         return {"epoch": epoch, "train_loss": loss, "valid_micro_f1": valid["micro"]["f1"], "valid_weighted_f1": valid["weighted"]["f1"],
                 "valid_micro_precision": valid["micro"]["precision"], "valid_micro_recall": valid["micro"]["recall"], "lr": self.scheduler.get_last_lr()[0]}
+
+    def validate(self) -> dict:
+        """Validation scores; under DDP each rank predicts a shard and the shards are gathered."""
+        mine = list(range(self.dist.rank, len(self.valid_set), self.dist.world))
+        shard = EncodedDataset([self.valid_set[i] for i in mine])
+        paths = predict(self.model, shard, self.settings.eval_batch_size, self.device)
+        merged: dict[int, list[int]] = {}
+        for indices, part in self.dist.gather((mine, paths)):
+            merged.update(zip(indices, part))
+        predicted = [[LABELS[i] for i in merged[k]] for k in range(len(self.valid_set))]
+        return score([t.tags for t in self.data.valid.tweets], predicted)
 
     def fit(self) -> None:
         s = self.settings
@@ -161,17 +191,30 @@ class Run:
             epoch = self.state.epoch + 1
             row = self.run_epoch(epoch)
             improved = row["valid_weighted_f1"] > self.state.best_f1
-            with deferred_sigint():
-                if improved:
-                    save_model(self.run_dir / "model", self.model, self.assembled.spec)
-                self.state.best_f1 = max(self.state.best_f1, row["valid_weighted_f1"])
-                self.state.best_epoch = epoch if improved else self.state.best_epoch
-                self.state.bad_epochs = 0 if improved else self.state.bad_epochs + 1
-                self.state.epoch = epoch
-                self.state.metrics.append(row)
-                self.checkpoint()
-                append_metrics(self.run_dir, row)
+            self.state.best_f1 = max(self.state.best_f1, row["valid_weighted_f1"])
+            self.state.best_epoch = epoch if improved else self.state.best_epoch
+            self.state.bad_epochs = 0 if improved else self.state.bad_epochs + 1
+            self.state.epoch = epoch
+            self.state.metrics.append(row)
+            if self.dist.is_main:
+                with deferred_sigint():
+                    if improved:
+                        save_model(self.run_dir / "model", self.model, self.assembled.spec)
+                    self.checkpoint()
+                    append_metrics(self.run_dir, row)
+            self.dist.barrier()
             self.console.print(f"epoch {epoch}: loss {row['train_loss']:.4f}  valid micro F1 {100 * row['valid_micro_f1']:.2f}  weighted F1 {100 * row['valid_weighted_f1']:.2f}" + ("  (best)" if improved else ""))
+
+
+def wrap_ddp(model: torch.nn.Module, ctx: DistContext, device: torch.device) -> torch.nn.Module:
+    """The DDP wrapper used for training steps under torchrun, else the model itself."""
+    if not ctx.enabled:
+        return model
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    # Encoders carry parts NER never uses (e.g. BERT's pooler), hence find_unused_parameters.
+    return DistributedDataParallel(model, device_ids=ids, find_unused_parameters=True)
 
 
 def _to_list(state: Any) -> Any:
@@ -192,11 +235,11 @@ def train(settings: Settings, registry: Registry | None = None, console: Console
     if run_dir is not None and not resume and (run_dir / "checkpoint").exists():
         raise MscmtError(f"{run_dir} already holds a training run; resume it with --resume {run_dir} or choose another --out")
     run = Run(settings, registry, console)
-    run.run_dir.mkdir(parents=True, exist_ok=True)
     if resume:
         run.resume()
-        console.print(f"resuming {run.run_dir} after epoch {run.state.epoch}")
-    else:
+        run.console.print(f"resuming {run.run_dir} after epoch {run.state.epoch}")
+    elif run.dist.is_main:
+        run.run_dir.mkdir(parents=True, exist_ok=True)
         RunInfo.create(settings, run.data).write(run.run_dir)
         rewrite_metrics(run.run_dir, [])
     try:
