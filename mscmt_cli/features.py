@@ -60,7 +60,11 @@ class FeatureCache:
         if self.root is None:
             return
         path = self._path(identity, digest)
-        path.parent.mkdir(parents=True, exist_ok=True)
+        if not path.parent.is_dir():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            label = path.parent.parent / "identity.txt"
+            if not label.exists():
+                label.write_text(identity + "\n", encoding="utf-8")
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -70,20 +74,22 @@ class FeatureCache:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
-    def info(self) -> list[tuple[str, int, int]]:
-        """(encoder key, number of features, bytes) per encoder directory."""
+    def info(self) -> list[tuple[str, str, int, int]]:
+        """(encoder key, encoder identity, number of features, bytes) per encoder directory."""
         if self.root is None or not Path(self.root).is_dir():
             return []
         rows = []
         for d in sorted(p for p in Path(self.root).iterdir() if p.is_dir()):
             files = list(d.glob("*/*.npy"))
-            rows.append((d.name, len(files), sum(f.stat().st_size for f in files)))
+            label = d / "identity.txt"
+            identity = label.read_text(encoding="utf-8").strip() if label.is_file() else "?"
+            rows.append((d.name, identity, len(files), sum(f.stat().st_size for f in files)))
         return rows
 
     def clear(self) -> int:
         """Delete every cached feature; returns how many encoder directories went."""
         rows = self.info()
-        for key, _, _ in rows:
+        for key, _, _, _ in rows:
             shutil.rmtree(Path(self.root) / key, ignore_errors=True)
         return len(rows)
 
