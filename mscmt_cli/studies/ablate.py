@@ -1,0 +1,76 @@
+"""``mscmt ablate``: model variants on the same data and seed, the paper's Table V.
+
+By default the paper's three variants, all with CLIP ViT-L/14 and a CRF:
+V1 BERT-base + additive fusion, V2 BERT-base + gated fusion, and the full
+model, BERTweet + gated fusion. ``--variant NAME=text,image,fusion,decoder``
+(repeatable) replaces the list.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from mscmt_cli.errors import MscmtError
+from mscmt_cli.registry import Registry
+from mscmt_cli.settings import Settings
+from mscmt_cli.studies.common import Row, RowResult, run_rows
+from mscmt_cli.studies.results import StudyOutcome, finish
+from mscmt_cli.studies.tables import Column, StudyTable, pct, type_cells, type_columns
+
+PARTS = ("text", "image", "fusion", "decoder")
+FULL = {"text": "bertweet", "image": "clip-vit-l14", "fusion": "gated", "decoder": "crf"}
+DEFAULT_VARIANTS = ("V1=bert-base,clip-vit-l14,additive,crf", "V2=bert-base,clip-vit-l14,gated,crf",
+                    "full=bertweet,clip-vit-l14,gated,crf")
+
+
+def parse_variant(spec: str) -> Row:
+    """``"V1=bert-base,clip-vit-l14,additive,crf"`` -> a row setting the four components."""
+    name, sep, parts = spec.partition("=")
+    names = [p.strip() for p in parts.split(",")]
+    if not sep or not name.strip() or len(names) != 4 or not all(names):
+        raise MscmtError(f"--variant expects NAME=text,image,fusion,decoder (e.g. V1=bert-base,clip-vit-l14,additive,crf), got {spec!r}")
+    components = dict(zip(PARTS, names))
+    return Row(name.strip(), components, label=name.strip())
+
+
+def variant_rows(specs: list[str] | None) -> list[Row]:
+    """The given variants, or the paper's three."""
+    return [parse_variant(s) for s in (specs or DEFAULT_VARIANTS)]
+
+
+def reference_index(results: list[RowResult]) -> int:
+    """The first full row: named ``full``, else with the full model's components, else the first row."""
+    for test in (lambda r: r.row.name == "full", lambda r: all(getattr(r.settings, k) == v for k, v in FULL.items())):
+        for i, r in enumerate(results):
+            if test(r):
+                return i
+    return 0
+
+
+def ablate_table(results: list[RowResult], ref: int) -> StudyTable:
+    """Table V: per-type P/R/F1 per variant, weighted F1 and its difference to the reference row."""
+    columns = [Column("Variant", ""), Column("Components", ""), *type_columns(), Column("Weighted F1"), Column("Δ F1", "+.2f")]
+    base = pct(results[ref].test["weighted"]["f1"])
+    rows = []
+    for r in results:
+        weighted = pct(r.test["weighted"]["f1"])
+        components = " + ".join(getattr(r.settings, k) for k in PARTS)
+        rows.append([r.row.shown, components, *type_cells(r.test), weighted, round(weighted - base, 2)])
+    notes = [f"test split of {results[ref].eval_corpus}, in percent; same data and seed for every variant",
+             f"Δ F1 = weighted F1 minus that of {results[ref].row.shown} (the first full model row)"]
+    return StudyTable("Table V: ablation", columns, rows, notes)
+
+
+def run_ablate(settings: Settings, variants: list[str] | None = None,
+               registry: Registry | None = None, console: Console | None = None) -> StudyOutcome:
+    """Train every variant (skipping finished ones) and write Table V."""
+    from mscmt_cli.console import make_console
+
+    console = console or make_console()
+    registry = registry or Registry.from_entry_points()
+    results = run_rows(settings, variant_rows(variants), registry, console)
+    ref = reference_index(results)
+    extra = {"reference": results[ref].row.name}
+    return finish(StudyOutcome("ablate", ablate_table(results, ref), results, extra), Path(settings.out), console)

@@ -1,0 +1,61 @@
+"""The study chart: per-type test F1 per row, and validation F1 per epoch per row."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from mscmt_cli.labels import ENTITY_TYPES
+from mscmt_cli.studies.common import RowResult
+
+
+def study_chart(results: list[RowResult], path: Path, title: str) -> Path:
+    """Write a PNG with two panels and return its path.
+
+    Left: grouped bars, one group per row, one bar per entity type (test F1,
+    percent, on each row's evaluation corpus). Right: validation weighted F1
+    (percent) per epoch, one line per row, from each run's ``metrics.jsonl``.
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    # a Figure on an Agg canvas: no pyplot, no global backend switch, nothing left open
+    fig = Figure(figsize=(max(12.0, 1.1 * len(results) + 8.0), 5.0))
+    FigureCanvasAgg(fig)
+    bars, curves = fig.subplots(1, 2, gridspec_kw={"width_ratios": [max(1.0, len(results) / 3), 1.0]})
+    _type_bars(bars, results)
+    _valid_curves(curves, results)
+    fig.suptitle(title)
+    fig.tight_layout()
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def _type_bars(ax, results: list[RowResult]) -> None:
+    n_types = len(ENTITY_TYPES)
+    width = 0.8 / n_types
+    for k, etype in enumerate(ENTITY_TYPES):
+        xs = [i + (k - (n_types - 1) / 2) * width for i in range(len(results))]
+        ys = [100.0 * r.test["types"].get(etype, {}).get("f1", 0.0) for r in results]
+        ax.bar_label(ax.bar(xs, ys, width, label=etype), fmt="%.1f", fontsize=7, padding=1)
+    ax.set_xticks(range(len(results)), [r.row.shown for r in results], rotation=15 if len(results) > 3 else 0, ha="right" if len(results) > 3 else "center")
+    ax.set_ylabel("test F1 (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("per-type test F1 (each row's test corpus)")
+    ax.legend(title="type", fontsize="small")
+    ax.grid(axis="y", alpha=0.3)
+
+
+def _valid_curves(ax, results: list[RowResult]) -> None:
+    for r in results:
+        epochs = [m["epoch"] for m in r.metrics]
+        ax.plot(epochs, [100.0 * m["valid_weighted_f1"] for m in r.metrics], marker="o", label=r.row.shown)
+    last = max((m["epoch"] for r in results for m in r.metrics), default=1)
+    ax.set_xlim(0.5, last + 0.5)
+    ax.set_xticks(range(1, last + 1, max(1, last // 10)))
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation weighted F1 (%)")
+    ax.set_ylim(0, 100)
+    ax.set_title("validation weighted F1 per epoch (training corpus)")
+    ax.legend(fontsize="small")
+    ax.grid(alpha=0.3)

@@ -1,0 +1,83 @@
+"""``mscmt crossdata A B``: train on one corpus, test on the other, and on both merged (Table VI).
+
+Rows: ``A-to-B`` (trained on A, tested on B's test split), ``B-to-A``, and
+the merged corpus (trained and tested on A + B). The label set is shared by
+every corpus, so a model trained on one scores on another as it is. For
+TWITTER-2015 and TWITTER-2017 the merged corpus is the built-in ``merged``;
+for any other pair it is written, split by split, into ``<out>/data/A+B/``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from rich.console import Console
+
+from mscmt_cli.data.corpus import MERGED, SPLITS, canonical_name, load_split
+from mscmt_cli.errors import MscmtError
+from mscmt_cli.registry import Registry
+from mscmt_cli.settings import Settings
+from mscmt_cli.studies.common import Row, RowResult, run_rows
+from mscmt_cli.studies.results import StudyOutcome, finish
+from mscmt_cli.studies.tables import Column, StudyTable, prf
+
+SECTIONS = ("types", "micro", "weighted")
+
+
+def merged_corpus(data_dir: Path, a: str, b: str, out: Path) -> tuple[str, Path]:
+    """Corpus name and data directory of A + B (the built-in ``merged`` when it is that pair)."""
+    for name, parts in MERGED.items():
+        if sorted(parts) == sorted((a, b)):
+            return name, Path(data_dir)
+    name, target = f"{a}+{b}", Path(out) / "data"
+    for split in SPLITS:
+        blocks = [f.read_text(encoding="utf-8-sig").strip("\n") for c in (a, b) for f in load_split(data_dir, c, split).files]
+        path = target / name / f"{split}.txt"
+        text = "\n\n".join(blocks) + "\n"
+        if not path.is_file() or path.read_text(encoding="utf-8") != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text, encoding="utf-8")
+    return name, target
+
+
+def crossdata_rows(settings: Settings, first: str, second: str) -> list[Row]:
+    """``A-to-B``, ``B-to-A`` and the merged corpus; both corpora are checked before any training."""
+    a, b = canonical_name(first), canonical_name(second)
+    if a == b:
+        raise MscmtError(f"crossdata needs two different corpora, got {first!r} twice")
+    if settings.data_dir is None:
+        raise MscmtError("no data directory: pass --data-dir DIR (laid out like ../shared/data)")
+    if settings.out is None:
+        raise MscmtError("no study directory: pass --out DIR")
+    for corpus in (a, b):
+        load_split(Path(settings.data_dir), corpus, "test")  # names the missing directory
+    merged, data_dir = merged_corpus(Path(settings.data_dir), a, b, Path(settings.out))
+    return [
+        Row(f"{a}-to-{b}", {"corpus": a}, eval_corpus=b, label=f"{a} → {b}"),
+        Row(f"{b}-to-{a}", {"corpus": b}, eval_corpus=a, label=f"{b} → {a}"),
+        Row(merged, {"corpus": merged, "data_dir": data_dir}, label=merged),
+    ]
+
+
+def crossdata_table(results: list[RowResult]) -> StudyTable:
+    """Table VI: one line per entity type, then micro and weighted averages; P/R/F1 per setting."""
+    columns = [Column("Type", "")] + [Column(f"{r.row.shown} {m}") for r in results for m in ("P", "R", "F1")]
+    types = list(results[0].test["types"]) if results else []
+    lines = [(t, lambda s, t=t: s["types"].get(t, {})) for t in types]
+    lines += [("micro avg", lambda s: s["micro"]), ("weighted avg", lambda s: s["weighted"])]
+    rows = [[name, *(v for r in results for v in prf(pick(r.test)))] for name, pick in lines]
+    notes = ["A → B: trained on A, tested on B's test split; the last setting is trained and tested on both corpora merged",
+             "in percent; every model is selected on its training corpus's validation split"]
+    return StudyTable("Table VI: cross-dataset generalisation", columns, rows, notes)
+
+
+def run_crossdata(settings: Settings, first: str, second: str,
+                  registry: Registry | None = None, console: Console | None = None) -> StudyOutcome:
+    """Train the three rows (skipping finished ones), score them and write Table VI."""
+    from mscmt_cli.console import make_console
+
+    console = console or make_console()
+    registry = registry or Registry.from_entry_points()
+    results = run_rows(settings, crossdata_rows(settings, first, second), registry, console)
+    extra = {"corpora": [canonical_name(first), canonical_name(second)]}
+    return finish(StudyOutcome("crossdata", crossdata_table(results), results, extra), Path(settings.out), console)

@@ -1,0 +1,91 @@
+"""Writing a study's results: ``results.json``, ``results.csv``, ``report.md``, ``chart.png``."""
+
+from __future__ import annotations
+
+import os
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from mscmt_cli.data.corpus import canonical_name
+from mscmt_cli.engine.rundir import write_json
+from mscmt_cli.studies.charts import study_chart
+from mscmt_cli.studies.common import RowResult
+from mscmt_cli.studies.tables import StudyTable
+
+FILES = ("results.json", "results.csv", "report.md", "chart.png")
+
+
+@dataclass
+class StudyOutcome:
+    """What a study produced: its table, rows, extra facts (best cell, reference row) and files."""
+
+    study: str
+    table: StudyTable
+    results: list[RowResult]
+    extra: dict[str, Any] = field(default_factory=dict)
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def row_record(result: RowResult, out: Path) -> dict[str, Any]:
+    """One row for ``results.json`` (scores as fractions, as in ``test_scores.json``)."""
+    return {
+        "name": result.row.name, "label": result.row.shown, "run_dir": os.path.relpath(result.run_dir, out),
+        "overrides": {k: str(v) if isinstance(v, Path) else v for k, v in result.row.overrides.items()},
+        "components": {k: getattr(result.settings, k) for k in ("text", "image", "fusion", "decoder")},
+        "train_corpus": canonical_name(result.settings.corpus), "eval_corpus": result.eval_corpus,
+        "trained_now": result.trained_now, "best_epoch": result.best_epoch, "valid_weighted_f1": result.valid_f1,
+        "valid": result.valid, "test": {k: result.test[k] for k in ("micro", "weighted", "types")}, "epochs": result.metrics,
+    }
+
+
+def _write_text(path: Path, text: str) -> None:
+    """Write a text file atomically (temporary file, then rename)."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(text)
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def markdown_report(outcome: StudyOutcome, out: Path) -> str:
+    """The table as the paper lays it out, the runs behind it and the chart."""
+    lines = [f"# mscmt {outcome.study}", "", outcome.table.to_markdown(), "## Runs", "",
+             "| row | run directory | components | train corpus | test corpus | best epoch | valid weighted F1 |",
+             "| :--- | :--- | :--- | :--- | :--- | ---: | ---: |"]
+    for r in outcome.results:
+        rec = row_record(r, out)
+        comps = " + ".join(rec["components"].values())
+        lines.append(f"| {r.row.shown} | {rec['run_dir']} | {comps} | {rec['train_corpus']} | {rec['eval_corpus']} | {r.best_epoch} | {100 * r.valid_f1:.2f} |")
+    return "\n".join(lines + ["", "![per-type test F1 and validation F1 per epoch](chart.png)", ""])
+
+
+def write_results(outcome: StudyOutcome, out: Path) -> dict[str, Path]:
+    """Write the four result files into ``out``; returns their paths by file name."""
+    out = Path(out)
+    paths = {name: out / name for name in FILES}
+    write_json(paths["results.json"], {"study": outcome.study, **outcome.extra, "table": outcome.table.to_json(),
+                                       "rows": [row_record(r, out) for r in outcome.results]})
+    _write_text(paths["results.csv"], outcome.table.to_csv())
+    _write_text(paths["report.md"], markdown_report(outcome, out))
+    study_chart(outcome.results, paths["chart.png"], outcome.table.title)
+    return paths
+
+
+def print_table(table: StudyTable) -> None:
+    """The table on stdout (wide enough for every column when stdout is not a terminal)."""
+    Console(width=None if sys.stdout.isatty() else 240, highlight=False).print(table.to_rich())
+
+
+def finish(outcome: StudyOutcome, out: Path, console: Console) -> StudyOutcome:
+    """Write the result files, print the table, say where everything is."""
+    outcome.files = write_results(outcome, out)
+    print_table(outcome.table)
+    trained = sum(r.trained_now for r in outcome.results)
+    console.print(f"{outcome.study}: {trained} row(s) trained now, {len(outcome.results) - trained} already finished; "
+                  f"results in {out} ({', '.join(FILES)})")
+    return outcome

@@ -1,0 +1,97 @@
+"""A study's table, rendered for the terminal (rich), Markdown and CSV.
+
+Cells are plain values: text, or numbers in percent (scores are fractions in
+the results and percentages in tables, as the paper prints them).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from dataclasses import dataclass, field
+from typing import Any
+
+from rich.table import Table
+
+from mscmt_cli.labels import ENTITY_TYPES
+
+METRICS: tuple[tuple[str, str], ...] = (("precision", "P"), ("recall", "R"), ("f1", "F1"))
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column: its header and how its numbers print (``.2f``, ``+.2f``; ``""`` for text)."""
+
+    name: str
+    fmt: str = ".2f"
+
+
+@dataclass
+class StudyTable:
+    """Title, columns, rows of cells and notes printed under the table."""
+
+    title: str
+    columns: list[Column]
+    rows: list[list[Any]] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+
+    def cell(self, column: Column, value: Any) -> str:
+        """One cell as text (numbers with the column's format)."""
+        if isinstance(value, (int, float)) and column.fmt:
+            return format(value, column.fmt)
+        return str(value)
+
+    def text_rows(self) -> list[list[str]]:
+        return [[self.cell(c, v) for c, v in zip(self.columns, row)] for row in self.rows]
+
+    def to_rich(self) -> Table:
+        table = Table(title=self.title, caption="\n".join(self.notes) or None, caption_justify="left")
+        for col in self.columns:
+            table.add_column(col.name, justify="right" if col.fmt else "left")
+        for row in self.text_rows():
+            table.add_row(*row)
+        return table
+
+    def to_markdown(self) -> str:
+        """A GitHub-flavoured Markdown table with the title above and notes below."""
+        align = ["---:" if c.fmt else ":---" for c in self.columns]
+        lines = [f"## {self.title}", "", _md_row([c.name for c in self.columns]), _md_row(align)]
+        lines += [_md_row(row) for row in self.text_rows()]
+        return "\n".join(lines + [""] + [f"{note}  " for note in self.notes]) + "\n"
+
+    def to_csv(self) -> str:
+        """Header and rows; numbers rounded to 2 decimals, no formatting signs."""
+        buf = io.StringIO()
+        writer = csv.writer(buf, lineterminator="\n")
+        writer.writerow([c.name for c in self.columns])
+        for row in self.rows:
+            writer.writerow([round(v, 4) if isinstance(v, float) else v for v in row])
+        return buf.getvalue()
+
+    def to_json(self) -> dict[str, Any]:
+        return {"title": self.title, "columns": [c.name for c in self.columns], "rows": self.rows, "notes": self.notes}
+
+
+def _md_row(cells: list[str]) -> str:
+    return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
+
+
+def pct(value: float) -> float:
+    """A fraction as a percentage rounded to 2 decimals."""
+    return round(100.0 * float(value), 2)
+
+
+def prf(scores: dict[str, Any]) -> list[float]:
+    """Precision, recall and F1 of one scores entry, in percent."""
+    return [pct(scores.get(key, 0.0)) for key, _ in METRICS]
+
+
+def type_columns(types: tuple[str, ...] = ENTITY_TYPES) -> list[Column]:
+    """``PER P``, ``PER R``, ``PER F1``, ... for every entity type."""
+    return [Column(f"{t} {short}") for t in types for _, short in METRICS]
+
+
+def type_cells(scores: dict[str, Any], types: tuple[str, ...] = ENTITY_TYPES) -> list[float]:
+    """Per-type P, R, F1 (percent) in the order of :func:`type_columns`."""
+    empty = {"precision": 0.0, "recall": 0.0, "f1": 0.0}
+    return [v for t in types for v in prf(scores["types"].get(t, empty))]

@@ -1,0 +1,224 @@
+"""The vision-language baselines the paper reports as failing (about 50 F1).
+
+* text ``clip-text``: the CLIP ViT-L/14 text transformer as a token encoder.
+  Its 77-position limit is met by the word windows of :class:`HFTextEncoder`;
+  CLIP's tokenizer has no ``[CLS]``/``[SEP]``, so every window is wrapped in
+  ``<|startoftext|>`` ... ``<|endoftext|>`` (its bos/eos).
+* text ``blip2``: the BLIP-2 Q-Former run as a text encoder (no query
+  tokens), per-token ``last_hidden_state`` ``(W, L, 768)``.
+* image ``blip2``: the BLIP-2 ViT-g + Q-Former vision path. Its
+  ``image_embeds`` are ``(n, Q, P)`` (``Q`` = 32 query tokens, ``P`` = 256,
+  each L2-normalised); the image feature is their mean over the queries,
+  ``(n, P)``.
+* image ``timm:<model>``: any timm model as a frozen global image encoder
+  (``num_classes=0``: the pooled pre-logits features), with the model's own
+  preprocessing (``resolve_data_config`` + ``create_transform``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+from torch import nn
+from transformers import (
+    AutoImageProcessor,
+    Blip2Config,
+    Blip2TextModelWithProjection,
+    Blip2VisionModelWithProjection,
+    CLIPTextConfig,
+    CLIPTextModel,
+)
+
+from mscmt_cli.errors import ModelLoadError, MscmtError
+from mscmt_cli.model.components import ImageEncoder
+from mscmt_cli.model.hf_text import HFTextEncoder
+from mscmt_cli.model.hub import load_pretrained
+from plugins.image_encoders import weights_fingerprint
+
+BLIP2_SOURCE = "Salesforce/blip2-itm-vit-g"
+TIMM_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
+
+
+def _digest(data: Any) -> str:
+    """Short SHA-256 of a JSON-serialisable value (preprocessing configs)."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+
+
+class ClipTextEncoder(HFTextEncoder):
+    """CLIP ViT-L/14 text transformer, word-aligned, in windows of 77 sub-words."""
+
+    name = "clip-text"
+    description = "CLIP ViT-L/14 text transformer (openai/clip-vit-large-patch14) as a token encoder, 77-token windows"
+    default_source = "openai/clip-vit-large-patch14"
+    model_class = CLIPTextModel
+
+    def _load_model(self, source: str, pretrained: bool) -> nn.Module:
+        """The text tower alone (a full CLIP checkpoint's vision weights are skipped)."""
+        if pretrained:
+            return load_pretrained(self.name, source, CLIPTextModel.from_pretrained)
+        return CLIPTextModel(load_pretrained(self.name, source, CLIPTextConfig.from_pretrained))
+
+
+class _QFormerText(nn.Module):
+    """``Blip2TextModelWithProjection`` seen as a plain encoder.
+
+    ``config`` is the Q-Former's config (``hidden_size``,
+    ``max_position_embeddings``), which is what :class:`HFTextEncoder` reads;
+    ``blip.config`` is the full ``Blip2Config`` that rebuilds the model.
+    """
+
+    def __init__(self, blip: Blip2TextModelWithProjection) -> None:
+        super().__init__()
+        self.blip = blip
+        self.config = blip.config.qformer_config
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> Any:
+        """Output with ``last_hidden_state`` ``(W, L, H)`` for ``input_ids`` ``(W, L)``."""
+        return self.blip(input_ids=input_ids, attention_mask=attention_mask)
+
+
+class Blip2TextEncoder(HFTextEncoder):
+    """BLIP-2 Q-Former text path; one ``last_hidden_state`` vector per word."""
+
+    name = "blip2"
+    description = "BLIP-2 Q-Former text path (Salesforce/blip2-itm-vit-g), per-token hidden states"
+    default_source = BLIP2_SOURCE
+
+    def _load_model(self, source: str, pretrained: bool) -> nn.Module:
+        config = load_pretrained(self.name, source, Blip2Config.from_pretrained)
+        if not getattr(config.qformer_config, "use_qformer_text_input", False):
+            raise ModelLoadError(f"{self.name}: {source} has no Q-Former text layers (qformer_config.use_qformer_text_input is false); "
+                                 f"use an image-text retrieval checkpoint such as {BLIP2_SOURCE}")
+        if pretrained:
+            return _QFormerText(load_pretrained(self.name, source, Blip2TextModelWithProjection.from_pretrained))
+        return _QFormerText(Blip2TextModelWithProjection(config))
+
+    def save_architecture(self, directory: Path) -> None:
+        """The full ``Blip2Config`` (not the Q-Former part) and the tokenizer."""
+        directory.mkdir(parents=True, exist_ok=True)
+        self.model.blip.config.save_pretrained(directory)
+        self.tokenizer.save_pretrained(directory)
+
+
+class Blip2ImageEncoder(ImageEncoder):
+    """Frozen BLIP-2 vision path; the mean over query tokens of ``image_embeds``, ``(n, P)``."""
+
+    name = "blip2"
+    description = "BLIP-2 ViT-g + Q-Former (Salesforce/blip2-itm-vit-g), frozen, image_embeds mean over query tokens"
+    default_source = BLIP2_SOURCE
+
+    def __init__(self, source: str, variant: str | None = None) -> None:
+        super().__init__()
+        self.source = source
+        self.processor = load_pretrained(self.name, source, AutoImageProcessor.from_pretrained)
+        self.model = load_pretrained(self.name, source, Blip2VisionModelWithProjection.from_pretrained).eval()
+        self.model.requires_grad_(False)
+        self.dim = int(self.model.config.image_text_hidden_size)
+
+    def identity(self) -> str:
+        return f"{self.name}|{weights_fingerprint(self.source, self.model)}|{_digest(self.processor.to_dict())}"
+
+    @torch.inference_mode()
+    def encode(self, inputs: list[Any]) -> torch.Tensor:
+        """``(n, P)``: ``image_embeds`` ``(n, Q, P)`` averaged over the ``Q`` query tokens."""
+        device = next(self.model.parameters()).device
+        pixels = self.processor(images=inputs, return_tensors="pt")["pixel_values"].to(device)
+        return self.model(pixel_values=pixels).image_embeds.mean(dim=1).float().cpu()
+
+
+class TimmImageEncoder(ImageEncoder):
+    """Any timm model (``timm:<model>``), frozen, pooled features (``num_classes=0``)."""
+
+    name = "timm"
+    description = "any timm model as a frozen global image encoder, e.g. timm:resnet152 (pooled features, the model's own transforms)"
+    family = True
+
+    def __init__(self, source: str, variant: str | None = None) -> None:
+        super().__init__()
+        import timm
+        from timm.data import create_transform, resolve_data_config
+
+        if not variant:
+            raise MscmtError("image encoder 'timm' needs a model name, e.g. timm:resnet152")
+        if not timm.is_model(variant):
+            raise MscmtError(f"timm:{variant}: timm has no model {variant!r} (see timm.list_models())")
+        self.variant, self.source = variant, source
+        local = source != variant  # build_image_encoder passes the variant when no --model-path was given
+        self.model = load_pretrained(f"timm:{variant}", source, _timm_loader(variant, local)).eval()
+        self.model.requires_grad_(False)
+        self.data_config = resolve_data_config({}, model=self.model)
+        self.transform = create_transform(**self.data_config, is_training=False)
+        self.dim = int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
+        self._identity: str | None = None
+
+    def identity(self) -> str:
+        """Model name, weights fingerprint and transform config."""
+        if self._identity is None:
+            path = Path(self.source)
+            weights = _file_fingerprint(path) if path.is_file() else weights_fingerprint(self.source, self.model)
+            self._identity = f"timm:{self.variant}|{weights}|{_digest(self.data_config)}"
+        return self._identity
+
+    @torch.inference_mode()
+    def encode(self, inputs: list[Any]) -> torch.Tensor:
+        """``(n, D)`` pooled features of ``n`` PIL images."""
+        device = next(self.model.parameters()).device
+        pixels = torch.stack([self.transform(image) for image in inputs]).to(device)
+        return self.model(pixels).float().cpu()
+
+
+def _timm_loader(variant: str, local: bool) -> Callable[[str], nn.Module]:
+    """A loader for :func:`load_pretrained`: failures become ``OSError``/``ValueError``."""
+    import timm
+
+    def load(source: str) -> nn.Module:
+        if not local:
+            _check_has_weights(variant)
+            return timm.create_model(variant, pretrained=True, num_classes=0)
+        path = Path(source)
+        try:
+            if path.is_dir() and (path / "config.json").is_file():  # a timm hub snapshot
+                return timm.create_model(f"local-dir:{path}", pretrained=True, num_classes=0)
+            overlay = dict(file=str(_weights_file(path)), source="")
+            return timm.create_model(variant, pretrained=True, num_classes=0, pretrained_cfg_overlay=overlay)
+        except RuntimeError as err:  # state dict of another architecture
+            raise ValueError(str(err).strip().splitlines()[0]) from err
+
+    return load
+
+
+def _check_has_weights(variant: str) -> None:
+    """timm silently keeps random weights for a model without any; refuse instead."""
+    from timm.models import get_pretrained_cfg
+
+    cfg = get_pretrained_cfg(variant, allow_unregistered=True)
+    if cfg is None or not (cfg.url or cfg.hf_hub_id or cfg.file):
+        raise ModelLoadError(f"timm:{variant}: timm knows no pretrained weights for this model; pass --model-path timm:{variant}=/path/to/weights.safetensors")
+
+
+def _weights_file(path: Path) -> Path:
+    """``path`` itself, or the weights file inside the directory ``path``."""
+    if path.is_file():
+        return path
+    for name in TIMM_WEIGHT_FILES:
+        if (path / name).is_file():
+            return path / name
+    found = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.pth")) + sorted(path.glob("*.bin"))
+    if not found:
+        raise FileNotFoundError(f"no weights file (*.safetensors, *.pth, *.bin) in {path}")
+    return found[0]
+
+
+def _file_fingerprint(path: Path) -> str:
+    """Name, size and the first and last MiB of one weights file."""
+    h = hashlib.sha256()
+    size = path.stat().st_size
+    with open(path, "rb") as fh:
+        head = fh.read(1 << 20)
+        fh.seek(max(0, size - (1 << 20)))
+        h.update(f"{path.name}:{size}".encode() + head + fh.read())
+    return h.hexdigest()[:16]

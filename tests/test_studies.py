@@ -1,0 +1,215 @@
+"""``mscmt grid``, ``mscmt ablate`` and ``mscmt crossdata`` end to end on tiny random encoders."""
+
+from __future__ import annotations
+
+import csv
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from mscmt_cli.data.conll import read_conll
+from mscmt_cli.engine.metrics import score
+from mscmt_cli.errors import MscmtError
+from mscmt_cli.labels import ENTITY_TYPES
+from mscmt_cli.studies.ablate import DEFAULT_VARIANTS, parse_variant
+from mscmt_cli.studies.grid import parse_list
+from mscmt_cli.studies.tables import Column, StudyTable
+
+FILES = ("results.json", "results.csv", "report.md", "chart.png")
+FAST = ["--epochs", "1", "--head-lr", "1e-2"]
+
+
+def _check_outputs(out: Path, row_names: list[str], numeric: slice) -> dict:
+    """Every file is there, every row has a run with test scores, every numeric cell is a number."""
+    for name in FILES:
+        assert (out / name).is_file() and (out / name).stat().st_size > 0, name
+    results = json.loads((out / "results.json").read_text())
+    assert [r["name"] for r in results["rows"]] == row_names
+    for row in results["rows"]:
+        assert (out / row["run_dir"] / "test_scores.json").is_file()
+        assert (out / row["run_dir"] / "model" / "config.json").is_file()
+        assert set(row["test"]["types"]) >= set(ENTITY_TYPES)
+    table = results["table"]
+    with open(out / "results.csv", newline="", encoding="utf-8") as fh:
+        lines = list(csv.reader(fh))
+    assert lines[0] == table["columns"]
+    assert len(lines) - 1 == len(table["rows"])
+    for csv_row, json_row in zip(lines[1:], table["rows"]):
+        assert len(csv_row) == len(table["columns"])
+        for cell, value in zip(csv_row[numeric], json_row[numeric]):
+            assert isinstance(value, (int, float)) and abs(float(cell) - value) < 1e-6
+    report = (out / "report.md").read_text()
+    assert table["title"] in report and "chart.png" in report
+    for label in (r["label"] for r in results["rows"]):
+        assert label in report
+    _check_chart(out / "chart.png")
+    return results
+
+
+def _check_chart(path: Path) -> None:
+    with Image.open(path) as img:
+        assert img.format == "PNG" and img.width >= 800 and img.height >= 400
+        colours = img.convert("RGB").getcolors(maxcolors=1 << 20)
+    assert colours is not None and len(colours) > 20, "the chart looks blank"
+
+
+def _pct(x: float) -> float:
+    return round(100 * x, 2)
+
+
+def test_grid_end_to_end_then_rerun_and_resume(tiny, corpus, mscmt, tmp_path):
+    out = tmp_path / "grid"
+    args = ["grid", "--lrs", "3e-5,5e-5", "--batch-sizes", "8,16", *corpus.args(), *FAST, "--out", out, *tiny.model_path_args()]
+    first = mscmt(args)
+    assert first.code == 0, first.err
+    names = ["lr3e-05-bs8", "lr3e-05-bs16", "lr5e-05-bs8", "lr5e-05-bs16"]
+    results = _check_outputs(out, names, numeric=slice(1, 5))
+    rows = results["table"]["rows"]
+    # the oracle for the best mark: the highest validation weighted F1 read from each run's own metrics
+    valid = []
+    for name in names:
+        best_epoch = json.loads((out / name / "test_scores.json").read_text())["best_epoch"]
+        metrics = [json.loads(line) for line in (out / name / "metrics.jsonl").read_text().splitlines()]
+        valid.append(next(m["valid_weighted_f1"] for m in metrics if m["epoch"] == best_epoch))
+    best = max(range(len(names)), key=lambda i: (valid[i], -i))
+    assert [r[-1] for r in rows] == ["best" if i == best else "" for i in range(len(names))]
+    assert results["best"] == names[best]
+    for name, row, v in zip(names, rows, valid):
+        test = json.loads((out / name / "test_scores.json").read_text())["weighted"]
+        assert row[1:5] == [_pct(v), _pct(test["precision"]), _pct(test["recall"]), _pct(test["f1"])]
+    assert "Table III" in first.out and "validation" in first.out and "test set" in first.out
+    assert all(json.loads((out / n / "run.json").read_text())["settings"]["epochs"] == 1 for n in names)
+
+    # the same command again trains nothing and says so
+    weights = {n: (out / n / "model" / "model.safetensors").stat().st_mtime_ns for n in names}
+    again = mscmt(args)
+    assert again.code == 0, again.err
+    assert again.err.count("already finished") >= 4 and "0 row(s) trained now" in again.err
+    assert weights == {n: (out / n / "model" / "model.safetensors").stat().st_mtime_ns for n in names}
+    assert json.loads((out / "results.json").read_text())["table"] == results["table"]
+
+    # an interrupted row (checkpoint, no test scores) resumes; a row never started trains; the others are skipped
+    (out / names[1] / "test_scores.json").unlink()
+    shutil.rmtree(out / names[3])
+    third = mscmt(args)
+    assert third.code == 0, third.err
+    assert f"{names[1]}: resuming" in third.err and f"{names[3]}: training into" in third.err
+    flags = [r["trained_now"] for r in json.loads((out / "results.json").read_text())["rows"]]
+    assert flags == [False, True, False, True]
+    assert json.loads((out / "results.json").read_text())["table"]["rows"][1] == rows[1], "a resumed row must score as before"
+
+    # other settings with the same --out are refused instead of mixing results
+    changed = mscmt([a if a != "1" else "2" for a in args])
+    assert changed.code == 2 and "epochs" in changed.err and "--out" in changed.err
+
+
+def test_ablate_default_variants(tiny, corpus, mscmt, tmp_path):
+    out = tmp_path / "ablate"
+    result = mscmt(["ablate", *corpus.args(), *FAST, "--out", out, *tiny.model_path_args()])
+    assert result.code == 0, result.err
+    results = _check_outputs(out, ["V1", "V2", "full"], numeric=slice(2, None))
+    components = [tuple(r["components"].values()) for r in results["rows"]]
+    assert components == [("bert-base", "clip-vit-l14", "additive", "crf"), ("bert-base", "clip-vit-l14", "gated", "crf"),
+                          ("bertweet", "clip-vit-l14", "gated", "crf")]
+    assert len({json.loads((out / r["run_dir"] / "run.json").read_text())["seed"] for r in results["rows"]}) == 1
+    table = results["table"]
+    assert table["columns"][2:14] == [f"{t} {m}" for t in ENTITY_TYPES for m in ("P", "R", "F1")]
+    full_f1 = _pct(results["rows"][2]["test"]["weighted"]["f1"])
+    for row, record in zip(table["rows"], results["rows"]):
+        scores = record["test"]
+        assert row[2:14] == [_pct(scores["types"][t][m]) for t in ENTITY_TYPES for m in ("precision", "recall", "f1")]
+        assert row[14] == _pct(scores["weighted"]["f1"])
+        assert row[15] == pytest.approx(row[14] - full_f1, abs=0.011)
+    assert table["rows"][2][15] == 0 and results["reference"] == "full"
+    assert "Table V" in result.out
+
+
+def test_ablate_variant_option_replaces_the_list(tiny, corpus, mscmt, tmp_path):
+    out = tmp_path / "ablate2"
+    result = mscmt(["ablate", "--variant", "text-only=bertweet,none,none,softmax", "--variant", "mine=bertweet,clip-vit-l14,gated,crf",
+                    *corpus.args(), *FAST, "--out", out, *tiny.model_path_args()])
+    assert result.code == 0, result.err
+    results = _check_outputs(out, ["text-only", "mine"], numeric=slice(2, None))
+    assert results["reference"] == "mine", "the first row with the full model's components is the reference"
+    assert results["table"]["rows"][1][-1] == 0
+
+
+def _two_corpora(corpus, root: Path) -> Path:
+    """``tinyA`` (the fixture corpus) and ``tinyB`` (its splits rotated, OTHER spelt MISC as in TWITTER-2017)."""
+    data = root / "data"
+    shutil.copytree(corpus.data_dir / corpus.name, data / "tinyA")
+    blocks = {s: [b for b in (corpus.data_dir / corpus.name / f"{s}.txt").read_text().strip().split("\n\n") if b.strip()]
+              for s in ("train", "valid", "test")}
+    splits = {"train": blocks["valid"] + blocks["test"], "valid": blocks["train"][:16], "test": blocks["train"][16:40]}
+    (data / "tinyB").mkdir()
+    for split, bl in splits.items():
+        (data / "tinyB" / f"{split}.txt").write_text("\n\n".join(bl).replace("-OTHER", "-MISC") + "\n")
+    return data
+
+
+def _gold_support(path: Path) -> dict:
+    gold = [t.tags for t in read_conll(path)]
+    return score(gold, gold)
+
+
+def test_crossdata_two_corpora(tiny, corpus, mscmt, tmp_path):
+    data = _two_corpora(corpus, tmp_path)
+    out = tmp_path / "cross"
+    result = mscmt(["crossdata", "tinyA", "tinyB", "--data-dir", data, "--images-dir", corpus.images_dir, *FAST,
+                    "--out", out, *tiny.model_path_args()])
+    assert result.code == 0, result.err
+    results = _check_outputs(out, ["tinyA-to-tinyB", "tinyB-to-tinyA", "tinyA+tinyB"], numeric=slice(1, None))
+    rows = results["rows"]
+    assert [(r["train_corpus"], r["eval_corpus"]) for r in rows] == [("tinyA", "tinyB"), ("tinyB", "tinyA"), ("tinyA+tinyB", "tinyA+tinyB")]
+    # each row is scored on the right test split: its supports are that split's gold spans
+    merged_test = out / "data" / "tinyA+tinyB" / "test.txt"
+    assert len(read_conll(merged_test)) == len(read_conll(data / "tinyA" / "test.txt")) + len(read_conll(data / "tinyB" / "test.txt"))
+    for row, test_file in zip(rows, (data / "tinyB" / "test.txt", data / "tinyA" / "test.txt", merged_test)):
+        gold = _gold_support(test_file)
+        assert {t: row["test"]["types"][t]["support"] for t in ENTITY_TYPES} == {t: gold["types"][t]["support"] for t in ENTITY_TYPES}
+    assert (out / "tinyA-to-tinyB" / "eval_tinyB_test.json").is_file()
+    table = results["table"]
+    assert [r[0] for r in table["rows"]] == [*ENTITY_TYPES, "micro avg", "weighted avg"]
+    assert len(table["columns"]) == 1 + 3 * 3
+    assert table["rows"][-1][1:4] == [_pct(rows[0]["test"]["weighted"][m]) for m in ("precision", "recall", "f1")]
+    assert "Table VI" in result.out
+
+    again = mscmt(["crossdata", "tinyA", "tinyB", "--data-dir", data, "--images-dir", corpus.images_dir, *FAST,
+                   "--out", out, *tiny.model_path_args()])
+    assert again.code == 0 and "0 row(s) trained now" in again.err
+    assert json.loads((out / "results.json").read_text())["table"] == table
+
+
+def test_study_errors_are_one_line(corpus, mscmt, tmp_path):
+    data = ["--data-dir", corpus.data_dir, "--images-dir", corpus.images_dir]
+    for args, expected in ((["grid", "--lrs", "3e-5,abc", "--corpus", corpus.name], "--lrs: 'abc' is not a number"),
+                           (["grid", "--batch-sizes", "8,0", "--corpus", corpus.name], "--batch-sizes: 0 is out of range"),
+                           (["ablate", "--variant", "V1=bert-base,clip-vit-l14"], "--variant expects NAME=text,image,fusion,decoder"),
+                           (["ablate", "--variant", "a/b=bertweet,none,none,crf"], "row name 'a/b'"),
+                           (["crossdata", "2015", "twitter2015"], "two different corpora"),
+                           (["crossdata", corpus.name, "nope"], "corpus 'nope'")):
+        result = mscmt([*args, *data, "--out", tmp_path / "x"])
+        assert result.code == 2, (args, result.err)
+        assert expected in result.err and len(result.err.strip().splitlines()) == 1, result.err
+
+
+def test_parsers():
+    assert parse_list("1e-5, 3e-5,5e-5", "--lrs", float) == [1e-5, 3e-5, 5e-5]
+    assert parse_list("8,16,32", "--batch-sizes", int) == [8, 16, 32]
+    with pytest.raises(MscmtError, match="twice"):
+        parse_list("8,8", "--batch-sizes", int)
+    with pytest.raises(MscmtError, match="out of range"):
+        parse_list("2.0", "--lrs", float)
+    rows = [parse_variant(v) for v in DEFAULT_VARIANTS]
+    assert [r.name for r in rows] == ["V1", "V2", "full"]
+    assert rows[0].overrides == {"text": "bert-base", "image": "clip-vit-l14", "fusion": "additive", "decoder": "crf"}
+
+
+def test_table_renderings_agree():
+    table = StudyTable("T", [Column("name", ""), Column("F1"), Column("Δ", "+.2f")], [["a|b", 12.5, -1.25], ["c", 0.0, 0.0]], ["note"])
+    md = table.to_markdown()
+    assert "| a\\|b | 12.50 | -1.25 |" in md and "| c | 0.00 | +0.00 |" in md and "note" in md
+    assert list(csv.reader(table.to_csv().splitlines())) == [["name", "F1", "Δ"], ["a|b", "12.5", "-1.25"], ["c", "0.0", "0.0"]]
