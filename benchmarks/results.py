@@ -58,6 +58,8 @@ def run_one(data_dir: Path, out: Path, corpus: str, variant: str, seed: int, arg
 
 
 def mean_std(values: list[float]) -> str:
+    if not values:
+        return "—"
     pct = [100 * v for v in values]
     return f"{statistics.mean(pct):.2f} ± {statistics.stdev(pct) if len(pct) > 1 else 0.0:.2f}"
 

@@ -37,30 +37,59 @@ def weights_fingerprint(source: str, model: torch.nn.Module) -> str:
     return h.hexdigest()[:16]
 
 
-class ClipVitL14Encoder(ImageEncoder):
-    """Frozen CLIP ViT-L/14 vision tower; its projected image embedding (768-d)."""
+def config_digest(data: Any) -> str:
+    """Short hash of a JSON-able configuration (preprocessing, transforms)."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
-    name = "clip-vit-l14"
-    description = "CLIP ViT-L/14 vision tower (openai/clip-vit-large-patch14), frozen, projected image embedding"
-    default_source = "openai/clip-vit-large-patch14"
+
+class HFVisionEncoder(ImageEncoder):
+    """A frozen Hugging Face vision model with its own image processor.
+
+    Subclasses set ``model_class`` and define ``feature_dim(config)`` and
+    ``pool(output)`` (model output -> ``(n, D)``).
+    """
+
+    model_class: Any = None
 
     def __init__(self, source: str, variant: str | None = None) -> None:
         super().__init__()
         self.source = source
         self.processor = load_pretrained(self.name, source, AutoImageProcessor.from_pretrained)
-        self.model = load_pretrained(self.name, source, CLIPVisionModelWithProjection.from_pretrained).eval()
+        self.model = load_pretrained(self.name, source, self.model_class.from_pretrained).eval()
         self.model.requires_grad_(False)
-        self.dim = int(self.model.config.projection_dim)
+        self.dim = int(self.feature_dim(self.model.config))
+
+    def feature_dim(self, config: Any) -> int:
+        raise NotImplementedError
+
+    def pool(self, output: Any) -> torch.Tensor:
+        raise NotImplementedError
 
     def identity(self) -> str:
-        pre = json.dumps(self.processor.to_dict(), sort_keys=True, default=str)
-        return f"{self.name}|{weights_fingerprint(self.source, self.model)}|{hashlib.sha256(pre.encode()).hexdigest()[:12]}"
+        return f"{self.name}|{weights_fingerprint(self.source, self.model)}|{config_digest(self.processor.to_dict())}"
 
     @torch.inference_mode()
     def encode(self, inputs: list[Any]) -> torch.Tensor:
+        """Features ``(n, D)`` of ``n`` PIL images, float32 on CPU."""
         device = next(self.model.parameters()).device
         pixels = self.processor(images=inputs, return_tensors="pt")["pixel_values"].to(device)
-        return self.model(pixel_values=pixels).image_embeds.float().cpu()
+        return self.pool(self.model(pixel_values=pixels)).float().cpu()
+
+
+class ClipVitL14Encoder(HFVisionEncoder):
+    """Frozen CLIP ViT-L/14 vision tower; its projected image embedding (768-d)."""
+
+    name = "clip-vit-l14"
+    description = "CLIP ViT-L/14 vision tower (openai/clip-vit-large-patch14), frozen, projected image embedding"
+    default_source = "openai/clip-vit-large-patch14"
+    model_class = CLIPVisionModelWithProjection
+
+    def feature_dim(self, config: Any) -> int:
+        return config.projection_dim
+
+    def pool(self, output: Any) -> torch.Tensor:
+        """``image_embeds`` ``(n, projection_dim)``."""
+        return output.image_embeds
 
 
 class NoImageEncoder(ImageEncoder):

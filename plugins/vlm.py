@@ -18,14 +18,12 @@
 from __future__ import annotations
 
 import hashlib
-import json
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
 from torch import nn
 from transformers import (
-    AutoImageProcessor,
     Blip2Config,
     Blip2TextModelWithProjection,
     Blip2VisionModelWithProjection,
@@ -37,15 +35,10 @@ from mscmt_cli.errors import ModelLoadError, MscmtError
 from mscmt_cli.model.components import ImageEncoder
 from mscmt_cli.model.hf_text import HFTextEncoder
 from mscmt_cli.model.hub import load_pretrained
-from plugins.image_encoders import weights_fingerprint
+from plugins.image_encoders import HFVisionEncoder, config_digest, weights_fingerprint
 
 BLIP2_SOURCE = "Salesforce/blip2-itm-vit-g"
 TIMM_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")
-
-
-def _digest(data: Any) -> str:
-    """Short SHA-256 of a JSON-serialisable value (preprocessing configs)."""
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
 
 
 class ClipTextEncoder(HFTextEncoder):
@@ -104,30 +97,20 @@ class Blip2TextEncoder(HFTextEncoder):
         self.tokenizer.save_pretrained(directory)
 
 
-class Blip2ImageEncoder(ImageEncoder):
+class Blip2ImageEncoder(HFVisionEncoder):
     """Frozen BLIP-2 vision path; the mean over query tokens of ``image_embeds``, ``(n, P)``."""
 
     name = "blip2"
     description = "BLIP-2 ViT-g + Q-Former (Salesforce/blip2-itm-vit-g), frozen, image_embeds mean over query tokens"
     default_source = BLIP2_SOURCE
+    model_class = Blip2VisionModelWithProjection
 
-    def __init__(self, source: str, variant: str | None = None) -> None:
-        super().__init__()
-        self.source = source
-        self.processor = load_pretrained(self.name, source, AutoImageProcessor.from_pretrained)
-        self.model = load_pretrained(self.name, source, Blip2VisionModelWithProjection.from_pretrained).eval()
-        self.model.requires_grad_(False)
-        self.dim = int(self.model.config.image_text_hidden_size)
+    def feature_dim(self, config: Any) -> int:
+        return config.image_text_hidden_size
 
-    def identity(self) -> str:
-        return f"{self.name}|{weights_fingerprint(self.source, self.model)}|{_digest(self.processor.to_dict())}"
-
-    @torch.inference_mode()
-    def encode(self, inputs: list[Any]) -> torch.Tensor:
-        """``(n, P)``: ``image_embeds`` ``(n, Q, P)`` averaged over the ``Q`` query tokens."""
-        device = next(self.model.parameters()).device
-        pixels = self.processor(images=inputs, return_tensors="pt")["pixel_values"].to(device)
-        return self.model(pixel_values=pixels).image_embeds.mean(dim=1).float().cpu()
+    def pool(self, output: Any) -> torch.Tensor:
+        """``image_embeds`` ``(n, Q, P)`` averaged over the ``Q`` query tokens."""
+        return output.image_embeds.mean(dim=1)
 
 
 class TimmImageEncoder(ImageEncoder):
@@ -160,7 +143,7 @@ class TimmImageEncoder(ImageEncoder):
         if self._identity is None:
             path = Path(self.source)
             weights = _file_fingerprint(path) if path.is_file() else weights_fingerprint(self.source, self.model)
-            self._identity = f"timm:{self.variant}|{weights}|{_digest(self.data_config)}"
+            self._identity = f"timm:{self.variant}|{weights}|{config_digest(self.data_config)}"
         return self._identity
 
     @torch.inference_mode()

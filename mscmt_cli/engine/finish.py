@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mscmt_cli.engine.data import encode_split
 from mscmt_cli.engine.evaluate import evaluate
@@ -11,8 +12,12 @@ from mscmt_cli.engine.rundir import write_json
 from mscmt_cli.labels import LABELS
 from mscmt_cli.model.build import WEIGHTS_FILE, load_weights
 
+if TYPE_CHECKING:
+    from mscmt_cli.engine.trainer import TrainOutcome
 
-def finish_run(run) -> "TrainOutcome":  # noqa: F821 (defined in trainer)
+
+def finish_run(run) -> "TrainOutcome":
+    """Score the best epoch of a finished ``Run`` on the test split and report it."""
     from mscmt_cli.engine.trainer import TrainOutcome
 
     s, state = run.settings, run.state

@@ -9,7 +9,6 @@ and ends with exactly the weights and metrics an uninterrupted run has.
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from dataclasses import asdict, dataclass, field
@@ -29,7 +28,7 @@ from mscmt_cli.engine.data import CorpusData, check_image_inputs, encode_split, 
 from mscmt_cli.engine.distributed import DistContext, device_for, init_distributed
 from mscmt_cli.engine.evaluate import autocast, predict, resolve_device
 from mscmt_cli.engine.metrics import score
-from mscmt_cli.engine.rundir import RunInfo, append_metrics, rewrite_metrics, write_json
+from mscmt_cli.engine.rundir import RunInfo, append_metrics, rewrite_metrics
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.labels import LABELS
 from mscmt_cli.model.build import Assembled, Components, assemble, save_model
