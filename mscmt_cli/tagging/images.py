@@ -1,0 +1,252 @@
+"""Image features for tagging: bytes, PIL images or paths -> ``(D,)`` vectors.
+
+Every image is keyed by a content digest (SHA-256 of the file's bytes; of the
+mode, size and pixels for a PIL image; of the text for a caption) and looked
+up in a small in-memory LRU, then the on-disk :class:`FeatureCache`, and only
+then encoded by the frozen image encoder, in batches. Bytes are decoded with
+:func:`decode_image` (decompression-bomb guard). Memory stays bounded: the LRU
+holds at most ``memory_items`` features and at most one encoder batch of
+decoded images is alive at a time.
+
+A tweet without an image gets the features of the neutral blank image (as
+images missing at training time do). A missing or unreadable image is an
+error under policy ``error``; under ``blank`` it becomes the blank image and
+is counted (:meth:`FeatureStore.report`).
+
+Caption image encoders (``input_kind == "caption"``) read a :class:`Caption`
+(the text itself), or an image id (a string) looked up in the captions file
+(:func:`mscmt_cli.data.captions.read_captions`, ids matched without directory
+and extension); no image reads as the empty caption, like a blank image. The
+digest is :func:`caption_digest`, as at training time, so cached features are
+shared with ``mscmt train``/``evaluate``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any, Callable, Sequence, Union
+
+import torch
+from PIL import Image
+
+from mscmt_cli.data.captions import caption_digest, image_key
+from mscmt_cli.data.images import BLANK_DIGEST, POLICIES, blank_image, decode_image
+from mscmt_cli.errors import MscmtError
+from mscmt_cli.features import FeatureCache
+from mscmt_cli.model.components import ImageEncoder
+
+#: What a tweet's image may be: a PIL image, encoded bytes, a path, or nothing.
+ImageLike = Union[Image.Image, bytes, bytearray, memoryview, str, os.PathLike, None]
+
+
+@dataclass(frozen=True)
+class MissingImage:
+    """An image that could not be found; ``message`` names it."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Caption:
+    """A caption given as text (for caption image encoders)."""
+
+    text: str
+
+
+def _pil_digest(img: Image.Image) -> str:
+    h = hashlib.sha256(f"pil|{img.mode}|{img.size}|".encode())
+    h.update(img.tobytes())
+    return h.hexdigest()
+
+
+def _read(path: str) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read()
+    except FileNotFoundError:
+        raise MscmtError(f"{path}: image not found") from None
+    except (OSError, ValueError) as err:
+        raise MscmtError(f"{path}: cannot read image ({err.strerror or err})") from None
+
+
+def load_pixels(image: ImageLike | MissingImage, where: str = "image") -> tuple[str, Callable[[], Any]]:
+    """``(digest, loader)`` of one image; the loader returns an RGB PIL image.
+
+    Raises :class:`MscmtError` for a missing path (or a :class:`MissingImage`).
+    """
+    if image is None:
+        return BLANK_DIGEST, blank_image
+    if isinstance(image, MissingImage):
+        raise MscmtError(image.message)
+    if isinstance(image, Image.Image):
+        return _pil_digest(image), lambda: image.convert("RGB")
+    if isinstance(image, (str, os.PathLike)):
+        where = os.fspath(image)
+        image = _read(where)
+    data = bytes(image)
+    return hashlib.sha256(data).hexdigest(), lambda: decode_image(data, where)
+
+
+def _caption_key(text: str) -> tuple[str, Callable[[], Any]]:
+    try:
+        digest = caption_digest(text)
+    except UnicodeEncodeError:  # lone surrogates from a JSON \ud800 escape
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return digest, lambda: text
+
+
+def load_caption(item: Any, captions: dict[str, str] | None, captions_file: str = "") -> tuple[str, Callable[[], Any]]:
+    """``(digest, loader)`` of a caption: a :class:`Caption`, an image id looked up in ``captions``, or None ("")."""
+    if item is None:
+        return _caption_key("")
+    if isinstance(item, MissingImage):
+        raise MscmtError(item.message)
+    if isinstance(item, Caption):
+        return _caption_key(item.text)
+    if not isinstance(item, (str, os.PathLike)):
+        raise MscmtError(f"this model reads images as captions: give a caption, not {type(item).__name__}")
+    if captions is None:
+        raise MscmtError(f"image {str(item)[:80]!r}: this model reads images as captions; pass --captions FILE or give a 'caption'")
+    found = captions.get(image_key(str(item)))
+    if found is None:
+        raise MscmtError(f"image {str(item)[:80]!r}: no caption in {captions_file or 'the captions file'}")
+    return _caption_key(found)
+
+
+@dataclass
+class FeatureStore:
+    """Features of a frozen image encoder with a bounded memory cache and the disk cache."""
+
+    encoder: ImageEncoder
+    cache: FeatureCache = field(default_factory=lambda: FeatureCache(None))
+    policy: str = "blank"
+    batch_size: int = 32
+    memory_items: int = 4096
+    captions: dict[str, str] | None = None
+    captions_file: str = ""
+    substituted: int = 0
+    substituted_examples: list[str] = field(default_factory=list)
+    _memory: OrderedDict = field(default_factory=OrderedDict)
+    _identity: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.policy not in POLICIES:
+            raise MscmtError(f"unknown missing-image policy {self.policy!r}; choose one of {', '.join(POLICIES)}")
+
+    @property
+    def dim(self) -> int:
+        return int(self.encoder.dim)
+
+    def identity(self) -> str:
+        if self._identity is None:
+            self._identity = self.encoder.identity()
+        return self._identity
+
+    def features(self, images: Sequence[Any]) -> tuple[list[torch.Tensor | None], dict[int, str]]:
+        """One ``(D,)`` feature per input, and ``{index: message}`` for the inputs that failed.
+
+        Inputs are :data:`ImageLike` values or :class:`MissingImage` (for
+        caption encoders: :class:`Caption`, image ids or None). A failed
+        input's feature is None.
+        """
+        if self.encoder.input_kind == "none":
+            return [torch.zeros(0) for _ in images], {}
+        out: list[torch.Tensor | None] = [None] * len(images)
+        errors: dict[int, str] = {}
+        pending: dict[str, list[int]] = {}  # digest -> input indices
+        loaders: dict[str, Callable[[], Any]] = {}
+        for i, image in enumerate(images):
+            digest, loader = self._key(i, image, errors)
+            if digest is None:
+                continue
+            feature = self._known(digest)
+            if feature is not None:
+                out[i] = feature
+                continue
+            pending.setdefault(digest, []).append(i)
+            loaders[digest] = loader
+            if len(pending) >= self.batch_size:
+                self._encode(pending, loaders, out, errors)
+                pending, loaders = {}, {}
+        if pending:
+            self._encode(pending, loaders, out, errors)
+        return out, errors
+
+    def _key(self, i: int, image: Any, errors: dict[int, str]) -> tuple[str | None, Callable[[], Any]]:
+        try:
+            if self.encoder.input_kind == "caption":
+                return load_caption(image, self.captions, self.captions_file)
+            return load_pixels(image)
+        except MscmtError as err:
+            return self._substitute(i, str(err), errors)
+
+    def _substitute(self, i: int, message: str, errors: dict[int, str]) -> tuple[str | None, Callable[[], Any]]:
+        if self.policy == "error":
+            errors[i] = message
+            return None, blank_image
+        self.substituted += 1
+        if len(self.substituted_examples) < 5:
+            self.substituted_examples.append(message)
+        return self._blank_key()
+
+    def _blank_key(self) -> tuple[str, Callable[[], Any]]:
+        return _caption_key("") if self.encoder.input_kind == "caption" else (BLANK_DIGEST, blank_image)
+
+    def _known(self, digest: str) -> torch.Tensor | None:
+        feature = self._memory.get(digest)
+        if feature is None:
+            feature = self.cache.get(self.identity(), digest)
+            if feature is None:
+                return None
+            self._remember(digest, feature)
+        else:
+            self._memory.move_to_end(digest)
+        return feature
+
+    def _remember(self, digest: str, feature: torch.Tensor) -> None:
+        self._memory[digest] = feature
+        self._memory.move_to_end(digest)
+        while len(self._memory) > self.memory_items:
+            self._memory.popitem(last=False)
+
+    def _encode(self, pending: dict[str, list[int]], loaders: dict[str, Callable[[], Any]],
+                out: list[torch.Tensor | None], errors: dict[int, str]) -> None:
+        """Decode and encode one batch of unseen images; decoding errors follow the policy."""
+        contents, digests = [], []
+        for digest, indices in pending.items():
+            try:
+                contents.append(loaders[digest]())
+                digests.append(digest)
+            except MscmtError as err:
+                for i in indices:
+                    key, loader = self._substitute(i, str(err), errors)
+                    if key is not None:
+                        out[i] = self._blank_feature()
+        if not contents:
+            return
+        feats = self.encoder.encode(contents)
+        for digest, feat in zip(digests, feats):
+            feat = feat.detach().cpu().float().clone()
+            self.cache.put(self.identity(), digest, feat)
+            self._remember(digest, feat)
+            for i in pending[digest]:
+                out[i] = feat
+
+    def _blank_feature(self) -> torch.Tensor:
+        digest, loader = self._blank_key()
+        feature = self._known(digest)
+        if feature is None:
+            feature = self.encoder.encode([loader()])[0].detach().cpu().float().clone()
+            self.cache.put(self.identity(), digest, feature)
+            self._remember(digest, feature)
+        return feature
+
+    def report(self) -> str | None:
+        """One line about images replaced by the blank image, or None."""
+        if not self.substituted:
+            return None
+        shown = "; ".join(self.substituted_examples[:3]) + ("; ..." if self.substituted > 3 else "")
+        return f"{self.substituted} missing or unreadable image(s) replaced by a blank image (policy 'blank'): {shown}"

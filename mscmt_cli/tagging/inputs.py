@@ -1,0 +1,192 @@
+"""Streaming reader of ``mscmt tag`` input: JSON Lines or an IMGID CoNLL file.
+
+Lines are read one at a time as bytes (split on ``\\n`` only, so a U+2028
+inside a JSON string is not a line break), and every line yields either a
+:class:`TagInput` or a :class:`BadLine` carrying its 1-based line number.
+Blank lines are skipped silently. Nothing is held beyond the current line
+(CoNLL: the current block).
+
+JSON Lines: each line is an object with ``text`` (raw tweet) and/or ``tokens``
+(list of strings), optional ``image`` (a file name under ``--images`` or a
+path) and ``caption`` (for caption image encoders), and any other fields,
+which are passed through untouched. ``NaN``/``Infinity`` are refused (not JSON).
+
+CoNLL (detected when the first non-blank line starts with ``IMGID:``): blocks
+of ``IMGID:<id>`` then one ``token`` or ``token<TAB>label`` line per token. A
+block becomes ``{"image": id, "tokens": [...]}``, plus ``"gold"`` (the labels)
+when every token line has one; its line number is that of its IMGID line.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from dataclasses import dataclass
+from typing import Any, BinaryIO, Iterable, Iterator
+
+from mscmt_cli.labels import normalise_label
+from mscmt_cli.tagging.doc import Doc, InputError, make_doc
+
+IMGID = b"IMGID:"
+
+
+@dataclass
+class TagInput:
+    """A good input line.
+
+    Attributes:
+        line: 1-based line number in the input.
+        record: the object written back out (with ``tokens``/``tags``/``entities`` added).
+        doc: the tweet to tag.
+        image: the image reference as given (file name or path), or None.
+        caption: the caption (caption image encoders), or None.
+    """
+
+    line: int
+    record: dict[str, Any]
+    doc: Doc
+    image: str | None = None
+    caption: str | None = None
+
+
+@dataclass
+class BadLine:
+    """An input line that is skipped, with why."""
+
+    line: int
+    message: str
+
+
+def _reject_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON")
+
+
+def _optional_str(obj: dict[str, Any], key: str) -> str | None:
+    value = obj.get(key)
+    if value is not None and not isinstance(value, str):
+        raise InputError(f"'{key}' must be a string, got {type(value).__name__}")
+    return value
+
+
+def parse_object(line: int, obj: Any) -> TagInput:
+    """Validate one decoded JSON value (raises :class:`InputError`)."""
+    if not isinstance(obj, dict):
+        kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(obj), "a number")
+        raise InputError(f"expected a JSON object, got {kind}")
+    doc = make_doc(obj.get("text"), obj.get("tokens"))
+    image = _optional_str(obj, "image")
+    if image is not None and not image.strip():
+        raise InputError("'image' is an empty string")
+    return TagInput(line, obj, doc, image, _optional_str(obj, "caption"))
+
+
+def _decode(raw: bytes, line: int) -> str:
+    if line == 1 and raw.startswith(b"\xef\xbb\xbf"):
+        raw = raw[3:]
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise InputError(f"not valid UTF-8 (byte 0x{raw[err.start]:02x} at byte {err.start + 1} of the line)") from None
+
+
+def parse_json_line(line: int, raw: bytes) -> TagInput | BadLine | None:
+    """One JSON Lines line: a :class:`TagInput`, a :class:`BadLine`, or None when blank."""
+    try:
+        text = _decode(raw.rstrip(b"\r\n"), line)
+        if not text.strip():
+            return None
+        try:
+            obj = json.loads(text, parse_constant=_reject_constant)
+        except json.JSONDecodeError as err:
+            raise InputError(f"invalid JSON: {err.msg} at column {err.colno}") from None
+        except (ValueError, RecursionError) as err:
+            raise InputError(f"invalid JSON: {str(err)[:80] or type(err).__name__}") from None
+        return parse_object(line, obj)
+    except InputError as err:
+        return BadLine(line, str(err))
+
+
+def iter_jsonl(lines: Iterable[bytes], first_line: int = 1) -> Iterator[TagInput | BadLine]:
+    """Parse JSON Lines, one result per non-blank line."""
+    for number, raw in enumerate(lines, start=first_line):
+        item = parse_json_line(number, raw)
+        if item is not None:
+            yield item
+
+
+@dataclass
+class _Block:
+    line: int
+    image_id: str
+    tokens: list[str]
+    tags: list[str | None]
+    error: str | None = None
+
+    def finish(self) -> TagInput | BadLine:
+        if self.error is not None:
+            return BadLine(self.line, self.error)
+        record: dict[str, Any] = {"image": self.image_id, "tokens": self.tokens}
+        if self.tags and all(t is not None for t in self.tags):
+            record["gold"] = self.tags
+        try:
+            return TagInput(self.line, record, make_doc(tokens=self.tokens), self.image_id)
+        except InputError as err:
+            return BadLine(self.line, str(err))
+
+
+def _token_line(block: _Block, number: int, line: str) -> None:
+    token, sep, label = line.rpartition("\t")
+    if not sep:
+        token, tag = line, None
+    else:
+        tag = normalise_label(label.strip())
+        if tag is None and block.error is None:
+            block.error = f"line {number}: unknown label {label.strip()[:20]!r}"
+    block.tokens.append(token)
+    block.tags.append(tag)
+
+
+def iter_conll(lines: Iterable[bytes], first_line: int = 1) -> Iterator[TagInput | BadLine]:
+    """Parse IMGID CoNLL blocks, one result per block (errors name the block's IMGID line)."""
+    block: _Block | None = None
+    orphan = False  # inside a run of token lines before any IMGID line
+    for number, raw in enumerate(lines, start=first_line):
+        try:
+            line = _decode(raw.rstrip(b"\r\n"), number)
+        except InputError as err:
+            if block is not None and block.error is None:
+                block.error = f"line {number}: {err}"
+            elif block is None:
+                yield BadLine(number, str(err))
+            continue
+        if line.startswith("IMGID:"):
+            if block is not None:
+                yield block.finish()
+            block, orphan = _Block(number, line[6:].strip(), [], []), False
+            if not block.image_id:
+                block.error = "IMGID line without an id"
+        elif not line.strip():
+            if block is not None and (block.tokens or block.error):
+                yield block.finish()
+                block = None
+            orphan = False
+        elif block is None:
+            if not orphan:
+                yield BadLine(number, "token line outside an IMGID block")
+            orphan = True
+        else:
+            _token_line(block, number, line)
+    if block is not None:
+        yield block.finish()
+
+
+def read_inputs(stream: BinaryIO) -> Iterator[TagInput | BadLine]:
+    """Detect the format from the first non-blank line and parse the whole stream lazily."""
+    head: list[bytes] = []
+    for raw in stream:
+        head.append(raw)
+        if raw.strip():
+            break
+    first = head[-1].lstrip(b"\xef\xbb\xbf").lstrip() if head else b""
+    lines = itertools.chain(head, stream)
+    return iter_conll(lines) if first.startswith(IMGID) else iter_jsonl(lines)

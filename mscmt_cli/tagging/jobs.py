@@ -1,0 +1,178 @@
+"""What ``mscmt tag``, ``mscmt explain`` and ``mscmt serve`` do, behind their thin CLI commands."""
+
+from __future__ import annotations
+
+import json
+import sys
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, BinaryIO, Iterator
+
+from rich.console import Console
+
+from mscmt_cli.console import progress
+from mscmt_cli.errors import DataError, MscmtError
+from mscmt_cli.settings import Settings
+from mscmt_cli.tagging.inputs import BadLine, TagInput, read_inputs
+from mscmt_cli.tagging.stream import StrictStop, Tally, tag_stream
+from mscmt_cli.tagging.tagger import Tagger, TagResult
+
+NO_MODEL = "no model given: pass --model RUN_DIR, or set 'model' in the --config file or MSCMT_MODEL"
+
+
+def load_tagger(settings: Settings, missing_images: str | None = None) -> Tagger:
+    """The settings' model (``--model`` / ``model`` / ``MSCMT_MODEL``), loaded once."""
+    if settings.model is None:
+        raise MscmtError(NO_MODEL)
+    return Tagger.from_pretrained(settings.model, settings.model_paths, settings.device,
+                                  cache_dir=None if settings.no_cache else settings.cache_dir, captions=settings.captions,
+                                  missing_images=missing_images or settings.missing_images, batch_size=settings.eval_batch_size)
+
+
+def output_line(record: dict[str, Any], result: TagResult) -> bytes:
+    """The input object plus ``tokens``, ``tags`` and ``entities``, as one UTF-8 JSON line."""
+    out = {**record, **result.as_dict()}
+    try:
+        line = json.dumps(out, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:  # lone surrogates from \ud800-style escapes: keep them escaped
+        return (json.dumps(out, ensure_ascii=True) + "\n").encode("ascii")
+    # U+2028/U+2029/U+0085 are legal inside JSON strings but str.splitlines() breaks lines on them.
+    for char in ("\u2028", "\u2029", "\x85"):
+        line = line.replace(char.encode("utf-8"), f"\\u{ord(char):04x}".encode("ascii"))
+    return line + b"\n"
+
+
+class _CountingReader:
+    """Iterates a binary stream's lines and counts the bytes read (for the progress bar)."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.bytes = 0
+
+    def __iter__(self) -> Iterator[bytes]:
+        for raw in self.stream:
+            self.bytes += len(raw)
+            yield raw
+
+
+@contextmanager
+def open_input(name: str) -> Iterator[tuple[BinaryIO, int | None]]:
+    """The input as a binary stream (``-`` is stdin) and its size in bytes when known."""
+    if name == "-":
+        yield sys.stdin.buffer, None
+        return
+    path = Path(name)
+    if not path.is_file():
+        raise MscmtError(f"{name}: input file not found" if not path.exists() else f"{name}: not a file")
+    with open(path, "rb") as fh:
+        yield fh, path.stat().st_size
+
+
+@contextmanager
+def open_output(out: Path | None) -> Iterator[BinaryIO]:
+    """``--out FILE`` (written as it goes) or stdout, as a binary stream."""
+    if out is None:
+        sys.stdout.flush()
+        yield getattr(sys.stdout, "buffer", sys.stdout)  # type: ignore[misc]
+        sys.stdout.flush()
+        return
+    out = Path(out)
+    if out.parent and not out.parent.is_dir():
+        raise MscmtError(f"--out {out}: directory {out.parent} does not exist")
+    with open(out, "wb") as fh:
+        yield fh
+
+
+def run_tag(settings: Settings, input_name: str, out: Path | None, *, strict: bool = False, explain_dir: Path | None = None,
+            window: int = 1024, console: Console) -> Tally:
+    """Tag every line of ``input_name``; bad lines go to stderr with their line numbers."""
+    tagger = load_tagger(settings)
+    source = "<stdin>" if input_name == "-" else input_name
+    if explain_dir is not None:
+        Path(explain_dir).mkdir(parents=True, exist_ok=True)
+    with open_input(input_name) as (stream, size), open_output(out) as sink, progress(console) as bar:
+        reader = _CountingReader(stream)
+        task = bar.add_task("tagging (bytes read)" if size is not None else "tagging", total=size, info="")
+
+        def on_result(item: TagInput, result: TagResult) -> None:
+            sink.write(output_line(item.record, result))
+            if explain_dir is not None:
+                _explain_line(tagger, item, result, Path(explain_dir), settings.images_dir)
+
+        def on_bad(bad: BadLine) -> None:
+            console.print(f"{source}:{bad.line}: {bad.message}", markup=False, highlight=False, soft_wrap=True)
+
+        def on_window(tally: Tally) -> None:
+            sink.flush()
+            done = reader.bytes if size is not None else tally.tagged + tally.bad
+            bar.update(task, completed=done, info=f"{tally.tagged} tagged, {tally.bad} bad")
+
+        try:
+            tally = tag_stream(tagger, read_inputs(reader), on_result=on_result, on_bad=on_bad, images_dir=settings.images_dir,
+                               window=window, strict=strict, on_window=on_window)
+        except StrictStop as stop:
+            sink.flush()
+            raise DataError(source, stop.bad.line, f"{stop.bad.message} (--strict: stopped here)") from None
+    _summary(console, tally, tagger)
+    return tally
+
+
+def _summary(console: Console, tally: Tally, tagger: Tagger) -> None:
+    skipped = f"; skipped {tally.bad} bad line(s) (reported above)" if tally.bad else ""
+    console.print(f"tagged {tally.tagged} tweet(s){skipped}", markup=False, highlight=False, soft_wrap=True)
+    note = tagger.images.report()
+    if note:
+        console.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
+
+
+def _explain_line(tagger: Tagger, item: TagInput, result: TagResult, directory: Path, images_dir: Path | None) -> None:
+    from mscmt_cli.tagging.explain import page_image, render_page
+    from mscmt_cli.tagging.stream import image_resolver
+
+    image = None
+    if item.image and tagger.images.encoder.input_kind == "pixels":
+        found = image_resolver(images_dir)(item.image)
+        image = page_image(Path(found)) if isinstance(found, str) else None
+    caption = item.caption if item.caption is not None else _caption_of(tagger, item.image)
+    html = render_page(result, image, tagger.info(), title=f"line {item.line}", caption=caption)
+    (directory / f"line-{item.line:06d}.html").write_text(html, encoding="utf-8")
+
+
+def run_explain(settings: Settings, text: str, image: Path | None, out: Path) -> Path:
+    """Write the explain page of one tweet."""
+    from mscmt_cli.tagging.explain import page_image, render_page
+
+    tagger = load_tagger(settings, missing_images="error")
+    pixels = tagger.images.encoder.input_kind == "pixels"
+    if pixels and image is not None and not Path(image).is_file():
+        raise MscmtError(f"--image {image}: file not found")
+    result = tagger.tag(text, image if pixels or image is None else str(image))
+    shown = page_image(Path(image)) if image is not None and pixels else None
+    html = render_page(result, shown, tagger.info(), caption=_caption_of(tagger, str(image) if image is not None else None))
+    out = Path(out)
+    if out.parent and not out.parent.is_dir():
+        raise MscmtError(f"--out {out}: directory {out.parent} does not exist")
+    out.write_text(html, encoding="utf-8")
+    return out
+
+
+def _caption_of(tagger: Tagger, image_id: str | None) -> str | None:
+    """The caption a caption model read for ``image_id`` (None for other models or when unknown)."""
+    from mscmt_cli.data.captions import image_key
+
+    if tagger.images.encoder.input_kind != "caption" or tagger.images.captions is None or not image_id:
+        return None
+    return tagger.images.captions.get(image_key(image_id))
+
+
+def run_serve(settings: Settings, host: str, port: int, limits: Any, console: Console) -> None:
+    """Load the model once and serve it over HTTP until interrupted."""
+    import uvicorn
+
+    from mscmt_cli.tagging.server import create_app
+
+    if host not in ("127.0.0.1", "localhost", "::1"):
+        console.print(f"warning: listening on {host}, not only on loopback: anyone who can reach this port can use the model",
+                      markup=False, highlight=False, soft_wrap=True)
+    tagger = load_tagger(settings, missing_images="error")
+    uvicorn.run(create_app(tagger, limits), host=host, port=port, log_level="info")

@@ -1,0 +1,130 @@
+"""Tagging an endless stream of input lines in bounded memory.
+
+Lines are taken ``window`` at a time (default 1024). Inside a window the
+good lines get their image features (cache first), are tokenized, sorted by
+length into batches by :meth:`Tagger.predict`, and written back in input
+order. A line that fails at any stage (parse, image, tokenizer) becomes a
+:class:`BadLine` at its place; with ``strict`` the run stops at the first one
+(:class:`StrictStop`), after the good lines before it were handed on. Good
+lines are never lost, duplicated or reordered.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, Union
+
+from mscmt_cli.errors import MscmtError
+from mscmt_cli.tagging.images import Caption, MissingImage
+from mscmt_cli.tagging.inputs import BadLine, TagInput
+from mscmt_cli.tagging.tagger import Tagger, TagResult
+
+Outcome = Union[tuple[TagInput, TagResult], BadLine]
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
+
+
+@dataclass
+class Tally:
+    """What a run did."""
+
+    tagged: int = 0
+    bad: int = 0
+
+
+class StrictStop(Exception):
+    """Raised by :func:`tag_stream` under ``strict`` at the first bad line."""
+
+    def __init__(self, bad: BadLine) -> None:
+        super().__init__(bad.message)
+        self.bad = bad
+
+
+def image_resolver(images_dir: Path | None) -> Callable[[str], str | MissingImage]:
+    """How a record's ``image`` value becomes a file path.
+
+    With ``images_dir``: ``DIR/<value>``, then ``DIR/<value>.jpg|.jpeg|.png``
+    (corpus image ids); then the value as a path of its own (absolute, or
+    relative to the working directory). ``os.path`` rather than ``pathlib``:
+    pathlib interns every path part, and a stream of distinct names would
+    keep growing the interpreter's table of interned strings.
+    """
+    root = None if images_dir is None else os.fspath(images_dir)
+
+    def resolve(name: str) -> str | MissingImage:
+        candidates = []
+        if root is not None:
+            candidates += [os.path.join(root, name)] + [os.path.join(root, name + ext) for ext in IMAGE_EXTENSIONS]
+        candidates.append(os.path.expanduser(name))
+        for path in candidates:
+            try:
+                if os.path.isfile(path):
+                    return path
+            except (OSError, ValueError):  # names too long, NUL bytes
+                continue
+        where = f" (looked in {root} and the working directory)" if root is not None else " (no --images directory given)"
+        return MissingImage(f"image {name[:80]!r} not found{where}")
+
+    return resolve
+
+
+def image_ref(tagger: Tagger, item: TagInput, resolve: Callable[[str], str | MissingImage]) -> Any:
+    """What the feature store gets for a line: a file (or why not) for pixel models; for caption
+    models the line's ``caption``, else its ``image`` as an id for the captions file."""
+    if tagger.images.encoder.input_kind == "caption":
+        return Caption(item.caption) if item.caption is not None else item.image
+    return resolve(item.image) if item.image else None
+
+
+def tag_window(tagger: Tagger, items: list[TagInput | BadLine], resolve: Callable[[str], str | MissingImage]) -> list[Outcome]:
+    """Tag the good lines of one window; outcomes are in input order."""
+    outcomes: list[Outcome | None] = [i if isinstance(i, BadLine) else None for i in items]
+    good = [k for k, item in enumerate(items) if isinstance(item, TagInput)]
+    feats, errors = tagger.images.features([image_ref(tagger, items[k], resolve) for k in good])  # type: ignore[arg-type]
+    ready, encoded = [], []
+    for j, k in enumerate(good):
+        item: TagInput = items[k]  # type: ignore[assignment]
+        if j in errors:
+            outcomes[k] = BadLine(item.line, errors[j])
+            continue
+        try:
+            encoded.append(tagger.encode(item.doc))
+        except Exception as err:  # a tokenizer failure on odd input is reported, not fatal
+            outcomes[k] = BadLine(item.line, f"cannot tokenize: {type(err).__name__}: {str(err)[:80]}")
+            continue
+        ready.append((k, feats[j]))
+    results = tagger.predict([items[k].doc for k, _ in ready], [f for _, f in ready], encoded)  # type: ignore[union-attr]
+    for (k, _), result in zip(ready, results):
+        outcomes[k] = (items[k], result)  # type: ignore[assignment]
+    return outcomes  # type: ignore[return-value]
+
+
+def _windows(items: Iterable[TagInput | BadLine], size: int) -> Iterator[list[TagInput | BadLine]]:
+    it = iter(items)
+    while chunk := list(itertools.islice(it, size)):
+        yield chunk
+
+
+def tag_stream(tagger: Tagger, items: Iterable[TagInput | BadLine], *, on_result: Callable[[TagInput, TagResult], None],
+               on_bad: Callable[[BadLine], None], images_dir: Path | None = None, window: int = 1024, strict: bool = False,
+               on_window: Callable[[Tally], None] | None = None) -> Tally:
+    """Tag ``items`` window by window, calling ``on_result``/``on_bad`` in input order."""
+    if window < 1:
+        raise MscmtError(f"window must be at least 1, got {window}")
+    tally = Tally()
+    resolve = image_resolver(images_dir)
+    for chunk in _windows(items, window):
+        for outcome in tag_window(tagger, chunk, resolve):
+            if isinstance(outcome, BadLine):
+                tally.bad += 1
+                if strict:
+                    raise StrictStop(outcome)
+                on_bad(outcome)
+            else:
+                tally.tagged += 1
+                on_result(*outcome)
+        if on_window is not None:
+            on_window(tally)
+    return tally

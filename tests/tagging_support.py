@@ -1,0 +1,42 @@
+"""Shared fixtures and helpers of the tagging tests (import the fixtures into a test module)."""
+
+from __future__ import annotations
+
+from contextlib import contextmanager
+from typing import Iterator
+
+import pytest
+import torch
+
+TRICKY_TEXTS = [
+    "Obama visits Paris 🇫🇷 with @JohnKerry https://t.co/abc?x=1. #Diplomacy",
+    "  New York New York new york  \t",  # surrounding whitespace, repeated words
+    "東京 で 会議 , Москва и Київ — العربية हिन्दी 👨‍👩‍👧 family",  # non-Latin scripts, ZWJ emoji
+    "RT @nba: LeBron's 1,000th win!!! 👍🏽👍🏽 www.nba.com/x…",
+    "e\u0301clair café\u200bnoir U.S. don't",  # combining mark, zero-width space
+]
+
+
+@pytest.fixture(scope="session")
+def tagger(trained_run, tiny):
+    """The shared tiny gated + CRF run, loaded once through the public API."""
+    from mscmt_cli import Tagger
+
+    return Tagger.from_pretrained(trained_run, {"clip-vit-l14": str(tiny.clip_vision)}, device="cpu", missing_images="error")
+
+
+@contextmanager
+def forced_tag(tagger, label: str) -> Iterator[None]:
+    """Make the tagger predict ``label`` for every token (zero weights, large bias), then restore it."""
+    head = tagger.model.classifier
+    saved = head.weight.detach().clone(), head.bias.detach().clone()
+    with torch.no_grad():
+        head.weight.zero_()
+        head.bias.fill_(-30.0)
+        head.bias[tagger.labels.index(label)] = 30.0
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            head.weight.copy_(saved[0])
+            head.bias.copy_(saved[1])

@@ -1,0 +1,101 @@
+"""The gate page: ``mscmt explain`` and ``mscmt tag --explain``."""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import json
+import re
+
+from PIL import Image
+
+from mscmt_cli.labels import ENTITY_TYPES
+from tests.tagging_support import TRICKY_TEXTS, forced_tag, tagger  # noqa: F401  (fixture)
+
+
+def _check_image(page: str) -> Image.Image:
+    uris = re.findall(r'src="data:image/png;base64,([A-Za-z0-9+/=]+)"', page)
+    assert len(uris) == 1
+    img = Image.open(io.BytesIO(base64.b64decode(uris[0])))
+    img.verify()
+    return Image.open(io.BytesIO(base64.b64decode(uris[0])))
+
+
+def _gate_values(page: str) -> list[tuple[str, float]]:
+    cells = re.findall(r'<span class="tok">(.*?)</span><span class="val">([0-9.]+)</span>', page)
+    return [(html.unescape(tok), float(val)) for tok, val in cells]
+
+
+def test_explain_page_shows_every_token_the_image_and_the_gate(mscmt, trained_run, tiny, corpus, tmp_path):
+    image = sorted(corpus.images_dir.glob("*.jpg"))[0]
+    out = tmp_path / "page.html"
+    text = TRICKY_TEXTS[0] + " <b>&amp;"
+    result = mscmt(["explain", "--model", trained_run, "--text", text, "--image", image, "--out", out,
+                    "--model-path", f"clip-vit-l14={tiny.clip_vision}"])
+    assert result.code == 0, result.err
+    page = out.read_text(encoding="utf-8")
+    assert "<b>&amp;" not in page and "&lt;b&gt;&amp;amp;" in page, "tweet text must be escaped"
+    assert _check_image(page).size == Image.open(image).size
+    cells = _gate_values(page)
+    from mscmt_cli.tagging.doc import make_doc
+
+    assert [tok for tok, _ in cells] == list(make_doc(text=text).tokens)
+    assert all(0.0 <= g <= 1.0 for _, g in cells)
+    assert all(etype in page for etype in ENTITY_TYPES) and "no gate" not in page
+    assert not re.search(r'(src|href)="(?!data:)|<script|@import|url\(', page), "the page must be self-contained"
+
+
+def test_entities_are_highlighted_in_their_colour(tagger):
+    from mscmt_cli.tagging.explain import TYPE_COLOURS, render_page
+
+    with forced_tag(tagger, "B-ORG"):
+        result = tagger.tag("Apple and Google")
+    page = render_page(result, None, tagger.info())
+    marks = re.findall(r'<mark class="ent ent-ORG" style="background:(#[0-9a-f]+)"[^>]*>(.*?)<span', page)
+    assert marks == [(TYPE_COLOURS["ORG"], w) for w in ("Apple", "and", "Google")]
+    assert "No image was given" in page
+
+
+def test_a_model_without_gate_says_so(tiny):
+    from mscmt_cli.labels import LABELS
+    from mscmt_cli.model.build import Components, assemble
+    from mscmt_cli.registry import Registry
+    from mscmt_cli.tagging.explain import render_page
+    from mscmt_cli.tagging.tagger import Tagger
+
+    assembled = assemble(Registry.from_entry_points(), Components(text="bertweet", image="clip-vit-l14", fusion="additive", decoder="softmax"),
+                         list(LABELS), {"bertweet": str(tiny.bertweet), "clip-vit-l14": str(tiny.clip_vision)})
+    tagger = Tagger(assembled, "cpu")
+    result = tagger.tag("Obama visits Paris")
+    assert result.gate is None and not tagger.has_gate
+    assert all(abs(p - max(row)) < 1e-6 for p, row in zip(result.tag_probs, _softmax_rows(tagger, result)))
+    page = render_page(result, Image.new("RGB", (8, 8)), tagger.info())
+    assert "has no gate" in page and "additive" in page and not _gate_values(page)
+
+
+def _softmax_rows(tagger, result):
+    """Per-token softmax probabilities recomputed from the model (the softmax decoder's marginals)."""
+    import torch
+
+    from mscmt_cli.engine.batching import Example, collate
+
+    batch = collate([Example(tagger.encode(result.doc), [], tagger.images.features([None])[0][0])], tagger.model.text.pad_id)
+    with torch.no_grad():
+        probs = torch.softmax(tagger.model(batch).emissions[0].float(), dim=-1)
+    return probs.tolist()
+
+
+def test_tag_explain_writes_one_page_per_tagged_line(mscmt, trained_run, tiny, corpus, tmp_path):
+    image = sorted(corpus.images_dir.glob("*.jpg"))[0].name
+    src = tmp_path / "in.jsonl"
+    src.write_text("\n".join([json.dumps({"text": "one two", "image": image}), "bad", json.dumps({"tokens": ["three"]})]) + "\n")
+    pages = tmp_path / "pages"
+    result = mscmt(["tag", src, "--model", trained_run, "--images", corpus.images_dir, "--explain", pages, "--out", tmp_path / "o.jsonl",
+                    "--model-path", f"clip-vit-l14={tiny.clip_vision}"])
+    assert result.code == 0, result.err
+    assert sorted(p.name for p in pages.iterdir()) == ["line-000001.html", "line-000003.html"]
+    first = (pages / "line-000001.html").read_text(encoding="utf-8")
+    _check_image(first)
+    assert [t for t, _ in _gate_values(first)] == ["one", "two"]
+    assert "Given as tokens" in (pages / "line-000003.html").read_text(encoding="utf-8")

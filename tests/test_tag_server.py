@@ -1,0 +1,119 @@
+"""``mscmt serve``'s app started for real (uvicorn on a free loopback port) and called over HTTP."""
+
+from __future__ import annotations
+
+import base64
+import io
+import socket
+import threading
+import time
+
+import httpx
+import pytest
+from PIL import Image
+
+from tests.tagging_support import TRICKY_TEXTS, tagger  # noqa: F401  (fixture)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(tagger):
+    import uvicorn
+
+    from mscmt_cli.tagging.server import Limits, create_app
+
+    limits = Limits(max_body_bytes=200_000, max_image_bytes=100_000, max_batch=4, max_text_chars=500, max_tokens=100)
+    port = _free_port()
+    srv = uvicorn.Server(uvicorn.Config(create_app(tagger, limits), host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.time() + 30
+    while not srv.started:
+        assert time.time() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.05)
+    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+        yield client
+    srv.should_exit = True
+    thread.join(10)
+
+
+def _png(colour=(10, 200, 10)) -> bytes:
+    buf = io.BytesIO()
+    Image.new("RGB", (32, 24), colour).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def test_health_and_info(server, tagger):
+    assert server.get("/health").json() == {"status": "ok"}
+    info = server.get("/info").json()
+    assert info["labels"] == tagger.labels and info["components"]["fusion"] == "gated" and info["has_gate"] is True
+    assert info["limits"]["max_batch"] == 4
+
+
+def test_tag_json_with_base64_image_matches_the_python_api(server, tagger):
+    png = _png()
+    for image in (base64.b64encode(png).decode(), "data:image/png;base64," + base64.b64encode(png).decode()):
+        resp = server.post("/tag", json={"text": TRICKY_TEXTS[0], "image": image})
+        assert resp.status_code == 200, resp.text
+        body = resp.json()
+        expected = tagger.tag(TRICKY_TEXTS[0], image=png)
+        assert body["text"] == TRICKY_TEXTS[0] and body["tokens"] == expected.tokens and body["tags"] == expected.tags
+        assert all(body["text"][e["start"]:e["end"]] == e["text"] for e in body["entities"])
+
+
+def test_tag_multipart_upload(server):
+    resp = server.post("/tag", data={"text": "Obama in Paris"}, files={"image": ("x.png", _png(), "image/png")})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["tokens"] == ["Obama", "in", "Paris"]
+
+
+def test_batch_keeps_order(server):
+    items = [{"text": t} for t in TRICKY_TEXTS[:3]] + [{"tokens": ["New", "York"]}]
+    resp = server.post("/tag/batch", json={"items": items})
+    assert resp.status_code == 200, resp.text
+    results = resp.json()["results"]
+    assert [r.get("text") for r in results] == TRICKY_TEXTS[:3] + [None] and results[3]["tokens"] == ["New", "York"]
+
+
+@pytest.mark.parametrize("kwargs,status,message", [
+    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "invalid JSON"),
+    ({"content": b"\xff\xfe", "headers": {"content-type": "application/json"}}, 400, "UTF-8"),
+    ({"json": [1, 2]}, 422, "JSON object"),
+    ({"json": {"id": 3}}, 422, "'text'"),
+    ({"json": {"text": "   "}}, 422, "empty tweet"),
+    ({"json": {"tokens": ["a", 5]}}, 422, "must be a string"),
+    ({"json": {"text": "hi", "image": "/etc/passwd"}}, 400, "base64"),
+    ({"json": {"text": "hi", "image": base64.b64encode(b"not an image").decode()}}, 422, "unreadable image"),
+    ({"json": {"text": "hi", "image": 12}}, 422, "base64 string"),
+    ({"json": {"text": "x" * 501}}, 413, "characters"),
+    ({"json": {"text": "hi", "pad": "x" * 250_000}}, 413, "body"),
+    ({"content": b"text=hi", "headers": {"content-type": "text/plain"}}, 415, "content type"),
+    ({"content": b"--zz\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=zz"}}, 422, "'text'"),
+    ({"content": b"--zz\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nhi", "headers": {"content-type": "multipart/form-data"}}, 400, ""),
+    ({"data": {"text": "hi", "image": "not-a-file"}}, 422, "file upload"),
+])
+def test_malformed_requests_are_4xx_with_a_message(server, kwargs, status, message):
+    resp = server.post("/tag", **kwargs)
+    assert resp.status_code == status, resp.text
+    assert message in resp.json()["detail"]
+
+
+@pytest.mark.parametrize("body,status", [
+    ({"items": [{"text": "a"}] * 5}, 413), ({"items": []}, 422), ({"items": "a"}, 422), ([{"text": "a"}], 422),
+    ({"items": [{"text": "a"}, {"text": ""}]}, 422),
+])
+def test_malformed_batches_are_4xx(server, body, status):
+    resp = server.post("/tag/batch", json=body)
+    assert resp.status_code == status, resp.text
+    if body == {"items": [{"text": "a"}, {"text": ""}]}:
+        assert resp.json()["detail"].startswith("items[1]: ")
+
+
+def test_wrong_methods_and_paths_are_4xx(server):
+    assert server.get("/tag").status_code == 405
+    assert server.get("/nope").status_code == 404
