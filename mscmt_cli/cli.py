@@ -15,7 +15,7 @@ app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_
                   help="Multimodal NER for tweets: compose, train, evaluate and apply MSCMT variants.")
 
 # Options shared by several commands (typer needs them spelled per command).
-ConfigOpt = typer.Option(None, "--config", help="TOML settings file (keys as the long options, plus a [model_paths] table)")
+ConfigOpt = typer.Option(None, "--config", help="TOML settings file (keys as the long options, plus a model_paths table)")
 ModelPathOpt = typer.Option(None, "--model-path", help="NAME=PATH: load component NAME from a local directory (repeatable)")
 DataDirOpt = typer.Option(None, "--data-dir", help="data directory laid out like ../shared/data")
 CorpusOpt = typer.Option(None, "--corpus", help="twitter2015, twitter2017, merged, or any corpus directory name")

@@ -17,6 +17,9 @@ from transformers import AutoConfig, AutoModel, AutoTokenizer
 from mscmt_cli.model.components import EncodedTweet, TextBatch, TextEncoder
 from mscmt_cli.model.hub import load_pretrained
 
+# Distinct words memoised before the memo (and a slow tokenizer's own per-word
+# cache) is emptied, so an endless stream of tweets keeps memory bounded.
+MAX_WORD_MEMO = 20_000
 # RoBERTa-style position ids start after the padding index.
 _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
 
@@ -57,6 +60,11 @@ class HFTextEncoder(TextEncoder):
         """Sub-word ids of one word (never empty: unknown words give the unk id)."""
         ids = self._memo.get(word)
         if ids is None:
+            if len(self._memo) >= MAX_WORD_MEMO:
+                self._memo.clear()
+                cache = getattr(self.tokenizer, "cache", None)
+                if isinstance(cache, dict):
+                    cache.clear()
             pieces = self.tokenizer.tokenize(self.normalise_word(word))
             ids = self.tokenizer.convert_tokens_to_ids(pieces) if pieces else []
             ids = [i for i in ids if i is not None] or [self.tokenizer.unk_token_id or 0]

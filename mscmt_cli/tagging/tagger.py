@@ -30,12 +30,6 @@ from mscmt_cli.tagging.doc import Doc, InputError, doc_from_value
 from mscmt_cli.tagging.entities import Entity, extract_entities
 from mscmt_cli.tagging.images import Caption, FeatureStore, ImageLike
 
-# The text encoder memoises sub-word ids per distinct word (``_memo``) and slow
-# BPE tokenizers keep their own per-word ``cache``; on an endless stream of
-# tweets both would grow with every new word, so they are emptied past this size.
-MAX_WORD_MEMO = 20_000
-
-
 @dataclass
 class TagResult:
     """One tagged tweet.
@@ -170,11 +164,7 @@ class Tagger:
 
     def encode(self, doc: Doc) -> EncodedTweet:
         """Sub-word windows of one tweet (CPU); long tweets span several windows."""
-        text = self.model.text
-        for memo in (getattr(text, "_memo", None), getattr(getattr(text, "tokenizer", None), "cache", None)):
-            if isinstance(memo, dict) and len(memo) > MAX_WORD_MEMO:
-                memo.clear()
-        return text.encode_words(list(doc.tokens))
+        return self.model.text.encode_words(list(doc.tokens))
 
     @torch.inference_mode()
     def predict(self, docs: Sequence[Doc], features: Sequence[torch.Tensor], encoded: Sequence[EncodedTweet] | None = None) -> list[TagResult]:
