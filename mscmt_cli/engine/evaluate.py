@@ -8,7 +8,6 @@ from typing import Sequence
 import torch
 
 from mscmt_cli.engine.batching import EncodedDataset, eval_batches, iter_batches
-from mscmt_cli.engine.metrics import score
 from mscmt_cli.model.mner import MNERModel
 
 
@@ -45,5 +44,7 @@ def predict(model: MNERModel, dataset: EncodedDataset, batch_size: int, device: 
 
 def evaluate(model: MNERModel, dataset: EncodedDataset, gold: Sequence[Sequence[str]], labels: Sequence[str], batch_size: int, device: torch.device) -> dict:
     """seqeval scores of the model's predictions on ``dataset`` (see :func:`score`)."""
+    from mscmt_cli.engine.metrics import score  # seqeval pulls in scikit-learn; tagging never needs it
+
     predicted = [[labels[i] for i in path] for path in predict(model, dataset, batch_size, device)]
     return score(gold, predicted)

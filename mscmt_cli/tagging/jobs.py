@@ -13,6 +13,7 @@ from rich.console import Console
 from mscmt_cli.console import progress
 from mscmt_cli.errors import DataError, MscmtError
 from mscmt_cli.settings import Settings
+from mscmt_cli.tagging.heap import limit_heap_fragmentation
 from mscmt_cli.tagging.inputs import BadLine, TagInput, read_inputs
 from mscmt_cli.tagging.stream import StrictStop, Tally, tag_stream
 from mscmt_cli.tagging.tagger import Tagger, TagResult
@@ -24,6 +25,7 @@ def load_tagger(settings: Settings, missing_images: str | None = None) -> Tagger
     """The settings' model (``--model`` / ``model`` / ``MSCMT_MODEL``), loaded once."""
     if settings.model is None:
         raise MscmtError(NO_MODEL)
+    limit_heap_fragmentation()
     return Tagger.from_pretrained(settings.model, settings.model_paths, settings.device,
                                   cache_dir=None if settings.no_cache else settings.cache_dir, captions=settings.captions,
                                   missing_images=missing_images or settings.missing_images, batch_size=settings.eval_batch_size)

@@ -1,0 +1,141 @@
+"""Shared helpers of the benchmark scripts: data paths, corpus subsets, interleaved timing.
+
+Timings on a shared machine drift, so every benchmark measures a candidate and
+its baseline in the same run, interleaved in small segments (A B, then B A,
+...), several rounds, and reports medians and ratios (of the medians, and the
+median of the per-round ratios).
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import os
+import platform
+import statistics
+import time
+from pathlib import Path
+from typing import Callable
+
+REPO = Path(__file__).resolve().parent.parent
+DEFAULT_DATA = REPO.parent / "shared" / "data"
+
+
+def base_parser(doc: str | None) -> argparse.ArgumentParser:
+    """A parser with ``--data-dir`` and ``--repeats``."""
+    parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="directory laid out like ../shared/data [%(default)s]")
+    parser.add_argument("--repeats", type=int, default=3, help="repetitions of each arm, interleaved [%(default)s]")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads in every arm, 0 = torch's default [%(default)s]; "
+                        "on a shared machine, 2 OpenMP threads competing with other processes run several times slower than 1")
+    return parser
+
+
+def set_threads(threads: int) -> None:
+    """Use ``threads`` torch/OpenMP threads here and in child processes (0: leave the defaults)."""
+    if threads > 0:
+        import torch
+
+        os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
+        torch.set_num_threads(threads)
+    quiet_transformers()
+
+
+def quiet_transformers() -> None:
+    """No per-load progress bars or load reports from transformers."""
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+
+
+def machine_line() -> str:
+    """Date, CPU count and library versions, printed at the top of every benchmark."""
+    import torch
+    import transformers
+
+    date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"# {date}  {platform.machine()}  {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "
+            f"load avg {os.getloadavg()[0]:.1f}  python {platform.python_version()} torch {torch.__version__} "
+            f"transformers {transformers.__version__}")
+
+
+def conll_blocks(path: Path) -> list[str]:
+    """The tweets of an IMGID CoNLL file as raw text blocks (``IMGID:`` line included)."""
+    text = Path(path).read_text(encoding="utf-8")
+    return [b.strip("\n") for b in text.split("\n\n") if b.strip()]
+
+
+def subset_corpus(data_dir: Path, corpus: str, dest: Path, n_train: int, n_eval: int) -> tuple[Path, str]:
+    """Write the first ``n_train`` train and ``n_eval`` valid/test tweets of ``corpus``
+    into ``dest/<name>``; returns ``(dest, name)`` for ``--data-dir`` / ``--corpus``."""
+    src = Path(data_dir) / corpus
+    if not (src / "train.txt").is_file():
+        raise SystemExit(f"error: {src}/train.txt not found; pass --data-dir (laid out like ../shared/data)")
+    name = f"{corpus}-{n_train}"
+    (dest / name).mkdir(parents=True, exist_ok=True)
+    for split, n in (("train", n_train), ("valid", n_eval), ("test", n_eval)):
+        blocks = conll_blocks(src / f"{split}.txt")[:n]
+        (dest / name / f"{split}.txt").write_text("\n\n".join(blocks) + "\n\n", encoding="utf-8")
+    return dest, name
+
+
+Segment = Callable[[], float]
+
+
+def interleaved(arms: dict[str, Callable[[], list[Segment]]], repeats: int, log: Callable[[str], None] = print) -> dict[str, list[float]]:
+    """Each arm's total seconds per round, its segments run alternately with the other arms'.
+
+    Calling an arm prepares a fresh round (untimed: model loading, tokenization)
+    and returns its segments; a segment does part of the work (e.g. five
+    training steps) and returns the seconds it measured. Within a round the
+    arms take turns segment by segment, and the order of the turns reverses
+    every round (A B, B A, ...), so that a change of load on the machine
+    reaches every arm alike.
+    """
+    times: dict[str, list[float]] = {name: [] for name in arms}
+    for r in range(repeats):
+        names = list(arms) if r % 2 == 0 else list(arms)[::-1]
+        segments = {name: arms[name]() for name in names}
+        totals = dict.fromkeys(names, 0.0)
+        for i in range(max(len(s) for s in segments.values())):
+            for name in (names if i % 2 == 0 else names[::-1]):
+                if i < len(segments[name]):
+                    totals[name] += segments[name][i]()
+        for name in arms:
+            times[name].append(totals[name])
+        log(f"  round {r + 1}/{repeats}  " + "  ".join(f"{name} {totals[name]:.2f} s" for name in arms))
+    return times
+
+
+def report(times: dict[str, list[float]], baseline: str, units: dict[str, int] | int, unit: str = "tweets", ratio: str = "speed") -> None:
+    """Median seconds, throughput and the ratio of each arm against ``baseline``.
+
+    ``ratio="speed"``: throughput of the arm / throughput of the baseline (above 1: the arm is faster);
+    ``ratio="cost"``: time of the arm / time of the baseline (above 1: the arm costs more).
+    The ratio is shown of the medians, and as the median of the per-round (paired) ratios.
+    """
+    def of(arm: float, base: float) -> float:
+        return base / arm if ratio == "speed" else arm / base
+
+    label = f"{ratio} vs {baseline}"
+    print(f"{'arm':<24} {'median s':>9} {unit + '/s':>11} {label:>22} {'paired':>7}   all rounds (s)")
+    for name, ts in times.items():
+        n = units[name] if isinstance(units, dict) else units
+        med = statistics.median(ts)
+        paired = statistics.median(of(a, b) for a, b in zip(ts, times[baseline]))
+        runs = " ".join(f"{t:.2f}" for t in ts)
+        print(f"{name:<24} {med:9.2f} {n / med:11.1f} {of(med, statistics.median(times[baseline])):21.2f}x {paired:6.2f}x   {runs}")
+
+
+class Stopwatch:
+    """``with Stopwatch() as sw: ...`` then ``sw.seconds``."""
+
+    def __enter__(self) -> "Stopwatch":
+        self.start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.seconds = time.perf_counter() - self.start
