@@ -76,3 +76,17 @@ def test_same_seed_same_metrics(tiny, corpus, tmp_path, mscmt):
 def test_resume_of_nothing_is_an_error(tmp_path, mscmt):
     result = mscmt(["train", "--resume", tmp_path])
     assert result.code == 2 and "not a run directory" in result.err
+
+
+def test_ctrl_c_says_how_to_resume(tiny, corpus, tmp_path):
+    run = tmp_path / "interrupted"
+    proc = subprocess.Popen(_train_cmd(tiny, corpus, run, ["--epochs", "50", "--patience", "50"]), env=_env(),
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and not ((run / "metrics.jsonl").is_file() and (run / "metrics.jsonl").read_text().count("\n") >= 1):
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=300)
+    assert proc.returncode == 2 and f"mscmt train --resume {run}" in err and "Traceback" not in err
+    state = torch.load(run / "checkpoint" / "state.pt", weights_only=True)
+    assert state["progress"]["epoch"] == len(_metrics(run)) >= 1
