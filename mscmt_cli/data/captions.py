@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mscmt_cli.data.images import POLICIES
+from mscmt_cli.data.images import POLICIES, substitution_report
 from mscmt_cli.errors import DataError, MscmtError
 
 BLANK_CAPTION = ""
@@ -158,8 +158,4 @@ class CaptionStore:
 
     def report(self) -> str | None:
         """One line about images without a caption, or None when there were none."""
-        if not self.substituted:
-            return None
-        unique = sorted(set(self.substituted))
-        shown = ", ".join(unique[:5]) + (", ..." if len(unique) > 5 else "")
-        return f"{len(unique)} image(s) without a caption in {self.path} read as an empty caption (policy 'blank'): {shown}"
+        return substitution_report(self.substituted, f"image(s) without a caption in {self.path} read as an empty caption (policy 'blank')")

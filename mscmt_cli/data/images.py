@@ -113,8 +113,12 @@ class ImageStore:
 
     def report(self) -> str | None:
         """One line about substituted images, or None when there were none."""
-        if not self.substituted:
-            return None
-        unique = sorted(set(self.substituted))
-        shown = ", ".join(unique[:5]) + (", ..." if len(unique) > 5 else "")
-        return f"{len(unique)} missing or unreadable image(s) replaced by a blank image (policy 'blank'): {shown}"
+        return substitution_report(self.substituted, "missing or unreadable image(s) replaced by a blank image (policy 'blank')")
+
+
+def substitution_report(ids: list[str], what: str, shown: int = 5) -> str | None:
+    """``"<n> <what>: id1, id2, ..."`` over the distinct ``ids``, or None when there are none."""
+    unique = sorted(set(ids))
+    if not unique:
+        return None
+    return f"{len(unique)} {what}: " + ", ".join(unique[:shown]) + (", ..." if len(unique) > shown else "")
