@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Segment, Stopwatch, base_parser, interleaved, machine_line, report, set_threads, subset_corpus  # noqa: E402
+from common import Segment, Stopwatch, base_parser, training_segments, interleaved, machine_line, report, set_threads, subset_corpus  # noqa: E402
 
 
 def make_vision_tower(directory: Path) -> Path:
@@ -68,7 +68,7 @@ def arm(settings, registry, features: list[float], fresh_cache: bool):
     """Builds a run (its feature stage timed, appended to ``features``); segments: the feature
     stage's seconds, then ``train_epoch`` over ``Run.epoch_batches(1)``, 5 batches at a time."""
     from mscmt_cli.console import make_console
-    from mscmt_cli.engine.trainer import Run, train_epoch
+    from mscmt_cli.engine.trainer import Run
 
     class TimedRun(Run):
         def _precompute(self) -> None:
@@ -81,17 +81,7 @@ def arm(settings, registry, features: list[float], fresh_cache: bool):
             shutil.rmtree(settings.cache_dir, ignore_errors=True)
         run = TimedRun(settings, registry, make_console(quiet=True))
         features.append(run.feature_seconds)
-
-        def segment(batches: list[list[int]]) -> Segment:
-            def steps() -> float:
-                with Stopwatch() as sw:
-                    train_epoch(run.step_model, run.model.text.pad_id, run.train_set, batches, run.optimizer, run.scheduler,
-                                settings.max_grad_norm, run.device)
-                return sw.seconds
-            return steps
-
-        batches = run.epoch_batches(1)
-        return [lambda: run.feature_seconds] + [segment(batches[k:k + 5]) for k in range(0, len(batches), 5)]
+        return [lambda: run.feature_seconds] + training_segments(run, run.epoch_batches(1))
 
     return prepare
 

@@ -34,20 +34,16 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Segment, Stopwatch, base_parser, interleaved, machine_line, report, set_threads, subset_corpus  # noqa: E402
+from common import Segment, Stopwatch, base_parser, chunks, training_segments, interleaved, machine_line, report, set_threads, subset_corpus  # noqa: E402
 
 BATCH, LR, SEED = 16, 5e-5, 13
 STEPS_PER_SEGMENT = 5  # the arms take turns every 5 training steps
 
 
-def chunks(items: list, size: int) -> list[list]:
-    return [items[k:k + size] for k in range(0, len(items), size)]
-
-
 def mscmt_arm(data_dir: Path, corpus: str, out: Path):
     """Builds a fresh run; its epoch is ``train_epoch`` over ``Run.epoch_batches(1)``, 5 batches per segment."""
     from mscmt_cli.console import make_console
-    from mscmt_cli.engine.trainer import Run, train_epoch
+    from mscmt_cli.engine.trainer import Run
     from mscmt_cli.registry import Registry
     from mscmt_cli.settings import Settings
 
@@ -57,16 +53,7 @@ def mscmt_arm(data_dir: Path, corpus: str, out: Path):
 
     def prepare() -> list[Segment]:
         run = Run(settings, registry, make_console(quiet=True))
-
-        def segment(batches: list[list[int]]) -> Segment:
-            def steps() -> float:
-                with Stopwatch() as sw:
-                    train_epoch(run.step_model, run.model.text.pad_id, run.train_set, batches, run.optimizer, run.scheduler,
-                                settings.max_grad_norm, run.device)
-                return sw.seconds
-            return steps
-
-        return [segment(part) for part in chunks(run.epoch_batches(1), STEPS_PER_SEGMENT)]
+        return training_segments(run, run.epoch_batches(1), STEPS_PER_SEGMENT)
 
     return prepare
 

@@ -139,3 +139,23 @@ class Stopwatch:
 
     def __exit__(self, *exc) -> None:
         self.seconds = time.perf_counter() - self.start
+
+
+def chunks(items: list, size: int) -> list[list]:
+    """``items`` cut into consecutive lists of ``size``."""
+    return [items[k:k + size] for k in range(0, len(items), size)]
+
+
+def training_segments(run, batches: list[list[int]], per_segment: int = 5) -> list[Segment]:
+    """Timed ``train_epoch`` calls over ``per_segment`` batches each, for :func:`interleaved`."""
+    from mscmt_cli.engine.trainer import train_epoch
+
+    def segment(part: list[list[int]]) -> Segment:
+        def steps() -> float:
+            with Stopwatch() as sw:
+                train_epoch(run.step_model, run.model.text.pad_id, run.train_set, part, run.optimizer, run.scheduler,
+                            run.settings.max_grad_norm, run.device)
+            return sw.seconds
+        return steps
+
+    return [segment(part) for part in chunks(batches, per_segment)]
