@@ -4,30 +4,33 @@ For TWITTER-2015 and TWITTER-2017, three variants, each with the CRF and the
 offline all-MiniLM-L6-v2 text encoder, three seeds each, trained with early
 stopping on validation weighted F1. Every run goes to
 ``<out>/runs/<corpus>-<variant>-s<seed>/`` (finished runs are skipped, so an
-interrupted table resumes), and the table of test micro / weighted F1
-(mean ± standard deviation over seeds) is written to ``<out>/results.md`` and
-``<out>/results.json``.
+interrupted table resumes). From the finished runs it writes
+``<out>/results.md`` (mean ± standard deviation over seeds of test micro and
+weighted F1, the per-seed difference of each captioned variant to text-only,
+per-type F1, the published numbers), ``<out>/results.json`` and
+``<out>/results.png``.
 
     python benchmarks/results.py --data-dir ../shared/data --out benchmarks/results
+    python benchmarks/results.py --report-only      # tables and chart from finished runs, no training
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import statistics
 import time
 from pathlib import Path
 
-from mscmt_cli.console import make_console
-from mscmt_cli.engine.trainer import train
-from mscmt_cli.settings import load_settings
+from mscmt_cli.labels import ENTITY_TYPES
 
 VARIANTS = {
     "text-only": dict(image="none", fusion="none"),
     "caption+additive": dict(image="caption", fusion="additive"),
     "caption+gated": dict(image="caption", fusion="gated"),
 }
+BASELINE = "text-only"
 CAPTIONS = {"twitter2015": "BLIP2_15.txt", "twitter2017": "BLIP2_17.txt"}
 PUBLISHED = [  # (system, encoders, T-2015 micro F1, T-2017 micro F1) as their authors report them
     ("UMT (ACL 2020)", "BERT-base / ResNet-152", "73.41", "85.31"),
@@ -36,48 +39,143 @@ PUBLISHED = [  # (system, encoders, T-2015 micro F1, T-2017 micro F1) as their a
     ("MSCMT_Hybrid (the paper)", "BERTweet / CLIP ViT-L/14", "merged only: weighted F1 75.97", "—"),
 ]
 
+# results[corpus][variant][seed] = {"micro": {...}, "weighted": {...}, "types": {...}, "best_epoch": int}
+Results = dict[str, dict[str, dict[int, dict]]]
 
-def run_one(data_dir: Path, out: Path, corpus: str, variant: str, seed: int, args: argparse.Namespace) -> dict:
-    """Train one cell (or read it back if finished) and return its test scores."""
-    run_dir = out / "runs" / f"{corpus}-{variant}-s{seed}"
-    done = run_dir / "test_scores.json"
-    if done.is_file():
-        return json.loads(done.read_text())
+
+def cell_dir(out: Path, corpus: str, variant: str, seed: int) -> Path:
+    return out / "runs" / f"{corpus}-{variant}-s{seed}"
+
+
+def train_cell(data_dir: Path, out: Path, corpus: str, variant: str, seed: int, args: argparse.Namespace) -> None:
+    """Train one cell unless it has finished; resume it if it was interrupted after an epoch."""
+    from mscmt_cli.console import make_console
+    from mscmt_cli.engine.trainer import train
+    from mscmt_cli.settings import load_settings
+
+    run_dir = cell_dir(out, corpus, variant, seed)
+    if (run_dir / "test_scores.json").is_file():
+        return
     overrides = dict(text="minilm", decoder="crf", corpus=corpus, data_dir=data_dir, out=run_dir, seed=seed,
                      epochs=args.epochs, patience=args.patience, lr=args.lr, batch_size=args.batch_size,
                      captions=data_dir / "captions" / CAPTIONS[corpus], **VARIANTS[variant])
     resume = (run_dir / "checkpoint" / "state.pt").is_file()
     if run_dir.exists() and not resume:
-        import shutil
-
-        shutil.rmtree(run_dir)
+        shutil.rmtree(run_dir)  # started but no epoch finished: nothing to keep
     started = time.time()
     train(load_settings(None, overrides), console=make_console(), resume=resume)
     print(f"{corpus} {variant} seed {seed}: {time.time() - started:.0f} s", flush=True)
-    return json.loads(done.read_text())
+
+
+def collect(out: Path, corpora: list[str], seeds: list[int]) -> Results:
+    """Read the test scores of every finished cell (unfinished cells are absent)."""
+    results: Results = {c: {v: {} for v in VARIANTS} for c in corpora}
+    for corpus in corpora:
+        for variant in VARIANTS:
+            for seed in seeds:
+                done = cell_dir(out, corpus, variant, seed) / "test_scores.json"
+                if done.is_file():
+                    scores = json.loads(done.read_text())
+                    results[corpus][variant][seed] = {k: scores[k] for k in ("micro", "weighted", "types", "best_epoch")}
+    return results
 
 
 def mean_std(values: list[float]) -> str:
+    """``mean ± std`` in percent (sample std); one value has no spread to report."""
     if not values:
         return "—"
     pct = [100 * v for v in values]
-    return f"{statistics.mean(pct):.2f} ± {statistics.stdev(pct) if len(pct) > 1 else 0.0:.2f}"
+    if len(pct) == 1:
+        return f"{pct[0]:.2f} (one seed)"
+    return f"{statistics.mean(pct):.2f} ± {statistics.stdev(pct):.2f}"
 
 
-def table(results: dict, corpora: list[str], seeds: list[int]) -> str:
+def main_table(results: Results) -> list[str]:
     lines = ["| corpus | variant (minilm + CRF) | test micro F1 | test weighted F1 | seeds |", "|---|---|---|---|---|"]
-    for corpus in corpora:
-        for variant in VARIANTS:
-            rows = [results[corpus][variant][str(s)] for s in seeds if str(s) in results[corpus][variant]]
-            lines.append(f"| {corpus} | {variant} | {mean_std([r['micro']['f1'] for r in rows])} | "
-                         f"{mean_std([r['weighted']['f1'] for r in rows])} | {len(rows)} |")
-    lines += ["", "Published, with their own encoders (not comparable encoder-for-encoder):", "",
-              "| system | text / image encoder | TWITTER-2015 | TWITTER-2017 |", "|---|---|---|---|"]
+    for corpus, variants in results.items():
+        for variant, runs in variants.items():
+            lines.append(f"| {corpus} | {variant} | {mean_std([r['micro']['f1'] for r in runs.values()])} | "
+                         f"{mean_std([r['weighted']['f1'] for r in runs.values()])} | {len(runs)} |")
+    return lines
+
+
+def paired_deltas(results: Results) -> list[str]:
+    """Per seed, test micro F1 of each captioned variant minus text-only with the same seed (points)."""
+    lines = ["| corpus | variant | Δ micro F1 vs text-only, per seed | mean Δ | seeds better |", "|---|---|---|---|---|"]
+    for corpus, variants in results.items():
+        base = variants[BASELINE]
+        for variant, runs in variants.items():
+            seeds = sorted(set(runs) & set(base))
+            if variant == BASELINE or not seeds:
+                continue
+            deltas = [100 * (runs[s]["micro"]["f1"] - base[s]["micro"]["f1"]) for s in seeds]
+            shown = ", ".join(f"s{s}: {d:+.2f}" for s, d in zip(seeds, deltas))
+            better = sum(d > 0 for d in deltas)
+            lines.append(f"| {corpus} | {variant} | {shown} | {statistics.mean(deltas):+.2f} | {better} of {len(deltas)} |")
+    return lines
+
+
+def type_table(results: Results) -> list[str]:
+    header = "| corpus | variant | " + " | ".join(ENTITY_TYPES) + " |"
+    lines = [header, "|---|---|" + "---|" * len(ENTITY_TYPES)]
+    for corpus, variants in results.items():
+        for variant, runs in variants.items():
+            if runs:
+                cells = [mean_std([r["types"].get(t, {}).get("f1", 0.0) for r in runs.values()]) for t in ENTITY_TYPES]
+                lines.append(f"| {corpus} | {variant} | " + " | ".join(cells) + " |")
+    return lines
+
+
+def render(results: Results) -> str:
+    """The whole results page as Markdown."""
+    lines = ["Test F1 (%), mean ± sample standard deviation over seeds:", "", *main_table(results), "",
+             "Paired by seed (each captioned run minus the text-only run with the same seed, in points):", "",
+             *paired_deltas(results), "", "Per-type test F1 (%), mean ± std over seeds:", "", *type_table(results), "",
+             "Published, with their own encoders (not comparable encoder-for-encoder):", "",
+             "| system | text / image encoder | TWITTER-2015 | TWITTER-2017 |", "|---|---|---|---|"]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in PUBLISHED]
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
+def chart(results: Results, path: Path) -> Path:
+    """One panel per corpus: test micro F1 per variant, mean bar, std error bar, one dot per seed."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(5.5 * len(results), 4.5))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(results), squeeze=False)[0]
+    for ax, (corpus, variants) in zip(axes, results.items()):
+        for i, (variant, runs) in enumerate(variants.items()):
+            f1 = [100 * r["micro"]["f1"] for r in runs.values()]
+            if not f1:
+                continue
+            err = statistics.stdev(f1) if len(f1) > 1 else 0.0
+            # a dot plot, not bars: the axis does not start at zero
+            ax.errorbar(i, statistics.mean(f1), yerr=err, fmt="D", markersize=9, capsize=8, color=f"C{i}")
+            ax.plot([i + 0.12] * len(f1), f1, "k.", markersize=7)
+        ax.set_xticks(range(len(variants)), list(variants))
+        ax.set_xlim(-0.5, len(variants) - 0.5)
+        lows = [100 * r["micro"]["f1"] for runs in variants.values() for r in runs.values()]
+        ax.set_ylim(max(0.0, min(lows, default=0.0) - 5), min(100.0, max(lows, default=95.0) + 3))
+        ax.set_ylabel("test micro F1 (%)")
+        ax.set_title(f"{corpus}: minilm + CRF")
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle("Text only vs BLIP-2 captions as the image (diamond: mean ± std over seeds; dots: seeds)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    return path
+
+
+def write_report(out: Path, results: Results, args: argparse.Namespace) -> None:
+    settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
+    serial = {c: {v: {str(s): r for s, r in runs.items()} for v, runs in vs.items()} for c, vs in results.items()}
+    (out / "results.json").write_text(json.dumps({"settings": settings, "results": serial}, indent=2))
+    (out / "results.md").write_text(render(results))
+    chart(results, out / "results.png")
+
+
+def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
@@ -87,17 +185,23 @@ def main() -> None:
     parser.add_argument("--patience", type=int, default=2)
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--batch-size", type=int, default=16)
-    args = parser.parse_args()
+    parser.add_argument("--report-only", action="store_true", help="write the tables and chart from finished runs; train nothing")
+    return parser.parse_args()
+
+
+def main() -> None:
+    args = parse_args()
     corpora, seeds = args.corpora.split(","), [int(s) for s in args.seeds.split(",")]
-    results: dict = {c: {v: {} for v in VARIANTS} for c in corpora}
-    for seed in seeds:
-        for corpus in corpora:
-            for variant in VARIANTS:
-                scores = run_one(args.data_dir, args.out, corpus, variant, seed, args)
-                results[corpus][variant][str(seed)] = {k: scores[k] for k in ("micro", "weighted", "types", "best_epoch")}
-                (args.out / "results.json").write_text(json.dumps({"settings": vars(args) | {"data_dir": str(args.data_dir), "out": str(args.out)}, "results": results}, indent=2))
-                (args.out / "results.md").write_text(table(results, corpora, seeds))
-    print(table(results, corpora, seeds))
+    args.out.mkdir(parents=True, exist_ok=True)
+    if not args.report_only:
+        for seed in seeds:  # seed-major: an interrupted table still has whole seeds
+            for corpus in corpora:
+                for variant in VARIANTS:
+                    train_cell(args.data_dir, args.out, corpus, variant, seed, args)
+                    write_report(args.out, collect(args.out, corpora, seeds), args)
+    results = collect(args.out, corpora, seeds)
+    write_report(args.out, results, args)
+    print(render(results))
 
 
 if __name__ == "__main__":

@@ -1,0 +1,70 @@
+"""benchmarks/results.py --report-only: the README's results page from finished cells."""
+
+from __future__ import annotations
+
+import json
+import statistics
+import subprocess
+import sys
+from pathlib import Path
+
+from tests.conftest import REPO
+
+SCRIPT = REPO / "benchmarks" / "results.py"
+TYPES = ("PER", "LOC", "ORG", "OTHER")
+
+
+def write_cell(out: Path, name: str, micro: float, weighted: float) -> None:
+    cell = out / "runs" / name
+    cell.mkdir(parents=True)
+    scores = {"corpus": name.split("-")[0], "split": "test", "best_epoch": 2,
+              "micro": {"precision": micro, "recall": micro, "f1": micro},
+              "weighted": {"precision": weighted, "recall": weighted, "f1": weighted},
+              "types": {t: {"precision": micro, "recall": micro, "f1": micro, "support": 10} for t in TYPES}}
+    (cell / "test_scores.json").write_text(json.dumps(scores))
+
+
+def tables(md: str) -> list[dict[tuple[str, str], list[str]]]:
+    """Each Markdown table of the page, its rows keyed by (corpus, variant) -> the remaining cells."""
+    found, current = [], None
+    for line in md.splitlines():
+        if not line.startswith("|"):
+            current = None
+            continue
+        if current is None:
+            current = {}
+            found.append(current)
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        current[(cells[0], cells[1])] = cells[2:]
+    return found
+
+
+def test_report_only_tables_and_chart(tmp_path):
+    text = {1: 0.80, 2: 0.78, 3: 0.79}
+    gated = {1: 0.81, 2: 0.77, 3: 0.80}  # deltas +1, -1, +1 points
+    for seed in (1, 2, 3):
+        write_cell(tmp_path, f"twitter2017-text-only-s{seed}", text[seed], text[seed] - 0.01)
+        write_cell(tmp_path, f"twitter2017-caption+gated-s{seed}", gated[seed], gated[seed])
+    write_cell(tmp_path, "twitter2017-caption+additive-s2", 0.75, 0.75)  # one seed only
+    done = subprocess.run([sys.executable, str(SCRIPT), "--report-only", "--out", str(tmp_path), "--corpora", "twitter2017"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    md = (tmp_path / "results.md").read_text()
+    assert md == done.stdout.rstrip("\n") + "\n"
+
+    main, deltas, types, published = tables(md)
+    pct = [100 * v for v in text.values()]
+    assert main[("twitter2017", "text-only")][0] == f"{statistics.mean(pct):.2f} ± {statistics.stdev(pct):.2f}"
+    assert main[("twitter2017", "text-only")][2] == "3"
+    assert main[("twitter2017", "caption+additive")] == ["75.00 (one seed)", "75.00 (one seed)", "1"]
+    assert deltas[("twitter2017", "caption+gated")] == ["s1: +1.00, s2: -1.00, s3: +1.00", "+0.33", "2 of 3"]
+    assert deltas[("twitter2017", "caption+additive")] == ["s2: -3.00", "-3.00", "0 of 1"]
+    assert ("twitter2017", "text-only") not in deltas
+    gated_types = f"{statistics.mean([81, 77, 80]):.2f} ± {statistics.stdev([81, 77, 80]):.2f}"
+    assert types[("twitter2017", "caption+gated")] == [gated_types] * len(TYPES)
+    assert len(published) == 6  # header, rule, four systems
+
+    saved = json.loads((tmp_path / "results.json").read_text())
+    assert saved["results"]["twitter2017"]["caption+gated"]["2"]["micro"]["f1"] == 0.77
+    assert saved["settings"]["report_only"] is True
+    assert (tmp_path / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
