@@ -68,3 +68,27 @@ def test_report_only_tables_and_chart(tmp_path):
     assert saved["results"]["twitter2017"]["caption+gated"]["2"]["micro"]["f1"] == 0.77
     assert saved["settings"]["report_only"] is True
     assert (tmp_path / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def load_script(name: str):
+    """Import a benchmarks/ script as a module (benchmarks/ is not a package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_gate_stats_groups_gate_values_by_gold_tag():
+    from mscmt_cli.data.conll import Tweet
+
+    gate_stats = load_script("gate_stats")
+    tweets = [Tweet(("Obama", "in", "New", "York"), ("B-PER", "O", "B-LOC", "I-LOC"), "1"),
+              Tweet(("hello",), ("O",), "2")]
+    groups = gate_stats.gate_by_group(tweets, [[0.9, 0.1, 0.7, 0.5], [0.3]])
+    assert groups == {"PER": [0.9], "LOC": [0.7, 0.5], "entity": [0.9, 0.7, 0.5], "O": [0.1, 0.3]}
+    stats = {"run-s1": {"tokens": {k: {"mean": sum(v) / len(v), "n": len(v)} for k, v in groups.items()},
+                        "per_tweet_mean": {"mean": 0.4, "std": 0.1, "min": 0.3, "max": 0.55}}}
+    line = gate_stats.render(stats).splitlines()[-1]
+    assert line == "| run-s1 | 0.700 | 0.200 | 0.900 | 0.600 | — | — | 0.100 (0.300–0.550) |"

@@ -1,0 +1,89 @@
+"""How far the visual gate opens in the results table's gated runs, on entity and non-entity tokens.
+
+For every finished ``<corpus>-caption+gated-s<seed>`` run of ``results.py``,
+tags that corpus's test split with the run's model (its captions file as the
+image) and reports the mean of ``g_i`` (averaged over hidden dimensions, 0 =
+closed, 1 = open) over tokens inside a gold entity, tokens outside, and per
+gold entity type, plus the spread of the per-tweet mean gate. Writes
+``<out>/gate.md`` and ``<out>/gate.json``.
+
+    python benchmarks/gate_stats.py --data-dir ../shared/data --out benchmarks/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import statistics
+from collections import defaultdict
+from pathlib import Path
+
+from mscmt_cli.data.conll import Tweet
+from mscmt_cli.data.corpus import load_split
+from mscmt_cli.labels import ENTITY_TYPES
+from mscmt_cli.tagging.tagger import Tagger
+
+CAPTIONS = {"twitter2015": "BLIP2_15.txt", "twitter2017": "BLIP2_17.txt"}
+RUN = re.compile(r"^(?P<corpus>twitter20\d\d)-caption\+gated-s(?P<seed>\d+)$")
+
+
+def gate_by_group(tweets: list[Tweet], gates: list[list[float]]) -> dict[str, list[float]]:
+    """Gate values grouped by the gold tag of their token: ``entity``, ``O`` and each entity type."""
+    groups: dict[str, list[float]] = defaultdict(list)
+    for tweet, gate in zip(tweets, gates):
+        for tag, g in zip(tweet.tags, gate):
+            if tag == "O":
+                groups["O"].append(g)
+            else:
+                groups["entity"].append(g)
+                groups[tag.split("-", 1)[1]].append(g)
+    return groups
+
+
+def run_stats(run_dir: Path, data_dir: Path, corpus: str, batch: int, limit: int = 0) -> dict:
+    """Tag the test split with one gated run and summarise its gate values."""
+    tagger = Tagger.from_pretrained(run_dir, device="cpu", captions=data_dir / "captions" / CAPTIONS[corpus], missing_images="blank")
+    tweets = list(load_split(data_dir, corpus, "test").tweets)[:limit or None]
+    gates: list[list[float]] = []
+    for start in range(0, len(tweets), batch):
+        chunk = tweets[start:start + batch]
+        gates += [r.gate for r in tagger.tag_batch([list(t.tokens) for t in chunk], [t.image_id for t in chunk])]
+    groups = gate_by_group(tweets, gates)
+    per_tweet = [statistics.mean(g) for g in gates if g]
+    return {"tokens": {k: {"mean": statistics.mean(v), "n": len(v)} for k, v in groups.items()},
+            "per_tweet_mean": {"mean": statistics.mean(per_tweet), "std": statistics.pstdev(per_tweet),
+                               "min": min(per_tweet), "max": max(per_tweet)}}
+
+
+def render(stats: dict[str, dict]) -> str:
+    cols = ["entity", "O", *ENTITY_TYPES]
+    lines = ["Mean visual gate g_i (0 = closed, 1 = open) on the test split, by gold tag of the token:", "",
+             "| run | " + " | ".join(cols) + " | per-tweet mean: std (min–max) |", "|---|" + "---|" * (len(cols) + 1)]
+    for name, s in stats.items():
+        cells = [f"{s['tokens'][c]['mean']:.3f}" if c in s["tokens"] else "—" for c in cols]
+        t = s["per_tweet_mean"]
+        lines.append(f"| {name} | " + " | ".join(cells) + f" | {t['std']:.3f} ({t['min']:.3f}–{t['max']:.3f}) |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    parser.add_argument("--batch", type=int, default=256, help="tweets per tag_batch call")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N test tweets (0: all)")
+    args = parser.parse_args()
+    stats = {}
+    for run_dir in sorted((args.out / "runs").iterdir()):
+        match = RUN.match(run_dir.name)
+        if match and (run_dir / "test_scores.json").is_file():
+            stats[run_dir.name] = run_stats(run_dir, args.data_dir, match["corpus"], args.batch, args.limit)
+            print(f"{run_dir.name}: done", flush=True)
+    (args.out / "gate.json").write_text(json.dumps(stats, indent=2))
+    (args.out / "gate.md").write_text(render(stats))
+    print(render(stats))
+
+
+if __name__ == "__main__":
+    main()
