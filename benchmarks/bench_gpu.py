@@ -134,6 +134,92 @@ def timed(fn, device: torch.device, repeats: int) -> float:
     return statistics.median(times)
 
 
+Row = tuple[str, float, str, float]  # (what, median seconds, throughput text, FLOPs of one repetition)
+
+
+def measure_training(model, device: torch.device, args: argparse.Namespace, vocab: int, dim: int, n_text: int) -> list[Row]:
+    """The engine's training loop, then the same steps on batches already on the device."""
+    from mscmt_cli.engine.batching import EncodedDataset, collate, length_batches
+    from mscmt_cli.engine.evaluate import autocast
+    from mscmt_cli.engine.trainer import linear_schedule, train_epoch
+
+    pad = model.text.pad_id
+    train = EncodedDataset(synthetic_tweets(args.steps * args.train_batch, vocab, dim))
+    batches = length_batches(list(range(len(train))), train.lengths, args.train_batch, 50, torch.Generator().manual_seed(0))
+    optimizer = torch.optim.AdamW(model.parameter_groups(3e-5, 3e-4, 0.01))
+    scheduler = linear_schedule(optimizer, 10**9, 0.0)
+    flops = 6 * n_text * sum(train.lengths)
+    rows: list[Row] = []
+    seconds = timed(lambda: train_epoch(model, pad, train, batches, optimizer, scheduler, 1.0, device), device, args.repeats)
+    rows.append(("train, engine loop", seconds, f"{len(train) / seconds:8.0f} tweets/s", flops))
+    ready = [collate([train[i] for i in b], pad).to(device) for b in batches]
+
+    def steps() -> None:
+        model.train()
+        for batch in ready:
+            with autocast(device):
+                loss = model(batch).loss
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+            optimizer.step()
+
+    seconds = timed(steps, device, args.repeats)
+    rows.append(("train, model step only", seconds, f"{len(train) / seconds:8.0f} tweets/s", flops))
+    optimizer.state.clear(), ready.clear()  # free the GPU memory before the vision tower
+    return rows
+
+
+def measure_inference(model, vision, device: torch.device, args: argparse.Namespace, sizes_text: dict, sizes_vision: dict,
+                      n_text: int, n_vision: int) -> list[Row]:
+    """The frozen vision tower alone, then ``Tagger.predict`` without and with it."""
+    from mscmt_cli.engine.evaluate import autocast
+    from mscmt_cli.labels import LABELS
+    from mscmt_cli.model.build import Assembled, Components, ModelSpec
+    from mscmt_cli.tagging.doc import doc_from_value
+    from mscmt_cli.tagging.tagger import Tagger
+    from plugins.image_encoders import NoImageEncoder
+
+    dim = vision.config.projection_dim
+    vision_tokens = (sizes_vision["image_size"] // sizes_vision["patch_size"]) ** 2 + 1
+    pixels = torch.randn(args.image_batch, 3, sizes_vision["image_size"], sizes_vision["image_size"], device=device)
+    n_calls = max(1, args.tweets // args.image_batch)
+    images = n_calls * args.image_batch
+    vision_flops = 2 * n_vision * vision_tokens * images
+
+    @torch.inference_mode()
+    def encode_images() -> list[torch.Tensor]:
+        feats = []
+        for _ in range(n_calls):
+            with autocast(device):
+                feats.append(vision(pixel_values=pixels).image_embeds.float().cpu())
+        return [f for chunk in feats for f in chunk]
+
+    rows: list[Row] = []
+    seconds = timed(encode_images, device, args.repeats)
+    rows.append(("vision tower", seconds, f"{images / seconds:8.0f} images/s", vision_flops))
+
+    spec = ModelSpec(components=Components(text="bertweet", image="clip-vit-l14", fusion="gated", decoder="crf"), sources={},
+                     labels=list(LABELS), text_hidden_size=model.text.hidden_size, image_dim=dim, fusion_dim=model.fusion.output_dim)
+    tagger = Tagger(Assembled(model, NoImageEncoder(), spec), device, batch_size=args.tag_batch)
+    tweets = synthetic_tweets(images, sizes_text["vocab_size"], dim, seed=1)
+    docs = [doc_from_value([f"w{k}" for k in range(e.length)]) for e in tweets]
+    encoded = [e.encoded for e in tweets]
+    features = [e.image for e in tweets]
+    text_flops = 2 * n_text * sum(e.encoded.n_subwords for e in tweets)
+    seconds = timed(lambda: tagger.predict(docs, features, encoded), device, args.repeats)
+    rows.append(("tag, text", seconds, f"{len(docs) / seconds:8.0f} tweets/s", text_flops))
+    seconds = timed(lambda: tagger.predict(docs, encode_images(), encoded), device, args.repeats)
+    rows.append(("tag, text + image", seconds, f"{len(docs) / seconds:8.0f} tweets/s", text_flops + vision_flops))
+    return rows
+
+
+def print_rows(rows: list[Row], peak_tflops: float) -> None:
+    print(f"{'measurement':<24} {'median s':>9} {'throughput':>18} {'TFLOP/s':>8} {'MFU':>7}")
+    for what, seconds, rate, flops in rows:
+        print(f"{what:<24} {seconds:9.3f} {rate:>18} {flops / seconds / 1e12:8.2f} {100 * flops / seconds / (peak_tflops * 1e12):6.1f}%")
+
+
 def main() -> int:
     args = parse_args()
     if not args.smoke and not torch.cuda.is_available():
@@ -149,15 +235,6 @@ def main() -> int:
     from transformers.utils import logging as hf_logging
 
     hf_logging.set_verbosity_error()
-    from mscmt_cli.engine.batching import EncodedDataset, collate, length_batches
-    from mscmt_cli.engine.evaluate import autocast
-    from mscmt_cli.engine.trainer import linear_schedule, train_epoch
-    from mscmt_cli.labels import LABELS
-    from mscmt_cli.model.build import Assembled, Components, ModelSpec
-    from mscmt_cli.tagging.doc import doc_from_value
-    from mscmt_cli.tagging.tagger import Tagger
-    from plugins.image_encoders import NoImageEncoder
-
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
     print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  {name}  torch {torch.__version__}  "
           f"{'SMOKE sizes' if args.smoke else 'full sizes'}  peak {args.peak_tflops:.0f} TFLOP/s{'  compiled' if args.compile else ''}")
@@ -165,72 +242,14 @@ def main() -> int:
         model, vision = build(sizes_text, sizes_vision, device, Path(tmp))
     if args.compile:
         model.text.model = torch.compile(model.text.model, dynamic=True)
-    pad = model.text.pad_id
     n_text = compute_params(model, ("embeddings.word_embeddings", "position_embeddings", "token_type_embeddings"))
     n_vision = compute_params(vision, ("position_embedding", "class_embedding"))
     vision_tokens = (sizes_vision["image_size"] // sizes_vision["patch_size"]) ** 2 + 1
-    dim = vision.config.projection_dim
     print(f"text+fusion+head: {compute_params(model, ()) / 1e6:.1f} M params ({n_text / 1e6:.1f} M non-embedding); "
           f"vision tower: {n_vision / 1e6:.1f} M params, {vision_tokens} tokens per image")
-    peak = args.peak_tflops * 1e12
-    rows: list[tuple[str, float, str, float]] = []  # (what, seconds, throughput text, flops)
-
-    # -- training --------------------------------------------------------------------------------------------
-    train = EncodedDataset(synthetic_tweets(args.steps * args.train_batch, sizes_text["vocab_size"], dim))
-    batches = length_batches(list(range(len(train))), train.lengths, args.train_batch, 50, torch.Generator().manual_seed(0))
-    optimizer = torch.optim.AdamW(model.parameter_groups(3e-5, 3e-4, 0.01))
-    scheduler = linear_schedule(optimizer, 10**9, 0.0)
-    tokens = sum(train.lengths)
-    seconds = timed(lambda: train_epoch(model, pad, train, batches, optimizer, scheduler, 1.0, device), device, args.repeats)
-    rows.append(("train, engine loop", seconds, f"{len(train) / seconds:8.0f} tweets/s", 6 * n_text * tokens))
-    ready = [collate([train[i] for i in b], pad).to(device) for b in batches]
-
-    def steps() -> None:
-        model.train()
-        for batch in ready:
-            with autocast(device):
-                loss = model(batch).loss
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-            optimizer.step()
-
-    seconds = timed(steps, device, args.repeats)
-    rows.append(("train, model step only", seconds, f"{len(train) / seconds:8.0f} tweets/s", 6 * n_text * tokens))
-    optimizer.state.clear(), ready.clear()  # free the GPU memory before the vision tower
-
-    # -- vision tower and tagging ----------------------------------------------------------------------------
-    pixels = torch.randn(args.image_batch, 3, sizes_vision["image_size"], sizes_vision["image_size"], device=device)
-    n_calls = max(1, args.tweets // args.image_batch)
-
-    @torch.inference_mode()
-    def encode_images() -> list[torch.Tensor]:
-        feats = []
-        for _ in range(n_calls):
-            with autocast(device):
-                feats.append(vision(pixel_values=pixels).image_embeds.float().cpu())
-        return [f for chunk in feats for f in chunk]
-
-    seconds = timed(encode_images, device, args.repeats)
-    images = n_calls * args.image_batch
-    rows.append(("vision tower", seconds, f"{images / seconds:8.0f} images/s", 2 * n_vision * vision_tokens * images))
-
-    spec = ModelSpec(components=Components(text="bertweet", image="clip-vit-l14", fusion="gated", decoder="crf"), sources={},
-                     labels=list(LABELS), text_hidden_size=model.text.hidden_size, image_dim=dim, fusion_dim=model.fusion.output_dim)
-    tagger = Tagger(Assembled(model, NoImageEncoder(), spec), device, batch_size=args.tag_batch)
-    tweets = synthetic_tweets(images, sizes_text["vocab_size"], dim, seed=1)
-    docs = [doc_from_value([f"w{k}" for k in range(e.length)]) for e in tweets]
-    encoded = [e.encoded for e in tweets]
-    features = [e.image for e in tweets]
-    tokens = sum(e.encoded.n_subwords for e in tweets)
-    seconds = timed(lambda: tagger.predict(docs, features, encoded), device, args.repeats)
-    rows.append(("tag, text", seconds, f"{len(docs) / seconds:8.0f} tweets/s", 2 * n_text * tokens))
-    seconds = timed(lambda: tagger.predict(docs, encode_images(), encoded), device, args.repeats)
-    rows.append(("tag, text + image", seconds, f"{len(docs) / seconds:8.0f} tweets/s", 2 * n_text * tokens + 2 * n_vision * vision_tokens * images))
-
-    print(f"{'measurement':<24} {'median s':>9} {'throughput':>18} {'TFLOP/s':>8} {'MFU':>7}")
-    for what, seconds, rate, flops in rows:
-        print(f"{what:<24} {seconds:9.3f} {rate:>18} {flops / seconds / 1e12:8.2f} {100 * flops / seconds / peak:6.1f}%")
+    rows = measure_training(model, device, args, sizes_text["vocab_size"], vision.config.projection_dim, n_text)
+    rows += measure_inference(model, vision, device, args, sizes_text, sizes_vision, n_text, n_vision)
+    print_rows(rows, args.peak_tflops)
     if device.type == "cuda":
         print(f"peak GPU memory allocated: {torch.cuda.max_memory_allocated() / 2**30:.1f} GiB")
     return 0
