@@ -1,4 +1,4 @@
-"""benchmarks/results.py --report-only: the README's results page from finished cells."""
+"""benchmarks/: the results page from finished cells, the gate statistics, the GPU check on tiny sizes."""
 
 from __future__ import annotations
 
@@ -92,3 +92,13 @@ def test_gate_stats_groups_gate_values_by_gold_tag():
                         "per_tweet_mean": {"mean": 0.4, "std": 0.1, "min": 0.3, "max": 0.55}}}
     line = gate_stats.render(stats).splitlines()[-1]
     assert line == "| run-s1 | 0.700 | 0.200 | 0.900 | 0.600 | — | — | 0.100 (0.300–0.550) |"
+
+
+def test_gpu_benchmark_smoke_runs_every_measurement_on_the_cpu():
+    """benchmarks/gpu.sh --smoke: the prepared GPU check stays runnable without a GPU."""
+    done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu.sh"), "--smoke"], capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = {line[:24].strip(): line[24:].split() for line in done.stdout.splitlines()}
+    for what in ("train, engine loop", "train, model step only", "vision tower", "tag, text", "tag, text + image"):
+        seconds, rate = float(rows[what][0]), float(rows[what][1])
+        assert seconds > 0 and rate > 0, (what, rows[what])
