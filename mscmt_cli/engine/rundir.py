@@ -24,16 +24,20 @@ RUN_FILE = "run.json"
 LIBRARIES = ("torch", "transformers", "timm", "pytorch-crf", "seqeval", "tokenizers", "safetensors")
 
 
-def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temporary file, then rename)."""
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write a text file atomically (temporary file beside it, then rename); creates the parent folder."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
     with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        json.dump(data, fh, indent=2, sort_keys=False)
-        fh.write("\n")
+        fh.write(text)
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    """Write JSON atomically (temporary file, then rename)."""
+    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
 
 
 def library_versions() -> dict[str, str]:
@@ -79,12 +83,7 @@ def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
 
 def rewrite_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     """Make ``metrics.jsonl`` hold exactly ``rows`` (used on resume)."""
-    path = Path(run_dir) / METRICS_FILE
-    fd, tmp = tempfile.mkstemp(dir=run_dir, prefix=".metrics.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.writelines(json.dumps(r) + "\n" for r in rows)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    write_text_atomic(Path(run_dir) / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

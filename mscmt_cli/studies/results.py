@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import sys
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,7 +11,7 @@ from typing import Any
 from rich.console import Console
 
 from mscmt_cli.data.corpus import canonical_name
-from mscmt_cli.engine.rundir import write_json
+from mscmt_cli.engine.rundir import write_json, write_text_atomic
 from mscmt_cli.studies.charts import study_chart
 from mscmt_cli.studies.common import RowResult
 from mscmt_cli.studies.tables import StudyTable
@@ -43,15 +42,6 @@ def row_record(result: RowResult, out: Path) -> dict[str, Any]:
     }
 
 
-def _write_text(path: Path, text: str) -> None:
-    """Write a text file atomically (temporary file, then rename)."""
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
-
-
 def markdown_report(outcome: StudyOutcome, out: Path) -> str:
     """The table as the paper lays it out, the runs behind it and the chart."""
     lines = [f"# mscmt {outcome.study}", "", outcome.table.to_markdown(), "## Runs", "",
@@ -70,8 +60,8 @@ def write_results(outcome: StudyOutcome, out: Path) -> dict[str, Path]:
     paths = {name: out / name for name in FILES}
     write_json(paths["results.json"], {"study": outcome.study, **outcome.extra, "table": outcome.table.to_json(),
                                        "rows": [row_record(r, out) for r in outcome.results]})
-    _write_text(paths["results.csv"], outcome.table.to_csv())
-    _write_text(paths["report.md"], markdown_report(outcome, out))
+    write_text_atomic(paths["results.csv"], outcome.table.to_csv())
+    write_text_atomic(paths["report.md"], markdown_report(outcome, out))
     study_chart(outcome.results, paths["chart.png"], outcome.table.title)
     return paths
 
