@@ -14,8 +14,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import re
 import statistics
+import sys
 from collections import defaultdict
 from pathlib import Path
 
@@ -24,8 +24,9 @@ from mscmt_cli.data.corpus import load_split
 from mscmt_cli.labels import ENTITY_TYPES
 from mscmt_cli.tagging.tagger import Tagger
 
-CAPTIONS = {"twitter2015": "BLIP2_15.txt", "twitter2017": "BLIP2_17.txt"}
-RUN = re.compile(r"^(?P<corpus>twitter20\d\d)-caption\+gated-s(?P<seed>\d+)$")
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DEFAULT_DATA  # noqa: E402
+from results import CAPTIONS, TEST_SCORES, cell_dir, cell_name  # noqa: E402
 
 
 def gate_by_group(tweets: list[Tweet], gates: list[list[float]]) -> dict[str, list[float]]:
@@ -41,14 +42,12 @@ def gate_by_group(tweets: list[Tweet], gates: list[list[float]]) -> dict[str, li
     return groups
 
 
-def run_stats(run_dir: Path, data_dir: Path, corpus: str, batch: int, limit: int = 0) -> dict:
+def run_stats(run_dir: Path, data_dir: Path, corpus: str, batch_size: int, limit: int = 0) -> dict:
     """Tag the test split with one gated run and summarise its gate values."""
-    tagger = Tagger.from_pretrained(run_dir, device="cpu", captions=data_dir / "captions" / CAPTIONS[corpus], missing_images="blank")
+    tagger = Tagger.from_pretrained(run_dir, device="cpu", captions=data_dir / "captions" / CAPTIONS[corpus], missing_images="blank",
+                                    batch_size=batch_size)
     tweets = list(load_split(data_dir, corpus, "test").tweets)[:limit or None]
-    gates: list[list[float]] = []
-    for start in range(0, len(tweets), batch):
-        chunk = tweets[start:start + batch]
-        gates += [r.gate for r in tagger.tag_batch([list(t.tokens) for t in chunk], [t.image_id for t in chunk])]
+    gates = [r.gate for r in tagger.tag_batch([list(t.tokens) for t in tweets], [t.image_id for t in tweets])]
     groups = gate_by_group(tweets, gates)
     per_tweet = [statistics.mean(g) for g in gates if g]
     return {"tokens": {k: {"mean": statistics.mean(v), "n": len(v)} for k, v in groups.items()},
@@ -69,20 +68,24 @@ def render(stats: dict[str, dict]) -> str:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    parser.add_argument("--batch", type=int, default=256, help="tweets per tag_batch call")
+    parser.add_argument("--corpora", default="twitter2017,twitter2015")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--batch-size", type=int, default=32, help="tweets per forward pass")
     parser.add_argument("--limit", type=int, default=0, help="only the first N test tweets (0: all)")
     args = parser.parse_args()
     stats = {}
-    for run_dir in sorted((args.out / "runs").iterdir()):
-        match = RUN.match(run_dir.name)
-        if match and (run_dir / "test_scores.json").is_file():
-            stats[run_dir.name] = run_stats(run_dir, args.data_dir, match["corpus"], args.batch, args.limit)
-            print(f"{run_dir.name}: done", flush=True)
+    for corpus in args.corpora.split(","):
+        for seed in (int(s) for s in args.seeds.split(",")):
+            run_dir = cell_dir(args.out, corpus, "caption+gated", seed)
+            if (run_dir / TEST_SCORES).is_file():
+                stats[cell_name(corpus, "caption+gated", seed)] = run_stats(run_dir, args.data_dir, corpus, args.batch_size, args.limit)
+                print(f"{run_dir.name}: done", flush=True)
+    page = render(stats)
     (args.out / "gate.json").write_text(json.dumps(stats, indent=2))
-    (args.out / "gate.md").write_text(render(stats))
-    print(render(stats))
+    (args.out / "gate.md").write_text(page)
+    print(page)
 
 
 if __name__ == "__main__":

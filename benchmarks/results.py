@@ -18,12 +18,15 @@ from __future__ import annotations
 
 import argparse
 import json
-import shutil
 import statistics
-import time
+import sys
 from pathlib import Path
 
 from mscmt_cli.labels import ENTITY_TYPES
+from mscmt_cli.studies.common import TEST_SCORES
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DEFAULT_DATA  # noqa: E402
 
 VARIANTS = {
     "text-only": dict(image="none", fusion="none"),
@@ -44,27 +47,27 @@ Results = dict[str, dict[str, dict[int, dict]]]
 
 
 def cell_dir(out: Path, corpus: str, variant: str, seed: int) -> Path:
-    return out / "runs" / f"{corpus}-{variant}-s{seed}"
+    return out / "runs" / cell_name(corpus, variant, seed)
 
 
-def train_cell(data_dir: Path, out: Path, corpus: str, variant: str, seed: int, args: argparse.Namespace) -> None:
-    """Train one cell unless it has finished; resume it if it was interrupted after an epoch."""
+def cell_name(corpus: str, variant: str, seed: int) -> str:
+    return f"{corpus}-{variant}-s{seed}"
+
+
+def train_cells(args: argparse.Namespace, corpora: list[str], seeds: list[int]) -> None:
+    """Train every cell as a row of one study (``mscmt_cli.studies``): finished cells are skipped
+    (after checking they were trained with these settings), an interrupted one resumes."""
     from mscmt_cli.console import make_console
-    from mscmt_cli.engine.trainer import train
+    from mscmt_cli.registry import Registry
     from mscmt_cli.settings import load_settings
+    from mscmt_cli.studies.common import Row, run_rows
 
-    run_dir = cell_dir(out, corpus, variant, seed)
-    if (run_dir / "test_scores.json").is_file():
-        return
-    overrides = dict(text="minilm", decoder="crf", corpus=corpus, data_dir=data_dir, out=run_dir, seed=seed,
-                     epochs=args.epochs, patience=args.patience, lr=args.lr, batch_size=args.batch_size,
-                     captions=data_dir / "captions" / CAPTIONS[corpus], **VARIANTS[variant])
-    resume = (run_dir / "checkpoint" / "state.pt").is_file()
-    if run_dir.exists() and not resume:
-        shutil.rmtree(run_dir)  # started but no epoch finished: nothing to keep
-    started = time.time()
-    train(load_settings(None, overrides), console=make_console(), resume=resume)
-    print(f"{corpus} {variant} seed {seed}: {time.time() - started:.0f} s", flush=True)
+    base = load_settings(None, dict(text="minilm", decoder="crf", data_dir=args.data_dir, out=args.out / "runs", epochs=args.epochs,
+                                    patience=args.patience, lr=args.lr, batch_size=args.batch_size))
+    rows = [Row(cell_name(corpus, variant, seed), dict(corpus=corpus, seed=seed, **VARIANTS[variant],
+                                                       captions=args.data_dir / "captions" / CAPTIONS[corpus]))
+            for seed in seeds for corpus in corpora for variant in VARIANTS]  # seed-major: an interrupted table has whole seeds
+    run_rows(base, rows, Registry.from_entry_points(), make_console())
 
 
 def collect(out: Path, corpora: list[str], seeds: list[int]) -> Results:
@@ -73,7 +76,7 @@ def collect(out: Path, corpora: list[str], seeds: list[int]) -> Results:
     for corpus in corpora:
         for variant in VARIANTS:
             for seed in seeds:
-                done = cell_dir(out, corpus, variant, seed) / "test_scores.json"
+                done = cell_dir(out, corpus, variant, seed) / TEST_SCORES
                 if done.is_file():
                     scores = json.loads(done.read_text())
                     results[corpus][variant][seed] = {k: scores[k] for k in ("micro", "weighted", "types", "best_epoch")}
@@ -167,17 +170,20 @@ def chart(results: Results, path: Path) -> Path:
     return path
 
 
-def write_report(out: Path, results: Results, args: argparse.Namespace) -> None:
+def write_report(out: Path, results: Results, args: argparse.Namespace) -> str:
+    """Write results.json, results.md and results.png; return the Markdown."""
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     serial = {c: {v: {str(s): r for s, r in runs.items()} for v, runs in vs.items()} for c, vs in results.items()}
     (out / "results.json").write_text(json.dumps({"settings": settings, "results": serial}, indent=2))
-    (out / "results.md").write_text(render(results))
+    page = render(results)
+    (out / "results.md").write_text(page)
     chart(results, out / "results.png")
+    return page
 
 
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=Path(__file__).resolve().parents[2] / "shared" / "data")
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--corpora", default="twitter2017,twitter2015")
     parser.add_argument("--seeds", default="1,2,3")
@@ -194,14 +200,13 @@ def main() -> None:
     corpora, seeds = args.corpora.split(","), [int(s) for s in args.seeds.split(",")]
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
-        for seed in seeds:  # seed-major: an interrupted table still has whole seeds
-            for corpus in corpora:
-                for variant in VARIANTS:
-                    train_cell(args.data_dir, args.out, corpus, variant, seed, args)
-                    write_report(args.out, collect(args.out, corpora, seeds), args)
-    results = collect(args.out, corpora, seeds)
-    write_report(args.out, results, args)
-    print(render(results))
+        from mscmt_cli.errors import MscmtError
+
+        try:
+            train_cells(args, corpora, seeds)
+        except MscmtError as err:
+            sys.exit(f"error: {err}")
+    print(write_report(args.out, collect(args.out, corpora, seeds), args))
 
 
 if __name__ == "__main__":

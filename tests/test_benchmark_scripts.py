@@ -8,10 +8,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from mscmt_cli.labels import ENTITY_TYPES as TYPES
 from tests.conftest import REPO
 
 SCRIPT = REPO / "benchmarks" / "results.py"
-TYPES = ("PER", "LOC", "ORG", "OTHER")
 
 
 def write_cell(out: Path, name: str, micro: float, weighted: float) -> None:
