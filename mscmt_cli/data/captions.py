@@ -35,7 +35,7 @@ import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from mscmt_cli.data.images import POLICIES, substitution_report
+from mscmt_cli.data.images import check_policy, substitution_report
 from mscmt_cli.errors import DataError, MscmtError
 
 BLANK_CAPTION = ""
@@ -127,14 +127,12 @@ class CaptionStore:
     substituted: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.policy not in POLICIES:
-            raise MscmtError(f"unknown missing-image policy {self.policy!r}; choose one of {', '.join(POLICIES)}")
+        check_policy(self.policy)
 
     @classmethod
     def from_file(cls, path: Path, policy: str = "blank") -> "CaptionStore":
         """Read a captions file (``<id>.jpg :<caption>`` lines or JSON Lines)."""
-        if policy not in POLICIES:  # before reading a possibly large file
-            raise MscmtError(f"unknown missing-image policy {policy!r}; choose one of {', '.join(POLICIES)}")
+        check_policy(policy)  # before reading a possibly large file
         return cls(Path(path), read_captions(Path(path)), policy)
 
     def __len__(self) -> int:

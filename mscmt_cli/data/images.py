@@ -21,6 +21,8 @@ from PIL import Image
 from mscmt_cli.errors import MscmtError
 
 POLICIES = ("blank", "error")
+#: File extensions tried, in order, for an image id without one.
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 BLANK_DIGEST = "blank-image"
 BLANK_SIZE = 224
 MAX_PIXELS = 64_000_000  # larger images are refused as decompression bombs
@@ -75,12 +77,11 @@ class ImageStore:
 
     directory: Path
     policy: str = "blank"
-    extensions: tuple[str, ...] = (".jpg", ".jpeg", ".png")
+    extensions: tuple[str, ...] = IMAGE_EXTENSIONS
     substituted: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
-        if self.policy not in POLICIES:
-            raise MscmtError(f"unknown missing-image policy {self.policy!r}; choose one of {', '.join(POLICIES)}")
+        check_policy(self.policy)
         if not Path(self.directory).is_dir():
             raise MscmtError(f"images directory {self.directory} does not exist")
 
@@ -114,6 +115,12 @@ class ImageStore:
     def report(self) -> str | None:
         """One line about substituted images, or None when there were none."""
         return substitution_report(self.substituted, "missing or unreadable image(s) replaced by a blank image (policy 'blank')")
+
+
+def check_policy(policy: str) -> None:
+    """Fail early on a missing-image policy that is not one of :data:`POLICIES`."""
+    if policy not in POLICIES:
+        raise MscmtError(f"unknown missing-image policy {policy!r}; choose one of {', '.join(POLICIES)}")
 
 
 def substitution_report(ids: list[str], what: str, shown: int = 5) -> str | None:

@@ -33,11 +33,13 @@ import torch
 from PIL import Image
 
 from mscmt_cli.data.captions import caption_digest, image_key
-from mscmt_cli.data.images import BLANK_DIGEST, POLICIES, blank_image, decode_image
+from mscmt_cli.data.images import BLANK_DIGEST, blank_image, check_policy, decode_image
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache
 from mscmt_cli.model.components import ImageEncoder
 
+#: Substituted images whose message the end-of-run report quotes.
+SHOWN_EXAMPLES = 3
 #: What a tweet's image may be: a PIL image, encoded bytes, a path, or nothing.
 ImageLike = Union[Image.Image, bytes, bytearray, memoryview, str, os.PathLike, None]
 
@@ -133,8 +135,7 @@ class FeatureStore:
     _identity: str | None = None
 
     def __post_init__(self) -> None:
-        if self.policy not in POLICIES:
-            raise MscmtError(f"unknown missing-image policy {self.policy!r}; choose one of {', '.join(POLICIES)}")
+        check_policy(self.policy)
 
     @property
     def dim(self) -> int:
@@ -188,7 +189,7 @@ class FeatureStore:
             errors[i] = message
             return None, blank_image
         self.substituted += 1
-        if len(self.substituted_examples) < 5:
+        if len(self.substituted_examples) < SHOWN_EXAMPLES:
             self.substituted_examples.append(message)
         return self._blank_key()
 
@@ -222,7 +223,7 @@ class FeatureStore:
                 digests.append(digest)
             except MscmtError as err:
                 for i in indices:
-                    key, loader = self._substitute(i, str(err), errors)
+                    key, _ = self._substitute(i, str(err), errors)
                     if key is not None:
                         out[i] = self._blank_feature()
         if not contents:
@@ -248,5 +249,5 @@ class FeatureStore:
         """One line about images replaced by the blank image, or None."""
         if not self.substituted:
             return None
-        shown = "; ".join(self.substituted_examples[:3]) + ("; ..." if self.substituted > 3 else "")
+        shown = "; ".join(self.substituted_examples) + ("; ..." if self.substituted > SHOWN_EXAMPLES else "")
         return f"{self.substituted} missing or unreadable image(s) replaced by a blank image (policy 'blank'): {shown}"

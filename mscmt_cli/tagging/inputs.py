@@ -24,10 +24,11 @@ import json
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Iterable, Iterator
 
+from mscmt_cli.data.conll import IMGID_PREFIX
 from mscmt_cli.labels import normalise_label
 from mscmt_cli.tagging.doc import Doc, InputError, make_doc
 
-IMGID = b"IMGID:"
+IMGID = IMGID_PREFIX.encode()
 
 
 @dataclass
@@ -159,10 +160,10 @@ def iter_conll(lines: Iterable[bytes], first_line: int = 1) -> Iterator[TagInput
             elif block is None:
                 yield BadLine(number, str(err))
             continue
-        if line.startswith("IMGID:"):
+        if line.startswith(IMGID_PREFIX):
             if block is not None:
                 yield block.finish()
-            block, orphan = _Block(number, line[6:].strip(), [], []), False
+            block, orphan = _Block(number, line[len(IMGID_PREFIX):].strip(), [], []), False
             if not block.image_id:
                 block.error = "IMGID line without an id"
         elif not line.strip():

@@ -17,13 +17,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable, Iterable, Iterator, Union
 
+from mscmt_cli.data.images import IMAGE_EXTENSIONS
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.tagging.images import Caption, MissingImage
 from mscmt_cli.tagging.inputs import BadLine, TagInput
 from mscmt_cli.tagging.tagger import Tagger, TagResult
 
 Outcome = Union[tuple[TagInput, TagResult], BadLine]
-IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 
 
 @dataclass
