@@ -17,12 +17,16 @@ from mscmt_cli.model.hub import load_pretrained
 def weights_fingerprint(source: str, model: torch.nn.Module) -> str:
     """A cheap identity for a model's weights.
 
-    For a local directory: names, sizes and the first and last MiB of its weight
-    files. Otherwise (or when none are found): a hash of every parameter's
-    shape and a strided sample of its values.
+    For a local weights file, or a local directory's weight files: names,
+    sizes and the first and last MiB of each. Otherwise (or when none are
+    found): a hash of every parameter's shape and a strided sample of its values.
     """
     h = hashlib.sha256()
-    files = sorted(Path(source).glob("*.safetensors")) + sorted(Path(source).glob("*.bin")) if Path(source).is_dir() else []
+    path = Path(source)
+    if path.is_file():
+        files = [path]
+    else:
+        files = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")) if path.is_dir() else []
     for f in files:
         size = f.stat().st_size
         with open(f, "rb") as fh:

@@ -17,7 +17,6 @@
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 from typing import Any, Callable
 
@@ -136,15 +135,10 @@ class TimmImageEncoder(ImageEncoder):
         self.data_config = resolve_data_config({}, model=self.model)
         self.transform = create_transform(**self.data_config, is_training=False)
         self.dim = int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
-        self._identity: str | None = None
 
     def identity(self) -> str:
         """Model name, weights fingerprint and transform config."""
-        if self._identity is None:
-            path = Path(self.source)
-            weights = _file_fingerprint(path) if path.is_file() else weights_fingerprint(self.source, self.model)
-            self._identity = f"timm:{self.variant}|{weights}|{config_digest(self.data_config)}"
-        return self._identity
+        return f"timm:{self.variant}|{weights_fingerprint(self.source, self.model)}|{config_digest(self.data_config)}"
 
     @torch.inference_mode()
     def encode(self, inputs: list[Any]) -> torch.Tensor:
@@ -194,14 +188,3 @@ def _weights_file(path: Path) -> Path:
     if not found:
         raise FileNotFoundError(f"no weights file (*.safetensors, *.pth, *.bin) in {path}")
     return found[0]
-
-
-def _file_fingerprint(path: Path) -> str:
-    """Name, size and the first and last MiB of one weights file."""
-    h = hashlib.sha256()
-    size = path.stat().st_size
-    with open(path, "rb") as fh:
-        head = fh.read(1 << 20)
-        fh.seek(max(0, size - (1 << 20)))
-        h.update(f"{path.name}:{size}".encode() + head + fh.read())
-    return h.hexdigest()[:16]
