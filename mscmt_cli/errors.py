@@ -24,3 +24,12 @@ class DataError(MscmtError):
 
 class ModelLoadError(MscmtError):
     """A pretrained model or saved run directory could not be loaded."""
+
+
+class TrainingInterrupted(MscmtError):
+    """Training stopped by Ctrl-C; the last finished epoch is checkpointed in ``run_dir``."""
+
+    def __init__(self, epoch: int, run_dir: object) -> None:
+        super().__init__(f"interrupted after epoch {epoch}; continue with: mscmt train --resume {run_dir}")
+        self.epoch = epoch
+        self.run_dir = run_dir

@@ -213,3 +213,24 @@ def test_table_renderings_agree():
     md = table.to_markdown()
     assert "| a\\|b | 12.50 | -1.25 |" in md and "| c | 0.00 | +0.00 |" in md and "note" in md
     assert list(csv.reader(table.to_csv().splitlines())) == [["name", "F1", "Δ"], ["a|b", "12.5", "-1.25"], ["c", "0.0", "0.0"]]
+
+
+@pytest.mark.parametrize("stop", [KeyboardInterrupt(), "training"])
+def test_interrupted_row_says_how_to_finish_the_study(tmp_path, monkeypatch, stop):
+    import io
+
+    from rich.console import Console
+
+    from mscmt_cli.errors import TrainingInterrupted
+    from mscmt_cli.settings import Settings
+    from mscmt_cli.studies import common
+
+    def interrupted(settings, *args, **kwargs):
+        raise stop if isinstance(stop, BaseException) else TrainingInterrupted(2, settings.out)
+
+    monkeypatch.setattr(common, "train_row", interrupted)
+    row = common.Row("V1", {})
+    with pytest.raises(MscmtError) as err:
+        common.run_row(row, Settings(out=tmp_path / "V1"), None, Console(file=io.StringIO()), tmp_path)
+    epoch = " after epoch 2" if stop == "training" else ""
+    assert str(err.value) == f"row V1: interrupted{epoch}; run the same command with --out {tmp_path} to finish the remaining rows"

@@ -29,7 +29,7 @@ from mscmt_cli.engine.distributed import DistContext, device_for, init_distribut
 from mscmt_cli.engine.evaluate import autocast, predict, resolve_device
 from mscmt_cli.engine.metrics import score
 from mscmt_cli.engine.rundir import RunInfo, append_metrics, rewrite_metrics
-from mscmt_cli.errors import MscmtError
+from mscmt_cli.errors import MscmtError, TrainingInterrupted
 from mscmt_cli.labels import LABELS
 from mscmt_cli.model.build import Assembled, Components, assemble, save_model
 from mscmt_cli.registry import Registry
@@ -245,5 +245,5 @@ def train(settings: Settings, registry: Registry | None = None, console: Console
     try:
         run.fit()
     except KeyboardInterrupt:
-        raise MscmtError(f"interrupted after epoch {run.state.epoch}; continue with: mscmt train --resume {run.run_dir}") from None
+        raise TrainingInterrupted(run.state.epoch, run.run_dir) from None
     return finish_run(run)

@@ -14,7 +14,7 @@ from rich.console import Console
 from mscmt_cli.data.corpus import canonical_name
 from mscmt_cli.engine.checkpoint import CHECKPOINT_DIR
 from mscmt_cli.engine.rundir import RUN_FILE, read_metrics, write_json
-from mscmt_cli.errors import MscmtError
+from mscmt_cli.errors import MscmtError, TrainingInterrupted
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings
 
@@ -174,11 +174,11 @@ def run_row(row: Row, settings: Settings, registry: Registry, console: Console, 
         console.print(f"{row.name}: {'resuming the interrupted run in' if state == 'resumable' else 'training into'} {run_dir}")
         try:
             train_row(settings, state, registry, console)
-        except KeyboardInterrupt:
-            raise MscmtError(f"interrupted in row {row.name}; run the same command with --out {out} to finish the remaining rows") from None
+        except (KeyboardInterrupt, TrainingInterrupted) as err:
+            epoch = f" after epoch {err.epoch}" if isinstance(err, TrainingInterrupted) else ""
+            raise MscmtError(f"row {row.name}: interrupted{epoch}; run the same command with --out {out} to finish the remaining rows") from None
         except MscmtError as err:
-            hint = f"; run the same command with --out {out} to finish the remaining rows" if str(err).startswith("interrupted") else ""
-            raise MscmtError(f"row {row.name}: {err}{hint}") from None
+            raise MscmtError(f"row {row.name}: {err}") from None
     return collect(row, settings, state != "finished", registry, console)
 
 
