@@ -11,6 +11,7 @@ import pytest
 from PIL import Image
 
 from mscmt_cli.data.conll import read_conll
+from mscmt_cli.data.corpus import load_split
 from mscmt_cli.engine.metrics import score
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.labels import ENTITY_TYPES
@@ -150,8 +151,8 @@ def _two_corpora(corpus, root: Path) -> Path:
     return data
 
 
-def _gold_support(path: Path) -> dict:
-    gold = [t.tags for t in read_conll(path)]
+def _gold_support(*paths: Path) -> dict:
+    gold = [t.tags for path in paths for t in read_conll(path)]
     return score(gold, gold)
 
 
@@ -165,10 +166,11 @@ def test_crossdata_two_corpora(tiny, corpus, mscmt, tmp_path):
     rows = results["rows"]
     assert [(r["train_corpus"], r["eval_corpus"]) for r in rows] == [("tinyA", "tinyB"), ("tinyB", "tinyA"), ("tinyA+tinyB", "tinyA+tinyB")]
     # each row is scored on the right test split: its supports are that split's gold spans
-    merged_test = out / "data" / "tinyA+tinyB" / "test.txt"
-    assert len(read_conll(merged_test)) == len(read_conll(data / "tinyA" / "test.txt")) + len(read_conll(data / "tinyB" / "test.txt"))
-    for row, test_file in zip(rows, (data / "tinyB" / "test.txt", data / "tinyA" / "test.txt", merged_test)):
-        gold = _gold_support(test_file)
+    assert not (out / "data").exists()  # A+B is read from both directories, never copied
+    tests = {c: data / c / "test.txt" for c in ("tinyA", "tinyB")}
+    assert len(load_split(data, "tinyA+tinyB", "test").tweets) == len(read_conll(tests["tinyA"])) + len(read_conll(tests["tinyB"]))
+    for row, test_files in zip(rows, ([tests["tinyB"]], [tests["tinyA"]], [tests["tinyA"], tests["tinyB"]])):
+        gold = _gold_support(*test_files)
         assert {t: row["test"]["types"][t]["support"] for t in ENTITY_TYPES} == {t: gold["types"][t]["support"] for t in ENTITY_TYPES}
     assert (out / "tinyA-to-tinyB" / "eval_tinyB_test.json").is_file()
     table = results["table"]

@@ -36,12 +36,12 @@ def canonical_name(name: str) -> str:
 
 
 def corpus_dirs(data_dir: Path, corpus: str) -> tuple[Path, ...]:
-    """The directories that make up ``corpus`` (two for ``merged``)."""
+    """The directories that make up ``corpus``: two for ``merged``, one per part for ``A+B``."""
     corpus = canonical_name(corpus)
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise MscmtError(f"data directory {data_dir} does not exist (set --data-dir)")
-    parts = MERGED.get(corpus, (corpus,))
+    parts = MERGED.get(corpus) or tuple(canonical_name(p) for p in corpus.split("+"))
     dirs = tuple(data_dir / p for p in parts)
     for d in dirs:
         if not d.is_dir():

@@ -4,7 +4,7 @@ Rows: ``A-to-B`` (trained on A, tested on B's test split), ``B-to-A``, and
 the merged corpus (trained and tested on A + B). The label set is shared by
 every corpus, so a model trained on one scores on another as it is. For
 TWITTER-2015 and TWITTER-2017 the merged corpus is the built-in ``merged``;
-for any other pair it is written, split by split, into ``<out>/data/A+B/``.
+for any other pair it is the corpus ``A+B`` (both directories read together).
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from mscmt_cli.data.corpus import MERGED, SPLITS, canonical_name, load_split
+from mscmt_cli.data.corpus import MERGED, canonical_name, corpus_dirs
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings
@@ -24,20 +24,9 @@ from mscmt_cli.studies.tables import Column, StudyTable, prf
 SECTIONS = ("types", "micro", "weighted")
 
 
-def merged_corpus(data_dir: Path, a: str, b: str, out: Path) -> tuple[str, Path]:
-    """Corpus name and data directory of A + B (the built-in ``merged`` when it is that pair)."""
-    for name, parts in MERGED.items():
-        if sorted(parts) == sorted((a, b)):
-            return name, Path(data_dir)
-    name, target = f"{a}+{b}", Path(out) / "data"
-    for split in SPLITS:
-        blocks = [f.read_text(encoding="utf-8-sig").strip("\n") for c in (a, b) for f in load_split(data_dir, c, split).files]
-        path = target / name / f"{split}.txt"
-        text = "\n\n".join(blocks) + "\n"
-        if not path.is_file() or path.read_text(encoding="utf-8") != text:
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text, encoding="utf-8")
-    return name, target
+def merged_name(a: str, b: str) -> str:
+    """The corpus name of A + B: the built-in ``merged`` when it is that pair, else ``A+B``."""
+    return next((name for name, parts in MERGED.items() if sorted(parts) == sorted((a, b))), f"{a}+{b}")
 
 
 def crossdata_rows(settings: Settings, first: str, second: str) -> list[Row]:
@@ -50,12 +39,12 @@ def crossdata_rows(settings: Settings, first: str, second: str) -> list[Row]:
     if settings.out is None:
         raise MscmtError("no study directory: pass --out DIR")
     for corpus in (a, b):
-        load_split(Path(settings.data_dir), corpus, "test")  # names the missing directory
-    merged, data_dir = merged_corpus(Path(settings.data_dir), a, b, Path(settings.out))
+        corpus_dirs(Path(settings.data_dir), corpus)  # names the missing directory
+    merged = merged_name(a, b)
     return [
         Row(f"{a}-to-{b}", {"corpus": a}, eval_corpus=b, label=f"{a} → {b}"),
         Row(f"{b}-to-{a}", {"corpus": b}, eval_corpus=a, label=f"{b} → {a}"),
-        Row(merged, {"corpus": merged, "data_dir": data_dir}, label=merged),
+        Row(merged, {"corpus": merged}, label=merged),
     ]
 
 
