@@ -99,3 +99,10 @@ def test_tag_explain_writes_one_page_per_tagged_line(mscmt, trained_run, tiny, c
     _check_image(first)
     assert [t for t, _ in _gate_values(first)] == ["one", "two"]
     assert "Given as tokens" in (pages / "line-000003.html").read_text(encoding="utf-8")
+
+
+def test_explain_checks_the_out_directory_before_loading_the_model(mscmt, tmp_path):
+    out = tmp_path / "missing" / "page.html"
+    result = mscmt(["explain", "--model", tmp_path / "no-such-run", "--text", "Obama", "--out", out])
+    assert result.code == 2
+    assert result.err.strip() == f"error: --out {out}: directory {out.parent} does not exist"

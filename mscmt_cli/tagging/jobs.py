@@ -6,7 +6,7 @@ import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Iterator
+from typing import Any, BinaryIO, Callable, Iterator
 
 from rich.console import Console
 
@@ -78,11 +78,16 @@ def open_output(out: Path | None) -> Iterator[BinaryIO]:
         yield getattr(sys.stdout, "buffer", sys.stdout)  # type: ignore[misc]
         sys.stdout.flush()
         return
-    out = Path(out)
-    if out.parent and not out.parent.is_dir():
-        raise MscmtError(f"--out {out}: directory {out.parent} does not exist")
-    with open(out, "wb") as fh:
+    with open(check_out_dir(out), "wb") as fh:
         yield fh
+
+
+def check_out_dir(out: Path) -> Path:
+    """``out`` as a Path, after checking that its directory exists."""
+    out = Path(out)
+    if not out.parent.is_dir():
+        raise MscmtError(f"--out {out}: directory {out.parent} does not exist")
+    return out
 
 
 def run_tag(settings: Settings, input_name: str, out: Path | None, *, strict: bool = False, explain_dir: Path | None = None,
@@ -90,16 +95,15 @@ def run_tag(settings: Settings, input_name: str, out: Path | None, *, strict: bo
     """Tag every line of ``input_name``; bad lines go to stderr with their line numbers."""
     tagger = load_tagger(settings)
     source = "<stdin>" if input_name == "-" else input_name
-    if explain_dir is not None:
-        Path(explain_dir).mkdir(parents=True, exist_ok=True)
+    explain = None if explain_dir is None else line_explainer(tagger, Path(explain_dir), settings.images_dir)
     with open_input(input_name) as (stream, size), open_output(out) as sink, progress(console) as bar:
         reader = _CountingReader(stream)
         task = bar.add_task("tagging (bytes read)" if size is not None else "tagging", total=size, info="")
 
         def on_result(item: TagInput, result: TagResult) -> None:
             sink.write(output_line(item.record, result))
-            if explain_dir is not None:
-                _explain_line(tagger, item, result, Path(explain_dir), settings.images_dir)
+            if explain is not None:
+                explain(item, result)
 
         def on_bad(bad: BadLine) -> None:
             console.print(f"{source}:{bad.line}: {bad.message}", markup=False, highlight=False, soft_wrap=True)
@@ -127,23 +131,30 @@ def _summary(console: Console, tally: Tally, tagger: Tagger) -> None:
         console.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
-def _explain_line(tagger: Tagger, item: TagInput, result: TagResult, directory: Path, images_dir: Path | None) -> None:
+def line_explainer(tagger: Tagger, directory: Path, images_dir: Path | None) -> Callable[[TagInput, TagResult], None]:
+    """A function writing ``directory/line-NNNNNN.html`` for one tagged line (``mscmt tag --explain``)."""
     from mscmt_cli.tagging.explain import page_image, render_page
     from mscmt_cli.tagging.stream import image_resolver
 
-    image = None
-    if item.image and tagger.images.encoder.input_kind == "pixels":
-        found = image_resolver(images_dir)(item.image)
+    directory.mkdir(parents=True, exist_ok=True)
+    info, resolve = tagger.info(), image_resolver(images_dir)
+    pixels = tagger.images.encoder.input_kind == "pixels"
+
+    def explain(item: TagInput, result: TagResult) -> None:
+        found = resolve(item.image) if item.image and pixels else None
         image = page_image(Path(found)) if isinstance(found, str) else None
-    caption = item.caption if item.caption is not None else _caption_of(tagger, item.image)
-    html = render_page(result, image, tagger.info(), title=f"line {item.line}", caption=caption)
-    (directory / f"line-{item.line:06d}.html").write_text(html, encoding="utf-8")
+        caption = item.caption if item.caption is not None else _caption_of(tagger, item.image)
+        html = render_page(result, image, info, title=f"line {item.line}", caption=caption)
+        (directory / f"line-{item.line:06d}.html").write_text(html, encoding="utf-8")
+
+    return explain
 
 
 def run_explain(settings: Settings, text: str, image: Path | None, out: Path) -> Path:
     """Write the explain page of one tweet."""
     from mscmt_cli.tagging.explain import page_image, render_page
 
+    out = check_out_dir(out)
     tagger = load_tagger(settings, missing_images="error")
     pixels = tagger.images.encoder.input_kind == "pixels"
     if pixels and image is not None and not Path(image).is_file():
@@ -151,9 +162,6 @@ def run_explain(settings: Settings, text: str, image: Path | None, out: Path) ->
     result = tagger.tag(text, image if pixels or image is None else str(image))
     shown = page_image(Path(image)) if image is not None and pixels else None
     html = render_page(result, shown, tagger.info(), caption=_caption_of(tagger, str(image) if image is not None else None))
-    out = Path(out)
-    if out.parent and not out.parent.is_dir():
-        raise MscmtError(f"--out {out}: directory {out.parent} does not exist")
     out.write_text(html, encoding="utf-8")
     return out
 
