@@ -51,6 +51,16 @@ def test_tag_batch_keeps_order_and_matches_single_calls(tagger):
     assert [r.tags for r in batch] == [tagger.tag(t).tags for t in texts]
 
 
+
+def test_tag_batch_refuses_lists_of_other_lengths(tagger):
+    from mscmt_cli.errors import MscmtError
+
+    with pytest.raises(MscmtError, match="2 tweets but 1 images"):
+        tagger.tag_batch(["a", "b"], images=[None])
+    with pytest.raises(MscmtError, match="2 tweets but 3 captions"):
+        tagger.tag_batch(["a", "b"], captions=["x", "y", "z"])
+
+
 def test_image_as_pil_bytes_or_path_gives_the_same_result(tagger, tmp_path):
     data = _image_bytes()
     (tmp_path / "x.png").write_bytes(data)

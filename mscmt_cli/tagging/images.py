@@ -146,6 +146,11 @@ class FeatureStore:
             self._identity = self.encoder.identity()
         return self._identity
 
+    def input_for(self, image: Any, caption: str | None) -> Any:
+        """What :meth:`features` reads for one tweet: for caption models its ``caption`` when
+        given (else ``image``, as an id for the captions file); for other models ``image``."""
+        return Caption(caption) if caption is not None and self.encoder.input_kind == "caption" else image
+
     def features(self, images: Sequence[Any]) -> tuple[list[torch.Tensor | None], dict[int, str]]:
         """One ``(D,)`` feature per input, and ``{index: message}`` for the inputs that failed.
 

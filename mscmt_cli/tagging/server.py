@@ -33,7 +33,6 @@ from starlette.concurrency import run_in_threadpool
 from mscmt_cli import __version__
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.tagging.doc import Doc, InputError, make_doc
-from mscmt_cli.tagging.images import Caption
 from mscmt_cli.tagging.tagger import Tagger, TagResult
 
 
@@ -201,9 +200,7 @@ def create_app(tagger: Tagger, limits: Limits | None = None) -> FastAPI:
 
     def run(items: list[Item]) -> list[TagResult]:
         with lock:
-            caption = tagger.images.encoder.input_kind == "caption"
-            feats, errors = tagger.images.features([(Caption(i.caption) if i.caption is not None else i.image) if caption else i.image
-                                                    for i in items])
+            feats, errors = tagger.images.features([tagger.images.input_for(i.image, i.caption) for i in items])
             if errors:
                 k = min(errors)
                 raise MscmtError(f"{'items[%d]: ' % k if len(items) > 1 else ''}{errors[k]}")

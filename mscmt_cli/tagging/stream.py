@@ -19,7 +19,7 @@ from typing import Any, Callable, Iterable, Iterator, Union
 
 from mscmt_cli.data.images import IMAGE_EXTENSIONS
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.tagging.images import Caption, MissingImage
+from mscmt_cli.tagging.images import MissingImage
 from mscmt_cli.tagging.inputs import BadLine, TagInput
 from mscmt_cli.tagging.tagger import Tagger, TagResult
 
@@ -74,7 +74,7 @@ def image_ref(tagger: Tagger, item: TagInput, resolve: Callable[[str], str | Mis
     """What the feature store gets for a line: a file (or why not) for pixel models; for caption
     models the line's ``caption``, else its ``image`` as an id for the captions file."""
     if tagger.images.encoder.input_kind == "caption":
-        return Caption(item.caption) if item.caption is not None else item.image
+        return tagger.images.input_for(item.image, item.caption)
     return resolve(item.image) if item.image else None
 
 

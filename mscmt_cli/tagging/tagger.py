@@ -28,7 +28,7 @@ from mscmt_cli.model.build import Assembled
 from mscmt_cli.model.components import EncodedTweet
 from mscmt_cli.tagging.doc import Doc, InputError, doc_from_value
 from mscmt_cli.tagging.entities import Entity, extract_entities
-from mscmt_cli.tagging.images import Caption, FeatureStore, ImageLike
+from mscmt_cli.tagging.images import FeatureStore, ImageLike
 
 @dataclass
 class TagResult:
@@ -151,9 +151,10 @@ class Tagger:
                 docs.append(doc_from_value(value))
             except InputError as err:
                 raise MscmtError(f"tweet {i}: {err}") from None
-        if self.images.encoder.input_kind == "caption":
-            given = list(captions) if captions is not None else [None] * len(texts)
-            images = [Caption(c) if c is not None else img for img, c in zip(images, given)]
+        if captions is not None:
+            if len(captions) != len(texts):
+                raise MscmtError(f"tag_batch: {len(texts)} tweets but {len(captions)} captions")
+            images = [self.images.input_for(img, c) for img, c in zip(images, captions)]
         feats, errors = self.images.features(images)
         if errors:
             i = min(errors)
