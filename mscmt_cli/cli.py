@@ -75,14 +75,11 @@ def train(
 
 def _resume_settings(run_dir: Path, opts: dict[str, Any]) -> tuple[None, dict[str, Any]]:
     """The settings a run was started with (from run.json); --epochs/--patience may be raised."""
-    import json
+    from mscmt_cli.engine.rundir import RUN_FILE, read_run_settings
 
-    from mscmt_cli.engine.rundir import RUN_FILE
-
-    path = Path(run_dir) / RUN_FILE
-    if not path.is_file():
+    saved = read_run_settings(run_dir)
+    if saved is None:
         raise MscmtError(f"--resume {run_dir}: not a run directory (no {RUN_FILE})")
-    saved = json.loads(path.read_text(encoding="utf-8"))["settings"]
     allowed = {k: v for k, v in opts.items() if k in ("epochs", "patience", "device", "no_cache") and v is not None}
     return None, {**saved, **allowed, "out": str(run_dir)}
 

@@ -78,6 +78,13 @@ def test_resume_of_nothing_is_an_error(tmp_path, mscmt):
     assert result.code == 2 and "not a run directory" in result.err
 
 
+def test_resume_of_a_broken_run_record_is_a_one_line_error(tmp_path, mscmt):
+    (tmp_path / "run.json").write_text('{"settings": ')
+    result = mscmt(["train", "--resume", tmp_path])
+    assert result.code == 2 and result.err.startswith(f"error: {tmp_path / 'run.json'}: unreadable run record (JSONDecodeError")
+    assert "Traceback" not in result.err and "unexpected" not in result.err
+
+
 def test_ctrl_c_says_how_to_resume(tiny, corpus, tmp_path):
     run = tmp_path / "interrupted"
     proc = subprocess.Popen(_train_cmd(tiny, corpus, run, ["--epochs", "50", "--patience", "50"]), env=_env(),

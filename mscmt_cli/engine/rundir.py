@@ -17,6 +17,7 @@ from typing import Any
 
 from mscmt_cli import __version__
 from mscmt_cli.data.corpus import file_digest
+from mscmt_cli.errors import MscmtError
 from mscmt_cli.settings import Settings
 
 METRICS_FILE = "metrics.jsonl"
@@ -74,6 +75,17 @@ class RunInfo:
 
     def write(self, run_dir: Path) -> None:
         write_json(Path(run_dir) / RUN_FILE, asdict(self))
+
+
+def read_run_settings(run_dir: Path) -> dict[str, Any] | None:
+    """The settings recorded in ``run_dir/run.json``, or None when there is no run.json."""
+    path = Path(run_dir) / RUN_FILE
+    if not path.is_file():
+        return None
+    try:
+        return dict(json.loads(path.read_text(encoding="utf-8"))["settings"])
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError, UnicodeDecodeError) as err:
+        raise MscmtError(f"{path}: unreadable run record ({type(err).__name__}: {err})") from None
 
 
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:

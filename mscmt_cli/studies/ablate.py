@@ -15,11 +15,10 @@ from rich.console import Console
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings
-from mscmt_cli.studies.common import Row, RowResult, run_rows
+from mscmt_cli.studies.common import PARTS, Row, RowResult, run_rows
 from mscmt_cli.studies.results import StudyOutcome, finish
 from mscmt_cli.studies.tables import Column, StudyTable, pct, type_cells, type_columns
 
-PARTS = ("text", "image", "fusion", "decoder")
 FULL = {"text": "bertweet", "image": "clip-vit-l14", "fusion": "gated", "decoder": "crf"}
 DEFAULT_VARIANTS = ("V1=bert-base,clip-vit-l14,additive,crf", "V2=bert-base,clip-vit-l14,gated,crf",
                     "full=bertweet,clip-vit-l14,gated,crf")

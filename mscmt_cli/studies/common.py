@@ -13,12 +13,13 @@ from rich.console import Console
 
 from mscmt_cli.data.corpus import canonical_name
 from mscmt_cli.engine.checkpoint import CHECKPOINT_DIR
-from mscmt_cli.engine.rundir import RUN_FILE, read_metrics, write_json
+from mscmt_cli.engine.rundir import read_metrics, read_run_settings, write_json
 from mscmt_cli.errors import MscmtError, TrainingInterrupted
-from mscmt_cli.registry import Registry
+from mscmt_cli.registry import KINDS, Registry
 from mscmt_cli.settings import Settings
 
 TEST_SCORES = "test_scores.json"
+PARTS = tuple(KINDS)  # the four component kinds, in order: text, image, fusion, decoder
 ROW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 # Settings that change what a run learns: a finished row must match them to be reused.
 COMPARED = ("text", "image", "fusion", "decoder", "corpus", "lr", "head_lr", "weight_decay", "warmup", "dropout",
@@ -83,7 +84,7 @@ def check_rows(rows: list[Row], registry: Registry, base: Settings) -> None:
         if row.name in seen:
             raise MscmtError(f"row name {row.name!r} appears twice; every row needs its own name")
         seen.add(row.name)
-        for kind in ("text", "image", "fusion", "decoder"):
+        for kind in PARTS:
             registry.resolve(kind, str(row.overrides.get(kind, getattr(base, kind))))
 
 
@@ -111,13 +112,13 @@ def _comparable(values: dict[str, Any]) -> dict[str, Any]:
 
 def check_same_settings(run_dir: Path, settings: Settings) -> None:
     """Refuse to reuse a run that was trained with other settings than the row asks."""
-    path = run_dir / RUN_FILE
-    if not path.is_file():
-        return
     try:
-        saved = _comparable(json.loads(path.read_text(encoding="utf-8"))["settings"])
-    except (json.JSONDecodeError, KeyError, UnicodeDecodeError) as err:
-        raise MscmtError(f"{path}: unreadable run record ({err}); remove {run_dir} to train this row again") from None
+        recorded = read_run_settings(run_dir)
+    except MscmtError as err:
+        raise MscmtError(f"{err}; remove {run_dir} to train this row again") from None
+    if recorded is None:
+        return
+    saved = _comparable(recorded)
     wanted = _comparable(settings.model_dump(mode="json"))
     for key in COMPARED:
         if saved[key] != wanted[key]:

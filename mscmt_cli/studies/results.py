@@ -13,7 +13,7 @@ from rich.console import Console
 from mscmt_cli.data.corpus import canonical_name
 from mscmt_cli.engine.rundir import write_json, write_text_atomic
 from mscmt_cli.studies.charts import study_chart
-from mscmt_cli.studies.common import RowResult
+from mscmt_cli.studies.common import PARTS, RowResult
 from mscmt_cli.studies.tables import StudyTable
 
 FILES = ("results.json", "results.csv", "report.md", "chart.png")
@@ -35,20 +35,19 @@ def row_record(result: RowResult, out: Path) -> dict[str, Any]:
     return {
         "name": result.row.name, "label": result.row.shown, "run_dir": os.path.relpath(result.run_dir, out),
         "overrides": {k: str(v) if isinstance(v, Path) else v for k, v in result.row.overrides.items()},
-        "components": {k: getattr(result.settings, k) for k in ("text", "image", "fusion", "decoder")},
+        "components": {k: getattr(result.settings, k) for k in PARTS},
         "train_corpus": canonical_name(result.settings.corpus), "eval_corpus": result.eval_corpus,
         "trained_now": result.trained_now, "best_epoch": result.best_epoch, "valid_weighted_f1": result.valid_f1,
         "valid": result.valid, "test": {k: result.test[k] for k in ("micro", "weighted", "types")}, "epochs": result.metrics,
     }
 
 
-def markdown_report(outcome: StudyOutcome, out: Path) -> str:
-    """The table as the paper lays it out, the runs behind it and the chart."""
+def markdown_report(outcome: StudyOutcome, records: list[dict[str, Any]]) -> str:
+    """The table as the paper lays it out, the runs behind it (``records``: :func:`row_record` of each row) and the chart."""
     lines = [f"# mscmt {outcome.study}", "", outcome.table.to_markdown(), "## Runs", "",
              "| row | run directory | components | train corpus | test corpus | best epoch | valid weighted F1 |",
              "| :--- | :--- | :--- | :--- | :--- | ---: | ---: |"]
-    for r in outcome.results:
-        rec = row_record(r, out)
+    for r, rec in zip(outcome.results, records):
         comps = " + ".join(rec["components"].values())
         lines.append(f"| {r.row.shown} | {rec['run_dir']} | {comps} | {rec['train_corpus']} | {rec['eval_corpus']} | {r.best_epoch} | {100 * r.valid_f1:.2f} |")
     return "\n".join(lines + ["", "![per-type test F1 and validation F1 per epoch](chart.png)", ""])
@@ -58,10 +57,10 @@ def write_results(outcome: StudyOutcome, out: Path) -> dict[str, Path]:
     """Write the four result files into ``out``; returns their paths by file name."""
     out = Path(out)
     paths = {name: out / name for name in FILES}
-    write_json(paths["results.json"], {"study": outcome.study, **outcome.extra, "table": outcome.table.to_json(),
-                                       "rows": [row_record(r, out) for r in outcome.results]})
+    records = [row_record(r, out) for r in outcome.results]
+    write_json(paths["results.json"], {"study": outcome.study, **outcome.extra, "table": outcome.table.to_json(), "rows": records})
     write_text_atomic(paths["results.csv"], outcome.table.to_csv())
-    write_text_atomic(paths["report.md"], markdown_report(outcome, out))
+    write_text_atomic(paths["report.md"], markdown_report(outcome, records))
     study_chart(outcome.results, paths["chart.png"], outcome.table.title)
     return paths
 

@@ -21,6 +21,7 @@ from PIL import Image
 
 from mscmt_cli.data.images import decode_image
 from mscmt_cli.labels import ENTITY_TYPES
+from mscmt_cli.registry import KINDS
 from mscmt_cli.tagging.tagger import TagResult
 
 MAX_SIDE = 480
@@ -125,7 +126,7 @@ def render_page(result: TagResult, image: Image.Image | None, info: dict[str, An
                 caption: str | None = None) -> str:
     """The whole self-contained HTML page (``caption``: what a caption model read instead of pixels)."""
     comps = info.get("components", {})
-    model = " + ".join(str(comps.get(k, "?")) for k in ("text", "image", "fusion", "decoder"))
+    model = " + ".join(str(comps.get(k, "?")) for k in KINDS)
     media = _media(image, caption, info)
     origin = "" if result.doc.has_text else '<p class="meta">Given as tokens; shown joined by single spaces.</p>'
     heading = "mscmt explain" + (f" — {_esc(title)}" if title else "")
