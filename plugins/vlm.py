@@ -46,13 +46,8 @@ class ClipTextEncoder(HFTextEncoder):
     name = "clip-text"
     description = "CLIP ViT-L/14 text transformer (openai/clip-vit-large-patch14) as a token encoder, 77-token windows"
     default_source = "openai/clip-vit-large-patch14"
-    model_class = CLIPTextModel
-
-    def _load_model(self, source: str, pretrained: bool) -> nn.Module:
-        """The text tower alone (a full CLIP checkpoint's vision weights are skipped)."""
-        if pretrained:
-            return load_pretrained(self.name, source, CLIPTextModel.from_pretrained)
-        return CLIPTextModel(load_pretrained(self.name, source, CLIPTextConfig.from_pretrained))
+    model_class = CLIPTextModel  # the text tower alone: a full CLIP checkpoint's vision weights are skipped
+    config_class = CLIPTextConfig  # a full CLIP config.json gives its text_config
 
 
 class _QFormerText(nn.Module):
@@ -86,7 +81,8 @@ class Blip2TextEncoder(HFTextEncoder):
             raise ModelLoadError(f"{self.name}: {source} has no Q-Former text layers (qformer_config.use_qformer_text_input is false); "
                                  f"use an image-text retrieval checkpoint such as {BLIP2_SOURCE}")
         if pretrained:
-            return _QFormerText(load_pretrained(self.name, source, Blip2TextModelWithProjection.from_pretrained))
+            load = lambda s: Blip2TextModelWithProjection.from_pretrained(s, config=config)  # noqa: E731 (config read once)
+            return _QFormerText(load_pretrained(self.name, source, load))
         return _QFormerText(Blip2TextModelWithProjection(config))
 
     def save_architecture(self, directory: Path) -> None:

@@ -28,6 +28,7 @@ class HFTextEncoder(TextEncoder):
     """Word-level encoder over ``AutoModel``; subclasses set ``name`` and ``default_source``."""
 
     model_class: ClassVar[Any] = AutoModel
+    config_class: ClassVar[Any] = AutoConfig  # reads the config of a model built without pretrained weights
 
     def __init__(self, source: str, pretrained: bool = True) -> None:
         super().__init__()
@@ -44,7 +45,7 @@ class HFTextEncoder(TextEncoder):
     def _load_model(self, source: str, pretrained: bool) -> torch.nn.Module:
         if pretrained:
             return load_pretrained(self.name, source, self.model_class.from_pretrained)
-        config = load_pretrained(self.name, source, AutoConfig.from_pretrained)
+        config = load_pretrained(self.name, source, self.config_class.from_pretrained)
         return self.model_class.from_config(config) if hasattr(self.model_class, "from_config") else self.model_class(config)
 
     def _max_subwords(self, config: Any) -> int:
