@@ -116,6 +116,11 @@ def synthetic_tweets(n: int, vocab: int, image_dim: int, seed: int = 0):
     return examples
 
 
+def tokens_per_image(sizes_vision: dict) -> int:
+    """Patches of one image plus the class token."""
+    return (sizes_vision["image_size"] // sizes_vision["patch_size"]) ** 2 + 1
+
+
 def sync(device: torch.device) -> None:
     if device.type == "cuda":
         torch.cuda.synchronize()
@@ -141,11 +146,11 @@ def measure_training(model, device: torch.device, args: argparse.Namespace, voca
     """The engine's training loop, then the same steps on batches already on the device."""
     from mscmt_cli.engine.batching import EncodedDataset, collate, length_batches
     from mscmt_cli.engine.evaluate import autocast
-    from mscmt_cli.engine.trainer import linear_schedule, train_epoch
+    from mscmt_cli.engine.trainer import POOL_BATCHES, linear_schedule, train_epoch
 
     pad = model.text.pad_id
     train = EncodedDataset(synthetic_tweets(args.steps * args.train_batch, vocab, dim))
-    batches = length_batches(list(range(len(train))), train.lengths, args.train_batch, 50, torch.Generator().manual_seed(0))
+    batches = length_batches(list(range(len(train))), train.lengths, args.train_batch, POOL_BATCHES, torch.Generator().manual_seed(0))
     optimizer = torch.optim.AdamW(model.parameter_groups(3e-5, 3e-4, 0.01))
     scheduler = linear_schedule(optimizer, 10**9, 0.0)
     flops = 6 * n_text * sum(train.lengths)
@@ -181,7 +186,7 @@ def measure_inference(model, vision, device: torch.device, args: argparse.Namesp
     from plugins.image_encoders import NoImageEncoder
 
     dim = vision.config.projection_dim
-    vision_tokens = (sizes_vision["image_size"] // sizes_vision["patch_size"]) ** 2 + 1
+    vision_tokens = tokens_per_image(sizes_vision)
     pixels = torch.randn(args.image_batch, 3, sizes_vision["image_size"], sizes_vision["image_size"], device=device)
     n_calls = max(1, args.tweets // args.image_batch)
     images = n_calls * args.image_batch
@@ -244,7 +249,7 @@ def main() -> int:
         model.text.model = torch.compile(model.text.model, dynamic=True)
     n_text = compute_params(model, ("embeddings.word_embeddings", "position_embeddings", "token_type_embeddings"))
     n_vision = compute_params(vision, ("position_embedding", "class_embedding"))
-    vision_tokens = (sizes_vision["image_size"] // sizes_vision["patch_size"]) ** 2 + 1
+    vision_tokens = tokens_per_image(sizes_vision)
     print(f"text+fusion+head: {compute_params(model, ()) / 1e6:.1f} M params ({n_text / 1e6:.1f} M non-embedding); "
           f"vision tower: {n_vision / 1e6:.1f} M params, {vision_tokens} tokens per image")
     rows = measure_training(model, device, args, sizes_text["vocab_size"], vision.config.projection_dim, n_text)
