@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 from contextlib import contextmanager
 from typing import Iterator
 
@@ -40,3 +41,12 @@ def forced_tag(tagger, label: str) -> Iterator[None]:
         with torch.no_grad():
             head.weight.copy_(saved[0])
             head.bias.copy_(saved[1])
+
+
+def image_bytes(colour: tuple[int, int, int] = (200, 30, 30), size: tuple[int, int] = (40, 30), fmt: str = "PNG") -> bytes:
+    """A one-colour image, encoded."""
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("RGB", size, colour).save(buf, format=fmt)
+    return buf.getvalue()

@@ -15,17 +15,11 @@ from PIL import Image
 
 from mscmt_cli.tagging.inputs import BadLine, iter_jsonl
 from mscmt_cli.tagging.stream import tag_stream
-from tests.tagging_support import TRICKY_TEXTS, forced_tag, tagger  # noqa: F401  (fixture)
+from tests.tagging_support import TRICKY_TEXTS, forced_tag, image_bytes, tagger  # noqa: F401  (fixture)
 
 
 def _clip_args(tiny) -> list[str]:
     return ["--model-path", f"clip-vit-l14={tiny.clip_vision}"]
-
-
-def _image_bytes(colour=(200, 30, 30), fmt="PNG") -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (40, 30), colour).save(buf, format=fmt)
-    return buf.getvalue()
 
 
 def test_offsets_round_trip_through_the_model(tagger):
@@ -62,7 +56,7 @@ def test_tag_batch_refuses_lists_of_other_lengths(tagger):
 
 
 def test_image_as_pil_bytes_or_path_gives_the_same_result(tagger, tmp_path):
-    data = _image_bytes()
+    data = image_bytes()
     (tmp_path / "x.png").write_bytes(data)
     text = "Obama visits Paris"
     results = [tagger.tag(text, image=img) for img in (Image.open(io.BytesIO(data)), data, tmp_path / "x.png", str(tmp_path / "x.png"))]
@@ -77,14 +71,14 @@ def test_unreadable_image_and_bombs_are_refused(tagger, monkeypatch):
         tagger.tag("hello", image=b"not an image")
     monkeypatch.setattr("mscmt_cli.data.images.MAX_PIXELS", 100)
     with pytest.raises(MscmtError, match="too large"):
-        tagger.tag("hello", image=_image_bytes(colour=(1, 2, 3)))
+        tagger.tag("hello", image=image_bytes(colour=(1, 2, 3)))
 
 
 def test_features_come_from_the_disk_cache(tagger, tmp_path):
     from mscmt_cli.features import FeatureCache
     from mscmt_cli.tagging.images import FeatureStore
 
-    data = _image_bytes(colour=(9, 99, 199))
+    data = image_bytes(colour=(9, 99, 199))
     first = FeatureStore(tagger.images.encoder, FeatureCache(tmp_path))
     feats, errors = first.features([data, data, None])
     assert not errors and list(tmp_path.rglob("*.npy"))

@@ -3,16 +3,14 @@
 from __future__ import annotations
 
 import base64
-import io
 import socket
 import threading
 import time
 
 import httpx
 import pytest
-from PIL import Image
 
-from tests.tagging_support import TRICKY_TEXTS, tagger  # noqa: F401  (fixture)
+from tests.tagging_support import TRICKY_TEXTS, image_bytes, tagger  # noqa: F401  (fixture)
 
 
 def _free_port() -> int:
@@ -42,12 +40,6 @@ def server(tagger):
     thread.join(10)
 
 
-def _png(colour=(10, 200, 10)) -> bytes:
-    buf = io.BytesIO()
-    Image.new("RGB", (32, 24), colour).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def test_health_and_info(server, tagger):
     assert server.get("/health").json() == {"status": "ok"}
     info = server.get("/info").json()
@@ -56,7 +48,7 @@ def test_health_and_info(server, tagger):
 
 
 def test_tag_json_with_base64_image_matches_the_python_api(server, tagger):
-    png = _png()
+    png = image_bytes((10, 200, 10), (32, 24))
     for image in (base64.b64encode(png).decode(), "data:image/png;base64," + base64.b64encode(png).decode()):
         resp = server.post("/tag", json={"text": TRICKY_TEXTS[0], "image": image})
         assert resp.status_code == 200, resp.text
@@ -67,7 +59,7 @@ def test_tag_json_with_base64_image_matches_the_python_api(server, tagger):
 
 
 def test_tag_multipart_upload(server):
-    resp = server.post("/tag", data={"text": "Obama in Paris"}, files={"image": ("x.png", _png(), "image/png")})
+    resp = server.post("/tag", data={"text": "Obama in Paris"}, files={"image": ("x.png", image_bytes((10, 200, 10), (32, 24)), "image/png")})
     assert resp.status_code == 200, resp.text
     assert resp.json()["tokens"] == ["Obama", "in", "Paris"]
 
