@@ -79,6 +79,8 @@ def test_batch_keeps_order(server):
     ({"json": {"id": 3}}, 422, "'text'"),
     ({"json": {"text": "   "}}, 422, "empty tweet"),
     ({"json": {"tokens": ["a", 5]}}, 422, "must be a string"),
+    ({"json": {"text": "hi", "caption": 5}}, 422, "'caption' must be a string, got int"),
+    ({"content": b'{"text": "hi", "x": NaN}', "headers": {"content-type": "application/json"}}, 400, "NaN is not valid JSON"),
     ({"json": {"text": "hi", "image": "/etc/passwd"}}, 400, "base64"),
     ({"json": {"text": "hi", "image": base64.b64encode(b"not an image").decode()}}, 422, "unreadable image"),
     ({"json": {"text": "hi", "image": 12}}, 422, "base64 string"),

@@ -58,11 +58,13 @@ class BadLine:
     message: str
 
 
-def _reject_constant(name: str) -> Any:
+def reject_constant(name: str) -> Any:
+    """``json.loads(parse_constant=...)``: NaN and Infinity are not JSON."""
     raise ValueError(f"{name} is not valid JSON")
 
 
-def _optional_str(obj: dict[str, Any], key: str) -> str | None:
+def optional_str(obj: dict[str, Any], key: str) -> str | None:
+    """``obj[key]`` when it is a string or absent/null (raises :class:`InputError` otherwise)."""
     value = obj.get(key)
     if value is not None and not isinstance(value, str):
         raise InputError(f"'{key}' must be a string, got {type(value).__name__}")
@@ -75,10 +77,10 @@ def parse_object(line: int, obj: Any) -> TagInput:
         kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(obj), "a number")
         raise InputError(f"expected a JSON object, got {kind}")
     doc = make_doc(obj.get("text"), obj.get("tokens"))
-    image = _optional_str(obj, "image")
+    image = optional_str(obj, "image")
     if image is not None and not image.strip():
         raise InputError("'image' is an empty string")
-    return TagInput(line, obj, doc, image, _optional_str(obj, "caption"))
+    return TagInput(line, obj, doc, image, optional_str(obj, "caption"))
 
 
 def _decode(raw: bytes, line: int) -> str:
@@ -97,7 +99,7 @@ def parse_json_line(line: int, raw: bytes) -> TagInput | BadLine | None:
         if not text.strip():
             return None
         try:
-            obj = json.loads(text, parse_constant=_reject_constant)
+            obj = json.loads(text, parse_constant=reject_constant)
         except json.JSONDecodeError as err:
             raise InputError(f"invalid JSON: {err.msg} at column {err.colno}") from None
         except (ValueError, RecursionError) as err:

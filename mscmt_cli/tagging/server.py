@@ -33,6 +33,7 @@ from starlette.concurrency import run_in_threadpool
 from mscmt_cli import __version__
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.tagging.doc import Doc, InputError, make_doc
+from mscmt_cli.tagging.inputs import optional_str, reject_constant
 from mscmt_cli.tagging.tagger import Tagger, TagResult
 
 
@@ -129,10 +130,8 @@ def parse_item(obj: Any, limits: Limits, where: str = "") -> Item:
         raise _fail(413, f"{where}'text' over {limits.max_text_chars} characters")
     if isinstance(tokens, list) and (len(tokens) > limits.max_tokens or sum(len(t) for t in tokens if isinstance(t, str)) > limits.max_text_chars):
         raise _fail(413, f"{where}'tokens' over {limits.max_tokens} tokens or {limits.max_text_chars} characters")
-    caption = obj.get("caption")
-    if caption is not None and not isinstance(caption, str):
-        raise _fail(422, f"{where}'caption' must be a string")
     try:
+        caption = optional_str(obj, "caption")
         doc = make_doc(text, tokens)
     except InputError as err:
         raise _fail(422, f"{where}{err}") from None
@@ -144,17 +143,13 @@ def parse_item(obj: Any, limits: Limits, where: str = "") -> Item:
 async def _json_body(request: Request) -> Any:
     body = await request.body()
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=lambda name: _raise(ValueError(f"{name} is not valid JSON")))
+        return json.loads(body.decode("utf-8"), parse_constant=reject_constant)
     except UnicodeDecodeError:
         raise _fail(400, "request body is not valid UTF-8") from None
     except json.JSONDecodeError as err:
         raise _fail(400, f"invalid JSON: {err.msg} at line {err.lineno} column {err.colno}") from None
     except (ValueError, RecursionError) as err:
         raise _fail(400, f"invalid JSON: {str(err)[:80] or type(err).__name__}") from None
-
-
-def _raise(err: Exception) -> Any:
-    raise err
 
 
 async def _form_item(request: Request, limits: Limits) -> Item:
