@@ -14,7 +14,7 @@ from mscmt_cli.labels import LABELS
 from mscmt_cli.tagging.doc import InputError, make_doc
 from mscmt_cli.tagging.entities import bio_spans, extract_entities, joined_offsets
 from mscmt_cli.tagging.inputs import BadLine, TagInput, iter_conll, parse_json_line, read_inputs
-from mscmt_cli.tagging.tagger import budget_batches
+from mscmt_cli.engine.batching import eval_batches
 from tests.tagging_support import TRICKY_TEXTS
 
 
@@ -89,13 +89,15 @@ def test_conll_blocks_are_detected_and_checked(tmp_path):
     assert isinstance(next(iter_conll([b"stray\n"])), BadLine)
 
 
-def test_budget_batches_cover_every_index_once_sorted_by_length():
+def test_eval_batches_cover_every_index_once_sorted_by_length():
     lengths = [5, 400, 3, 3, 90, 7, 5000, 2]
-    batches = budget_batches(lengths, batch_size=3, max_subwords=500)
+    batches = eval_batches(lengths, batch_size=3, max_subwords=500)
     flat = [i for b in batches for i in b]
     assert sorted(flat) == list(range(len(lengths)))
     assert [lengths[i] for i in flat] == sorted(lengths)
     assert all(len(b) <= 3 and (len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 500) for b in batches)
+    order = sorted(range(len(lengths)), key=lambda i: lengths[i])  # no budget: plain cuts of the sorted order
+    assert eval_batches(lengths, batch_size=3) == [order[k:k + 3] for k in range(0, len(order), 3)]
 
 
 JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),

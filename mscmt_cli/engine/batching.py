@@ -9,6 +9,7 @@ sorts everything by length and restores the original order afterwards.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterator, Sequence
 
@@ -116,10 +117,19 @@ def epoch_indices(n: int, weights: Sequence[float] | None, generator: torch.Gene
     return list(WeightedRandomSampler(list(weights), n, replacement=True, generator=generator))
 
 
-def eval_batches(lengths: Sequence[int], batch_size: int) -> list[list[int]]:
-    """All indices sorted by length and cut into batches (order restored by the caller)."""
+def eval_batches(lengths: Sequence[int], batch_size: int, max_subwords: int | None = None) -> list[list[int]]:
+    """All indices sorted by length, cut into batches of at most ``batch_size`` tweets and, with
+    ``max_subwords``, about that many padded sub-words (a longer tweet gets a batch of its own).
+    The caller restores the input order."""
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    return [order[k:k + batch_size] for k in range(0, len(order), batch_size)]
+    budget = math.inf if max_subwords is None else max_subwords
+    batches: list[list[int]] = []
+    for i in order:
+        if batches and len(batches[-1]) < batch_size and (len(batches[-1]) + 1) * lengths[i] <= budget:
+            batches[-1].append(i)
+        else:
+            batches.append([i])
+    return batches
 
 
 def iter_batches(dataset: EncodedDataset, batches: list[list[int]], pad_id: int) -> Iterator[tuple[list[int], MNERBatch]]:

@@ -20,7 +20,7 @@ from typing import Any, Sequence
 
 import torch
 
-from mscmt_cli.engine.batching import Example, collate
+from mscmt_cli.engine.batching import Example, collate, eval_batches
 from mscmt_cli.engine.evaluate import autocast, resolve_device
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache
@@ -56,19 +56,6 @@ class TagResult:
     def as_dict(self) -> dict[str, Any]:
         """``{"tokens", "tags", "entities"}`` as written by ``mscmt tag``."""
         return {"tokens": self.tokens, "tags": list(self.tags), "entities": [e.as_dict() for e in self.entities]}
-
-
-def budget_batches(lengths: Sequence[int], batch_size: int, max_subwords: int) -> list[list[int]]:
-    """Indices sorted by length, cut into batches of at most ``batch_size`` tweets and
-    about ``max_subwords`` padded sub-words (a longer tweet gets a batch of its own)."""
-    order = sorted(range(len(lengths)), key=lambda i: lengths[i])
-    batches: list[list[int]] = []
-    for i in order:
-        if batches and len(batches[-1]) < batch_size and (len(batches[-1]) + 1) * lengths[i] <= max_subwords:
-            batches[-1].append(i)
-        else:
-            batches.append([i])
-    return batches
 
 
 class Tagger:
@@ -176,7 +163,7 @@ class Tagger:
         encoded = list(encoded) if encoded is not None else [self.encode(d) for d in docs]
         results: list[TagResult | None] = [None] * len(docs)
         lengths = [e.n_subwords for e in encoded]
-        for idx in budget_batches(lengths, self.batch_size, self.max_batch_subwords):
+        for idx in eval_batches(lengths, self.batch_size, self.max_batch_subwords):
             batch = collate([Example(encoded[i], [], features[i]) for i in idx], self.model.text.pad_id)
             with autocast(self.device):
                 output = self.model(batch.to(self.device))
