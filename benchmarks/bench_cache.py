@@ -91,7 +91,7 @@ def main() -> None:
     parser.add_argument("--tweets", type=int, default=240, help="training tweets (first N of TWITTER-2017 train) [%(default)s]")
     args = parser.parse_args()
     set_threads(args.threads)
-    from mscmt_cli.data.corpus import load_split
+    from mscmt_cli.data.corpus import SPLITS, load_split
     from mscmt_cli.registry import Registry
     from mscmt_cli.settings import Settings
 
@@ -99,7 +99,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench-cache-") as tmp:
         tmp = Path(tmp)
         data_dir, corpus = subset_corpus(args.data_dir, "twitter2017", tmp / "data", args.tweets, 16)
-        ids = sorted({t.image_id for s in ("train", "valid", "test") for t in load_split(data_dir, corpus, s).tweets})
+        ids = sorted({t.image_id for s in SPLITS for t in load_split(data_dir, corpus, s).tweets})
         make_images(tmp / "images", ids)
         tower = make_vision_tower(tmp / "clip")
         common = dict(text="minilm", decoder="crf", data_dir=data_dir, corpus=corpus, balance=False, lr=5e-5, batch_size=16,

