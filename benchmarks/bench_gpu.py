@@ -90,7 +90,7 @@ def build(sizes_text: dict, sizes_vision: dict, device: torch.device, tmp: Path)
     text = text_encoder(sizes_text, tmp)
     vision = CLIPVisionModelWithProjection(CLIPVisionConfig(**sizes_vision)).eval().requires_grad_(False)
     fusion = registry.resolve("fusion", "gated")[0](text.hidden_size, vision.config.projection_dim)
-    model = MNERModel(text, fusion, registry.resolve("decoder", "crf")[0](len(LABELS)), len(LABELS))
+    model = MNERModel(text, fusion, registry.resolve("decoder", "crf")[0](LABELS), len(LABELS))
     return model.to(device), vision.to(device)
 
 

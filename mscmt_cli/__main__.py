@@ -1,3 +1,3 @@
-from mscmt_cli.cli import main
+from mscmt_cli.cli.main import main
 
 main()

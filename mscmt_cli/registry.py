@@ -9,22 +9,32 @@ component by declaring, in its own ``pyproject.toml``::
     [project.entry-points."mscmt.plugins"]
     "fusion.bilinear" = "my_package.fusion:BilinearFusion"
 
-A class may also stand for a *family* of names: the entry point
-``image.timm`` answers to ``timm:<model>`` (the part after the colon is passed
-to the component as its ``variant``). With ``family = "optional"`` the variant
-may be left out: ``caption`` and ``caption:bert-base`` both resolve (shown as
-``caption[:<text encoder>]``, the placeholder read from ``variant_hint``).
+A class may also stand for a *family* of names: with ``family = "required"``
+the entry point ``image.timm`` answers to ``timm:<model>`` (the part after the
+colon is passed to the component as its ``variant``). With
+``family = "optional"`` the variant may be left out: ``caption`` and
+``caption:bert-base`` both resolve (shown as ``caption[:<text encoder>]``, the
+placeholder read from ``variant_hint``).
+
+A component declares its parameters as a pydantic model in its ``Params``
+class attribute (typed fields with defaults and descriptions);
+:func:`component_params` validates the values a user gives (``--set
+fusion.proj_dim=256``, a ``[fusion]`` table) against it. ``explains`` names
+what a component can show about a prediction (``{"gate"}``).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any
+from typing import Any, Mapping
+
+from pydantic import BaseModel, ValidationError
 
 from mscmt_cli.errors import MscmtError
 
 GROUP = "mscmt.plugins"
+REQUIRED = "required"  # ``family = REQUIRED``: the name needs a ``:<variant>`` suffix
 OPTIONAL = "optional"  # ``family = OPTIONAL``: the ``:<variant>`` suffix may be omitted
 KINDS: dict[str, str] = {
     "text": "text encoders",
@@ -89,9 +99,10 @@ class Registry:
             known = ", ".join(self.display_names(kind)) or "none installed"
             raise MscmtError(f"unknown {kind} component {name!r}; known: {known}")
         cls = spec.load()
-        if colon and not getattr(cls, "family", False):
+        family = getattr(cls, "family", "")
+        if colon and not family:
             raise MscmtError(f"{kind} component {base!r} takes no ':<variant>' suffix (got {name!r})")
-        if getattr(cls, "family", False) and getattr(cls, "family") != OPTIONAL and not variant:
+        if family == REQUIRED and not variant:
             raise MscmtError(f"{kind} component {base!r} needs a variant, e.g. {base}:<model>")
         return cls, variant or None
 
@@ -102,16 +113,74 @@ class Registry:
             out.append(_shown(name, spec))
         return out
 
-    def describe(self) -> list[tuple[str, str, str]]:
-        """(kind, display name, one-line description) for every component."""
-        rows = []
-        for kind in KINDS:
-            for name, spec in sorted(self._specs[kind].items()):
-                cls = spec.load()
-                shown = display_name(name, cls)
-                doc = getattr(cls, "description", "") or (cls.__doc__ or "").strip().splitlines()[0:1]
-                rows.append((kind, shown, doc if isinstance(doc, str) else " ".join(doc)))
-        return rows
+    def describe(self) -> list["ComponentInfo"]:
+        """What ``mscmt plugins`` shows of every component, kind by kind."""
+        return [ComponentInfo.of(kind, name, spec.load()) for kind in KINDS for name, spec in sorted(self._specs[kind].items())]
+
+    def describe_one(self, qualified: str) -> "ComponentInfo":
+        """One component by ``KIND.NAME`` (``fusion.gated``)."""
+        kind, dot, name = qualified.partition(".")
+        if not dot or not name:
+            raise MscmtError(f"expected KIND.NAME (e.g. fusion.gated), got {qualified!r}; kinds: {', '.join(KINDS)}")
+        cls, _ = self.resolve(kind, name)
+        return ComponentInfo.of(kind, name.partition(":")[0], cls)
+
+
+@dataclass(frozen=True)
+class ParamInfo:
+    """One declared component parameter."""
+
+    name: str
+    type: str
+    default: Any
+    description: str
+
+
+@dataclass(frozen=True)
+class ComponentInfo:
+    """A registered component as ``mscmt plugins`` shows it."""
+
+    kind: str
+    shown: str
+    description: str
+    params: tuple[ParamInfo, ...]
+    explains: tuple[str, ...]
+
+    @classmethod
+    def of(cls, kind: str, name: str, component: type) -> "ComponentInfo":
+        doc = getattr(component, "description", "") or " ".join((component.__doc__ or "").strip().splitlines()[0:1])
+        model = params_model(component)
+        params = tuple(ParamInfo(k, _type_name(f.annotation), f.get_default(call_default_factory=True), f.description or "")
+                       for k, f in (model.model_fields.items() if model is not None else ()))
+        return cls(kind, display_name(name, component), doc, params, tuple(sorted(getattr(component, "explains", ()))))
+
+
+def _type_name(annotation: Any) -> str:
+    return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
+
+
+def params_model(component: type) -> type[BaseModel] | None:
+    """The component's declared parameters (its ``Params`` pydantic model), or None."""
+    model = getattr(component, "Params", None)
+    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+
+
+def component_params(kind: str, name: str, component: type, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Validate ``values`` against the component's parameters; every parameter with its value (defaults filled in)."""
+    model = params_model(component)
+    known = list(model.model_fields) if model is not None else []
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        has = f"its parameters: {', '.join(known)}" if known else "it takes no parameters"
+        raise MscmtError(f"{kind} component {name!r} has no parameter {unknown[0]!r}; {has} (mscmt plugins {kind}.{name.partition(':')[0]})")
+    if model is None:
+        return {}
+    try:
+        return model.model_validate(dict(values)).model_dump(mode="json")
+    except ValidationError as err:
+        first = err.errors()[0]
+        key = ".".join(map(str, first["loc"]))
+        raise MscmtError(f"{kind}.{key} (component {name!r}): {first['msg']} (got {first.get('input')!r})") from None
 
 
 def _check_kind(kind: str) -> str:

@@ -1,11 +1,21 @@
 """Settings for every command: defaults < TOML file < ``MSCMT_*`` environment < command line.
 
+:class:`Settings` is the one specification of every option: each field's
+type, default, bounds and help text live here, and the command-line options
+are generated from the fields (:mod:`mscmt_cli.cli.options`). A field's
+``group`` says which commands take it; ``identity`` marks the fields that
+change what a run learns (compared when a study reuses a run, recorded in the
+saved model, fixed on ``--resume``).
+
 A settings file is TOML with the same keys as the long options (dashes or
-underscores), plus a ``[model_paths]`` table::
+underscores), a ``[model_paths]`` table, and one table per component kind for
+the component's parameters (``name`` in the table picks the component)::
 
     text = "bertweet"
-    fusion = "gated"
     lr = 3e-5
+    [fusion]
+    name = "gated"
+    proj_dim = 256
     [model_paths]
     bertweet = "/models/bertweet-base"
 
@@ -15,14 +25,18 @@ Environment variables are the upper-case keys with the ``MSCMT_`` prefix
 
 from __future__ import annotations
 
+import math
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, Literal, Mapping
 
-from pydantic import Field, ValidationError
+from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from mscmt_cli.errors import MscmtError
+from mscmt_cli.registry import KINDS
+
+GROUPS = ("components", "data", "training", "runtime", "tagging")
 
 
 def default_cache_dir() -> Path:
@@ -33,42 +47,114 @@ def default_cache_dir() -> Path:
     return Path(base) / "mscmt"
 
 
+def setting(default: Any = None, help: str = "", *, group: str, identity: bool = False, resumable: bool = False,
+            flags: str | None = None, **constraints: Any) -> Any:
+    """A settings field: its help text, the group of commands that take it, and how it is treated.
+
+    Args:
+        group: one of :data:`GROUPS` (which commands offer the option).
+        identity: the value changes what a run learns (see the module docstring).
+        resumable: the value may change when a run is resumed.
+        flags: the option's spelling when it is not ``--<name-with-dashes>``
+            (``--x/--no-x`` is the default for booleans).
+    """
+    assert group in GROUPS, group
+    extra = {"group": group, "identity": identity, "resumable": resumable, "flags": flags}
+    if callable(default):
+        return Field(default_factory=default, description=help, json_schema_extra=extra, **constraints)
+    return Field(default, description=help, json_schema_extra=extra, **constraints)
+
+
 class Settings(BaseSettings):
-    """Every option of every command. Field descriptions are the CLI help."""
+    """Every option of every command (see the module docstring)."""
 
     model_config = SettingsConfigDict(env_prefix="MSCMT_", extra="forbid", populate_by_name=True)
 
     # components
-    text: str = Field("bertweet", description="text encoder")
-    image: str = Field("clip-vit-l14", description="image encoder")
-    fusion: str = Field("gated", description="fusion")
-    decoder: str = Field("crf", description="decoder")
-    model_paths: dict[str, str] = Field(default_factory=dict, description="component name -> local model directory")
+    text: str = setting("bertweet", "text encoder (see mscmt plugins)", group="components", identity=True)
+    image: str = setting("clip-vit-l14", "image encoder", group="components", identity=True)
+    fusion: str = setting("gated", "fusion: gated, additive, none", group="components", identity=True)
+    decoder: str = setting("crf", "decoder: crf, softmax", group="components", identity=True)
+    params: dict[str, dict[str, Any]] = setting(
+        dict, "KIND.KEY=VALUE: a component parameter, e.g. fusion.proj_dim=256 (repeatable; see mscmt plugins KIND.NAME)",
+        group="components", identity=True, flags="--set")
+    model_paths: dict[str, str] = setting(dict, "NAME=PATH: load component NAME from a local directory (repeatable)",
+                                          group="components", resumable=True, flags="--model-path")
     # data
-    corpus: str = Field("merged", description="corpus name under the data directory")
-    data_dir: Path | None = Field(None, description="directory laid out like ../shared/data")
-    images_dir: Path | None = Field(None, description="directory of <id>.jpg images")
-    captions: Path | None = Field(None, description="captions file for the caption image encoder")
-    missing_images: Literal["blank", "error"] = Field("blank", description="policy for missing or unreadable images")
-    balance: bool = Field(True, description="class-balanced WeightedRandomSampler")
+    corpus: str = setting("merged", "twitter2015, twitter2017, merged, or any corpus directory name", group="data", identity=True)
+    data_dir: Path | None = setting(None, "data directory laid out like ../shared/data", group="data")
+    images_dir: Path | None = setting(None, "directory of <id>.jpg images", group="data")
+    captions: Path | None = setting(None, "captions file (<id>.jpg :<caption> lines or JSONL) for --image caption", group="data")
+    missing_images: Literal["blank", "error"] = setting("blank", "missing or unreadable images: blank (counted, reported) or error",
+                                                       group="data")
     # training
-    out: Path | None = Field(None, description="run directory")
-    lr: float = Field(3e-5, gt=0, le=1, description="learning rate of the text encoder and W_p")
-    head_lr: float = Field(3e-4, gt=0, le=1, description="learning rate of gate, classifier and decoder")
-    weight_decay: float = Field(0.01, ge=0, description="AdamW weight decay")
-    warmup: float = Field(0.1, ge=0, lt=1, description="fraction of steps with linear warm-up")
-    dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the text encoder output")
-    epochs: int = Field(20, ge=1, description="maximum epochs")
-    patience: int = Field(3, ge=1, description="epochs without validation gain before stopping")
-    batch_size: int = Field(16, ge=1, description="training batch size")
-    eval_batch_size: int = Field(64, ge=1, description="evaluation batch size")
-    max_grad_norm: float = Field(1.0, gt=0, description="gradient clipping norm")
-    seed: int = Field(13, description="random seed")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="where to train")
-    # caches and tagging
-    cache_dir: Path = Field(default_factory=default_cache_dir, description="image feature cache")
-    no_cache: bool = Field(False, description="do not read or write the feature cache")
-    model: Path | None = Field(None, description="trained model directory (for tag, serve, explain)")
+    out: Path | None = setting(None, "run directory to create", group="training")
+    lr: float = setting(3e-5, "learning rate of the text encoder and W_p", group="training", identity=True, gt=0, le=1)
+    head_lr: float = setting(3e-4, "learning rate of gate, classifier and decoder", group="training", identity=True, gt=0, le=1)
+    weight_decay: float = setting(0.01, "AdamW weight decay", group="training", identity=True, ge=0, le=1)
+    warmup: float = setting(0.1, "fraction of steps with linear warm-up", group="training", identity=True, ge=0, lt=1)
+    dropout: float = setting(0.1, "dropout on the text encoder output", group="training", identity=True, ge=0, lt=1)
+    epochs: int = setting(20, "maximum epochs", group="training", identity=True, resumable=True, ge=1, le=10_000)
+    patience: int = setting(3, "epochs without validation gain before stopping", group="training", identity=True, resumable=True,
+                            ge=1, le=10_000)
+    batch_size: int = setting(16, "training batch size", group="training", identity=True, ge=1, le=100_000)
+    max_grad_norm: float = setting(1.0, "gradient clipping norm", group="training", identity=True, gt=0)
+    seed: int = setting(13, "random seed", group="training", identity=True, ge=0, le=2**32 - 1)
+    balance: bool = setting(True, "class-balanced WeightedRandomSampler", group="training", identity=True)
+    # runtime
+    device: Literal["auto", "cpu", "cuda"] = setting("auto", "where to run: auto, cpu or cuda", group="runtime", resumable=True)
+    eval_batch_size: int = setting(64, "tweets per forward pass when predicting", group="runtime", resumable=True, ge=1, le=100_000)
+    cache_dir: Path = setting(default_cache_dir, "image feature cache directory", group="runtime", resumable=True)
+    no_cache: bool = setting(False, "bypass the image feature cache", group="runtime", resumable=True, flags="--no-cache/--cache")
+    # tagging
+    model: Path | None = setting(None, "trained run directory (or its model/) for tag, serve and explain", group="tagging")
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_empty_path_or_nan(cls, value: Any, info: Any) -> Any:
+        field = cls.model_fields[info.field_name]
+        if isinstance(value, str) and value.strip() == "" and "Path" in str(field.annotation):
+            raise ValueError("empty path; give a file or directory name")
+        if isinstance(value, float) and not math.isfinite(value):
+            raise ValueError(f"must be a finite number, got {value}")
+        if isinstance(value, str) and field.annotation is float and value.strip().lower().lstrip("+-") in ("inf", "infinity", "nan"):
+            raise ValueError(f"must be a finite number, got {value!r}")
+        return value
+
+    @field_validator("params")
+    @classmethod
+    def _kinds(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        unknown = sorted(set(value) - set(KINDS))
+        if unknown:
+            raise ValueError(f"unknown component kind {unknown[0]!r}; kinds: {', '.join(KINDS)}")
+        return value
+
+
+def fields_of(*groups: str, without: tuple[str, ...] = ()) -> tuple[str, ...]:
+    """Names of the settings in ``groups`` (in declaration order), less ``without``."""
+    return tuple(name for name, f in Settings.model_fields.items() if _extra(name)["group"] in groups and name not in without)
+
+
+def identity_fields() -> tuple[str, ...]:
+    """The settings that change what a run learns."""
+    return tuple(name for name in Settings.model_fields if _extra(name)["identity"])
+
+
+def resumable_fields() -> tuple[str, ...]:
+    """The settings that may change when a run is resumed."""
+    return tuple(name for name in Settings.model_fields if _extra(name)["resumable"])
+
+
+def _extra(name: str) -> dict[str, Any]:
+    extra = Settings.model_fields[name].json_schema_extra
+    assert isinstance(extra, dict)
+    return extra
+
+
+def flag_of(name: str) -> str:
+    """The command-line spelling of a setting (``--eval-batch-size``; ``--set`` for ``params``)."""
+    flags = _extra(name)["flags"]
+    return str(flags).split("/")[0] if flags else "--" + name.replace("_", "-")
 
 
 def _first_error(err: ValidationError) -> tuple[str, str]:
@@ -77,8 +163,10 @@ def _first_error(err: ValidationError) -> tuple[str, str]:
 
 
 def read_toml(path: Path) -> dict[str, Any]:
-    """Read a settings file; dashes in keys become underscores."""
+    """Read a settings file; dashes in keys become underscores, ``[kind]`` tables become ``params``."""
     path = Path(path)
+    if path.is_dir():
+        raise MscmtError(f"--config {path}: is a directory, not a settings file")
     try:
         data = tomllib.loads(path.read_text(encoding="utf-8-sig"))
     except FileNotFoundError:
@@ -87,11 +175,26 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise MscmtError(f"{path}: not valid UTF-8 ({err.reason})") from None
     except tomllib.TOMLDecodeError as err:
         raise MscmtError(f"{path}: invalid TOML: {err}") from None
-    return {k.replace("-", "_"): v for k, v in data.items()}
+    out: dict[str, Any] = {}
+    for key, value in data.items():
+        key = key.replace("-", "_")
+        if key in KINDS and isinstance(value, dict):
+            table = {k.replace("-", "_"): v for k, v in value.items()}
+            if "name" in table:
+                out[key] = table.pop("name")
+            out.setdefault("params", {})[key] = table
+        else:
+            out[key] = value
+    return out
 
 
-def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | None = None) -> Settings:
-    """Merge defaults, the TOML file, ``MSCMT_*`` variables and command-line values."""
+def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | None = None,
+                  flags: Mapping[str, str] | None = None) -> Settings:
+    """Merge defaults, the TOML file, ``MSCMT_*`` variables and command-line values.
+
+    ``flags`` maps a setting to the option a command spells it with (for messages).
+    ``model_paths`` and ``params`` are merged key by key rather than replaced.
+    """
     layers: list[tuple[str, dict[str, Any]]] = []
     if config_file is not None:
         layers.append((f"{config_file}: field", read_toml(config_file)))
@@ -99,35 +202,70 @@ def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | N
         env = EnvSettingsSource(Settings)()
     except Exception as err:  # pydantic-settings raises SettingsError on bad JSON values
         raise MscmtError(f"environment: {err}") from None
-    layers.append(("environment variable MSCMT_", {k: v for k, v in env.items()}))
-    layers.append(("option --", {k: v for k, v in (overrides or {}).items() if v is not None}))
+    layers.append(("environment variable MSCMT_", dict(env)))
+    layers.append(("option", {k: v for k, v in (overrides or {}).items() if v is not None}))
     merged: dict[str, Any] = {}
     for where, values in layers:
-        _validate_layer(where, values)
-        if "model_paths" in values:
-            values = {**values, "model_paths": {**merged.get("model_paths", {}), **values["model_paths"]}}
-        merged.update(values)
+        _validate_layer(where, values, flags or {})
+        merged.update(_merge_tables(merged, values))
     return Settings.model_validate(merged)
 
 
-def _validate_layer(where: str, values: dict[str, Any]) -> None:
+def _merge_tables(merged: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
+    """``values`` with its ``model_paths`` and ``params`` merged over those already in ``merged``."""
+    out = dict(values)
+    if "model_paths" in values:
+        out["model_paths"] = {**merged.get("model_paths", {}), **values["model_paths"]}
+    if "params" in values:
+        params = {k: dict(v) for k, v in merged.get("params", {}).items()}
+        for kind, table in values["params"].items():
+            params[kind] = {**params.get(kind, {}), **table}
+        out["params"] = params
+    return out
+
+
+def _validate_layer(where: str, values: dict[str, Any], flags: Mapping[str, str]) -> None:
     try:
         Settings.model_validate(values)
     except ValidationError as err:
         field, msg = _first_error(err)
-        name = field.upper() if where.endswith("MSCMT_") else (field.replace("_", "-") if where.endswith("--") else field)
-        sep = "" if where.endswith(("MSCMT_", "--")) else " "
-        raise MscmtError(f"{where}{sep}{name}: {msg}") from None
+        top = field.split(".")[0]
+        if where == "option":
+            where, field = "option ", flags.get(top, flag_of(top) if top in Settings.model_fields else "--" + top.replace("_", "-"))
+        elif where.endswith("MSCMT_"):
+            field = field.upper()
+        else:
+            where += " "
+        raise MscmtError(f"{where}{field}: {msg}") from None
 
 
-def parse_model_paths(items: list[str] | None) -> dict[str, str] | None:
-    """``["bertweet=/m/bt", ...]`` -> ``{"bertweet": "/m/bt"}``."""
+def parse_pairs(items: list[str] | None, option: str, separator: str = "=") -> dict[str, str] | None:
+    """``["a=1", ...]`` -> ``{"a": "1"}``; the option name is in the error."""
     if not items:
         return None
     out = {}
     for item in items:
-        name, sep, path = item.partition("=")
-        if not sep or not name or not path:
-            raise MscmtError(f"--model-path expects NAME=PATH, got {item!r}")
-        out[name.strip()] = path.strip()
+        name, sep, value = item.partition(separator)
+        if not sep or not name.strip() or not value.strip():
+            raise MscmtError(f"{option} expects NAME{separator}VALUE, got {item!r}")
+        out[name.strip()] = value.strip()
+    return out
+
+
+def parse_model_paths(items: list[str] | None) -> dict[str, str] | None:
+    """``["bertweet=/m/bt", ...]`` -> ``{"bertweet": "/m/bt"}``."""
+    return parse_pairs(items, "--model-path")
+
+
+def parse_params(items: list[str] | None) -> dict[str, dict[str, str]] | None:
+    """``["fusion.proj_dim=256", ...]`` -> ``{"fusion": {"proj_dim": "256"}}`` (values are typed by the component)."""
+    pairs = parse_pairs(items, "--set")
+    if pairs is None:
+        return None
+    out: dict[str, dict[str, str]] = {}
+    for key, value in pairs.items():
+        kind, dot, name = key.partition(".")
+        if not dot or kind not in KINDS or not name:
+            raise MscmtError(f"--set expects KIND.KEY=VALUE with KIND one of {', '.join(KINDS)}, got {key}={value!r}")
+        out.setdefault(kind, {})[name.replace("-", "_")] = value
     return out

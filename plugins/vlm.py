@@ -113,7 +113,7 @@ class TimmImageEncoder(ImageEncoder):
 
     name = "timm"
     description = "any timm model as a frozen global image encoder, e.g. timm:resnet152 (pooled features, the model's own transforms)"
-    family = True
+    family = "required"
 
     def __init__(self, source: str, variant: str | None = None) -> None:
         super().__init__()

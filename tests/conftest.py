@@ -89,7 +89,7 @@ class CliResult:
 @pytest.fixture
 def mscmt(capsys):
     """Run the real ``mscmt`` entry point in-process: ``mscmt(["train", ...])``."""
-    from mscmt_cli.cli import main
+    from mscmt_cli.cli.main import main
 
     def run(args: list[str]) -> CliResult:
         capsys.readouterr()
@@ -107,7 +107,7 @@ def mscmt(capsys):
 @pytest.fixture(scope="session")
 def trained_run(tiny, corpus, tmp_path_factory) -> Path:
     """A bertweet + clip-vit-l14 + gated + crf run (tiny encoders, 2 epochs)."""
-    from mscmt_cli.cli import main
+    from mscmt_cli.cli.main import main
 
     out = tmp_path_factory.mktemp("runs") / "gated"
     args = ["train", "--text", "bertweet", "--image", "clip-vit-l14", "--fusion", "gated", "--decoder", "crf",

@@ -141,7 +141,7 @@ class _Plain:
 
 class _Family:
     description = "family"
-    family = True
+    family = "required"
 
 
 class _Optional:
@@ -164,7 +164,7 @@ def test_registry_optional_variant():
     with pytest.raises(MscmtError, match="takes no ':<variant>' suffix"):
         reg.resolve("image", "plain:x")
     assert reg.display_names("image") == ["cap[:<text encoder>]", "plain", "timm:<model>"]
-    assert [row[1] for row in reg.describe()] == ["cap[:<text encoder>]", "plain", "timm:<model>"]
+    assert [row.shown for row in reg.describe()] == ["cap[:<text encoder>]", "plain", "timm:<model>"]
 
 
 def test_plugins_lists_caption(mscmt):

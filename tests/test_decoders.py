@@ -37,7 +37,7 @@ def _brute_force(crf, emissions: torch.Tensor, length: int):
 
 def _random_crf(num_tags: int, seed: int) -> CRFDecoder:
     torch.manual_seed(seed)
-    dec = CRFDecoder(num_tags)
+    dec = CRFDecoder([f"t{k}" for k in range(num_tags)])
     for p in dec.parameters():
         torch.nn.init.uniform_(p, -1, 1)
     return dec
@@ -75,7 +75,7 @@ def test_crf_marginals_sum_to_one_on_real_words():
 
 
 def test_softmax_decoder_loss_decode_and_marginals():
-    dec = SoftmaxDecoder(3)
+    dec = SoftmaxDecoder(["a", "b", "c"])
     emissions = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 9.0]]])
     mask = torch.tensor([[True, True, False]])
     tags = torch.tensor([[0, 1, 2]])

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import torch
 
+from mscmt_cli.labels import LABELS
+
 from plugins.fusions import AdditiveFusion, GatedFusion, NoFusion
 
 
@@ -51,7 +53,7 @@ def test_slow_parameter_groups_follow_the_paper(tiny):
     from plugins.decoders import CRFDecoder
     from plugins.text_encoders import BertweetEncoder
 
-    model = MNERModel(BertweetEncoder(str(tiny.bertweet)), GatedFusion(32, 24), CRFDecoder(9), 9)
+    model = MNERModel(BertweetEncoder(str(tiny.bertweet)), GatedFusion(32, 24), CRFDecoder(LABELS), 9)
     groups = model.parameter_groups(lr=1.0, head_lr=2.0, weight_decay=0.1)
     by_id = {id(p): g["lr"] for g in groups for p in g["params"]}
     assert by_id[id(model.fusion.proj.weight)] == 1.0

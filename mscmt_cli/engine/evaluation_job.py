@@ -32,12 +32,18 @@ def load_trained(path: Path, settings: Settings, registry: Registry) -> Assemble
     return load_model(model_dir(path), registry, settings.model_paths)
 
 
-def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Registry, console: Console) -> dict:
-    """Scores of the saved model on ``split`` of ``settings.corpus``."""
-    assembled = load_trained(run_dir, settings, registry)
-    data = load_split(settings.data_dir or Path("."), settings.corpus, split) if settings.data_dir else None
-    if data is None:
+def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Registry | None = None, console: Console | None = None,
+                 json_out: Path | None = None) -> dict:
+    """Scores of the saved model on ``split`` of ``settings.corpus`` (also written to ``json_out``)."""
+    from mscmt_cli.console import make_console
+
+    console = console or make_console()
+    if json_out is not None and Path(json_out).is_dir():
+        raise MscmtError(f"--json {json_out}: is a directory; give a file name")
+    if settings.data_dir is None:
         raise MscmtError("no data directory: pass --data-dir DIR")
+    assembled = load_trained(run_dir, settings, registry or Registry.from_entry_points())
+    data = load_split(settings.data_dir, settings.corpus, split)
     features = feature_table(settings.model_copy(update={"image": assembled.spec.components.image}), assembled.image)
     precompute_features(features, data.tweets, console)
     device = resolve_device(settings.device)
@@ -48,8 +54,6 @@ def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Regist
     note = getattr(features.source, "report", lambda: None)()
     if note:
         console.print(f"[yellow]warning:[/] {note}")
+    if json_out is not None:
+        write_json(json_out, scores)
     return scores
-
-
-def save_scores(path: Path, scores: dict) -> None:
-    write_json(path, scores)

@@ -2,24 +2,58 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Any, Protocol
 
-from mscmt_cli.engine.data import encode_split
+import torch
+from rich.console import Console
+
+from mscmt_cli.engine.data import CorpusData, encode_split
+from mscmt_cli.engine.distributed import DistContext
 from mscmt_cli.engine.evaluate import evaluate
 from mscmt_cli.engine.report import scores_table
 from mscmt_cli.engine.rundir import write_json
+from mscmt_cli.features import ImageFeatures
 from mscmt_cli.labels import LABELS
 from mscmt_cli.model.build import WEIGHTS_FILE, load_weights
+from mscmt_cli.model.mner import MNERModel
+from mscmt_cli.settings import Settings
 
-if TYPE_CHECKING:
-    from mscmt_cli.engine.trainer import TrainOutcome
+
+@dataclass
+class TrainOutcome:
+    """Where the run is and how it scored."""
+
+    run_dir: Path
+    best_epoch: int
+    best_valid: dict[str, Any]
+    test: dict[str, Any]
+    metrics: list[dict[str, Any]]
 
 
-def finish_run(run) -> "TrainOutcome":
-    """Score the best epoch of a finished ``Run`` on the test split and report it."""
-    from mscmt_cli.engine.trainer import TrainOutcome
+class TrainingProgress(Protocol):
+    epoch: int
+    best_epoch: int
+    metrics: list[dict[str, Any]]
 
+
+class FinishedRun(Protocol):
+    """What :func:`finish_run` reads of a training run (the trainer's ``Run``)."""
+
+    settings: Settings
+    run_dir: Path
+    model: MNERModel
+    device: torch.device
+    data: CorpusData
+    features: ImageFeatures
+    dist: DistContext
+    console: Console
+    state: TrainingProgress
+
+
+def finish_run(run: FinishedRun) -> TrainOutcome:
+    """Score the best epoch of a finished run on the test split and report it."""
     s, state = run.settings, run.state
     load_weights(run.model, Path(run.run_dir) / "model" / WEIGHTS_FILE)
     run.model.to(run.device)

@@ -88,6 +88,31 @@ def read_run_settings(run_dir: Path) -> dict[str, Any] | None:
         raise MscmtError(f"{path}: unreadable run record ({type(err).__name__}: {err})") from None
 
 
+def resumed_settings(run_dir: Path, given: dict[str, Any], config: Path | None, flags: dict[str, str]) -> Settings:
+    """The settings ``run_dir`` was started with (``run.json``), with the given options that may change on resume.
+
+    Options that change what the run learns (or where it lives) are refused, naming the ones that may change.
+    """
+    from mscmt_cli.settings import flag_of, load_settings, resumable_fields
+
+    saved = read_run_settings(run_dir)
+    if saved is None:
+        raise MscmtError(f"--resume {run_dir}: not a run directory (no {RUN_FILE})")
+    allowed = resumable_fields()
+    fixed = [flags.get(k, flag_of(k)) for k in given if k not in allowed]
+    if config is not None:
+        fixed.insert(0, "--config")
+    if fixed:
+        may = ", ".join(flags.get(k, flag_of(k)) for k in allowed)
+        raise MscmtError(f"--resume {run_dir}: {', '.join(fixed)} cannot change when a run is resumed (the run's settings are in "
+                         f"{Path(run_dir) / RUN_FILE}); options that may change: {may}")
+    unknown = sorted(set(saved) - set(Settings.model_fields))
+    if unknown:
+        raise MscmtError(f"{Path(run_dir) / RUN_FILE}: unknown setting {unknown[0]!r} (written by another mscmt version?)")
+    paths = {**saved.get("model_paths", {}), **given.get("model_paths", {})}
+    return load_settings(None, {**saved, **given, "model_paths": paths, "out": str(run_dir)}, flags)
+
+
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
     with open(Path(run_dir) / METRICS_FILE, "a", encoding="utf-8") as fh:
         fh.write(json.dumps(row) + "\n")

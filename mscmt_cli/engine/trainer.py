@@ -27,13 +27,14 @@ from mscmt_cli.engine.checkpoint import deferred_sigint, load_checkpoint, save_c
 from mscmt_cli.engine.data import CorpusData, check_image_inputs, encode_split, feature_table, precompute_features
 from mscmt_cli.engine.distributed import DistContext, device_for, init_distributed
 from mscmt_cli.engine.evaluate import autocast, predict, resolve_device
+from mscmt_cli.engine.finish import TrainOutcome, finish_run
 from mscmt_cli.engine.metrics import score
 from mscmt_cli.engine.rundir import RunInfo, append_metrics, rewrite_metrics
 from mscmt_cli.errors import MscmtError, TrainingInterrupted
 from mscmt_cli.labels import LABELS
 from mscmt_cli.model.build import Assembled, Components, assemble, save_model
 from mscmt_cli.registry import Registry
-from mscmt_cli.settings import Settings
+from mscmt_cli.settings import Settings, identity_fields
 
 POOL_BATCHES = 50  # batches per length-sorted pool
 
@@ -47,17 +48,6 @@ class Progress:
     best_epoch: int = 0
     bad_epochs: int = 0
     metrics: list[dict[str, Any]] = field(default_factory=list)
-
-
-@dataclass
-class TrainOutcome:
-    """Where the run is and how it scored."""
-
-    run_dir: Path
-    best_epoch: int
-    best_valid: dict
-    test: dict
-    metrics: list[dict[str, Any]]
 
 
 def seed_everything(seed: int) -> None:
@@ -110,8 +100,8 @@ class Run:
         self.data = CorpusData.load(settings.data_dir, settings.corpus)
         check_image_inputs(settings, registry.resolve("image", settings.image)[0].input_kind)
         components = Components(text=settings.text, image=settings.image, fusion=settings.fusion, decoder=settings.decoder)
-        self.assembled: Assembled = assemble(registry, components, list(LABELS), settings.model_paths, settings.dropout)
-        self.assembled.spec.training = settings.model_dump(mode="json", exclude={"model_paths", "model", "cache_dir"})
+        self.assembled: Assembled = assemble(registry, components, list(LABELS), settings.model_paths, settings.params, settings.dropout)
+        self.assembled.spec.training = settings.model_dump(mode="json", include=set(identity_fields()))
         self.features = feature_table(settings, self.assembled.image)
         self._precompute()
         text = self.assembled.model.text
@@ -227,8 +217,6 @@ def _to_tuple(state: Any) -> Any:
 
 def train(settings: Settings, registry: Registry | None = None, console: Console | None = None, resume: bool = False) -> TrainOutcome:
     """Train (or resume) a run and score its best epoch on the test split."""
-    from mscmt_cli.engine.finish import finish_run
-
     console = console or make_console()
     registry = registry or Registry.from_entry_points()
     run_dir = Path(settings.out) if settings.out else None

@@ -18,7 +18,7 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Mapping, Sequence
 
 import torch
 from pydantic import BaseModel, ValidationError
@@ -27,15 +27,15 @@ from safetensors.torch import load_file, save_file
 
 from mscmt_cli import __version__
 from mscmt_cli.errors import ModelLoadError, MscmtError
-from mscmt_cli.model.components import ImageEncoder, TextEncoder
+from mscmt_cli.model.components import ImageEncoder
 from mscmt_cli.model.hub import resolve_source
 from mscmt_cli.model.mner import MNERModel
-from mscmt_cli.registry import Registry
+from mscmt_cli.registry import KINDS, Registry, component_params, params_model
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
 TEXT_DIR = "text_encoder"
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2  # 2: component parameters recorded in ``params``
 
 
 class Components(BaseModel, extra="forbid"):
@@ -48,7 +48,12 @@ class Components(BaseModel, extra="forbid"):
 
 
 class ModelSpec(BaseModel, extra="forbid"):
-    """The content of ``config.json``."""
+    """The content of ``config.json``: everything :func:`build_model` needs.
+
+    ``params`` holds every declared parameter of every component, defaults
+    included, so a saved model rebuilds exactly. Sizes are filled in by
+    :func:`build_model` and checked when a saved model is loaded.
+    """
 
     format: str = "mscmt-model"
     format_version: int = FORMAT_VERSION
@@ -56,10 +61,11 @@ class ModelSpec(BaseModel, extra="forbid"):
     components: Components
     sources: dict[str, str]
     labels: list[str]
+    params: dict[str, dict[str, Any]] = {}
     dropout: float = 0.1
-    text_hidden_size: int
-    image_dim: int
-    fusion_dim: int
+    text_hidden_size: int = 0
+    image_dim: int = 0
+    fusion_dim: int = 0
     training: dict[str, Any] = {}
 
 
@@ -72,18 +78,82 @@ class Assembled:
     spec: ModelSpec
 
 
-def build_image_encoder(registry: Registry, name: str, model_paths: dict[str, str], source: str | None = None) -> ImageEncoder:
+def new_spec(registry: Registry, components: Components, labels: Sequence[str], model_paths: Mapping[str, str],
+             params: Mapping[str, Mapping[str, Any]] | None = None, dropout: float = 0.1) -> ModelSpec:
+    """The spec of a model to train: components checked, parameters validated, sources resolved. Loads nothing."""
+    _check_pairing(registry, components)
+    checked = {kind: resolved_params(registry, kind, getattr(components, kind), (params or {}).get(kind, {})) for kind in KINDS}
+    text_cls, _ = registry.resolve("text", components.text)
+    sources = {"text": resolve_source(components.text, text_cls.default_source, model_paths)}
+    return ModelSpec(components=components, sources=sources, labels=list(labels), params=checked, dropout=dropout)
+
+
+def assemble(registry: Registry, components: Components, labels: Sequence[str], model_paths: Mapping[str, str],
+             params: Mapping[str, Mapping[str, Any]] | None = None, dropout: float = 0.1) -> Assembled:
+    """A fresh model from pretrained encoders: :func:`build_model` of :func:`new_spec`."""
+    return build_model(new_spec(registry, components, labels, model_paths, params, dropout), registry, model_paths)
+
+
+def resolved_params(registry: Registry, kind: str, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
+    """Every declared parameter of component ``name`` (defaults filled in), ``values`` validated."""
+    cls, _ = registry.resolve(kind, name)
+    return component_params(kind, name, cls, values)
+
+
+def build_model(spec: ModelSpec, registry: Registry, model_paths: Mapping[str, str] | None = None,
+                directory: Path | None = None) -> Assembled:
+    """Compose the model ``spec`` describes: the one path for training and loading.
+
+    Without ``directory`` the text encoder starts from its pretrained weights
+    (``spec.sources``) and the spec's sizes are filled in. With the model
+    ``directory`` of a saved model, the text encoder is rebuilt from its saved
+    architecture, the sizes are checked and the trained weights loaded.
+    """
+    model_paths = model_paths or {}
+    params = _params_of(spec, registry)
+    text_source = str(directory / TEXT_DIR) if directory is not None else spec.sources["text"]
+    text = _make(registry, "text", spec.components.text, params["text"], text_source, pretrained=directory is None)
+    image = build_image_encoder(registry, spec.components.image, model_paths, spec.sources.get("image") or None, params["image"])
+    fusion = _make(registry, "fusion", spec.components.fusion, params["fusion"], text.hidden_size, image.dim)
+    decoder = _make(registry, "decoder", spec.components.decoder, params["decoder"], spec.labels)
+    model = MNERModel(text, fusion, decoder, len(spec.labels), spec.dropout)
+    sizes = {"text_hidden_size": text.hidden_size, "image_dim": image.dim, "fusion_dim": fusion.output_dim}
+    if directory is None:
+        spec = spec.model_copy(update={**sizes, "params": params, "sources": {**spec.sources, "image": getattr(image, "source", "")}})
+        return Assembled(model, image, spec)
+    _check_sizes(directory, spec, sizes)
+    load_weights(model, directory / WEIGHTS_FILE)
+    return Assembled(model.eval(), image, spec)
+
+
+def _params_of(spec: ModelSpec, registry: Registry) -> dict[str, dict[str, Any]]:
+    """The spec's parameters per kind; a model saved before parameters existed gets the values it was trained with."""
+    out = {}
+    for kind in KINDS:
+        name = getattr(spec.components, kind)
+        values = spec.params.get(kind)
+        if values is None and spec.format_version < 2:
+            values = getattr(registry.resolve(kind, name)[0], "legacy_params", {})
+        out[kind] = resolved_params(registry, kind, name, values or {})
+    return out
+
+
+def _make(registry: Registry, kind: str, name: str, params: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
+    """Instantiate a registered component; its ``Params`` (if it declares any) go in as ``params``."""
+    cls, _ = registry.resolve(kind, name)
+    model = params_model(cls)
+    return cls(*args, **kwargs, **({"params": model.model_validate(params)} if model is not None else {}))
+
+
+def build_image_encoder(registry: Registry, name: str, model_paths: Mapping[str, str], source: str | None = None,
+                        params: dict[str, Any] | None = None) -> ImageEncoder:
     """Instantiate a registered image encoder (frozen, eval mode)."""
     cls, variant = registry.resolve("image", name)
     src = resolve_source(name, source or getattr(cls, "default_source", "") or (variant or ""), model_paths)
-    encoder = cls(src, variant)
+    encoder: ImageEncoder = _make(registry, "image", name, params if params is not None else resolved_params(registry, "image", name, {}),
+                                  src, variant)
     encoder.requires_grad_(False)
     return encoder.eval()
-
-
-def _text_encoder(registry: Registry, name: str, source: str, pretrained: bool) -> TextEncoder:
-    cls, _ = registry.resolve("text", name)
-    return cls(source, pretrained=pretrained)
 
 
 def _check_pairing(registry: Registry, components: Components) -> None:
@@ -94,24 +164,12 @@ def _check_pairing(registry: Registry, components: Components) -> None:
         raise MscmtError(f"fusion 'none' ignores images, but --image {components.image} was given; use --image none for a text-only model")
 
 
-def assemble(registry: Registry, components: Components, labels: list[str], model_paths: dict[str, str], dropout: float = 0.1) -> Assembled:
-    """Build a fresh model from pretrained encoders (downloads or local copies)."""
-    _check_pairing(registry, components)
-    text_cls, _ = registry.resolve("text", components.text)
-    text_source = resolve_source(components.text, text_cls.default_source, model_paths)
-    text = text_cls(text_source, pretrained=True)
-    image = build_image_encoder(registry, components.image, model_paths)
-    fusion_cls, _ = registry.resolve("fusion", components.fusion)
-    fusion = fusion_cls(text.hidden_size, image.dim)
-    decoder_cls, _ = registry.resolve("decoder", components.decoder)
-    model = MNERModel(text, fusion, decoder_cls(len(labels)), len(labels), dropout)
-    spec = ModelSpec(
-        components=components,
-        sources={"text": text_source, "image": getattr(image, "source", "")},
-        labels=list(labels), dropout=dropout,
-        text_hidden_size=text.hidden_size, image_dim=image.dim, fusion_dim=fusion.output_dim,
-    )
-    return Assembled(model, image, spec)
+def _check_sizes(directory: Path, spec: ModelSpec, sizes: dict[str, int]) -> None:
+    """The rebuilt model has the sizes the saved one was trained with."""
+    for key, value in sizes.items():
+        if getattr(spec, key) != value:
+            raise ModelLoadError(f"{directory}: {key} is {value} with the components as configured now, "
+                                 f"the model was trained with {getattr(spec, key)} (config.json)")
 
 
 def save_model(directory: Path, model: MNERModel, spec: ModelSpec) -> None:
@@ -155,20 +213,9 @@ def read_spec(directory: Path) -> ModelSpec:
         raise ModelLoadError(f"{path}: field {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
-def load_model(directory: Path, registry: Registry, model_paths: dict[str, str] | None = None) -> Assembled:
+def load_model(directory: Path, registry: Registry, model_paths: Mapping[str, str] | None = None) -> Assembled:
     """Reload a saved model directory in one call (JSON + safetensors only)."""
-    directory = Path(directory)
-    spec = read_spec(directory)
-    model_paths = model_paths or {}
-    text = _text_encoder(registry, spec.components.text, str(directory / TEXT_DIR), pretrained=False)
-    image = build_image_encoder(registry, spec.components.image, model_paths, spec.sources.get("image") or None)
-    if image.dim != spec.image_dim:
-        raise ModelLoadError(f"{directory}: image encoder {spec.components.image} gives {image.dim}-d features, the model was trained on {spec.image_dim}-d")
-    fusion_cls, _ = registry.resolve("fusion", spec.components.fusion)
-    decoder_cls, _ = registry.resolve("decoder", spec.components.decoder)
-    model = MNERModel(text, fusion_cls(text.hidden_size, image.dim), decoder_cls(len(spec.labels)), len(spec.labels), spec.dropout)
-    load_weights(model, directory / WEIGHTS_FILE)
-    return Assembled(model.eval(), image, spec)
+    return build_model(read_spec(Path(directory)), registry, model_paths, directory=Path(directory))
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:

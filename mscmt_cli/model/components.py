@@ -2,7 +2,16 @@
 
 A component is a small ``nn.Module`` whose sizes come from the encoders it is
 built on. Class attributes ``name`` and ``description`` (one line) are what
-``mscmt plugins`` shows.
+``mscmt plugins`` shows. A component with parameters of its own declares them
+as ``Params``, a :class:`ComponentParams` model (typed fields with defaults and
+descriptions), and receives the validated values as its ``params`` argument;
+``explains`` declares what it can show about a prediction (``"gate"``).
+
+Inputs are checked at the boundary, as pytorch-crf does: a fusion or decoder
+given a tensor of the wrong shape (or no image where it needs one) raises a
+``ValueError`` naming the argument and the shape it expected, before any
+tensor work. Plugins implement :meth:`Fusion.fuse` and the decoders'
+``_loss``/``_decode``/``_marginals``; the public methods check and delegate.
 
 Tensor shapes use ``B`` (tweets in the batch), ``T`` (words of the longest
 tweet), ``W`` (sub-word windows in the batch), ``L`` (sub-words of the
@@ -17,7 +26,27 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import torch
+from pydantic import BaseModel, ConfigDict
 from torch import nn
+
+
+class ComponentParams(BaseModel):
+    """Base of a component's declared parameters: typed, with defaults; unknown keys are refused."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+def expect_shape(name: str, tensor: Any, shape: tuple[int | str, ...]) -> None:
+    """Raise ``ValueError`` unless ``tensor`` is a tensor of ``shape`` (``str`` entries match any size).
+
+    ``shape`` entries are sizes or dimension names (``"B"``); the message names
+    the argument, the expected and the actual shape.
+    """
+    want = "(" + ", ".join(str(d) for d in shape) + ")"
+    if not isinstance(tensor, torch.Tensor):
+        raise ValueError(f"{name} must be a tensor of shape {want}, got {type(tensor).__name__}")
+    if tensor.dim() != len(shape) or any(isinstance(d, int) and d != n for d, n in zip(shape, tensor.shape)):
+        raise ValueError(f"{name} must have shape {want}, got {tuple(tensor.shape)}")
 
 
 @dataclass
@@ -68,6 +97,8 @@ class TextEncoder(nn.Module):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     default_source: ClassVar[str] = ""
+    explains: ClassVar[frozenset[str]] = frozenset()
+    Params: ClassVar[type[ComponentParams] | None] = None
     hidden_size: int
     pad_id: int
 
@@ -95,8 +126,10 @@ class ImageEncoder(nn.Module):
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     default_source: ClassVar[str] = ""
-    family: ClassVar[bool] = False
+    family: ClassVar[str] = ""  # "" (one name), "required" (name:<variant>) or "optional" (name[:<variant>])
     input_kind: ClassVar[str] = "pixels"
+    explains: ClassVar[frozenset[str]] = frozenset()
+    Params: ClassVar[type[ComponentParams] | None] = None
     dim: int
 
     def identity(self) -> str:
@@ -111,7 +144,7 @@ class ImageEncoder(nn.Module):
 
 @dataclass
 class FusionOutput:
-    """Fused word features ``(B, T, F)`` and the visual gate ``(B, T, H)`` if any."""
+    """Fused word features ``(B, T, F)`` and the visual gate ``(B, T, G)`` if the fusion explains one."""
 
     fused: torch.Tensor
     gate: torch.Tensor | None = None
@@ -122,39 +155,83 @@ class Fusion(nn.Module):
 
     ``needs_image`` is False only for text-only fusion. ``slow_parameter_prefixes``
     names the sub-modules trained at the encoder's learning rate (the paper's W_p).
+    ``explains = frozenset({"gate"})`` promises a ``gate`` in every output.
+    Subclasses set ``output_dim`` and implement :meth:`fuse`.
     """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
     needs_image: ClassVar[bool] = True
     slow_parameter_prefixes: ClassVar[tuple[str, ...]] = ()
+    explains: ClassVar[frozenset[str]] = frozenset()
+    Params: ClassVar[type[ComponentParams] | None] = None
     output_dim: int
 
-    def __init__(self, text_dim: int, image_dim: int) -> None:
+    def __init__(self, text_dim: int, image_dim: int, params: ComponentParams | None = None) -> None:
         super().__init__()
+        self.text_dim, self.image_dim = text_dim, image_dim
 
     def forward(self, words: torch.Tensor, image: torch.Tensor | None) -> FusionOutput:
+        """Check ``words`` ``(B, T, H)`` and ``image`` ``(B, D)`` (None for text-only fusion), then :meth:`fuse`."""
+        expect_shape("words", words, ("B", "T", self.text_dim))
+        if self.needs_image:
+            if image is None:
+                raise ValueError(f"fusion {self.name!r} needs an image: image must have shape (B, {self.image_dim}), got None")
+            expect_shape("image", image, (words.size(0), self.image_dim))
+        return self.fuse(words, image)
+
+    def fuse(self, words: torch.Tensor, image: torch.Tensor | None) -> FusionOutput:
+        """words ``(B, T, H)``, image ``(B, D)`` or None -> fused ``(B, T, F)`` (inputs already checked)."""
         raise NotImplementedError
 
 
 class Decoder(nn.Module):
-    """Turns emissions ``(B, T, C)`` into a loss, tag paths and per-tag marginals."""
+    """Turns emissions ``(B, T, C)`` into a loss, tag paths and per-tag marginals.
+
+    ``mask`` is ``(B, T)`` with each tweet's words first (a prefix of True);
+    the first word of every tweet must be on. Subclasses implement ``_loss``,
+    ``_decode`` and ``_marginals``; the public methods check their inputs first.
+    """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
+    explains: ClassVar[frozenset[str]] = frozenset()
+    Params: ClassVar[type[ComponentParams] | None] = None
 
-    def __init__(self, num_tags: int) -> None:
+    def __init__(self, labels: Sequence[str], params: ComponentParams | None = None) -> None:
         super().__init__()
-        self.num_tags = num_tags
+        self.labels = tuple(labels)
+        self.num_tags = len(self.labels)
 
     def loss(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Mean negative log-likelihood over the batch (a scalar)."""
-        raise NotImplementedError
+        """Mean negative log-likelihood over the batch (a scalar); tags ``(B, T)`` label ids."""
+        self._check(emissions, mask)
+        expect_shape("tags", tags, tuple(emissions.shape[:2]))
+        if tags.dtype not in (torch.int64, torch.int32) or (tags.numel() and (tags.min() < 0 or tags.max() >= self.num_tags)):
+            raise ValueError(f"tags must be integer label ids in [0, {self.num_tags}), got dtype {tags.dtype}")
+        return self._loss(emissions, tags, mask.bool())
 
     def decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
         """Best tag ids per tweet, each list as long as the tweet."""
-        raise NotImplementedError
+        self._check(emissions, mask)
+        return self._decode(emissions, mask.bool())
 
     def marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
-        """Per-word tag probabilities ``(B, T, C)``."""
+        """Per-word tag probabilities ``(B, T, C)`` (rows of padding words are meaningless)."""
+        self._check(emissions, mask)
+        return self._marginals(emissions, mask.bool())
+
+    def _check(self, emissions: torch.Tensor, mask: torch.Tensor) -> None:
+        expect_shape("emissions", emissions, ("B", "T", self.num_tags))
+        expect_shape("mask", mask, tuple(emissions.shape[:2]))
+        if emissions.size(1) and not bool(mask[:, 0].all()):
+            raise ValueError("mask of the first word must be on for every tweet")
+
+    def _loss(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        raise NotImplementedError
+
+    def _decode(self, emissions: torch.Tensor, mask: torch.Tensor) -> list[list[int]]:
+        raise NotImplementedError
+
+    def _marginals(self, emissions: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError

@@ -12,9 +12,10 @@ from pathlib import Path
 from typing import Any, ClassVar, Sequence
 
 import torch
+from pydantic import Field
 from transformers import AutoConfig, AutoModel, AutoTokenizer
 
-from mscmt_cli.model.components import EncodedTweet, TextBatch, TextEncoder
+from mscmt_cli.model.components import ComponentParams, EncodedTweet, TextBatch, TextEncoder
 from mscmt_cli.model.hub import load_pretrained
 
 # Distinct words memoised before the memo (and a slow tokenizer's own per-word
@@ -24,20 +25,29 @@ MAX_WORD_MEMO = 20_000
 _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
 
 
+class HFTextParams(ComponentParams):
+    """Parameters of every Hugging Face text encoder."""
+
+    window: int | None = Field(None, ge=4, description="most sub-words per encoder window, special tokens included "
+                                                        "(default: the encoder's own limit; longer tweets span several windows)")
+
+
 class HFTextEncoder(TextEncoder):
     """Word-level encoder over ``AutoModel``; subclasses set ``name`` and ``default_source``."""
 
     model_class: ClassVar[Any] = AutoModel
     config_class: ClassVar[Any] = AutoConfig  # reads the config of a model built without pretrained weights
+    Params = HFTextParams
 
-    def __init__(self, source: str, pretrained: bool = True) -> None:
+    def __init__(self, source: str, pretrained: bool = True, params: HFTextParams | None = None) -> None:
         super().__init__()
         self.tokenizer = load_pretrained(self.name, source, AutoTokenizer.from_pretrained)
         self.model = self._load_model(source, pretrained)
         config = self.model.config
         self.hidden_size = int(config.hidden_size)
         self.pad_id = int(self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0)
-        self.max_subwords = self._max_subwords(config)
+        window = (params or HFTextParams()).window
+        self.max_subwords = self._max_subwords(config) if window is None else min(window, self._max_subwords(config))
         self._prefix = [i for i in (self.tokenizer.cls_token_id if self.tokenizer.cls_token_id is not None else self.tokenizer.bos_token_id,) if i is not None]
         self._suffix = [i for i in (self.tokenizer.sep_token_id if self.tokenizer.sep_token_id is not None else self.tokenizer.eos_token_id,) if i is not None]
         self._memo: dict[str, list[int]] = {}
