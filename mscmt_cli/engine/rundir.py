@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mscmt_cli import __version__
+from mscmt_cli.version import __version__
 from mscmt_cli.data.corpus import file_digest
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.settings import Settings

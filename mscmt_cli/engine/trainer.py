@@ -32,7 +32,7 @@ from mscmt_cli.engine.metrics import score
 from mscmt_cli.engine.rundir import RunInfo, append_metrics, rewrite_metrics
 from mscmt_cli.errors import MscmtError, TrainingInterrupted
 from mscmt_cli.labels import LABELS
-from mscmt_cli.model.build import Assembled, Components, assemble, save_model
+from mscmt_cli.model.build import Assembled, Components, ModelSpec, build_model, new_spec, save_model
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings, identity_fields
 
@@ -92,6 +92,7 @@ class Run:
             raise MscmtError("no run directory: pass --out DIR")
         self.settings, self.console = settings, console
         self.run_dir = Path(settings.out)
+        spec = model_spec(settings, registry)  # components, pairing and parameters checked before anything loads
         self.dist = init_distributed(settings.device)
         if not self.dist.is_main:
             self.console = make_console(quiet=True)
@@ -99,9 +100,7 @@ class Run:
         seed_everything(settings.seed)
         self.data = CorpusData.load(settings.data_dir, settings.corpus)
         check_image_inputs(settings, registry.resolve("image", settings.image)[0].input_kind)
-        components = Components(text=settings.text, image=settings.image, fusion=settings.fusion, decoder=settings.decoder)
-        self.assembled: Assembled = assemble(registry, components, list(LABELS), settings.model_paths, settings.params, settings.dropout)
-        self.assembled.spec.training = settings.model_dump(mode="json", include=set(identity_fields()))
+        self.assembled: Assembled = build_model(spec, registry, settings.model_paths)
         self.features = feature_table(settings, self.assembled.image)
         self._precompute()
         text = self.assembled.model.text
@@ -194,6 +193,13 @@ class Run:
                     append_metrics(self.run_dir, row)
             self.dist.barrier()
             self.console.print(f"epoch {epoch}: loss {row['train_loss']:.4f}  valid micro F1 {100 * row['valid_micro_f1']:.2f}  weighted F1 {100 * row['valid_weighted_f1']:.2f}" + ("  (best)" if improved else ""))
+
+
+def model_spec(settings: Settings, registry: Registry) -> ModelSpec:
+    """The spec of the model ``settings`` describe (checked; nothing loaded), with the training settings recorded."""
+    components = Components(text=settings.text, image=settings.image, fusion=settings.fusion, decoder=settings.decoder)
+    spec = new_spec(registry, components, LABELS, settings.model_paths, settings.params, settings.dropout)
+    return spec.model_copy(update={"training": settings.model_dump(mode="json", include=set(identity_fields()))})
 
 
 def wrap_ddp(model: torch.nn.Module, ctx: DistContext, device: torch.device) -> torch.nn.Module:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from mscmt_cli.model.components import Decoder, Fusion, TextBatch, TextEncoder
+from mscmt_cli.model.components import Decoder, Fusion, TextBatch, TextEncoder, expect_shape
 
 
 @dataclass
@@ -55,6 +55,16 @@ class MNEROutput:
     loss: torch.Tensor | None = None
 
 
+def check_batch(batch: MNERBatch) -> None:
+    """Raise ``ValueError`` naming the field when the batch's tensors disagree in shape."""
+    b, t = batch.text.word_mask.shape
+    expect_shape("word_index", batch.text.word_index, (b, t))
+    expect_shape("attention_mask", batch.text.attention_mask, tuple(batch.text.input_ids.shape))
+    expect_shape("image", batch.image, (b, "D"))
+    if batch.tags is not None:
+        expect_shape("tags", batch.tags, (b, t))
+
+
 class MNERModel(nn.Module):
     """Text encoder -> dropout -> fusion with the image feature -> linear -> decoder."""
 
@@ -67,6 +77,8 @@ class MNERModel(nn.Module):
         self.decoder = decoder
 
     def forward(self, batch: MNERBatch) -> MNEROutput:
+        """Emissions (and the loss when ``batch.tags`` is given); shapes checked first."""
+        check_batch(batch)
         words = self.dropout(self.text(batch.text))  # (B, T, H)
         image = batch.image if batch.image.numel() else None
         fused = self.fusion(words, image)

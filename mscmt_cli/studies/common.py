@@ -16,14 +16,13 @@ from mscmt_cli.engine.checkpoint import CHECKPOINT_DIR
 from mscmt_cli.engine.rundir import read_metrics, read_run_settings, write_json
 from mscmt_cli.errors import MscmtError, TrainingInterrupted
 from mscmt_cli.registry import KINDS, Registry
-from mscmt_cli.settings import Settings
+from mscmt_cli.engine.trainer import model_spec
+from mscmt_cli.model.build import resolved_params
+from mscmt_cli.settings import Settings, identity_fields
 
 TEST_SCORES = "test_scores.json"
 PARTS = tuple(KINDS)  # the four component kinds, in order: text, image, fusion, decoder
 ROW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
-# Settings that change what a run learns: a finished row must match them to be reused.
-COMPARED = ("text", "image", "fusion", "decoder", "corpus", "lr", "head_lr", "weight_decay", "warmup", "dropout",
-            "epochs", "patience", "batch_size", "max_grad_norm", "seed", "balance")
 
 
 @dataclass(frozen=True)
@@ -104,13 +103,17 @@ def row_state(run_dir: Path) -> str:
     return "resumable" if (run_dir / CHECKPOINT_DIR).is_dir() else "new"
 
 
-def _comparable(values: dict[str, Any]) -> dict[str, Any]:
-    out = {k: values.get(k) for k in COMPARED}
+def _comparable(values: dict[str, Any], registry: Registry) -> dict[str, Any]:
+    """The settings that change what a run learns (``identity`` fields), normalised: corpus by its canonical
+    name, component parameters validated by their components (so ``"12"`` and ``12`` agree)."""
+    out = {k: values.get(k) for k in identity_fields()}
     out["corpus"] = canonical_name(str(out["corpus"]))
+    params = out.get("params") or {}
+    out["params"] = {kind: resolved_params(registry, kind, str(out[kind]), params.get(kind, {})) for kind in PARTS}
     return out
 
 
-def check_same_settings(run_dir: Path, settings: Settings) -> None:
+def check_same_settings(run_dir: Path, settings: Settings, registry: Registry) -> None:
     """Refuse to reuse a run that was trained with other settings than the row asks."""
     try:
         recorded = read_run_settings(run_dir)
@@ -118,9 +121,9 @@ def check_same_settings(run_dir: Path, settings: Settings) -> None:
         raise MscmtError(f"{err}; remove {run_dir} to train this row again") from None
     if recorded is None:
         return
-    saved = _comparable(recorded)
-    wanted = _comparable(settings.model_dump(mode="json"))
-    for key in COMPARED:
+    saved = _comparable(recorded, registry)
+    wanted = _comparable(settings.model_dump(mode="json"), registry)
+    for key in identity_fields():
         if saved[key] != wanted[key]:
             raise MscmtError(f"{run_dir} was trained with {key}={saved[key]!r}, but this study asks {key}={wanted[key]!r}; "
                              f"rerun with the same options or choose another --out")
@@ -168,7 +171,7 @@ def run_row(row: Row, settings: Settings, registry: Registry, console: Console, 
     run_dir = Path(settings.out)
     state = row_state(run_dir)
     if state != "new":
-        check_same_settings(run_dir, settings)
+        check_same_settings(run_dir, settings, registry)
     if state == "finished":
         console.print(f"{row.name}: already finished ({run_dir / TEST_SCORES}), skipped")
     else:
@@ -190,6 +193,11 @@ def run_rows(base: Settings, rows: list[Row], registry: Registry, console: Conso
     out = Path(base.out)
     check_rows(rows, registry, base)
     all_settings = [row_settings(base, row, out) for row in rows]
+    for row, settings in zip(rows, all_settings):
+        try:
+            model_spec(settings, registry)  # every row's components and parameters, before any training
+        except MscmtError as err:
+            raise MscmtError(f"row {row.name}: {err}") from None
     results = []
     for i, (row, settings) in enumerate(zip(rows, all_settings), 1):
         console.rule(f"[{i}/{len(rows)}] {row.shown}")

@@ -30,7 +30,7 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from mscmt_cli import __version__
+from mscmt_cli.version import __version__
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.tagging.doc import Doc, InputError, make_doc
 from mscmt_cli.tagging.inputs import optional_str, reject_constant

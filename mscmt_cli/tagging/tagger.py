@@ -71,7 +71,6 @@ class Tagger:
         self.images = FeatureStore(assembled.image, cache or FeatureCache(None), missing_images, captions=captions, captions_file=captions_file)
         self.batch_size = batch_size
         self.max_batch_subwords = max_batch_subwords
-        self._has_gate: bool | None = None
 
     @classmethod
     def from_pretrained(cls, run_dir: str | Path, model_paths: dict[str, str] | None = None, device: str = "auto", *,
@@ -107,15 +106,12 @@ class Tagger:
 
     @property
     def has_gate(self) -> bool:
-        """Whether the fusion exposes a visual gate (probed once on a one-word tweet)."""
-        if self._has_gate is None:
-            result = self.predict([doc_from_value(["gate"])], [self.images.features([None])[0][0]])[0]
-            self._has_gate = result.gate is not None
-        return self._has_gate
+        """Whether the fusion explains its predictions with a visual gate (declared by the component)."""
+        return "gate" in type(self.model.fusion).explains
 
     def info(self) -> dict[str, Any]:
-        """Model components, labels and image input kind (what ``GET /info`` shows)."""
-        return {"components": self.spec.components.model_dump(), "labels": self.labels,
+        """Model components and their parameters, labels, image input kind (what ``GET /info`` shows)."""
+        return {"components": self.spec.components.model_dump(), "params": self.spec.params, "labels": self.labels,
                 "image_input": self.images.encoder.input_kind, "has_gate": self.has_gate, "device": str(self.device)}
 
     # -- public API --------------------------------------------------------

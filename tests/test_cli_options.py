@@ -1,0 +1,199 @@
+"""The command line: usage errors, options generated from the settings, component parameters, --resume rules."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+import typer
+
+from mscmt_cli.cli.main import build_app
+from mscmt_cli.cli.options import TRAIN
+from mscmt_cli.errors import MscmtError
+from mscmt_cli.settings import Settings, fields_of, flag_of, load_settings
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _command(name: str):
+    return typer.main.get_command(build_app()).commands[name]  # type: ignore[attr-defined]
+
+
+def click_option(command) -> type:
+    """typer's own click Option class (typer vendors click)."""
+    return next(type(p) for p in command.params if p.name == "config")
+
+
+def _flags(command) -> set[str]:
+    return {opt for p in command.params if isinstance(p, click_option(command)) for opt in (*p.opts, *p.secondary_opts)}
+
+
+# --- usage errors are click's: usage line, one line, exit 2; a bare group shows its help, exit 0 -------------------
+
+
+@pytest.mark.parametrize("args", [[], ["cache"]])
+def test_a_bare_group_shows_its_help_and_succeeds(mscmt, args):
+    result = mscmt(args)
+    assert result.code == 0, result.err
+    assert "Usage: mscmt" in result.out and "Commands" in result.out
+    assert "error" not in result.err.lower()
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["train", "--foo"], "No such option: --foo"),
+    (["train", "--epochs", "abc"], "--epochs"),
+    (["serve", "--port", "70000"], "--port"),
+    (["frobnicate"], "No such command"),
+    (["cache", "build", "--bogus"], "No such option: --bogus"),
+])
+def test_usage_errors_exit_2_without_unexpected(mscmt, args, needle):
+    result = mscmt(args)
+    assert result.code == 2
+    assert needle in result.err and "Usage: mscmt" in result.err
+    assert "unexpected" not in result.err and "Traceback" not in result.err
+
+
+def test_a_library_error_is_one_line_exit_2(mscmt, tmp_path):
+    result = mscmt(["train", "--data-dir", tmp_path / "nowhere", "--out", tmp_path / "run", "--image", "none", "--fusion", "none"])
+    assert result.code == 2
+    assert result.err.strip().count("\n") == 0 and result.err.startswith("error: ")
+
+
+# --- options are generated from Settings ----------------------------------------------------------------------
+
+
+def test_train_offers_exactly_the_settings_of_its_groups():
+    expected = {flag_of(n) for n in fields_of("components", "data", "training", "runtime")}
+    expected |= {"--no-balance", "--cache", "--resume", "--config"}
+    assert _flags(_command("train")) == expected
+
+
+def test_studies_offer_train_options_less_what_they_set_per_row():
+    train = _flags(_command("train")) - {"--resume", "--out"}
+    assert _flags(_command("grid")) - {"--lrs", "--batch-sizes", "--out"} == train - {"--lr", "--batch-size"}
+    assert _flags(_command("ablate")) - {"--variant", "--out"} == train - {"--text", "--image", "--fusion", "--decoder"}
+    assert _flags(_command("crossdata")) - {"--out"} == train - {"--corpus"}
+
+
+def test_help_texts_come_from_the_settings_fields():
+    options = {p.name: p for p in _command("train").params}
+    for name in TRAIN:
+        assert Settings.model_fields[name].description in options[name].help
+
+
+def test_tag_spells_the_prediction_batch_size_batch_size(mscmt, tmp_path):
+    result = mscmt(["tag", tmp_path / "x.jsonl", "--model", tmp_path, "--batch-size", "0"])
+    assert result.code == 2 and "--batch-size" in result.err and "--eval-batch-size" not in result.err
+
+
+def test_precedence_file_then_environment_then_command_line(tmp_path, monkeypatch):
+    config = tmp_path / "c.toml"
+    config.write_text('lr = 1e-5\nepochs = 4\nseed = 7\n[fusion]\nname = "gated"\nproj_dim = 8\n[decoder]\nname = "softmax"\n')
+    monkeypatch.setenv("MSCMT_EPOCHS", "5")
+    monkeypatch.setenv("MSCMT_SEED", "8")
+    settings = load_settings(config, {"seed": 9, "params": {"fusion": {"gate_bias": "-1"}}})
+    assert (settings.lr, settings.epochs, settings.seed) == (1e-5, 5, 9)
+    assert settings.fusion == "gated" and settings.decoder == "softmax"
+    assert settings.params == {"fusion": {"proj_dim": 8, "gate_bias": "-1"}, "decoder": {}}
+
+
+@pytest.mark.parametrize("overrides, needle", [
+    ({"out": ""}, "option --out: Value error, empty path"),
+    ({"weight_decay": float("inf")}, "option --weight-decay: Value error, must be a finite number"),
+    ({"lr": "nan"}, "option --lr: Value error, must be a finite number"),
+    ({"seed": 2**63 - 1}, "option --seed"),
+    ({"params": {"bogus": {"a": 1}}}, "unknown component kind 'bogus'"),
+])
+def test_settings_refuse_empty_paths_non_finite_numbers_and_unknown_kinds(overrides, needle):
+    with pytest.raises(MscmtError) as err:
+        load_settings(None, overrides)
+    assert needle in str(err.value)
+
+
+def test_an_empty_path_in_the_environment_is_refused(monkeypatch):
+    monkeypatch.setenv("MSCMT_OUT", "")
+    with pytest.raises(MscmtError, match="environment variable MSCMT_OUT: Value error, empty path"):
+        load_settings(None, {})
+
+
+# --- component parameters ---------------------------------------------------------------------------------------
+
+
+def test_plugins_shows_a_components_parameters_with_defaults(mscmt):
+    result = mscmt(["plugins", "fusion.gated"])
+    assert result.code == 0, result.err
+    assert "proj_dim" in result.out and "gate_bias" in result.out and "0.0" in result.out and "explains: gate" in result.out
+    listing = mscmt(["plugins"])
+    assert "proj_dim=None" in listing.out and "gate_bias=0.0" in listing.out
+    assert mscmt(["plugins", "fusion.nope"]).code == 2
+
+
+def test_set_reaches_the_component_and_its_saved_config(corpus, tiny, mscmt, tmp_path):
+    out = tmp_path / "proj"
+    result = mscmt(["train", "--text", "bertweet", "--image", "clip-vit-l14", "--fusion", "gated", "--decoder", "crf",
+                    "--set", "fusion.proj_dim=12", "--set", "fusion.gate_bias=-2", *corpus.args(), "--out", out,
+                    "--epochs", "1", "--batch-size", "8", *tiny.model_path_args()])
+    assert result.code == 0, result.err
+    config = json.loads((out / "model" / "config.json").read_text())
+    assert config["params"]["fusion"] == {"proj_dim": 12, "gate_bias": -2.0}
+    assert config["format_version"] == 2 and config["fusion_dim"] == 32 + 12
+    assert config["params"]["text"] == {"window": None}
+    from mscmt_cli.model.build import load_model
+    from mscmt_cli.registry import Registry
+
+    model = load_model(out / "model", Registry.from_entry_points(), {"clip-vit-l14": str(tiny.clip_vision)}).model
+    assert model.fusion.proj.out_features == 12 and model.fusion.output_dim == 44
+    run = json.loads((out / "run.json").read_text())
+    assert run["settings"]["params"]["fusion"] == {"proj_dim": "12", "gate_bias": "-2"}
+
+
+@pytest.mark.parametrize("value, needle", [
+    ("fusion.heads=4", "fusion component 'gated' has no parameter 'heads'; its parameters: proj_dim, gate_bias"),
+    ("fusion.proj_dim=abc", "fusion.proj_dim (component 'gated'): Input should be a valid integer"),
+    ("fusion.proj_dim=0", "greater than or equal to 1"),
+    ("decoder.x=1", "decoder component 'crf' has no parameter 'x'"),
+    ("proj_dim=4", "--set expects KIND.KEY=VALUE"),
+    ("fusion.proj_dim", "--set expects NAME=VALUE"),
+])
+def test_bad_parameters_are_refused_before_any_loading(mscmt, tmp_path, value, needle):
+    result = mscmt(["train", "--fusion", "gated", "--image", "clip-vit-l14", "--set", value, "--data-dir", tmp_path,
+                    "--out", tmp_path / "run", "--model-path", f"bertweet={tmp_path}"])
+    assert result.code == 2
+    assert needle in result.err, result.err
+    assert not (tmp_path / "run").exists()
+
+
+# --- a run directory written before component parameters existed ----------------------------------------------------
+
+
+def test_a_v1_run_directory_loads_and_tags_identically(mscmt, tmp_path):
+    """tests/fixtures/run_v1 (see its README): today's code gives exactly the v1 code's output."""
+    from plugins.text_encoders import packaged_minilm_path
+
+    fixture = REPO / "tests" / "fixtures" / "run_v1"
+    run = tmp_path / "run"
+    shutil.copytree(fixture, run)
+    out = tmp_path / "tagged.jsonl"
+    result = mscmt(["tag", fixture / "tweets.txt", "--model", run, "--captions", REPO / "examples" / "data" / "captions.txt",
+                    "--out", out, "--no-cache", "--model-path", f"caption={packaged_minilm_path()}"])
+    assert result.code == 0, result.err
+    expected = (fixture / "tagged_by_v1.jsonl").read_text(encoding="utf-8").splitlines()
+    got = out.read_text(encoding="utf-8").splitlines()
+    assert len(got) == len(expected) == 32
+    assert [json.loads(g) for g in got] == [json.loads(e) for e in expected]
+
+
+# --- resume keeps the run's settings and refuses to change what the run learns ------------------------------------
+
+
+def test_resume_refuses_options_that_change_the_run(mscmt, trained_run, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    for args, named in ((["--lr", "1e-3"], "--lr"), (["--corpus", "x", "--epochs", "9"], "--corpus"),
+                        (["--out", tmp_path / "elsewhere"], "--out"), (["--config", tmp_path / "c.toml"], "--config")):
+        result = mscmt(["train", "--resume", run, *args])
+        assert result.code == 2
+        assert f"{named}" in result.err and "cannot change when a run is resumed" in result.err and "--epochs" in result.err
+    assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in trained_run.iterdir())
