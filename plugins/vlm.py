@@ -74,6 +74,7 @@ class Blip2TextEncoder(HFTextEncoder):
     name = "blip2"
     description = "BLIP-2 Q-Former text path (Salesforce/blip2-itm-vit-g), per-token hidden states"
     default_source = BLIP2_SOURCE
+    unused_parameters = ("query_tokens", "crossattention", "_query.", "text_projection")  # the image side of the Q-Former
 
     def _load_model(self, source: str, pretrained: bool) -> nn.Module:
         config = load_pretrained(self.name, source, Blip2Config.from_pretrained)

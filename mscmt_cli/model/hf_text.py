@@ -38,11 +38,16 @@ class HFTextEncoder(TextEncoder):
     model_class: ClassVar[Any] = AutoModel
     config_class: ClassVar[Any] = AutoConfig  # reads the config of a model built without pretrained weights
     Params = HFTextParams
+    #: Parts of the checkpoint that word vectors never use (frozen, so every trainable parameter learns).
+    unused_parameters: ClassVar[tuple[str, ...]] = ("pooler.",)
 
     def __init__(self, source: str, pretrained: bool = True, params: HFTextParams | None = None) -> None:
         super().__init__()
         self.tokenizer = load_pretrained(self.name, source, AutoTokenizer.from_pretrained)
         self.model = self._load_model(source, pretrained)
+        for name, param in self.model.named_parameters():
+            if any(part in name for part in self.unused_parameters):
+                param.requires_grad_(False)
         config = self.model.config
         self.hidden_size = int(config.hidden_size)
         self.pad_id = int(self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0)
