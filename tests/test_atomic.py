@@ -34,6 +34,7 @@ WRITER = textwrap.dedent('''
 ''')
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("delay", [0.05, 0.3, 0.7, 1.1])
 def test_kill_during_writes_leaves_a_whole_state(tmp_path, delay):
     run = tmp_path / "run"

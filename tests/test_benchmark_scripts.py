@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import statistics
 import subprocess
@@ -39,6 +41,7 @@ def tables(md: str) -> list[dict[tuple[str, str], list[str]]]:
     return found
 
 
+@pytest.mark.slow
 def test_report_only_tables_and_chart(tmp_path):
     text = {1: 0.80, 2: 0.78, 3: 0.79}
     gated = {1: 0.81, 2: 0.77, 3: 0.80}  # deltas +1, -1, +1 points
@@ -94,6 +97,7 @@ def test_gate_stats_groups_gate_values_by_gold_tag():
     assert line == "| run-s1 | 0.700 | 0.200 | 0.900 | 0.600 | — | — | 0.100 (0.300–0.550) |"
 
 
+@pytest.mark.slow
 def test_gpu_benchmark_smoke_runs_every_measurement_on_the_cpu():
     """benchmarks/gpu.sh --smoke: the prepared GPU check stays runnable without a GPU."""
     done = subprocess.run(["bash", str(REPO / "benchmarks" / "gpu.sh"), "--smoke"], capture_output=True, text=True, timeout=280)

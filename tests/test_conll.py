@@ -22,6 +22,7 @@ README_COUNTS = {
 }
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent")
 @pytest.mark.parametrize("corpus, split", sorted(README_COUNTS))
 def test_real_corpus_counts(corpus, split):
@@ -31,6 +32,7 @@ def test_real_corpus_counts(corpus, split):
     assert {tag for t in tweets for tag in t.tags} <= set(LABELS)
 
 
+@pytest.mark.slow
 @pytest.mark.skipif(not SHARED_DATA.is_dir(), reason="../shared/data is absent")
 def test_merged_is_both_corpora():
     merged = load_split(SHARED_DATA, "merged", "test").tweets

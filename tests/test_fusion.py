@@ -60,5 +60,7 @@ def test_slow_parameter_groups_follow_the_paper(tiny):
     assert by_id[id(model.fusion.gate.weight)] == 2.0
     assert by_id[id(model.classifier.weight)] == 2.0
     assert by_id[id(model.decoder.crf.transitions)] == 2.0
-    assert all(by_id[id(p)] == 1.0 for p in model.text.parameters())
-    assert len(by_id) == sum(1 for _ in model.parameters())
+    assert all(by_id[id(p)] == 1.0 for p in model.text.parameters() if p.requires_grad)
+    assert len(by_id) == sum(1 for p in model.parameters() if p.requires_grad)
+    frozen = {n for n, p in model.named_parameters() if not p.requires_grad}
+    assert frozen and all(".pooler." in n for n in frozen), "only the unused pooler is frozen (and left out of AdamW)"

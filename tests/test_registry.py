@@ -74,6 +74,7 @@ def _install_third_party(root: Path) -> Path:
     return site
 
 
+@pytest.mark.slow
 def test_third_party_plugin_is_listed_and_trains(tmp_path, tiny, corpus):
     site = _install_third_party(tmp_path)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(site), str(Path(__file__).resolve().parents[1])])}

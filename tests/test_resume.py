@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 import json
 import os
 import signal
@@ -45,6 +47,7 @@ def _kill_after_first_epoch(cmd: list[str], run: Path) -> None:
     proc.wait()
 
 
+@pytest.mark.slow
 def test_sigkill_then_resume_equals_uninterrupted(tiny, corpus, tmp_path):
     whole = tmp_path / "whole"
     subprocess.run(_train_cmd(tiny, corpus, whole), env=_env(), check=True, capture_output=True, timeout=600)
@@ -85,6 +88,7 @@ def test_resume_of_a_broken_run_record_is_a_one_line_error(tmp_path, mscmt):
     assert "Traceback" not in result.err and "unexpected" not in result.err
 
 
+@pytest.mark.slow
 def test_ctrl_c_says_how_to_resume(tiny, corpus, tmp_path):
     run = tmp_path / "interrupted"
     proc = subprocess.Popen(_train_cmd(tiny, corpus, run, ["--epochs", "50", "--patience", "50"]), env=_env(),
