@@ -9,7 +9,9 @@ Blank lines are skipped silently. Nothing is held beyond the current line
 JSON Lines: each line is an object with ``text`` (raw tweet) and/or ``tokens``
 (list of strings), optional ``image`` (a file name under ``--images`` or a
 path) and ``caption`` (for caption image encoders), and any other fields,
-which are passed through untouched. ``NaN``/``Infinity`` are refused (not JSON).
+which are passed through untouched. ``NaN``, ``Infinity`` and numbers out of a
+double's range (``1e999``) are refused: they are not JSON, and the line is
+written back out.
 
 CoNLL (detected when the first non-blank line starts with ``IMGID:``): blocks
 of ``IMGID:<id>`` then one ``token`` or ``token<TAB>label`` line per token. A
@@ -26,6 +28,7 @@ from typing import Any, BinaryIO, Iterable, Iterator
 
 from mscmt_cli.data.conll import IMGID_PREFIX
 from mscmt_cli.labels import normalise_label
+from mscmt_cli.strict_json import loads as strict_loads
 from mscmt_cli.tagging.doc import Doc, InputError, make_doc
 
 IMGID = IMGID_PREFIX.encode()
@@ -56,11 +59,6 @@ class BadLine:
 
     line: int
     message: str
-
-
-def reject_constant(name: str) -> Any:
-    """``json.loads(parse_constant=...)``: NaN and Infinity are not JSON."""
-    raise ValueError(f"{name} is not valid JSON")
 
 
 def optional_str(obj: dict[str, Any], key: str) -> str | None:
@@ -99,7 +97,7 @@ def parse_json_line(line: int, raw: bytes) -> TagInput | BadLine | None:
         if not text.strip():
             return None
         try:
-            obj = json.loads(text, parse_constant=reject_constant)
+            obj = strict_loads(text)
         except json.JSONDecodeError as err:
             raise InputError(f"invalid JSON: {err.msg} at column {err.colno}") from None
         except (ValueError, RecursionError) as err:

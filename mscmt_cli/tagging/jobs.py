@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import sys
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,6 +12,7 @@ from rich.console import Console
 from mscmt_cli.console import progress
 from mscmt_cli.errors import DataError, MscmtError
 from mscmt_cli.settings import Settings
+from mscmt_cli.strict_json import dumps
 from mscmt_cli.tagging.heap import limit_heap_fragmentation
 from mscmt_cli.tagging.inputs import BadLine, TagInput, read_inputs
 from mscmt_cli.tagging.stream import StrictStop, Tally, tag_stream
@@ -32,12 +32,12 @@ def load_tagger(settings: Settings, missing_images: str | None = None) -> Tagger
 
 
 def output_line(record: dict[str, Any], result: TagResult) -> bytes:
-    """The input object plus ``tokens``, ``tags`` and ``entities``, as one UTF-8 JSON line."""
+    """The input object plus ``tokens``, ``tags`` and ``entities``, as one UTF-8 line of strict JSON."""
     out = {**record, **result.as_dict()}
     try:
-        line = json.dumps(out, ensure_ascii=False).encode("utf-8")
+        line = dumps(out, "output line", ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates from \ud800-style escapes: keep them escaped
-        return (json.dumps(out, ensure_ascii=True) + "\n").encode("ascii")
+        return (dumps(out, "output line", ensure_ascii=True) + "\n").encode("ascii")
     # U+2028/U+2029/U+0085 are legal inside JSON strings but str.splitlines() breaks lines on them.
     for char in ("\u2028", "\u2029", "\x85"):
         line = line.replace(char.encode("utf-8"), f"\\u{ord(char):04x}".encode("ascii"))

@@ -33,7 +33,9 @@ from starlette.concurrency import run_in_threadpool
 from mscmt_cli import __version__
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.tagging.doc import Doc, InputError, make_doc
-from mscmt_cli.tagging.inputs import optional_str, reject_constant
+from mscmt_cli.strict_json import loads as strict_loads
+from mscmt_cli.tagging.inputs import optional_str
+from mscmt_cli.tagging.stream import NOT_FINITE
 from mscmt_cli.tagging.tagger import Tagger, TagResult
 
 
@@ -143,7 +145,7 @@ def parse_item(obj: Any, limits: Limits, where: str = "") -> Item:
 async def _json_body(request: Request) -> Any:
     body = await request.body()
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=reject_constant)
+        return strict_loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise _fail(400, "request body is not valid UTF-8") from None
     except json.JSONDecodeError as err:
@@ -206,6 +208,8 @@ def create_app(tagger: Tagger, limits: Limits | None = None) -> FastAPI:
             results = await run_in_threadpool(run, items)
         except MscmtError as err:
             raise _fail(422, str(err)) from None
+        if not all(r.is_finite() for r in results):  # the answer would not be JSON; the fault is the model's
+            raise _fail(500, NOT_FINITE)
         return [_answer(i, r) for i, r in zip(items, results)]
 
     @app.get("/health")
