@@ -137,3 +137,137 @@ def test_a_model_scoring_nan_gives_bad_lines_and_a_500_never_nan_json(tagger, tm
         answer = TestClient(create_app(tagger)).post("/tag", json={"text": "Obama in Paris"})
     assert not written and tally.bad == 2 and [b.line for b in bad] == [1, 2] and bad[0].message == NOT_FINITE
     assert answer.status_code == 500 and "not finite" in answer.json()["detail"]
+
+
+# --- 2 and 14: an output never replaces what the run reads; a directory is not a file ------------------------------
+
+def _spellings(tmp_path: Path, target: Path) -> dict[str, str]:
+    """Other paths to ``target`` (a file directly in ``tmp_path``, which is the working directory)."""
+    import os
+
+    (tmp_path / "sub").mkdir(exist_ok=True)
+    (tmp_path / "link").unlink(missing_ok=True)
+    (tmp_path / "link").symlink_to(target)
+    (tmp_path / "hard").unlink(missing_ok=True)
+    os.link(target, tmp_path / "hard")
+    return {"same": target.name, "dot": f"./{target.name}", "dotdot": f"sub/../{target.name}", "absolute": str(target),
+            "symlink": "link", "hard link": "hard", "fd": f"/proc/self/cwd/{target.name}"}
+
+
+@pytest.mark.parametrize("kind", ["same", "dot", "dotdot", "absolute", "symlink", "hard link", "fd"])
+def test_tag_out_that_is_the_input_by_any_path_is_refused_and_the_input_kept(mscmt, trained_run, tiny, tmp_path, monkeypatch, kind):
+    monkeypatch.chdir(tmp_path)
+    src = _write_lines(tmp_path / "a.jsonl", [json.dumps({"text": "Obama in Paris"}), json.dumps({"text": "two"})])
+    before = src.read_bytes()
+    out = _spellings(tmp_path, src)[kind]
+    result = mscmt(["tag", "a.jsonl", "--model", trained_run, "--out", out, *_clip_args(tiny)])
+    _one_line_error(result, f"--out {Path(out)}", "the input a.jsonl", "refusing to overwrite")
+    assert src.read_bytes() == before
+
+
+def test_outputs_that_are_captions_model_files_images_or_directories_are_refused(mscmt, trained_run, tiny, corpus, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    src = _write_lines(tmp_path / "a.jsonl", [json.dumps({"text": "Obama"})])
+    captions = tmp_path / "captions.txt"
+    captions.write_bytes(corpus.captions.read_bytes())
+    config = trained_run / "model" / "config.json"
+    image = sorted(corpus.images_dir.glob("*.jpg"))[0]
+    guarded = {p: p.read_bytes() for p in (src, captions, config, image)}
+    (tmp_path / "lnk").symlink_to(captions)
+    base = ["tag", "a.jsonl", "--model", trained_run, *_clip_args(tiny)]
+    _one_line_error(mscmt([*base, "--captions", captions, "--out", "lnk"]), "--out lnk", f"--captions {captions}")
+    _one_line_error(mscmt([*base, "--out", config]), f"--out {config}", "a file of --model")
+    _one_line_error(mscmt([*base, "--out", image]), f"--out {image}", "image file")
+    _one_line_error(mscmt([*base, "--out", tmp_path]), f"--out {tmp_path}: is a directory")
+    _one_line_error(mscmt([*base, "--out", ""]), "--out .: is a directory")
+    page = ["explain", "--text", "Obama", "--model", trained_run, *_clip_args(tiny)]
+    _one_line_error(mscmt([*page, "--image", image, "--out", image]), f"--out {image}", f"--image {image}")
+    _one_line_error(mscmt([*page, "--out", tmp_path]), f"--out {tmp_path}: is a directory")
+    _one_line_error(mscmt([*page, "--image", tmp_path, "--out", "p.html"]), f"--image {tmp_path}: is a directory")
+    assert {p: p.read_bytes() for p in guarded} == guarded
+
+
+def test_stdin_and_stdout_redirected_to_the_same_file_are_refused(tmp_path, monkeypatch):
+    import sys
+
+    from mscmt_cli.tagging.outputs import check_stdin, check_stdout
+
+    src = _write_lines(tmp_path / "a.jsonl", [json.dumps({"text": "x"})])
+    (tmp_path / "link").symlink_to(src)
+    with open(src, encoding="utf-8") as stdin, open(src, "a", encoding="utf-8") as stdout:
+        monkeypatch.setattr(sys, "stdin", stdin)
+        monkeypatch.setattr(sys, "stdout", stdout)
+        with pytest.raises(MscmtError, match="--out .*link is the same file as the input \\(stdin\\)"):
+            check_stdin(tmp_path / "link")
+        with pytest.raises(MscmtError, match=f"stdout is redirected to the input {src}"):
+            check_stdout([("the input", src)])
+        check_stdout([("the input", tmp_path / "other.jsonl")])
+        check_stdin(tmp_path / "other.jsonl")
+
+
+def test_explain_dir_that_is_a_file_or_would_replace_an_input_or_the_output_is_refused(mscmt, trained_run, tiny, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    pages = tmp_path / "pages"
+    pages.mkdir()
+    src = _write_lines(pages / "line-000001.html", [json.dumps({"text": "Obama"})])
+    other = _write_lines(tmp_path / "b.jsonl", [json.dumps({"text": "Obama"})])
+    base = ["tag", "--model", trained_run, *_clip_args(tiny)]
+    _one_line_error(mscmt([*base, src, "--explain", "pages"]), "--explain pages", "line-000001.html would replace the input")
+    _one_line_error(mscmt([*base, other, "--explain", "b.jsonl", "--out", "o.jsonl"]), "--explain b.jsonl: exists and is not a directory")
+    _one_line_error(mscmt([*base, other, "--explain", "new", "--out", "new"]), "--explain new is the same path as --out new")
+    _one_line_error(mscmt([*base, other, "--explain", "pages", "--out", "pages/line-000009.html"]), "would replace --out")
+    assert not (tmp_path / "new").exists() and not (tmp_path / "o.jsonl").exists()
+    assert json.loads(src.read_text()) == {"text": "Obama"}
+
+
+def test_inputs_that_are_directories_pipes_or_unreadable(mscmt, trained_run, tiny, tmp_path):
+    import os
+    import threading
+
+    lines = [json.dumps({"n": i, "text": f"Obama in Paris {i}"}) for i in range(5)]
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "w", encoding="utf-8") as fh:
+            fh.write("".join(line + "\n" for line in lines))
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    result = mscmt(["tag", fifo, "--model", trained_run, "--out", tmp_path / "o.jsonl", *_clip_args(tiny)])
+    writer.join(10)
+    assert result.code == 0, result.err
+    assert [json.loads(r)["n"] for r in (tmp_path / "o.jsonl").read_text().splitlines()] == list(range(5))
+    _one_line_error(mscmt(["tag", tmp_path, "--model", trained_run]), f"{tmp_path}: is a directory")
+    _one_line_error(mscmt(["tag", tmp_path / "nope.jsonl", "--model", trained_run]), "nope.jsonl: input file not found")
+
+
+# --- 6: tag --explain follows the missing-image policy and never stops the run -------------------------------------
+
+def test_tag_explain_notes_missing_and_unreadable_images_and_keeps_every_line(mscmt, trained_run, tiny, corpus, tmp_path):
+    images = tmp_path / "imgs"
+    images.mkdir()
+    good = sorted(corpus.images_dir.glob("*.jpg"))[0]
+    (images / "good.jpg").write_bytes(good.read_bytes())
+    (images / "bad.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (images / "folder.jpg").mkdir()
+    refs = ["good.jpg", "bad.jpg", "gone.jpg", "folder.jpg", "good.jpg"]
+    src = _write_lines(tmp_path / "in.jsonl", [json.dumps({"n": i, "text": "Obama in Paris", "image": r}) for i, r in enumerate(refs)])
+    args = ["tag", src, "--model", trained_run, "--images", images, *_clip_args(tiny)]
+
+    result = mscmt([*args, "--explain", tmp_path / "pages", "--out", tmp_path / "o.jsonl"])
+    assert result.code == 0, result.err
+    assert [json.loads(r)["n"] for r in (tmp_path / "o.jsonl").read_text().splitlines()] == list(range(5))
+    pages = {p.name: p.read_text(encoding="utf-8") for p in (tmp_path / "pages").iterdir()}
+    assert sorted(pages) == [f"line-{i:06d}.html" for i in range(1, 6)]
+    for line, why in ((2, "bad.jpg: unreadable image"), (3, "gone.jpg"), (4, "folder.jpg")):
+        assert "Image not shown" in pages[f"line-{line:06d}.html"] and why in pages[f"line-{line:06d}.html"]
+        assert "neutral blank image (policy &#x27;blank&#x27;)" in pages[f"line-{line:06d}.html"]
+    assert 'src="data:image/png' in pages["line-000001.html"] and 'src="data:image/png' in pages["line-000005.html"]
+    assert "3 missing or unreadable image(s) replaced by a blank image" in result.err
+
+    result = mscmt([*args, "--explain", tmp_path / "strict-pages", "--out", tmp_path / "o2.jsonl", "--missing-images", "error"])
+    assert result.code == 0, result.err
+    assert [json.loads(r)["n"] for r in (tmp_path / "o2.jsonl").read_text().splitlines()] == [0, 4]
+    assert all(f"in.jsonl:{n}: " in result.err for n in (2, 3, 4))
+    assert sorted(p.name for p in (tmp_path / "strict-pages").iterdir()) == ["line-000001.html", "line-000005.html"]

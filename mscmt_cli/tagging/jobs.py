@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator, Sequence
 
 from rich.console import Console
 
@@ -15,6 +17,8 @@ from mscmt_cli.settings import Settings
 from mscmt_cli.strict_json import dumps
 from mscmt_cli.tagging.heap import limit_heap_fragmentation
 from mscmt_cli.tagging.inputs import BadLine, TagInput, read_inputs
+from mscmt_cli.tagging.outputs import (check_explain_dir, check_out_dir, check_output, check_stdin, check_stdout, make_explain_dir,
+                                       model_files)
 from mscmt_cli.tagging.stream import StrictStop, Tally, tag_stream
 from mscmt_cli.tagging.tagger import Tagger, TagResult
 
@@ -57,42 +61,86 @@ class _CountingReader:
             yield raw
 
 
+def check_input(name: str) -> None:
+    """``name`` is a readable input: a file, a named pipe (``<(...)``, ``mkfifo``) or a device such as ``/dev/stdin``."""
+    try:
+        info = os.stat(name)
+    except FileNotFoundError:
+        raise MscmtError(f"{name}: input file not found") from None
+    except (OSError, ValueError) as err:
+        raise MscmtError(f"{name}: cannot read the input ({getattr(err, 'strerror', None) or err})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise MscmtError(f"{name}: is a directory, not an input file")
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISFIFO(info.st_mode) or stat.S_ISCHR(info.st_mode)):
+        raise MscmtError(f"{name}: not a file")
+
+
 @contextmanager
 def open_input(name: str) -> Iterator[tuple[BinaryIO, int | None]]:
-    """The input as a binary stream (``-`` is stdin) and its size in bytes when known."""
+    """The input as a binary stream (``-`` is stdin) and its size in bytes when known (regular files)."""
     if name == "-":
         yield sys.stdin.buffer, None
         return
-    path = Path(name)
-    if not path.is_file():
-        raise MscmtError(f"{name}: input file not found" if not path.exists() else f"{name}: not a file")
-    with open(path, "rb") as fh:
-        yield fh, path.stat().st_size
+    check_input(name)
+    try:
+        fh = open(name, "rb")
+    except OSError as err:
+        raise MscmtError(f"{name}: cannot read the input ({err.strerror or err})") from None
+    with fh:
+        info = os.fstat(fh.fileno())
+        yield fh, info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
 @contextmanager
 def open_output(out: Path | None) -> Iterator[BinaryIO]:
-    """``--out FILE`` (written as it goes) or stdout, as a binary stream."""
+    """``--out FILE`` (written as it goes; checked with :func:`check_output` first) or stdout, as a binary stream."""
     if out is None:
         sys.stdout.flush()
         yield getattr(sys.stdout, "buffer", sys.stdout)  # type: ignore[misc]
         sys.stdout.flush()
         return
-    with open(check_out_dir(out), "wb") as fh:
+    try:
+        fh = open(check_out_dir(out), "wb")
+    except OSError as err:
+        raise MscmtError(f"--out {out}: cannot write ({err.strerror or err})") from None
+    with fh:
         yield fh
 
 
-def check_out_dir(out: Path) -> Path:
-    """``out`` as a Path, after checking that its directory exists."""
-    out = Path(out)
-    if not out.parent.is_dir():
-        raise MscmtError(f"--out {out}: directory {out.parent} does not exist")
-    return out
+def tag_reads(settings: Settings, input_name: str) -> list[tuple[str, Path]]:
+    """The files ``mscmt tag`` reads that an output must not replace: the input, ``--captions``, the model's files."""
+    reads: list[tuple[str, Path]] = [] if input_name == "-" else [("the input", Path(input_name))]
+    if settings.captions is not None:
+        reads.append(("--captions", Path(settings.captions)))
+    return reads + model_files(settings.model)
+
+
+def check_tag_paths(settings: Settings, input_name: str, out: Path | None, explain_dir: Path | None,
+                    also_reads: Sequence[tuple[str, Path]] = ()) -> None:
+    """Every path of ``mscmt tag``, checked before the model is loaded or anything is opened.
+
+    ``also_reads``: more files the run reads (the CLI adds its ``--config`` file).
+    """
+    if input_name != "-":
+        check_input(input_name)
+    reads = tag_reads(settings, input_name) + list(also_reads)
+    if out is not None:
+        check_output(out, reads)
+        if input_name == "-":
+            check_stdin(out)
+    else:
+        check_stdout(reads)
+    if explain_dir is not None:
+        check_explain_dir(explain_dir, reads + ([("--out", Path(out))] if out is not None else []))
 
 
 def run_tag(settings: Settings, input_name: str, out: Path | None, *, strict: bool = False, explain_dir: Path | None = None,
-            window: int = 1024, console: Console) -> Tally:
-    """Tag every line of ``input_name``; bad lines go to stderr with their line numbers."""
+            window: int = 1024, console: Console, also_reads: Sequence[tuple[str, Path]] = ()) -> Tally:
+    """Tag every line of ``input_name``; bad lines go to stderr with their line numbers.
+
+    Paths are checked first (:func:`check_tag_paths`): no output replaces a file the run reads.
+    """
+    check_tag_paths(settings, input_name, out, explain_dir, also_reads)
     tagger = load_tagger(settings)
     source = "<stdin>" if input_name == "-" else input_name
     explain = None if explain_dir is None else line_explainer(tagger, Path(explain_dir), settings.images_dir)
@@ -132,37 +180,64 @@ def _summary(console: Console, tally: Tally, tagger: Tagger) -> None:
 
 
 def line_explainer(tagger: Tagger, directory: Path, images_dir: Path | None) -> Callable[[TagInput, TagResult], None]:
-    """A function writing ``directory/line-NNNNNN.html`` for one tagged line (``mscmt tag --explain``)."""
-    from mscmt_cli.tagging.explain import page_image, render_page
+    """A function writing ``directory/line-NNNNNN.html`` for one tagged line (``mscmt tag --explain``).
+
+    An image that cannot be shown (missing, unreadable, refused by the size checks) never stops
+    the run: the page says why, and that the model saw the blank image (policy ``blank``).
+    """
+    from mscmt_cli.engine.rundir import write_text_atomic
+    from mscmt_cli.tagging.explain import render_page
     from mscmt_cli.tagging.stream import image_resolver
 
-    directory.mkdir(parents=True, exist_ok=True)
+    make_explain_dir(directory)
     info, resolve = tagger.info(), image_resolver(images_dir)
     pixels = tagger.images.encoder.input_kind == "pixels"
+    seen = "the model saw the neutral blank image (policy 'blank')" if tagger.images.policy == "blank" else "not shown"
 
     def explain(item: TagInput, result: TagResult) -> None:
-        found = resolve(item.image) if item.image and pixels else None
-        image = page_image(Path(found)) if isinstance(found, str) else None
+        image, note = _page_image(resolve(item.image)) if item.image and pixels else (None, None)
         caption = item.caption if item.caption is not None else _caption_of(tagger, item.image)
-        html = render_page(result, image, info, title=f"line {item.line}", caption=caption)
-        (directory / f"line-{item.line:06d}.html").write_text(html, encoding="utf-8")
+        html = render_page(result, image, info, title=f"line {item.line}", caption=caption,
+                           image_note=None if note is None else f"{note}: {seen}")
+        page = directory / f"line-{item.line:06d}.html"
+        try:  # atomic: a page never writes through a link, and is never left half written
+            write_text_atomic(page, html)
+        except OSError as err:
+            raise MscmtError(f"--explain {directory}: cannot write {page.name} ({err.strerror or err})") from None
 
     return explain
 
 
-def run_explain(settings: Settings, text: str, image: Path | None, out: Path) -> Path:
-    """Write the explain page of one tweet."""
+def _page_image(found: str | Any) -> tuple[Any, str | None]:
+    """``(image, None)`` for the page, or ``(None, why not)`` for a missing or unreadable image."""
+    from mscmt_cli.tagging.explain import page_image
+
+    if not isinstance(found, str):  # a MissingImage
+        return None, found.message
+    try:
+        return page_image(Path(found)), None
+    except MscmtError as err:
+        return None, str(err)
+
+
+def run_explain(settings: Settings, text: str, image: Path | None, out: Path, also_reads: Sequence[tuple[str, Path]] = ()) -> Path:
+    """Write the explain page of one tweet (``also_reads``: more files the run reads, e.g. ``--config``)."""
+    from mscmt_cli.engine.rundir import write_text_atomic
     from mscmt_cli.tagging.explain import page_image, render_page
 
-    out = check_out_dir(out)
+    reads = ([("--image", Path(image))] if image is not None else []) + ([("--captions", Path(settings.captions))] if settings.captions else [])
+    out = check_output(out, reads + model_files(settings.model) + list(also_reads))
     tagger = load_tagger(settings, missing_images="error")
     pixels = tagger.images.encoder.input_kind == "pixels"
     if pixels and image is not None and not Path(image).is_file():
-        raise MscmtError(f"--image {image}: file not found")
+        raise MscmtError(f"--image {image}: " + ("is a directory, not an image file" if Path(image).is_dir() else "file not found"))
     result = tagger.tag(text, image if pixels or image is None else str(image))
     shown = page_image(Path(image)) if image is not None and pixels else None
     html = render_page(result, shown, tagger.info(), caption=_caption_of(tagger, str(image) if image is not None else None))
-    out.write_text(html, encoding="utf-8")
+    try:
+        write_text_atomic(out, html)
+    except OSError as err:
+        raise MscmtError(f"--out {out}: cannot write ({err.strerror or err})") from None
     return out
 
 
