@@ -19,7 +19,7 @@ from typing import Any
 
 from PIL import Image
 
-from mscmt_cli.data.images import decode_image
+from mscmt_cli.data.images import decode_image, read_image_file
 from mscmt_cli.labels import ENTITY_TYPES
 from mscmt_cli.registry import KINDS
 from mscmt_cli.tagging.tagger import TagResult
@@ -47,8 +47,8 @@ table{border-collapse:collapse;font-size:14px} td,th{border-bottom:1px solid #ee
 
 
 def page_image(path: Path) -> Image.Image:
-    """Read an image file for the page (decompression-bomb guard on)."""
-    return decode_image(Path(path).read_bytes(), str(path))
+    """Read an image file for the page (the size checks of :func:`decode_image`; raises :class:`MscmtError`)."""
+    return decode_image(read_image_file(path), str(path))
 
 
 def image_data_uri(image: Image.Image) -> str:
