@@ -397,3 +397,79 @@ def test_pixel_bounded_chunks_keep_order_and_stay_under_the_budget(sizes, budget
     for keys, contents in chunks:
         assert len(keys) == len(contents) >= 1
         assert len(contents) == 1 or sum(pixel_count(c) for c in contents) <= budget
+
+
+# --- 7: a line over the size limit is a bad line, read past without being held ---------------------------------------
+
+class _HugeLineStream:
+    """A stream of: a good line, one line of ``size`` bytes made on the fly, a good line; records the largest read."""
+
+    def __init__(self, size: int) -> None:
+        self.parts = [b'{"text": "first"}\n', size, b'{"text": "last"}\n']
+        self.largest = 0
+
+    def readline(self, limit: int = -1) -> bytes:
+        assert limit > 0, "a line must never be read without a size limit"
+        while self.parts:
+            part = self.parts[0]
+            if isinstance(part, int):
+                n = min(limit, part + 1)  # the long line's bytes, then its newline
+                self.parts[0] = part - n
+                if self.parts[0] < 0:
+                    self.parts.pop(0)
+                    out = b"x" * (n - 1) + b"\n"
+                else:
+                    out = b"x" * n
+            else:
+                out = self.parts.pop(0)
+            self.largest = max(self.largest, len(out))
+            return out
+        return b""
+
+
+def test_a_200_mb_line_is_a_bad_line_and_never_held_in_memory():
+    from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadLine, read_inputs
+
+    stream = _HugeLineStream(200 * 2**20)
+    items = list(read_inputs(stream))
+    assert [i.line for i in items] == [1, 2, 3] and [i.record["text"] for i in (items[0], items[2])] == ["first", "last"]
+    assert isinstance(items[1], BadLine) and items[1].message == f"line of {200 * 2**20} bytes is over the limit of {MAX_LINE_BYTES} bytes; skipped"
+    assert stream.largest <= MAX_LINE_BYTES + 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=8), st.integers(1, 24), st.booleans())
+def test_bounded_lines_gives_every_line_or_its_size(lines, limit, final_newline):
+    import io
+
+    from mscmt_cli.tagging.inputs import LongLine, bounded_lines
+
+    data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+    got = list(bounded_lines(io.BytesIO(data), limit))
+    expected = [line for line in data.split(b"\n")]
+    if expected and expected[-1] == b"":
+        expected.pop()
+    assert len(got) == len(expected)
+    for item, line in zip(got, expected):
+        if len(line) <= limit:
+            assert item.rstrip(b"\n") == line
+        else:
+            assert item == LongLine(len(line), limit)
+
+
+def test_tag_reports_over_long_lines_in_json_lines_and_conll_and_keeps_the_rest(mscmt, trained_run, tiny, tmp_path):
+    from mscmt_cli.tagging.inputs import MAX_LINE_BYTES
+
+    long_text = json.dumps({"text": "x " * MAX_LINE_BYTES})
+    src = _write_lines(tmp_path / "in.jsonl", [json.dumps({"n": 0, "text": "Obama"}), long_text, json.dumps({"n": 2, "text": "Paris"})])
+    result = mscmt(["tag", src, "--model", trained_run, "--out", tmp_path / "o.jsonl", *_clip_args(tiny)])
+    assert result.code == 0, result.err
+    assert [json.loads(r)["n"] for r in (tmp_path / "o.jsonl").read_text().splitlines()] == [0, 2]
+    assert f"in.jsonl:2: line of {len(long_text)} bytes is over the limit of {MAX_LINE_BYTES} bytes" in result.err
+
+    conll = tmp_path / "in.txt"
+    conll.write_text(f"IMGID:1\nObama\tB-PER\n\nIMGID:2\n{'y' * (MAX_LINE_BYTES + 5)}\tO\n\nIMGID:3\nParis\tB-LOC\n", encoding="utf-8")
+    result = mscmt(["tag", conll, "--model", trained_run, *_clip_args(tiny)])
+    assert result.code == 0, result.err
+    assert [json.loads(r)["tokens"] for r in result.out.splitlines()] == [["Obama"], ["Paris"]]
+    assert "in.txt:4: line 5: line of" in result.err

@@ -4,7 +4,8 @@ Lines are read one at a time as bytes (split on ``\\n`` only, so a U+2028
 inside a JSON string is not a line break), and every line yields either a
 :class:`TagInput` or a :class:`BadLine` carrying its 1-based line number.
 Blank lines are skipped silently. Nothing is held beyond the current line
-(CoNLL: the current block).
+(CoNLL: the current block), and no line is held beyond :data:`MAX_LINE_BYTES`:
+a longer line is read past in pieces and reported as a bad line.
 
 JSON Lines: each line is an object with ``text`` (raw tweet) and/or ``tokens``
 (list of strings), optional ``image`` (a file name under ``--images`` or a
@@ -32,6 +33,42 @@ from mscmt_cli.strict_json import loads as strict_loads
 from mscmt_cli.tagging.doc import Doc, InputError, make_doc
 
 IMGID = IMGID_PREFIX.encode()
+#: Longest input line, in bytes (newline excluded). A tweet is at most a few KB even with a
+#: ``tokens`` list and pass-through fields; a 50 MB line ended in MemoryError, losing the run.
+MAX_LINE_BYTES = 2**20
+_SKIP_PIECE = 2**16  # bytes read at a time past the limit of an over-long line
+
+
+@dataclass(frozen=True)
+class LongLine:
+    """A line over the limit, read past without being kept: its size in bytes (newline excluded)."""
+
+    size: int
+    limit: int
+
+    def message(self) -> str:
+        return f"line of {self.size} bytes is over the limit of {self.limit} bytes; skipped"
+
+
+def bounded_lines(stream: Any, limit: int = MAX_LINE_BYTES) -> Iterator[bytes | LongLine]:
+    """The lines of a binary stream (anything with ``readline(size)``), each at most ``limit`` bytes
+    plus its newline; a longer one is read past in pieces and yielded as a :class:`LongLine`."""
+    if limit < 1:
+        raise ValueError(f"line limit must be at least 1 byte, got {limit}")
+    while True:
+        raw = stream.readline(limit + 1)
+        if not raw:
+            return
+        if len(raw) <= limit or raw.endswith(b"\n"):
+            yield raw
+            continue
+        size = len(raw)  # no newline in it: read past the rest of the line, keeping nothing
+        while piece := stream.readline(_SKIP_PIECE):
+            if piece.endswith(b"\n"):
+                size += len(piece) - 1
+                break
+            size += len(piece)
+        yield LongLine(size, limit)
 
 
 @dataclass
@@ -107,10 +144,10 @@ def parse_json_line(line: int, raw: bytes) -> TagInput | BadLine | None:
         return BadLine(line, str(err))
 
 
-def iter_jsonl(lines: Iterable[bytes], first_line: int = 1) -> Iterator[TagInput | BadLine]:
-    """Parse JSON Lines, one result per non-blank line."""
+def iter_jsonl(lines: Iterable[bytes | LongLine], first_line: int = 1) -> Iterator[TagInput | BadLine]:
+    """Parse JSON Lines, one result per non-blank line (an over-long line is a bad line)."""
     for number, raw in enumerate(lines, start=first_line):
-        item = parse_json_line(number, raw)
+        item = BadLine(number, raw.message()) if isinstance(raw, LongLine) else parse_json_line(number, raw)
         if item is not None:
             yield item
 
@@ -147,12 +184,14 @@ def _token_line(block: _Block, number: int, line: str) -> None:
     block.tags.append(tag)
 
 
-def iter_conll(lines: Iterable[bytes], first_line: int = 1) -> Iterator[TagInput | BadLine]:
+def iter_conll(lines: Iterable[bytes | LongLine], first_line: int = 1) -> Iterator[TagInput | BadLine]:
     """Parse IMGID CoNLL blocks, one result per block (errors name the block's IMGID line)."""
     block: _Block | None = None
     orphan = False  # inside a run of token lines before any IMGID line
     for number, raw in enumerate(lines, start=first_line):
         try:
+            if isinstance(raw, LongLine):
+                raise InputError(raw.message())
             line = _decode(raw.rstrip(b"\r\n"), number)
         except InputError as err:
             if block is not None and block.error is None:
@@ -181,13 +220,18 @@ def iter_conll(lines: Iterable[bytes], first_line: int = 1) -> Iterator[TagInput
         yield block.finish()
 
 
-def read_inputs(stream: BinaryIO) -> Iterator[TagInput | BadLine]:
-    """Detect the format from the first non-blank line and parse the whole stream lazily."""
-    head: list[bytes] = []
-    for raw in stream:
+def read_inputs(stream: BinaryIO, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[TagInput | BadLine]:
+    """Detect the format from the first non-blank line and parse the whole stream lazily.
+
+    ``stream`` needs ``readline(size)``; lines over ``max_line_bytes`` are bad lines.
+    """
+    lines = bounded_lines(stream, max_line_bytes)
+    head: list[bytes | LongLine] = []
+    for raw in lines:
         head.append(raw)
-        if raw.strip():
+        if isinstance(raw, LongLine) or raw.strip():
             break
-    first = head[-1].lstrip(b"\xef\xbb\xbf").lstrip() if head else b""
-    lines = itertools.chain(head, stream)
+    last = head[-1] if head else b""
+    first = last.lstrip(b"\xef\xbb\xbf").lstrip() if isinstance(last, bytes) else b""
+    lines = itertools.chain(head, lines)
     return iter_conll(lines) if first.startswith(IMGID) else iter_jsonl(lines)

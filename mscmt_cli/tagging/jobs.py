@@ -16,7 +16,7 @@ from mscmt_cli.errors import DataError, MscmtError
 from mscmt_cli.settings import Settings
 from mscmt_cli.strict_json import dumps
 from mscmt_cli.tagging.heap import limit_heap_fragmentation
-from mscmt_cli.tagging.inputs import BadLine, TagInput, read_inputs
+from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadLine, TagInput, read_inputs
 from mscmt_cli.tagging.outputs import (check_explain_dir, check_out_dir, check_output, check_stdin, check_stdout, make_explain_dir,
                                        model_files)
 from mscmt_cli.tagging.stream import StrictStop, Tally, tag_stream
@@ -49,16 +49,16 @@ def output_line(record: dict[str, Any], result: TagResult) -> bytes:
 
 
 class _CountingReader:
-    """Iterates a binary stream's lines and counts the bytes read (for the progress bar)."""
+    """A binary stream's ``readline(size)`` that counts the bytes read (for the progress bar)."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self.stream = stream
         self.bytes = 0
 
-    def __iter__(self) -> Iterator[bytes]:
-        for raw in self.stream:
-            self.bytes += len(raw)
-            yield raw
+    def readline(self, size: int = -1) -> bytes:
+        raw = self.stream.readline(size)
+        self.bytes += len(raw)
+        return raw
 
 
 def check_input(name: str) -> None:
@@ -135,8 +135,9 @@ def check_tag_paths(settings: Settings, input_name: str, out: Path | None, expla
 
 
 def run_tag(settings: Settings, input_name: str, out: Path | None, *, strict: bool = False, explain_dir: Path | None = None,
-            window: int = 1024, console: Console, also_reads: Sequence[tuple[str, Path]] = ()) -> Tally:
-    """Tag every line of ``input_name``; bad lines go to stderr with their line numbers.
+            window: int = 1024, console: Console, also_reads: Sequence[tuple[str, Path]] = (),
+            max_line_bytes: int = MAX_LINE_BYTES) -> Tally:
+    """Tag every line of ``input_name``; bad lines (also lines over ``max_line_bytes``) go to stderr with their line numbers.
 
     Paths are checked first (:func:`check_tag_paths`): no output replaces a file the run reads.
     """
@@ -162,7 +163,7 @@ def run_tag(settings: Settings, input_name: str, out: Path | None, *, strict: bo
             bar.update(task, completed=done, info=f"{tally.tagged} tagged, {tally.bad} bad")
 
         try:
-            tally = tag_stream(tagger, read_inputs(reader), on_result=on_result, on_bad=on_bad, images_dir=settings.images_dir,
+            tally = tag_stream(tagger, read_inputs(reader, max_line_bytes), on_result=on_result, on_bad=on_bad, images_dir=settings.images_dir,
                                window=window, strict=strict, on_window=on_window)
         except StrictStop as stop:
             sink.flush()
