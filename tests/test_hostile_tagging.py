@@ -110,6 +110,22 @@ def test_non_finite_numbers_anywhere_in_an_input_line_make_it_a_bad_line(number)
     assert isinstance(parse_json_line(1, b'{"text": "a", "x": 1e308, "y": -0.0, "z": 123456789012345678901234567890}'), TagInput)
 
 
+@pytest.mark.parametrize("depth", [99, 100, 980, 995, 100_000])
+def test_nesting_is_limited_at_a_fixed_depth_so_every_line_read_can_be_written(depth):
+    from mscmt_cli.tagging.inputs import MAX_NESTING, BadLine, TagInput, parse_json_line
+    from mscmt_cli.tagging.tagger import TagResult
+
+    item = parse_json_line(3, ('{"text": "a", "x": ' + "[" * depth + "]" * depth + "}").encode())
+    if depth + 1 <= MAX_NESTING:
+        assert isinstance(item, TagInput)
+        from mscmt_cli.tagging.jobs import output_line
+
+        result = TagResult(item.doc, ["O"], [1.0], [])
+        assert strict_loads(output_line(item.record, result))["x"] == item.record["x"]
+    else:
+        assert isinstance(item, BadLine) and item.line == 3 and ("nested deeper" in item.message or "invalid JSON" in item.message)
+
+
 def test_tag_output_is_strict_json_and_keeps_every_good_line(mscmt, trained_run, tiny, tmp_path):
     lines = []
     for i, number in enumerate(NON_FINITE_TEXTS):

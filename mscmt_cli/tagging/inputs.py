@@ -37,6 +37,9 @@ IMGID = IMGID_PREFIX.encode()
 #: ``tokens`` list and pass-through fields; a 50 MB line ended in MemoryError, losing the run.
 MAX_LINE_BYTES = 2**20
 _SKIP_PIECE = 2**16  # bytes read at a time past the limit of an over-long line
+#: Deepest nesting of a line's JSON. Python's parser and writer both stop near 1,000 levels, at a depth
+#: that depends on the call stack: a fixed limit makes "read but not writable back" impossible.
+MAX_NESTING = 100
 
 
 @dataclass(frozen=True)
@@ -106,11 +109,25 @@ def optional_str(obj: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def nesting(value: Any) -> int:
+    """How deep arrays and objects nest in a decoded JSON value (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
 def parse_object(line: int, obj: Any) -> TagInput:
     """Validate one decoded JSON value (raises :class:`InputError`)."""
     if not isinstance(obj, dict):
         kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(obj), "a number")
         raise InputError(f"expected a JSON object, got {kind}")
+    if nesting(obj) > MAX_NESTING:
+        raise InputError(f"JSON nested deeper than {MAX_NESTING} levels")
     doc = make_doc(obj.get("text"), obj.get("tokens"))
     image = optional_str(obj, "image")
     if image is not None and not image.strip():
