@@ -592,3 +592,28 @@ def test_train_with_a_surrogate_in_the_captions_stops_naming_file_and_line(mscmt
     _one_line_error(result, f"{captions}:4: field 'caption' is not valid Unicode")
     with pytest.raises(MscmtError, match="is a directory"):
         read_captions(tmp_path)
+
+
+# --- siblings: writes that fail, an --images that is not a directory ------------------------------------------------
+
+def test_a_full_disk_a_closed_pipe_and_a_wrong_images_option_are_one_line_errors(mscmt, trained_run, tiny, tmp_path, monkeypatch):
+    import io
+    import os
+    import sys
+
+    src = _write_lines(tmp_path / "in.jsonl", [json.dumps({"text": "Obama in Paris"})] * 3)
+    base = ["tag", src, "--model", trained_run, *_clip_args(tiny)]
+    if os.path.exists("/dev/full"):
+        _one_line_error(mscmt([*base, "--out", "/dev/full"]), "--out /dev/full: cannot write (No space left on device)")
+    _one_line_error(mscmt([*base, "--images", src]), f"--images {src}: is not a directory")
+    _one_line_error(mscmt([*base, "--images", tmp_path / "nope"]), f"--images {tmp_path / 'nope'}: directory not found")
+
+    class ClosedPipe(io.BytesIO):
+        def write(self, data):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    class Stdout(io.StringIO):
+        buffer = ClosedPipe()
+
+    monkeypatch.setattr(sys, "stdout", Stdout())
+    _one_line_error(mscmt(base), "stdout was closed by its reader (broken pipe)")

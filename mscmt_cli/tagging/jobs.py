@@ -91,20 +91,70 @@ def open_input(name: str) -> Iterator[tuple[BinaryIO, int | None]]:
         yield fh, info.st_size if stat.S_ISREG(info.st_mode) else None
 
 
+class Sink:
+    """The output stream; a failed write is one :class:`MscmtError` naming the output.
+
+    A full disk (``--out /dev/full``) or a reader that went away (``mscmt tag a.jsonl | head``)
+    ended in an unexpected ``OSError``/``BrokenPipeError``; the lines written before stay written.
+    """
+
+    def __init__(self, stream: BinaryIO, name: str) -> None:
+        self.stream = stream
+        self.name = name
+
+    def write(self, data: bytes) -> None:
+        self._guard(self.stream.write, data)
+
+    def flush(self) -> None:
+        self._guard(self.stream.flush)
+
+    def close(self) -> None:
+        self._guard(self.stream.close)
+
+    def _guard(self, call: Callable[..., Any], *args: Any) -> None:
+        try:
+            call(*args)
+        except BrokenPipeError:
+            _silence_stdout()
+            raise MscmtError(f"{self.name} was closed by its reader (broken pipe); stopped") from None
+        except OSError as err:
+            raise MscmtError(f"{self.name}: cannot write ({err.strerror or err})") from None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush does not fail again on a broken pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # a replaced stdout (tests) has no file number
+        pass
+
+
 @contextmanager
-def open_output(out: Path | None) -> Iterator[BinaryIO]:
-    """``--out FILE`` (written as it goes; checked with :func:`check_output` first) or stdout, as a binary stream."""
+def open_output(out: Path | None) -> Iterator[Sink]:
+    """``--out FILE`` (written as it goes; checked with :func:`check_output` first) or stdout, as a :class:`Sink`."""
     if out is None:
-        sys.stdout.flush()
-        yield getattr(sys.stdout, "buffer", sys.stdout)  # type: ignore[misc]
-        sys.stdout.flush()
+        sink = Sink(getattr(sys.stdout, "buffer", sys.stdout), "stdout")  # type: ignore[arg-type]
+        Sink(sys.stdout, "stdout").flush()  # type: ignore[arg-type]
+        yield sink
+        sink.flush()
         return
     try:
         fh = open(check_out_dir(out), "wb")
     except OSError as err:
         raise MscmtError(f"--out {out}: cannot write ({err.strerror or err})") from None
-    with fh:
-        yield fh
+    sink = Sink(fh, f"--out {out}")
+    try:
+        yield sink
+        sink.flush()
+    except BaseException:
+        try:  # closing flushes again: keep the first error, not the second
+            fh.close()
+        except OSError:
+            pass
+        raise
+    sink.close()
 
 
 def tag_reads(settings: Settings, input_name: str) -> list[tuple[str, Path]]:
@@ -123,6 +173,9 @@ def check_tag_paths(settings: Settings, input_name: str, out: Path | None, expla
     """
     if input_name != "-":
         check_input(input_name)
+    images = settings.images_dir
+    if images is not None and not Path(images).is_dir():
+        raise MscmtError(f"--images {images}: " + ("is not a directory" if Path(images).exists() else "directory not found"))
     reads = tag_reads(settings, input_name) + list(also_reads)
     if out is not None:
         check_output(out, reads)
@@ -223,7 +276,6 @@ def _page_image(found: str | Any) -> tuple[Any, str | None]:
 
 def run_explain(settings: Settings, text: str, image: Path | None, out: Path, also_reads: Sequence[tuple[str, Path]] = ()) -> Path:
     """Write the explain page of one tweet (``also_reads``: more files the run reads, e.g. ``--config``)."""
-    from mscmt_cli.engine.rundir import write_text_atomic
     from mscmt_cli.tagging.explain import page_image, render_page
 
     reads = ([("--image", Path(image))] if image is not None else []) + ([("--captions", Path(settings.captions))] if settings.captions else [])
@@ -231,12 +283,13 @@ def run_explain(settings: Settings, text: str, image: Path | None, out: Path, al
     tagger = load_tagger(settings, missing_images="error")
     pixels = tagger.images.encoder.input_kind == "pixels"
     if pixels and image is not None and not Path(image).is_file():
-        raise MscmtError(f"--image {image}: " + ("is a directory, not an image file" if Path(image).is_dir() else "file not found"))
+        why = "is a directory, not an image file" if Path(image).is_dir() else "not a regular file" if Path(image).exists() else "file not found"
+        raise MscmtError(f"--image {image}: {why}")
     result = tagger.tag(text, image if pixels or image is None else str(image))
     shown = page_image(Path(image)) if image is not None and pixels else None
     html = render_page(result, shown, tagger.info(), caption=_caption_of(tagger, str(image) if image is not None else None))
-    try:
-        write_text_atomic(out, html)
+    try:  # not atomic: --out may be a device (/dev/stdout) or a link, written through as given
+        out.write_text(html, encoding="utf-8")
     except OSError as err:
         raise MscmtError(f"--out {out}: cannot write ({err.strerror or err})") from None
     return out
