@@ -25,7 +25,7 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Protocol
 
 from mscmt_cli.data.conll import IMGID_PREFIX
 from mscmt_cli.labels import normalise_label
@@ -42,6 +42,12 @@ _SKIP_PIECE = 2**16  # bytes read at a time past the limit of an over-long line
 MAX_NESTING = 100
 
 
+class LineSource(Protocol):
+    """What the reader needs of a stream: ``readline(size)`` (binary files, ``sys.stdin.buffer``, ``io.BytesIO``)."""
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
 @dataclass(frozen=True)
 class LongLine:
     """A line over the limit, read past without being kept: its size in bytes (newline excluded)."""
@@ -53,7 +59,7 @@ class LongLine:
         return f"line of {self.size} bytes is over the limit of {self.limit} bytes; skipped"
 
 
-def bounded_lines(stream: Any, limit: int = MAX_LINE_BYTES) -> Iterator[bytes | LongLine]:
+def bounded_lines(stream: LineSource, limit: int = MAX_LINE_BYTES) -> Iterator[bytes | LongLine]:
     """The lines of a binary stream (anything with ``readline(size)``), each at most ``limit`` bytes
     plus its newline; a longer one is read past in pieces and yielded as a :class:`LongLine`."""
     if limit < 1:
@@ -237,7 +243,7 @@ def iter_conll(lines: Iterable[bytes | LongLine], first_line: int = 1) -> Iterat
         yield block.finish()
 
 
-def read_inputs(stream: BinaryIO, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[TagInput | BadLine]:
+def read_inputs(stream: LineSource, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[TagInput | BadLine]:
     """Detect the format from the first non-blank line and parse the whole stream lazily.
 
     ``stream`` needs ``readline(size)``; lines over ``max_line_bytes`` are bad lines.

@@ -35,8 +35,8 @@ from starlette.concurrency import run_in_threadpool
 
 from mscmt_cli import __version__
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.tagging.doc import Doc, InputError, make_doc
 from mscmt_cli.strict_json import loads as strict_loads
+from mscmt_cli.tagging.doc import Doc, InputError, make_doc
 from mscmt_cli.tagging.inputs import optional_str
 from mscmt_cli.tagging.stream import NOT_FINITE
 from mscmt_cli.tagging.tagger import Tagger, TagResult
