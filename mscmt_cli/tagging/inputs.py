@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any, Iterable, Iterator, Protocol
 
 from mscmt_cli.data.conll import IMGID_PREFIX
+from mscmt_cli.errors import MscmtError
 from mscmt_cli.labels import normalise_label
 from mscmt_cli.strict_json import loads as strict_loads
 from mscmt_cli.tagging.doc import Doc, InputError, make_doc
@@ -63,7 +64,7 @@ def bounded_lines(stream: LineSource, limit: int = MAX_LINE_BYTES) -> Iterator[b
     """The lines of a binary stream (anything with ``readline(size)``), each at most ``limit`` bytes
     plus its newline; a longer one is read past in pieces and yielded as a :class:`LongLine`."""
     if limit < 1:
-        raise ValueError(f"line limit must be at least 1 byte, got {limit}")
+        raise MscmtError(f"max_line_bytes must be at least 1, got {limit}")
     while True:
         raw = stream.readline(limit + 1)
         if not raw:
