@@ -21,6 +21,7 @@ from typing import Callable, Iterable, Protocol
 import numpy as np
 import torch
 
+from mscmt_cli.data.images import pixel_bounded
 from mscmt_cli.model.components import ImageEncoder
 
 
@@ -142,13 +143,18 @@ class ImageFeatures:
     def _compute(self, todo: dict[str, list[str]], on_progress: Callable[[int], None] | None) -> None:
         digests = list(todo)
         for start in range(0, len(digests), self.batch_size):
-            chunk = digests[start:start + self.batch_size]
-            contents = [self.source.load(todo[d][0]).content for d in chunk]
-            feats = self.encoder.encode(contents)
-            self.encoder_calls += 1
-            for digest, feat in zip(chunk, feats):
-                self.cache.put(self.identity(), digest, feat)
-                for image_id in todo[digest]:
-                    self._memory[image_id] = feat.clone()
-                if on_progress:
-                    on_progress(len(todo[digest]))
+            # decoded one at a time, encoded before their pixels pass MAX_BATCH_PIXELS
+            for chunk, contents in pixel_bounded(digests[start:start + self.batch_size], lambda d: self.source.load(todo[d][0]).content):
+                self._encode_chunk(chunk, contents, todo, on_progress)
+
+    def _encode_chunk(self, chunk: list[str], contents: list, todo: dict[str, list[str]], on_progress: Callable[[int], None] | None) -> None:
+        """Encode one chunk of decoded images (or captions) and keep their features."""
+        feats = self.encoder.encode(contents)
+        self.encoder_calls += 1
+        for digest, feat in zip(chunk, feats):
+            self.cache.put(self.identity(), digest, feat)
+            for image_id in todo[digest]:
+                self._memory[image_id] = feat.clone()
+            if on_progress:
+                on_progress(len(todo[digest]))
+

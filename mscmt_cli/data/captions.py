@@ -12,8 +12,10 @@ Ids are matched without their image extension (``.jpg``, ``.jpeg``, ``.png``,
 Surrounding whitespace is not part of a caption; blank lines are skipped. An
 empty caption (``71406.jpg :`` occurs in BLIP2_15.txt) is a caption, "".
 
-Errors name the file and line: a malformed line, bad JSON, a missing or
-non-string field, an empty id. A duplicate id is accepted when it repeats the
+Errors name the file and line: a malformed line, bad JSON (also ``NaN``,
+``1e999``), a missing or non-string field, a string that is not Unicode (a lone
+surrogate such as ``\\ud800``), bytes that are not UTF-8, a NUL character (a
+UTF-16 file), an empty id. A duplicate id is accepted when it repeats the
 same caption and is an error when the caption differs: keeping either one
 would silently drop the other, and the real files have no duplicates.
 
@@ -37,6 +39,7 @@ from pathlib import Path
 
 from mscmt_cli.data.images import check_policy, substitution_report
 from mscmt_cli.errors import DataError, MscmtError
+from mscmt_cli.strict_json import loads as strict_loads
 
 BLANK_CAPTION = ""
 _LINE = re.compile(r"^(?P<image>[^\s:]+)\s*:(?P<caption>.*)$")
@@ -62,13 +65,29 @@ def image_key(image: str) -> str:
 
 
 def _read_text(path: Path) -> str:
+    if path.is_dir():
+        raise MscmtError(f"captions file {path}: is a directory")
     if not path.is_file():
         raise MscmtError(f"captions file {path} does not exist")
     data = path.read_bytes()
     try:
-        return data.decode("utf-8-sig")
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
-        raise DataError(path, data[: err.start].count(b"\n") + 1, f"not valid UTF-8 ({err.reason})") from None
+        line = data[: err.start].count(b"\n") + 1
+        column = err.start - (data.rfind(b"\n", 0, err.start) + 1) + 1
+        raise DataError(path, line, f"not valid UTF-8 (byte 0x{data[err.start]:02x} at byte {column} of the line)") from None
+    nul = text.find("\x00")
+    if nul >= 0:  # UTF-16 text without a byte-order mark reads as UTF-8 with a NUL before every ASCII character
+        raise DataError(path, text.count("\n", 0, nul) + 1, "NUL character in the file (is it UTF-16? captions files are UTF-8)")
+    return text
+
+
+def _check_unicode(path: Path, number: int, key: str, value: str) -> None:
+    """Refuse a lone surrogate (a JSON ``\\ud800`` escape): it is not text, and hashing or encoding it fails later."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as err:
+        raise DataError(path, number, f"field {key!r} is not valid Unicode (lone surrogate {value[err.start]!r} at character {err.start + 1})") from None
 
 
 def _parse_text_line(path: Path, number: int, line: str) -> tuple[str, str]:
@@ -80,9 +99,11 @@ def _parse_text_line(path: Path, number: int, line: str) -> tuple[str, str]:
 
 def _parse_json_line(path: Path, number: int, line: str) -> tuple[str, str]:
     try:
-        obj = json.loads(line)
+        obj = strict_loads(line)
     except json.JSONDecodeError as err:
         raise DataError(path, number, f"not valid JSON ({err.msg} at column {err.colno})") from None
+    except (ValueError, RecursionError) as err:  # NaN, 1e999, a 5000-digit integer, absurd nesting
+        raise DataError(path, number, f"not valid JSON ({str(err)[:80] or type(err).__name__})") from None
     if not isinstance(obj, dict):
         raise DataError(path, number, f'expected a JSON object {{"image": ..., "caption": ...}}, got {type(obj).__name__}')
     for key in ("image", "caption"):
@@ -90,6 +111,7 @@ def _parse_json_line(path: Path, number: int, line: str) -> tuple[str, str]:
             raise DataError(path, number, f"missing field {key!r}")
         if not isinstance(obj[key], str):
             raise DataError(path, number, f"field {key!r} must be a string, got {type(obj[key]).__name__}")
+        _check_unicode(path, number, key, obj[key])
     return obj["image"], obj["caption"].strip()
 
 

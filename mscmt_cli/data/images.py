@@ -7,25 +7,47 @@ Policies:
 
 Images are opened with Pillow's decompression-bomb guard on and converted to
 RGB (CMYK, 16-bit, palette and alpha images are all accepted).
+
+What one image may cost is bounded before it is decoded: the file is at most
+:data:`MAX_IMAGE_BYTES`, and the size read from its header (Pillow reads the
+header only, until ``load()``) is at most :data:`MAX_PIXELS` pixels with sides
+at most :data:`MAX_ASPECT_RATIO` to 1. An image refused by these checks is an
+unreadable image: under ``blank`` it is replaced and counted, under ``error``
+the run stops with its path (``mscmt tag`` reports its line and goes on).
 """
 
 from __future__ import annotations
 
 import hashlib
+import os
+import stat
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, Callable, Iterable, Iterator, TypeVar
 
-from PIL import Image
+from PIL import Image, UnidentifiedImageError
 
 from mscmt_cli.errors import MscmtError
 
+K = TypeVar("K")
 POLICIES = ("blank", "error")
 #: File extensions tried, in order, for an image id without one.
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png")
 BLANK_DIGEST = "blank-image"
 BLANK_SIZE = 224
 MAX_PIXELS = 64_000_000  # larger images are refused as decompression bombs
+#: Longest side over shortest side. Image encoders resize the shortest side to their input size S
+#: (CLIP: 224) keeping the ratio, so a 63,000,000 x 1 PNG of 61 KB (under MAX_PIXELS) became
+#: 224 x 14.1e9 pixels: 193 GB, before any crop. With the ratio at most A the resized image is at
+#: most S*S*A*3 bytes: 7.5 MB at S=224, 40 MB at S=518. Long screenshots (1080 x 20000, 18.5:1) and
+#: phone panoramas (about 8:1) pass.
+MAX_ASPECT_RATIO = 50
+#: Largest image file read, in bytes: a 64-megapixel JPEG is about 20 MB, an uncompressed one 192 MB.
+MAX_IMAGE_BYTES = 64 * 2**20
+#: Most pixels decoded and alive at once in one encoder batch (an image at MAX_PIXELS goes alone):
+#: 32 images at MAX_PIXELS would hold 6 GB of RGB.
+MAX_BATCH_PIXELS = MAX_PIXELS
 
 
 @dataclass
@@ -41,24 +63,89 @@ def blank_image() -> Image.Image:
     return Image.new("RGB", (BLANK_SIZE, BLANK_SIZE), (128, 128, 128))
 
 
+def check_image_size(width: int, height: int, where: str) -> None:
+    """Refuse a size that would cost too much to decode or to resize (:data:`MAX_PIXELS`, :data:`MAX_ASPECT_RATIO`)."""
+    if width < 1 or height < 1:
+        raise MscmtError(f"{where}: unreadable image (empty: {width}x{height} pixels)")
+    if width * height > MAX_PIXELS:
+        raise MscmtError(f"{where}: image too large ({width}x{height} pixels; limit {MAX_PIXELS})")
+    if max(width, height) > MAX_ASPECT_RATIO * min(width, height):
+        raise MscmtError(f"{where}: image of {width}x{height} pixels refused: sides over {MAX_ASPECT_RATIO} to 1")
+
+
 def decode_image(data: bytes, where: str) -> Image.Image:
-    """Decode image bytes to RGB, refusing truncated files and decompression bombs."""
+    """Decode image bytes to RGB, refusing truncated files, decompression bombs and sizes over the limits."""
     import io
 
+    if len(data) > MAX_IMAGE_BYTES:
+        raise MscmtError(f"{where}: image file over {MAX_IMAGE_BYTES} bytes")
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("error", Image.DecompressionBombWarning)
             with Image.open(io.BytesIO(data)) as img:
-                if img.width * img.height > MAX_PIXELS:
-                    raise MscmtError(f"{where}: image too large ({img.width}x{img.height} pixels; limit {MAX_PIXELS})")
+                check_image_size(img.width, img.height, where)  # from the header: nothing decoded yet
                 img.load()
                 return _to_rgb(img)
     except MscmtError:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as err:
         raise MscmtError(f"{where}: refused as a decompression bomb ({err})") from None
+    except UnidentifiedImageError:
+        raise MscmtError(f"{where}: unreadable image (not an image format Pillow reads)") from None
     except Exception as err:  # Pillow raises many types for corrupt files
         raise MscmtError(f"{where}: unreadable image ({type(err).__name__}: {err})") from None
+
+
+def read_image_file(path: str | os.PathLike[str]) -> bytes:
+    """The bytes of an image file, refusing a missing file, a directory and a file over :data:`MAX_IMAGE_BYTES`."""
+    where = os.fspath(path)
+    try:
+        # O_NONBLOCK: opening a named pipe must not wait for a writer (it is refused below)
+        with open(os.open(where, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0)), "rb") as fh:
+            info = os.fstat(fh.fileno())
+            if stat.S_ISDIR(info.st_mode):
+                raise IsADirectoryError
+            if not stat.S_ISREG(info.st_mode):
+                raise MscmtError(f"{where}: cannot read image (not a regular file)")
+            if info.st_size > MAX_IMAGE_BYTES:
+                raise MscmtError(f"{where}: image file over {MAX_IMAGE_BYTES} bytes ({info.st_size} bytes)")
+            data = fh.read(MAX_IMAGE_BYTES + 1)
+    except FileNotFoundError:
+        raise MscmtError(f"{where}: image not found") from None
+    except IsADirectoryError:
+        raise MscmtError(f"{where}: cannot read image (is a directory)") from None
+    except (OSError, ValueError) as err:
+        raise MscmtError(f"{where}: cannot read image ({getattr(err, 'strerror', None) or err})") from None
+    if len(data) > MAX_IMAGE_BYTES:  # grew while being read
+        raise MscmtError(f"{where}: image file over {MAX_IMAGE_BYTES} bytes")
+    return data
+
+
+def pixel_count(content: object) -> int:
+    """Pixels of a decoded image (0 for anything else, e.g. a caption)."""
+    return int(content.width * content.height) if isinstance(content, Image.Image) else 0
+
+
+def pixel_bounded(keys: Iterable[K], load: Callable[[K], Any], max_pixels: int | None = None) -> Iterator[tuple[list[K], list[Any]]]:
+    """Load ``keys`` one at a time into ``(keys, contents)`` chunks holding at most ``max_pixels`` decoded
+    pixels (default :data:`MAX_BATCH_PIXELS`; an image alone may reach :data:`MAX_PIXELS`). A key whose
+    ``load`` returns None is left out. Keys keep their order."""
+    limit = MAX_BATCH_PIXELS if max_pixels is None else max_pixels
+    chunk: list[K] = []
+    contents: list[Any] = []
+    pixels = 0
+    for key in keys:
+        content = load(key)
+        if content is None:
+            continue
+        if contents and pixels + pixel_count(content) > limit:
+            yield chunk, contents
+            chunk, contents, pixels = [], [], 0
+        chunk.append(key)
+        contents.append(content)
+        pixels += pixel_count(content)
+    if contents:
+        yield chunk, contents
 
 
 def _to_rgb(img: Image.Image) -> Image.Image:
@@ -103,7 +190,7 @@ class ImageStore:
         try:
             if path is None:
                 raise MscmtError(f"{Path(self.directory) / (image_id + '.jpg')}: image not found")
-            data = path.read_bytes()
+            data = read_image_file(path)
             digest = hashlib.sha256(data).hexdigest()
             return ImageRecord(digest, decode_image(data, str(path)) if decode else None)
         except MscmtError:

@@ -19,6 +19,7 @@ from mscmt_cli.version import __version__
 from mscmt_cli.data.corpus import file_digest
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.settings import Settings
+from mscmt_cli.strict_json import dumps
 
 METRICS_FILE = "metrics.jsonl"
 RUN_FILE = "run.json"
@@ -37,8 +38,8 @@ def write_text_atomic(path: Path, text: str) -> None:
 
 
 def write_json(path: Path, data: Any) -> None:
-    """Write JSON atomically (temporary file, then rename)."""
-    write_text_atomic(path, json.dumps(data, indent=2, sort_keys=False) + "\n")
+    """Write strict JSON atomically (temporary file, then rename); a NaN or infinity raises before anything is written."""
+    write_text_atomic(path, dumps(data, str(path), indent=2, sort_keys=False) + "\n")
 
 
 def library_versions() -> dict[str, str]:
@@ -114,13 +115,17 @@ def resumed_settings(run_dir: Path, given: dict[str, Any], config: Path | None, 
 
 
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
-    with open(Path(run_dir) / METRICS_FILE, "a", encoding="utf-8") as fh:
-        fh.write(json.dumps(row) + "\n")
+    """Append one epoch's row to ``metrics.jsonl`` (strict JSON: a NaN metric raises, nothing is appended)."""
+    path = Path(run_dir) / METRICS_FILE
+    line = dumps(row, str(path)) + "\n"
+    with open(path, "a", encoding="utf-8") as fh:
+        fh.write(line)
 
 
 def rewrite_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
     """Make ``metrics.jsonl`` hold exactly ``rows`` (used on resume)."""
-    write_text_atomic(Path(run_dir) / METRICS_FILE, "".join(json.dumps(r) + "\n" for r in rows))
+    path = Path(run_dir) / METRICS_FILE
+    write_text_atomic(path, "".join(dumps(r, str(path)) + "\n" for r in rows))
 
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:

@@ -19,7 +19,7 @@ from typing import Any
 
 from PIL import Image
 
-from mscmt_cli.data.images import decode_image
+from mscmt_cli.data.images import decode_image, read_image_file
 from mscmt_cli.labels import ENTITY_TYPES
 from mscmt_cli.registry import KINDS
 from mscmt_cli.tagging.tagger import TagResult
@@ -47,8 +47,8 @@ table{border-collapse:collapse;font-size:14px} td,th{border-bottom:1px solid #ee
 
 
 def page_image(path: Path) -> Image.Image:
-    """Read an image file for the page (decompression-bomb guard on)."""
-    return decode_image(Path(path).read_bytes(), str(path))
+    """Read an image file for the page (the size checks of :func:`decode_image`; raises :class:`MscmtError`)."""
+    return decode_image(read_image_file(path), str(path))
 
 
 def image_data_uri(image: Image.Image) -> str:
@@ -112,9 +112,11 @@ def _entity_table(result: TagResult) -> str:
     return f"<table><tr><th>entity</th><th>type</th><th>characters</th><th>score</th></tr>{rows}</table>"
 
 
-def _media(image: Image.Image | None, caption: str | None, info: dict[str, Any]) -> str:
+def _media(image: Image.Image | None, caption: str | None, info: dict[str, Any], note: str | None = None) -> str:
     if image is not None:
         return f'<img alt="tweet image" src="{image_data_uri(image)}">'
+    if note is not None:
+        return f'<p class="meta nogate">Image not shown: {_esc(note)}</p>'
     if info.get("image_input") == "caption":
         return f'<p>The model reads the image as its caption: <q>{_esc(caption or "")}</q></p>'
     if info.get("image_input") == "none":
@@ -123,11 +125,12 @@ def _media(image: Image.Image | None, caption: str | None, info: dict[str, Any])
 
 
 def render_page(result: TagResult, image: Image.Image | None, info: dict[str, Any], title: str | None = None,
-                caption: str | None = None) -> str:
-    """The whole self-contained HTML page (``caption``: what a caption model read instead of pixels)."""
+                caption: str | None = None, image_note: str | None = None) -> str:
+    """The whole self-contained HTML page (``caption``: what a caption model read instead of pixels;
+    ``image_note``: why the tweet's image is not shown, when it is missing or unreadable)."""
     comps = info.get("components", {})
     model = " + ".join(str(comps.get(k, "?")) for k in KINDS)
-    media = _media(image, caption, info)
+    media = _media(image, caption, info, image_note)
     origin = "" if result.doc.has_text else '<p class="meta">Given as tokens; shown joined by single spaces.</p>'
     heading = "mscmt explain" + (f" — {_esc(title)}" if title else "")
     return (

@@ -33,7 +33,8 @@ import torch
 from PIL import Image
 
 from mscmt_cli.data.captions import caption_digest, image_key
-from mscmt_cli.data.images import BLANK_DIGEST, blank_image, check_policy, decode_image
+from mscmt_cli.data.images import (BLANK_DIGEST, blank_image, check_image_size, check_policy, decode_image, pixel_bounded,
+                                   read_image_file)
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache
 from mscmt_cli.model.components import ImageEncoder
@@ -64,30 +65,23 @@ def _pil_digest(img: Image.Image) -> str:
     return h.hexdigest()
 
 
-def _read(path: str) -> bytes:
-    try:
-        with open(path, "rb") as fh:
-            return fh.read()
-    except FileNotFoundError:
-        raise MscmtError(f"{path}: image not found") from None
-    except (OSError, ValueError) as err:
-        raise MscmtError(f"{path}: cannot read image ({err.strerror or err})") from None
-
-
 def load_pixels(image: ImageLike | MissingImage, where: str = "image") -> tuple[str, Callable[[], Any]]:
     """``(digest, loader)`` of one image; the loader returns an RGB PIL image.
 
-    Raises :class:`MscmtError` for a missing path (or a :class:`MissingImage`).
+    Raises :class:`MscmtError` for a missing path (or a :class:`MissingImage`), a file or a
+    PIL image over the size limits (:mod:`mscmt_cli.data.images`); the loader raises it for
+    bytes that are not an image or whose header gives a size over the limits.
     """
     if image is None:
         return BLANK_DIGEST, blank_image
     if isinstance(image, MissingImage):
         raise MscmtError(image.message)
     if isinstance(image, Image.Image):
+        check_image_size(image.width, image.height, f"{where} ({image.width}x{image.height} PIL image)")
         return _pil_digest(image), lambda: image.convert("RGB")
     if isinstance(image, (str, os.PathLike)):
         where = os.fspath(image)
-        image = _read(where)
+        image = read_image_file(where)
     data = bytes(image)
     return hashlib.sha256(data).hexdigest(), lambda: decode_image(data, where)
 
@@ -220,19 +214,27 @@ class FeatureStore:
 
     def _encode(self, pending: dict[str, list[int]], loaders: dict[str, Callable[[], Any]],
                 out: list[torch.Tensor | None], errors: dict[int, str]) -> None:
-        """Decode and encode one batch of unseen images; decoding errors follow the policy."""
-        contents, digests = [], []
-        for digest, indices in pending.items():
+        """Decode and encode one batch of unseen images; decoding errors follow the policy.
+
+        Images are decoded one at a time and encoded whenever the decoded pixels would pass
+        ``MAX_BATCH_PIXELS`` (:func:`pixel_bounded`), so a batch of large images is never all alive at once.
+        """
+        def load(digest: str) -> Any:
             try:
-                contents.append(loaders[digest]())
-                digests.append(digest)
+                return loaders[digest]()
             except MscmtError as err:
-                for i in indices:
+                for i in pending[digest]:
                     key, _ = self._substitute(i, str(err), errors)
                     if key is not None:
                         out[i] = self._blank_feature()
-        if not contents:
-            return
+                return None
+
+        for digests, contents in pixel_bounded(pending, load):
+            self._encode_contents(contents, digests, pending, out)
+
+    def _encode_contents(self, contents: list[Any], digests: list[str], pending: dict[str, list[int]],
+                         out: list[torch.Tensor | None]) -> None:
+        """Encode decoded inputs and hand each feature ``(D,)`` to the inputs with its digest."""
         feats = self.encoder.encode(contents)
         for digest, feat in zip(digests, feats):
             feat = feat.detach().cpu().float().clone()

@@ -4,12 +4,15 @@ Lines are read one at a time as bytes (split on ``\\n`` only, so a U+2028
 inside a JSON string is not a line break), and every line yields either a
 :class:`TagInput` or a :class:`BadLine` carrying its 1-based line number.
 Blank lines are skipped silently. Nothing is held beyond the current line
-(CoNLL: the current block).
+(CoNLL: the current block), and no line is held beyond :data:`MAX_LINE_BYTES`:
+a longer line is read past in pieces and reported as a bad line.
 
 JSON Lines: each line is an object with ``text`` (raw tweet) and/or ``tokens``
 (list of strings), optional ``image`` (a file name under ``--images`` or a
 path) and ``caption`` (for caption image encoders), and any other fields,
-which are passed through untouched. ``NaN``/``Infinity`` are refused (not JSON).
+which are passed through untouched. ``NaN``, ``Infinity`` and numbers out of a
+double's range (``1e999``) are refused: they are not JSON, and the line is
+written back out.
 
 CoNLL (detected when the first non-blank line starts with ``IMGID:``): blocks
 of ``IMGID:<id>`` then one ``token`` or ``token<TAB>label`` line per token. A
@@ -22,13 +25,60 @@ from __future__ import annotations
 import itertools
 import json
 from dataclasses import dataclass
-from typing import Any, BinaryIO, Iterable, Iterator
+from typing import Any, Iterable, Iterator, Protocol
 
 from mscmt_cli.data.conll import IMGID_PREFIX
+from mscmt_cli.errors import MscmtError
 from mscmt_cli.labels import normalise_label
+from mscmt_cli.strict_json import loads as strict_loads
 from mscmt_cli.tagging.doc import Doc, InputError, make_doc
 
 IMGID = IMGID_PREFIX.encode()
+#: Longest input line, in bytes (newline excluded). A tweet is at most a few KB even with a
+#: ``tokens`` list and pass-through fields; a 50 MB line ended in MemoryError, losing the run.
+MAX_LINE_BYTES = 2**20
+_SKIP_PIECE = 2**16  # bytes read at a time past the limit of an over-long line
+#: Deepest nesting of a line's JSON. Python's parser and writer both stop near 1,000 levels, at a depth
+#: that depends on the call stack: a fixed limit makes "read but not writable back" impossible.
+MAX_NESTING = 100
+
+
+class LineSource(Protocol):
+    """What the reader needs of a stream: ``readline(size)`` (binary files, ``sys.stdin.buffer``, ``io.BytesIO``)."""
+
+    def readline(self, size: int = -1, /) -> bytes: ...
+
+
+@dataclass(frozen=True)
+class LongLine:
+    """A line over the limit, read past without being kept: its size in bytes (newline excluded)."""
+
+    size: int
+    limit: int
+
+    def message(self) -> str:
+        return f"line of {self.size} bytes is over the limit of {self.limit} bytes; skipped"
+
+
+def bounded_lines(stream: LineSource, limit: int = MAX_LINE_BYTES) -> Iterator[bytes | LongLine]:
+    """The lines of a binary stream (anything with ``readline(size)``), each at most ``limit`` bytes
+    plus its newline; a longer one is read past in pieces and yielded as a :class:`LongLine`."""
+    if limit < 1:
+        raise MscmtError(f"max_line_bytes must be at least 1, got {limit}")
+    while True:
+        raw = stream.readline(limit + 1)
+        if not raw:
+            return
+        if len(raw) <= limit or raw.endswith(b"\n"):
+            yield raw
+            continue
+        size = len(raw)  # no newline in it: read past the rest of the line, keeping nothing
+        while piece := stream.readline(_SKIP_PIECE):
+            if piece.endswith(b"\n"):
+                size += len(piece) - 1
+                break
+            size += len(piece)
+        yield LongLine(size, limit)
 
 
 @dataclass
@@ -58,11 +108,6 @@ class BadLine:
     message: str
 
 
-def reject_constant(name: str) -> Any:
-    """``json.loads(parse_constant=...)``: NaN and Infinity are not JSON."""
-    raise ValueError(f"{name} is not valid JSON")
-
-
 def optional_str(obj: dict[str, Any], key: str) -> str | None:
     """``obj[key]`` when it is a string or absent/null (raises :class:`InputError` otherwise)."""
     value = obj.get(key)
@@ -71,11 +116,25 @@ def optional_str(obj: dict[str, Any], key: str) -> str | None:
     return value
 
 
+def nesting(value: Any) -> int:
+    """How deep arrays and objects nest in a decoded JSON value (a scalar is 0), without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, depth)
+            stack.extend((child, depth + 1) for child in children if isinstance(child, (dict, list)))
+    return deepest
+
+
 def parse_object(line: int, obj: Any) -> TagInput:
     """Validate one decoded JSON value (raises :class:`InputError`)."""
     if not isinstance(obj, dict):
         kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(obj), "a number")
         raise InputError(f"expected a JSON object, got {kind}")
+    if nesting(obj) > MAX_NESTING:
+        raise InputError(f"JSON nested deeper than {MAX_NESTING} levels")
     doc = make_doc(obj.get("text"), obj.get("tokens"))
     image = optional_str(obj, "image")
     if image is not None and not image.strip():
@@ -99,7 +158,7 @@ def parse_json_line(line: int, raw: bytes) -> TagInput | BadLine | None:
         if not text.strip():
             return None
         try:
-            obj = json.loads(text, parse_constant=reject_constant)
+            obj = strict_loads(text)
         except json.JSONDecodeError as err:
             raise InputError(f"invalid JSON: {err.msg} at column {err.colno}") from None
         except (ValueError, RecursionError) as err:
@@ -109,10 +168,10 @@ def parse_json_line(line: int, raw: bytes) -> TagInput | BadLine | None:
         return BadLine(line, str(err))
 
 
-def iter_jsonl(lines: Iterable[bytes], first_line: int = 1) -> Iterator[TagInput | BadLine]:
-    """Parse JSON Lines, one result per non-blank line."""
+def iter_jsonl(lines: Iterable[bytes | LongLine], first_line: int = 1) -> Iterator[TagInput | BadLine]:
+    """Parse JSON Lines, one result per non-blank line (an over-long line is a bad line)."""
     for number, raw in enumerate(lines, start=first_line):
-        item = parse_json_line(number, raw)
+        item = BadLine(number, raw.message()) if isinstance(raw, LongLine) else parse_json_line(number, raw)
         if item is not None:
             yield item
 
@@ -149,12 +208,14 @@ def _token_line(block: _Block, number: int, line: str) -> None:
     block.tags.append(tag)
 
 
-def iter_conll(lines: Iterable[bytes], first_line: int = 1) -> Iterator[TagInput | BadLine]:
+def iter_conll(lines: Iterable[bytes | LongLine], first_line: int = 1) -> Iterator[TagInput | BadLine]:
     """Parse IMGID CoNLL blocks, one result per block (errors name the block's IMGID line)."""
     block: _Block | None = None
     orphan = False  # inside a run of token lines before any IMGID line
     for number, raw in enumerate(lines, start=first_line):
         try:
+            if isinstance(raw, LongLine):
+                raise InputError(raw.message())
             line = _decode(raw.rstrip(b"\r\n"), number)
         except InputError as err:
             if block is not None and block.error is None:
@@ -183,13 +244,18 @@ def iter_conll(lines: Iterable[bytes], first_line: int = 1) -> Iterator[TagInput
         yield block.finish()
 
 
-def read_inputs(stream: BinaryIO) -> Iterator[TagInput | BadLine]:
-    """Detect the format from the first non-blank line and parse the whole stream lazily."""
-    head: list[bytes] = []
-    for raw in stream:
+def read_inputs(stream: LineSource, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[TagInput | BadLine]:
+    """Detect the format from the first non-blank line and parse the whole stream lazily.
+
+    ``stream`` needs ``readline(size)``; lines over ``max_line_bytes`` are bad lines.
+    """
+    lines = bounded_lines(stream, max_line_bytes)
+    head: list[bytes | LongLine] = []
+    for raw in lines:
         head.append(raw)
-        if raw.strip():
+        if isinstance(raw, LongLine) or raw.strip():
             break
-    first = head[-1].lstrip(b"\xef\xbb\xbf").lstrip() if head else b""
-    lines = itertools.chain(head, stream)
+    last = head[-1] if head else b""
+    first = last.lstrip(b"\xef\xbb\xbf").lstrip() if isinstance(last, bytes) else b""
+    lines = itertools.chain(head, lines)
     return iter_conll(lines) if first.startswith(IMGID) else iter_jsonl(lines)

@@ -2,19 +2,23 @@
 
 from __future__ import annotations
 
-import json
+import os
+import stat
 import sys
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator
+from typing import Any, BinaryIO, Callable, Iterator, Sequence
 
 from rich.console import Console
 
 from mscmt_cli.console import progress
 from mscmt_cli.errors import DataError, MscmtError
 from mscmt_cli.settings import Settings
+from mscmt_cli.strict_json import dumps
 from mscmt_cli.tagging.heap import limit_heap_fragmentation
-from mscmt_cli.tagging.inputs import BadLine, TagInput, read_inputs
+from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadLine, TagInput, read_inputs
+from mscmt_cli.tagging.outputs import (check_explain_dir, check_out_dir, check_output, check_stdin, check_stdout, make_explain_dir,
+                                       model_files)
 from mscmt_cli.tagging.stream import StrictStop, Tally, tag_stream
 from mscmt_cli.tagging.tagger import Tagger, TagResult
 
@@ -32,12 +36,12 @@ def load_tagger(settings: Settings, missing_images: str | None = None) -> Tagger
 
 
 def output_line(record: dict[str, Any], result: TagResult) -> bytes:
-    """The input object plus ``tokens``, ``tags`` and ``entities``, as one UTF-8 JSON line."""
+    """The input object plus ``tokens``, ``tags`` and ``entities``, as one UTF-8 line of strict JSON."""
     out = {**record, **result.as_dict()}
     try:
-        line = json.dumps(out, ensure_ascii=False).encode("utf-8")
+        line = dumps(out, "output line", ensure_ascii=False).encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates from \ud800-style escapes: keep them escaped
-        return (json.dumps(out, ensure_ascii=True) + "\n").encode("ascii")
+        return (dumps(out, "output line", ensure_ascii=True) + "\n").encode("ascii")
     # U+2028/U+2029/U+0085 are legal inside JSON strings but str.splitlines() breaks lines on them.
     for char in ("\u2028", "\u2029", "\x85"):
         line = line.replace(char.encode("utf-8"), f"\\u{ord(char):04x}".encode("ascii"))
@@ -45,54 +49,152 @@ def output_line(record: dict[str, Any], result: TagResult) -> bytes:
 
 
 class _CountingReader:
-    """Iterates a binary stream's lines and counts the bytes read (for the progress bar)."""
+    """A binary stream's ``readline(size)`` that counts the bytes read (for the progress bar)."""
 
     def __init__(self, stream: BinaryIO) -> None:
         self.stream = stream
         self.bytes = 0
 
-    def __iter__(self) -> Iterator[bytes]:
-        for raw in self.stream:
-            self.bytes += len(raw)
-            yield raw
+    def readline(self, size: int = -1) -> bytes:
+        raw = self.stream.readline(size)
+        self.bytes += len(raw)
+        return raw
+
+
+def check_input(name: str) -> None:
+    """``name`` is a readable input: a file, a named pipe (``<(...)``, ``mkfifo``) or a device such as ``/dev/stdin``."""
+    try:
+        info = os.stat(name)
+    except FileNotFoundError:
+        raise MscmtError(f"{name}: input file not found") from None
+    except (OSError, ValueError) as err:
+        raise MscmtError(f"{name}: cannot read the input ({getattr(err, 'strerror', None) or err})") from None
+    if stat.S_ISDIR(info.st_mode):
+        raise MscmtError(f"{name}: is a directory, not an input file")
+    if not (stat.S_ISREG(info.st_mode) or stat.S_ISFIFO(info.st_mode) or stat.S_ISCHR(info.st_mode)):
+        raise MscmtError(f"{name}: not a file")
 
 
 @contextmanager
 def open_input(name: str) -> Iterator[tuple[BinaryIO, int | None]]:
-    """The input as a binary stream (``-`` is stdin) and its size in bytes when known."""
+    """The input as a binary stream (``-`` is stdin) and its size in bytes when known (regular files)."""
     if name == "-":
         yield sys.stdin.buffer, None
         return
-    path = Path(name)
-    if not path.is_file():
-        raise MscmtError(f"{name}: input file not found" if not path.exists() else f"{name}: not a file")
-    with open(path, "rb") as fh:
-        yield fh, path.stat().st_size
+    check_input(name)
+    try:
+        fh = open(name, "rb")
+    except OSError as err:
+        raise MscmtError(f"{name}: cannot read the input ({err.strerror or err})") from None
+    with fh:
+        info = os.fstat(fh.fileno())
+        yield fh, info.st_size if stat.S_ISREG(info.st_mode) else None
+
+
+class Sink:
+    """The output stream; a failed write is one :class:`MscmtError` naming the output.
+
+    A full disk (``--out /dev/full``) or a reader that went away (``mscmt tag a.jsonl | head``)
+    ended in an unexpected ``OSError``/``BrokenPipeError``; the lines written before stay written.
+    """
+
+    def __init__(self, stream: BinaryIO, name: str) -> None:
+        self.stream = stream
+        self.name = name
+
+    def write(self, data: bytes) -> None:
+        self._guard(self.stream.write, data)
+
+    def flush(self) -> None:
+        self._guard(self.stream.flush)
+
+    def close(self) -> None:
+        self._guard(self.stream.close)
+
+    def _guard(self, call: Callable[..., Any], *args: Any) -> None:
+        try:
+            call(*args)
+        except BrokenPipeError:
+            _silence_stdout()
+            raise MscmtError(f"{self.name} was closed by its reader (broken pipe); stopped") from None
+        except OSError as err:
+            raise MscmtError(f"{self.name}: cannot write ({err.strerror or err})") from None
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null so the interpreter's last flush does not fail again on a broken pipe."""
+    try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+        os.close(devnull)
+    except (AttributeError, OSError, ValueError):  # a replaced stdout (tests) has no file number
+        pass
 
 
 @contextmanager
-def open_output(out: Path | None) -> Iterator[BinaryIO]:
-    """``--out FILE`` (written as it goes) or stdout, as a binary stream."""
+def open_output(out: Path | None) -> Iterator[Sink]:
+    """``--out FILE`` (written as it goes; checked with :func:`check_output` first) or stdout, as a :class:`Sink`."""
     if out is None:
-        sys.stdout.flush()
-        yield getattr(sys.stdout, "buffer", sys.stdout)  # type: ignore[misc]
-        sys.stdout.flush()
+        sink = Sink(getattr(sys.stdout, "buffer", sys.stdout), "stdout")  # type: ignore[arg-type]
+        Sink(sys.stdout, "stdout").flush()  # type: ignore[arg-type]
+        yield sink
+        sink.flush()
         return
-    with open(check_out_dir(out), "wb") as fh:
-        yield fh
+    try:
+        fh = open(check_out_dir(out), "wb")
+    except OSError as err:
+        raise MscmtError(f"--out {out}: cannot write ({err.strerror or err})") from None
+    sink = Sink(fh, f"--out {out}")
+    try:
+        yield sink
+        sink.flush()
+    except BaseException:
+        try:  # closing flushes again: keep the first error, not the second
+            fh.close()
+        except OSError:
+            pass
+        raise
+    sink.close()
 
 
-def check_out_dir(out: Path) -> Path:
-    """``out`` as a Path, after checking that its directory exists."""
-    out = Path(out)
-    if not out.parent.is_dir():
-        raise MscmtError(f"--out {out}: directory {out.parent} does not exist")
-    return out
+def tag_reads(settings: Settings, input_name: str) -> list[tuple[str, Path]]:
+    """The files ``mscmt tag`` reads that an output must not replace: the input, ``--captions``, the model's files."""
+    reads: list[tuple[str, Path]] = [] if input_name == "-" else [("the input", Path(input_name))]
+    if settings.captions is not None:
+        reads.append(("--captions", Path(settings.captions)))
+    return reads + model_files(settings.model)
+
+
+def check_tag_paths(settings: Settings, input_name: str, out: Path | None, explain_dir: Path | None,
+                    also_reads: Sequence[tuple[str, Path]] = ()) -> None:
+    """Every path of ``mscmt tag``, checked before the model is loaded or anything is opened.
+
+    ``also_reads``: more files the run reads (the CLI adds its ``--config`` file).
+    """
+    if input_name != "-":
+        check_input(input_name)
+    images = settings.images_dir
+    if images is not None and not Path(images).is_dir():
+        raise MscmtError(f"--images {images}: " + ("is not a directory" if Path(images).exists() else "directory not found"))
+    reads = tag_reads(settings, input_name) + list(also_reads)
+    if out is not None:
+        check_output(out, reads)
+        if input_name == "-":
+            check_stdin(out)
+    else:
+        check_stdout(reads)
+    if explain_dir is not None:
+        check_explain_dir(explain_dir, reads + ([("--out", Path(out))] if out is not None else []))
 
 
 def run_tag(settings: Settings, input_name: str, out: Path | None, *, strict: bool = False, explain_dir: Path | None = None,
-            window: int = 1024, console: Console) -> Tally:
-    """Tag every line of ``input_name``; bad lines go to stderr with their line numbers."""
+            window: int = 1024, console: Console, also_reads: Sequence[tuple[str, Path]] = (),
+            max_line_bytes: int = MAX_LINE_BYTES) -> Tally:
+    """Tag every line of ``input_name``; bad lines (also lines over ``max_line_bytes``) go to stderr with their line numbers.
+
+    Paths are checked first (:func:`check_tag_paths`): no output replaces a file the run reads.
+    """
+    check_tag_paths(settings, input_name, out, explain_dir, also_reads)
     tagger = load_tagger(settings)
     source = "<stdin>" if input_name == "-" else input_name
     explain = None if explain_dir is None else line_explainer(tagger, Path(explain_dir), settings.images_dir)
@@ -114,7 +216,7 @@ def run_tag(settings: Settings, input_name: str, out: Path | None, *, strict: bo
             bar.update(task, completed=done, info=f"{tally.tagged} tagged, {tally.bad} bad")
 
         try:
-            tally = tag_stream(tagger, read_inputs(reader), on_result=on_result, on_bad=on_bad, images_dir=settings.images_dir,
+            tally = tag_stream(tagger, read_inputs(reader, max_line_bytes), on_result=on_result, on_bad=on_bad, images_dir=settings.images_dir,
                                window=window, strict=strict, on_window=on_window)
         except StrictStop as stop:
             sink.flush()
@@ -132,37 +234,64 @@ def _summary(console: Console, tally: Tally, tagger: Tagger) -> None:
 
 
 def line_explainer(tagger: Tagger, directory: Path, images_dir: Path | None) -> Callable[[TagInput, TagResult], None]:
-    """A function writing ``directory/line-NNNNNN.html`` for one tagged line (``mscmt tag --explain``)."""
-    from mscmt_cli.tagging.explain import page_image, render_page
+    """A function writing ``directory/line-NNNNNN.html`` for one tagged line (``mscmt tag --explain``).
+
+    An image that cannot be shown (missing, unreadable, refused by the size checks) never stops
+    the run: the page says why, and that the model saw the blank image (policy ``blank``).
+    """
+    from mscmt_cli.engine.rundir import write_text_atomic
+    from mscmt_cli.tagging.explain import render_page
     from mscmt_cli.tagging.stream import image_resolver
 
-    directory.mkdir(parents=True, exist_ok=True)
+    make_explain_dir(directory)
     info, resolve = tagger.info(), image_resolver(images_dir)
     pixels = tagger.images.encoder.input_kind == "pixels"
+    seen = "the model saw the neutral blank image (policy 'blank')" if tagger.images.policy == "blank" else "not shown"
 
     def explain(item: TagInput, result: TagResult) -> None:
-        found = resolve(item.image) if item.image and pixels else None
-        image = page_image(Path(found)) if isinstance(found, str) else None
+        image, note = _page_image(resolve(item.image)) if item.image and pixels else (None, None)
         caption = item.caption if item.caption is not None else _caption_of(tagger, item.image)
-        html = render_page(result, image, info, title=f"line {item.line}", caption=caption)
-        (directory / f"line-{item.line:06d}.html").write_text(html, encoding="utf-8")
+        html = render_page(result, image, info, title=f"line {item.line}", caption=caption,
+                           image_note=None if note is None else f"{note}: {seen}")
+        page = directory / f"line-{item.line:06d}.html"
+        try:  # atomic: a page never writes through a link, and is never left half written
+            write_text_atomic(page, html)
+        except OSError as err:
+            raise MscmtError(f"--explain {directory}: cannot write {page.name} ({err.strerror or err})") from None
 
     return explain
 
 
-def run_explain(settings: Settings, text: str, image: Path | None, out: Path) -> Path:
-    """Write the explain page of one tweet."""
+def _page_image(found: str | Any) -> tuple[Any, str | None]:
+    """``(image, None)`` for the page, or ``(None, why not)`` for a missing or unreadable image."""
+    from mscmt_cli.tagging.explain import page_image
+
+    if not isinstance(found, str):  # a MissingImage
+        return None, found.message
+    try:
+        return page_image(Path(found)), None
+    except MscmtError as err:
+        return None, str(err)
+
+
+def run_explain(settings: Settings, text: str, image: Path | None, out: Path, also_reads: Sequence[tuple[str, Path]] = ()) -> Path:
+    """Write the explain page of one tweet (``also_reads``: more files the run reads, e.g. ``--config``)."""
     from mscmt_cli.tagging.explain import page_image, render_page
 
-    out = check_out_dir(out)
+    reads = ([("--image", Path(image))] if image is not None else []) + ([("--captions", Path(settings.captions))] if settings.captions else [])
+    out = check_output(out, reads + model_files(settings.model) + list(also_reads))
     tagger = load_tagger(settings, missing_images="error")
     pixels = tagger.images.encoder.input_kind == "pixels"
     if pixels and image is not None and not Path(image).is_file():
-        raise MscmtError(f"--image {image}: file not found")
+        why = "is a directory, not an image file" if Path(image).is_dir() else "not a regular file" if Path(image).exists() else "file not found"
+        raise MscmtError(f"--image {image}: {why}")
     result = tagger.tag(text, image if pixels or image is None else str(image))
     shown = page_image(Path(image)) if image is not None and pixels else None
     html = render_page(result, shown, tagger.info(), caption=_caption_of(tagger, str(image) if image is not None else None))
-    out.write_text(html, encoding="utf-8")
+    try:  # not atomic: --out may be a device (/dev/stdout) or a link, written through as given
+        out.write_text(html, encoding="utf-8")
+    except OSError as err:
+        raise MscmtError(f"--out {out}: cannot write ({err.strerror or err})") from None
     return out
 
 

@@ -12,15 +12,18 @@ Endpoints:
 
 Images arrive only as bytes: no file path named in a request is ever opened.
 Bad input is a 4xx with ``{"detail": "<message>"}``: 400 malformed JSON, form
-or base64; 413 body, image, batch or text over its limit; 415 other content
-types; 422 a well-formed request that cannot be tagged (no text, empty tweet,
-unreadable image).
+or base64, and text that is not valid Unicode (invalid UTF-8 in a JSON body or
+a form field, a lone surrogate ``\\ud800`` in a string); 413 body, image,
+batch, text, caption or tokens over its limit; 415 other content types; 422 a
+well-formed request that cannot be tagged (no text, empty tweet, unreadable or
+oversized image). A 500 says the model's scores were not finite (broken weights).
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import codecs
 import json
 import threading
 from dataclasses import asdict, dataclass
@@ -32,8 +35,10 @@ from starlette.concurrency import run_in_threadpool
 
 from mscmt_cli.version import __version__
 from mscmt_cli.errors import MscmtError
+from mscmt_cli.strict_json import loads as strict_loads
 from mscmt_cli.tagging.doc import Doc, InputError, make_doc
-from mscmt_cli.tagging.inputs import optional_str, reject_constant
+from mscmt_cli.tagging.inputs import optional_str
+from mscmt_cli.tagging.stream import NOT_FINITE
 from mscmt_cli.tagging.tagger import Tagger, TagResult
 
 
@@ -44,7 +49,7 @@ class Limits:
     max_body_bytes: int = 10 * 2**20
     max_image_bytes: int = 8 * 2**20
     max_batch: int = 64
-    max_text_chars: int = 10_000
+    max_text_chars: int = 10_000  # also the longest 'caption', and all 'tokens' together
     max_tokens: int = 2_000
 
 
@@ -100,7 +105,8 @@ async def _reply(scope: dict, receive: Callable, send: Callable, status: int, de
 
 
 def _fail(status: int, detail: str) -> HTTPException:
-    return HTTPException(status_code=status, detail=detail)
+    # a detail quoting user input must still be writable as UTF-8 JSON
+    return HTTPException(status_code=status, detail=detail.encode("utf-8", "backslashreplace").decode("utf-8"))
 
 
 def decode_base64_image(value: Any, limits: Limits, where: str) -> bytes | None:
@@ -121,15 +127,29 @@ def decode_base64_image(value: Any, limits: Limits, where: str) -> bytes | None:
     return data
 
 
+def _check_text(value: Any, name: str, where: str) -> None:
+    """Refuse a string holding a lone surrogate (a JSON ``\\ud800`` escape): it is not Unicode text,
+    and the answer, which repeats it, could not be written as UTF-8."""
+    if isinstance(value, str):
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError as err:
+            raise _fail(400, f"{where}{name} is not valid Unicode: lone surrogate {value[err.start]!r} at character {err.start}") from None
+
+
 def parse_item(obj: Any, limits: Limits, where: str = "") -> Item:
     """Validate one JSON tweet object (``where`` prefixes messages, e.g. ``items[3]: ``)."""
     if not isinstance(obj, dict):
         raise _fail(422, f"{where}expected a JSON object with 'text' or 'tokens'")
-    text, tokens = obj.get("text"), obj.get("tokens")
-    if isinstance(text, str) and len(text) > limits.max_text_chars:
-        raise _fail(413, f"{where}'text' over {limits.max_text_chars} characters")
+    text, tokens, caption = obj.get("text"), obj.get("tokens"), obj.get("caption")
+    for name, value in (("'text'", text), ("'caption'", caption)):
+        if isinstance(value, str) and len(value) > limits.max_text_chars:
+            raise _fail(413, f"{where}{name} over {limits.max_text_chars} characters")
+        _check_text(value, name, where)
     if isinstance(tokens, list) and (len(tokens) > limits.max_tokens or sum(len(t) for t in tokens if isinstance(t, str)) > limits.max_text_chars):
         raise _fail(413, f"{where}'tokens' over {limits.max_tokens} tokens or {limits.max_text_chars} characters")
+    for i, token in enumerate(tokens if isinstance(tokens, list) else []):
+        _check_text(token, f"'tokens'[{i}]", where)
     try:
         caption = optional_str(obj, "caption")
         doc = make_doc(text, tokens)
@@ -143,7 +163,7 @@ def parse_item(obj: Any, limits: Limits, where: str = "") -> Item:
 async def _json_body(request: Request) -> Any:
     body = await request.body()
     try:
-        return json.loads(body.decode("utf-8"), parse_constant=reject_constant)
+        return strict_loads(body.decode("utf-8"))
     except UnicodeDecodeError:
         raise _fail(400, "request body is not valid UTF-8") from None
     except json.JSONDecodeError as err:
@@ -152,28 +172,81 @@ async def _json_body(request: Request) -> Any:
         raise _fail(400, f"invalid JSON: {str(err)[:80] or type(err).__name__}") from None
 
 
-async def _form_item(request: Request, limits: Limits) -> Item:
+#: Most fields and files in a form (text, caption, image and a few spare).
+MAX_FORM_FIELDS = 8
+
+
+def parse_form(body: bytes, content_type: str, limits: Limits) -> tuple[dict[str, str], bytes | None]:
+    """The text fields and the ``image`` file of a ``multipart/form-data`` or urlencoded body.
+
+    Fields are decoded strictly (UTF-8, or the ``charset`` the Content-Type names): bytes that
+    are not valid text are a 400, as for a JSON body, never replaced or read as Latin-1.
+    """
+    from urllib.parse import unquote_to_bytes
+
+    from python_multipart.multipart import create_form_parser, parse_options_header
+
+    kind, params = parse_options_header(content_type)
+    charset = params.get(b"charset", b"utf-8").decode("latin-1")
     try:
-        form = await request.form(max_files=1, max_fields=8, max_part_size=limits.max_body_bytes)
+        codecs.lookup(charset)
+    except LookupError:
+        raise _fail(400, f"unknown charset {charset[:40]!r} in the Content-Type") from None
+    urlencoded = kind == b"application/x-www-form-urlencoded"
+    fields: dict[str, str] = {}
+    files: list[Any] = []
+
+    def on_field(field: Any) -> None:
+        name = field.field_name.decode("utf-8", "replace") if field.field_name else ""
+        raw = field.value or b""
+        if urlencoded:
+            raw = unquote_to_bytes(raw.replace(b"+", b" "))
+        try:
+            fields[name] = raw.decode(charset)
+        except UnicodeDecodeError as err:
+            raise _fail(400, f"form field {name[:40]!r} is not valid {charset} (byte 0x{raw[err.start]:02x} at byte {err.start + 1})") from None
+
+    def on_file(upload: Any) -> None:
+        files.append(upload)
+
+    config = {"MAX_MEMORY_FILE_SIZE": limits.max_image_bytes + 1, "MAX_FIELDS": MAX_FORM_FIELDS, "MAX_BODY_SIZE": limits.max_body_bytes}
+    try:
+        parser = create_form_parser({"Content-Type": content_type.encode("latin-1")}, on_field, on_file, config=config)
+        parser.write(body)
+        parser.finalize()
+        return fields, _form_image(fields, files, limits)
     except HTTPException:
         raise
     except Exception as err:  # python-multipart's errors on malformed bodies
         raise _fail(400, f"malformed form data ({type(err).__name__})") from None
-    text, upload = form.get("text"), form.get("image")
-    if text is not None and not isinstance(text, str):
-        raise _fail(422, "form field 'text' must be a plain field, not a file")
-    image = None
-    if upload is not None:
-        if isinstance(upload, str):
-            raise _fail(422, "form field 'image' must be a file upload (or send JSON with base64)")
-        image = await upload.read(limits.max_image_bytes + 1)
-        if len(image) > limits.max_image_bytes:
-            raise _fail(413, f"image over {limits.max_image_bytes} bytes")
-        if not image:
-            image = None
-    caption = form.get("caption")
-    obj = {"text": text, "caption": caption if isinstance(caption, str) else None}
-    item = parse_item(obj, limits)
+    finally:
+        for upload in files:
+            upload.close()
+
+
+def _form_image(fields: dict[str, str], files: list[Any], limits: Limits) -> bytes | None:
+    """The bytes of the form's ``image`` file (refusing a second file, a file for a text field, or an image given as text)."""
+    if len(files) + len(fields) > MAX_FORM_FIELDS or len(files) > 1:
+        raise _fail(400, f"too many form fields (at most {MAX_FORM_FIELDS}, one of them a file)")
+    for upload in files:
+        name = upload.field_name.decode("utf-8", "replace") if upload.field_name else ""
+        if name in ("text", "caption"):
+            raise _fail(422, f"form field {name!r} must be a plain field, not a file")
+    if "image" in fields:
+        raise _fail(422, "form field 'image' must be a file upload (or send JSON with base64)")
+    image = next((u for u in files if u.field_name == b"image"), None)
+    if image is None:
+        return None
+    image.file_object.seek(0)
+    data = image.file_object.read(limits.max_image_bytes + 1)
+    if len(data) > limits.max_image_bytes:
+        raise _fail(413, f"image over {limits.max_image_bytes} bytes")
+    return data or None
+
+
+async def _form_item(request: Request, limits: Limits) -> Item:
+    fields, image = parse_form(await request.body(), request.headers.get("content-type", ""), limits)
+    item = parse_item({"text": fields.get("text"), "caption": fields.get("caption")}, limits)
     item.image = image
     return item
 
@@ -206,6 +279,8 @@ def create_app(tagger: Tagger, limits: Limits | None = None) -> FastAPI:
             results = await run_in_threadpool(run, items)
         except MscmtError as err:
             raise _fail(422, str(err)) from None
+        if not all(r.is_finite() for r in results):  # the answer would not be JSON; the fault is the model's
+            raise _fail(500, NOT_FINITE)
         return [_answer(i, r) for i, r in zip(items, results)]
 
     @app.get("/health")

@@ -6,7 +6,8 @@ length into batches by :meth:`Tagger.predict`, and written back in input
 order. A line that fails at any stage (parse, image, tokenizer) becomes a
 :class:`BadLine` at its place; with ``strict`` the run stops at the first one
 (:class:`StrictStop`), after the good lines before it were handed on. Good
-lines are never lost, duplicated or reordered.
+lines are never lost, duplicated or reordered. A line the model scores as NaN
+(broken weights) is a bad line too: its output would not be JSON.
 """
 
 from __future__ import annotations
@@ -24,6 +25,8 @@ from mscmt_cli.tagging.inputs import BadLine, TagInput
 from mscmt_cli.tagging.tagger import Tagger, TagResult
 
 Outcome = Union[tuple[TagInput, TagResult], BadLine]
+#: Why a line whose scores came out NaN is not written (its JSON would not be JSON).
+NOT_FINITE = "the model's scores for this tweet are not finite numbers (NaN): are the model's weights broken?"
 
 
 @dataclass
@@ -97,7 +100,7 @@ def tag_window(tagger: Tagger, items: list[TagInput | BadLine], resolve: Callabl
         ready.append((k, feats[j]))
     results = tagger.predict([items[k].doc for k, _ in ready], [f for _, f in ready], encoded)  # type: ignore[union-attr]
     for (k, _), result in zip(ready, results):
-        outcomes[k] = (items[k], result)  # type: ignore[assignment]
+        outcomes[k] = (items[k], result) if result.is_finite() else BadLine(items[k].line, NOT_FINITE)  # type: ignore[assignment,union-attr]
     return outcomes  # type: ignore[return-value]
 
 

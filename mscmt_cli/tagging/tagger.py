@@ -14,6 +14,7 @@ Entity offsets and scores follow :mod:`mscmt_cli.tagging.entities`.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
@@ -52,6 +53,11 @@ class TagResult:
     @property
     def tokens(self) -> list[str]:
         return list(self.doc.tokens)
+
+    def is_finite(self) -> bool:
+        """Whether every probability and gate value is a finite number (a model with NaN weights gives NaN)."""
+        values = self.tag_probs + (self.gate or [])
+        return all(math.isfinite(v) for v in values)
 
     def as_dict(self) -> dict[str, Any]:
         """``{"tokens", "tags", "entities"}`` as written by ``mscmt tag``."""
