@@ -197,3 +197,13 @@ def test_resume_refuses_options_that_change_the_run(mscmt, trained_run, tmp_path
         assert result.code == 2
         assert f"{named}" in result.err and "cannot change when a run is resumed" in result.err and "--epochs" in result.err
     assert sorted(p.name for p in run.iterdir()) == sorted(p.name for p in trained_run.iterdir())
+
+
+def test_tag_never_writes_over_its_config_file(mscmt, trained_run, tmp_path):
+    config = tmp_path / "c.toml"
+    config.write_text(f'model = "{trained_run}"\n', encoding="utf-8")
+    before = config.read_bytes()
+    (tmp_path / "in.jsonl").write_text('{"text": "Obama in Paris"}\n', encoding="utf-8")
+    result = mscmt(["tag", tmp_path / "in.jsonl", "--config", config, "--out", config])
+    assert result.code == 2 and "--config" in result.err
+    assert config.read_bytes() == before

@@ -45,6 +45,11 @@ class Given:
         """Defaults < ``--config`` file < ``MSCMT_*`` environment < these values < ``extra``."""
         return load_settings(self.config, {**self.values, **extra}, self.flags)
 
+    @property
+    def reads(self) -> list[tuple[str, Path]]:
+        """Files the command reads besides its settings' own (``--config``): an output must never replace them."""
+        return [("--config", self.config)] if self.config is not None else []
+
 
 def settings_options(*names: str, rename: dict[str, tuple[str, ...]] | None = None) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
     """Give a command one option per named setting, and ``--config``.

@@ -31,7 +31,7 @@ def tag(
     from mscmt_cli.console import make_console
     from mscmt_cli.tagging.jobs import run_tag
 
-    run_tag(given.settings(), input, out, strict=strict, explain_dir=explain, console=make_console())
+    run_tag(given.settings(), input, out, strict=strict, explain_dir=explain, console=make_console(), also_reads=given.reads)
 
 
 @settings_options(*APPLY)
@@ -41,7 +41,7 @@ def serve(
     port: int = typer.Option(8000, "--port", min=0, max=65535, help="TCP port"),
     max_body: int = typer.Option(10 * 2**20, "--max-body-bytes", min=1024, help="largest request body"),
     max_batch: int = typer.Option(64, "--max-batch", min=1, help="most tweets in one /tag/batch request"),
-    max_text: int = typer.Option(10_000, "--max-text-chars", min=1, help="longest tweet text"),
+    max_text: int = typer.Option(10_000, "--max-text-chars", min=1, help="longest tweet text (also: longest caption, all tokens together)"),
 ) -> None:
     """Serve the model over HTTP: POST /tag, POST /tag/batch, GET /health, GET /info."""
     from mscmt_cli.console import make_console
@@ -62,4 +62,4 @@ def explain(
     """Write a self-contained HTML page: entities by type, the image, and the visual gate per token."""
     from mscmt_cli.tagging.jobs import run_explain
 
-    print(run_explain(given.settings(), text, image, out), file=sys.stderr)
+    print(run_explain(given.settings(), text, image, out, also_reads=given.reads), file=sys.stderr)
