@@ -18,6 +18,7 @@ from typing import Any
 from mscmt_cli import __version__
 from mscmt_cli.data.corpus import file_digest
 from mscmt_cli.errors import MscmtError
+from mscmt_cli.paths import check_file_target
 from mscmt_cli.settings import Settings
 
 METRICS_FILE = "metrics.jsonl"
@@ -26,14 +27,26 @@ LIBRARIES = ("torch", "transformers", "timm", "pytorch-crf", "seqeval", "tokeniz
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write a text file atomically (temporary file beside it, then rename); creates the parent folder."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-    with os.fdopen(fd, "w", encoding="utf-8") as fh:
-        fh.write(text)
-    os.chmod(tmp, 0o644)
-    os.replace(tmp, path)
+    """Write a text file atomically (temporary file beside it, then rename); creates the parent folder.
+
+    A directory at ``path`` (or a file where a parent folder should be) is
+    refused, and the temporary file never outlives a failed write.
+    """
+    path = check_file_target(path, "output file")
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as err:
+        raise MscmtError(f"{path}: cannot write ({err.strerror or err})") from None
+    finally:
+        if tmp is not None and os.path.lexists(tmp):
+            os.unlink(tmp)
 
 
 def write_json(path: Path, data: Any) -> None:

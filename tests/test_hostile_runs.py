@@ -1,0 +1,127 @@
+"""Hostile input to training, run directories, studies and the feature cache (issue 12).
+
+Every test asserts that the user's data is intact, or that the refusal is one
+line (exit 2) naming the option or the file, before anything was written.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from pathlib import Path
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
+
+from mscmt_cli.errors import MscmtError
+from mscmt_cli.features import FeatureCache, encoder_key
+
+
+def _one_line_error(result, *needles: str) -> None:
+    """Exit 2, one line on stderr containing every needle, no traceback."""
+    assert result.code == 2, (result.code, result.err)
+    lines = result.err.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: "), result.err
+    assert "Traceback" not in result.err and "unexpected" not in result.err, result.err
+    for needle in needles:
+        assert needle in lines[0], (needle, lines[0])
+
+
+def _snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root`` with its bytes (None for folders)."""
+    return {str(p.relative_to(root)): (None if p.is_dir() else p.read_bytes()) for p in sorted(root.rglob("*"))}
+
+
+# -- 1. the feature cache deletes only its own entries ---------------------------------------------
+
+def _real_entry(root: Path, identity: str = "counting|v1", n: int = 3) -> Path:
+    cache = FeatureCache(root)
+    for i in range(n):
+        cache.put(identity, hashlib.sha256(str(i).encode()).hexdigest(), torch.ones(3) * i)
+    return root / encoder_key(identity)
+
+
+def _foreign(root: Path) -> None:
+    """Folders a user may keep beside (or inside) a cache, some shaped like entries."""
+    (root / "photos").mkdir(parents=True)
+    (root / "photos" / "a.jpg").write_bytes(b"k")
+    lookalike = root / ("0123456789abcdef0123")  # the key format, but no identity label
+    (lookalike / "ab").mkdir(parents=True)
+    (lookalike / "ab" / ("ab" + "0" * 62 + ".npy")).write_bytes(b"mine")
+    forged = root / encoder_key("clip") / "cd"  # a label whose hash is not the folder's name
+    forged.mkdir(parents=True)
+    (forged.parent / "identity.txt").write_text("not clip\n")
+    (forged / "notes.txt").write_text("keep")
+    (root / "file.txt").write_text("keep")
+
+
+def test_clear_removes_entries_and_nothing_else(tmp_path):
+    root = tmp_path / "cache"
+    entry = _real_entry(root)
+    other = _real_entry(root, "other|v2", 1)
+    (other / "README").write_text("mine, inside an entry")  # a user's file inside an entry survives too
+    _foreign(root)
+    before = {k: v for k, v in _snapshot(root).items() if not k.startswith((entry.name, other.name))}
+    cache = FeatureCache(root)
+    assert [(key, ident, n) for key, ident, n, _ in cache.info()] == sorted(
+        [(entry.name, "counting|v1", 3), (other.name, "other|v2", 1)])
+    assert cache.clear() == 2
+    assert not entry.exists()
+    assert sorted(p.name for p in other.iterdir()) == ["README", "identity.txt"]
+    after = {k: v for k, v in _snapshot(root).items() if not k.startswith(other.name)}
+    assert after == before
+    assert [key for key, *_ in cache.info()] == [other.name] and cache.info()[0][2] == 0
+
+
+@hyp_settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(names=st.lists(st.one_of(st.text("0123456789abcdef", min_size=20, max_size=20), st.text("abcxyz.-_", min_size=1, max_size=8)),
+                      min_size=1, max_size=5, unique=True),
+       label=st.booleans())
+def test_clear_never_touches_folders_it_did_not_write(tmp_path_factory, names, label):
+    root = tmp_path_factory.mktemp("cache")
+    for name in names:
+        if name in (".", ".."):
+            continue
+        (root / name / "ab").mkdir(parents=True, exist_ok=True)
+        (root / name / "ab" / ("ab" + "1" * 62 + ".npy")).write_bytes(b"user data")
+        if label:
+            (root / name / "identity.txt").write_text(f"something {name}\n")
+    before = _snapshot(root)
+    assert FeatureCache(root).info() == [] and FeatureCache(root).clear() == 0
+    assert _snapshot(root) == before
+
+
+@pytest.mark.parametrize("value", ["", ".", "./"])
+def test_cache_dir_meaning_here_is_refused(value, tmp_path, monkeypatch, mscmt):
+    monkeypatch.chdir(tmp_path)
+    _foreign(tmp_path)
+    before = _snapshot(tmp_path)
+    with pytest.raises(MscmtError, match="--cache-dir"):
+        FeatureCache(Path(value))
+    for args in (["cache", "clear", "--cache-dir", value], ["cache", "info", "--cache-dir", value]):
+        _one_line_error(mscmt(args), "--cache-dir")
+    monkeypatch.setenv("MSCMT_CACHE_DIR", value)
+    _one_line_error(mscmt(["cache", "clear"]), "--cache-dir")
+    assert _snapshot(tmp_path) == before
+
+
+def test_cache_dir_that_is_a_file_is_refused(tmp_path, mscmt):
+    (tmp_path / "f").write_text("keep")
+    for path, needle in ((tmp_path / "f", "is a file"), (tmp_path / "f" / "sub", f"{tmp_path / 'f'} is a file")):
+        with pytest.raises(MscmtError, match="--cache-dir"):
+            FeatureCache(path)
+        _one_line_error(mscmt(["cache", "clear", "--cache-dir", path]), "--cache-dir", needle)
+    assert (tmp_path / "f").read_text() == "keep"
+
+
+def test_entries_written_before_still_count(tmp_path):
+    """A cache written by the previous code (label written after the first shard folder) is read and cleared."""
+    root = tmp_path / "cache"
+    identity = "clip-vit-l14|/models/clip|224"
+    shard = root / encoder_key(identity) / "ab"
+    shard.mkdir(parents=True)
+    (shard / ("ab" + "2" * 62 + ".npy")).write_bytes(b"x")
+    (shard.parent / "identity.txt").write_text(identity + "\n")
+    assert FeatureCache(root).info()[0][1:3] == (identity, 1)
+    assert FeatureCache(root).clear() == 1 and list(root.iterdir()) == []
