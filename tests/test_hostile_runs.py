@@ -125,3 +125,57 @@ def test_entries_written_before_still_count(tmp_path):
     (shard.parent / "identity.txt").write_text(identity + "\n")
     assert FeatureCache(root).info()[0][1:3] == (identity, 1)
     assert FeatureCache(root).clear() == 1 and list(root.iterdir()) == []
+
+
+# -- cache build: an encoder without features, a cache dir that is a file ---------------------------
+
+def _tiny_paths(tiny) -> dict[str, str]:
+    return {"bertweet": str(tiny.bertweet), "bert-base": str(tiny.bert), "clip-vit-l14": str(tiny.clip_vision), "clip-text": str(tiny.clip)}
+
+
+def test_cache_build_refuses_before_loading_anything(tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from mscmt_cli.engine.cache_jobs import build_cache
+    from mscmt_cli.registry import Registry
+    from mscmt_cli.settings import Settings
+
+    (tmp_path / "f").write_text("keep")
+    registry, console = Registry.from_entry_points(), Console(file=io.StringIO())
+    # no --data-dir: any of these reaching the data would fail with "no data directory" instead
+    for options, needle in (({"image": "none"}, "--image none: this image encoder has no features"),
+                            ({"cache_dir": tmp_path / "f"}, "--cache-dir"),
+                            ({"cache_dir": tmp_path / "f" / "sub"}, "is a file"),
+                            ({"cache_dir": Path("")}, "--cache-dir"),
+                            ({"no_cache": True}, "--no-cache")):
+        settings = Settings.model_validate({"cache_dir": tmp_path / "cache", "data_dir": None, **options})
+        with pytest.raises(MscmtError, match=needle):
+            build_cache(settings, registry, console)
+    assert not (tmp_path / "cache").exists() and (tmp_path / "f").read_text() == "keep"
+
+
+def test_cache_build_counts_what_it_cached(tiny, corpus, tmp_path):
+    import io
+
+    from rich.console import Console
+
+    from mscmt_cli.engine.cache_jobs import build_cache
+    from mscmt_cli.registry import Registry
+    from mscmt_cli.settings import Settings
+
+    settings = Settings.model_validate({"image": "clip-vit-l14", "data_dir": corpus.data_dir, "corpus": corpus.name,
+                                        "images_dir": corpus.images_dir, "cache_dir": tmp_path / "cache",
+                                        "model_paths": _tiny_paths(tiny)})
+    out = io.StringIO()
+    done = build_cache(settings, Registry.from_entry_points(), Console(file=out, width=300))
+    from mscmt_cli.engine.data import CorpusData
+
+    ids = {t.image_id for t in CorpusData.load(corpus.data_dir, corpus.name).all_tweets()}
+    digests = {hashlib.sha256((corpus.images_dir / f"{i}.jpg").read_bytes()).hexdigest() for i in ids}
+    [(_, _, cached, _)] = FeatureCache(tmp_path / "cache").info()
+    assert (done.images, cached) == (len(ids), len(digests)) and done.encoder_batches >= 1
+    assert f"{len(ids)} images of tiny" in out.getvalue()
+    again = build_cache(settings, Registry.from_entry_points(), Console(file=io.StringIO()))
+    assert again.encoder_batches == 0 and again.images == done.images
