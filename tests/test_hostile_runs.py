@@ -179,3 +179,76 @@ def test_cache_build_counts_what_it_cached(tiny, corpus, tmp_path):
     assert f"{len(ids)} images of tiny" in out.getvalue()
     again = build_cache(settings, Registry.from_entry_points(), Console(file=io.StringIO()))
     assert again.encoder_batches == 0 and again.images == done.images
+
+
+# -- 3, 4. a new run never overwrites a run or a folder that is not ours ------------------------------
+
+def _copy_run(trained_run: Path, dest: Path, drop: tuple[str, ...] = ()) -> Path:
+    import shutil
+
+    shutil.copytree(trained_run, dest)
+    for name in drop:
+        shutil.rmtree(dest / name) if (dest / name).is_dir() else (dest / name).unlink()
+    return dest
+
+
+def _train_args(tiny, corpus, out, *extra) -> list:
+    return ["train", "--text", "bertweet", "--image", "none", "--fusion", "none", *corpus.args(images=False),
+            "--out", out, "--epochs", "1", *tiny.model_path_args(), *extra]
+
+
+def test_finished_run_without_checkpoint_is_not_overwritten(trained_run, tiny, corpus, tmp_path, mscmt):
+    run = _copy_run(trained_run, tmp_path / "R", drop=("checkpoint",))
+    before = _snapshot(run)
+    _one_line_error(mscmt(_train_args(tiny, corpus, run)), f"--out {run} already holds a run", "model", "run.json")
+    assert _snapshot(run) == before
+    (run / "test_scores.json").unlink()  # any one record is enough to refuse
+    for name in ("model", "run.json"):
+        only = _copy_run(trained_run, tmp_path / f"only-{name}",
+                         drop=tuple(n.name for n in trained_run.iterdir() if n.name != name))
+        _one_line_error(mscmt(_train_args(tiny, corpus, only)), "already holds a run", name)
+
+
+def test_out_that_is_not_a_new_directory_is_refused_before_loading(tiny, tmp_path, monkeypatch, mscmt):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "notes.txt").write_text("keep")
+    (tmp_path / "photos").mkdir()
+    (tmp_path / "photos" / "a.jpg").write_bytes(b"k")
+    before = _snapshot(tmp_path)
+    missing_data = ["--data-dir", tmp_path / "no-such-data"]  # reaching the data would fail differently
+    cases = [("", "--out: an empty path (or '.') means the current directory"), (".", "--out: an empty path"),
+             (tmp_path / "notes.txt", "is a file, not a directory"),
+             (tmp_path / "notes.txt" / "run", f"{tmp_path / 'notes.txt'} is a file"),
+             (tmp_path / "photos", "is not empty (it holds a.jpg)")]
+    for out, needle in cases:
+        result = mscmt(["train", "--text", "bertweet", "--image", "none", "--fusion", "none", *missing_data,
+                        "--out", out, *tiny.model_path_args()])
+        _one_line_error(result, needle)
+    monkeypatch.setenv("MSCMT_OUT", "")
+    _one_line_error(mscmt(["train", "--text", "bertweet", "--image", "none", "--fusion", "none", *missing_data]), "--out")
+    assert _snapshot(tmp_path) == before
+
+
+def test_fresh_run_dir_rules(trained_run, tmp_path):
+    from mscmt_cli.engine.rundir import check_fresh_run_dir
+    from mscmt_cli.engine.trainer import train
+    from mscmt_cli.settings import Settings
+
+    assert check_fresh_run_dir(tmp_path / "new") == tmp_path / "new"
+    (tmp_path / "empty").mkdir()
+    check_fresh_run_dir(tmp_path / "empty")
+    # killed during its first epoch: run.json and an empty metrics.jsonl, nothing to lose
+    killed = _copy_run(trained_run, tmp_path / "killed", drop=("checkpoint", "model", "test_scores.json"))
+    (killed / "metrics.jsonl").write_text("")
+    (killed / ".checkpoint.abc123").mkdir()
+    check_fresh_run_dir(killed)
+    (killed / "metrics.jsonl").write_text('{"epoch": 1}\n')
+    with pytest.raises(MscmtError, match="already holds a run"):
+        check_fresh_run_dir(killed)
+    with pytest.raises(MscmtError, match="--resume"):
+        check_fresh_run_dir(trained_run)
+    for bad in ("", "."):  # the library entry point refuses too, whatever the CLI passes
+        with pytest.raises(MscmtError, match="--out: an empty path"):
+            train(Settings.model_validate({"out": Path(bad)}))
+    with pytest.raises(MscmtError, match="--resume .*does not exist"):
+        train(Settings.model_validate({"out": tmp_path / "nope"}), resume=True)

@@ -18,11 +18,16 @@ from typing import Any
 from mscmt_cli import __version__
 from mscmt_cli.data.corpus import file_digest
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.paths import check_file_target
+from mscmt_cli.paths import check_dir_target, check_file_target, listing
 from mscmt_cli.settings import Settings
 
 METRICS_FILE = "metrics.jsonl"
 RUN_FILE = "run.json"
+TEST_SCORES = "test_scores.json"
+# What a run directory holds once an epoch has finished: never overwritten by a new run.
+RUN_RECORDS = ("checkpoint", ".checkpoint.old", "model", TEST_SCORES, RUN_FILE, METRICS_FILE)
+# Temporary names of mscmt's own atomic writes (left behind only by a kill).
+OWN_TEMPORARY = (".checkpoint.", ".model.", f".{RUN_FILE}.", f".{METRICS_FILE}.")
 LIBRARIES = ("torch", "transformers", "timm", "pytorch-crf", "seqeval", "tokenizers", "safetensors")
 
 
@@ -88,6 +93,43 @@ class RunInfo:
 
     def write(self, run_dir: Path) -> None:
         write_json(Path(run_dir) / RUN_FILE, asdict(self))
+
+
+def check_fresh_run_dir(run_dir: Path | str | None) -> Path:
+    """The directory a new run may train into: absent, empty, or a run that never finished an epoch.
+
+    Anything else is refused, naming what is there: a run with a checkpoint
+    (resume it), a finished or partly finished run (its model, scores or
+    metrics would be overwritten), or a directory holding other files.
+    """
+    if run_dir is None:
+        raise MscmtError("no run directory: pass --out DIR")
+    path = check_dir_target(run_dir, "--out")
+    if not path.is_dir():
+        return path
+    names = sorted(p.name for p in path.iterdir())
+    if "checkpoint" in names or ".checkpoint.old" in names:
+        raise MscmtError(f"{path} already holds a training run; resume it with --resume {path} or choose another --out")
+    own = [n for n in names if not n.startswith(OWN_TEMPORARY)]
+    if not own or _never_finished_an_epoch(path, own):
+        return path
+    records = [n for n in RUN_RECORDS if n in own]
+    if records:
+        raise MscmtError(f"--out {path} already holds a run ({listing(records)}); choose another --out "
+                         f"(or remove {path} to train it again)")
+    raise MscmtError(f"--out {path} is not empty (it holds {listing(own)}); choose a new or empty directory")
+
+
+def _never_finished_an_epoch(path: Path, own: list[str]) -> bool:
+    """Only ``run.json`` (ours) and an empty ``metrics.jsonl``: a run killed in its first epoch, nothing to lose."""
+    metrics = path / METRICS_FILE
+    if sorted(own) != sorted([METRICS_FILE, RUN_FILE]) or not metrics.is_file() or metrics.stat().st_size > 0:
+        return False
+    try:
+        record = json.loads((path / RUN_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return False
+    return isinstance(record, dict) and {"settings", "data_files"} <= set(record)
 
 
 def read_run_settings(run_dir: Path) -> dict[str, Any] | None:

@@ -23,12 +23,12 @@ from torch.optim.lr_scheduler import LambdaLR
 from mscmt_cli.console import make_console, progress
 from mscmt_cli.data.sampler import balanced_weights
 from mscmt_cli.engine.batching import EncodedDataset, epoch_indices, iter_batches, length_batches
-from mscmt_cli.engine.checkpoint import deferred_sigint, load_checkpoint, save_checkpoint
+from mscmt_cli.engine.checkpoint import check_resumable, deferred_sigint, load_checkpoint, save_checkpoint
 from mscmt_cli.engine.data import CorpusData, check_image_inputs, encode_split, feature_table, precompute_features
 from mscmt_cli.engine.distributed import DistContext, device_for, init_distributed
 from mscmt_cli.engine.evaluate import autocast, predict, resolve_device
 from mscmt_cli.engine.metrics import score
-from mscmt_cli.engine.rundir import RunInfo, append_metrics, rewrite_metrics
+from mscmt_cli.engine.rundir import RunInfo, append_metrics, check_fresh_run_dir, rewrite_metrics
 from mscmt_cli.errors import MscmtError, TrainingInterrupted
 from mscmt_cli.labels import LABELS
 from mscmt_cli.model.build import Assembled, Components, assemble, save_model
@@ -231,9 +231,11 @@ def train(settings: Settings, registry: Registry | None = None, console: Console
 
     console = console or make_console()
     registry = registry or Registry.from_entry_points()
-    run_dir = Path(settings.out) if settings.out else None
-    if run_dir is not None and not resume and (run_dir / "checkpoint").exists():
-        raise MscmtError(f"{run_dir} already holds a training run; resume it with --resume {run_dir} or choose another --out")
+    # before any model or data loads: never train over a run or a folder that is not ours
+    if resume:
+        check_resumable(settings.out)
+    else:
+        check_fresh_run_dir(settings.out)
     run = Run(settings, registry, console)
     if resume:
         run.resume()

@@ -13,12 +13,11 @@ from rich.console import Console
 
 from mscmt_cli.data.corpus import canonical_name
 from mscmt_cli.engine.checkpoint import CHECKPOINT_DIR
-from mscmt_cli.engine.rundir import read_metrics, read_run_settings, write_json
+from mscmt_cli.engine.rundir import TEST_SCORES, read_metrics, read_run_settings, write_json
 from mscmt_cli.errors import MscmtError, TrainingInterrupted
 from mscmt_cli.registry import KINDS, Registry
 from mscmt_cli.settings import Settings
 
-TEST_SCORES = "test_scores.json"
 PARTS = tuple(KINDS)  # the four component kinds, in order: text, image, fusion, decoder
 ROW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 # Settings that change what a run learns: a finished row must match them to be reused.
