@@ -19,13 +19,14 @@ from mscmt_cli.features import FeatureCache, encoder_key
 
 
 def _one_line_error(result, *needles: str) -> None:
-    """Exit 2, one line on stderr containing every needle, no traceback."""
+    """Exit 2, one ``error:`` line on stderr (the last) containing every needle, no traceback."""
     assert result.code == 2, (result.code, result.err)
     lines = result.err.strip().splitlines()
-    assert len(lines) == 1 and lines[0].startswith("error: "), result.err
-    assert "Traceback" not in result.err and "unexpected" not in result.err, result.err
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.err
+    assert "Traceback" not in result.err and "error: unexpected" not in result.err, result.err
     for needle in needles:
-        assert needle in lines[0], (needle, lines[0])
+        assert needle in errors[0], (needle, errors[0])
 
 
 def _snapshot(root: Path) -> dict[str, bytes | None]:
@@ -252,3 +253,131 @@ def test_fresh_run_dir_rules(trained_run, tmp_path):
             train(Settings.model_validate({"out": Path(bad)}))
     with pytest.raises(MscmtError, match="--resume .*does not exist"):
         train(Settings.model_validate({"out": tmp_path / "nope"}), resume=True)
+
+
+# -- 9. a non-finite loss stops training and never becomes "best" -----------------------------------
+
+def test_infinite_weight_decay_stops_training_and_saves_nothing(tiny, corpus, tmp_path, mscmt):
+    out = tmp_path / "wd"
+    result = mscmt(_train_args(tiny, corpus, out, "--weight-decay", "inf", "--epochs", "2"))
+    _one_line_error(result, "training diverged in epoch 1, step 2", "--weight-decay inf", "no epoch was saved")
+    assert not (out / "model").exists() and not (out / "checkpoint").exists()
+    assert (out / "metrics.jsonl").read_text() == ""
+    # nothing was lost, so the same --out may be trained again
+    again = mscmt(_train_args(tiny, corpus, out))
+    assert again.code == 0, again.err
+
+
+def test_divergence_keeps_the_last_finite_epoch(tiny, corpus, tmp_path, monkeypatch, mscmt):
+    from safetensors.torch import load_file
+
+    from mscmt_cli.engine import trainer
+    from mscmt_cli.model.mner import MNERModel
+
+    epoch = {"now": 0}
+    run_epoch, forward = trainer.Run.run_epoch, MNERModel.forward
+
+    def counting_run_epoch(self, n):
+        epoch["now"] = n
+        return run_epoch(self, n)
+
+    def poisoned_forward(self, batch):
+        output = forward(self, batch)
+        if epoch["now"] == 2 and output.loss is not None:
+            output.loss = output.loss * float("inf")
+        return output
+
+    monkeypatch.setattr(trainer.Run, "run_epoch", counting_run_epoch)
+    monkeypatch.setattr(MNERModel, "forward", poisoned_forward)
+    out = tmp_path / "poisoned"
+    result = mscmt(_train_args(tiny, corpus, out, "--epochs", "3", "--patience", "3"))
+    _one_line_error(result, "training diverged in epoch 2, step 1: the loss is inf", "keeps epoch 1 in its checkpoint")
+    weights = load_file(str(out / "model" / "model.safetensors"))
+    assert all(torch.isfinite(w).all() for w in weights.values())
+    checkpoint = load_file(str(out / "checkpoint" / "model.safetensors"))
+    assert all(torch.equal(weights[k], checkpoint[k]) for k in weights), "epoch 1 was the best and the last kept"
+    assert [line.count('"epoch": 1') for line in (out / "metrics.jsonl").read_text().splitlines()] == [1]
+
+
+def test_non_finite_weights_are_found():
+    from mscmt_cli.engine.trainer import non_finite_parameters
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 2))
+    assert non_finite_parameters(model) == []
+    with torch.no_grad():
+        model[1].bias[0] = float("nan")
+        model[0].weight[2, 1] = float("-inf")
+    assert non_finite_parameters(model) == ["0.weight", "1.bias"]
+
+
+# -- from 14: any integer seed trains; the seeds torch accepted keep their batches -------------------
+
+@hyp_settings(max_examples=60, deadline=None)
+@given(seed=st.integers(min_value=-(2 ** 80), max_value=2 ** 80), epoch=st.integers(min_value=1, max_value=500))
+def test_every_seed_makes_a_generator(seed, epoch):
+    from mscmt_cli.engine.trainer import epoch_seed, seed_everything, torch_seed
+
+    generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
+    seed_everything(seed)
+    if 0 <= seed * 1000 + epoch < 2 ** 64:
+        assert epoch_seed(seed, epoch) == seed * 1000 + epoch  # unchanged: old runs resume with the same batches
+    if -(2 ** 63) <= seed * 1000 + epoch < 2 ** 64:  # what torch took before: the very same generator
+        old = torch.Generator().manual_seed(seed * 1000 + epoch)
+        assert torch.equal(torch.randperm(20, generator=old), torch.randperm(20, generator=generator))
+    assert 0 <= torch_seed(seed) < 2 ** 64
+
+
+def test_largest_seed_trains(tiny, corpus, tmp_path, mscmt):
+    out = tmp_path / "seed"
+    result = mscmt(_train_args(tiny, corpus, out, "--seed", str(2 ** 63 - 1)))
+    assert result.code == 0, result.err
+    assert (out / "test_scores.json").is_file()
+
+
+# -- from 14: resuming a checkpoint that does not fit the run ------------------------------------------
+
+def _resume(mscmt, tiny, run: Path):
+    return mscmt(["train", "--resume", run, *tiny.model_path_args()])
+
+
+@pytest.mark.parametrize("change", ["drop", "add", "reshape"])
+def test_resume_with_weights_of_another_model(trained_run, tiny, tmp_path, mscmt, change):
+    from safetensors.torch import load_file, save_file
+
+    run = _copy_run(trained_run, tmp_path / "R")
+    path = run / "checkpoint" / "model.safetensors"
+    weights = load_file(str(path))
+    name = sorted(k for k in weights if k.startswith("fusion."))[0]
+    if change == "drop":
+        del weights[name]
+    elif change == "add":
+        weights["fusion.extra.weight"] = torch.zeros(2, 2)
+    else:
+        weights[name] = torch.zeros(*weights[name].shape, 2)
+    save_file(weights, str(path))
+    before = _snapshot(run)
+    label = {"drop": "missing", "add": "unexpected", "reshape": "wrong shape"}[change]
+    _one_line_error(_resume(mscmt, tiny, run), f"{path}: the checkpoint's weights do not fit", label)
+    assert _snapshot(run) == before
+
+
+@pytest.mark.parametrize("damage", ["no optimizer", "not a dict", "other optimizer", "truncated"])
+def test_resume_with_a_broken_state(trained_run, tiny, tmp_path, mscmt, damage):
+    run = _copy_run(trained_run, tmp_path / "R")
+    path = run / "checkpoint" / "state.pt"
+    state = torch.load(path, weights_only=True)
+    if damage == "no optimizer":
+        del state["optimizer"]
+        torch.save(state, path)
+    elif damage == "not a dict":
+        torch.save([1, 2, 3], path)
+    elif damage == "other optimizer":
+        state["optimizer"]["param_groups"][0]["params"] = [0]
+        torch.save(state, path)
+    else:
+        path.write_bytes(path.read_bytes()[:100])
+    before = _snapshot(run)
+    needle = {"no optimizer": "no optimizer", "not a dict": "not a whole training state",
+              "other optimizer": "does not fit this run", "truncated": "unreadable checkpoint"}[damage]
+    _one_line_error(_resume(mscmt, tiny, run), str(path.parent), needle)
+    assert _snapshot(run) == before

@@ -179,11 +179,17 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
         raise ModelLoadError(f"{path}: unreadable weights ({err})") from None
+    detail = weights_mismatch(model, state)
+    if detail:
+        raise ModelLoadError(f"{path}: weights do not match the model in config.json ({detail})")
+    model.load_state_dict(state)
+
+
+def weights_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> str:
+    """The missing, unexpected and wrong-shape keys of ``state`` for ``model`` (first 3 of each); "" when it fits."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    if missing or unexpected or wrong:
-        detail = "; ".join(f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}" for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys)
-        raise ModelLoadError(f"{path}: weights do not match the model in config.json ({detail})")
-    model.load_state_dict(state)
+    return "; ".join(f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                     for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys)
