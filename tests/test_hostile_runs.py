@@ -501,3 +501,52 @@ def test_run_json_names_its_own_bad_settings(trained_run, tiny, tmp_path, mscmt)
         assert "option --" not in result.err
     (run / "run.json").write_text('{"settings": {}, \n  oops')
     _one_line_error(_resume(mscmt, tiny, run), f"{run / 'run.json'}:2: not valid JSON")
+
+
+# -- from 14: evaluate --json DIR, atomic writes that fail, a model directory that is not ours ----------
+
+def test_atomic_write_refuses_a_directory_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    from mscmt_cli.engine import rundir
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "f").write_text("keep")
+    for target, needle in ((tmp_path / "d", "is a directory"), (tmp_path / "f" / "x.json", "is a file")):
+        with pytest.raises(MscmtError, match=needle):
+            rundir.write_json(target, {"a": 1})
+    monkeypatch.setattr(rundir.os, "replace", lambda *a: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
+    with pytest.raises(MscmtError, match="x.json: cannot write"):
+        rundir.write_json(tmp_path / "x.json", {"a": 1})
+    with pytest.raises(UnicodeEncodeError):
+        rundir.write_text_atomic(tmp_path / "y.txt", "lone \ud800")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "f"] and list((tmp_path / "d").iterdir()) == []
+
+
+def test_evaluate_json_target_is_checked_before_scoring(trained_run, tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from mscmt_cli.engine import evaluation_job
+    from mscmt_cli.settings import Settings
+
+    scored = []
+    monkeypatch.setattr(evaluation_job, "evaluate_run", lambda *a, **k: scored.append(1) or {"micro": {}})
+    (tmp_path / "d").mkdir()
+    console = Console(file=io.StringIO())
+    for target, needle in ((tmp_path / "d", "--json .*: is a directory"), (Path(""), "--json: an empty path")):
+        with pytest.raises(MscmtError, match=needle):
+            evaluation_job.run_evaluate(trained_run, Settings(), "test", None, console, target)
+    assert scored == [] and list((tmp_path / "d").iterdir()) == []
+    evaluation_job.run_evaluate(trained_run, Settings(), "test", None, console, tmp_path / "d" / "s.json")
+    assert scored == [1] and (tmp_path / "d" / "s.json").read_text().strip() == '{\n  "micro": {}\n}'
+
+
+def test_evaluate_json_dir_through_the_cli(trained_run, corpus, tiny, tmp_path, mscmt):
+    (tmp_path / "d").mkdir()
+    _one_line_error(mscmt(["evaluate", trained_run, *corpus.args(), "--json", tmp_path / "d", *tiny.model_path_args()]),
+                    "is a directory")
+    assert list((tmp_path / "d").iterdir()) == []
+
+
+def test_a_foreign_config_json_is_not_a_model(tiny, tmp_path, mscmt, corpus):
+    _one_line_error(mscmt(["evaluate", tiny.bertweet, *corpus.args()]), f"{tiny.bertweet}: not an mscmt model directory")

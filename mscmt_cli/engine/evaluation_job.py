@@ -13,6 +13,7 @@ from mscmt_cli.engine.report import scores_table
 from mscmt_cli.engine.rundir import write_json
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.model.build import Assembled, load_model
+from mscmt_cli.paths import check_file_target
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings
 
@@ -51,5 +52,21 @@ def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Regist
     return scores
 
 
+def check_scores_target(path: Path | None) -> Path | None:
+    """Refuse an unusable ``--json`` target (empty, ``.``, a directory, below a file) before any scoring."""
+    return None if path is None else check_file_target(path, "--json")
+
+
 def save_scores(path: Path, scores: dict) -> None:
-    write_json(path, scores)
+    """Write the scores as JSON (atomically) to ``path``."""
+    write_json(check_file_target(path, "--json"), scores)
+
+
+def run_evaluate(run_dir: Path, settings: Settings, split: str, registry: Registry, console: Console,
+                 json_out: Path | None = None) -> dict:
+    """``mscmt evaluate``: check the ``--json`` target, score, then write the scores there."""
+    check_scores_target(json_out)
+    scores = evaluate_run(run_dir, settings, split, registry, console)
+    if json_out is not None:
+        save_scores(json_out, scores)
+    return scores

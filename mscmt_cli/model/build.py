@@ -147,9 +147,14 @@ def read_spec(directory: Path) -> ModelSpec:
     if not path.is_file():
         raise ModelLoadError(f"{directory}: not an mscmt model directory (no {CONFIG_FILE})")
     try:
-        return ModelSpec.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ModelLoadError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict) or data.get("format") != "mscmt-model":
+        raise ModelLoadError(f"{directory}: not an mscmt model directory ({CONFIG_FILE} has no \"format\": \"mscmt-model\"; "
+                             f"pass a run directory or its model/ folder)")
+    try:
+        return ModelSpec.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
         raise ModelLoadError(f"{path}: field {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
