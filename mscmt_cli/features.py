@@ -25,6 +25,7 @@ from typing import Callable, Iterable, Protocol
 import numpy as np
 import torch
 
+from mscmt_cli.errors import MscmtError
 from mscmt_cli.model.components import ImageEncoder
 from mscmt_cli.paths import check_dir_target
 
@@ -103,8 +104,12 @@ class FeatureCache:
         """(directory, encoder identity) of every provable cache entry under the root."""
         if self.root is None or not Path(self.root).is_dir():
             return []
+        try:
+            children = sorted(Path(self.root).iterdir())
+        except OSError as err:
+            raise MscmtError(f"--cache-dir {self.root}: cannot list it ({err.strerror or err})") from None
         found = []
-        for d in sorted(Path(self.root).iterdir()):
+        for d in children:
             identity = _entry_identity(d)
             if identity is not None:
                 found.append((d, identity))

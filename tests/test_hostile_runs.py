@@ -227,6 +227,10 @@ def test_out_that_is_not_a_new_directory_is_refused_before_loading(tiny, tmp_pat
         _one_line_error(result, needle)
     monkeypatch.setenv("MSCMT_OUT", "")
     _one_line_error(mscmt(["train", "--text", "bertweet", "--image", "none", "--fusion", "none", *missing_data]), "--out")
+    monkeypatch.delenv("MSCMT_OUT")
+    monkeypatch.setenv("MSCMT_CACHE_DIR", "")  # the feature cache would be written into the current directory
+    _one_line_error(mscmt(["train", "--text", "bertweet", "--image", "none", "--fusion", "none", *missing_data,
+                           "--out", tmp_path / "new"]), "--cache-dir: an empty path")
     assert _snapshot(tmp_path) == before
 
 
@@ -550,3 +554,10 @@ def test_evaluate_json_dir_through_the_cli(trained_run, corpus, tiny, tmp_path, 
 
 def test_a_foreign_config_json_is_not_a_model(tiny, tmp_path, mscmt, corpus):
     _one_line_error(mscmt(["evaluate", tiny.bertweet, *corpus.args()]), f"{tiny.bertweet}: not an mscmt model directory")
+
+
+def test_truncated_model_weights_are_named(trained_run, corpus, tiny, tmp_path, mscmt):
+    run = _copy_run(trained_run, tmp_path / "R")
+    weights = run / "model" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    _one_line_error(mscmt(["evaluate", run, *corpus.args(), *tiny.model_path_args()]), f"{weights}: unreadable weights")

@@ -30,6 +30,7 @@ from mscmt_cli.engine.evaluate import autocast, predict, resolve_device
 from mscmt_cli.engine.metrics import score
 from mscmt_cli.engine.rundir import RUN_FILE, RunInfo, append_metrics, check_fresh_run_dir, rewrite_metrics
 from mscmt_cli.errors import MscmtError, TrainingInterrupted
+from mscmt_cli.features import check_cache_dir
 from mscmt_cli.labels import LABELS
 from mscmt_cli.model.build import Assembled, Components, assemble, save_model, weights_mismatch
 from mscmt_cli.paths import listing
@@ -319,6 +320,8 @@ def train(settings: Settings, registry: Registry | None = None, console: Console
         check_resumable(settings.out)
     else:
         check_fresh_run_dir(settings.out)
+    if not settings.no_cache:
+        check_cache_dir(settings.cache_dir)
     run = Run(settings, registry, console)
     if resume:
         run.resume()
