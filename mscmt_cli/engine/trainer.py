@@ -253,10 +253,14 @@ class Run:
     def diverged(self, where: str) -> MscmtError:
         """The one-line error for a non-finite loss, gradient, weight or metric: nothing of that epoch is kept."""
         s = self.settings
-        kept = (f"{self.run_dir} keeps epoch {self.state.epoch} in its checkpoint and the best epoch "
-                f"({self.state.best_epoch}) in model/" if self.state.epoch else "no epoch was saved")
+        if self.state.epoch:
+            kept = (f"{self.run_dir} keeps epoch {self.state.epoch} in its checkpoint and the best epoch "
+                    f"({self.state.best_epoch}) in model/")
+            again = "train again into another --out"
+        else:
+            kept, again = "no epoch was saved", "train again"
         return MscmtError(f"training diverged in {where}; {kept}. Likely too high a learning rate or weight decay "
-                          f"(--lr {s.lr:g}, --head-lr {s.head_lr:g}, --weight-decay {s.weight_decay:g}): lower them and train again")
+                          f"(--lr {s.lr:g}, --head-lr {s.head_lr:g}, --weight-decay {s.weight_decay:g}): lower them and {again}")
 
     def validate(self) -> dict:
         """Validation scores; under DDP each rank predicts a shard and the shards are gathered."""
