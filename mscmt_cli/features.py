@@ -6,13 +6,17 @@ preprocessing) and the digest is the SHA-256 of the image file's bytes (or of
 the caption's text). A change of image or encoder therefore never serves a
 stale feature. Files are written to a temporary name and renamed, so
 concurrent readers and an interrupted build never see a torn file.
+
+``<cache>/<encoder key>/identity.txt`` holds the identity the key hashes; it
+is written before the entry's first feature and is how ``cache info`` and
+``cache clear`` tell an entry from anything else kept in the same directory.
 """
 
 from __future__ import annotations
 
 import hashlib
 import os
-import shutil
+import re
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +26,9 @@ import numpy as np
 import torch
 
 from mscmt_cli.data.images import pixel_bounded
+from mscmt_cli.errors import MscmtError
 from mscmt_cli.model.components import ImageEncoder
+from mscmt_cli.paths import check_dir_target
 
 
 class RecordSource(Protocol):
@@ -31,16 +37,38 @@ class RecordSource(Protocol):
     def load(self, image_id: str, decode: bool = True): ...
 
 
+KEY_LENGTH = 20
+IDENTITY_FILE = "identity.txt"
+_KEY = re.compile(rf"^[0-9a-f]{{{KEY_LENGTH}}}$")
+_SHARD = re.compile(r"^[0-9a-f]{2}$")
+_FEATURE = re.compile(r"^[0-9a-f]{64}\.npy$|^tmp[^/]*\.tmp$")
+
+
 def encoder_key(identity: str) -> str:
     """Directory name of an encoder's features in the cache."""
-    return hashlib.sha256(identity.encode()).hexdigest()[:20]
+    return hashlib.sha256(identity.encode()).hexdigest()[:KEY_LENGTH]
+
+
+def check_cache_dir(root: Path | str) -> Path:
+    """The cache directory, refused when empty (the current directory) or when it is a file."""
+    return check_dir_target(root, "--cache-dir")
 
 
 @dataclass
 class FeatureCache:
-    """A directory of cached features; ``root=None`` disables caching."""
+    """A directory of cached features; ``root=None`` disables caching.
+
+    Only directories that are provably cache entries are ever listed or
+    deleted: an entry's name is the key of the identity written in its
+    ``identity.txt`` (``encoder_key(identity) == name``), a proof no foreign
+    folder carries by accident. Anything else under the root is left alone.
+    """
 
     root: Path | None
+
+    def __post_init__(self) -> None:
+        if self.root is not None:
+            self.root = check_cache_dir(self.root)
 
     def _path(self, identity: str, digest: str) -> Path:
         assert self.root is not None
@@ -62,10 +90,8 @@ class FeatureCache:
             return
         path = self._path(identity, digest)
         if not path.parent.is_dir():
+            _label_entry(path.parent.parent, identity)
             path.parent.mkdir(parents=True, exist_ok=True)
-            label = path.parent.parent / "identity.txt"
-            if not label.exists():
-                label.write_text(identity + "\n", encoding="utf-8")
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
@@ -75,24 +101,91 @@ class FeatureCache:
             if os.path.exists(tmp):
                 os.unlink(tmp)
 
-    def info(self) -> list[tuple[str, str, int, int]]:
-        """(encoder key, encoder identity, number of features, bytes) per encoder directory."""
+    def entries(self) -> list[tuple[Path, str]]:
+        """(directory, encoder identity) of every provable cache entry under the root."""
         if self.root is None or not Path(self.root).is_dir():
             return []
+        try:
+            children = sorted(Path(self.root).iterdir())
+        except OSError as err:
+            raise MscmtError(f"--cache-dir {self.root}: cannot list it ({err.strerror or err})") from None
+        found = []
+        for d in children:
+            identity = _entry_identity(d)
+            if identity is not None:
+                found.append((d, identity))
+        return found
+
+    def info(self) -> list[tuple[str, str, int, int]]:
+        """(encoder key, encoder identity, number of features, bytes) per cache entry."""
         rows = []
-        for d in sorted(p for p in Path(self.root).iterdir() if p.is_dir()):
-            files = list(d.glob("*/*.npy"))
-            label = d / "identity.txt"
-            identity = label.read_text(encoding="utf-8").strip() if label.is_file() else "?"
+        for d, identity in self.entries():
+            files = [f for f in d.glob("*/*.npy") if f.is_file()]
             rows.append((d.name, identity, len(files), sum(f.stat().st_size for f in files)))
         return rows
 
     def clear(self) -> int:
-        """Delete every cached feature; returns how many encoder directories went."""
-        rows = self.info()
-        for key, _, _, _ in rows:
-            shutil.rmtree(Path(self.root) / key, ignore_errors=True)
-        return len(rows)
+        """Delete every cached feature; returns how many encoder entries went.
+
+        Inside an entry only mscmt's own files are removed (features, their
+        temporary files, the identity label); a folder is removed once empty.
+        """
+        entries = self.entries()
+        for d, _ in entries:
+            _clear_entry(d)
+        return len(entries)
+
+
+def _label_entry(entry: Path, identity: str) -> None:
+    """Write ``identity.txt`` of a new entry atomically (before any feature goes in)."""
+    label = entry / IDENTITY_FILE
+    if label.is_file():
+        return
+    entry.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=entry, suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(identity + "\n")
+        os.replace(tmp, label)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+def _entry_identity(d: Path) -> str | None:
+    """The identity of a cache entry directory, or None when ``d`` is not provably one."""
+    if d.is_symlink() or not d.is_dir() or not _KEY.match(d.name):
+        return None
+    label = d / IDENTITY_FILE
+    if label.is_symlink() or not label.is_file() or label.stat().st_size > 1 << 16:
+        return None
+    try:
+        identity = label.read_text(encoding="utf-8").rstrip("\n")
+    except (OSError, UnicodeDecodeError):
+        return None
+    return identity if encoder_key(identity) == d.name else None
+
+
+def _clear_entry(d: Path) -> None:
+    """Remove a cache entry's feature files and label, and its folders when that empties them."""
+    for shard in d.iterdir():
+        if shard.is_dir() and not shard.is_symlink() and _SHARD.match(shard.name):
+            for f in shard.iterdir():
+                if _FEATURE.match(f.name) and (f.is_file() or f.is_symlink()):
+                    f.unlink(missing_ok=True)
+            _rmdir_if_empty(shard)
+        elif shard.name.endswith(".tmp") and shard.is_file():
+            shard.unlink(missing_ok=True)
+    if not any(p.name != IDENTITY_FILE for p in d.iterdir()):
+        (d / IDENTITY_FILE).unlink(missing_ok=True)
+        _rmdir_if_empty(d)
+
+
+def _rmdir_if_empty(d: Path) -> None:
+    try:
+        d.rmdir()
+    except OSError:  # not empty: something that is not ours stays
+        pass
 
 
 @dataclass

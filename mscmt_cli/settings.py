@@ -99,7 +99,7 @@ class Settings(BaseSettings):
                             ge=1, le=10_000)
     batch_size: int = setting(16, "training batch size", group="training", identity=True, ge=1, le=100_000)
     max_grad_norm: float = setting(1.0, "gradient clipping norm", group="training", identity=True, gt=0)
-    seed: int = setting(13, "random seed", group="training", identity=True, ge=0, le=2**32 - 1)
+    seed: int = setting(13, "random seed (any integer)", group="training", identity=True)
     balance: bool = setting(True, "class-balanced WeightedRandomSampler", group="training", identity=True)
     # runtime
     device: Literal["auto", "cpu", "cuda"] = setting("auto", "where to run: auto, cpu or cuda", group="runtime", resumable=True)

@@ -84,7 +84,7 @@ def test_resume_of_nothing_is_an_error(tmp_path, mscmt):
 def test_resume_of_a_broken_run_record_is_a_one_line_error(tmp_path, mscmt):
     (tmp_path / "run.json").write_text('{"settings": ')
     result = mscmt(["train", "--resume", tmp_path])
-    assert result.code == 2 and result.err.startswith(f"error: {tmp_path / 'run.json'}: unreadable run record (JSONDecodeError")
+    assert result.code == 2 and result.err.startswith(f"error: {tmp_path / 'run.json'}:1: not valid JSON")
     assert "Traceback" not in result.err and "unexpected" not in result.err
 
 

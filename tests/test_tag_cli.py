@@ -202,7 +202,7 @@ def test_every_line_is_tagged_or_reported(tagger, lines):
     tagged: list[int] = []
     bad: list[BadLine] = []
     tally = tag_stream(tagger, iter_jsonl(raw), on_result=lambda item, result: tagged.append(item.line), on_bad=bad.append, window=4)
-    expected = [n for n, line in enumerate(raw, start=1) if not _blank(line)]
+    expected = [n for n, line in enumerate(raw, start=1) if not _blank(line.removeprefix(b"\xef\xbb\xbf") if n == 1 else line)]  # a BOM marks the file's encoding
     assert sorted(tagged + [b.line for b in bad]) == expected
     assert tagged == sorted(tagged) and tally.tagged == len(tagged) and tally.bad == len(bad)
 

@@ -14,9 +14,10 @@ HELP = "The on-disk cache of frozen image-encoder features."
 def build(given: Given) -> None:
     """Compute every image feature of a corpus once (later runs read them from disk)."""
     from mscmt_cli.console import make_console
-    from mscmt_cli.engine.data import build_cache
+    from mscmt_cli.engine.cache_jobs import build_cache
+    from mscmt_cli.registry import Registry
 
-    build_cache(given.settings(), make_console())
+    build_cache(given.settings(), Registry.from_entry_points(), make_console())
 
 
 @settings_options("cache_dir")

@@ -30,6 +30,6 @@ def evaluate(
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the scores as JSON"),
 ) -> None:
     """Score a trained model on a split (seqeval, conlleval-compatible spans): P, R and F1 per type and averaged."""
-    from mscmt_cli.engine.evaluation_job import evaluate_run
+    from mscmt_cli.engine.evaluation_job import run_evaluate
 
-    evaluate_run(run_dir, given.settings(), split, json_out=json_out)
+    run_evaluate(run_dir, given.settings(), split, json_out=json_out)

@@ -68,6 +68,19 @@ def recover_checkpoint(run_dir: Path) -> None:
         os.replace(old, target)
 
 
+def check_resumable(run_dir: Path | str | None) -> Path:
+    """The run directory to resume, refused early when it holds no finished epoch."""
+    if run_dir is None or str(run_dir) == "":
+        raise MscmtError("no run directory to resume: pass --resume DIR")
+    path = Path(run_dir)
+    if not path.is_dir():
+        raise MscmtError(f"--resume {path}: not a run directory ({'a file' if path.exists() else 'does not exist'})")
+    recover_checkpoint(path)
+    if not (path / CHECKPOINT_DIR / "state.pt").is_file():
+        raise MscmtError(f"{path}: nothing to resume (no {CHECKPOINT_DIR}/state.pt; no epoch has finished yet)")
+    return path
+
+
 def load_checkpoint(run_dir: Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:
     """(weights, state) of the last completed epoch."""
     recover_checkpoint(run_dir)

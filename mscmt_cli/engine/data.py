@@ -16,7 +16,6 @@ from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache, ImageFeatures
 from mscmt_cli.labels import label_to_id
 from mscmt_cli.model.components import ImageEncoder, TextEncoder
-from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings
 
 
@@ -63,20 +62,6 @@ def encode_split(split: Split | list[Tweet], text: TextEncoder, features: ImageF
     images = features.lookup([t.image_id for t in tweets])
     tag_ids = [[index[tag] for tag in t.tags] for t in tweets]
     return EncodedDataset(encode_examples(text, [t.tokens for t in tweets], tag_ids, images))
-
-
-def build_cache(settings: Settings, console: Console, registry: Registry | None = None) -> ImageFeatures:
-    """``mscmt cache build``: compute every image feature of a corpus once (later runs read them from disk)."""
-    from mscmt_cli.model.build import build_image_encoder
-
-    registry = registry or Registry.from_entry_points()
-    check_image_inputs(settings, registry.resolve("image", settings.image)[0].input_kind)
-    data = CorpusData.load(settings.data_dir, settings.corpus)
-    features = feature_table(settings, build_image_encoder(registry, settings.image, settings.model_paths))
-    precompute_features(features, data.all_tweets(), console)
-    console.print(f"{settings.image}: {len({t.image_id for t in data.all_tweets()})} images of {settings.corpus} cached in {settings.cache_dir} "
-                  f"({features.encoder_calls} encoder batches computed, the rest read from the cache)")
-    return features
 
 
 @dataclass

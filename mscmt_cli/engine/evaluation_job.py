@@ -13,6 +13,7 @@ from mscmt_cli.engine.report import scores_table
 from mscmt_cli.engine.rundir import write_json
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.model.build import Assembled, load_model
+from mscmt_cli.paths import check_file_target
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings
 
@@ -32,14 +33,11 @@ def load_trained(path: Path, settings: Settings, registry: Registry) -> Assemble
     return load_model(model_dir(path), registry, settings.model_paths)
 
 
-def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Registry | None = None, console: Console | None = None,
-                 json_out: Path | None = None) -> dict:
-    """Scores of the saved model on ``split`` of ``settings.corpus`` (also written to ``json_out``)."""
+def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Registry | None = None, console: Console | None = None) -> dict:
+    """Scores of the saved model on ``split`` of ``settings.corpus``."""
     from mscmt_cli.console import make_console
 
     console = console or make_console()
-    if json_out is not None and Path(json_out).is_dir():
-        raise MscmtError(f"--json {json_out}: is a directory; give a file name")
     if settings.data_dir is None:
         raise MscmtError("no data directory: pass --data-dir DIR")
     assembled = load_trained(run_dir, settings, registry or Registry.from_entry_points())
@@ -54,6 +52,24 @@ def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Regist
     note = getattr(features.source, "report", lambda: None)()
     if note:
         console.print(f"[yellow]warning:[/] {note}")
+    return scores
+
+
+def check_scores_target(path: Path | None) -> Path | None:
+    """Refuse an unusable ``--json`` target (empty, ``.``, a directory, below a file) before any scoring."""
+    return None if path is None else check_file_target(path, "--json")
+
+
+def save_scores(path: Path, scores: dict) -> None:
+    """Write the scores as JSON (atomically) to ``path``."""
+    write_json(check_file_target(path, "--json"), scores)
+
+
+def run_evaluate(run_dir: Path, settings: Settings, split: str, registry: Registry | None = None, console: Console | None = None,
+                 json_out: Path | None = None) -> dict:
+    """``mscmt evaluate``: check the ``--json`` target, score, then write the scores there."""
+    check_scores_target(json_out)
+    scores = evaluate_run(run_dir, settings, split, registry, console)
     if json_out is not None:
-        write_json(json_out, scores)
+        save_scores(json_out, scores)
     return scores

@@ -13,7 +13,7 @@ from mscmt_cli.engine.data import CorpusData, encode_split
 from mscmt_cli.engine.distributed import DistContext
 from mscmt_cli.engine.evaluate import evaluate
 from mscmt_cli.engine.report import scores_table
-from mscmt_cli.engine.rundir import write_json
+from mscmt_cli.engine.rundir import TEST_SCORES, write_json
 from mscmt_cli.features import ImageFeatures
 from mscmt_cli.labels import LABELS
 from mscmt_cli.model.build import WEIGHTS_FILE, load_weights
@@ -62,7 +62,7 @@ def finish_run(run: FinishedRun) -> TrainOutcome:
     test = evaluate(run.model, test_set, gold, LABELS, s.eval_batch_size, run.device)
     best_valid = next((m for m in state.metrics if m["epoch"] == state.best_epoch), {})
     if run.dist.is_main:
-        write_json(Path(run.run_dir) / "test_scores.json", {"corpus": s.corpus, "split": "test", "best_epoch": state.best_epoch, **test})
+        write_json(Path(run.run_dir) / TEST_SCORES, {"corpus": s.corpus, "split": "test", "best_epoch": state.best_epoch, **test})
     run.console.print(scores_table(test, f"{s.corpus} test (best epoch {state.best_epoch})"))
     note = getattr(run.features.source, "report", lambda: None)()
     if note:

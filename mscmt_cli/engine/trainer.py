@@ -23,20 +23,23 @@ from torch.optim.lr_scheduler import LambdaLR
 from mscmt_cli.console import make_console, progress
 from mscmt_cli.data.sampler import balanced_weights
 from mscmt_cli.engine.batching import EncodedDataset, epoch_indices, iter_batches, length_batches
-from mscmt_cli.engine.checkpoint import deferred_sigint, load_checkpoint, save_checkpoint
+from mscmt_cli.engine.checkpoint import CHECKPOINT_DIR, check_resumable, deferred_sigint, load_checkpoint, save_checkpoint
 from mscmt_cli.engine.data import CorpusData, check_image_inputs, encode_split, feature_table, precompute_features
 from mscmt_cli.engine.distributed import DistContext, device_for, init_distributed
 from mscmt_cli.engine.evaluate import autocast, predict, resolve_device
 from mscmt_cli.engine.finish import TrainOutcome, finish_run
 from mscmt_cli.engine.metrics import score
-from mscmt_cli.engine.rundir import RunInfo, append_metrics, rewrite_metrics
+from mscmt_cli.engine.rundir import RUN_FILE, RunInfo, append_metrics, check_fresh_run_dir, rewrite_metrics
 from mscmt_cli.errors import MscmtError, TrainingInterrupted
+from mscmt_cli.features import check_cache_dir
 from mscmt_cli.labels import LABELS
-from mscmt_cli.model.build import Assembled, Components, ModelSpec, build_model, new_spec, save_model
+from mscmt_cli.model.build import Assembled, Components, ModelSpec, build_model, new_spec, save_model, weights_mismatch
+from mscmt_cli.paths import listing
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings, identity_fields
 
 POOL_BATCHES = 50  # batches per length-sorted pool
+STATE_KEYS = ("optimizer", "scheduler", "torch_rng", "python_rng", "progress")  # what checkpoint() writes into state.pt
 
 
 @dataclass
@@ -50,9 +53,43 @@ class Progress:
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
 
+SEED_SPACE = 2 ** 64  # torch takes seeds in [-2**63, 2**64) and wraps negatives mod 2**64; Python's random takes any int
+
+
+def torch_seed(seed: int) -> int:
+    """``seed`` as a torch seed: unchanged in [0, 2**64), wrapped mod 2**64 (as torch wraps negatives) otherwise.
+
+    So every integer ``--seed`` works, and seeds torch already accepted give
+    exactly the generators they gave before.
+    """
+    return seed % SEED_SPACE
+
+
+def epoch_seed(seed: int, epoch: int) -> int:
+    """The seed of ``epoch``'s batch generator."""
+    return torch_seed(seed * 1000 + epoch)
+
+
 def seed_everything(seed: int) -> None:
     random.seed(seed)
-    torch.manual_seed(seed)
+    torch.manual_seed(torch_seed(seed))
+
+
+class NonFiniteStep(MscmtError):
+    """A training step produced a loss or gradient norm that is NaN or infinite (the step was not taken)."""
+
+    def __init__(self, step: int, what: str, value: float) -> None:
+        super().__init__(f"step {step}: the {what} is {value}")
+        self.step, self.what, self.value = step, what, value
+
+
+def non_finite_parameters(model: torch.nn.Module) -> list[str]:
+    """Names of the parameters holding a NaN or an infinity (one device sync for all of them)."""
+    named = list(model.named_parameters())
+    if not named:
+        return []
+    finite = torch.stack([torch.isfinite(p.detach()).all() for _, p in named]).tolist()
+    return [name for (name, _), ok in zip(named, finite) if not ok]
 
 
 def linear_schedule(optimizer: AdamW, total_steps: int, warmup: float) -> LambdaLR:
@@ -67,18 +104,28 @@ def linear_schedule(optimizer: AdamW, total_steps: int, warmup: float) -> Lambda
 
 def train_epoch(step_model: torch.nn.Module, pad_id: int, dataset: EncodedDataset, batches: list[list[int]], optimizer: AdamW,
                 scheduler: LambdaLR, max_grad_norm: float, device: torch.device, on_step=None) -> float:
-    """One pass over ``batches`` with ``step_model`` (the model or its DDP wrapper); mean loss."""
+    """One pass over ``batches`` with ``step_model`` (the model or its DDP wrapper); mean loss.
+
+    Raises :class:`NonFiniteStep` before the optimiser step when the loss or
+    the gradient norm is not finite, so the weights never take a NaN step.
+    Under DDP the gradients are averaged first, so every rank stops together.
+    """
     step_model.train()
     total, count = 0.0, 0
-    for _, batch in iter_batches(dataset, batches, pad_id):
+    for step, (_, batch) in enumerate(iter_batches(dataset, batches, pad_id), 1):
         with autocast(device):
             loss = step_model(batch.to(device)).loss
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
-        torch.nn.utils.clip_grad_norm_(step_model.parameters(), max_grad_norm)
+        norm = float(torch.nn.utils.clip_grad_norm_(step_model.parameters(), max_grad_norm))
+        value = loss.item()
+        if not math.isfinite(value):
+            raise NonFiniteStep(step, "loss", value)
+        if not math.isfinite(norm):
+            raise NonFiniteStep(step, "gradient norm", norm)
         optimizer.step()
         scheduler.step()
-        total, count = total + loss.item(), count + 1
+        total, count = total + value, count + 1
         if on_step is not None:
             on_step(total / count)
     return total / max(1, count)
@@ -124,21 +171,40 @@ class Run:
 
     def epoch_batches(self, epoch: int) -> list[list[int]]:
         """The batches of ``epoch``: a pure function of seed and epoch (resume-safe)."""
-        g = torch.Generator().manual_seed(self.settings.seed * 1000 + epoch)
+        g = torch.Generator().manual_seed(epoch_seed(self.settings.seed, epoch))
         indices = epoch_indices(len(self.train_set), self.weights, g)
         batches = length_batches(indices, self.train_set.lengths, self.settings.batch_size, POOL_BATCHES, g)
         return [self.dist.shard(b) for b in self.dist.usable(batches)]
 
     def resume(self) -> None:
+        """Restore weights, optimiser, scheduler, RNGs and counters of the last finished epoch.
+
+        A checkpoint that does not fit the model run.json describes (another
+        architecture's, or a state without optimiser) is refused, naming the file.
+        """
         weights, state = load_checkpoint(self.run_dir)
-        self.model.load_state_dict(weights)
-        self.optimizer.load_state_dict(state["optimizer"])
-        self.scheduler.load_state_dict(state["scheduler"])
-        torch.set_rng_state(state["torch_rng"])
-        random.setstate(_to_tuple(state["python_rng"]))
-        if torch.cuda.is_available() and state.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all(state["cuda_rng"])
-        self.state = Progress(**state["progress"])
+        where = self.run_dir / CHECKPOINT_DIR
+        mismatch = weights_mismatch(self.model, weights)
+        if mismatch:
+            raise MscmtError(f"{where / 'model.safetensors'}: the checkpoint's weights do not fit the model in "
+                             f"{self.run_dir / RUN_FILE} ({mismatch}); was it copied from another run?")
+        missing = [k for k in STATE_KEYS if k not in state] if isinstance(state, dict) else list(STATE_KEYS)
+        if missing:
+            raise MscmtError(f"{where / 'state.pt'}: not a whole training state (no {', '.join(missing)}); "
+                             f"it was not written by mscmt train, so this run cannot be resumed")
+        try:
+            self.model.load_state_dict(weights)
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.scheduler.load_state_dict(state["scheduler"])
+            torch.set_rng_state(state["torch_rng"])
+            random.setstate(_to_tuple(state["python_rng"]))
+            if torch.cuda.is_available() and state.get("cuda_rng") is not None:
+                torch.cuda.set_rng_state_all(state["cuda_rng"])
+            self.state = Progress(**state["progress"])
+        except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
+            first = str(err).strip().splitlines()[0] if str(err).strip() else ""
+            raise MscmtError(f"{where / 'state.pt'}: the training state does not fit this run "
+                             f"({type(err).__name__}: {first}); was it copied from another run?") from None
         if self.dist.is_main:
             rewrite_metrics(self.run_dir, self.state.metrics)
 
@@ -156,12 +222,34 @@ class Run:
         batches = self.epoch_batches(epoch)
         with progress(self.console, enabled=self.dist.is_main) as bar:
             task = bar.add_task(f"epoch {epoch}/{s.epochs}", total=len(batches), info="")
-            loss = train_epoch(self.step_model, self.model.text.pad_id, self.train_set, batches, self.optimizer, self.scheduler,
-                               s.max_grad_norm, self.device, lambda mean: bar.update(task, advance=1, info=f"loss {mean:.4f}"))
+            try:
+                loss = train_epoch(self.step_model, self.model.text.pad_id, self.train_set, batches, self.optimizer, self.scheduler,
+                                   s.max_grad_norm, self.device, lambda mean: bar.update(task, advance=1, info=f"loss {mean:.4f}"))
+            except NonFiniteStep as err:
+                raise self.diverged(f"epoch {epoch}, {err}") from None
+        bad = non_finite_parameters(self.model)
+        if bad:
+            raise self.diverged(f"epoch {epoch}: {len(bad)} weight tensor(s) hold NaN or infinity ({listing(bad, 2)})")
         loss = sum(self.dist.gather(loss)) / self.dist.world
         valid = self.validate()
-        return {"epoch": epoch, "train_loss": loss, "valid_micro_f1": valid["micro"]["f1"], "valid_weighted_f1": valid["weighted"]["f1"],
-                "valid_micro_precision": valid["micro"]["precision"], "valid_micro_recall": valid["micro"]["recall"], "lr": self.scheduler.get_last_lr()[0]}
+        row = {"epoch": epoch, "train_loss": loss, "valid_micro_f1": valid["micro"]["f1"], "valid_weighted_f1": valid["weighted"]["f1"],
+               "valid_micro_precision": valid["micro"]["precision"], "valid_micro_recall": valid["micro"]["recall"], "lr": self.scheduler.get_last_lr()[0]}
+        odd = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
+        if odd:
+            raise self.diverged(f"epoch {epoch}: {', '.join(f'{k} is {row[k]}' for k in odd)}")
+        return row
+
+    def diverged(self, where: str) -> MscmtError:
+        """The one-line error for a non-finite loss, gradient, weight or metric: nothing of that epoch is kept."""
+        s = self.settings
+        if self.state.epoch:
+            kept = (f"{self.run_dir} keeps epoch {self.state.epoch} in its checkpoint and the best epoch "
+                    f"({self.state.best_epoch}) in model/")
+            again = "train again into another --out"
+        else:
+            kept, again = "no epoch was saved", "train again"
+        return MscmtError(f"training diverged in {where}; {kept}. Likely too high a learning rate or weight decay "
+                          f"(--lr {s.lr:g}, --head-lr {s.head_lr:g}, --weight-decay {s.weight_decay:g}): lower them and {again}")
 
     def validate(self) -> dict:
         """Validation scores; under DDP each rank predicts a shard and the shards are gathered."""
@@ -225,9 +313,13 @@ def train(settings: Settings, registry: Registry | None = None, console: Console
     """Train (or resume) a run and score its best epoch on the test split."""
     console = console or make_console()
     registry = registry or Registry.from_entry_points()
-    run_dir = Path(settings.out) if settings.out else None
-    if run_dir is not None and not resume and (run_dir / "checkpoint").exists():
-        raise MscmtError(f"{run_dir} already holds a training run; resume it with --resume {run_dir} or choose another --out")
+    # before any model or data loads: never train over a run or a folder that is not ours
+    if resume:
+        check_resumable(settings.out)
+    else:
+        check_fresh_run_dir(settings.out)
+    if not settings.no_cache:
+        check_cache_dir(settings.cache_dir)
     run = Run(settings, registry, console)
     if resume:
         run.resume()

@@ -205,9 +205,14 @@ def read_spec(directory: Path) -> ModelSpec:
     if not path.is_file():
         raise ModelLoadError(f"{directory}: not an mscmt model directory (no {CONFIG_FILE})")
     try:
-        return ModelSpec.model_validate(json.loads(path.read_text(encoding="utf-8")))
+        data = json.loads(path.read_text(encoding="utf-8"))
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ModelLoadError(f"{path}: not valid JSON ({err})") from None
+    if not isinstance(data, dict) or data.get("format") != "mscmt-model":
+        raise ModelLoadError(f"{directory}: not an mscmt model directory ({CONFIG_FILE} has no \"format\": \"mscmt-model\"; "
+                             f"pass a run directory or its model/ folder)")
+    try:
+        return ModelSpec.model_validate(data)
     except ValidationError as err:
         first = err.errors()[0]
         raise ModelLoadError(f"{path}: field {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
@@ -226,11 +231,17 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
         state = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as err:
         raise ModelLoadError(f"{path}: unreadable weights ({err})") from None
+    detail = weights_mismatch(model, state)
+    if detail:
+        raise ModelLoadError(f"{path}: weights do not match the model in config.json ({detail})")
+    model.load_state_dict(state)
+
+
+def weights_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> str:
+    """The missing, unexpected and wrong-shape keys of ``state`` for ``model`` (first 3 of each); "" when it fits."""
     expected = model.state_dict()
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    if missing or unexpected or wrong:
-        detail = "; ".join(f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}" for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys)
-        raise ModelLoadError(f"{path}: weights do not match the model in config.json ({detail})")
-    model.load_state_dict(state)
+    return "; ".join(f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+                     for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys)

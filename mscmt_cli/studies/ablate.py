@@ -69,7 +69,7 @@ def run_ablate(settings: Settings, variants: list[str] | None = None,
 
     console = console or make_console()
     registry = registry or Registry.from_entry_points()
-    results = run_rows(settings, variant_rows(variants), registry, console)
+    results = run_rows(settings, variant_rows(variants), registry, console, "ablate")
     ref = reference_index(results)
     extra = {"reference": results[ref].row.name}
     return finish(StudyOutcome("ablate", ablate_table(results, ref), results, extra), Path(settings.out), console)

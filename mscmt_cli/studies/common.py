@@ -2,25 +2,28 @@
 
 from __future__ import annotations
 
-import json
 import re
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from pydantic import ValidationError
 from rich.console import Console
 
-from mscmt_cli.data.corpus import canonical_name
+from mscmt_cli.data.corpus import SPLITS, canonical_name, corpus_dirs, file_digest
 from mscmt_cli.engine.checkpoint import CHECKPOINT_DIR
-from mscmt_cli.engine.rundir import read_metrics, read_run_settings, write_json
-from mscmt_cli.errors import MscmtError, TrainingInterrupted
+from mscmt_cli.engine.rundir import (RUN_FILE, TEST_SCORES, data_identity, read_json, read_metrics, read_run_record, read_scores,
+                                     recorded_data_identity, write_json)
+from mscmt_cli.errors import DataError, MscmtError, TrainingInterrupted
+from mscmt_cli.paths import check_dir_target, listing
 from mscmt_cli.registry import KINDS, Registry
 from mscmt_cli.engine.trainer import model_spec
 from mscmt_cli.model.build import resolved_params
 from mscmt_cli.settings import Settings, identity_fields
 
-TEST_SCORES = "test_scores.json"
+STUDY_FILE = "study.json"  # {"format": "mscmt-study", "study": "grid"}: marks a directory a study writes into
+STUDY_FILES = ("results.json", "results.csv", "report.md", "chart.png", STUDY_FILE)
 PARTS = tuple(KINDS)  # the four component kinds, in order: text, image, fusion, decoder
 ROW_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._+-]*$")
 
@@ -114,19 +117,60 @@ def _comparable(values: dict[str, Any], registry: Registry) -> dict[str, Any]:
 
 
 def check_same_settings(run_dir: Path, settings: Settings, registry: Registry) -> None:
-    """Refuse to reuse a run that was trained with other settings than the row asks."""
+    """Refuse to reuse a run that was trained with other settings, or on other data, than the row asks.
+
+    "The same data" is the same bytes: the SHA-256 of every file the row would
+    read now must equal the one in ``run.json``, matched by corpus folder and
+    file name (so a data directory that moved still counts as the same data).
+    """
     try:
-        recorded = read_run_settings(run_dir)
+        record = read_run_record(run_dir)
     except MscmtError as err:
         raise MscmtError(f"{err}; remove {run_dir} to train this row again") from None
-    if recorded is None:
-        return
-    saved = _comparable(recorded, registry)
+    if record is None:
+        raise MscmtError(f"{run_dir} has no {RUN_FILE}, so how it was trained is unknown; remove {run_dir} to train this row again")
+    saved = _comparable(record["settings"], registry)
     wanted = _comparable(settings.model_dump(mode="json"), registry)
     for key in identity_fields():
         if saved[key] != wanted[key]:
             raise MscmtError(f"{run_dir} was trained with {key}={saved[key]!r}, but this study asks {key}={wanted[key]!r}; "
                              f"rerun with the same options or choose another --out")
+    try:
+        trained_on = recorded_data_identity(run_dir, record)
+    except MscmtError as err:
+        raise MscmtError(f"{err}; remove {run_dir} to train this row again") from None
+    check_same_data(run_dir, trained_on, current_data(settings, settings.corpus))
+
+
+def current_data(settings: Settings, corpus: str, splits: tuple[str, ...] = SPLITS) -> dict[str, tuple[Path, str]]:
+    """``{"<corpus folder>/<split>.txt": (path, SHA-256)}`` of the files ``corpus`` is read from now."""
+    if settings.data_dir is None:
+        raise MscmtError("no data directory: pass --data-dir DIR (the study checks its finished rows against their data)")
+    files = [d / f"{split}.txt" for d in corpus_dirs(Path(settings.data_dir), corpus) for split in splits]
+    return {name: (f, digest) for f in files for name, digest in data_identity([(f, _digest(f))]).items()}
+
+
+def check_same_data(run_dir: Path, recorded: dict[str, str], now: dict[str, tuple[Path, str]]) -> None:
+    """Refuse when a data file's bytes (or the set of files) differ from what ``run_dir`` recorded."""
+    if set(recorded) != set(now):
+        raise MscmtError(f"{run_dir} was trained on other data files ({', '.join(sorted(recorded))}) than this study reads "
+                         f"({', '.join(sorted(now))}); rerun with the same --data-dir or choose another --out")
+    for name in sorted(now):
+        path, digest = now[name]
+        if recorded[name] != digest:
+            raise MscmtError(f"{run_dir} was trained on other data: {name} had SHA-256 {recorded[name][:12]}… "
+                             f"but {path} has {digest[:12]}…; rerun with the same data or choose another --out")
+
+
+def _digest(path: Path) -> str:
+    """SHA-256 of a data file, computed once per content (size and modification time) in this process."""
+    stat = Path(path).stat()
+    return _digest_of(str(Path(path).resolve()), stat.st_size, stat.st_mtime_ns)
+
+
+@lru_cache(maxsize=256)
+def _digest_of(path: str, size: int, mtime_ns: int) -> str:
+    return file_digest(Path(path))
 
 
 def train_row(settings: Settings, state: str, registry: Registry, console: Console) -> None:
@@ -137,8 +181,9 @@ def train_row(settings: Settings, state: str, registry: Registry, console: Conso
     """
     from mscmt_cli.engine.trainer import train
 
-    for stale in Path(settings.out).glob("eval_*_test.json"):
-        stale.unlink()
+    if state == "resumable":  # a new row's directory is checked by train() and has nothing of ours to drop
+        for stale in Path(settings.out).glob("eval_*_test.json"):
+            stale.unlink()
     train(settings, registry=registry, console=console, resume=state == "resumable")
 
 
@@ -147,17 +192,21 @@ def eval_scores(run_dir: Path, settings: Settings, corpus: str, registry: Regist
     from mscmt_cli.engine.evaluation_job import evaluate_run
 
     path = run_dir / f"eval_{canonical_name(corpus)}_test.json"
+    data = {name: digest for name, (_, digest) in current_data(settings, corpus, ("test",)).items()}
     if path.is_file():
-        return json.loads(path.read_text(encoding="utf-8"))
+        kept = read_scores(path)
+        if kept.get("data_files") == data:
+            return kept
+        console.print(f"{path}: computed on other data than {corpus}'s test split now; scoring again")
     scores = evaluate_run(run_dir, settings.model_copy(update={"corpus": corpus}), "test", registry, console)
-    write_json(path, {"corpus": canonical_name(corpus), "split": "test", **scores})
+    write_json(path, {"corpus": canonical_name(corpus), "split": "test", "data_files": data, **scores})
     return scores
 
 
 def collect(row: Row, settings: Settings, trained_now: bool, registry: Registry, console: Console) -> RowResult:
     """Read a finished row's records (and score it on its evaluation corpus)."""
     run_dir = Path(settings.out)
-    own = json.loads((run_dir / TEST_SCORES).read_text(encoding="utf-8"))
+    own = read_scores(run_dir / TEST_SCORES)
     best = int(own.get("best_epoch", 0))
     metrics = read_metrics(run_dir)
     valid = next((m for m in metrics if m.get("epoch") == best), {})
@@ -186,18 +235,53 @@ def run_row(row: Row, settings: Settings, registry: Registry, console: Console, 
     return collect(row, settings, state != "finished", registry, console)
 
 
-def run_rows(base: Settings, rows: list[Row], registry: Registry, console: Console) -> list[RowResult]:
+def claim_study_dir(out: Path | str | None, study: str) -> Path:
+    """The study directory: new, empty, or one this study wrote; marked with ``study.json`` from then on.
+
+    Refused, before any training, when it is empty or ``.`` (the current
+    directory), a file, below a file, another study's directory, or a
+    directory holding anything but run directories and a study's result files.
+    """
+    if out is None:
+        raise MscmtError("no study directory: pass --out DIR")
+    path = check_dir_target(out, "--out")
+    names = sorted(p.name for p in path.iterdir()) if path.is_dir() else []
+    if STUDY_FILE in names:
+        marker = read_json(path / STUDY_FILE)
+        if not isinstance(marker, dict) or marker.get("format") != "mscmt-study":
+            raise DataError(path / STUDY_FILE, None, "not an mscmt study marker; choose another --out")
+        if marker.get("study") != study:
+            raise MscmtError(f"--out {path} holds a {marker.get('study')} study; choose another --out for this {study}")
+        return path
+    # a study directory from before study.json: run directories and result files only
+    foreign = [n for n in names if n not in STUDY_FILES and not (path / n / RUN_FILE).is_file()]
+    if foreign:
+        raise MscmtError(f"--out {path} is not empty and not a study directory (it holds {listing(foreign)}); "
+                         f"choose a new or empty directory")
+    if "results.json" in names:
+        kind = read_json(path / "results.json")
+        kind = kind.get("study") if isinstance(kind, dict) else None
+        if kind is None:
+            raise MscmtError(f"--out {path} holds a results.json no mscmt study wrote; choose a new or empty directory")
+        if kind != study:
+            raise MscmtError(f"--out {path} holds the results of a {kind} study; choose another --out for this {study}")
+    path.mkdir(parents=True, exist_ok=True)
+    write_json(path / STUDY_FILE, {"format": "mscmt-study", "study": study})
+    return path
+
+
+def run_rows(base: Settings, rows: list[Row], registry: Registry, console: Console, study: str = "study") -> list[RowResult]:
     """Every row of a study, in order; finished rows are read, not retrained."""
+    check_rows(rows, registry, base)
     if base.out is None:
         raise MscmtError("no study directory: pass --out DIR")
-    out = Path(base.out)
-    check_rows(rows, registry, base)
-    all_settings = [row_settings(base, row, out) for row in rows]
+    all_settings = [row_settings(base, row, Path(base.out)) for row in rows]
     for row, settings in zip(rows, all_settings):
         try:
             model_spec(settings, registry)  # every row's components and parameters, before any training
         except MscmtError as err:
             raise MscmtError(f"row {row.name}: {err}") from None
+    out = claim_study_dir(base.out, study)
     results = []
     for i, (row, settings) in enumerate(zip(rows, all_settings), 1):
         console.rule(f"[{i}/{len(rows)}] {row.shown}")

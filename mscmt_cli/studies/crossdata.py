@@ -67,6 +67,6 @@ def run_crossdata(settings: Settings, first: str, second: str,
 
     console = console or make_console()
     registry = registry or Registry.from_entry_points()
-    results = run_rows(settings, crossdata_rows(settings, first, second), registry, console)
+    results = run_rows(settings, crossdata_rows(settings, first, second), registry, console, "crossdata")
     extra = {"corpora": [canonical_name(first), canonical_name(second)]}
     return finish(StudyOutcome("crossdata", crossdata_table(results), results, extra), Path(settings.out), console)

@@ -69,7 +69,7 @@ def run_grid(settings: Settings, lrs: str = DEFAULT_LRS, batch_sizes: str = DEFA
     console = console or make_console()
     registry = registry or Registry.from_entry_points()
     rows = grid_rows(parse_list(lrs, "--lrs", float), parse_list(batch_sizes, "--batch-sizes", int))
-    results = run_rows(settings, rows, registry, console)
+    results = run_rows(settings, rows, registry, console, "grid")
     best = best_index(results)
     extra = {"selection": SELECTION_NOTE, "best": results[best].row.name}
     console.print(f"best cell: {results[best].row.shown} (validation weighted F1 {100 * results[best].valid_f1:.2f})")

@@ -13,10 +13,10 @@ from rich.console import Console
 from mscmt_cli.data.corpus import canonical_name
 from mscmt_cli.engine.rundir import write_json, write_text_atomic
 from mscmt_cli.studies.charts import study_chart
-from mscmt_cli.studies.common import PARTS, RowResult
+from mscmt_cli.studies.common import PARTS, STUDY_FILES, RowResult
 from mscmt_cli.studies.tables import StudyTable
 
-FILES = ("results.json", "results.csv", "report.md", "chart.png")
+FILES = STUDY_FILES[:4]  # results.json, results.csv, report.md, chart.png
 
 
 @dataclass
