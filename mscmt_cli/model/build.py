@@ -104,7 +104,7 @@ def assemble(registry: Registry, components: Components, labels: list[str], mode
     fusion_cls, _ = registry.resolve("fusion", components.fusion)
     fusion = fusion_cls(text.hidden_size, image.dim)
     decoder_cls, _ = registry.resolve("decoder", components.decoder)
-    model = MNERModel(text, fusion, decoder_cls(len(labels)), len(labels), dropout)
+    model = MNERModel(text, fusion, decoder_cls(len(labels), labels=list(labels)), len(labels), dropout)
     spec = ModelSpec(
         components=components,
         sources={"text": text_source, "image": getattr(image, "source", "")},
@@ -166,7 +166,8 @@ def load_model(directory: Path, registry: Registry, model_paths: dict[str, str] 
         raise ModelLoadError(f"{directory}: image encoder {spec.components.image} gives {image.dim}-d features, the model was trained on {spec.image_dim}-d")
     fusion_cls, _ = registry.resolve("fusion", spec.components.fusion)
     decoder_cls, _ = registry.resolve("decoder", spec.components.decoder)
-    model = MNERModel(text, fusion_cls(text.hidden_size, image.dim), decoder_cls(len(spec.labels)), len(spec.labels), spec.dropout)
+    decoder = decoder_cls(len(spec.labels), labels=spec.labels)
+    model = MNERModel(text, fusion_cls(text.hidden_size, image.dim), decoder, len(spec.labels), spec.dropout)
     load_weights(model, directory / WEIGHTS_FILE)
     return Assembled(model.eval(), image, spec)
 

@@ -19,6 +19,8 @@ from typing import Any, ClassVar, Sequence
 import torch
 from torch import nn
 
+from mscmt_cli.model.bio import resolve_labels
+
 
 @dataclass
 class EncodedTweet:
@@ -138,14 +140,22 @@ class Fusion(nn.Module):
 
 
 class Decoder(nn.Module):
-    """Turns emissions ``(B, T, C)`` into a loss, tag paths and per-tag marginals."""
+    """Turns emissions ``(B, T, C)`` into a loss, tag paths and per-tag marginals.
+
+    ``labels`` names the ``C`` tags (``model/build.py`` passes the model's
+    label set); None means mscmt's own :data:`~mscmt_cli.labels.LABELS` when
+    ``C`` matches it, else unnamed tags. Decoders use the names for the BIO
+    transition constraints of :mod:`mscmt_cli.model.bio`: a decoded path never
+    holds a step that no BIO corpus could hold.
+    """
 
     name: ClassVar[str] = ""
     description: ClassVar[str] = ""
 
-    def __init__(self, num_tags: int) -> None:
+    def __init__(self, num_tags: int, *, labels: Sequence[str] | None = None) -> None:
         super().__init__()
         self.num_tags = num_tags
+        self.labels = resolve_labels(num_tags, labels)
 
     def loss(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """Mean negative log-likelihood over the batch (a scalar)."""
