@@ -102,3 +102,27 @@ def test_gpu_benchmark_smoke_runs_every_measurement_on_the_cpu():
     for what in ("train, engine loop", "train, model step only", "vision tower", "tag, text", "tag, text + image"):
         seconds, rate = float(rows[what][0]), float(rows[what][1])
         assert seconds > 0 and rate > 0, (what, rows[what])
+
+
+def test_count_invalid_counts_steps_no_bio_corpus_holds():
+    script = load_script("count_invalid")
+    tags = [["O", "I-PER", "I-PER"], ["B-PER", "I-ORG"], ["B-LOC", "I-LOC", "O"], ["I-OTHER"]]
+    counts = script.count(tags, [["a", "b", "c"], ["Elena", "Park"], ["New", "York", "!"], ["x"]])
+    assert (counts["tweets"], counts["tweets_with_invalid"], counts["invalid_transitions"]) == (4, 3, 3)
+    assert counts["examples"][1] == {"tweet": 1, "position": 1, "context": "Elena/B-PER Park/I-ORG"}
+
+
+def test_count_invalid_on_the_shared_tiny_run(trained_run, corpus, tiny, tmp_path, capsys):
+    script = load_script("count_invalid")
+    conll = corpus.data_dir / corpus.name / "test.txt"
+    args = [str(trained_run), str(conll), "--images-dir", str(corpus.images_dir), "--model-path", f"clip-vit-l14={tiny.clip_vision}",
+            "--device", "cpu", "--json", str(tmp_path / "bio.json"), "--fail-on-invalid"]
+    assert script.main(args) == 0
+    saved = json.loads((tmp_path / "bio.json").read_text())
+    assert saved["predicted"]["tweets"] == 16 and saved["predicted"]["invalid_transitions"] == 0
+    assert f"{conll}: 16 tweets" in capsys.readouterr().out
+    # the same weights decoded without constraints go through the same counting
+    args[-2:] = [str(tmp_path / "none.json"), "--constraints", "none"]
+    assert script.main(args) == 0
+    unconstrained = json.loads((tmp_path / "none.json").read_text())["predicted"]
+    assert unconstrained["tweets"] == 16 and unconstrained["invalid_transitions"] >= 0
