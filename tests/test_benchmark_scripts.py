@@ -18,7 +18,7 @@ def write_cell(out: Path, name: str, micro: float, weighted: float) -> None:
     cell = out / "runs" / name
     cell.mkdir(parents=True)
     scores = {"corpus": name.split("-")[0], "split": "test", "best_epoch": 2,
-              "micro": {"precision": micro, "recall": micro, "f1": micro},
+              "micro": {"precision": micro + 0.02, "recall": micro - 0.02, "f1": micro},
               "weighted": {"precision": weighted, "recall": weighted, "f1": weighted},
               "types": {t: {"precision": micro, "recall": micro, "f1": micro, "support": 10} for t in TYPES}}
     (cell / "test_scores.json").write_text(json.dumps(scores))
@@ -54,9 +54,12 @@ def test_report_only_tables_and_chart(tmp_path):
 
     main, deltas, types, published = tables(md)
     pct = [100 * v for v in text.values()]
-    assert main[("twitter2017", "text-only")][0] == f"{statistics.mean(pct):.2f} ± {statistics.stdev(pct):.2f}"
-    assert main[("twitter2017", "text-only")][2] == "3"
-    assert main[("twitter2017", "caption+additive")] == ["75.00 (one seed)", "75.00 (one seed)", "1"]
+    assert main[("corpus", "variant (minilm + CRF)")] == ["test micro P", "test micro R", "test micro F1", "test weighted F1", "seeds"]
+    assert main[("twitter2017", "text-only")][2] == f"{statistics.mean(pct):.2f} ± {statistics.stdev(pct):.2f}"
+    precision = [100 * (v + 0.02) for v in text.values()]
+    assert main[("twitter2017", "text-only")][0] == f"{statistics.mean(precision):.2f} ± {statistics.stdev(precision):.2f}"
+    assert main[("twitter2017", "text-only")][4] == "3"
+    assert main[("twitter2017", "caption+additive")] == ["77.00 (one seed)", "73.00 (one seed)", "75.00 (one seed)", "75.00 (one seed)", "1"]
     assert deltas[("twitter2017", "caption+gated")] == ["s1: +1.00, s2: -1.00, s3: +1.00", "+0.33", "2 of 3"]
     assert deltas[("twitter2017", "caption+additive")] == ["s2: -3.00", "-3.00", "0 of 1"]
     assert ("twitter2017", "text-only") not in deltas
