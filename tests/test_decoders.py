@@ -1,4 +1,8 @@
-"""CRF and softmax decoders against brute-force enumeration of every tag path."""
+"""CRF and softmax decoders against brute-force enumeration of every tag path.
+
+These decoders have 2-3 unnamed tags, so no transition constraints apply: the
+math is pytorch-crf's. The BIO-constrained decoders are tested in test_bio.py.
+"""
 
 from __future__ import annotations
 
@@ -47,6 +51,7 @@ def _random_crf(num_tags: int, seed: int) -> CRFDecoder:
 @given(lengths=st.lists(st.integers(1, 4), min_size=1, max_size=3), num_tags=st.integers(2, 3), seed=st.integers(0, 10_000))
 def test_crf_matches_brute_force(lengths, num_tags, seed):
     dec = _random_crf(num_tags, seed)
+    assert not dec.constrained
     b, t = len(lengths), max(lengths)
     emissions = torch.randn(b, t, num_tags)
     mask = torch.tensor([[i < n for i in range(t)] for n in lengths])
