@@ -139,7 +139,8 @@ def test_set_reaches_the_component_and_its_saved_config(corpus, tiny, mscmt, tmp
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["params"]["fusion"] == {"proj_dim": 12, "gate_bias": -2.0}
     assert config["format_version"] == 2 and config["fusion_dim"] == 32 + 12
-    assert config["params"]["text"] == {"window": None}
+    assert config["params"]["text"] == {"window": None, "normalization": "pretraining"}
+    assert config["params"]["decoder"] == {"constraints": "bio", "constrain_training": True}
     from mscmt_cli.model.build import load_model
     from mscmt_cli.registry import Registry
 

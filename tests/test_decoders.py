@@ -1,4 +1,8 @@
-"""CRF and softmax decoders against brute-force enumeration of every tag path."""
+"""CRF and softmax decoders against brute-force enumeration of every tag path.
+
+These decoders have 2-3 unnamed tags, so no transition constraints apply: the
+math is pytorch-crf's. The BIO-constrained decoders are tested in test_bio.py.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import pytest
 import torch
 from hypothesis import given, settings, strategies as st
 
-from plugins.decoders import CRFDecoder, SoftmaxDecoder
+from plugins.decoders import CRFDecoder, CRFParams, DecoderParams, SoftmaxDecoder
 
 
 @torch.no_grad()
@@ -37,7 +41,7 @@ def _brute_force(crf, emissions: torch.Tensor, length: int):
 
 def _random_crf(num_tags: int, seed: int) -> CRFDecoder:
     torch.manual_seed(seed)
-    dec = CRFDecoder([f"t{k}" for k in range(num_tags)])
+    dec = CRFDecoder([f"t{k}" for k in range(num_tags)], CRFParams(constraints="none", constrain_training=False))
     for p in dec.parameters():
         torch.nn.init.uniform_(p, -1, 1)
     return dec
@@ -47,6 +51,7 @@ def _random_crf(num_tags: int, seed: int) -> CRFDecoder:
 @given(lengths=st.lists(st.integers(1, 4), min_size=1, max_size=3), num_tags=st.integers(2, 3), seed=st.integers(0, 10_000))
 def test_crf_matches_brute_force(lengths, num_tags, seed):
     dec = _random_crf(num_tags, seed)
+    assert not dec.constrained
     b, t = len(lengths), max(lengths)
     emissions = torch.randn(b, t, num_tags)
     mask = torch.tensor([[i < n for i in range(t)] for n in lengths])
@@ -75,7 +80,7 @@ def test_crf_marginals_sum_to_one_on_real_words():
 
 
 def test_softmax_decoder_loss_decode_and_marginals():
-    dec = SoftmaxDecoder(["a", "b", "c"])
+    dec = SoftmaxDecoder(["a", "b", "c"], DecoderParams(constraints="none"))
     emissions = torch.tensor([[[2.0, 0.0, 0.0], [0.0, 3.0, 0.0], [0.0, 0.0, 9.0]]])
     mask = torch.tensor([[True, True, False]])
     tags = torch.tensor([[0, 1, 2]])

@@ -122,9 +122,10 @@ def test_ablate_default_variants(tiny, corpus, mscmt, tmp_path):
     for row, record in zip(table["rows"], results["rows"]):
         scores = record["test"]
         assert row[2:14] == [_pct(scores["types"][t][m]) for t in ENTITY_TYPES for m in ("precision", "recall", "f1")]
-        assert row[14] == _pct(scores["weighted"]["f1"])
-        assert row[15] == pytest.approx(row[14] - full_f1, abs=0.011)
-    assert table["rows"][2][15] == 0 and results["reference"] == "full"
+        assert table["columns"][14:17] == ["Weighted P", "Weighted R", "Weighted F1"]
+        assert row[14:17] == [_pct(scores["weighted"][m]) for m in ("precision", "recall", "f1")]
+        assert row[17] == pytest.approx(row[16] - full_f1, abs=0.011)
+    assert table["rows"][2][17] == 0 and results["reference"] == "full"
     assert "Table V" in result.out
 
 
@@ -215,6 +216,42 @@ def test_table_renderings_agree():
     md = table.to_markdown()
     assert "| a\\|b | 12.50 | -1.25 |" in md and "| c | 0.00 | +0.00 |" in md and "note" in md
     assert list(csv.reader(table.to_csv().splitlines())) == [["name", "F1", "Δ"], ["a|b", "12.5", "-1.25"], ["c", "0.0", "0.0"]]
+
+
+def _scores(p: float, r: float, f: float) -> dict:
+    row = {"precision": p, "recall": r, "f1": f, "support": 7}
+    return {"micro": row, "weighted": {**row, "precision": p - 0.1}, "types": {t: row for t in ENTITY_TYPES}}
+
+
+def test_evaluate_table_shows_precision_and_recall_beside_f1():
+    from rich.console import Console
+
+    from mscmt_cli.engine.report import scores_table
+
+    console = Console(width=200, record=True)
+    console.print(scores_table(_scores(0.6123, 0.7234, 0.6632), "twitter2015 test"))
+    lines = console.export_text().splitlines()
+    header = next(line for line in lines if "precision" in line)
+    assert [c.strip() for c in header.strip("│┃ ").replace("┃", "│").split("│")] == ["type", "precision", "recall", "F1", "support"]
+    cells = {c[0]: c[1:] for c in ([x.strip() for x in line.strip("│ ").split("│")] for line in lines if line.startswith("│"))}
+    for name in (*ENTITY_TYPES, "micro avg"):
+        assert cells[name] == ["61.23", "72.34", "66.32", "7"]
+    assert cells["weighted avg"] == ["51.23", "72.34", "66.32", "7"]
+
+
+def test_ablate_table_shows_weighted_precision_and_recall():
+    from types import SimpleNamespace
+
+    from mscmt_cli.studies.ablate import ablate_table
+    from mscmt_cli.studies.common import Row, RowResult
+
+    comps = SimpleNamespace(text="bertweet", image="none", fusion="none", decoder="crf", corpus="twitter2015")
+    results = [RowResult(Row(n, {}), comps, Path(n), 1, {}, _scores(p, r, f)) for n, (p, r, f) in
+               (("full", (0.70, 0.80, 0.75)), ("V1", (0.60, 0.90, 0.72)))]
+    table = ablate_table(results, 0)
+    assert [c.name for c in table.columns][-4:] == ["Weighted P", "Weighted R", "Weighted F1", "Δ F1"]
+    assert table.rows[1][-4:] == [50.0, 90.0, 72.0, -3.0]
+    assert table.rows[0][2:5] == [70.0, 80.0, 75.0]  # PER P, R, F1
 
 
 @pytest.mark.parametrize("stop", [KeyboardInterrupt(), "training"])

@@ -188,9 +188,12 @@ class Fusion(nn.Module):
 class Decoder(nn.Module):
     """Turns emissions ``(B, T, C)`` into a loss, tag paths and per-tag marginals.
 
-    ``mask`` is ``(B, T)`` with each tweet's words first (a prefix of True);
-    the first word of every tweet must be on. Subclasses implement ``_loss``,
-    ``_decode`` and ``_marginals``; the public methods check their inputs first.
+    ``labels`` names the ``C`` tags (``model/build.py`` passes the model's
+    label set); decoders use the names for the BIO transition constraints of
+    :mod:`mscmt_cli.model.bio`: a decoded path never holds a step that no BIO
+    corpus could hold. ``mask`` is ``(B, T)``, each row real words then
+    padding, the first word on. Subclasses implement ``_loss``, ``_decode``
+    and ``_marginals``; the public methods check their inputs first.
     """
 
     name: ClassVar[str] = ""
@@ -224,8 +227,10 @@ class Decoder(nn.Module):
     def _check(self, emissions: torch.Tensor, mask: torch.Tensor) -> None:
         expect_shape("emissions", emissions, ("B", "T", self.num_tags))
         expect_shape("mask", mask, tuple(emissions.shape[:2]))
-        if emissions.size(1) and not bool(mask[:, 0].all()):
+        if emissions.size(1) == 0 or not bool(mask[:, 0].all()):
             raise ValueError("mask of the first word must be on for every tweet")
+        if bool((mask[:, 1:].bool() & ~mask[:, :-1].bool()).any()):
+            raise ValueError("mask rows must be real words first, then padding")
 
     def _loss(self, emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
