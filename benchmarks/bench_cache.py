@@ -30,7 +30,7 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Segment, Stopwatch, base_parser, training_segments, interleaved, machine_line, report, set_threads, subset_corpus  # noqa: E402
+from common import Segment, Stopwatch, base_parser, interleaved, machine_line, report, set_threads, subset_corpus, training_segments
 
 
 def make_vision_tower(directory: Path) -> Path:
@@ -39,8 +39,15 @@ def make_vision_tower(directory: Path) -> Path:
     from transformers import CLIPImageProcessor, CLIPVisionConfig, CLIPVisionModelWithProjection
 
     torch.manual_seed(0)
-    config = CLIPVisionConfig(hidden_size=384, intermediate_size=1536, num_hidden_layers=4, num_attention_heads=6,
-                              image_size=224, patch_size=16, projection_dim=256)
+    config = CLIPVisionConfig(
+        hidden_size=384,
+        intermediate_size=1536,
+        num_hidden_layers=4,
+        num_attention_heads=6,
+        image_size=224,
+        patch_size=16,
+        projection_dim=256,
+    )
     CLIPVisionModelWithProjection(config).save_pretrained(directory)
     CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}).save_pretrained(directory)
     return directory
@@ -102,26 +109,48 @@ def main() -> None:
         ids = sorted({t.image_id for s in SPLITS for t in load_split(data_dir, corpus, s).tweets})
         make_images(tmp / "images", ids)
         tower = make_vision_tower(tmp / "clip")
-        common = dict(text="minilm", decoder="crf", data_dir=data_dir, corpus=corpus, balance=False, lr=5e-5, batch_size=16,
-                      epochs=1, seed=13, out=tmp / "run", device="cpu")
-        image = Settings(**common, image="clip-vit-l14", fusion="gated", images_dir=tmp / "images",
-                         model_paths={"clip-vit-l14": str(tower)}, cache_dir=tmp / "cache-a")
+        common = dict(
+            text="minilm",
+            decoder="crf",
+            data_dir=data_dir,
+            corpus=corpus,
+            balance=False,
+            lr=5e-5,
+            batch_size=16,
+            epochs=1,
+            seed=13,
+            out=tmp / "run",
+            device="cpu",
+        )
+        image = Settings(
+            **common,
+            image="clip-vit-l14",
+            fusion="gated",
+            images_dir=tmp / "images",
+            model_paths={"clip-vit-l14": str(tower)},
+            cache_dir=tmp / "cache-a",
+        )
         cached = image.model_copy(update={"cache_dir": tmp / "cache-b"})
         text = Settings(**common, image="none", fusion="none", no_cache=True)
         registry = Registry.from_entry_points()
         features: dict[str, list[float]] = {"uncached epoch 1": [], "cached epoch 2": [], "text-only epoch": []}
-        arms = {"uncached epoch 1": arm(image, registry, features["uncached epoch 1"], fresh_cache=True),
-                "cached epoch 2": arm(cached, registry, features["cached epoch 2"], fresh_cache=False),
-                "text-only epoch": arm(text, registry, features["text-only epoch"], fresh_cache=False)}
+        arms = {
+            "uncached epoch 1": arm(image, registry, features["uncached epoch 1"], fresh_cache=True),
+            "cached epoch 2": arm(cached, registry, features["cached epoch 2"], fresh_cache=False),
+            "text-only epoch": arm(text, registry, features["text-only epoch"], fresh_cache=False),
+        }
         print(f"{len(ids)} images; one epoch of {args.tweets} TWITTER-2017 train tweets, minilm + crf, batch 16, CPU")
         print("filling the cache of the cached arm (not timed) ...")
         arm(cached, registry, [], fresh_cache=True)()
         times = interleaved(arms, args.repeats)
         report(times, "text-only epoch", args.tweets, ratio="cost")
-        print(f"\n{'arm':<24} {'features s':>10} {'training s':>10}   (medians; the feature stage runs while the run is built, not interleaved)")
+        print(
+            f"\n{'arm':<24} {'features s':>10} {'training s':>10}   (medians; the feature stage runs while the run is built, not interleaved)"
+        )
         for name, total in times.items():
             feats = features[name]
             print(f"{name:<24} {statistics.median(feats):10.2f} {statistics.median(t - f for t, f in zip(total, feats)):10.2f}")
+
 
 if __name__ == "__main__":
     main()

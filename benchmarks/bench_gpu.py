@@ -39,13 +39,29 @@ from pathlib import Path
 
 import torch
 
-FULL_TEXT = dict(vocab_size=64001, hidden_size=768, num_hidden_layers=12, num_attention_heads=12, intermediate_size=3072,
-                 max_position_embeddings=130, type_vocab_size=1, layer_norm_eps=1e-5)
-FULL_VISION = dict(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16, patch_size=14,
-                   image_size=224, projection_dim=768)
+FULL_TEXT = dict(
+    vocab_size=64001,
+    hidden_size=768,
+    num_hidden_layers=12,
+    num_attention_heads=12,
+    intermediate_size=3072,
+    max_position_embeddings=130,
+    type_vocab_size=1,
+    layer_norm_eps=1e-5,
+)
+FULL_VISION = dict(
+    hidden_size=1024,
+    intermediate_size=4096,
+    num_hidden_layers=24,
+    num_attention_heads=16,
+    patch_size=14,
+    image_size=224,
+    projection_dim=768,
+)
 SMOKE_TEXT = dict(FULL_TEXT, vocab_size=1000, hidden_size=64, num_hidden_layers=2, num_attention_heads=4, intermediate_size=128)
-SMOKE_VISION = dict(hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, patch_size=14, image_size=56,
-                    projection_dim=48)
+SMOKE_VISION = dict(
+    hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4, patch_size=14, image_size=56, projection_dim=48
+)
 
 
 def parse_args() -> argparse.Namespace:
@@ -69,11 +85,19 @@ def text_encoder(sizes: dict, directory: Path):
     from mscmt_cli.registry import Registry
 
     (directory / "vocab.txt").write_text("\n".join(["<pad>", "<s>", "</s>", "<unk>"]) + "\n", encoding="utf-8")
-    tokenizer = BertTokenizer(vocab_file=str(directory / "vocab.txt"), unk_token="<unk>", sep_token="</s>", pad_token="<pad>",
-                              cls_token="<s>", mask_token="<unk>", do_lower_case=False)
+    tokenizer = BertTokenizer(
+        vocab_file=str(directory / "vocab.txt"),
+        unk_token="<unk>",
+        sep_token="</s>",
+        pad_token="<pad>",
+        cls_token="<s>",
+        mask_token="<unk>",
+        do_lower_case=False,
+    )
     tokenizer.save_pretrained(directory)
-    RobertaConfig(**sizes, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id,
-                  eos_token_id=tokenizer.sep_token_id).save_pretrained(directory)
+    RobertaConfig(
+        **sizes, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id
+    ).save_pretrained(directory)
     cls, _ = Registry.from_entry_points().resolve("text", "bertweet")
     return cls(str(directory), pretrained=False)
 
@@ -175,8 +199,9 @@ def measure_training(model, device: torch.device, args: argparse.Namespace, voca
     return rows
 
 
-def measure_inference(model, vision, device: torch.device, args: argparse.Namespace, sizes_text: dict, sizes_vision: dict,
-                      n_text: int, n_vision: int) -> list[Row]:
+def measure_inference(
+    model, vision, device: torch.device, args: argparse.Namespace, sizes_text: dict, sizes_vision: dict, n_text: int, n_vision: int
+) -> list[Row]:
     """The frozen vision tower alone, then ``Tagger.predict`` without and with it."""
     from mscmt_cli.engine.evaluate import autocast
     from mscmt_cli.labels import LABELS
@@ -204,8 +229,14 @@ def measure_inference(model, vision, device: torch.device, args: argparse.Namesp
     seconds = timed(encode_images, device, args.repeats)
     rows.append(("vision tower", seconds, f"{images / seconds:8.0f} images/s", vision_flops))
 
-    spec = ModelSpec(components=Components(text="bertweet", image="clip-vit-l14", fusion="gated", decoder="crf"), sources={},
-                     labels=list(LABELS), text_hidden_size=model.text.hidden_size, image_dim=dim, fusion_dim=model.fusion.output_dim)
+    spec = ModelSpec(
+        components=Components(text="bertweet", image="clip-vit-l14", fusion="gated", decoder="crf"),
+        sources={},
+        labels=list(LABELS),
+        text_hidden_size=model.text.hidden_size,
+        image_dim=dim,
+        fusion_dim=model.fusion.output_dim,
+    )
     tagger = Tagger(Assembled(model, NoImageEncoder(), spec), device, batch_size=args.tag_batch)
     tweets = synthetic_tweets(images, sizes_text["vocab_size"], dim, seed=1)
     docs = [doc_from_value([f"w{k}" for k in range(e.length)]) for e in tweets]
@@ -241,8 +272,10 @@ def main() -> int:
 
     hf_logging.set_verbosity_error()
     name = torch.cuda.get_device_name() if device.type == "cuda" else "CPU"
-    print(f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  {name}  torch {torch.__version__}  "
-          f"{'SMOKE sizes' if args.smoke else 'full sizes'}  peak {args.peak_tflops:.0f} TFLOP/s{'  compiled' if args.compile else ''}")
+    print(
+        f"# {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}  {name}  torch {torch.__version__}  "
+        f"{'SMOKE sizes' if args.smoke else 'full sizes'}  peak {args.peak_tflops:.0f} TFLOP/s{'  compiled' if args.compile else ''}"
+    )
     with tempfile.TemporaryDirectory(prefix="bench-gpu-") as tmp:
         model, vision = build(sizes_text, sizes_vision, device, Path(tmp))
     if args.compile:
@@ -250,8 +283,10 @@ def main() -> int:
     n_text = compute_params(model, ("embeddings.word_embeddings", "position_embeddings", "token_type_embeddings"))
     n_vision = compute_params(vision, ("position_embedding", "class_embedding"))
     vision_tokens = tokens_per_image(sizes_vision)
-    print(f"text+fusion+head: {compute_params(model, ()) / 1e6:.1f} M params ({n_text / 1e6:.1f} M non-embedding); "
-          f"vision tower: {n_vision / 1e6:.1f} M params, {vision_tokens} tokens per image")
+    print(
+        f"text+fusion+head: {compute_params(model, ()) / 1e6:.1f} M params ({n_text / 1e6:.1f} M non-embedding); "
+        f"vision tower: {n_vision / 1e6:.1f} M params, {vision_tokens} tokens per image"
+    )
     rows = measure_training(model, device, args, sizes_text["vocab_size"], vision.config.projection_dim, n_text)
     rows += measure_inference(model, vision, device, args, sizes_text, sizes_vision, n_text, n_vision)
     print_rows(rows, args.peak_tflops)

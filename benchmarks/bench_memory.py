@@ -26,9 +26,9 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, Stopwatch, base_parser, command_failed, corpus_tweets, machine_line, save_text_model, set_threads  # noqa: E402
+from common import REPO, Stopwatch, base_parser, command_failed, corpus_tweets, machine_line, save_text_model, set_threads
 
-from mscmt_cli.data.corpus import SPLITS  # noqa: E402
+from mscmt_cli.data.corpus import SPLITS
 
 
 def write_tweets(path: Path, base: list[list[str]], n: int, seed: int = 13) -> None:
@@ -78,8 +78,13 @@ def build_model(run_dir: Path, layers: int) -> None:
 def main() -> None:
     parser = base_parser(__doc__)
     parser.set_defaults(repeats=1)
-    parser.add_argument("--layers", type=int, default=1, help="encoder layers: 6 = the packaged all-MiniLM-L6-v2, fewer = the "
-                        "same tokenizer and sizes with that many random layers (memory does not depend on depth; time does) [%(default)s]")
+    parser.add_argument(
+        "--layers",
+        type=int,
+        default=1,
+        help="encoder layers: 6 = the packaged all-MiniLM-L6-v2, fewer = the "
+        "same tokenizer and sizes with that many random layers (memory does not depend on depth; time does) [%(default)s]",
+    )
     parser.add_argument("--sizes", default="2000,50000", help="tweets per run, comma separated; the first is the baseline [%(default)s]")
     args = parser.parse_args()
     set_threads(args.threads)
@@ -93,11 +98,26 @@ def main() -> None:
             write_tweets(tmp / f"in-{n}.jsonl", base, n)
         peaks: dict[int, list[float]] = {n: [] for n in sizes}
         for r in range(args.repeats):
-            for n in (sizes if r % 2 == 0 else sizes[::-1]):
-                mib, seconds = peak_rss([sys.executable, "-m", "mscmt_cli", "tag", str(tmp / f"in-{n}.jsonl"), "--model", str(tmp / "run"),
-                                         "--out", str(tmp / "out.jsonl"), "--device", "cpu"])
+            for n in sizes if r % 2 == 0 else sizes[::-1]:
+                mib, seconds = peak_rss(
+                    [
+                        sys.executable,
+                        "-m",
+                        "mscmt_cli",
+                        "tag",
+                        str(tmp / f"in-{n}.jsonl"),
+                        "--model",
+                        str(tmp / "run"),
+                        "--out",
+                        str(tmp / "out.jsonl"),
+                        "--device",
+                        "cpu",
+                    ]
+                )
                 peaks[n].append(mib)
-                print(f"  round {r + 1}/{args.repeats}  {n:>7} tweets  peak RSS {mib:8.1f} MiB  ({seconds:.1f} s, {n / seconds:.0f} tweets/s)")
+                print(
+                    f"  round {r + 1}/{args.repeats}  {n:>7} tweets  peak RSS {mib:8.1f} MiB  ({seconds:.1f} s, {n / seconds:.0f} tweets/s)"
+                )
         base_peak = statistics.median(peaks[sizes[0]])
         print(f"{'tweets':>8} {'median peak RSS MiB':>20} {'ratio vs ' + str(sizes[0]):>14}   all runs (MiB)")
         for n, values in peaks.items():

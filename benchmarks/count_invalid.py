@@ -21,11 +21,11 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import quiet_transformers  # noqa: E402
+from common import quiet_transformers
 
 EXAMPLES = 5
 
@@ -40,10 +40,13 @@ def count(tag_lists: Sequence[Sequence[str]], tokens: Sequence[Sequence[str]] | 
     for i, steps in bad[:examples]:
         t = steps[0]
         window = range(max(0, t - 2), min(len(tag_lists[i]), t + 2))
-        shown.append({"tweet": i, "position": t,
-                      "context": " ".join(f"{tokens[i][k] if tokens else k}/{tag_lists[i][k]}" for k in window)})
-    return {"tweets": len(tag_lists), "tweets_with_invalid": len(bad),
-            "invalid_transitions": sum(len(s) for _, s in bad), "examples": shown}
+        shown.append({"tweet": i, "position": t, "context": " ".join(f"{tokens[i][k] if tokens else k}/{tag_lists[i][k]}" for k in window)})
+    return {
+        "tweets": len(tag_lists),
+        "tweets_with_invalid": len(bad),
+        "invalid_transitions": sum(len(s) for _, s in bad),
+        "examples": shown,
+    }
 
 
 def image_inputs(tagger, image_ids: Sequence[str], images_dir: Path | None) -> list:
@@ -63,8 +66,8 @@ def predict(tagger, tweets: list, images_dir: Path | None, chunk: int = 512) -> 
     images = image_inputs(tagger, [t.image_id for t in tweets], images_dir)
     out: list[list[str]] = []
     for start in range(0, len(tweets), chunk):
-        part = tweets[start:start + chunk]
-        out += [r.tags for r in tagger.tag_batch([list(t.tokens) for t in part], images[start:start + chunk])]
+        part = tweets[start : start + chunk]
+        out += [r.tags for r in tagger.tag_batch([list(t.tokens) for t in part], images[start : start + chunk])]
     return out
 
 
@@ -82,9 +85,11 @@ def with_constraints(tagger, constraints: str) -> None:
 
 
 def render(path: Path, predicted: dict, gold: dict) -> str:
-    lines = [f"{path}: {predicted['tweets']} tweets",
-             f"  predicted: {predicted['invalid_transitions']} invalid transitions in {predicted['tweets_with_invalid']} tweets",
-             f"  gold:      {gold['invalid_transitions']} invalid transitions in {gold['tweets_with_invalid']} tweets"]
+    lines = [
+        f"{path}: {predicted['tweets']} tweets",
+        f"  predicted: {predicted['invalid_transitions']} invalid transitions in {predicted['tweets_with_invalid']} tweets",
+        f"  gold:      {gold['invalid_transitions']} invalid transitions in {gold['tweets_with_invalid']} tweets",
+    ]
     lines += [f"    tweet {e['tweet']}, word {e['position']}: {e['context']}" for e in predicted["examples"]]
     return "\n".join(lines)
 
@@ -99,7 +104,9 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--missing-images", choices=("error", "blank"), default="blank")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--constraints", choices=("bio", "none"), default="bio", help="decode with or without the BIO constraints [%(default)s]")
+    parser.add_argument(
+        "--constraints", choices=("bio", "none"), default="bio", help="decode with or without the BIO constraints [%(default)s]"
+    )
     parser.add_argument("--json", type=Path, help="also write the counts as JSON here")
     parser.add_argument("--fail-on-invalid", action="store_true", help="exit 1 when a prediction holds an invalid transition")
     return parser.parse_args(argv)
@@ -115,8 +122,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     paths = dict(p.split("=", 1) for p in args.model_path if "=" in p)
     try:
         tweets = read_conll(args.conll)
-        tagger = Tagger.from_pretrained(args.run, paths, args.device, missing_images=args.missing_images,
-                                        batch_size=args.batch_size, captions=args.captions)
+        tagger = Tagger.from_pretrained(
+            args.run, paths, args.device, missing_images=args.missing_images, batch_size=args.batch_size, captions=args.captions
+        )
         if args.constraints != "bio":
             with_constraints(tagger, args.constraints)
         predicted = count(predict(tagger, tweets, args.images_dir), [t.tokens for t in tweets])
@@ -125,7 +133,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     gold = count([t.tags for t in tweets], [t.tokens for t in tweets])
     print(render(args.conll, predicted, gold))
     if args.json:
-        args.json.write_text(json.dumps({"file": str(args.conll), "run": str(args.run), "predicted": predicted, "gold": gold}, indent=2) + "\n")
+        args.json.write_text(
+            json.dumps({"file": str(args.conll), "run": str(args.run), "predicted": predicted, "gold": gold}, indent=2) + "\n"
+        )
     return 1 if args.fail_on_invalid and predicted["invalid_transitions"] else 0
 
 

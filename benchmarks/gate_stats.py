@@ -25,8 +25,8 @@ from mscmt_cli.labels import ENTITY_TYPES
 from mscmt_cli.tagging.tagger import Tagger
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA  # noqa: E402
-from results import CAPTIONS, TEST_SCORES, cell_dir, cell_name  # noqa: E402
+from common import DEFAULT_DATA
+from results import CAPTIONS, TEST_SCORES, cell_dir, cell_name
 
 
 def gate_by_group(tweets: list[Tweet], gates: list[list[float]]) -> dict[str, list[float]]:
@@ -44,21 +44,32 @@ def gate_by_group(tweets: list[Tweet], gates: list[list[float]]) -> dict[str, li
 
 def run_stats(run_dir: Path, data_dir: Path, corpus: str, batch_size: int, limit: int = 0) -> dict:
     """Tag the test split with one gated run and summarise its gate values."""
-    tagger = Tagger.from_pretrained(run_dir, device="cpu", captions=data_dir / "captions" / CAPTIONS[corpus], missing_images="blank",
-                                    batch_size=batch_size)
-    tweets = list(load_split(data_dir, corpus, "test").tweets)[:limit or None]
+    tagger = Tagger.from_pretrained(
+        run_dir, device="cpu", captions=data_dir / "captions" / CAPTIONS[corpus], missing_images="blank", batch_size=batch_size
+    )
+    tweets = list(load_split(data_dir, corpus, "test").tweets)[: limit or None]
     gates = [r.gate for r in tagger.tag_batch([list(t.tokens) for t in tweets], [t.image_id for t in tweets])]
     groups = gate_by_group(tweets, gates)
     per_tweet = [statistics.mean(g) for g in gates if g]
-    return {"tokens": {k: {"mean": statistics.mean(v), "n": len(v)} for k, v in groups.items()},
-            "per_tweet_mean": {"mean": statistics.mean(per_tweet), "std": statistics.pstdev(per_tweet),
-                               "min": min(per_tweet), "max": max(per_tweet)}}
+    return {
+        "tokens": {k: {"mean": statistics.mean(v), "n": len(v)} for k, v in groups.items()},
+        "per_tweet_mean": {
+            "mean": statistics.mean(per_tweet),
+            "std": statistics.pstdev(per_tweet),
+            "min": min(per_tweet),
+            "max": max(per_tweet),
+        },
+    }
 
 
 def render(stats: dict[str, dict]) -> str:
     cols = ["entity", "O", *ENTITY_TYPES]
-    lines = ["Mean visual gate g_i (0 = closed, 1 = open) on the test split, by gold tag of the token:", "",
-             "| run | " + " | ".join(cols) + " | per-tweet mean: std (min–max) |", "|---|" + "---|" * (len(cols) + 1)]
+    lines = [
+        "Mean visual gate g_i (0 = closed, 1 = open) on the test split, by gold tag of the token:",
+        "",
+        "| run | " + " | ".join(cols) + " | per-tweet mean: std (min–max) |",
+        "|---|" + "---|" * (len(cols) + 1),
+    ]
     for name, s in stats.items():
         cells = [f"{s['tokens'][c]['mean']:.3f}" if c in s["tokens"] else "—" for c in cols]
         t = s["per_tweet_mean"]

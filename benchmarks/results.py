@@ -26,7 +26,7 @@ from mscmt_cli.labels import ENTITY_TYPES
 from mscmt_cli.studies.common import TEST_SCORES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA  # noqa: E402
+from common import DEFAULT_DATA
 
 VARIANTS = {
     "text-only": dict(image="none", fusion="none"),
@@ -62,11 +62,28 @@ def train_cells(args: argparse.Namespace, corpora: list[str], seeds: list[int]) 
     from mscmt_cli.settings import load_settings
     from mscmt_cli.studies.common import Row, run_rows
 
-    base = load_settings(None, dict(text="minilm", decoder="crf", data_dir=args.data_dir, out=args.out / "runs", epochs=args.epochs,
-                                    patience=args.patience, lr=args.lr, batch_size=args.batch_size))
-    rows = [Row(cell_name(corpus, variant, seed), dict(corpus=corpus, seed=seed, **VARIANTS[variant],
-                                                       captions=args.data_dir / "captions" / CAPTIONS[corpus]))
-            for seed in seeds for corpus in corpora for variant in VARIANTS]  # seed-major: an interrupted table has whole seeds
+    base = load_settings(
+        None,
+        dict(
+            text="minilm",
+            decoder="crf",
+            data_dir=args.data_dir,
+            out=args.out / "runs",
+            epochs=args.epochs,
+            patience=args.patience,
+            lr=args.lr,
+            batch_size=args.batch_size,
+        ),
+    )
+    rows = [
+        Row(
+            cell_name(corpus, variant, seed),
+            dict(corpus=corpus, seed=seed, **VARIANTS[variant], captions=args.data_dir / "captions" / CAPTIONS[corpus]),
+        )
+        for seed in seeds
+        for corpus in corpora
+        for variant in VARIANTS
+    ]  # seed-major: an interrupted table has whole seeds
     run_rows(base, rows, Registry.from_entry_points(), make_console())
 
 
@@ -95,13 +112,16 @@ def mean_std(values: list[float]) -> str:
 
 def main_table(results: Results) -> list[str]:
     """Test micro P, R and F1 (precision and recall: what the balanced sampler trades), weighted F1, seeds."""
-    lines = ["| corpus | variant (minilm + CRF) | test micro P | test micro R | test micro F1 | test weighted F1 | seeds |",
-             "|---|---|---|---|---|---|---|"]
+    lines = [
+        "| corpus | variant (minilm + CRF) | test micro P | test micro R | test micro F1 | test weighted F1 | seeds |",
+        "|---|---|---|---|---|---|---|",
+    ]
     for corpus, variants in results.items():
         for variant, runs in variants.items():
             micro = [mean_std([r["micro"].get(m, 0.0) for r in runs.values()]) for m in ("precision", "recall", "f1")]
-            lines.append(f"| {corpus} | {variant} | {' | '.join(micro)} | "
-                         f"{mean_std([r['weighted']['f1'] for r in runs.values()])} | {len(runs)} |")
+            lines.append(
+                f"| {corpus} | {variant} | {' | '.join(micro)} | {mean_std([r['weighted']['f1'] for r in runs.values()])} | {len(runs)} |"
+            )
     return lines
 
 
@@ -134,11 +154,24 @@ def type_table(results: Results) -> list[str]:
 
 def render(results: Results) -> str:
     """The whole results page as Markdown."""
-    lines = ["Test F1 (%), mean ± sample standard deviation over seeds:", "", *main_table(results), "",
-             "Paired by seed (each captioned run minus the text-only run with the same seed, in points):", "",
-             *paired_deltas(results), "", "Per-type test F1 (%), mean ± std over seeds:", "", *type_table(results), "",
-             "Published, with their own encoders (not comparable encoder-for-encoder):", "",
-             "| system | text / image encoder | TWITTER-2015 | TWITTER-2017 |", "|---|---|---|---|"]
+    lines = [
+        "Test F1 (%), mean ± sample standard deviation over seeds:",
+        "",
+        *main_table(results),
+        "",
+        "Paired by seed (each captioned run minus the text-only run with the same seed, in points):",
+        "",
+        *paired_deltas(results),
+        "",
+        "Per-type test F1 (%), mean ± std over seeds:",
+        "",
+        *type_table(results),
+        "",
+        "Published, with their own encoders (not comparable encoder-for-encoder):",
+        "",
+        "| system | text / image encoder | TWITTER-2015 | TWITTER-2017 |",
+        "|---|---|---|---|",
+    ]
     lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in PUBLISHED]
     return "\n".join(lines) + "\n"
 
@@ -152,7 +185,7 @@ def chart(results: Results, path: Path) -> Path:
     FigureCanvasAgg(fig)
     axes = fig.subplots(1, len(results), squeeze=False)[0]
     for ax, (corpus, variants) in zip(axes, results.items()):
-        for i, (variant, runs) in enumerate(variants.items()):
+        for i, (_variant, runs) in enumerate(variants.items()):
             f1 = [100 * r["micro"]["f1"] for r in runs.values()]
             if not f1:
                 continue

@@ -45,37 +45,117 @@ DATA_DIR = HERE / "data"
 # entities (invented but plausible); a string may hold several tokens
 # ---------------------------------------------------------------------------
 PEOPLE = [
-    "Marcus Delaney", "Priya Natarajan", "Tomas Ekberg", "Lena Okafor", "Daniel Voss",
-    "Aisha Karimi", "Ruben Castellano", "Hannah Whitcombe", "Kenji Maruyama", "Sofia Lindqvist",
-    "Grace Adebayo", "Oliver Pennington", "Mateo Ruiz", "Chloe Hartwell", "Isaac Brennan",
-    "Nadia Haddad", "Felix Amsel", "Yara Benali", "Caleb Thornton", "Jonah Whitaker",
-    "Elena Markovic", "Tessa Holloway", "Rafael Quintero", "Zoe Kavanagh", "Arjun Mehta",
-    "Lucia Ferrante", "Declan Royce", "Mary Ellen Shaw", "Juan Carlos Rivera", "DJ Kestro",
-    "Brennan", "Ellison", "Delaney", "Okafor", "Whitcombe", "Quintero", "Kavanagh",
-    "Harriet Cole", "Lil Vantage", "Benji",
+    "Marcus Delaney",
+    "Priya Natarajan",
+    "Tomas Ekberg",
+    "Lena Okafor",
+    "Daniel Voss",
+    "Aisha Karimi",
+    "Ruben Castellano",
+    "Hannah Whitcombe",
+    "Kenji Maruyama",
+    "Sofia Lindqvist",
+    "Grace Adebayo",
+    "Oliver Pennington",
+    "Mateo Ruiz",
+    "Chloe Hartwell",
+    "Isaac Brennan",
+    "Nadia Haddad",
+    "Felix Amsel",
+    "Yara Benali",
+    "Caleb Thornton",
+    "Jonah Whitaker",
+    "Elena Markovic",
+    "Tessa Holloway",
+    "Rafael Quintero",
+    "Zoe Kavanagh",
+    "Arjun Mehta",
+    "Lucia Ferrante",
+    "Declan Royce",
+    "Mary Ellen Shaw",
+    "Juan Carlos Rivera",
+    "DJ Kestro",
+    "Brennan",
+    "Ellison",
+    "Delaney",
+    "Okafor",
+    "Whitcombe",
+    "Quintero",
+    "Kavanagh",
+    "Harriet Cole",
+    "Lil Vantage",
+    "Benji",
 ]
 PLACES = [
-    "Port Halden", "Eastbrook", "Lake Morrow", "Santa Veria", "Kelso Bay", "Marrowfield",
-    "New Carden", "Ashford Hills", "Riverton", "Glenmoor", "Cape Lorne", "Bellhaven",
-    "North Quarry", "Silverlake Valley", "San Aurelio", "Westmarch", "Dunmore", "Fairhaven",
-    "Old Harrow", "Mount Elspeth", "Calder Springs", "Brightwater", "Lowell Point",
-    "East Halden", "Harrow County", "Veria Coast", "Kelso",
+    "Port Halden",
+    "Eastbrook",
+    "Lake Morrow",
+    "Santa Veria",
+    "Kelso Bay",
+    "Marrowfield",
+    "New Carden",
+    "Ashford Hills",
+    "Riverton",
+    "Glenmoor",
+    "Cape Lorne",
+    "Bellhaven",
+    "North Quarry",
+    "Silverlake Valley",
+    "San Aurelio",
+    "Westmarch",
+    "Dunmore",
+    "Fairhaven",
+    "Old Harrow",
+    "Mount Elspeth",
+    "Calder Springs",
+    "Brightwater",
+    "Lowell Point",
+    "East Halden",
+    "Harrow County",
+    "Veria Coast",
+    "Kelso",
 ]
 ORGS = [
-    "Northwind Airlines", "Halcyon Bank", "Brightline Media", "Veridian Labs", "Corvus Motors",
-    "Eastbrook City Council", "Kestrel Records", "Pinecrest University", "Silverfen Capital",
-    "Bluehaven Hospital", "Orbis Telecom", "Daily Ledger", "Tidewater News", "Halden Police",
-    "Atlas Foods", "Quillon Games", "Greenway Party", "Meridian Health", "Lantern Studios",
-    "Corbel Systems", "HBN", "Veridian", "Northwind", "Morrow FC", "Port Halden United",
+    "Northwind Airlines",
+    "Halcyon Bank",
+    "Brightline Media",
+    "Veridian Labs",
+    "Corvus Motors",
+    "Eastbrook City Council",
+    "Kestrel Records",
+    "Pinecrest University",
+    "Silverfen Capital",
+    "Bluehaven Hospital",
+    "Orbis Telecom",
+    "Daily Ledger",
+    "Tidewater News",
+    "Halden Police",
+    "Atlas Foods",
+    "Quillon Games",
+    "Greenway Party",
+    "Meridian Health",
+    "Lantern Studios",
+    "Corbel Systems",
+    "HBN",
+    "Veridian",
+    "Northwind",
+    "Morrow FC",
+    "Port Halden United",
 ]
 # "other": products, events, films / shows, teams' nicknames, songs
 OTHERS = {
-    "product": ["Lumen X2", "Aero Pods", "Nimbus 7", "Vela Watch", "Tessel Tab", "Corvus R8",
-                "Quillon Quest", "Brightbook Pro", "Lumen"],
-    "event": ["Harvest Fest", "Summer Jam", "Riverfront Marathon", "Tech Summit 2015",
-              "Winter Lights Festival", "Halden Pride", "Eastbrook Open", "Comic Expo"],
-    "film": ["The Long Quiet", "Glass Harbor", "Midnight Orchard", "Late Night Kitchen",
-             "Paper Skies", "Iron Meadow", "Cold Signal"],
+    "product": ["Lumen X2", "Aero Pods", "Nimbus 7", "Vela Watch", "Tessel Tab", "Corvus R8", "Quillon Quest", "Brightbook Pro", "Lumen"],
+    "event": [
+        "Harvest Fest",
+        "Summer Jam",
+        "Riverfront Marathon",
+        "Tech Summit 2015",
+        "Winter Lights Festival",
+        "Halden Pride",
+        "Eastbrook Open",
+        "Comic Expo",
+    ],
+    "film": ["The Long Quiet", "Glass Harbor", "Midnight Orchard", "Late Night Kitchen", "Paper Skies", "Iron Meadow", "Cold Signal"],
     "team": ["Riverside Comets", "Halden Hawks", "Kelso Tigers", "Comets"],
 }
 
@@ -323,12 +403,25 @@ TEMPLATES = {
     ],
 }
 
-HANDLE_PARTS_A = ["jess", "marco", "the_real", "daily", "kb", "sam", "nina", "halden", "just", "its",
-                  "team", "lil", "mr", "coach", "news"]
-HANDLE_PARTS_B = ["lee", "tweets", "kb", "news", "fan", "x", "_99", "ray", "live", "official", "2015",
-                  "hq", "sports", "vibes", "jones"]
-HASHTAGS = ["#tbt", "#love", "#news", "#weekend", "#blessed", "#nofilter", "#gameday", "#breaking",
-            "#travel", "#mood", "#tgif", "#music", "#sports", "#photo", "#happy"]
+HANDLE_PARTS_A = ["jess", "marco", "the_real", "daily", "kb", "sam", "nina", "halden", "just", "its", "team", "lil", "mr", "coach", "news"]
+HANDLE_PARTS_B = ["lee", "tweets", "kb", "news", "fan", "x", "_99", "ray", "live", "official", "2015", "hq", "sports", "vibes", "jones"]
+HASHTAGS = [
+    "#tbt",
+    "#love",
+    "#news",
+    "#weekend",
+    "#blessed",
+    "#nofilter",
+    "#gameday",
+    "#breaking",
+    "#travel",
+    "#mood",
+    "#tgif",
+    "#music",
+    "#sports",
+    "#photo",
+    "#happy",
+]
 EMOJIS = ["😍", "🔥", "😂", "🙌", "❤", "😭", "👏"]
 EMOJI_STANDINS = [":)", "!", "!!", ":D", "<3"]
 
@@ -388,7 +481,7 @@ class _Slots:
             if piece in ("{PER}", "{LOC}", "{ORG}", "{OTHER}"):
                 out.extend(self.entity(piece[1:-1]))
             elif piece.startswith("{OTHER:"):
-                out.extend(self.entity("OTHER", piece[len("{OTHER:"):-1]))
+                out.extend(self.entity("OTHER", piece[len("{OTHER:") : -1]))
             elif piece == "{A}":
                 out.extend(a_tokens)
             elif piece == "{A_BANG}":
@@ -425,13 +518,29 @@ def _ambiguous_other_kind(name: str) -> str:
 
 
 TAILS = [
-    "what a day .", "can't wait", "love it", "see you there !", "so good", "honestly",
-    "lol", "wow", "unreal", "no words", "i'm crying", "let's go", "more soon", "thoughts ?",
-    "(via {H} )", "so proud", "10/10", "we need this", "same time next year ?",
+    "what a day .",
+    "can't wait",
+    "love it",
+    "see you there !",
+    "so good",
+    "honestly",
+    "lol",
+    "wow",
+    "unreal",
+    "no words",
+    "i'm crying",
+    "let's go",
+    "more soon",
+    "thoughts ?",
+    "(via {H} )",
+    "so proud",
+    "10/10",
+    "we need this",
+    "same time next year ?",
 ]
 
 
-def _decorate(rng: random.Random, slots: "_Slots", toks: list[tuple[str, str]]) -> list[tuple[str, str]]:
+def _decorate(rng: random.Random, slots: _Slots, toks: list[tuple[str, str]]) -> list[tuple[str, str]]:
     """Tweet-like extras around a template: an RT prefix, a tail, trailing hashtags."""
     if rng.random() < 0.1 and toks[0][0] not in ("RT",) and not toks[0][0].startswith("@"):
         toks = [("RT", "O"), (_handle(rng), "O"), (":", "O")] + toks

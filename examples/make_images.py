@@ -35,11 +35,51 @@ DEFAULT_DATA_DIR = Path(__file__).resolve().parent / "data"
 KEYWORDS = (
     ("person", ("man", "woman", "girl", "boy", "player", "singer", "man's", "person", "guy", "lady")),
     ("org", ("logo", "store", "storefront", "shop", "sign", "headquarters", "company")),
-    ("other", ("smartphone", "phone", "earbuds", "laptop", "watch", "tablet", "poster", "film", "movie",
-               "festival", "fireworks", "marathon", "convention", "jersey", "ball", "scoreboard", "mascot",
-               "tv show")),
-    ("place", ("city", "skyline", "landscape", "mountain", "mountains", "river", "valley", "street", "beach",
-               "harbor", "map", "bridge", "lake", "town", "desert", "aerial", "hills")),
+    (
+        "other",
+        (
+            "smartphone",
+            "phone",
+            "earbuds",
+            "laptop",
+            "watch",
+            "tablet",
+            "poster",
+            "film",
+            "movie",
+            "festival",
+            "fireworks",
+            "marathon",
+            "convention",
+            "jersey",
+            "ball",
+            "scoreboard",
+            "mascot",
+            "tv show",
+        ),
+    ),
+    (
+        "place",
+        (
+            "city",
+            "skyline",
+            "landscape",
+            "mountain",
+            "mountains",
+            "river",
+            "valley",
+            "street",
+            "beach",
+            "harbor",
+            "map",
+            "bridge",
+            "lake",
+            "town",
+            "desert",
+            "aerial",
+            "hills",
+        ),
+    ),
 )
 CLASSES = ("person", "place", "org", "other", "generic")
 
@@ -61,7 +101,7 @@ def read_image_ids(data_dir: Path) -> list[str]:
         path = Path(data_dir) / "tweets" / f"{split}.txt"
         for line in path.read_text(encoding="utf-8-sig").splitlines():
             if line.startswith("IMGID:"):
-                ids.append(line[len("IMGID:"):].strip())
+                ids.append(line[len("IMGID:") :].strip())
     return ids
 
 
@@ -176,7 +216,7 @@ def render(image_id: str, caption: str) -> Image.Image:
     rng = random.Random(seed)
     img = Image.new("RGB", (SIZE, SIZE))
     PAINTERS[caption_class(caption)](ImageDraw.Draw(img), rng)
-    noise_bytes = hashlib.shake_256(f"noise:{image_id}".encode("utf-8")).digest(SIZE * SIZE * 3)
+    noise_bytes = hashlib.shake_256(f"noise:{image_id}".encode()).digest(SIZE * SIZE * 3)
     noise = Image.frombytes("RGB", (SIZE, SIZE), noise_bytes)
     return Image.blend(img, noise, 0.08)
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from mscmt_cli.version import __version__
 
-__all__ = ["__version__", "Tagger"]
+__all__ = ["Tagger", "__version__"]
 
 
 def __getattr__(name: str):

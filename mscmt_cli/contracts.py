@@ -21,8 +21,9 @@ hold; bad inputs raise a ``ValueError`` that names the argument.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any
 
 import torch
 

@@ -18,9 +18,10 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable, Iterable, Protocol
+from typing import Protocol
 
 import numpy as np
 import torch
@@ -237,10 +238,12 @@ class ImageFeatures:
         digests = list(todo)
         for start in range(0, len(digests), self.batch_size):
             # decoded one at a time, encoded before their pixels pass MAX_BATCH_PIXELS
-            for chunk, contents in pixel_bounded(digests[start:start + self.batch_size], lambda d: self.source.load(todo[d][0]).content):
+            for chunk, contents in pixel_bounded(digests[start : start + self.batch_size], lambda d: self.source.load(todo[d][0]).content):
                 self._encode_chunk(chunk, contents, todo, on_progress)
 
-    def _encode_chunk(self, chunk: list[str], contents: list, todo: dict[str, list[str]], on_progress: Callable[[int], None] | None) -> None:
+    def _encode_chunk(
+        self, chunk: list[str], contents: list, todo: dict[str, list[str]], on_progress: Callable[[int], None] | None
+    ) -> None:
         """Encode one chunk of decoded images (or captions) and keep their features."""
         feats = self.encoder.encode(contents)
         self.encoder_calls += 1
@@ -250,4 +253,3 @@ class ImageFeatures:
                 self._memory[image_id] = feat.clone()
             if on_progress:
                 on_progress(len(todo[digest]))
-

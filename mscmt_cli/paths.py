@@ -17,8 +17,7 @@ from mscmt_cli.errors import MscmtError
 def check_not_empty(path: Path | str | None, option: str, example: str = "runs/mine") -> Path:
     """``path`` as a Path; refuses None, ``""`` and ``"."`` (which all mean "here" by accident)."""
     if path is None or str(path).strip() == "" or Path(path) == Path("."):
-        raise MscmtError(f"{option}: an empty path (or '.') means the current directory; "
-                         f"pass a name of its own (e.g. {option} {example})")
+        raise MscmtError(f"{option}: an empty path (or '.') means the current directory; pass a name of its own (e.g. {option} {example})")
     return Path(path)
 
 

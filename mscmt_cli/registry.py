@@ -25,9 +25,10 @@ what a component can show about a prediction (``{"gate"}``).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
-from typing import Any, Mapping
+from typing import Any
 
 from pydantic import BaseModel, ValidationError
 
@@ -77,7 +78,7 @@ class Registry:
             self._specs[spec.kind][spec.name] = spec
 
     @classmethod
-    def from_entry_points(cls) -> "Registry":
+    def from_entry_points(cls) -> Registry:
         """Build the registry from the installed distributions' entry points."""
         specs: list[PluginSpec] = []
         for ep in entry_points(group=GROUP):
@@ -113,11 +114,11 @@ class Registry:
             out.append(_shown(name, spec))
         return out
 
-    def describe(self) -> list["ComponentInfo"]:
+    def describe(self) -> list[ComponentInfo]:
         """What ``mscmt plugins`` shows of every component, kind by kind."""
         return [ComponentInfo.of(kind, name, spec.load()) for kind in KINDS for name, spec in sorted(self._specs[kind].items())]
 
-    def describe_one(self, qualified: str) -> "ComponentInfo":
+    def describe_one(self, qualified: str) -> ComponentInfo:
         """One component by ``KIND.NAME`` (``fusion.gated``)."""
         kind, dot, name = qualified.partition(".")
         if not dot or not name:
@@ -147,11 +148,13 @@ class ComponentInfo:
     explains: tuple[str, ...]
 
     @classmethod
-    def of(cls, kind: str, name: str, component: type) -> "ComponentInfo":
+    def of(cls, kind: str, name: str, component: type) -> ComponentInfo:
         doc = getattr(component, "description", "") or " ".join((component.__doc__ or "").strip().splitlines()[0:1])
         model = params_model(component)
-        params = tuple(ParamInfo(k, _type_name(f.annotation), f.get_default(call_default_factory=True), f.description or "")
-                       for k, f in (model.model_fields.items() if model is not None else ()))
+        params = tuple(
+            ParamInfo(k, _type_name(f.annotation), f.get_default(call_default_factory=True), f.description or "")
+            for k, f in (model.model_fields.items() if model is not None else ())
+        )
         return cls(kind, display_name(name, component), doc, params, tuple(sorted(getattr(component, "explains", ()))))
 
 
@@ -172,7 +175,9 @@ def component_params(kind: str, name: str, component: type, values: Mapping[str,
     unknown = sorted(set(values) - set(known))
     if unknown:
         has = f"its parameters: {', '.join(known)}" if known else "it takes no parameters"
-        raise MscmtError(f"{kind} component {name!r} has no parameter {unknown[0]!r}; {has} (mscmt plugins {kind}.{name.partition(':')[0]})")
+        raise MscmtError(
+            f"{kind} component {name!r} has no parameter {unknown[0]!r}; {has} (mscmt plugins {kind}.{name.partition(':')[0]})"
+        )
     if model is None:
         return {}
     try:

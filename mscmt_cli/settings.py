@@ -26,10 +26,11 @@ Environment variables are the upper-case keys with the ``MSCMT_`` prefix
 from __future__ import annotations
 
 import math
-import tomllib
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal, Mapping
+from typing import Any, Literal
 
+import tomllib
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
@@ -47,8 +48,16 @@ def default_cache_dir() -> Path:
     return Path(base) / "mscmt"
 
 
-def setting(default: Any = None, help: str = "", *, group: str, identity: bool = False, resumable: bool = False,
-            flags: str | None = None, **constraints: Any) -> Any:
+def setting(
+    default: Any = None,
+    help: str = "",
+    *,
+    group: str,
+    identity: bool = False,
+    resumable: bool = False,
+    flags: str | None = None,
+    **constraints: Any,
+) -> Any:
     """A settings field: its help text, the group of commands that take it, and how it is treated.
 
     Args:
@@ -76,17 +85,23 @@ class Settings(BaseSettings):
     fusion: str = setting("gated", "fusion: gated, additive, none", group="components", identity=True)
     decoder: str = setting("crf", "decoder: crf, softmax", group="components", identity=True)
     params: dict[str, dict[str, Any]] = setting(
-        dict, "KIND.KEY=VALUE: a component parameter, e.g. fusion.proj_dim=256 (repeatable; see mscmt plugins KIND.NAME)",
-        group="components", identity=True, flags="--set")
-    model_paths: dict[str, str] = setting(dict, "NAME=PATH: load component NAME from a local directory (repeatable)",
-                                          group="components", resumable=True, flags="--model-path")
+        dict,
+        "KIND.KEY=VALUE: a component parameter, e.g. fusion.proj_dim=256 (repeatable; see mscmt plugins KIND.NAME)",
+        group="components",
+        identity=True,
+        flags="--set",
+    )
+    model_paths: dict[str, str] = setting(
+        dict, "NAME=PATH: load component NAME from a local directory (repeatable)", group="components", resumable=True, flags="--model-path"
+    )
     # data
     corpus: str = setting("merged", "twitter2015, twitter2017, merged, or any corpus directory name", group="data", identity=True)
     data_dir: Path | None = setting(None, "data directory laid out like ../shared/data", group="data")
     images_dir: Path | None = setting(None, "directory of <id>.jpg images", group="data")
     captions: Path | None = setting(None, "captions file (<id>.jpg :<caption> lines or JSONL) for --image caption", group="data")
-    missing_images: Literal["blank", "error"] = setting("blank", "missing or unreadable images: blank (counted, reported) or error",
-                                                       group="data")
+    missing_images: Literal["blank", "error"] = setting(
+        "blank", "missing or unreadable images: blank (counted, reported) or error", group="data"
+    )
     # training
     out: Path | None = setting(None, "run directory to create", group="training")
     lr: float = setting(3e-5, "learning rate of the text encoder and W_p", group="training", identity=True, gt=0, le=1)
@@ -95,12 +110,18 @@ class Settings(BaseSettings):
     warmup: float = setting(0.1, "fraction of steps with linear warm-up", group="training", identity=True, ge=0, lt=1)
     dropout: float = setting(0.1, "dropout on the text encoder output", group="training", identity=True, ge=0, lt=1)
     epochs: int = setting(20, "maximum epochs", group="training", identity=True, resumable=True, ge=1, le=10_000)
-    patience: int = setting(3, "epochs without validation gain before stopping", group="training", identity=True, resumable=True,
-                            ge=1, le=10_000)
+    patience: int = setting(
+        3, "epochs without validation gain before stopping", group="training", identity=True, resumable=True, ge=1, le=10_000
+    )
     batch_size: int = setting(16, "training batch size", group="training", identity=True, ge=1, le=100_000)
     max_grad_norm: float = setting(1.0, "gradient clipping norm", group="training", identity=True, gt=0)
     seed: int = setting(13, "random seed (any integer)", group="training", identity=True)
-    balance: bool = setting(True, "class-balanced WeightedRandomSampler", group="training", identity=True)
+    balance: bool = setting(
+        False,
+        "the paper's class-balanced WeightedRandomSampler (drawn with replacement; off: each tweet once per epoch, shuffled)",
+        group="training",
+        identity=True,
+    )
     # runtime
     device: Literal["auto", "cpu", "cuda"] = setting("auto", "where to run: auto, cpu or cuda", group="runtime", resumable=True)
     eval_batch_size: int = setting(64, "tweets per forward pass when predicting", group="runtime", resumable=True, ge=1, le=100_000)
@@ -188,8 +209,9 @@ def read_toml(path: Path) -> dict[str, Any]:
     return out
 
 
-def load_settings(config_file: Path | None = None, overrides: dict[str, Any] | None = None,
-                  flags: Mapping[str, str] | None = None) -> Settings:
+def load_settings(
+    config_file: Path | None = None, overrides: dict[str, Any] | None = None, flags: Mapping[str, str] | None = None
+) -> Settings:
     """Merge defaults, the TOML file, ``MSCMT_*`` variables and command-line values.
 
     ``flags`` maps a setting to the option a command spells it with (for messages).

@@ -75,7 +75,9 @@ class CaptionEncoder(ImageEncoder):
         self.component = f"{self.name}:{variant}" if variant else self.name
         text_cls, _ = Registry.from_entry_points().resolve("text", self.text_name)
         if not issubclass(text_cls, HFTextEncoder):
-            raise MscmtError(f"{self.component}: text encoder {self.text_name!r} is not a Hugging Face encoder; the caption encoder needs one")
+            raise MscmtError(
+                f"{self.component}: text encoder {self.text_name!r} is not a Hugging Face encoder; the caption encoder needs one"
+            )
         # build_image_encoder passes "" (no variant) or the variant's name when no path was given
         self.source = text_cls.default_source if source in ("", self.text_name) else source
         sentence = self._load(text_cls, self.source)
@@ -109,8 +111,13 @@ class CaptionEncoder(ImageEncoder):
         device = next(self.model.parameters()).device
         out = []
         for start in range(0, len(inputs), self.batch_size):
-            batch = self.tokenizer(list(inputs[start:start + self.batch_size]), padding=True, truncation=True,
-                                   max_length=self.max_length, return_tensors="pt")
+            batch = self.tokenizer(
+                list(inputs[start : start + self.batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=self.max_length,
+                return_tensors="pt",
+            )
             ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
             hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state  # (n, L, H)
             out.append(mean_pool(hidden.float(), mask).cpu())

@@ -19,7 +19,8 @@ are ``(B, T)`` bool, True on real words, each row a prefix that starts on.
 
 from __future__ import annotations
 
-from typing import Literal, Sequence
+from collections.abc import Sequence
+from typing import Any, ClassVar, Literal
 
 import torch
 import torch.nn.functional as F
@@ -35,15 +36,18 @@ FORBIDDEN = -1.0e4
 class DecoderParams(ComponentParams):
     """Parameters of every built-in decoder."""
 
-    constraints: Literal["bio", "none"] = Field("bio", description="transition constraints when decoding: bio "
-                                                                   "(no I-X after O, at the start or after another type) or none")
+    constraints: Literal["bio", "none"] = Field(
+        "bio", description="transition constraints when decoding: bio (no I-X after O, at the start or after another type) or none"
+    )
 
 
 class CRFParams(DecoderParams):
     """Parameters of the CRF."""
 
-    constrain_training: bool = Field(True, description="normalise the training likelihood over valid paths only "
-                                                       "(with constraints=bio); false trains pytorch-crf's plain CRF")
+    constrain_training: bool = Field(
+        True,
+        description="normalise the training likelihood over valid paths only (with constraints=bio); false trains pytorch-crf's plain CRF",
+    )
 
 
 def viterbi(emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, trans: torch.Tensor, end: torch.Tensor) -> list[list[int]]:
@@ -91,7 +95,9 @@ def backward_scores(emissions: torch.Tensor, mask: torch.Tensor, trans: torch.Te
     return torch.stack(betas, dim=1)
 
 
-def path_scores(emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, trans: torch.Tensor, end: torch.Tensor) -> torch.Tensor:
+def path_scores(
+    emissions: torch.Tensor, tags: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, trans: torch.Tensor, end: torch.Tensor
+) -> torch.Tensor:
     """Unnormalised log-score ``(B,)`` of each tweet's path ``tags`` ``(B, T)`` (padding ignored)."""
     emitted = emissions.gather(2, tags.unsqueeze(2)).squeeze(2)  # (B, T)
     steps = trans[tags[:, :-1], tags[:, 1:]]  # (B, T - 1)
@@ -111,7 +117,7 @@ class ConstrainedDecoder(Decoder):
     """
 
     Params = DecoderParams
-    legacy_params = {"constraints": "none"}
+    legacy_params: ClassVar[dict[str, Any]] = {"constraints": "none"}
 
     def __init__(self, labels: Sequence[str], params: DecoderParams | None = None) -> None:
         super().__init__(labels, params)
@@ -126,10 +132,15 @@ class ConstrainedDecoder(Decoder):
         begin = begin_index(self.labels) if self.constrained and self.labels else list(range(num_tags))
         self.register_buffer("begin_of", torch.tensor(begin, dtype=torch.long), persistent=False)
 
-    def masked(self, start: torch.Tensor, trans: torch.Tensor, end: torch.Tensor, value: float) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def masked(
+        self, start: torch.Tensor, trans: torch.Tensor, end: torch.Tensor, value: float
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """The scores with every forbidden entry set to ``value`` (gradients reach the allowed ones only)."""
-        return (start.masked_fill(~self.allowed_start, value), trans.masked_fill(~self.allowed_step, value),
-                end.masked_fill(~self.allowed_end, value))
+        return (
+            start.masked_fill(~self.allowed_start, value),
+            trans.masked_fill(~self.allowed_step, value),
+            end.masked_fill(~self.allowed_end, value),
+        )
 
     def canonical(self, tags: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
         """tags ``(B, T)`` with every ``I-X`` that opens a span written as ``B-X`` (seqeval's reading of the same spans)."""
@@ -156,7 +167,7 @@ class CRFDecoder(ConstrainedDecoder):
     description = "linear-chain CRF (pytorch-crf): NLL training, Viterbi decoding, forward-backward scores, BIO-constrained"
 
     Params = CRFParams
-    legacy_params = {"constraints": "none", "constrain_training": False}
+    legacy_params: ClassVar[dict[str, Any]] = {"constraints": "none", "constrain_training": False}
 
     def __init__(self, labels: Sequence[str], params: CRFParams | None = None) -> None:
         params = params or CRFParams()

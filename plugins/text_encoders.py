@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import re
 import shutil
+from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
-from typing import Callable, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import Field
 
@@ -17,9 +18,23 @@ from mscmt_cli.model.hf_text import HFTextEncoder, HFTextParams
 # normalizeToken, the code of its pre-training) does, applied to one mscmt word.
 SPECIAL_PUNCTS = {"\u2019": "'", "\u2026": "..."}  # ’ and …
 # normalizeTweet's replacements on the normalised tweet, in its order.
-_REPLACEMENTS = (("cannot ", "can not "), ("n't ", " n't "), ("n 't ", " n't "), ("ca n't", "can't"), ("ai n't", "ain't"),
-                 ("'m ", " 'm "), ("'re ", " 're "), ("'s ", " 's "), ("'ll ", " 'll "), ("'d ", " 'd "), ("'ve ", " 've "),
-                 (" p . m .", "  p.m."), (" p . m ", " p.m "), (" a . m .", " a.m."), (" a . m ", " a.m "))
+_REPLACEMENTS = (
+    ("cannot ", "can not "),
+    ("n't ", " n't "),
+    ("n 't ", " n't "),
+    ("ca n't", "can't"),
+    ("ai n't", "ain't"),
+    ("'m ", " 'm "),
+    ("'re ", " 're "),
+    ("'s ", " 's "),
+    ("'ll ", " 'll "),
+    ("'d ", " 'd "),
+    ("'ve ", " 've "),
+    (" p . m .", "  p.m."),
+    (" p . m ", " p.m "),
+    (" a . m .", " a.m."),
+    (" a . m ", " a.m "),
+)
 # A clitic that split_tweet cut off ("it" "'s"): inside the tweet BERTweet keeps it whole
 # ("It's" -> "It 's"), but its tweet tokenizer splits a lone "'s" into "'" "s".
 _CLITIC = re.compile(r"^'(s|m|re|ll|d|ve)$", re.IGNORECASE)
@@ -30,8 +45,10 @@ def _demojize() -> Callable[[str], str]:
     try:
         from emoji import demojize
     except ImportError:
-        raise ModelLoadError("bertweet: the package 'emoji' is not installed, and BERTweet was pre-trained on emoji "
-                             "converted to text; run pip install 'emoji>=2'") from None
+        raise ModelLoadError(
+            "bertweet: the package 'emoji' is not installed, and BERTweet was pre-trained on emoji "
+            "converted to text; run pip install 'emoji>=2'"
+        ) from None
     return demojize
 
 
@@ -88,8 +105,10 @@ class BertweetParams(HFTextParams):
     """Parameters of the BERTweet encoder."""
 
     normalization: Literal["pretraining", "mentions-urls"] = Field(
-        "pretraining", description="pretraining: as BERTweet's own normalisation (@USER, HTTPURL, emoji as text, ’ and …); "
-                                   "mentions-urls: only @name and URLs (how models saved before component parameters were fed)")
+        "pretraining",
+        description="pretraining: as BERTweet's own normalisation (@USER, HTTPURL, emoji as text, ’ and …); "
+        "mentions-urls: only @name and URLs (how models saved before component parameters were fed)",
+    )
 
 
 class BertweetEncoder(HFTextEncoder):
@@ -99,7 +118,7 @@ class BertweetEncoder(HFTextEncoder):
     description = "BERTweet-base (vinai/bertweet-base), tweets normalised as in its pre-training (@USER, HTTPURL, emoji as text)"
     default_source = "vinai/bertweet-base"
     Params = BertweetParams
-    legacy_params = {"normalization": "mentions-urls"}
+    legacy_params: ClassVar[dict[str, Any]] = {"normalization": "mentions-urls"}
 
     def __init__(self, source: str, pretrained: bool = True, params: BertweetParams | None = None) -> None:
         params = params or BertweetParams()

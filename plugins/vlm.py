@@ -17,8 +17,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import nn
@@ -79,8 +80,10 @@ class Blip2TextEncoder(HFTextEncoder):
     def _load_model(self, source: str, pretrained: bool) -> nn.Module:
         config = load_pretrained(self.name, source, Blip2Config.from_pretrained)
         if not getattr(config.qformer_config, "use_qformer_text_input", False):
-            raise ModelLoadError(f"{self.name}: {source} has no Q-Former text layers (qformer_config.use_qformer_text_input is false); "
-                                 f"use an image-text retrieval checkpoint such as {BLIP2_SOURCE}")
+            raise ModelLoadError(
+                f"{self.name}: {source} has no Q-Former text layers (qformer_config.use_qformer_text_input is false); "
+                f"use an image-text retrieval checkpoint such as {BLIP2_SOURCE}"
+            )
         if pretrained:
             load = lambda s: Blip2TextModelWithProjection.from_pretrained(s, config=config)  # noqa: E731 (config read once)
             return _QFormerText(load_pretrained(self.name, source, load))
@@ -171,7 +174,9 @@ def _check_has_weights(variant: str) -> None:
 
     cfg = get_pretrained_cfg(variant, allow_unregistered=True)
     if cfg is None or not (cfg.url or cfg.hf_hub_id or cfg.file):
-        raise ModelLoadError(f"timm:{variant}: timm knows no pretrained weights for this model; pass --model-path timm:{variant}=/path/to/weights.safetensors")
+        raise ModelLoadError(
+            f"timm:{variant}: timm knows no pretrained weights for this model; pass --model-path timm:{variant}=/path/to/weights.safetensors"
+        )
 
 
 def _weights_file(path: Path) -> Path:

@@ -41,8 +41,12 @@ def tiny(tmp_path_factory) -> TinyModels:
     from tests.tiny_models import make_tiny_bert, make_tiny_bertweet, make_tiny_clip, make_tiny_clip_vision
 
     root = tmp_path_factory.mktemp("tiny")
-    return TinyModels(make_tiny_bertweet(root / "bertweet"), make_tiny_bert(root / "bert"),
-                      make_tiny_clip_vision(root / "clip-vision"), make_tiny_clip(root / "clip"))
+    return TinyModels(
+        make_tiny_bertweet(root / "bertweet"),
+        make_tiny_bert(root / "bert"),
+        make_tiny_clip_vision(root / "clip-vision"),
+        make_tiny_clip(root / "clip"),
+    )
 
 
 def _head_blocks(text: str, n: int) -> str:
@@ -110,11 +114,39 @@ def trained_run(tiny, corpus, tmp_path_factory) -> Path:
     from mscmt_cli.cli.main import main
 
     out = tmp_path_factory.mktemp("runs") / "gated"
-    args = ["train", "--text", "bertweet", "--image", "clip-vit-l14", "--fusion", "gated", "--decoder", "crf",
-            *corpus.args(), "--out", str(out), "--epochs", "2", "--batch-size", "8", "--head-lr", "1e-2", "--lr", "1e-3",
-            *tiny.model_path_args()]
+    args = [
+        "train",
+        "--text",
+        "bertweet",
+        "--image",
+        "clip-vit-l14",
+        "--fusion",
+        "gated",
+        "--decoder",
+        "crf",
+        *corpus.args(),
+        "--out",
+        str(out),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--head-lr",
+        "1e-2",
+        "--lr",
+        "1e-3",
+        *tiny.model_path_args(),
+    ]
     try:
         main(args)
     except SystemExit as exc:
         assert not exc.code, f"training the shared tiny run failed ({exc.code})"
     return out
+
+
+@pytest.fixture(scope="session")
+def tagger(trained_run, tiny):
+    """The shared tiny gated + CRF run, loaded once through the public API."""
+    from mscmt_cli import Tagger
+
+    return Tagger.from_pretrained(trained_run, {"clip-vit-l14": str(tiny.clip_vision)}, device="cpu", missing_images="error")

@@ -1,12 +1,11 @@
-"""Shared fixtures and helpers of the tagging tests (import the fixtures into a test module)."""
+"""Shared helpers of the tagging tests (the fixtures are in conftest.py)."""
 
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
-import pytest
 import torch
 
 TRICKY_TEXTS = [
@@ -16,14 +15,6 @@ TRICKY_TEXTS = [
     "RT @nba: LeBron's 1,000th win!!! 👍🏽👍🏽 www.nba.com/x…",
     "e\u0301clair café\u200bnoir U.S. don't",  # combining mark, zero-width space
 ]
-
-
-@pytest.fixture(scope="session")
-def tagger(trained_run, tiny):
-    """The shared tiny gated + CRF run, loaded once through the public API."""
-    from mscmt_cli import Tagger
-
-    return Tagger.from_pretrained(trained_run, {"clip-vit-l14": str(tiny.clip_vision)}, device="cpu", missing_images="error")
 
 
 @contextmanager

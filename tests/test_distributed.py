@@ -37,15 +37,58 @@ def _metrics(run: Path) -> list[dict]:
 @pytest.mark.slow
 def test_two_processes_match_one(tiny, corpus, tmp_path):
     bertweet = _no_dropout_copy(tiny.bertweet, tmp_path / "bertweet")
-    args = ["train", "--text", "bertweet", "--image", "clip-vit-l14", "--fusion", "gated", *corpus.args(), "--epochs", "2",
-            "--batch-size", "8", "--dropout", "0", "--lr", "1e-3", "--head-lr", "1e-2", "--seed", "3", "--device", "cpu",
-            "--model-path", f"bertweet={bertweet}", "--model-path", f"clip-vit-l14={tiny.clip_vision}"]
+    args = [
+        "train",
+        "--text",
+        "bertweet",
+        "--image",
+        "clip-vit-l14",
+        "--fusion",
+        "gated",
+        *corpus.args(),
+        "--epochs",
+        "2",
+        "--batch-size",
+        "8",
+        "--dropout",
+        "0",
+        "--lr",
+        "1e-3",
+        "--head-lr",
+        "1e-2",
+        "--seed",
+        "3",
+        "--device",
+        "cpu",
+        "--model-path",
+        f"bertweet={bertweet}",
+        "--model-path",
+        f"clip-vit-l14={tiny.clip_vision}",
+    ]
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     single = tmp_path / "single"
     subprocess.run([sys.executable, "-m", "mscmt_cli", *args, "--out", str(single)], env=env, check=True, capture_output=True, timeout=600)
     double = tmp_path / "double"
-    launched = subprocess.run([sys.executable, "-m", "torch.distributed.run", "--nproc-per-node", "2", "--master-port", str(_free_port()),
-                               "-m", "mscmt_cli", *args, "--out", str(double)], env=env, capture_output=True, text=True, timeout=600)
+    launched = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "torch.distributed.run",
+            "--nproc-per-node",
+            "2",
+            "--master-port",
+            str(_free_port()),
+            "-m",
+            "mscmt_cli",
+            *args,
+            "--out",
+            str(double),
+        ],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert launched.returncode == 0, launched.stderr[-3000:]
     one, two = _metrics(single), _metrics(double)
     assert [r["epoch"] for r in two] == [1, 2]
@@ -53,4 +96,6 @@ def test_two_processes_match_one(tiny, corpus, tmp_path):
         assert b["train_loss"] == pytest.approx(a["train_loss"], rel=1e-3)
         assert b["valid_weighted_f1"] == pytest.approx(a["valid_weighted_f1"], abs=1e-3)
         assert b["valid_micro_f1"] == pytest.approx(a["valid_micro_f1"], abs=1e-3)
-    assert sorted(p.name for p in double.iterdir() if not p.name.startswith(".")) == sorted(p.name for p in single.iterdir() if not p.name.startswith("."))
+    assert sorted(p.name for p in double.iterdir() if not p.name.startswith(".")) == sorted(
+        p.name for p in single.iterdir() if not p.name.startswith(".")
+    )

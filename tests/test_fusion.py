@@ -5,7 +5,6 @@ from __future__ import annotations
 import torch
 
 from mscmt_cli.labels import LABELS
-
 from plugins.fusions import AdditiveFusion, GatedFusion, NoFusion
 
 

@@ -7,12 +7,13 @@ line (exit 2) naming the option or the file, before anything was written.
 from __future__ import annotations
 
 import hashlib
-import os
 from pathlib import Path
 
 import pytest
 import torch
-from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
+from hypothesis import HealthCheck, given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache, encoder_key
@@ -35,6 +36,7 @@ def _snapshot(root: Path) -> dict[str, bytes | None]:
 
 
 # -- 1. the feature cache deletes only its own entries ---------------------------------------------
+
 
 def _real_entry(root: Path, identity: str = "counting|v1", n: int = 3) -> Path:
     cache = FeatureCache(root)
@@ -65,8 +67,7 @@ def test_clear_removes_entries_and_nothing_else(tmp_path):
     _foreign(root)
     before = {k: v for k, v in _snapshot(root).items() if not k.startswith((entry.name, other.name))}
     cache = FeatureCache(root)
-    assert [(key, ident, n) for key, ident, n, _ in cache.info()] == sorted(
-        [(entry.name, "counting|v1", 3), (other.name, "other|v2", 1)])
+    assert [(key, ident, n) for key, ident, n, _ in cache.info()] == sorted([(entry.name, "counting|v1", 3), (other.name, "other|v2", 1)])
     assert cache.clear() == 2
     assert not entry.exists()
     assert sorted(p.name for p in other.iterdir()) == ["README", "identity.txt"]
@@ -76,9 +77,15 @@ def test_clear_removes_entries_and_nothing_else(tmp_path):
 
 
 @hyp_settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(names=st.lists(st.one_of(st.text("0123456789abcdef", min_size=20, max_size=20), st.text("abcxyz.-_", min_size=1, max_size=8)),
-                      min_size=1, max_size=5, unique=True),
-       label=st.booleans())
+@given(
+    names=st.lists(
+        st.one_of(st.text("0123456789abcdef", min_size=20, max_size=20), st.text("abcxyz.-_", min_size=1, max_size=8)),
+        min_size=1,
+        max_size=5,
+        unique=True,
+    ),
+    label=st.booleans(),
+)
 def test_clear_never_touches_folders_it_did_not_write(tmp_path_factory, names, label):
     root = tmp_path_factory.mktemp("cache")
     for name in names:
@@ -130,6 +137,7 @@ def test_entries_written_before_still_count(tmp_path):
 
 # -- cache build: an encoder without features, a cache dir that is a file ---------------------------
 
+
 def _tiny_paths(tiny) -> dict[str, str]:
     return {"bertweet": str(tiny.bertweet), "bert-base": str(tiny.bert), "clip-vit-l14": str(tiny.clip_vision), "clip-text": str(tiny.clip)}
 
@@ -146,11 +154,13 @@ def test_cache_build_refuses_before_loading_anything(tmp_path):
     (tmp_path / "f").write_text("keep")
     registry, console = Registry.from_entry_points(), Console(file=io.StringIO())
     # no --data-dir: any of these reaching the data would fail with "no data directory" instead
-    for options, needle in (({"image": "none"}, "--image none: this image encoder has no features"),
-                            ({"cache_dir": tmp_path / "f"}, "--cache-dir"),
-                            ({"cache_dir": tmp_path / "f" / "sub"}, "is a file"),
-                            ({"cache_dir": Path("")}, "--cache-dir"),
-                            ({"no_cache": True}, "--no-cache")):
+    for options, needle in (
+        ({"image": "none"}, "--image none: this image encoder has no features"),
+        ({"cache_dir": tmp_path / "f"}, "--cache-dir"),
+        ({"cache_dir": tmp_path / "f" / "sub"}, "is a file"),
+        ({"cache_dir": Path("")}, "--cache-dir"),
+        ({"no_cache": True}, "--no-cache"),
+    ):
         settings = Settings.model_validate({"cache_dir": tmp_path / "cache", "data_dir": None, **options})
         with pytest.raises(MscmtError, match=needle):
             build_cache(settings, registry, console)
@@ -166,9 +176,16 @@ def test_cache_build_counts_what_it_cached(tiny, corpus, tmp_path):
     from mscmt_cli.registry import Registry
     from mscmt_cli.settings import Settings
 
-    settings = Settings.model_validate({"image": "clip-vit-l14", "data_dir": corpus.data_dir, "corpus": corpus.name,
-                                        "images_dir": corpus.images_dir, "cache_dir": tmp_path / "cache",
-                                        "model_paths": _tiny_paths(tiny)})
+    settings = Settings.model_validate(
+        {
+            "image": "clip-vit-l14",
+            "data_dir": corpus.data_dir,
+            "corpus": corpus.name,
+            "images_dir": corpus.images_dir,
+            "cache_dir": tmp_path / "cache",
+            "model_paths": _tiny_paths(tiny),
+        }
+    )
     out = io.StringIO()
     done = build_cache(settings, Registry.from_entry_points(), Console(file=out, width=300))
     from mscmt_cli.engine.data import CorpusData
@@ -184,6 +201,7 @@ def test_cache_build_counts_what_it_cached(tiny, corpus, tmp_path):
 
 # -- 3, 4. a new run never overwrites a run or a folder that is not ours ------------------------------
 
+
 def _copy_run(trained_run: Path, dest: Path, drop: tuple[str, ...] = ()) -> Path:
     import shutil
 
@@ -194,8 +212,22 @@ def _copy_run(trained_run: Path, dest: Path, drop: tuple[str, ...] = ()) -> Path
 
 
 def _train_args(tiny, corpus, out, *extra) -> list:
-    return ["train", "--text", "bertweet", "--image", "none", "--fusion", "none", *corpus.args(images=False),
-            "--out", out, "--epochs", "1", *tiny.model_path_args(), *extra]
+    return [
+        "train",
+        "--text",
+        "bertweet",
+        "--image",
+        "none",
+        "--fusion",
+        "none",
+        *corpus.args(images=False),
+        "--out",
+        out,
+        "--epochs",
+        "1",
+        *tiny.model_path_args(),
+        *extra,
+    ]
 
 
 def test_finished_run_without_checkpoint_is_not_overwritten(trained_run, tiny, corpus, tmp_path, mscmt):
@@ -205,8 +237,7 @@ def test_finished_run_without_checkpoint_is_not_overwritten(trained_run, tiny, c
     assert _snapshot(run) == before
     (run / "test_scores.json").unlink()  # any one record is enough to refuse
     for name in ("model", "run.json"):
-        only = _copy_run(trained_run, tmp_path / f"only-{name}",
-                         drop=tuple(n.name for n in trained_run.iterdir() if n.name != name))
+        only = _copy_run(trained_run, tmp_path / f"only-{name}", drop=tuple(n.name for n in trained_run.iterdir() if n.name != name))
         _one_line_error(mscmt(_train_args(tiny, corpus, only)), "already holds a run", name)
 
 
@@ -217,20 +248,27 @@ def test_out_that_is_not_a_new_directory_is_refused_before_loading(tiny, tmp_pat
     (tmp_path / "photos" / "a.jpg").write_bytes(b"k")
     before = _snapshot(tmp_path)
     missing_data = ["--data-dir", tmp_path / "no-such-data"]  # reaching the data would fail differently
-    cases = [("", "--out: an empty path (or '.') means the current directory"), (".", "--out: an empty path"),
-             (tmp_path / "notes.txt", "is a file, not a directory"),
-             (tmp_path / "notes.txt" / "run", f"{tmp_path / 'notes.txt'} is a file"),
-             (tmp_path / "photos", "is not empty (it holds a.jpg)")]
+    cases = [
+        ("", "--out: an empty path (or '.') means the current directory"),
+        (".", "--out: an empty path"),
+        (tmp_path / "notes.txt", "is a file, not a directory"),
+        (tmp_path / "notes.txt" / "run", f"{tmp_path / 'notes.txt'} is a file"),
+        (tmp_path / "photos", "is not empty (it holds a.jpg)"),
+    ]
     for out, needle in cases:
-        result = mscmt(["train", "--text", "bertweet", "--image", "none", "--fusion", "none", *missing_data,
-                        "--out", out, *tiny.model_path_args()])
+        result = mscmt(
+            ["train", "--text", "bertweet", "--image", "none", "--fusion", "none", *missing_data, "--out", out, *tiny.model_path_args()]
+        )
         _one_line_error(result, needle)
     monkeypatch.setenv("MSCMT_OUT", "")
     _one_line_error(mscmt(["train", "--text", "bertweet", "--image", "none", "--fusion", "none", *missing_data]), "MSCMT_OUT", "empty path")
     monkeypatch.delenv("MSCMT_OUT")
     monkeypatch.setenv("MSCMT_CACHE_DIR", "")  # the feature cache would be written into the current directory
-    _one_line_error(mscmt(["train", "--text", "bertweet", "--image", "none", "--fusion", "none", *missing_data,
-                           "--out", tmp_path / "new"]), "MSCMT_CACHE_DIR", "empty path")
+    _one_line_error(
+        mscmt(["train", "--text", "bertweet", "--image", "none", "--fusion", "none", *missing_data, "--out", tmp_path / "new"]),
+        "MSCMT_CACHE_DIR",
+        "empty path",
+    )
     assert _snapshot(tmp_path) == before
 
 
@@ -260,6 +298,7 @@ def test_fresh_run_dir_rules(trained_run, tmp_path):
 
 
 # -- 9. a non-finite loss stops training and never becomes "best" -----------------------------------
+
 
 @pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e999"])
 def test_non_finite_settings_are_refused_before_anything_is_written(tiny, corpus, tmp_path, mscmt, value):
@@ -336,29 +375,31 @@ def test_non_finite_weights_are_found():
 
 # -- from 14: any integer seed trains; the seeds torch accepted keep their batches -------------------
 
+
 @hyp_settings(max_examples=60, deadline=None)
-@given(seed=st.integers(min_value=-(2 ** 80), max_value=2 ** 80), epoch=st.integers(min_value=1, max_value=500))
+@given(seed=st.integers(min_value=-(2**80), max_value=2**80), epoch=st.integers(min_value=1, max_value=500))
 def test_every_seed_makes_a_generator(seed, epoch):
     from mscmt_cli.engine.trainer import epoch_seed, seed_everything, torch_seed
 
     generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
     seed_everything(seed)
-    if 0 <= seed * 1000 + epoch < 2 ** 64:
+    if 0 <= seed * 1000 + epoch < 2**64:
         assert epoch_seed(seed, epoch) == seed * 1000 + epoch  # unchanged: old runs resume with the same batches
-    if -(2 ** 63) <= seed * 1000 + epoch < 2 ** 64:  # what torch took before: the very same generator
+    if -(2**63) <= seed * 1000 + epoch < 2**64:  # what torch took before: the very same generator
         old = torch.Generator().manual_seed(seed * 1000 + epoch)
         assert torch.equal(torch.randperm(20, generator=old), torch.randperm(20, generator=generator))
-    assert 0 <= torch_seed(seed) < 2 ** 64
+    assert 0 <= torch_seed(seed) < 2**64
 
 
 def test_largest_seed_trains(tiny, corpus, tmp_path, mscmt):
     out = tmp_path / "seed"
-    result = mscmt(_train_args(tiny, corpus, out, "--seed", str(2 ** 63 - 1)))
+    result = mscmt(_train_args(tiny, corpus, out, "--seed", str(2**63 - 1)))
     assert result.code == 0, result.err
     assert (out / "test_scores.json").is_file()
 
 
 # -- from 14: resuming a checkpoint that does not fit the run ------------------------------------------
+
 
 def _resume(mscmt, tiny, run: Path):
     return mscmt(["train", "--resume", run, *tiny.model_path_args()])
@@ -401,17 +442,42 @@ def test_resume_with_a_broken_state(trained_run, tiny, tmp_path, mscmt, damage):
     else:
         path.write_bytes(path.read_bytes()[:100])
     before = _snapshot(run)
-    needle = {"no optimizer": "no optimizer", "not a dict": "not a whole training state",
-              "other optimizer": "does not fit this run", "truncated": "unreadable checkpoint"}[damage]
+    needle = {
+        "no optimizer": "no optimizer",
+        "not a dict": "not a whole training state",
+        "other optimizer": "does not fit this run",
+        "truncated": "unreadable checkpoint",
+    }[damage]
     _one_line_error(_resume(mscmt, tiny, run), str(path.parent), needle)
     assert _snapshot(run) == before
 
 
 # -- 10 and from 14: a study reuses a finished row only if it is provably the same row -----------------
 
+
 def _grid_args(tiny, data_dir: Path, out: Path) -> list:
-    return ["grid", "--lrs", "3e-5", "--batch-sizes", "8", "--text", "bertweet", "--image", "none", "--fusion", "none",
-            "--data-dir", data_dir, "--corpus", "tiny", "--epochs", "1", "--out", out, *tiny.model_path_args()]
+    return [
+        "grid",
+        "--lrs",
+        "3e-5",
+        "--batch-sizes",
+        "8",
+        "--text",
+        "bertweet",
+        "--image",
+        "none",
+        "--fusion",
+        "none",
+        "--data-dir",
+        data_dir,
+        "--corpus",
+        "tiny",
+        "--epochs",
+        "1",
+        "--out",
+        out,
+        *tiny.model_path_args(),
+    ]
 
 
 @pytest.fixture
@@ -442,15 +508,24 @@ def test_study_row_needs_the_same_data_bytes(finished_grid, tiny, tmp_path, mscm
     assert _snapshot(out) == before
 
 
-@pytest.mark.parametrize("damage, needle", [
-    (("metrics.jsonl", '{"epoch": 1, "train_loss": 1.0,'), "metrics.jsonl:1: not valid JSON"),
-    (("metrics.jsonl", '{"epoch": 1}\n'), "metrics.jsonl:1: not an epoch record"),
-    (("metrics.jsonl", '\n{"epoch": 1, "train_loss": NaN, "valid_micro_f1": 0, "valid_weighted_f1": 0}\n'), "metrics.jsonl:2: NaN is not a JSON number"),
-    (("test_scores.json", '{"best_epoch": 1,\n "micro": '), "test_scores.json:2: not valid JSON"),
-    (("test_scores.json", '{"best_epoch": 1, "micro": {"precision": 1, "recall": 1, "f1": 1}, "types": {}}'), "test_scores.json: no weighted scores"),
-    (("run.json", '{"settings": {"foo": 1}}'), "run.json: unknown setting 'foo'"),
-    (("run.json", None), "has no run.json"),
-])
+@pytest.mark.parametrize(
+    "damage, needle",
+    [
+        (("metrics.jsonl", '{"epoch": 1, "train_loss": 1.0,'), "metrics.jsonl:1: not valid JSON"),
+        (("metrics.jsonl", '{"epoch": 1}\n'), "metrics.jsonl:1: not an epoch record"),
+        (
+            ("metrics.jsonl", '\n{"epoch": 1, "train_loss": NaN, "valid_micro_f1": 0, "valid_weighted_f1": 0}\n'),
+            "metrics.jsonl:2: NaN is not a JSON number",
+        ),
+        (("test_scores.json", '{"best_epoch": 1,\n "micro": '), "test_scores.json:2: not valid JSON"),
+        (
+            ("test_scores.json", '{"best_epoch": 1, "micro": {"precision": 1, "recall": 1, "f1": 1}, "types": {}}'),
+            "test_scores.json: no weighted scores",
+        ),
+        (("run.json", '{"settings": {"foo": 1}}'), "run.json: unknown setting 'foo'"),
+        (("run.json", None), "has no run.json"),
+    ],
+)
 def test_study_row_with_a_damaged_record(finished_grid, tiny, mscmt, damage, needle):
     data, out = finished_grid
     name, text = damage
@@ -472,11 +547,28 @@ def test_study_out_must_be_a_study_directory(finished_grid, tiny, tmp_path, monk
     (tmp_path / "docs" / "report.md").write_text("my report")
     (tmp_path / "docs" / "notes.txt").write_text("keep")
     before = _snapshot(tmp_path)
-    for target, needle in (("", "--out: an empty path"), (".", "--out: an empty path"), (tmp_path / "f", "is a file"),
-                           (tmp_path / "f" / "g", "is a file"), (tmp_path / "docs", "not a study directory (it holds notes.txt)")):
+    for target, needle in (
+        ("", "--out: an empty path"),
+        (".", "--out: an empty path"),
+        (tmp_path / "f", "is a file"),
+        (tmp_path / "f" / "g", "is a file"),
+        (tmp_path / "docs", "not a study directory (it holds notes.txt)"),
+    ):
         _one_line_error(mscmt(_grid_args(tiny, data, target)), needle)
-    ablate = ["ablate", "--variant", "t=bertweet,none,none,crf", "--data-dir", data, "--corpus", "tiny", "--epochs", "1",
-              "--out", out, *tiny.model_path_args()]
+    ablate = [
+        "ablate",
+        "--variant",
+        "t=bertweet,none,none,crf",
+        "--data-dir",
+        data,
+        "--corpus",
+        "tiny",
+        "--epochs",
+        "1",
+        "--out",
+        out,
+        *tiny.model_path_args(),
+    ]
     _one_line_error(mscmt(ablate), f"--out {out} holds a grid study")
     assert _snapshot(tmp_path) == before
 
@@ -491,8 +583,10 @@ def test_other_corpus_scores_are_recomputed_for_other_data(tmp_path, monkeypatch
     from mscmt_cli.studies import common
 
     calls, prf = [], {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
-    monkeypatch.setattr("mscmt_cli.engine.evaluation_job.evaluate_run",
-                        lambda *a, **k: calls.append(1) or {"micro": prf, "weighted": prf, "types": {"PER": prf}})
+    monkeypatch.setattr(
+        "mscmt_cli.engine.evaluation_job.evaluate_run",
+        lambda *a, **k: calls.append(1) or {"micro": prf, "weighted": prf, "types": {"PER": prf}},
+    )
     run = tmp_path / "run"
     run.mkdir()
     settings = Settings.model_validate({"data_dir": corpus.data_dir, "corpus": corpus.name, "out": run})
@@ -515,8 +609,11 @@ def test_run_json_names_its_own_bad_settings(trained_run, tiny, tmp_path, mscmt)
 
     run = _copy_run(trained_run, tmp_path / "R")
     record = json.loads((run / "run.json").read_text())
-    for change, needle in (({"foo": 1}, "run.json: unknown setting 'foo'"), ({"lr": "fast"}, "run.json: setting 'lr'"),
-                           ({"epochs": 0}, "run.json: setting 'epochs'")):
+    for change, needle in (
+        ({"foo": 1}, "run.json: unknown setting 'foo'"),
+        ({"lr": "fast"}, "run.json: setting 'lr'"),
+        ({"epochs": 0}, "run.json: setting 'epochs'"),
+    ):
         (run / "run.json").write_text(json.dumps({**record, "settings": {**record["settings"], **change}}))
         with pytest.raises(MscmtError, match=needle):
             read_run_settings(run)
@@ -528,6 +625,7 @@ def test_run_json_names_its_own_bad_settings(trained_run, tiny, tmp_path, mscmt)
 
 
 # -- from 14: evaluate --json DIR, atomic writes that fail, a model directory that is not ours ----------
+
 
 def test_atomic_write_refuses_a_directory_and_leaves_no_temp_file(tmp_path, monkeypatch):
     from mscmt_cli.engine import rundir
@@ -567,8 +665,7 @@ def test_evaluate_json_target_is_checked_before_scoring(trained_run, tmp_path, m
 
 def test_evaluate_json_dir_through_the_cli(trained_run, corpus, tiny, tmp_path, mscmt):
     (tmp_path / "d").mkdir()
-    _one_line_error(mscmt(["evaluate", trained_run, *corpus.args(), "--json", tmp_path / "d", *tiny.model_path_args()]),
-                    "is a directory")
+    _one_line_error(mscmt(["evaluate", trained_run, *corpus.args(), "--json", tmp_path / "d", *tiny.model_path_args()]), "is a directory")
     assert list((tmp_path / "d").iterdir()) == []
 
 

@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import pytest
 import torch
@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.strict_json import loads as strict_loads
-from tests.tagging_support import image_bytes, tagger  # noqa: F401  (fixture)
+from tests.tagging_support import image_bytes
 
 NON_FINITE_TEXTS = ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "1E400", "2.5e+308", "-123456789e999"]
 
@@ -89,8 +89,11 @@ def test_run_records_refuse_non_finite_numbers_and_keep_the_old_file(tmp_path_fa
     write_json(run / "run.json", {"ok": 1.5})
     append_metrics(run, {"epoch": 1, "f1": 0.5})
     before = {p.name: p.read_bytes() for p in run.iterdir()}
-    for write in (lambda: write_json(run / "run.json", record), lambda: append_metrics(run, record),
-                  lambda: rewrite_metrics(run, [{"epoch": 1}, record])):
+    for write in (
+        lambda: write_json(run / "run.json", record),
+        lambda: append_metrics(run, record),
+        lambda: rewrite_metrics(run, [{"epoch": 1}, record]),
+    ):
         with pytest.raises(MscmtError) as err:
             write()
         message = str(err.value)
@@ -148,14 +151,19 @@ def test_a_model_scoring_nan_gives_bad_lines_and_a_500_never_nan_json(tagger, tm
 
     written, bad = [], []
     with nan_weights(tagger):
-        tally = tag_stream(tagger, iter_jsonl([b'{"text": "Obama in Paris"}\n', b'{"text": "again"}\n']),
-                           on_result=lambda item, result: written.append(item), on_bad=bad.append)
+        tally = tag_stream(
+            tagger,
+            iter_jsonl([b'{"text": "Obama in Paris"}\n', b'{"text": "again"}\n']),
+            on_result=lambda item, result: written.append(item),
+            on_bad=bad.append,
+        )
         answer = TestClient(create_app(tagger)).post("/tag", json={"text": "Obama in Paris"})
     assert not written and tally.bad == 2 and [b.line for b in bad] == [1, 2] and bad[0].message == NOT_FINITE
     assert answer.status_code == 500 and "not finite" in answer.json()["detail"]
 
 
 # --- 2 and 14: an output never replaces what the run reads; a directory is not a file ------------------------------
+
 
 def _spellings(tmp_path: Path, target: Path) -> dict[str, str]:
     """Other paths to ``target`` (a file directly in ``tmp_path``, which is the working directory)."""
@@ -166,8 +174,15 @@ def _spellings(tmp_path: Path, target: Path) -> dict[str, str]:
     (tmp_path / "link").symlink_to(target)
     (tmp_path / "hard").unlink(missing_ok=True)
     os.link(target, tmp_path / "hard")
-    return {"same": target.name, "dot": f"./{target.name}", "dotdot": f"sub/../{target.name}", "absolute": str(target),
-            "symlink": "link", "hard link": "hard", "fd": f"/proc/self/cwd/{target.name}"}
+    return {
+        "same": target.name,
+        "dot": f"./{target.name}",
+        "dotdot": f"sub/../{target.name}",
+        "absolute": str(target),
+        "symlink": "link",
+        "hard link": "hard",
+        "fd": f"/proc/self/cwd/{target.name}",
+    }
 
 
 @pytest.mark.parametrize("kind", ["same", "dot", "dotdot", "absolute", "symlink", "hard link", "fd"])
@@ -260,6 +275,7 @@ def test_inputs_that_are_directories_pipes_or_unreadable(mscmt, trained_run, tin
 
 # --- 6: tag --explain follows the missing-image policy and never stops the run -------------------------------------
 
+
 def test_tag_explain_notes_missing_and_unreadable_images_and_keeps_every_line(mscmt, trained_run, tiny, corpus, tmp_path):
     images = tmp_path / "imgs"
     images.mkdir()
@@ -290,6 +306,7 @@ def test_tag_explain_notes_missing_and_unreadable_images_and_keeps_every_line(ms
 
 
 # --- 5: what an image may cost is bounded before it is decoded ------------------------------------------------------
+
 
 def _png_header(width: int, height: int) -> bytes:
     """A tiny PNG file that declares ``width x height`` RGB pixels and holds none (Pillow reads the size only)."""
@@ -417,6 +434,7 @@ def test_pixel_bounded_chunks_keep_order_and_stay_under_the_budget(sizes, budget
 
 # --- 7: a line over the size limit is a bad line, read past without being held ---------------------------------------
 
+
 class _HugeLineStream:
     """A stream of: a good line, one line of ``size`` bytes made on the fly, a good line; records the largest read."""
 
@@ -449,7 +467,10 @@ def test_a_200_mb_line_is_a_bad_line_and_never_held_in_memory():
     stream = _HugeLineStream(200 * 2**20)
     items = list(read_inputs(stream))
     assert [i.line for i in items] == [1, 2, 3] and [i.record["text"] for i in (items[0], items[2])] == ["first", "last"]
-    assert isinstance(items[1], BadLine) and items[1].message == f"line of {200 * 2**20} bytes is over the limit of {MAX_LINE_BYTES} bytes; skipped"
+    assert (
+        isinstance(items[1], BadLine)
+        and items[1].message == f"line of {200 * 2**20} bytes is over the limit of {MAX_LINE_BYTES} bytes; skipped"
+    )
     assert stream.largest <= MAX_LINE_BYTES + 1
 
 
@@ -462,7 +483,7 @@ def test_bounded_lines_gives_every_line_or_its_size(lines, limit, final_newline)
 
     data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
     got = list(bounded_lines(io.BytesIO(data), limit))
-    expected = [line for line in data.split(b"\n")]
+    expected = list(data.split(b"\n"))
     if expected and expected[-1] == b"":
         expected.pop()
     assert len(got) == len(expected)
@@ -493,6 +514,7 @@ def test_tag_reports_over_long_lines_in_json_lines_and_conll_and_keeps_the_rest(
 
 # --- 12: the service answers 4xx with a detail, never 500, and text is never silently replaced ----------------------
 
+
 @pytest.fixture(scope="module")
 def client(tagger):
     from fastapi.testclient import TestClient
@@ -511,9 +533,12 @@ def _json_post(client, path: str, raw: str):
 @given(st.integers(0xD800, 0xDFFF), st.sampled_from(["text", "tokens", "caption", "batch"]), st.text("ab ", min_size=1, max_size=6))
 def test_lone_surrogates_anywhere_are_a_400_naming_the_field(client, code, field, prefix):
     escape = f"\\u{code:04x}"
-    body = {"text": f'{{"text": "{prefix}{escape}"}}', "tokens": f'{{"tokens": ["ok", "{prefix}{escape}"]}}',
-            "caption": f'{{"text": "Obama", "caption": "{prefix}{escape}"}}',
-            "batch": f'{{"items": [{{"text": "fine"}}, {{"text": "{prefix}{escape}"}}]}}'}[field]
+    body = {
+        "text": f'{{"text": "{prefix}{escape}"}}',
+        "tokens": f'{{"tokens": ["ok", "{prefix}{escape}"]}}',
+        "caption": f'{{"text": "Obama", "caption": "{prefix}{escape}"}}',
+        "batch": f'{{"items": [{{"text": "fine"}}, {{"text": "{prefix}{escape}"}}]}}',
+    }[field]
     answer = _json_post(client, "/tag/batch" if field == "batch" else "/tag", body)
     assert answer.status_code == 400, answer.text
     name = {"text": "'text'", "tokens": "'tokens'[1]", "caption": "'caption'", "batch": "items[1]: 'text'"}[field]
@@ -524,18 +549,28 @@ def test_caption_text_and_form_fields_over_the_limit_or_not_utf8(client):
     assert client.post("/tag", json={"text": "Obama", "caption": "c" * 501}).status_code == 413
     assert "'caption' over 500 characters" in client.post("/tag", json={"text": "Obama", "caption": "c" * 501}).json()["detail"]
     multipart = [
-        (b'--zz\r\nContent-Disposition: form-data; name="text"\r\n\r\nObama \xff\xfe in Paris\r\n--zz--\r\n', "multipart/form-data; boundary=zz"),
-        (b'--zz\r\nContent-Disposition: form-data; name="caption"\r\n\r\n\xc3\r\n--zz\r\nContent-Disposition: form-data; name="text"\r\n\r\nhi\r\n--zz--\r\n',
-         "multipart/form-data; boundary=zz"),
+        (
+            b'--zz\r\nContent-Disposition: form-data; name="text"\r\n\r\nObama \xff\xfe in Paris\r\n--zz--\r\n',
+            "multipart/form-data; boundary=zz",
+        ),
+        (
+            b'--zz\r\nContent-Disposition: form-data; name="caption"\r\n\r\n\xc3\r\n--zz\r\nContent-Disposition: form-data; name="text"\r\n\r\nhi\r\n--zz--\r\n',
+            "multipart/form-data; boundary=zz",
+        ),
         (b"text=Obama+%FF+Paris", "application/x-www-form-urlencoded"),
         (b"text=Obama \xe9", "application/x-www-form-urlencoded"),
     ]
     for body, kind in multipart:
         answer = client.post("/tag", content=body, headers={"content-type": kind})
         assert answer.status_code == 400 and "is not valid utf-8" in answer.json()["detail"], (body, answer.text)
-    good = [(b'--zz\r\nContent-Disposition: form-data; name="text"\r\n\r\ncaf\xc3\xa9 Obama\r\n--zz--\r\n', "multipart/form-data; boundary=zz"),
-            (b'--zz\r\nContent-Disposition: form-data; name="text"\r\n\r\ncaf\xe9 Obama\r\n--zz--\r\n', "multipart/form-data; boundary=zz; charset=latin-1"),
-            (b"text=caf%C3%A9+Obama", "application/x-www-form-urlencoded")]
+    good = [
+        (b'--zz\r\nContent-Disposition: form-data; name="text"\r\n\r\ncaf\xc3\xa9 Obama\r\n--zz--\r\n', "multipart/form-data; boundary=zz"),
+        (
+            b'--zz\r\nContent-Disposition: form-data; name="text"\r\n\r\ncaf\xe9 Obama\r\n--zz--\r\n',
+            "multipart/form-data; boundary=zz; charset=latin-1",
+        ),
+        (b"text=caf%C3%A9+Obama", "application/x-www-form-urlencoded"),
+    ]
     for body, kind in good:
         answer = client.post("/tag", content=body, headers={"content-type": kind})
         assert answer.status_code == 200 and answer.json()["text"] == "café Obama", answer.text
@@ -544,11 +579,24 @@ def test_caption_text_and_form_fields_over_the_limit_or_not_utf8(client):
     assert client.post("/tag", data={"caption": "x"}, files={"text": ("t.txt", b"hi", "text/plain")}).status_code == 422
 
 
-@pytest.mark.parametrize("raw", [
-    '{"text": "Obama \\u0000 Paris"}', '{"text": "a\\u2028b\\u0085c"}', '{"text": "x", "n": ' + "9" * 5000 + "}",
-    "[" * 100_000 + "]" * 100_000, '{"text": "x", "image": "\\ud800"}', '{"text": "x", "image": "data:,"}', '{"tokens": ["\\u0000"]}',
-    '{"text": "x", "caption": ["a"]}', '{"text": {"a": 1}}', '"just a string"', "1e999", '{"text": "x", "y": -1e999}', "",
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"text": "Obama \\u0000 Paris"}',
+        '{"text": "a\\u2028b\\u0085c"}',
+        '{"text": "x", "n": ' + "9" * 5000 + "}",
+        "[" * 100_000 + "]" * 100_000,
+        '{"text": "x", "image": "\\ud800"}',
+        '{"text": "x", "image": "data:,"}',
+        '{"tokens": ["\\u0000"]}',
+        '{"text": "x", "caption": ["a"]}',
+        '{"text": {"a": 1}}',
+        '"just a string"',
+        "1e999",
+        '{"text": "x", "y": -1e999}',
+        "",
+    ],
+)
 def test_odd_bodies_are_answered_below_500(client, raw):
     answer = _json_post(client, "/tag", raw) if raw.isascii() else None
     assert answer is not None and answer.status_code < 500, answer.text
@@ -557,19 +605,27 @@ def test_odd_bodies_are_answered_below_500(client, raw):
 
 # --- 13: a captions file that is not text names its file and line ---------------------------------------------------
 
-@pytest.mark.parametrize("data, line, message", [
-    (b'{"image": "1.jpg", "caption": "a"}\n{"image": "2.jpg", "caption": "dog \\ud800"}\n', 2, "field 'caption' is not valid Unicode (lone surrogate"),
-    (b'{"image": "1.jpg", "caption": "a"}\n{"image": "\\udfff.jpg", "caption": "b"}\n', 2, "field 'image' is not valid Unicode"),
-    (b'{"image": "1.jpg", "caption": "a", "score": NaN}\n', 1, "NaN is not valid JSON"),
-    (b'{"image": "1.jpg", "caption": "a", "score": 1e999}\n', 1, "not a finite double"),
-    (b'{"image": "1.jpg", "caption": "a", "n": ' + b"9" * 5000 + b"}\n", 1, "not valid JSON"),
-    (b'{"image": "1.jpg", "caption": "a"}\n' + b"[" * 100_000 + b"]" * 100_000 + b"\n", 2, "not valid JSON"),
-    (b"1.jpg :ok\n2.jpg :caf\xe9 au lait\n", 2, "not valid UTF-8 (byte 0xe9 at byte 11 of the line)"),
-    (b"1.jpg :ok\n2.jpg :\xed\xa0\x80 encoded surrogate\n", 2, "not valid UTF-8 (byte 0xed"),
-    ("1.jpg :a dog\n2.jpg :a cat\n".encode("utf-16-le"), 1, "NUL character in the file (is it UTF-16?"),
-    ("1.jpg :a dog\n".encode("utf-16"), 1, "not valid UTF-8"),
-    (b"1.jpg :ok\n2.jpg :nul\x00inside\n", 2, "NUL character"),
-])
+
+@pytest.mark.parametrize(
+    "data, line, message",
+    [
+        (
+            b'{"image": "1.jpg", "caption": "a"}\n{"image": "2.jpg", "caption": "dog \\ud800"}\n',
+            2,
+            "field 'caption' is not valid Unicode (lone surrogate",
+        ),
+        (b'{"image": "1.jpg", "caption": "a"}\n{"image": "\\udfff.jpg", "caption": "b"}\n', 2, "field 'image' is not valid Unicode"),
+        (b'{"image": "1.jpg", "caption": "a", "score": NaN}\n', 1, "NaN is not valid JSON"),
+        (b'{"image": "1.jpg", "caption": "a", "score": 1e999}\n', 1, "not a finite double"),
+        (b'{"image": "1.jpg", "caption": "a", "n": ' + b"9" * 5000 + b"}\n", 1, "not valid JSON"),
+        (b'{"image": "1.jpg", "caption": "a"}\n' + b"[" * 100_000 + b"]" * 100_000 + b"\n", 2, "not valid JSON"),
+        (b"1.jpg :ok\n2.jpg :caf\xe9 au lait\n", 2, "not valid UTF-8 (byte 0xe9 at byte 11 of the line)"),
+        (b"1.jpg :ok\n2.jpg :\xed\xa0\x80 encoded surrogate\n", 2, "not valid UTF-8 (byte 0xed"),
+        ("1.jpg :a dog\n2.jpg :a cat\n".encode("utf-16-le"), 1, "NUL character in the file (is it UTF-16?"),
+        ("1.jpg :a dog\n".encode("utf-16"), 1, "not valid UTF-8"),
+        (b"1.jpg :ok\n2.jpg :nul\x00inside\n", 2, "NUL character"),
+    ],
+)
 def test_captions_that_are_not_text_name_the_file_and_line(tmp_path, data, line, message):
     from mscmt_cli.data.captions import read_captions
     from mscmt_cli.errors import DataError
@@ -587,14 +643,32 @@ def test_train_with_a_surrogate_in_the_captions_stops_naming_file_and_line(mscmt
     lines = [json.dumps({"image": f"{k}.jpg", "caption": c}) for k, c in read_captions(corpus.captions).items()]
     lines[3] = '{"image": "x.jpg", "caption": "a dog \\ud83d"}'
     captions = _write_lines(tmp_path / "captions.jsonl", lines)
-    result = mscmt(["train", "--text", "bertweet", "--image", "caption", *corpus.args(images=False), "--captions", captions,
-                    "--model-path", f"caption={tiny.bert}", "--out", tmp_path / "run", "--epochs", "1", *tiny.model_path_args()])
+    result = mscmt(
+        [
+            "train",
+            "--text",
+            "bertweet",
+            "--image",
+            "caption",
+            *corpus.args(images=False),
+            "--captions",
+            captions,
+            "--model-path",
+            f"caption={tiny.bert}",
+            "--out",
+            tmp_path / "run",
+            "--epochs",
+            "1",
+            *tiny.model_path_args(),
+        ]
+    )
     _one_line_error(result, f"{captions}:4: field 'caption' is not valid Unicode")
     with pytest.raises(MscmtError, match="is a directory"):
         read_captions(tmp_path)
 
 
 # --- siblings: writes that fail, an --images that is not a directory ------------------------------------------------
+
 
 def test_a_full_disk_a_closed_pipe_and_a_wrong_images_option_are_one_line_errors(mscmt, trained_run, tiny, tmp_path, monkeypatch):
     import io

@@ -17,13 +17,16 @@ def _encode(img: Image.Image, fmt: str) -> bytes:
     return buf.getvalue()
 
 
-@pytest.mark.parametrize("make", [
-    lambda: _encode(Image.new("CMYK", (20, 10), (0, 255, 0, 0)), "JPEG"),
-    lambda: _encode(Image.new("I;16", (20, 10), 40000), "PNG"),
-    lambda: _encode(Image.new("P", (20, 10), 3), "PNG"),
-    lambda: _encode(Image.new("RGBA", (20, 10), (255, 0, 0, 128)), "PNG"),
-    lambda: _encode(Image.new("L", (20, 10), 7), "JPEG"),
-])
+@pytest.mark.parametrize(
+    "make",
+    [
+        lambda: _encode(Image.new("CMYK", (20, 10), (0, 255, 0, 0)), "JPEG"),
+        lambda: _encode(Image.new("I;16", (20, 10), 40000), "PNG"),
+        lambda: _encode(Image.new("P", (20, 10), 3), "PNG"),
+        lambda: _encode(Image.new("RGBA", (20, 10), (255, 0, 0, 128)), "PNG"),
+        lambda: _encode(Image.new("L", (20, 10), 7), "JPEG"),
+    ],
+)
 def test_odd_modes_become_rgb(make):
     img = decode_image(make(), "x.jpg")
     assert img.mode == "RGB" and img.size == (20, 10)
@@ -34,11 +37,14 @@ def test_sixteen_bit_keeps_its_brightness():
     assert img.getpixel((0, 0))[0] >= 250
 
 
-@pytest.mark.parametrize("data, fragment", [
-    (b"", "unreadable image"),
-    (_encode(Image.new("RGB", (64, 64), (1, 2, 3)), "JPEG")[:200], "unreadable image"),
-    (b"not an image at all", "unreadable image"),
-])
+@pytest.mark.parametrize(
+    "data, fragment",
+    [
+        (b"", "unreadable image"),
+        (_encode(Image.new("RGB", (64, 64), (1, 2, 3)), "JPEG")[:200], "unreadable image"),
+        (b"not an image at all", "unreadable image"),
+    ],
+)
 def test_broken_files_are_named(data, fragment):
     with pytest.raises(MscmtError, match=f"^bad.jpg: {fragment}"):
         decode_image(data, "bad.jpg")

@@ -14,8 +14,12 @@ import pytest
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.registry import Registry
 
-BUILT_INS = {"text": {"bertweet", "bert-base", "minilm"}, "image": {"clip-vit-l14", "none"},
-             "fusion": {"gated", "additive", "none"}, "decoder": {"crf", "softmax"}}
+BUILT_INS = {
+    "text": {"bertweet", "bert-base", "minilm"},
+    "image": {"clip-vit-l14", "none"},
+    "fusion": {"gated", "additive", "none"},
+    "decoder": {"crf", "softmax"},
+}
 
 
 def test_built_ins_come_from_entry_points():
@@ -70,7 +74,7 @@ def _install_third_party(root: Path) -> Path:
     info = site / "mscmt_extra-1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: mscmt-extra\nVersion: 1.0\n")
-    (info / "entry_points.txt").write_text('[mscmt.plugins]\nfusion.concat = mscmt_extra:ConcatFusion\n')
+    (info / "entry_points.txt").write_text("[mscmt.plugins]\nfusion.concat = mscmt_extra:ConcatFusion\n")
     return site
 
 
@@ -81,9 +85,30 @@ def test_third_party_plugin_is_listed_and_trains(tmp_path, tiny, corpus):
     listed = subprocess.run([sys.executable, "-m", "mscmt_cli", "plugins"], capture_output=True, text=True, env=env, timeout=300)
     assert listed.returncode == 0 and "concat" in listed.stdout and "third-party test fusion" in listed.stdout
     out = tmp_path / "run"
-    trained = subprocess.run([sys.executable, "-m", "mscmt_cli", "train", "--text", "bertweet", "--image", "clip-vit-l14",
-                              "--fusion", "concat", *corpus.args(), "--out", str(out), "--epochs", "1", *tiny.model_path_args()],
-                             capture_output=True, text=True, env=env, timeout=600)
+    trained = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "mscmt_cli",
+            "train",
+            "--text",
+            "bertweet",
+            "--image",
+            "clip-vit-l14",
+            "--fusion",
+            "concat",
+            *corpus.args(),
+            "--out",
+            str(out),
+            "--epochs",
+            "1",
+            *tiny.model_path_args(),
+        ],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=600,
+    )
     assert trained.returncode == 0, trained.stderr
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["components"]["fusion"] == "concat" and config["fusion_dim"] == 32 + 5

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 import json
 import os
 import signal
@@ -12,6 +10,7 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
@@ -19,9 +18,33 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def _train_cmd(tiny, corpus, out: Path, extra: list[str] = ()) -> list[str]:
-    return [sys.executable, "-m", "mscmt_cli", "train", "--text", "bertweet", "--image", "clip-vit-l14", "--fusion", "gated",
-            *corpus.args(), "--out", str(out), "--epochs", "4", "--patience", "4", "--batch-size", "4", "--lr", "1e-3",
-            "--head-lr", "1e-2", *tiny.model_path_args(), *extra]
+    return [
+        sys.executable,
+        "-m",
+        "mscmt_cli",
+        "train",
+        "--text",
+        "bertweet",
+        "--image",
+        "clip-vit-l14",
+        "--fusion",
+        "gated",
+        *corpus.args(),
+        "--out",
+        str(out),
+        "--epochs",
+        "4",
+        "--patience",
+        "4",
+        "--batch-size",
+        "4",
+        "--lr",
+        "1e-3",
+        "--head-lr",
+        "1e-2",
+        *tiny.model_path_args(),
+        *extra,
+    ]
 
 
 def _env() -> dict[str, str]:
@@ -56,8 +79,13 @@ def test_sigkill_then_resume_equals_uninterrupted(tiny, corpus, tmp_path):
     assert (killed / "checkpoint" / "state.pt").is_file() or (killed / ".checkpoint.old").is_dir()
     refused = subprocess.run(_train_cmd(tiny, corpus, killed), env=_env(), capture_output=True, text=True, timeout=600)
     assert refused.returncode == 2 and "--resume" in refused.stderr
-    resumed = subprocess.run([sys.executable, "-m", "mscmt_cli", "train", "--resume", str(killed), *tiny.model_path_args()],
-                             env=_env(), capture_output=True, text=True, timeout=600)
+    resumed = subprocess.run(
+        [sys.executable, "-m", "mscmt_cli", "train", "--resume", str(killed), *tiny.model_path_args()],
+        env=_env(),
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
     assert resumed.returncode == 0, resumed.stderr
     assert _metrics(killed) == _metrics(whole)
     a, b = _weights(whole), _weights(killed)
@@ -69,8 +97,25 @@ def test_same_seed_same_metrics(tiny, corpus, tmp_path, mscmt):
     runs = []
     for name in ("a", "b"):
         out = tmp_path / name
-        result = mscmt(["train", "--text", "bertweet", "--image", "none", "--fusion", "none", *corpus.args(images=False),
-                        "--out", out, "--epochs", "2", "--seed", "7", *tiny.model_path_args()])
+        result = mscmt(
+            [
+                "train",
+                "--text",
+                "bertweet",
+                "--image",
+                "none",
+                "--fusion",
+                "none",
+                *corpus.args(images=False),
+                "--out",
+                out,
+                "--epochs",
+                "2",
+                "--seed",
+                "7",
+                *tiny.model_path_args(),
+            ]
+        )
         assert result.code == 0, result.err
         runs.append(_metrics(out))
     assert runs[0] == runs[1]
@@ -91,8 +136,13 @@ def test_resume_of_a_broken_run_record_is_a_one_line_error(tmp_path, mscmt):
 @pytest.mark.slow
 def test_ctrl_c_says_how_to_resume(tiny, corpus, tmp_path):
     run = tmp_path / "interrupted"
-    proc = subprocess.Popen(_train_cmd(tiny, corpus, run, ["--epochs", "50", "--patience", "50"]), env=_env(),
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        _train_cmd(tiny, corpus, run, ["--epochs", "50", "--patience", "50"]),
+        env=_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     deadline = time.time() + 300
     while time.time() < deadline and not ((run / "metrics.jsonl").is_file() and (run / "metrics.jsonl").read_text().count("\n") >= 1):
         time.sleep(0.05)

@@ -113,8 +113,11 @@ def test_ablate_default_variants(tiny, corpus, mscmt, tmp_path):
     assert result.code == 0, result.err
     results = _check_outputs(out, ["V1", "V2", "full"], numeric=slice(2, None))
     components = [tuple(r["components"].values()) for r in results["rows"]]
-    assert components == [("bert-base", "clip-vit-l14", "additive", "crf"), ("bert-base", "clip-vit-l14", "gated", "crf"),
-                          ("bertweet", "clip-vit-l14", "gated", "crf")]
+    assert components == [
+        ("bert-base", "clip-vit-l14", "additive", "crf"),
+        ("bert-base", "clip-vit-l14", "gated", "crf"),
+        ("bertweet", "clip-vit-l14", "gated", "crf"),
+    ]
     assert len({json.loads((out / r["run_dir"] / "run.json").read_text())["seed"] for r in results["rows"]}) == 1
     table = results["table"]
     assert table["columns"][2:14] == [f"{t} {m}" for t in ENTITY_TYPES for m in ("P", "R", "F1")]
@@ -131,8 +134,20 @@ def test_ablate_default_variants(tiny, corpus, mscmt, tmp_path):
 
 def test_ablate_variant_option_replaces_the_list(tiny, corpus, mscmt, tmp_path):
     out = tmp_path / "ablate2"
-    result = mscmt(["ablate", "--variant", "text-only=bertweet,none,none,softmax", "--variant", "mine=bertweet,clip-vit-l14,gated,crf",
-                    *corpus.args(), *FAST, "--out", out, *tiny.model_path_args()])
+    result = mscmt(
+        [
+            "ablate",
+            "--variant",
+            "text-only=bertweet,none,none,softmax",
+            "--variant",
+            "mine=bertweet,clip-vit-l14,gated,crf",
+            *corpus.args(),
+            *FAST,
+            "--out",
+            out,
+            *tiny.model_path_args(),
+        ]
+    )
     assert result.code == 0, result.err
     results = _check_outputs(out, ["text-only", "mine"], numeric=slice(2, None))
     assert results["reference"] == "mine", "the first row with the full model's components is the reference"
@@ -143,8 +158,10 @@ def _two_corpora(corpus, root: Path) -> Path:
     """``tinyA`` (the fixture corpus) and ``tinyB`` (its splits rotated, OTHER spelt MISC as in TWITTER-2017)."""
     data = root / "data"
     shutil.copytree(corpus.data_dir / corpus.name, data / "tinyA")
-    blocks = {s: [b for b in (corpus.data_dir / corpus.name / f"{s}.txt").read_text().strip().split("\n\n") if b.strip()]
-              for s in ("train", "valid", "test")}
+    blocks = {
+        s: [b for b in (corpus.data_dir / corpus.name / f"{s}.txt").read_text().strip().split("\n\n") if b.strip()]
+        for s in ("train", "valid", "test")
+    }
     splits = {"train": blocks["valid"] + blocks["test"], "valid": blocks["train"][:16], "test": blocks["train"][16:40]}
     (data / "tinyB").mkdir()
     for split, bl in splits.items():
@@ -160,8 +177,9 @@ def _gold_support(*paths: Path) -> dict:
 def test_crossdata_two_corpora(tiny, corpus, mscmt, tmp_path):
     data = _two_corpora(corpus, tmp_path)
     out = tmp_path / "cross"
-    result = mscmt(["crossdata", "tinyA", "tinyB", "--data-dir", data, "--images-dir", corpus.images_dir, *FAST,
-                    "--out", out, *tiny.model_path_args()])
+    result = mscmt(
+        ["crossdata", "tinyA", "tinyB", "--data-dir", data, "--images-dir", corpus.images_dir, *FAST, "--out", out, *tiny.model_path_args()]
+    )
     assert result.code == 0, result.err
     results = _check_outputs(out, ["tinyA-to-tinyB", "tinyB-to-tinyA", "tinyA+tinyB"], numeric=slice(1, None))
     rows = results["rows"]
@@ -180,20 +198,23 @@ def test_crossdata_two_corpora(tiny, corpus, mscmt, tmp_path):
     assert table["rows"][-1][1:4] == [_pct(rows[0]["test"]["weighted"][m]) for m in ("precision", "recall", "f1")]
     assert "Table VI" in result.out
 
-    again = mscmt(["crossdata", "tinyA", "tinyB", "--data-dir", data, "--images-dir", corpus.images_dir, *FAST,
-                   "--out", out, *tiny.model_path_args()])
+    again = mscmt(
+        ["crossdata", "tinyA", "tinyB", "--data-dir", data, "--images-dir", corpus.images_dir, *FAST, "--out", out, *tiny.model_path_args()]
+    )
     assert again.code == 0 and "0 row(s) trained now" in again.err
     assert json.loads((out / "results.json").read_text())["table"] == table
 
 
 def test_study_errors_are_one_line(corpus, mscmt, tmp_path):
     data = ["--data-dir", corpus.data_dir, "--images-dir", corpus.images_dir]
-    for args, expected in ((["grid", "--lrs", "3e-5,abc", "--corpus", corpus.name], "--lrs: 'abc' is not a number"),
-                           (["grid", "--batch-sizes", "8,0", "--corpus", corpus.name], "--batch-sizes: 0 is out of range"),
-                           (["ablate", "--variant", "V1=bert-base,clip-vit-l14"], "--variant expects NAME=text,image,fusion,decoder"),
-                           (["ablate", "--variant", "a/b=bertweet,none,none,crf"], "row name 'a/b'"),
-                           (["crossdata", "2015", "twitter2015"], "two different corpora"),
-                           (["crossdata", corpus.name, "nope"], "corpus 'nope'")):
+    for args, expected in (
+        (["grid", "--lrs", "3e-5,abc", "--corpus", corpus.name], "--lrs: 'abc' is not a number"),
+        (["grid", "--batch-sizes", "8,0", "--corpus", corpus.name], "--batch-sizes: 0 is out of range"),
+        (["ablate", "--variant", "V1=bert-base,clip-vit-l14"], "--variant expects NAME=text,image,fusion,decoder"),
+        (["ablate", "--variant", "a/b=bertweet,none,none,crf"], "row name 'a/b'"),
+        (["crossdata", "2015", "twitter2015"], "two different corpora"),
+        (["crossdata", corpus.name, "nope"], "corpus 'nope'"),
+    ):
         result = mscmt([*args, *data, "--out", tmp_path / "x"])
         assert result.code == 2, (args, result.err)
         assert expected in result.err and len(result.err.strip().splitlines()) == 1, result.err
@@ -220,7 +241,7 @@ def test_table_renderings_agree():
 
 def _scores(p: float, r: float, f: float) -> dict:
     row = {"precision": p, "recall": r, "f1": f, "support": 7}
-    return {"micro": row, "weighted": {**row, "precision": p - 0.1}, "types": {t: row for t in ENTITY_TYPES}}
+    return {"micro": row, "weighted": {**row, "precision": p - 0.1}, "types": dict.fromkeys(ENTITY_TYPES, row)}
 
 
 def test_evaluate_table_shows_precision_and_recall_beside_f1():
@@ -246,8 +267,10 @@ def test_ablate_table_shows_weighted_precision_and_recall():
     from mscmt_cli.studies.common import Row, RowResult
 
     comps = SimpleNamespace(text="bertweet", image="none", fusion="none", decoder="crf", corpus="twitter2015")
-    results = [RowResult(Row(n, {}), comps, Path(n), 1, {}, _scores(p, r, f)) for n, (p, r, f) in
-               (("full", (0.70, 0.80, 0.75)), ("V1", (0.60, 0.90, 0.72)))]
+    results = [
+        RowResult(Row(n, {}), comps, Path(n), 1, {}, _scores(p, r, f))
+        for n, (p, r, f) in (("full", (0.70, 0.80, 0.75)), ("V1", (0.60, 0.90, 0.72)))
+    ]
     table = ablate_table(results, 0)
     assert [c.name for c in table.columns][-4:] == ["Weighted P", "Weighted R", "Weighted F1", "Δ F1"]
     assert table.rows[1][-4:] == [50.0, 90.0, 72.0, -3.0]

@@ -15,7 +15,7 @@ from PIL import Image
 
 from mscmt_cli.tagging.inputs import BadLine, iter_jsonl
 from mscmt_cli.tagging.stream import tag_stream
-from tests.tagging_support import TRICKY_TEXTS, forced_tag, image_bytes, tagger  # noqa: F401  (fixture)
+from tests.tagging_support import TRICKY_TEXTS, forced_tag, image_bytes
 
 
 def _clip_args(tiny) -> list[str]:
@@ -29,7 +29,7 @@ def test_offsets_round_trip_through_the_model(tagger):
         for text, result in zip(TRICKY_TEXTS, results):
             assert result.entities, text
             for ent in result.entities:
-                assert text[ent.start:ent.end] == ent.text
+                assert text[ent.start : ent.end] == ent.text
                 assert 0.0 <= ent.score <= 1.0
             if label == "B-PER":
                 assert [e.text for e in result.entities] == result.tokens
@@ -43,7 +43,6 @@ def test_tag_batch_keeps_order_and_matches_single_calls(tagger):
     batch = tagger.tag_batch(texts)
     assert [r.tokens for r in batch] == [tagger.tag(t).tokens for t in texts]
     assert [r.tags for r in batch] == [tagger.tag(t).tags for t in texts]
-
 
 
 def test_tag_batch_refuses_lists_of_other_lengths(tagger):
@@ -103,12 +102,22 @@ def _write_lines(path: Path, lines: list[str]) -> Path:
 
 def test_cli_keeps_order_and_count_with_bad_lines_in_the_middle(mscmt, trained_run, tiny, corpus, tmp_path):
     image = sorted(corpus.images_dir.glob("*.jpg"))[0].name
-    lines = [json.dumps({"id": 0, "text": TRICKY_TEXTS[0], "image": image}), "{broken", json.dumps({"id": 2, "tokens": ["New", "York"]}),
-             json.dumps([1]), "", json.dumps({"id": 5, "text": "   "}), json.dumps({"id": 6, "text": TRICKY_TEXTS[2], "keep": {"x": [1, None]}}),
-             json.dumps({"id": 7, "text": "x", "image": "no-such.jpg"}), json.dumps({"id": 8, "text": "😂 " * 2000})]
+    lines = [
+        json.dumps({"id": 0, "text": TRICKY_TEXTS[0], "image": image}),
+        "{broken",
+        json.dumps({"id": 2, "tokens": ["New", "York"]}),
+        json.dumps([1]),
+        "",
+        json.dumps({"id": 5, "text": "   "}),
+        json.dumps({"id": 6, "text": TRICKY_TEXTS[2], "keep": {"x": [1, None]}}),
+        json.dumps({"id": 7, "text": "x", "image": "no-such.jpg"}),
+        json.dumps({"id": 8, "text": "😂 " * 2000}),
+    ]
     src = _write_lines(tmp_path / "in.jsonl", lines)
     out = tmp_path / "out.jsonl"
-    result = mscmt(["tag", src, "--model", trained_run, "--images", corpus.images_dir, "--out", out, "--missing-images", "error", *_clip_args(tiny)])
+    result = mscmt(
+        ["tag", src, "--model", trained_run, "--images", corpus.images_dir, "--out", out, "--missing-images", "error", *_clip_args(tiny)]
+    )
     assert result.code == 0, result.err
     rows = [json.loads(line) for line in out.read_text(encoding="utf-8").splitlines()]
     assert [r["id"] for r in rows] == [0, 2, 6, 8]
@@ -116,7 +125,7 @@ def test_cli_keeps_order_and_count_with_bad_lines_in_the_middle(mscmt, trained_r
     assert len(rows[3]["tokens"]) == 2000 and len(rows[3]["tags"]) == 2000
     for row in rows:
         text = row.get("text", " ".join(row["tokens"]))
-        assert all(text[e["start"]:e["end"]] == e["text"] for e in row["entities"])
+        assert all(text[e["start"] : e["end"]] == e["text"] for e in row["entities"])
     for number in (2, 4, 6, 8):
         assert f"in.jsonl:{number}: " in result.err
     assert "in.jsonl:5:" not in result.err and "skipped 4 bad line(s)" in result.err and "tagged 4 tweet(s)" in result.err
@@ -180,11 +189,23 @@ def test_stream_reads_lazily_from_an_endless_input(tagger):
     assert seen == list(range(1, 21)) and next(consumed) <= 25
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.text(max_size=12),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3), max_leaves=6)
-TWEETISH = st.fixed_dictionaries({}, optional={"text": st.one_of(st.text(max_size=30), JSON), "tokens": st.one_of(st.lists(st.text(max_size=6), max_size=4), JSON),
-                                               "image": st.one_of(st.none(), st.text(max_size=6)), "id": JSON})
-LINE = st.one_of(JSON.map(json.dumps), TWEETISH.map(lambda d: json.dumps(d, ensure_ascii=False)), st.binary(max_size=20).filter(lambda b: b"\n" not in b))
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=4), inner, max_size=3),
+    max_leaves=6,
+)
+TWEETISH = st.fixed_dictionaries(
+    {},
+    optional={
+        "text": st.one_of(st.text(max_size=30), JSON),
+        "tokens": st.one_of(st.lists(st.text(max_size=6), max_size=4), JSON),
+        "image": st.one_of(st.none(), st.text(max_size=6)),
+        "id": JSON,
+    },
+)
+LINE = st.one_of(
+    JSON.map(json.dumps), TWEETISH.map(lambda d: json.dumps(d, ensure_ascii=False)), st.binary(max_size=20).filter(lambda b: b"\n" not in b)
+)
 
 
 def _blank(raw: str | bytes) -> bool:
@@ -202,7 +223,9 @@ def test_every_line_is_tagged_or_reported(tagger, lines):
     tagged: list[int] = []
     bad: list[BadLine] = []
     tally = tag_stream(tagger, iter_jsonl(raw), on_result=lambda item, result: tagged.append(item.line), on_bad=bad.append, window=4)
-    expected = [n for n, line in enumerate(raw, start=1) if not _blank(line.removeprefix(b"\xef\xbb\xbf") if n == 1 else line)]  # a BOM marks the file's encoding
+    expected = [
+        n for n, line in enumerate(raw, start=1) if not _blank(line.removeprefix(b"\xef\xbb\xbf") if n == 1 else line)
+    ]  # a BOM marks the file's encoding
     assert sorted(tagged + [b.line for b in bad]) == expected
     assert tagged == sorted(tagged) and tally.tagged == len(tagged) and tally.bad == len(bad)
 
@@ -214,12 +237,23 @@ def test_caption_models_read_the_captions_file_or_a_caption_field(mscmt, tiny, c
     from mscmt_cli.tagging.tagger import Tagger
 
     paths = {"bertweet": str(tiny.bertweet), "caption:bert-base": str(tiny.bert)}
-    assembled = assemble(Registry.from_entry_points(), Components(text="bertweet", image="caption:bert-base", fusion="gated", decoder="crf"),
-                         list(LABELS), paths)
+    assembled = assemble(
+        Registry.from_entry_points(),
+        Components(text="bertweet", image="caption:bert-base", fusion="gated", decoder="crf"),
+        list(LABELS),
+        paths,
+    )
     save_model(tmp_path / "run" / "model", assembled.model, assembled.spec)
     image_id = corpus.captions.read_text(encoding="utf-8").split(" :", 1)[0]
-    src = _write_lines(tmp_path / "in.jsonl", [json.dumps({"text": "a b", "image": image_id}), json.dumps({"text": "c", "image": "unknown.jpg"}),
-                                               json.dumps({"text": "d", "caption": "a red bus"}), json.dumps({"text": "e"})])
+    src = _write_lines(
+        tmp_path / "in.jsonl",
+        [
+            json.dumps({"text": "a b", "image": image_id}),
+            json.dumps({"text": "c", "image": "unknown.jpg"}),
+            json.dumps({"text": "d", "caption": "a red bus"}),
+            json.dumps({"text": "e"}),
+        ],
+    )
     result = mscmt(["tag", src, "--model", tmp_path / "run", "--captions", corpus.captions, "--missing-images", "error", "--no-cache"])
     assert result.code == 0, result.err
     assert [json.loads(line)["text"] for line in result.out.splitlines()] == ["a b", "d", "e"]

@@ -11,7 +11,7 @@ import re
 from PIL import Image
 
 from mscmt_cli.labels import ENTITY_TYPES
-from tests.tagging_support import TRICKY_TEXTS, forced_tag, tagger  # noqa: F401  (fixture)
+from tests.tagging_support import TRICKY_TEXTS, forced_tag
 
 
 def _check_image(page: str) -> Image.Image:
@@ -31,8 +31,21 @@ def test_explain_page_shows_every_token_the_image_and_the_gate(mscmt, trained_ru
     image = sorted(corpus.images_dir.glob("*.jpg"))[0]
     out = tmp_path / "page.html"
     text = TRICKY_TEXTS[0] + " <b>&amp;"
-    result = mscmt(["explain", "--model", trained_run, "--text", text, "--image", image, "--out", out,
-                    "--model-path", f"clip-vit-l14={tiny.clip_vision}"])
+    result = mscmt(
+        [
+            "explain",
+            "--model",
+            trained_run,
+            "--text",
+            text,
+            "--image",
+            image,
+            "--out",
+            out,
+            "--model-path",
+            f"clip-vit-l14={tiny.clip_vision}",
+        ]
+    )
     assert result.code == 0, result.err
     page = out.read_text(encoding="utf-8")
     assert "<b>&amp;" not in page and "&lt;b&gt;&amp;amp;" in page, "tweet text must be escaped"
@@ -64,12 +77,17 @@ def test_a_model_without_gate_says_so(tiny):
     from mscmt_cli.tagging.explain import render_page
     from mscmt_cli.tagging.tagger import Tagger
 
-    assembled = assemble(Registry.from_entry_points(), Components(text="bertweet", image="clip-vit-l14", fusion="additive", decoder="softmax"),
-                         list(LABELS), {"bertweet": str(tiny.bertweet), "clip-vit-l14": str(tiny.clip_vision)})
+    assembled = assemble(
+        Registry.from_entry_points(),
+        Components(text="bertweet", image="clip-vit-l14", fusion="additive", decoder="softmax"),
+        list(LABELS),
+        {"bertweet": str(tiny.bertweet), "clip-vit-l14": str(tiny.clip_vision)},
+    )
     tagger = Tagger(assembled, "cpu")
     result = tagger.tag("Obama visits Paris")
     assert result.gate is None and not tagger.has_gate
-    assert all(abs(p - max(row)) < 1e-6 for p, row in zip(result.tag_probs, _softmax_rows(tagger, result)))
+    rows = _softmax_rows(tagger, result)  # the score of a decoded tag is its softmax probability (decoding is constrained, so not always the row's max)
+    assert all(abs(p - row[tagger.labels.index(tag)]) < 1e-6 for p, row, tag in zip(result.tag_probs, rows, result.tags))
     page = render_page(result, Image.new("RGB", (8, 8)), tagger.info())
     assert "has no gate" in page and "additive" in page and not _gate_values(page)
 
@@ -91,8 +109,22 @@ def test_tag_explain_writes_one_page_per_tagged_line(mscmt, trained_run, tiny, c
     src = tmp_path / "in.jsonl"
     src.write_text("\n".join([json.dumps({"text": "one two", "image": image}), "bad", json.dumps({"tokens": ["three"]})]) + "\n")
     pages = tmp_path / "pages"
-    result = mscmt(["tag", src, "--model", trained_run, "--images", corpus.images_dir, "--explain", pages, "--out", tmp_path / "o.jsonl",
-                    "--model-path", f"clip-vit-l14={tiny.clip_vision}"])
+    result = mscmt(
+        [
+            "tag",
+            src,
+            "--model",
+            trained_run,
+            "--images",
+            corpus.images_dir,
+            "--explain",
+            pages,
+            "--out",
+            tmp_path / "o.jsonl",
+            "--model-path",
+            f"clip-vit-l14={tiny.clip_vision}",
+        ]
+    )
     assert result.code == 0, result.err
     assert sorted(p.name for p in pages.iterdir()) == ["line-000001.html", "line-000003.html"]
     first = (pages / "line-000001.html").read_text(encoding="utf-8")

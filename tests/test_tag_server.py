@@ -10,7 +10,7 @@ import time
 import httpx
 import pytest
 
-from tests.tagging_support import TRICKY_TEXTS, image_bytes, tagger  # noqa: F401  (fixture)
+from tests.tagging_support import TRICKY_TEXTS, image_bytes
 
 
 def _free_port() -> int:
@@ -55,11 +55,13 @@ def test_tag_json_with_base64_image_matches_the_python_api(server, tagger):
         body = resp.json()
         expected = tagger.tag(TRICKY_TEXTS[0], image=png)
         assert body["text"] == TRICKY_TEXTS[0] and body["tokens"] == expected.tokens and body["tags"] == expected.tags
-        assert all(body["text"][e["start"]:e["end"]] == e["text"] for e in body["entities"])
+        assert all(body["text"][e["start"] : e["end"]] == e["text"] for e in body["entities"])
 
 
 def test_tag_multipart_upload(server):
-    resp = server.post("/tag", data={"text": "Obama in Paris"}, files={"image": ("x.png", image_bytes((10, 200, 10), (32, 24)), "image/png")})
+    resp = server.post(
+        "/tag", data={"text": "Obama in Paris"}, files={"image": ("x.png", image_bytes((10, 200, 10), (32, 24)), "image/png")}
+    )
     assert resp.status_code == 200, resp.text
     assert resp.json()["tokens"] == ["Obama", "in", "Paris"]
 
@@ -72,35 +74,51 @@ def test_batch_keeps_order(server):
     assert [r.get("text") for r in results] == TRICKY_TEXTS[:3] + [None] and results[3]["tokens"] == ["New", "York"]
 
 
-@pytest.mark.parametrize("kwargs,status,message", [
-    ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "invalid JSON"),
-    ({"content": b"\xff\xfe", "headers": {"content-type": "application/json"}}, 400, "UTF-8"),
-    ({"json": [1, 2]}, 422, "JSON object"),
-    ({"json": {"id": 3}}, 422, "'text'"),
-    ({"json": {"text": "   "}}, 422, "empty tweet"),
-    ({"json": {"tokens": ["a", 5]}}, 422, "must be a string"),
-    ({"json": {"text": "hi", "caption": 5}}, 422, "'caption' must be a string, got int"),
-    ({"content": b'{"text": "hi", "x": NaN}', "headers": {"content-type": "application/json"}}, 400, "NaN is not valid JSON"),
-    ({"json": {"text": "hi", "image": "/etc/passwd"}}, 400, "base64"),
-    ({"json": {"text": "hi", "image": base64.b64encode(b"not an image").decode()}}, 422, "unreadable image"),
-    ({"json": {"text": "hi", "image": 12}}, 422, "base64 string"),
-    ({"json": {"text": "x" * 501}}, 413, "characters"),
-    ({"json": {"text": "hi", "pad": "x" * 250_000}}, 413, "body"),
-    ({"content": b"text=hi", "headers": {"content-type": "text/plain"}}, 415, "content type"),
-    ({"content": b"--zz\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=zz"}}, 422, "'text'"),
-    ({"content": b"--zz\r\nContent-Disposition: form-data; name=\"text\"\r\n\r\nhi", "headers": {"content-type": "multipart/form-data"}}, 400, ""),
-    ({"data": {"text": "hi", "image": "not-a-file"}}, 422, "file upload"),
-])
+@pytest.mark.parametrize(
+    "kwargs,status,message",
+    [
+        ({"content": b"{not json", "headers": {"content-type": "application/json"}}, 400, "invalid JSON"),
+        ({"content": b"\xff\xfe", "headers": {"content-type": "application/json"}}, 400, "UTF-8"),
+        ({"json": [1, 2]}, 422, "JSON object"),
+        ({"json": {"id": 3}}, 422, "'text'"),
+        ({"json": {"text": "   "}}, 422, "empty tweet"),
+        ({"json": {"tokens": ["a", 5]}}, 422, "must be a string"),
+        ({"json": {"text": "hi", "caption": 5}}, 422, "'caption' must be a string, got int"),
+        ({"content": b'{"text": "hi", "x": NaN}', "headers": {"content-type": "application/json"}}, 400, "NaN is not valid JSON"),
+        ({"json": {"text": "hi", "image": "/etc/passwd"}}, 400, "base64"),
+        ({"json": {"text": "hi", "image": base64.b64encode(b"not an image").decode()}}, 422, "unreadable image"),
+        ({"json": {"text": "hi", "image": 12}}, 422, "base64 string"),
+        ({"json": {"text": "x" * 501}}, 413, "characters"),
+        ({"json": {"text": "hi", "pad": "x" * 250_000}}, 413, "body"),
+        ({"content": b"text=hi", "headers": {"content-type": "text/plain"}}, 415, "content type"),
+        ({"content": b"--zz\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=zz"}}, 422, "'text'"),
+        (
+            {
+                "content": b'--zz\r\nContent-Disposition: form-data; name="text"\r\n\r\nhi',
+                "headers": {"content-type": "multipart/form-data"},
+            },
+            400,
+            "",
+        ),
+        ({"data": {"text": "hi", "image": "not-a-file"}}, 422, "file upload"),
+    ],
+)
 def test_malformed_requests_are_4xx_with_a_message(server, kwargs, status, message):
     resp = server.post("/tag", **kwargs)
     assert resp.status_code == status, resp.text
     assert message in resp.json()["detail"]
 
 
-@pytest.mark.parametrize("body,status", [
-    ({"items": [{"text": "a"}] * 5}, 413), ({"items": []}, 422), ({"items": "a"}, 422), ([{"text": "a"}], 422),
-    ({"items": [{"text": "a"}, {"text": ""}]}, 422),
-])
+@pytest.mark.parametrize(
+    "body,status",
+    [
+        ({"items": [{"text": "a"}] * 5}, 413),
+        ({"items": []}, 422),
+        ({"items": "a"}, 422),
+        ([{"text": "a"}], 422),
+        ({"items": [{"text": "a"}, {"text": ""}]}, 422),
+    ],
+)
 def test_malformed_batches_are_4xx(server, body, status):
     resp = server.post("/tag/batch", json=body)
     assert resp.status_code == status, resp.text

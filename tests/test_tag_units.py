@@ -10,11 +10,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from seqeval.metrics.sequence_labeling import get_entities
 
+from mscmt_cli.engine.batching import eval_batches
 from mscmt_cli.labels import LABELS
 from mscmt_cli.tagging.doc import InputError, make_doc
 from mscmt_cli.tagging.entities import bio_spans, extract_entities, joined_offsets
 from mscmt_cli.tagging.inputs import BadLine, TagInput, iter_conll, parse_json_line, read_inputs
-from mscmt_cli.engine.batching import eval_batches
 from tests.tagging_support import TRICKY_TEXTS
 
 
@@ -32,9 +32,9 @@ def test_every_token_as_an_entity_slices_the_text(text):
     ents = extract_entities(doc.text, doc.offsets, tags, [0.5] * len(tags))
     assert [e.text for e in ents] == list(doc.tokens)
     for e in ents:
-        assert text[e.start:e.end] == e.text and e.token_end == e.token_start + 1
+        assert text[e.start : e.end] == e.text and e.token_end == e.token_start + 1
     whole = extract_entities(doc.text, doc.offsets, ["B-PER"] + ["I-PER"] * (len(tags) - 1), [1.0] + [0.5] * (len(tags) - 1))
-    assert len(whole) == 1 and whole[0].text == text.strip(" \t\u200b") and text[whole[0].start:whole[0].end] == whole[0].text
+    assert len(whole) == 1 and whole[0].text == text.strip(" \t\u200b") and text[whole[0].start : whole[0].end] == whole[0].text
     assert whole[0].score == pytest.approx((1.0 + 0.5 * (len(tags) - 1)) / len(tags))
 
 
@@ -52,13 +52,26 @@ def test_tokens_without_text_refer_to_the_joined_tokens():
     assert joined_offsets(["ab", "c"]) == ("ab c", [(0, 2), (3, 4)])
 
 
-@pytest.mark.parametrize("raw,message", [
-    (b"not json", "invalid JSON"), (b"[1, 2]", "got an array"), (b'"text"', "got a string"), (b"null", "got null"),
-    (b'{"id": 1}', "give 'text'"), (b'{"text": ""}', "empty tweet"), (b'{"text": " \\u200b "}', "empty tweet"),
-    (b'{"text": 5}', "'text' must be a string"), (b'{"tokens": ["a", 2]}', r"'tokens'\[1\] must be a string"),
-    (b'{"tokens": []}', "empty tweet"), (b'{"tokens": ["a", " "]}', "only whitespace"), (b'{"text": "a", "image": 3}', "'image' must be"),
-    (b'{"text": "a", "x": NaN}', "NaN is not valid JSON"), (b'{"text": "\xff"}', "not valid UTF-8"), (b"[" * 100_000, "invalid JSON"),
-])
+@pytest.mark.parametrize(
+    "raw,message",
+    [
+        (b"not json", "invalid JSON"),
+        (b"[1, 2]", "got an array"),
+        (b'"text"', "got a string"),
+        (b"null", "got null"),
+        (b'{"id": 1}', "give 'text'"),
+        (b'{"text": ""}', "empty tweet"),
+        (b'{"text": " \\u200b "}', "empty tweet"),
+        (b'{"text": 5}', "'text' must be a string"),
+        (b'{"tokens": ["a", 2]}', r"'tokens'\[1\] must be a string"),
+        (b'{"tokens": []}', "empty tweet"),
+        (b'{"tokens": ["a", " "]}', "only whitespace"),
+        (b'{"text": "a", "image": 3}', "'image' must be"),
+        (b'{"text": "a", "x": NaN}', "NaN is not valid JSON"),
+        (b'{"text": "\xff"}', "not valid UTF-8"),
+        (b"[" * 100_000, "invalid JSON"),
+    ],
+)
 def test_bad_json_lines_say_why(raw, message):
     item = parse_json_line(7, raw)
     assert isinstance(item, BadLine) and item.line == 7
@@ -97,11 +110,14 @@ def test_eval_batches_cover_every_index_once_sorted_by_length():
     assert [lengths[i] for i in flat] == sorted(lengths)
     assert all(len(b) <= 3 and (len(b) == 1 or len(b) * max(lengths[i] for i in b) <= 500) for b in batches)
     order = sorted(range(len(lengths)), key=lambda i: lengths[i])  # no budget: plain cuts of the sorted order
-    assert eval_batches(lengths, batch_size=3) == [order[k:k + 3] for k in range(0, len(order), 3)]
+    assert eval_batches(lengths, batch_size=3) == [order[k : k + 3] for k in range(0, len(order), 3)]
 
 
-JSON = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
-                    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3), max_leaves=8)
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
 
 
 @settings(max_examples=300, deadline=None)

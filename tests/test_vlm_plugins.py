@@ -190,21 +190,71 @@ def test_timm_without_variant_is_refused():
 
 def test_train_clip_text_with_timm_image(corpus, tiny, timm_file, mscmt, tmp_path):
     out = tmp_path / "vlm"
-    result = mscmt(["train", "--text", "clip-text", "--image", "timm:test_resnet", "--fusion", "gated", "--decoder", "crf",
-                    *corpus.args(), "--out", out, "--epochs", "1", "--batch-size", "16", *tiny.model_path_args(),
-                    "--model-path", f"timm:test_resnet={timm_file}"])
+    result = mscmt(
+        [
+            "train",
+            "--text",
+            "clip-text",
+            "--image",
+            "timm:test_resnet",
+            "--fusion",
+            "gated",
+            "--decoder",
+            "crf",
+            *corpus.args(),
+            "--out",
+            out,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            *tiny.model_path_args(),
+            "--model-path",
+            f"timm:test_resnet={timm_file}",
+        ]
+    )
     assert result.code == 0, result.err
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["components"]["image"] == "timm:test_resnet" and config["components"]["text"] == "clip-text"
-    scores = mscmt(["evaluate", out, *corpus.args(), "--json", tmp_path / "s.json", *tiny.model_path_args(),
-                    "--model-path", f"timm:test_resnet={timm_file}"])
+    scores = mscmt(
+        [
+            "evaluate",
+            out,
+            *corpus.args(),
+            "--json",
+            tmp_path / "s.json",
+            *tiny.model_path_args(),
+            "--model-path",
+            f"timm:test_resnet={timm_file}",
+        ]
+    )
     assert scores.code == 0, scores.err
     assert json.loads((tmp_path / "s.json").read_text())["micro"] == json.loads((out / "test_scores.json").read_text())["micro"]
 
 
 def test_train_blip2_text_and_image(corpus, blip2, mscmt, tmp_path):
     out = tmp_path / "blip2"
-    result = mscmt(["train", "--text", "blip2", "--image", "blip2", "--fusion", "additive", "--decoder", "softmax",
-                    *corpus.args(), "--out", out, "--epochs", "1", "--batch-size", "16", "--model-path", f"blip2={blip2}"])
+    result = mscmt(
+        [
+            "train",
+            "--text",
+            "blip2",
+            "--image",
+            "blip2",
+            "--fusion",
+            "additive",
+            "--decoder",
+            "softmax",
+            *corpus.args(),
+            "--out",
+            out,
+            "--epochs",
+            "1",
+            "--batch-size",
+            "16",
+            "--model-path",
+            f"blip2={blip2}",
+        ]
+    )
     assert result.code == 0, result.err
     assert json.loads((out / "model" / "config.json").read_text())["image_dim"] == BLIP2_PROJECTION

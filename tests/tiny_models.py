@@ -21,6 +21,7 @@ Builders:
 from __future__ import annotations
 
 import hashlib
+import itertools
 import json
 import string
 from collections import Counter
@@ -48,25 +49,232 @@ CLIP_TEXT_MAX_POSITIONS = 77
 # ---------------------------------------------------------------------------
 _PUNCT = list("!\"#$%&'()*+,-./:;<=>?@[\\]^_`{|}~")
 
-_COMMON_WORDS = """
-the a an and or but of to in on at for with from by about as is are was were be been
-it its this that these those i you he she we they me him her us them my your his our their
-rt new day today tonight tomorrow yesterday week weekend year time now just so very really
-love like good great best happy sad big little live game show news video photo pics
-can't don't won't it's i'm that's not no yes all more out up down get got go going gone
-see seen watch watching visit visits visited meet meets met win wins won lose lost play plays
-says said say thank thanks please lol omg wow amazing awesome cool nice fun team city
-world people man woman men women president new york north south east west river park street
-just what when where who why how will would should could one two three first last
-""".split()
+_COMMON_WORDS = [
+    "the",
+    "a",
+    "an",
+    "and",
+    "or",
+    "but",
+    "of",
+    "to",
+    "in",
+    "on",
+    "at",
+    "for",
+    "with",
+    "from",
+    "by",
+    "about",
+    "as",
+    "is",
+    "are",
+    "was",
+    "were",
+    "be",
+    "been",
+    "it",
+    "its",
+    "this",
+    "that",
+    "these",
+    "those",
+    "i",
+    "you",
+    "he",
+    "she",
+    "we",
+    "they",
+    "me",
+    "him",
+    "her",
+    "us",
+    "them",
+    "my",
+    "your",
+    "his",
+    "our",
+    "their",
+    "rt",
+    "new",
+    "day",
+    "today",
+    "tonight",
+    "tomorrow",
+    "yesterday",
+    "week",
+    "weekend",
+    "year",
+    "time",
+    "now",
+    "just",
+    "so",
+    "very",
+    "really",
+    "love",
+    "like",
+    "good",
+    "great",
+    "best",
+    "happy",
+    "sad",
+    "big",
+    "little",
+    "live",
+    "game",
+    "show",
+    "news",
+    "video",
+    "photo",
+    "pics",
+    "can't",
+    "don't",
+    "won't",
+    "it's",
+    "i'm",
+    "that's",
+    "not",
+    "no",
+    "yes",
+    "all",
+    "more",
+    "out",
+    "up",
+    "down",
+    "get",
+    "got",
+    "go",
+    "going",
+    "gone",
+    "see",
+    "seen",
+    "watch",
+    "watching",
+    "visit",
+    "visits",
+    "visited",
+    "meet",
+    "meets",
+    "met",
+    "win",
+    "wins",
+    "won",
+    "lose",
+    "lost",
+    "play",
+    "plays",
+    "says",
+    "said",
+    "say",
+    "thank",
+    "thanks",
+    "please",
+    "lol",
+    "omg",
+    "wow",
+    "amazing",
+    "awesome",
+    "cool",
+    "nice",
+    "fun",
+    "team",
+    "city",
+    "world",
+    "people",
+    "man",
+    "woman",
+    "men",
+    "women",
+    "president",
+    "new",
+    "york",
+    "north",
+    "south",
+    "east",
+    "west",
+    "river",
+    "park",
+    "street",
+    "just",
+    "what",
+    "when",
+    "where",
+    "who",
+    "why",
+    "how",
+    "will",
+    "would",
+    "should",
+    "could",
+    "one",
+    "two",
+    "three",
+    "first",
+    "last",
+]
 
-_PROPER_WORDS = """
-Obama Paris London Jordan Washington Apple Amazon Phoenix Victoria Chelsea Madison
-Georgia Austin Florence Sydney Boston Chicago Texas California America England France
-Google Microsoft Twitter Facebook Nike Adidas NBA NFL BBC CNN Trump Clinton Taylor Swift
-Justin Bieber Michael Lebron James John Mary David Smith Johnson Williams Brown Jones
-Monday Tuesday Wednesday Thursday Friday Saturday Sunday Christmas Super Bowl iPhone
-""".split()
+_PROPER_WORDS = [
+    "Obama",
+    "Paris",
+    "London",
+    "Jordan",
+    "Washington",
+    "Apple",
+    "Amazon",
+    "Phoenix",
+    "Victoria",
+    "Chelsea",
+    "Madison",
+    "Georgia",
+    "Austin",
+    "Florence",
+    "Sydney",
+    "Boston",
+    "Chicago",
+    "Texas",
+    "California",
+    "America",
+    "England",
+    "France",
+    "Google",
+    "Microsoft",
+    "Twitter",
+    "Facebook",
+    "Nike",
+    "Adidas",
+    "NBA",
+    "NFL",
+    "BBC",
+    "CNN",
+    "Trump",
+    "Clinton",
+    "Taylor",
+    "Swift",
+    "Justin",
+    "Bieber",
+    "Michael",
+    "Lebron",
+    "James",
+    "John",
+    "Mary",
+    "David",
+    "Smith",
+    "Johnson",
+    "Williams",
+    "Brown",
+    "Jones",
+    "Monday",
+    "Tuesday",
+    "Wednesday",
+    "Thursday",
+    "Friday",
+    "Saturday",
+    "Sunday",
+    "Christmas",
+    "Super",
+    "Bowl",
+    "iPhone",
+]
 
 _SPECIAL_WORDS = ["@USER", "HTTPURL"]
 
@@ -111,7 +319,7 @@ def _learn_bpe(words: Counter, alphabet: list[str], eow: str = "</w>") -> tuple[
     while True:
         pairs: Counter = Counter()
         for sym, c in vocab.items():
-            for a, b in zip(sym, sym[1:]):
+            for a, b in itertools.pairwise(sym):
                 pairs[(a, b)] += c
         if not pairs:
             break
@@ -250,9 +458,7 @@ def make_tiny_bert(path: Path) -> Path:
     vocab = _bert_vocab()
     vocab_file = path / "vocab.txt"
     vocab_file.write_text("".join(t + "\n" for t in vocab), encoding="utf-8")
-    tok = BertTokenizerFast(
-        vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True, model_max_length=BERT_MAX_POSITIONS
-    )
+    tok = BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True, model_max_length=BERT_MAX_POSITIONS)
     torch.manual_seed(0)
     config = BertConfig(
         vocab_size=len(tok),

@@ -24,7 +24,7 @@ BLIP2_MAX_POSITIONS = 64
 
 def make_tiny_blip2(path: Path) -> Path:
     """Save a tiny BLIP-2 image-text-retrieval checkpoint, tokenizer and image processor into ``path``."""
-    from transformers import AutoTokenizer, BlipImageProcessor, Blip2Config, Blip2ForImageTextRetrieval
+    from transformers import AutoTokenizer, Blip2Config, Blip2ForImageTextRetrieval, BlipImageProcessor
 
     path = Path(path)
     make_tiny_bert(path / "_bert")
@@ -34,10 +34,17 @@ def make_tiny_blip2(path: Path) -> Path:
     layers = dict(hidden_size=HIDDEN_SIZE, intermediate_size=INTERMEDIATE_SIZE, num_hidden_layers=NUM_LAYERS, num_attention_heads=NUM_HEADS)
     config = Blip2Config(
         vision_config=dict(**layers, image_size=BLIP2_IMAGE_SIZE, patch_size=8),
-        qformer_config=dict(**layers, vocab_size=len(tokenizer), max_position_embeddings=BLIP2_MAX_POSITIONS,
-                            encoder_hidden_size=HIDDEN_SIZE, cross_attention_frequency=1, pad_token_id=tokenizer.pad_token_id,
-                            use_qformer_text_input=True),  # as in blip2-itm-vit-g: the Q-Former's text layers
-        num_query_tokens=BLIP2_QUERY_TOKENS, image_text_hidden_size=BLIP2_PROJECTION,
+        qformer_config=dict(
+            **layers,
+            vocab_size=len(tokenizer),
+            max_position_embeddings=BLIP2_MAX_POSITIONS,
+            encoder_hidden_size=HIDDEN_SIZE,
+            cross_attention_frequency=1,
+            pad_token_id=tokenizer.pad_token_id,
+            use_qformer_text_input=True,
+        ),  # as in blip2-itm-vit-g: the Q-Former's text layers
+        num_query_tokens=BLIP2_QUERY_TOKENS,
+        image_text_hidden_size=BLIP2_PROJECTION,
     )
     torch.manual_seed(0)
     Blip2ForImageTextRetrieval(config).eval().save_pretrained(path)

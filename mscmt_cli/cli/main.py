@@ -12,15 +12,25 @@ import functools
 import os
 import sys
 import traceback
-from typing import Any, Callable
+from collections.abc import Callable
+from typing import Any
 
 import typer
 
 from mscmt_cli.cli import cache, plugins, studies, tagging, training
 from mscmt_cli.errors import MscmtError
 
-COMMANDS: tuple[Callable[..., Any], ...] = (training.train, training.evaluate, plugins.plugins, tagging.tag, tagging.serve,
-                                            tagging.explain, studies.grid, studies.ablate, studies.crossdata)
+COMMANDS: tuple[Callable[..., Any], ...] = (
+    training.train,
+    training.evaluate,
+    plugins.plugins,
+    tagging.tag,
+    tagging.serve,
+    tagging.explain,
+    studies.grid,
+    studies.ablate,
+    studies.crossdata,
+)
 GROUPS: dict[str, tuple[str, tuple[Callable[..., Any], ...]]] = {"cache": (cache.HELP, (cache.build, cache.info, cache.clear))}
 
 
@@ -94,8 +104,9 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(130)
     except Exception as err:  # a bug: say so in one line, keep the traceback for --debug
         first = str(err).splitlines()[0] if str(err) else ""
-        _print_error(f"internal error {type(err).__name__}: {first} (this is a bug in mscmt; run with --debug for the traceback)",
-                     "--debug" in args)
+        _print_error(
+            f"internal error {type(err).__name__}: {first} (this is a bug in mscmt; run with --debug for the traceback)", "--debug" in args
+        )
         sys.exit(1)
 
 

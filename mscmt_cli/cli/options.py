@@ -14,9 +14,10 @@ import functools
 import inspect
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import Any, Optional
 
 import typer
 
@@ -61,7 +62,7 @@ def settings_options(*names: str, rename: dict[str, tuple[str, ...]] | None = No
     rename = rename or {}
 
     def wrap(command: Callable[..., Any]) -> Callable[..., Any]:
-        own = [p for p in list(inspect.signature(command, eval_str=True).parameters.values())[1:]]
+        own = list(list(inspect.signature(command, eval_str=True).parameters.values())[1:])
         generated = [_parameter(n, rename.get(n)) for n in names] + [_config_parameter()]
         flags = {n: rename[n][0] if n in rename else flag_of(n) for n in names}
 
@@ -93,7 +94,9 @@ def _parameter(name: str, spelled: tuple[str, ...] | None) -> inspect.Parameter:
     flags = (spelled or (flag_of(name),)) if name in _REPEATABLE or info.annotation is not bool else (spelled or (_bool_flags(name),))
     help_text = f"{info.description} {_default_text(name)}".strip()
     annotation: Any = Optional[list[str]] if name in _REPEATABLE else Optional[_option_type(info.annotation)]
-    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=typer.Option(None, *flags, help=help_text), annotation=annotation)
+    return inspect.Parameter(
+        name, inspect.Parameter.KEYWORD_ONLY, default=typer.Option(None, *flags, help=help_text), annotation=annotation
+    )
 
 
 def _bool_flags(name: str) -> str:

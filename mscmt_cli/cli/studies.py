@@ -12,8 +12,9 @@ import typer
 
 from mscmt_cli.cli.options import TRAIN, Given, settings_options
 
-STUDY_OUT_HELP = ("study directory: one run per row, results.json/csv, report.md, chart.png; "
-                  "run again with the same --out to finish an interrupted study")
+STUDY_OUT_HELP = (
+    "study directory: one run per row, results.json/csv, report.md, chart.png; run again with the same --out to finish an interrupted study"
+)
 
 
 def _without(*names: str) -> tuple[str, ...]:
@@ -36,9 +37,13 @@ def grid(
 @settings_options(*_without("text", "image", "fusion", "decoder"))
 def ablate(
     given: Given,
-    variant: Optional[list[str]] = typer.Option(None, "--variant", help="NAME=text,image,fusion,decoder (repeatable); replaces "
-                                                "the paper's V1=bert-base,clip-vit-l14,additive,crf V2=bert-base,clip-vit-l14,gated,crf "
-                                                "full=bertweet,clip-vit-l14,gated,crf"),
+    variant: Optional[list[str]] = typer.Option(
+        None,
+        "--variant",
+        help="NAME=text,image,fusion,decoder (repeatable); replaces "
+        "the paper's V1=bert-base,clip-vit-l14,additive,crf V2=bert-base,clip-vit-l14,gated,crf "
+        "full=bertweet,clip-vit-l14,gated,crf",
+    ),
     out: Optional[Path] = typer.Option(None, "--out", help=STUDY_OUT_HELP),
 ) -> None:
     """Train model variants on the same data and seed; per-type scores and differences to the full model (Table V)."""

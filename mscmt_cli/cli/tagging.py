@@ -16,7 +16,9 @@ TAG_NAMES = {"images_dir": ("--images", "--images-dir"), "eval_batch_size": ("--
 @settings_options(*APPLY, "images_dir", "captions", "missing_images", rename=TAG_NAMES)
 def tag(
     given: Given,
-    input: str = typer.Argument(..., help="JSON Lines file ({\"text\" | \"tokens\", \"image\"?, ...} per line), an IMGID CoNLL file, or - for stdin"),
+    input: str = typer.Argument(
+        ..., help='JSON Lines file ({"text" | "tokens", "image"?, ...} per line), an IMGID CoNLL file, or - for stdin'
+    ),
     out: Optional[Path] = typer.Option(None, "--out", help="output JSON Lines file (default: stdout)"),
     strict: bool = typer.Option(False, "--strict", help="stop at the first bad line (exit code 2) instead of reporting and skipping it"),
     explain: Optional[Path] = typer.Option(None, "--explain", help="also write one gate page per tagged line into this directory"),
@@ -48,7 +50,9 @@ def serve(
     from mscmt_cli.tagging.jobs import run_serve
     from mscmt_cli.tagging.server import Limits
 
-    limits = Limits(max_body_bytes=max_body, max_image_bytes=min(max_body, Limits.max_image_bytes), max_batch=max_batch, max_text_chars=max_text)
+    limits = Limits(
+        max_body_bytes=max_body, max_image_bytes=min(max_body, Limits.max_image_bytes), max_batch=max_batch, max_text_chars=max_text
+    )
     run_serve(given.settings(), host, port, limits, make_console())
 
 

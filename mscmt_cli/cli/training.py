@@ -11,7 +11,9 @@ from mscmt_cli.cli.options import EVALUATE, TRAIN, Given, settings_options
 
 
 @settings_options(*TRAIN)
-def train(given: Given, resume: Optional[Path] = typer.Option(None, "--resume", help="continue this run directory from its last epoch")) -> None:
+def train(
+    given: Given, resume: Optional[Path] = typer.Option(None, "--resume", help="continue this run directory from its last epoch")
+) -> None:
     """Train a model; the best epoch (validation weighted F1) is saved in OUT/model."""
     from mscmt_cli.engine.rundir import resumed_settings
     from mscmt_cli.engine.trainer import train as run_training

@@ -87,7 +87,9 @@ def _check_unicode(path: Path, number: int, key: str, value: str) -> None:
     try:
         value.encode("utf-8")
     except UnicodeEncodeError as err:
-        raise DataError(path, number, f"field {key!r} is not valid Unicode (lone surrogate {value[err.start]!r} at character {err.start + 1})") from None
+        raise DataError(
+            path, number, f"field {key!r} is not valid Unicode (lone surrogate {value[err.start]!r} at character {err.start + 1})"
+        ) from None
 
 
 def _parse_text_line(path: Path, number: int, line: str) -> tuple[str, str]:
@@ -152,7 +154,7 @@ class CaptionStore:
         check_policy(self.policy)
 
     @classmethod
-    def from_file(cls, path: Path, policy: str = "blank") -> "CaptionStore":
+    def from_file(cls, path: Path, policy: str = "blank") -> CaptionStore:
         """Read a captions file (``<id>.jpg :<caption>`` lines or JSON Lines)."""
         check_policy(policy)  # before reading a possibly large file
         return cls(Path(path), read_captions(Path(path)), policy)

@@ -7,9 +7,9 @@ CRLF line endings and a UTF-8 byte-order mark are accepted.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
 
 from mscmt_cli.errors import DataError
 from mscmt_cli.labels import normalise_label
@@ -62,7 +62,7 @@ def iter_tweets(path: Path) -> Iterator[Tweet]:
         if line.startswith(IMGID_PREFIX):
             if image_id is not None:
                 yield _finish(path, start, image_id, tokens, tags)
-            image_id, start, tokens, tags = line[len(IMGID_PREFIX):].strip(), number, [], []
+            image_id, start, tokens, tags = line[len(IMGID_PREFIX) :].strip(), number, [], []
             if not image_id:
                 raise DataError(path, number, "IMGID line without an id")
         elif not line.strip():

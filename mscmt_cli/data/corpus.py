@@ -45,7 +45,9 @@ def corpus_dirs(data_dir: Path, corpus: str) -> tuple[Path, ...]:
     dirs = tuple(data_dir / p for p in parts)
     for d in dirs:
         if not d.is_dir():
-            raise MscmtError(f"corpus {corpus!r}: no directory {d}; known corpora in {data_dir}: {', '.join(available_corpora(data_dir)) or 'none'}")
+            raise MscmtError(
+                f"corpus {corpus!r}: no directory {d}; known corpora in {data_dir}: {', '.join(available_corpora(data_dir)) or 'none'}"
+            )
     return dirs
 
 

@@ -22,9 +22,10 @@ import hashlib
 import os
 import stat
 import warnings
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, TypeVar
+from typing import Any, TypeVar
 
 from PIL import Image, UnidentifiedImageError
 

@@ -12,7 +12,7 @@ epoch as the training split holds.
 from __future__ import annotations
 
 from collections import Counter
-from typing import Sequence
+from collections.abc import Sequence
 
 from seqeval.metrics.sequence_labeling import get_entities
 

@@ -10,8 +10,8 @@ sorts everything by length and restores the original order afterwards.
 from __future__ import annotations
 
 import math
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Iterator, Sequence
 
 import torch
 from torch.utils.data import Dataset, WeightedRandomSampler
@@ -50,7 +50,9 @@ class EncodedDataset(Dataset):
         return [e.encoded.n_subwords for e in self.examples]
 
 
-def encode_examples(encoder: TextEncoder, words: Sequence[Sequence[str]], tag_ids: Sequence[Sequence[int]] | None, images: torch.Tensor) -> list[Example]:
+def encode_examples(
+    encoder: TextEncoder, words: Sequence[Sequence[str]], tag_ids: Sequence[Sequence[int]] | None, images: torch.Tensor
+) -> list[Example]:
     """Tokenize tweets (``images`` is ``(N, D)``) into examples."""
     tags = tag_ids if tag_ids is not None else [[] for _ in words]
     return [Example(encoder.encode_words(w), list(t), images[i]) for i, (w, t) in enumerate(zip(words, tags))]
@@ -92,7 +94,9 @@ class Collator:
         return collate(examples, self.pad_id)
 
 
-def length_batches(indices: Sequence[int], lengths: Sequence[int], batch_size: int, pool_batches: int, generator: torch.Generator | None) -> list[list[int]]:
+def length_batches(
+    indices: Sequence[int], lengths: Sequence[int], batch_size: int, pool_batches: int, generator: torch.Generator | None
+) -> list[list[int]]:
     """Cut ``indices`` into batches of similar length.
 
     Pools of ``batch_size * pool_batches`` consecutive indices are sorted by
@@ -102,8 +106,8 @@ def length_batches(indices: Sequence[int], lengths: Sequence[int], batch_size: i
     pool = batch_size * max(1, pool_batches)
     batches: list[list[int]] = []
     for start in range(0, len(indices), pool):
-        chunk = sorted(indices[start:start + pool], key=lambda i: lengths[i])
-        batches.extend(chunk[k:k + batch_size] for k in range(0, len(chunk), batch_size))
+        chunk = sorted(indices[start : start + pool], key=lambda i: lengths[i])
+        batches.extend(chunk[k : k + batch_size] for k in range(0, len(chunk), batch_size))
     if generator is not None:
         order = torch.randperm(len(batches), generator=generator).tolist()
         batches = [batches[i] for i in order]

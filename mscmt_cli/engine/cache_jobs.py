@@ -29,8 +29,10 @@ def check_cache_build(settings: Settings, registry: Registry) -> None:
         raise MscmtError("cache build with --no-cache (MSCMT_NO_CACHE) would cache nothing; drop --no-cache")
     cls, _ = registry.resolve("image", settings.image)
     if cls.input_kind == "none":
-        raise MscmtError(f"--image {settings.image}: this image encoder has no features to cache; "
-                         f"pass the one you train with (e.g. --image clip-vit-l14; see mscmt plugins)")
+        raise MscmtError(
+            f"--image {settings.image}: this image encoder has no features to cache; "
+            f"pass the one you train with (e.g. --image clip-vit-l14; see mscmt plugins)"
+        )
     check_cache_dir(settings.cache_dir)
     check_image_inputs(settings, cls.input_kind)
 
@@ -45,6 +47,8 @@ def build_cache(settings: Settings, registry: Registry, console: Console) -> Cac
     tweets = data.all_tweets()
     precompute_features(features, tweets, console)
     done = CacheBuild(len({t.image_id for t in tweets}), features.encoder_calls, Path(settings.cache_dir))
-    console.print(f"{settings.image}: {done.images} images of {data.train.corpus} cached in {done.cache_dir} "
-                  f"({done.encoder_batches} encoder batches computed, the rest read from the cache)")
+    console.print(
+        f"{settings.image}: {done.images} images of {data.train.corpus} cached in {done.cache_dir} "
+        f"({done.encoder_batches} encoder batches computed, the rest read from the cache)"
+    )
     return done

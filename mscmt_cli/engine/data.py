@@ -24,7 +24,9 @@ def check_image_inputs(settings: Settings, input_kind: str) -> None:
     if input_kind == "caption" and settings.captions is None:
         raise MscmtError(f"image encoder {settings.image!r} reads captions: pass --captions FILE")
     if input_kind == "pixels" and settings.images_dir is None:
-        raise MscmtError(f"image encoder {settings.image!r} needs images: pass --images-dir DIR, or use --image none --fusion none for a text-only model")
+        raise MscmtError(
+            f"image encoder {settings.image!r} needs images: pass --images-dir DIR, or use --image none --fusion none for a text-only model"
+        )
 
 
 def record_source(settings: Settings, encoder: ImageEncoder):
@@ -73,7 +75,7 @@ class CorpusData:
     test: Split
 
     @classmethod
-    def load(cls, data_dir: Path | None, corpus: str) -> "CorpusData":
+    def load(cls, data_dir: Path | None, corpus: str) -> CorpusData:
         if data_dir is None:
             raise MscmtError("no data directory: pass --data-dir DIR (laid out like ../shared/data)")
         return cls(*(load_split(Path(data_dir), corpus, s) for s in ("train", "valid", "test")))

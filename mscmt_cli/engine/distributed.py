@@ -37,7 +37,7 @@ class DistContext:
 
     def shard(self, batch: list[int]) -> list[int]:
         """This rank's part of one global batch."""
-        return batch[self.rank::self.world]
+        return batch[self.rank :: self.world]
 
     def usable(self, batches: list[list[int]]) -> list[list[int]]:
         """Global batches every rank gets at least one item of (the rest are dropped)."""

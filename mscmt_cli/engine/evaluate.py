@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from contextlib import nullcontext
-from typing import Sequence
 
 import torch
 
@@ -42,7 +42,9 @@ def predict(model: MNERModel, dataset: EncodedDataset, batch_size: int, device: 
     return out  # type: ignore[return-value]
 
 
-def evaluate(model: MNERModel, dataset: EncodedDataset, gold: Sequence[Sequence[str]], labels: Sequence[str], batch_size: int, device: torch.device) -> dict:
+def evaluate(
+    model: MNERModel, dataset: EncodedDataset, gold: Sequence[Sequence[str]], labels: Sequence[str], batch_size: int, device: torch.device
+) -> dict:
     """seqeval scores of the model's predictions on ``dataset`` (see :func:`score`)."""
     from mscmt_cli.engine.metrics import score  # seqeval pulls in scikit-learn; tagging never needs it
 

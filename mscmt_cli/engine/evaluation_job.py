@@ -65,8 +65,14 @@ def save_scores(path: Path, scores: dict) -> None:
     write_json(check_file_target(path, "--json"), scores)
 
 
-def run_evaluate(run_dir: Path, settings: Settings, split: str, registry: Registry | None = None, console: Console | None = None,
-                 json_out: Path | None = None) -> dict:
+def run_evaluate(
+    run_dir: Path,
+    settings: Settings,
+    split: str,
+    registry: Registry | None = None,
+    console: Console | None = None,
+    json_out: Path | None = None,
+) -> dict:
     """``mscmt evaluate``: check the ``--json`` target, score, then write the scores there."""
     check_scores_target(json_out)
     scores = evaluate_run(run_dir, settings, split, registry, console)

@@ -8,7 +8,7 @@ the published test supports of TWITTER-2015/2017 are counted.
 from __future__ import annotations
 
 import warnings
-from typing import Sequence
+from collections.abc import Sequence
 
 from seqeval.metrics import classification_report
 
@@ -25,8 +25,15 @@ def score(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> 
     with warnings.catch_warnings():  # numpy warns on empty averages when nothing was predicted
         warnings.simplefilter("ignore", RuntimeWarning)
         report = classification_report([list(g) for g in gold], [list(p) for p in predicted], output_dict=True, zero_division=0)
+
     def pick(row: dict) -> dict:
-        return {"precision": float(row["precision"]), "recall": float(row["recall"]), "f1": float(row["f1-score"]), "support": int(row["support"])}
+        return {
+            "precision": float(row["precision"]),
+            "recall": float(row["recall"]),
+            "f1": float(row["f1-score"]),
+            "support": int(row["support"]),
+        }
+
     types = {t: pick(report[t]) if t in report else {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0} for t in ENTITY_TYPES}
     extra = {t: pick(row) for t, row in report.items() if t not in ENTITY_TYPES and not t.endswith("avg")}
     return {"micro": pick(report["micro avg"]), "weighted": pick(report["weighted avg"]), "types": {**types, **extra}}

@@ -15,12 +15,12 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mscmt_cli.version import __version__
 from mscmt_cli.data.corpus import file_digest
 from mscmt_cli.errors import DataError, MscmtError
 from mscmt_cli.paths import check_dir_target, check_file_target, listing
 from mscmt_cli.settings import Settings
 from mscmt_cli.strict_json import dumps
+from mscmt_cli.version import __version__
 
 METRICS_FILE = "metrics.jsonl"
 RUN_FILE = "run.json"
@@ -83,12 +83,13 @@ class RunInfo:
     data_files: dict[str, str]
 
     @classmethod
-    def create(cls, settings: Settings, data: Any) -> "RunInfo":
+    def create(cls, settings: Settings, data: Any) -> RunInfo:
         files = [f for split in (data.train, data.valid, data.test) for f in split.files]
         return cls(
             settings=settings.model_dump(mode="json"),
             components={"text": settings.text, "image": settings.image, "fusion": settings.fusion, "decoder": settings.decoder},
-            seed=settings.seed, versions=library_versions(),
+            seed=settings.seed,
+            versions=library_versions(),
             data_files={str(f): file_digest(f) for f in files},
         )
 
@@ -116,8 +117,9 @@ def check_fresh_run_dir(run_dir: Path | str | None) -> Path:
         return path
     records = [n for n in RUN_RECORDS if n in own]
     if records:
-        raise MscmtError(f"--out {path} already holds a run ({listing(records)}); choose another --out "
-                         f"(or remove {path} to train it again)")
+        raise MscmtError(
+            f"--out {path} already holds a run ({listing(records)}); choose another --out (or remove {path} to train it again)"
+        )
     raise MscmtError(f"--out {path} is not empty (it holds {listing(own)}); choose a new or empty directory")
 
 
@@ -140,7 +142,7 @@ def read_run_record(run_dir: Path) -> dict[str, Any] | None:
         return None
     record = read_json(path)
     if not isinstance(record, dict) or not isinstance(record.get("settings"), dict):
-        raise DataError(path, None, "not a run record (no \"settings\" object)")
+        raise DataError(path, None, 'not a run record (no "settings" object)')
     check_recorded_settings(path, record["settings"])
     return record
 
@@ -204,8 +206,10 @@ def resumed_settings(run_dir: Path, given: dict[str, Any], config: Path | None, 
         fixed.insert(0, "--config")
     if fixed:
         may = ", ".join(flags.get(k, flag_of(k)) for k in allowed)
-        raise MscmtError(f"--resume {run_dir}: {', '.join(fixed)} cannot change when a run is resumed (the run's settings are in "
-                         f"{Path(run_dir) / RUN_FILE}); options that may change: {may}")
+        raise MscmtError(
+            f"--resume {run_dir}: {', '.join(fixed)} cannot change when a run is resumed (the run's settings are in "
+            f"{Path(run_dir) / RUN_FILE}); options that may change: {may}"
+        )
     unknown = sorted(set(saved) - set(Settings.model_fields))
     if unknown:
         raise MscmtError(f"{Path(run_dir) / RUN_FILE}: unknown setting {unknown[0]!r} (written by another mscmt version?)")
@@ -250,7 +254,7 @@ def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
         except ValueError as err:
             raise DataError(path, number, str(err)) from None
         if not (isinstance(row, dict) and _is_int(row.get("epoch")) and all(_is_number(row.get(k)) for k in METRIC_NUMBERS)):
-            raise DataError(path, number, f"not an epoch record (needs an integer \"epoch\" and numbers {', '.join(METRIC_NUMBERS)})")
+            raise DataError(path, number, f'not an epoch record (needs an integer "epoch" and numbers {", ".join(METRIC_NUMBERS)})')
         rows.append(row)
     return rows
 
@@ -267,7 +271,7 @@ def read_scores(path: Path) -> dict[str, Any]:
     entries = [("micro", data.get("micro")), ("weighted", data.get("weighted"))]
     types = data.get("types")
     if not isinstance(types, dict):
-        raise DataError(path, None, "no \"types\" scores")
+        raise DataError(path, None, 'no "types" scores')
     entries += [(f"types.{t}", v) for t, v in types.items()]
     for name, entry in entries:
         if not (isinstance(entry, dict) and all(_is_number(entry.get(k)) for k in SCORE_FIELDS)):

@@ -53,7 +53,7 @@ class Progress:
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
 
-SEED_SPACE = 2 ** 64  # torch takes seeds in [-2**63, 2**64) and wraps negatives mod 2**64; Python's random takes any int
+SEED_SPACE = 2**64  # torch takes seeds in [-2**63, 2**64) and wraps negatives mod 2**64; Python's random takes any int
 
 
 def torch_seed(seed: int) -> int:
@@ -95,15 +95,26 @@ def non_finite_parameters(model: torch.nn.Module) -> list[str]:
 def linear_schedule(optimizer: AdamW, total_steps: int, warmup: float) -> LambdaLR:
     """Linear warm-up over ``warmup * total`` steps, then linear decay to 0."""
     warm = max(1, int(total_steps * warmup)) if warmup > 0 else 0
+
     def factor(step: int) -> float:
         if step < warm:
             return (step + 1) / warm
         return max(0.0, (total_steps - step) / max(1, total_steps - warm))
+
     return LambdaLR(optimizer, factor)
 
 
-def train_epoch(step_model: torch.nn.Module, pad_id: int, dataset: EncodedDataset, batches: list[list[int]], optimizer: AdamW,
-                scheduler: LambdaLR, max_grad_norm: float, device: torch.device, on_step=None) -> float:
+def train_epoch(
+    step_model: torch.nn.Module,
+    pad_id: int,
+    dataset: EncodedDataset,
+    batches: list[list[int]],
+    optimizer: AdamW,
+    scheduler: LambdaLR,
+    max_grad_norm: float,
+    device: torch.device,
+    on_step=None,
+) -> float:
     """One pass over ``batches`` with ``step_model`` (the model or its DDP wrapper); mean loss.
 
     Raises :class:`NonFiniteStep` before the optimiser step when the loss or
@@ -186,12 +197,16 @@ class Run:
         where = self.run_dir / CHECKPOINT_DIR
         mismatch = weights_mismatch(self.model, weights)
         if mismatch:
-            raise MscmtError(f"{where / 'model.safetensors'}: the checkpoint's weights do not fit the model in "
-                             f"{self.run_dir / RUN_FILE} ({mismatch}); was it copied from another run?")
+            raise MscmtError(
+                f"{where / 'model.safetensors'}: the checkpoint's weights do not fit the model in "
+                f"{self.run_dir / RUN_FILE} ({mismatch}); was it copied from another run?"
+            )
         missing = [k for k in STATE_KEYS if k not in state] if isinstance(state, dict) else list(STATE_KEYS)
         if missing:
-            raise MscmtError(f"{where / 'state.pt'}: not a whole training state (no {', '.join(missing)}); "
-                             f"it was not written by mscmt train, so this run cannot be resumed")
+            raise MscmtError(
+                f"{where / 'state.pt'}: not a whole training state (no {', '.join(missing)}); "
+                f"it was not written by mscmt train, so this run cannot be resumed"
+            )
         try:
             self.model.load_state_dict(weights)
             self.optimizer.load_state_dict(state["optimizer"])
@@ -203,15 +218,19 @@ class Run:
             self.state = Progress(**state["progress"])
         except (KeyError, TypeError, ValueError, RuntimeError, IndexError) as err:
             first = str(err).strip().splitlines()[0] if str(err).strip() else ""
-            raise MscmtError(f"{where / 'state.pt'}: the training state does not fit this run "
-                             f"({type(err).__name__}: {first}); was it copied from another run?") from None
+            raise MscmtError(
+                f"{where / 'state.pt'}: the training state does not fit this run "
+                f"({type(err).__name__}: {first}); was it copied from another run?"
+            ) from None
         if self.dist.is_main:
             rewrite_metrics(self.run_dir, self.state.metrics)
 
     def checkpoint(self) -> None:
         state = {
-            "optimizer": self.optimizer.state_dict(), "scheduler": self.scheduler.state_dict(),
-            "torch_rng": torch.get_rng_state(), "python_rng": list(_to_list(random.getstate())),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.scheduler.state_dict(),
+            "torch_rng": torch.get_rng_state(),
+            "python_rng": list(_to_list(random.getstate())),
             "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
             "progress": asdict(self.state),
         }
@@ -223,8 +242,17 @@ class Run:
         with progress(self.console, enabled=self.dist.is_main) as bar:
             task = bar.add_task(f"epoch {epoch}/{s.epochs}", total=len(batches), info="")
             try:
-                loss = train_epoch(self.step_model, self.model.text.pad_id, self.train_set, batches, self.optimizer, self.scheduler,
-                                   s.max_grad_norm, self.device, lambda mean: bar.update(task, advance=1, info=f"loss {mean:.4f}"))
+                loss = train_epoch(
+                    self.step_model,
+                    self.model.text.pad_id,
+                    self.train_set,
+                    batches,
+                    self.optimizer,
+                    self.scheduler,
+                    s.max_grad_norm,
+                    self.device,
+                    lambda mean: bar.update(task, advance=1, info=f"loss {mean:.4f}"),
+                )
             except NonFiniteStep as err:
                 raise self.diverged(f"epoch {epoch}, {err}") from None
         bad = non_finite_parameters(self.model)
@@ -232,8 +260,15 @@ class Run:
             raise self.diverged(f"epoch {epoch}: {len(bad)} weight tensor(s) hold NaN or infinity ({listing(bad, 2)})")
         loss = sum(self.dist.gather(loss)) / self.dist.world
         valid = self.validate()
-        row = {"epoch": epoch, "train_loss": loss, "valid_micro_f1": valid["micro"]["f1"], "valid_weighted_f1": valid["weighted"]["f1"],
-               "valid_micro_precision": valid["micro"]["precision"], "valid_micro_recall": valid["micro"]["recall"], "lr": self.scheduler.get_last_lr()[0]}
+        row = {
+            "epoch": epoch,
+            "train_loss": loss,
+            "valid_micro_f1": valid["micro"]["f1"],
+            "valid_weighted_f1": valid["weighted"]["f1"],
+            "valid_micro_precision": valid["micro"]["precision"],
+            "valid_micro_recall": valid["micro"]["recall"],
+            "lr": self.scheduler.get_last_lr()[0],
+        }
         odd = [k for k, v in row.items() if isinstance(v, float) and not math.isfinite(v)]
         if odd:
             raise self.diverged(f"epoch {epoch}: {', '.join(f'{k} is {row[k]}' for k in odd)}")
@@ -243,13 +278,14 @@ class Run:
         """The one-line error for a non-finite loss, gradient, weight or metric: nothing of that epoch is kept."""
         s = self.settings
         if self.state.epoch:
-            kept = (f"{self.run_dir} keeps epoch {self.state.epoch} in its checkpoint and the best epoch "
-                    f"({self.state.best_epoch}) in model/")
+            kept = f"{self.run_dir} keeps epoch {self.state.epoch} in its checkpoint and the best epoch ({self.state.best_epoch}) in model/"
             again = "train again into another --out"
         else:
             kept, again = "no epoch was saved", "train again"
-        return MscmtError(f"training diverged in {where}; {kept}. Likely too high a learning rate or weight decay "
-                          f"(--lr {s.lr:g}, --head-lr {s.head_lr:g}, --weight-decay {s.weight_decay:g}): lower them and {again}")
+        return MscmtError(
+            f"training diverged in {where}; {kept}. Likely too high a learning rate or weight decay "
+            f"(--lr {s.lr:g}, --head-lr {s.head_lr:g}, --weight-decay {s.weight_decay:g}): lower them and {again}"
+        )
 
     def validate(self) -> dict:
         """Validation scores; under DDP each rank predicts a shard and the shards are gathered."""
@@ -280,7 +316,10 @@ class Run:
                     self.checkpoint()
                     append_metrics(self.run_dir, row)
             self.dist.barrier()
-            self.console.print(f"epoch {epoch}: loss {row['train_loss']:.4f}  valid micro F1 {100 * row['valid_micro_f1']:.2f}  weighted F1 {100 * row['valid_weighted_f1']:.2f}" + ("  (best)" if improved else ""))
+            self.console.print(
+                f"epoch {epoch}: loss {row['train_loss']:.4f}  valid micro F1 {100 * row['valid_micro_f1']:.2f}  weighted F1 {100 * row['valid_weighted_f1']:.2f}"
+                + ("  (best)" if improved else "")
+            )
 
 
 def model_spec(settings: Settings, registry: Registry) -> ModelSpec:

@@ -27,11 +27,10 @@ constrained likelihood, which gives an invalid path no probability at all).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Sequence
 
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.labels import LABELS
 
 CONSTRAINTS: tuple[str, ...] = ("bio", "none")
 
@@ -63,10 +62,13 @@ def _split(label: str) -> tuple[str, str]:
     if prefix in ("B", "I") and sep and etype:
         return prefix, etype
     if prefix in ("E", "S", "L", "U") and sep and etype:
-        raise MscmtError(f"label {label!r} is not BIO (a BIOES/BILOU label set): only BIO label sets have transition "
-                         "constraints; build the decoder with constraints='none'")
-    raise MscmtError(f"label {label!r} is not BIO (expected 'O', 'B-TYPE' or 'I-TYPE'); "
-                     "build the decoder with constraints='none' for another label set")
+        raise MscmtError(
+            f"label {label!r} is not BIO (a BIOES/BILOU label set): only BIO label sets have transition "
+            "constraints; build the decoder with constraints='none'"
+        )
+    raise MscmtError(
+        f"label {label!r} is not BIO (expected 'O', 'B-TYPE' or 'I-TYPE'); build the decoder with constraints='none' for another label set"
+    )
 
 
 def check_bio(labels: Sequence[str]) -> list[tuple[str, str]]:
@@ -77,8 +79,10 @@ def check_bio(labels: Sequence[str]) -> list[tuple[str, str]]:
     begins = {etype for prefix, etype in parts if prefix == "B"}
     for label, (prefix, etype) in zip(labels, parts):
         if prefix == "I" and etype not in begins:
-            raise MscmtError(f"label {label!r} has no 'B-{etype}' in the label set (an IO label set?): only BIO label sets "
-                             "have transition constraints; build the decoder with constraints='none'")
+            raise MscmtError(
+                f"label {label!r} has no 'B-{etype}' in the label set (an IO label set?): only BIO label sets "
+                "have transition constraints; build the decoder with constraints='none'"
+            )
     return parts
 
 

@@ -16,21 +16,22 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Mapping, Sequence
+from typing import Any
 
 import torch
 from pydantic import BaseModel, ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
-from mscmt_cli.version import __version__
 from mscmt_cli.errors import ModelLoadError, MscmtError
 from mscmt_cli.model.components import ImageEncoder
 from mscmt_cli.model.hub import resolve_source
 from mscmt_cli.model.mner import MNERModel
 from mscmt_cli.registry import KINDS, Registry, component_params, params_model
+from mscmt_cli.version import __version__
 
 CONFIG_FILE = "config.json"
 WEIGHTS_FILE = "model.safetensors"
@@ -78,8 +79,14 @@ class Assembled:
     spec: ModelSpec
 
 
-def new_spec(registry: Registry, components: Components, labels: Sequence[str], model_paths: Mapping[str, str],
-             params: Mapping[str, Mapping[str, Any]] | None = None, dropout: float = 0.1) -> ModelSpec:
+def new_spec(
+    registry: Registry,
+    components: Components,
+    labels: Sequence[str],
+    model_paths: Mapping[str, str],
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    dropout: float = 0.1,
+) -> ModelSpec:
     """The spec of a model to train: components checked, parameters validated, sources resolved. Loads nothing."""
     _check_pairing(registry, components)
     checked = {kind: resolved_params(registry, kind, getattr(components, kind), (params or {}).get(kind, {})) for kind in KINDS}
@@ -88,8 +95,14 @@ def new_spec(registry: Registry, components: Components, labels: Sequence[str], 
     return ModelSpec(components=components, sources=sources, labels=list(labels), params=checked, dropout=dropout)
 
 
-def assemble(registry: Registry, components: Components, labels: Sequence[str], model_paths: Mapping[str, str],
-             params: Mapping[str, Mapping[str, Any]] | None = None, dropout: float = 0.1) -> Assembled:
+def assemble(
+    registry: Registry,
+    components: Components,
+    labels: Sequence[str],
+    model_paths: Mapping[str, str],
+    params: Mapping[str, Mapping[str, Any]] | None = None,
+    dropout: float = 0.1,
+) -> Assembled:
     """A fresh model from pretrained encoders: :func:`build_model` of :func:`new_spec`."""
     return build_model(new_spec(registry, components, labels, model_paths, params, dropout), registry, model_paths)
 
@@ -100,8 +113,9 @@ def resolved_params(registry: Registry, kind: str, name: str, values: Mapping[st
     return component_params(kind, name, cls, values)
 
 
-def build_model(spec: ModelSpec, registry: Registry, model_paths: Mapping[str, str] | None = None,
-                directory: Path | None = None) -> Assembled:
+def build_model(
+    spec: ModelSpec, registry: Registry, model_paths: Mapping[str, str] | None = None, directory: Path | None = None
+) -> Assembled:
     """Compose the model ``spec`` describes: the one path for training and loading.
 
     Without ``directory`` the text encoder starts from its pretrained weights
@@ -145,13 +159,15 @@ def _make(registry: Registry, kind: str, name: str, params: dict[str, Any], *arg
     return cls(*args, **kwargs, **({"params": model.model_validate(params)} if model is not None else {}))
 
 
-def build_image_encoder(registry: Registry, name: str, model_paths: Mapping[str, str], source: str | None = None,
-                        params: dict[str, Any] | None = None) -> ImageEncoder:
+def build_image_encoder(
+    registry: Registry, name: str, model_paths: Mapping[str, str], source: str | None = None, params: dict[str, Any] | None = None
+) -> ImageEncoder:
     """Instantiate a registered image encoder (frozen, eval mode)."""
     cls, variant = registry.resolve("image", name)
     src = resolve_source(name, source or getattr(cls, "default_source", "") or (variant or ""), model_paths)
-    encoder: ImageEncoder = _make(registry, "image", name, params if params is not None else resolved_params(registry, "image", name, {}),
-                                  src, variant)
+    encoder: ImageEncoder = _make(
+        registry, "image", name, params if params is not None else resolved_params(registry, "image", name, {}), src, variant
+    )
     encoder.requires_grad_(False)
     return encoder.eval()
 
@@ -168,8 +184,10 @@ def _check_sizes(directory: Path, spec: ModelSpec, sizes: dict[str, int]) -> Non
     """The rebuilt model has the sizes the saved one was trained with."""
     for key, value in sizes.items():
         if getattr(spec, key) != value:
-            raise ModelLoadError(f"{directory}: {key} is {value} with the components as configured now, "
-                                 f"the model was trained with {getattr(spec, key)} (config.json)")
+            raise ModelLoadError(
+                f"{directory}: {key} is {value} with the components as configured now, "
+                f"the model was trained with {getattr(spec, key)} (config.json)"
+            )
 
 
 def save_model(directory: Path, model: MNERModel, spec: ModelSpec) -> None:
@@ -209,8 +227,10 @@ def read_spec(directory: Path) -> ModelSpec:
     except (json.JSONDecodeError, UnicodeDecodeError) as err:
         raise ModelLoadError(f"{path}: not valid JSON ({err})") from None
     if not isinstance(data, dict) or data.get("format") != "mscmt-model":
-        raise ModelLoadError(f"{directory}: not an mscmt model directory ({CONFIG_FILE} has no \"format\": \"mscmt-model\"; "
-                             f"pass a run directory or its model/ folder)")
+        raise ModelLoadError(
+            f'{directory}: not an mscmt model directory ({CONFIG_FILE} has no "format": "mscmt-model"; '
+            f"pass a run directory or its model/ folder)"
+        )
     try:
         return ModelSpec.model_validate(data)
     except ValidationError as err:
@@ -243,5 +263,8 @@ def weights_mismatch(model: torch.nn.Module, state: dict[str, torch.Tensor]) -> 
     missing = sorted(set(expected) - set(state))
     unexpected = sorted(set(state) - set(expected))
     wrong = sorted(k for k in set(state) & set(expected) if state[k].shape != expected[k].shape)
-    return "; ".join(f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
-                     for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong)) if keys)
+    return "; ".join(
+        f"{label}: {', '.join(keys[:3])}{' ...' if len(keys) > 3 else ''}"
+        for label, keys in (("missing", missing), ("unexpected", unexpected), ("wrong shape", wrong))
+        if keys
+    )

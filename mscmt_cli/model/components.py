@@ -21,9 +21,10 @@ longest window), ``H`` (text hidden size), ``D`` (image feature size),
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import torch
 from pydantic import BaseModel, ConfigDict
@@ -83,7 +84,7 @@ class TextBatch:
     word_index: torch.Tensor
     word_mask: torch.Tensor
 
-    def to(self, device: torch.device | str) -> "TextBatch":
+    def to(self, device: torch.device | str) -> TextBatch:
         return TextBatch(*(t.to(device, non_blocking=True) for t in (self.input_ids, self.attention_mask, self.word_index, self.word_mask)))
 
 

@@ -8,8 +8,9 @@ consecutive windows of whole words; every word still gets a representation.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar, Sequence
+from typing import Any, ClassVar
 
 import torch
 from pydantic import Field
@@ -28,8 +29,12 @@ _POSITION_OFFSET = {"roberta": 2, "xlm-roberta": 2, "camembert": 2}
 class HFTextParams(ComponentParams):
     """Parameters of every Hugging Face text encoder."""
 
-    window: int | None = Field(None, ge=4, description="most sub-words per encoder window, special tokens included "
-                                                        "(default: the encoder's own limit; longer tweets span several windows)")
+    window: int | None = Field(
+        None,
+        ge=4,
+        description="most sub-words per encoder window, special tokens included "
+        "(default: the encoder's own limit; longer tweets span several windows)",
+    )
 
 
 class HFTextEncoder(TextEncoder):
@@ -53,8 +58,16 @@ class HFTextEncoder(TextEncoder):
         self.pad_id = int(self.tokenizer.pad_token_id if self.tokenizer.pad_token_id is not None else 0)
         window = (params or HFTextParams()).window
         self.max_subwords = self._max_subwords(config) if window is None else min(window, self._max_subwords(config))
-        self._prefix = [i for i in (self.tokenizer.cls_token_id if self.tokenizer.cls_token_id is not None else self.tokenizer.bos_token_id,) if i is not None]
-        self._suffix = [i for i in (self.tokenizer.sep_token_id if self.tokenizer.sep_token_id is not None else self.tokenizer.eos_token_id,) if i is not None]
+        self._prefix = [
+            i
+            for i in (self.tokenizer.cls_token_id if self.tokenizer.cls_token_id is not None else self.tokenizer.bos_token_id,)
+            if i is not None
+        ]
+        self._suffix = [
+            i
+            for i in (self.tokenizer.sep_token_id if self.tokenizer.sep_token_id is not None else self.tokenizer.eos_token_id,)
+            if i is not None
+        ]
         self._memo: dict[str, list[int]] = {}
 
     def _load_model(self, source: str, pretrained: bool) -> torch.nn.Module:

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
-from typing import Callable, TypeVar
+from typing import TypeVar
 
 from mscmt_cli.errors import ModelLoadError
 
@@ -20,7 +21,7 @@ def load_pretrained(component: str, source: str, load: Callable[[str], T]) -> T:
     is_local = local.exists()
     try:
         return load(str(local) if is_local else source)
-    except (OSError, ValueError, EnvironmentError) as err:
+    except (OSError, ValueError) as err:
         if is_local:
             detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ModelLoadError(f"{component}: cannot load local model directory {local}: {detail}") from err

@@ -33,7 +33,7 @@ class MNERBatch:
     def mask(self) -> torch.Tensor:
         return self.text.word_mask
 
-    def to(self, device: torch.device | str) -> "MNERBatch":
+    def to(self, device: torch.device | str) -> MNERBatch:
         tags = self.tags.to(device, non_blocking=True) if self.tags is not None else None
         return MNERBatch(self.text.to(device), self.image.to(device, non_blocking=True), tags)
 
@@ -108,6 +108,11 @@ class MNERModel(nn.Module):
             decay = param.ndim > 1
             groups.setdefault((slow, decay), []).append(param)
         return [
-            {"params": params, "lr": lr if slow else head_lr, "weight_decay": weight_decay if decay else 0.0, "group": ("encoder" if slow else "head")}
+            {
+                "params": params,
+                "lr": lr if slow else head_lr,
+                "weight_decay": weight_decay if decay else 0.0,
+                "group": ("encoder" if slow else "head"),
+            }
             for (slow, decay), params in sorted(groups.items())
         ]

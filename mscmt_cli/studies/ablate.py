@@ -20,8 +20,7 @@ from mscmt_cli.studies.results import StudyOutcome, finish
 from mscmt_cli.studies.tables import METRICS, Column, StudyTable, pct, prf, type_cells, type_columns
 
 FULL = {"text": "bertweet", "image": "clip-vit-l14", "fusion": "gated", "decoder": "crf"}
-DEFAULT_VARIANTS = ("V1=bert-base,clip-vit-l14,additive,crf", "V2=bert-base,clip-vit-l14,gated,crf",
-                    "full=bertweet,clip-vit-l14,gated,crf")
+DEFAULT_VARIANTS = ("V1=bert-base,clip-vit-l14,additive,crf", "V2=bert-base,clip-vit-l14,gated,crf", "full=bertweet,clip-vit-l14,gated,crf")
 
 
 def parse_variant(spec: str) -> Row:
@@ -50,21 +49,29 @@ def reference_index(results: list[RowResult]) -> int:
 
 def ablate_table(results: list[RowResult], ref: int) -> StudyTable:
     """Table V: per-type P/R/F1 per variant, weighted P/R/F1 and the F1 difference to the reference row."""
-    columns = [Column("Variant", ""), Column("Components", ""), *type_columns(),
-               *(Column(f"Weighted {short}") for _, short in METRICS), Column("Δ F1", "+.2f")]
+    columns = [
+        Column("Variant", ""),
+        Column("Components", ""),
+        *type_columns(),
+        *(Column(f"Weighted {short}") for _, short in METRICS),
+        Column("Δ F1", "+.2f"),
+    ]
     base = pct(results[ref].test["weighted"]["f1"])
     rows = []
     for r in results:
         weighted = prf(r.test["weighted"])
         components = " + ".join(getattr(r.settings, k) for k in PARTS)
         rows.append([r.row.shown, components, *type_cells(r.test), *weighted, round(weighted[-1] - base, 2)])
-    notes = [f"test split of {results[ref].eval_corpus}, in percent; same data and seed for every variant",
-             f"Δ F1 = weighted F1 minus that of {results[ref].row.shown} (the first full model row)"]
+    notes = [
+        f"test split of {results[ref].eval_corpus}, in percent; same data and seed for every variant",
+        f"Δ F1 = weighted F1 minus that of {results[ref].row.shown} (the first full model row)",
+    ]
     return StudyTable("Table V: ablation", columns, rows, notes)
 
 
-def run_ablate(settings: Settings, variants: list[str] | None = None,
-               registry: Registry | None = None, console: Console | None = None) -> StudyOutcome:
+def run_ablate(
+    settings: Settings, variants: list[str] | None = None, registry: Registry | None = None, console: Console | None = None
+) -> StudyOutcome:
     """Train every variant (skipping finished ones) and write Table V."""
     from mscmt_cli.console import make_console
 

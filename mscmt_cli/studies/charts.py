@@ -38,7 +38,12 @@ def _type_bars(ax, results: list[RowResult]) -> None:
         xs = [i + (k - (n_types - 1) / 2) * width for i in range(len(results))]
         ys = [100.0 * r.test["types"].get(etype, {}).get("f1", 0.0) for r in results]
         ax.bar_label(ax.bar(xs, ys, width, label=etype), fmt="%.1f", fontsize=7, padding=1)
-    ax.set_xticks(range(len(results)), [r.row.shown for r in results], rotation=15 if len(results) > 3 else 0, ha="right" if len(results) > 3 else "center")
+    ax.set_xticks(
+        range(len(results)),
+        [r.row.shown for r in results],
+        rotation=15 if len(results) > 3 else 0,
+        ha="right" if len(results) > 3 else "center",
+    )
     ax.set_ylabel("test F1 (%)")
     ax.set_ylim(0, 100)
     ax.set_title("per-type test F1 (each row's test corpus)")

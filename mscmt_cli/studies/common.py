@@ -13,13 +13,22 @@ from rich.console import Console
 
 from mscmt_cli.data.corpus import SPLITS, canonical_name, corpus_dirs, file_digest
 from mscmt_cli.engine.checkpoint import CHECKPOINT_DIR
-from mscmt_cli.engine.rundir import (RUN_FILE, TEST_SCORES, data_identity, read_json, read_metrics, read_run_record, read_scores,
-                                     recorded_data_identity, write_json)
+from mscmt_cli.engine.rundir import (
+    RUN_FILE,
+    TEST_SCORES,
+    data_identity,
+    read_json,
+    read_metrics,
+    read_run_record,
+    read_scores,
+    recorded_data_identity,
+    write_json,
+)
+from mscmt_cli.engine.trainer import model_spec
 from mscmt_cli.errors import DataError, MscmtError, TrainingInterrupted
+from mscmt_cli.model.build import resolved_params
 from mscmt_cli.paths import check_dir_target, listing
 from mscmt_cli.registry import KINDS, Registry
-from mscmt_cli.engine.trainer import model_spec
-from mscmt_cli.model.build import resolved_params
 from mscmt_cli.settings import Settings, identity_fields
 
 STUDY_FILE = "study.json"  # {"format": "mscmt-study", "study": "grid"}: marks a directory a study writes into
@@ -133,8 +142,10 @@ def check_same_settings(run_dir: Path, settings: Settings, registry: Registry) -
     wanted = _comparable(settings.model_dump(mode="json"), registry)
     for key in identity_fields():
         if saved[key] != wanted[key]:
-            raise MscmtError(f"{run_dir} was trained with {key}={saved[key]!r}, but this study asks {key}={wanted[key]!r}; "
-                             f"rerun with the same options or choose another --out")
+            raise MscmtError(
+                f"{run_dir} was trained with {key}={saved[key]!r}, but this study asks {key}={wanted[key]!r}; "
+                f"rerun with the same options or choose another --out"
+            )
     try:
         trained_on = recorded_data_identity(run_dir, record)
     except MscmtError as err:
@@ -153,13 +164,17 @@ def current_data(settings: Settings, corpus: str, splits: tuple[str, ...] = SPLI
 def check_same_data(run_dir: Path, recorded: dict[str, str], now: dict[str, tuple[Path, str]]) -> None:
     """Refuse when a data file's bytes (or the set of files) differ from what ``run_dir`` recorded."""
     if set(recorded) != set(now):
-        raise MscmtError(f"{run_dir} was trained on other data files ({', '.join(sorted(recorded))}) than this study reads "
-                         f"({', '.join(sorted(now))}); rerun with the same --data-dir or choose another --out")
+        raise MscmtError(
+            f"{run_dir} was trained on other data files ({', '.join(sorted(recorded))}) than this study reads "
+            f"({', '.join(sorted(now))}); rerun with the same --data-dir or choose another --out"
+        )
     for name in sorted(now):
         path, digest = now[name]
         if recorded[name] != digest:
-            raise MscmtError(f"{run_dir} was trained on other data: {name} had SHA-256 {recorded[name][:12]}… "
-                             f"but {path} has {digest[:12]}…; rerun with the same data or choose another --out")
+            raise MscmtError(
+                f"{run_dir} was trained on other data: {name} had SHA-256 {recorded[name][:12]}… "
+                f"but {path} has {digest[:12]}…; rerun with the same data or choose another --out"
+            )
 
 
 def _digest(path: Path) -> str:
@@ -229,7 +244,9 @@ def run_row(row: Row, settings: Settings, registry: Registry, console: Console, 
             train_row(settings, state, registry, console)
         except (KeyboardInterrupt, TrainingInterrupted) as err:
             epoch = f" after epoch {err.epoch}" if isinstance(err, TrainingInterrupted) else ""
-            raise MscmtError(f"row {row.name}: interrupted{epoch}; run the same command with --out {out} to finish the remaining rows") from None
+            raise MscmtError(
+                f"row {row.name}: interrupted{epoch}; run the same command with --out {out} to finish the remaining rows"
+            ) from None
         except MscmtError as err:
             raise MscmtError(f"row {row.name}: {err}") from None
     return collect(row, settings, state != "finished", registry, console)
@@ -256,8 +273,9 @@ def claim_study_dir(out: Path | str | None, study: str) -> Path:
     # a study directory from before study.json: run directories and result files only
     foreign = [n for n in names if n not in STUDY_FILES and not (path / n / RUN_FILE).is_file()]
     if foreign:
-        raise MscmtError(f"--out {path} is not empty and not a study directory (it holds {listing(foreign)}); "
-                         f"choose a new or empty directory")
+        raise MscmtError(
+            f"--out {path} is not empty and not a study directory (it holds {listing(foreign)}); choose a new or empty directory"
+        )
     if "results.json" in names:
         kind = read_json(path / "results.json")
         kind = kind.get("study") if isinstance(kind, dict) else None

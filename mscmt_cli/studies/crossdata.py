@@ -55,13 +55,16 @@ def crossdata_table(results: list[RowResult]) -> StudyTable:
     lines = [(t, lambda s, t=t: s["types"].get(t, {})) for t in types]
     lines += [("micro avg", lambda s: s["micro"]), ("weighted avg", lambda s: s["weighted"])]
     rows = [[name, *(v for r in results for v in prf(pick(r.test)))] for name, pick in lines]
-    notes = ["A → B: trained on A, tested on B's test split; the last setting is trained and tested on both corpora merged",
-             "in percent; every model is selected on its training corpus's validation split"]
+    notes = [
+        "A → B: trained on A, tested on B's test split; the last setting is trained and tested on both corpora merged",
+        "in percent; every model is selected on its training corpus's validation split",
+    ]
     return StudyTable("Table VI: cross-dataset generalisation", columns, rows, notes)
 
 
-def run_crossdata(settings: Settings, first: str, second: str,
-                  registry: Registry | None = None, console: Console | None = None) -> StudyOutcome:
+def run_crossdata(
+    settings: Settings, first: str, second: str, registry: Registry | None = None, console: Console | None = None
+) -> StudyOutcome:
     """Train the three rows (skipping finished ones), score them and write Table VI."""
     from mscmt_cli.console import make_console
 

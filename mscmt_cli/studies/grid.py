@@ -20,8 +20,10 @@ from mscmt_cli.studies.tables import Column, StudyTable, prf
 
 DEFAULT_LRS = "1e-5,3e-5,5e-5"
 DEFAULT_BATCH_SIZES = "8,16,32"
-SELECTION_NOTE = ("best cell chosen on validation weighted F1; its test scores are reported "
-                  "(the paper picked the cell on the test set, which we do not copy)")
+SELECTION_NOTE = (
+    "best cell chosen on validation weighted F1; its test scores are reported "
+    "(the paper picked the cell on the test set, which we do not copy)"
+)
 
 
 def parse_list(text: str, option: str, kind: type) -> list:
@@ -31,7 +33,9 @@ def parse_list(text: str, option: str, kind: type) -> list:
         try:
             value = kind(item)
         except ValueError:
-            raise MscmtError(f"{option}: {item!r} is not {'an integer' if kind is int else 'a number'} (expected a comma list, e.g. {option} {DEFAULT_LRS if kind is float else DEFAULT_BATCH_SIZES})") from None
+            raise MscmtError(
+                f"{option}: {item!r} is not {'an integer' if kind is int else 'a number'} (expected a comma list, e.g. {option} {DEFAULT_LRS if kind is float else DEFAULT_BATCH_SIZES})"
+            ) from None
         if value <= 0 or (kind is float and value > 1):
             raise MscmtError(f"{option}: {item} is out of range ({'0 < lr <= 1' if kind is float else 'at least 1'})")
         if value in values:
@@ -42,8 +46,7 @@ def parse_list(text: str, option: str, kind: type) -> list:
 
 def grid_rows(lrs: list[float], batch_sizes: list[int]) -> list[Row]:
     """One row per cell, learning rate major: ``lr3e-05-bs8``, ..."""
-    return [Row(f"lr{lr:g}-bs{bs}", {"lr": lr, "batch_size": bs}, label=f"lr={lr:g}, batch size={bs}")
-            for lr in lrs for bs in batch_sizes]
+    return [Row(f"lr{lr:g}-bs{bs}", {"lr": lr, "batch_size": bs}, label=f"lr={lr:g}, batch size={bs}") for lr in lrs for bs in batch_sizes]
 
 
 def best_index(results: list[RowResult]) -> int:
@@ -53,16 +56,27 @@ def best_index(results: list[RowResult]) -> int:
 
 def grid_table(results: list[RowResult], best: int) -> StudyTable:
     """Table III: configuration, validation F1, test P/R/F1 (weighted), best mark."""
-    columns = [Column("Configuration", ""), Column("Valid F1"), Column("Precision"), Column("Recall"), Column("F1 Score"), Column("Best", "")]
-    rows = [[r.row.shown, round(100 * r.valid_f1, 2), *prf(r.test["weighted"]), "best" if i == best else ""]
-            for i, r in enumerate(results)]
+    columns = [
+        Column("Configuration", ""),
+        Column("Valid F1"),
+        Column("Precision"),
+        Column("Recall"),
+        Column("F1 Score"),
+        Column("Best", ""),
+    ]
+    rows = [[r.row.shown, round(100 * r.valid_f1, 2), *prf(r.test["weighted"]), "best" if i == best else ""] for i, r in enumerate(results)]
     corpus = results[0].eval_corpus if results else ""
     notes = [f"weighted averages over entity types, in percent; test split of {corpus}", SELECTION_NOTE]
     return StudyTable("Table III: learning rate x batch size", columns, rows, notes)
 
 
-def run_grid(settings: Settings, lrs: str = DEFAULT_LRS, batch_sizes: str = DEFAULT_BATCH_SIZES,
-             registry: Registry | None = None, console: Console | None = None) -> StudyOutcome:
+def run_grid(
+    settings: Settings,
+    lrs: str = DEFAULT_LRS,
+    batch_sizes: str = DEFAULT_BATCH_SIZES,
+    registry: Registry | None = None,
+    console: Console | None = None,
+) -> StudyOutcome:
     """Train every cell (skipping finished ones), choose the best on validation, write the results."""
     from mscmt_cli.console import make_console
 

@@ -33,23 +33,38 @@ class StudyOutcome:
 def row_record(result: RowResult, out: Path) -> dict[str, Any]:
     """One row for ``results.json`` (scores as fractions, as in ``test_scores.json``)."""
     return {
-        "name": result.row.name, "label": result.row.shown, "run_dir": os.path.relpath(result.run_dir, out),
+        "name": result.row.name,
+        "label": result.row.shown,
+        "run_dir": os.path.relpath(result.run_dir, out),
         "overrides": {k: str(v) if isinstance(v, Path) else v for k, v in result.row.overrides.items()},
         "components": {k: getattr(result.settings, k) for k in PARTS},
-        "train_corpus": canonical_name(result.settings.corpus), "eval_corpus": result.eval_corpus,
-        "trained_now": result.trained_now, "best_epoch": result.best_epoch, "valid_weighted_f1": result.valid_f1,
-        "valid": result.valid, "test": {k: result.test[k] for k in ("micro", "weighted", "types")}, "epochs": result.metrics,
+        "train_corpus": canonical_name(result.settings.corpus),
+        "eval_corpus": result.eval_corpus,
+        "trained_now": result.trained_now,
+        "best_epoch": result.best_epoch,
+        "valid_weighted_f1": result.valid_f1,
+        "valid": result.valid,
+        "test": {k: result.test[k] for k in ("micro", "weighted", "types")},
+        "epochs": result.metrics,
     }
 
 
 def markdown_report(outcome: StudyOutcome, records: list[dict[str, Any]]) -> str:
     """The table as the paper lays it out, the runs behind it (``records``: :func:`row_record` of each row) and the chart."""
-    lines = [f"# mscmt {outcome.study}", "", outcome.table.to_markdown(), "## Runs", "",
-             "| row | run directory | components | train corpus | test corpus | best epoch | valid weighted F1 |",
-             "| :--- | :--- | :--- | :--- | :--- | ---: | ---: |"]
+    lines = [
+        f"# mscmt {outcome.study}",
+        "",
+        outcome.table.to_markdown(),
+        "## Runs",
+        "",
+        "| row | run directory | components | train corpus | test corpus | best epoch | valid weighted F1 |",
+        "| :--- | :--- | :--- | :--- | :--- | ---: | ---: |",
+    ]
     for r, rec in zip(outcome.results, records):
         comps = " + ".join(rec["components"].values())
-        lines.append(f"| {r.row.shown} | {rec['run_dir']} | {comps} | {rec['train_corpus']} | {rec['eval_corpus']} | {r.best_epoch} | {100 * r.valid_f1:.2f} |")
+        lines.append(
+            f"| {r.row.shown} | {rec['run_dir']} | {comps} | {rec['train_corpus']} | {rec['eval_corpus']} | {r.best_epoch} | {100 * r.valid_f1:.2f} |"
+        )
     return "\n".join(lines + ["", "![per-type test F1 and validation F1 per epoch](chart.png)", ""])
 
 
@@ -75,6 +90,8 @@ def finish(outcome: StudyOutcome, out: Path, console: Console) -> StudyOutcome:
     outcome.files = write_results(outcome, out)
     print_table(outcome.table)
     trained = sum(r.trained_now for r in outcome.results)
-    console.print(f"{outcome.study}: {trained} row(s) trained now, {len(outcome.results) - trained} already finished; "
-                  f"results in {out} ({', '.join(FILES)})")
+    console.print(
+        f"{outcome.study}: {trained} row(s) trained now, {len(outcome.results) - trained} already finished; "
+        f"results in {out} ({', '.join(FILES)})"
+    )
     return outcome

@@ -14,8 +14,9 @@ A tweet arrives in one of three shapes:
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Sequence
+from typing import Any
 
 from mscmt_cli.tagging.entities import joined_offsets
 from mscmt_cli.tagging.tweet_tokenize import align_tokens, split_tweet

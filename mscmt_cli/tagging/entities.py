@@ -17,8 +17,8 @@ Conventions (shared by ``mscmt tag``, the Python API and the HTTP service):
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from typing import Sequence
 
 
 @dataclass(frozen=True)

@@ -72,10 +72,12 @@ def highlighted_text(result: TagResult) -> str:
     """The tweet as HTML, each entity in a ``<mark>`` of its type's colour."""
     text, parts, cursor = result.doc.text, [], 0
     for ent in result.entities:
-        parts.append(_esc(text[cursor:ent.start]))
+        parts.append(_esc(text[cursor : ent.start]))
         title = f"{ent.type} (score {ent.score:.2f})"
-        parts.append(f'<mark class="ent ent-{_esc(ent.type)}" style="background:{_colour(ent.type)}" title="{_esc(title)}">'
-                     f'{_esc(text[ent.start:ent.end])}<span class="t">{_esc(ent.type)}</span></mark>')
+        parts.append(
+            f'<mark class="ent ent-{_esc(ent.type)}" style="background:{_colour(ent.type)}" title="{_esc(title)}">'
+            f'{_esc(text[ent.start : ent.end])}<span class="t">{_esc(ent.type)}</span></mark>'
+        )
         cursor = ent.end
     parts.append(_esc(text[cursor:]))
     return "".join(parts)
@@ -90,8 +92,10 @@ def _gate_cell(token: str, value: float) -> str:
     v = min(1.0, max(0.0, value))
     r, g, b = (round(255 + (c - 255) * v) for c in (49, 54, 149))
     ink = "#fff" if v > 0.55 else "#111"
-    return (f'<div class="cell" style="background:rgb({r},{g},{b});color:{ink}" title="g = {value:.4f}">'
-            f'<span class="tok">{_esc(token)}</span><span class="val">{value:.2f}</span></div>')
+    return (
+        f'<div class="cell" style="background:rgb({r},{g},{b});color:{ink}" title="g = {value:.4f}">'
+        f'<span class="tok">{_esc(token)}</span><span class="val">{value:.2f}</span></div>'
+    )
 
 
 def gate_strip(result: TagResult, fusion: str) -> str:
@@ -100,15 +104,18 @@ def gate_strip(result: TagResult, fusion: str) -> str:
         how = "the model is text-only" if fusion == "none" else "every token takes the image in the same way"
         return f'<p class="nogate">The fusion of this model (<b>{_esc(fusion)}</b>) has no gate: {how}, so there is nothing to show per token.</p>'
     cells = "".join(_gate_cell(tok, g) for tok, g in zip(result.doc.tokens, result.gate))
-    return (f'<p class="meta">0 (closed: the token ignores the image)<span class="scale"></span>1 (open). '
-            f'Value: mean over hidden dimensions of the gate g<sub>i</sub>.</p><div class="strip">{cells}</div>')
+    return (
+        f'<p class="meta">0 (closed: the token ignores the image)<span class="scale"></span>1 (open). '
+        f'Value: mean over hidden dimensions of the gate g<sub>i</sub>.</p><div class="strip">{cells}</div>'
+    )
 
 
 def _entity_table(result: TagResult) -> str:
     if not result.entities:
-        return "<p class=\"meta\">No entities found.</p>"
-    rows = "".join(f"<tr><td>{_esc(e.text)}</td><td>{_esc(e.type)}</td><td>{e.start}–{e.end}</td><td>{e.score:.3f}</td></tr>"
-                   for e in result.entities)
+        return '<p class="meta">No entities found.</p>'
+    rows = "".join(
+        f"<tr><td>{_esc(e.text)}</td><td>{_esc(e.type)}</td><td>{e.start}–{e.end}</td><td>{e.score:.3f}</td></tr>" for e in result.entities
+    )
     return f"<table><tr><th>entity</th><th>type</th><th>characters</th><th>score</th></tr>{rows}</table>"
 
 
@@ -118,14 +125,20 @@ def _media(image: Image.Image | None, caption: str | None, info: dict[str, Any],
     if note is not None:
         return f'<p class="meta nogate">Image not shown: {_esc(note)}</p>'
     if info.get("image_input") == "caption":
-        return f'<p>The model reads the image as its caption: <q>{_esc(caption or "")}</q></p>'
+        return f"<p>The model reads the image as its caption: <q>{_esc(caption or '')}</q></p>"
     if info.get("image_input") == "none":
         return '<p class="meta">This model is text-only.</p>'
     return '<p class="meta">No image was given (the model saw the neutral blank image).</p>'
 
 
-def render_page(result: TagResult, image: Image.Image | None, info: dict[str, Any], title: str | None = None,
-                caption: str | None = None, image_note: str | None = None) -> str:
+def render_page(
+    result: TagResult,
+    image: Image.Image | None,
+    info: dict[str, Any],
+    title: str | None = None,
+    caption: str | None = None,
+    image_note: str | None = None,
+) -> str:
     """The whole self-contained HTML page (``caption``: what a caption model read instead of pixels;
     ``image_note``: why the tweet's image is not shown, when it is missing or unreadable)."""
     comps = info.get("components", {})
@@ -134,12 +147,12 @@ def render_page(result: TagResult, image: Image.Image | None, info: dict[str, An
     origin = "" if result.doc.has_text else '<p class="meta">Given as tokens; shown joined by single spaces.</p>'
     heading = "mscmt explain" + (f" — {_esc(title)}" if title else "")
     return (
-        "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{heading}</title><style>{_CSS}</style></head><body>\n"
-        f"<h1>{heading}</h1><p class=\"meta\">model: {_esc(model)}</p>\n"
-        f"<h2>Tweet</h2><div class=\"tweet\">{highlighted_text(result)}</div>{origin}\n"
-        f"<div class=\"legend\">{_legend(result)}</div>\n"
-        f"<h2>Image</h2><div class=\"media\">{media}</div>\n"
+        f'<h1>{heading}</h1><p class="meta">model: {_esc(model)}</p>\n'
+        f'<h2>Tweet</h2><div class="tweet">{highlighted_text(result)}</div>{origin}\n'
+        f'<div class="legend">{_legend(result)}</div>\n'
+        f'<h2>Image</h2><div class="media">{media}</div>\n'
         f"<h2>Visual gate per token</h2>{gate_strip(result, str(comps.get('fusion', '?')))}\n"
         f"<h2>Entities</h2>{_entity_table(result)}\n"
         "</body></html>\n"

@@ -26,15 +26,15 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import OrderedDict
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Callable, Sequence, Union
+from typing import Any
 
 import torch
 from PIL import Image
 
 from mscmt_cli.data.captions import caption_digest, image_key
-from mscmt_cli.data.images import (BLANK_DIGEST, blank_image, check_image_size, check_policy, decode_image, pixel_bounded,
-                                   read_image_file)
+from mscmt_cli.data.images import BLANK_DIGEST, blank_image, check_image_size, check_policy, decode_image, pixel_bounded, read_image_file
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache
 from mscmt_cli.model.components import ImageEncoder
@@ -42,7 +42,7 @@ from mscmt_cli.model.components import ImageEncoder
 #: Substituted images whose message the end-of-run report quotes.
 SHOWN_EXAMPLES = 3
 #: What a tweet's image may be: a PIL image, encoded bytes, a path, or nothing.
-ImageLike = Union[Image.Image, bytes, bytearray, memoryview, str, os.PathLike, None]
+ImageLike = Image.Image | bytes | bytearray | memoryview | str | os.PathLike[str] | None
 
 
 @dataclass(frozen=True)
@@ -212,13 +212,15 @@ class FeatureStore:
         while len(self._memory) > self.memory_items:
             self._memory.popitem(last=False)
 
-    def _encode(self, pending: dict[str, list[int]], loaders: dict[str, Callable[[], Any]],
-                out: list[torch.Tensor | None], errors: dict[int, str]) -> None:
+    def _encode(
+        self, pending: dict[str, list[int]], loaders: dict[str, Callable[[], Any]], out: list[torch.Tensor | None], errors: dict[int, str]
+    ) -> None:
         """Decode and encode one batch of unseen images; decoding errors follow the policy.
 
         Images are decoded one at a time and encoded whenever the decoded pixels would pass
         ``MAX_BATCH_PIXELS`` (:func:`pixel_bounded`), so a batch of large images is never all alive at once.
         """
+
         def load(digest: str) -> Any:
             try:
                 return loaders[digest]()
@@ -232,8 +234,9 @@ class FeatureStore:
         for digests, contents in pixel_bounded(pending, load):
             self._encode_contents(contents, digests, pending, out)
 
-    def _encode_contents(self, contents: list[Any], digests: list[str], pending: dict[str, list[int]],
-                         out: list[torch.Tensor | None]) -> None:
+    def _encode_contents(
+        self, contents: list[Any], digests: list[str], pending: dict[str, list[int]], out: list[torch.Tensor | None]
+    ) -> None:
         """Encode decoded inputs and hand each feature ``(D,)`` to the inputs with its digest."""
         feats = self.encoder.encode(contents)
         for digest, feat in zip(digests, feats):

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 import itertools
 import json
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
-from typing import Any, Iterable, Iterator, Protocol
+from typing import Any, Protocol
 
 from mscmt_cli.data.conll import IMGID_PREFIX
 from mscmt_cli.errors import MscmtError
@@ -226,7 +227,7 @@ def iter_conll(lines: Iterable[bytes | LongLine], first_line: int = 1) -> Iterat
         if line.startswith(IMGID_PREFIX):
             if block is not None:
                 yield block.finish()
-            block, orphan = _Block(number, line[len(IMGID_PREFIX):].strip(), [], []), False
+            block, orphan = _Block(number, line[len(IMGID_PREFIX) :].strip(), [], []), False
             if not block.image_id:
                 block.error = "IMGID line without an id"
         elif not line.strip():

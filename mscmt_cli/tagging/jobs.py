@@ -5,9 +5,10 @@ from __future__ import annotations
 import os
 import stat
 import sys
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, BinaryIO, Callable, Iterator, Sequence
+from typing import Any, BinaryIO
 
 from rich.console import Console
 
@@ -17,8 +18,15 @@ from mscmt_cli.settings import Settings
 from mscmt_cli.strict_json import dumps
 from mscmt_cli.tagging.heap import limit_heap_fragmentation
 from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadLine, TagInput, read_inputs
-from mscmt_cli.tagging.outputs import (check_explain_dir, check_out_dir, check_output, check_stdin, check_stdout, make_explain_dir,
-                                       model_files)
+from mscmt_cli.tagging.outputs import (
+    check_explain_dir,
+    check_out_dir,
+    check_output,
+    check_stdin,
+    check_stdout,
+    make_explain_dir,
+    model_files,
+)
 from mscmt_cli.tagging.stream import StrictStop, Tally, tag_stream
 from mscmt_cli.tagging.tagger import Tagger, TagResult
 
@@ -30,9 +38,15 @@ def load_tagger(settings: Settings, missing_images: str | None = None) -> Tagger
     if settings.model is None:
         raise MscmtError(NO_MODEL)
     limit_heap_fragmentation()
-    return Tagger.from_pretrained(settings.model, settings.model_paths, settings.device,
-                                  cache_dir=None if settings.no_cache else settings.cache_dir, captions=settings.captions,
-                                  missing_images=missing_images or settings.missing_images, batch_size=settings.eval_batch_size)
+    return Tagger.from_pretrained(
+        settings.model,
+        settings.model_paths,
+        settings.device,
+        cache_dir=None if settings.no_cache else settings.cache_dir,
+        captions=settings.captions,
+        missing_images=missing_images or settings.missing_images,
+        batch_size=settings.eval_batch_size,
+    )
 
 
 def output_line(record: dict[str, Any], result: TagResult) -> bytes:
@@ -165,8 +179,9 @@ def tag_reads(settings: Settings, input_name: str) -> list[tuple[str, Path]]:
     return reads + model_files(settings.model)
 
 
-def check_tag_paths(settings: Settings, input_name: str, out: Path | None, explain_dir: Path | None,
-                    also_reads: Sequence[tuple[str, Path]] = ()) -> None:
+def check_tag_paths(
+    settings: Settings, input_name: str, out: Path | None, explain_dir: Path | None, also_reads: Sequence[tuple[str, Path]] = ()
+) -> None:
     """Every path of ``mscmt tag``, checked before the model is loaded or anything is opened.
 
     ``also_reads``: more files the run reads (the CLI adds its ``--config`` file).
@@ -187,9 +202,18 @@ def check_tag_paths(settings: Settings, input_name: str, out: Path | None, expla
         check_explain_dir(explain_dir, reads + ([("--out", Path(out))] if out is not None else []))
 
 
-def run_tag(settings: Settings, input_name: str, out: Path | None, *, strict: bool = False, explain_dir: Path | None = None,
-            window: int = 1024, console: Console, also_reads: Sequence[tuple[str, Path]] = (),
-            max_line_bytes: int = MAX_LINE_BYTES) -> Tally:
+def run_tag(
+    settings: Settings,
+    input_name: str,
+    out: Path | None,
+    *,
+    strict: bool = False,
+    explain_dir: Path | None = None,
+    window: int = 1024,
+    console: Console,
+    also_reads: Sequence[tuple[str, Path]] = (),
+    max_line_bytes: int = MAX_LINE_BYTES,
+) -> Tally:
     """Tag every line of ``input_name``; bad lines (also lines over ``max_line_bytes``) go to stderr with their line numbers.
 
     Paths are checked first (:func:`check_tag_paths`): no output replaces a file the run reads.
@@ -216,8 +240,16 @@ def run_tag(settings: Settings, input_name: str, out: Path | None, *, strict: bo
             bar.update(task, completed=done, info=f"{tally.tagged} tagged, {tally.bad} bad")
 
         try:
-            tally = tag_stream(tagger, read_inputs(reader, max_line_bytes), on_result=on_result, on_bad=on_bad, images_dir=settings.images_dir,
-                               window=window, strict=strict, on_window=on_window)
+            tally = tag_stream(
+                tagger,
+                read_inputs(reader, max_line_bytes),
+                on_result=on_result,
+                on_bad=on_bad,
+                images_dir=settings.images_dir,
+                window=window,
+                strict=strict,
+                on_window=on_window,
+            )
         except StrictStop as stop:
             sink.flush()
             raise DataError(source, stop.bad.line, f"{stop.bad.message} (--strict: stopped here)") from None
@@ -251,8 +283,9 @@ def line_explainer(tagger: Tagger, directory: Path, images_dir: Path | None) -> 
     def explain(item: TagInput, result: TagResult) -> None:
         image, note = _page_image(resolve(item.image)) if item.image and pixels else (None, None)
         caption = item.caption if item.caption is not None else _caption_of(tagger, item.image)
-        html = render_page(result, image, info, title=f"line {item.line}", caption=caption,
-                           image_note=None if note is None else f"{note}: {seen}")
+        html = render_page(
+            result, image, info, title=f"line {item.line}", caption=caption, image_note=None if note is None else f"{note}: {seen}"
+        )
         page = directory / f"line-{item.line:06d}.html"
         try:  # atomic: a page never writes through a link, and is never left half written
             write_text_atomic(page, html)
@@ -278,12 +311,20 @@ def run_explain(settings: Settings, text: str, image: Path | None, out: Path, al
     """Write the explain page of one tweet (``also_reads``: more files the run reads, e.g. ``--config``)."""
     from mscmt_cli.tagging.explain import page_image, render_page
 
-    reads = ([("--image", Path(image))] if image is not None else []) + ([("--captions", Path(settings.captions))] if settings.captions else [])
+    reads = ([("--image", Path(image))] if image is not None else []) + (
+        [("--captions", Path(settings.captions))] if settings.captions else []
+    )
     out = check_output(out, reads + model_files(settings.model) + list(also_reads))
     tagger = load_tagger(settings, missing_images="error")
     pixels = tagger.images.encoder.input_kind == "pixels"
     if pixels and image is not None and not Path(image).is_file():
-        why = "is a directory, not an image file" if Path(image).is_dir() else "not a regular file" if Path(image).exists() else "file not found"
+        why = (
+            "is a directory, not an image file"
+            if Path(image).is_dir()
+            else "not a regular file"
+            if Path(image).exists()
+            else "file not found"
+        )
         raise MscmtError(f"--image {image}: {why}")
     result = tagger.tag(text, image if pixels or image is None else str(image))
     shown = page_image(Path(image)) if image is not None and pixels else None
@@ -311,7 +352,11 @@ def run_serve(settings: Settings, host: str, port: int, limits: Any, console: Co
     from mscmt_cli.tagging.server import create_app
 
     if host not in ("127.0.0.1", "localhost", "::1"):
-        console.print(f"warning: listening on {host}, not only on loopback: anyone who can reach this port can use the model",
-                      markup=False, highlight=False, soft_wrap=True)
+        console.print(
+            f"warning: listening on {host}, not only on loopback: anyone who can reach this port can use the model",
+            markup=False,
+            highlight=False,
+            soft_wrap=True,
+        )
     tagger = load_tagger(settings, missing_images="error")
     uvicorn.run(create_app(tagger, limits), host=host, port=port, log_level="info")

@@ -20,8 +20,8 @@ import re
 import stat
 import sys
 import warnings
+from collections.abc import Sequence
 from pathlib import Path
-from typing import Sequence
 
 from mscmt_cli.errors import MscmtError
 

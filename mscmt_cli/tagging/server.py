@@ -26,20 +26,21 @@ import binascii
 import codecs
 import json
 import threading
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from mscmt_cli.version import __version__
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.strict_json import loads as strict_loads
 from mscmt_cli.tagging.doc import Doc, InputError, make_doc
 from mscmt_cli.tagging.inputs import optional_str
 from mscmt_cli.tagging.stream import NOT_FINITE
 from mscmt_cli.tagging.tagger import Tagger, TagResult
+from mscmt_cli.version import __version__
 
 
 @dataclass(frozen=True)
@@ -146,7 +147,9 @@ def parse_item(obj: Any, limits: Limits, where: str = "") -> Item:
         if isinstance(value, str) and len(value) > limits.max_text_chars:
             raise _fail(413, f"{where}{name} over {limits.max_text_chars} characters")
         _check_text(value, name, where)
-    if isinstance(tokens, list) and (len(tokens) > limits.max_tokens or sum(len(t) for t in tokens if isinstance(t, str)) > limits.max_text_chars):
+    if isinstance(tokens, list) and (
+        len(tokens) > limits.max_tokens or sum(len(t) for t in tokens if isinstance(t, str)) > limits.max_text_chars
+    ):
         raise _fail(413, f"{where}'tokens' over {limits.max_tokens} tokens or {limits.max_text_chars} characters")
     for i, token in enumerate(tokens if isinstance(tokens, list) else []):
         _check_text(token, f"'tokens'[{i}]", where)
@@ -204,7 +207,9 @@ def parse_form(body: bytes, content_type: str, limits: Limits) -> tuple[dict[str
         try:
             fields[name] = raw.decode(charset)
         except UnicodeDecodeError as err:
-            raise _fail(400, f"form field {name[:40]!r} is not valid {charset} (byte 0x{raw[err.start]:02x} at byte {err.start + 1})") from None
+            raise _fail(
+                400, f"form field {name[:40]!r} is not valid {charset} (byte 0x{raw[err.start]:02x} at byte {err.start + 1})"
+            ) from None
 
     def on_file(upload: Any) -> None:
         files.append(upload)
@@ -271,7 +276,7 @@ def create_app(tagger: Tagger, limits: Limits | None = None) -> FastAPI:
             feats, errors = tagger.images.features([tagger.images.input_for(i.image, i.caption) for i in items])
             if errors:
                 k = min(errors)
-                raise MscmtError(f"{'items[%d]: ' % k if len(items) > 1 else ''}{errors[k]}")
+                raise MscmtError(f"{f'items[{k}]: ' if len(items) > 1 else ''}{errors[k]}")
             return tagger.predict([i.doc for i in items], feats)  # type: ignore[arg-type]
 
     async def tag_items(items: list[Item]) -> list[dict[str, Any]]:
@@ -292,6 +297,7 @@ def create_app(tagger: Tagger, limits: Limits | None = None) -> FastAPI:
     @app.get("/info")
     async def info() -> dict[str, Any]:
         if not info_cache:
+
             def describe() -> dict[str, Any]:
                 with lock:
                     return tagger.info()
@@ -313,11 +319,11 @@ def create_app(tagger: Tagger, limits: Limits | None = None) -> FastAPI:
     @app.post("/tag/batch")
     async def tag_batch(request: Request) -> dict[str, Any]:
         if _content_type(request) != "application/json":
-            raise _fail(415, "send application/json: {\"items\": [{\"text\": ...}, ...]}")
+            raise _fail(415, 'send application/json: {"items": [{"text": ...}, ...]}')
         body = await _json_body(request)
         items = body.get("items") if isinstance(body, dict) else None
         if not isinstance(items, list):
-            raise _fail(422, "expected a JSON object {\"items\": [...]}")
+            raise _fail(422, 'expected a JSON object {"items": [...]}')
         if not items:
             raise _fail(422, "'items' is empty")
         if len(items) > limits.max_batch:

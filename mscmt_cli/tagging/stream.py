@@ -14,9 +14,10 @@ from __future__ import annotations
 
 import itertools
 import os
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Iterable, Iterator, Union
+from typing import Any
 
 from mscmt_cli.data.images import IMAGE_EXTENSIONS
 from mscmt_cli.errors import MscmtError
@@ -24,7 +25,7 @@ from mscmt_cli.tagging.images import MissingImage
 from mscmt_cli.tagging.inputs import BadLine, TagInput
 from mscmt_cli.tagging.tagger import Tagger, TagResult
 
-Outcome = Union[tuple[TagInput, TagResult], BadLine]
+Outcome = tuple[TagInput, TagResult] | BadLine
 #: Why a line whose scores came out NaN is not written (its JSON would not be JSON).
 NOT_FINITE = "the model's scores for this tweet are not finite numbers (NaN): are the model's weights broken?"
 
@@ -110,9 +111,17 @@ def _windows(items: Iterable[TagInput | BadLine], size: int) -> Iterator[list[Ta
         yield chunk
 
 
-def tag_stream(tagger: Tagger, items: Iterable[TagInput | BadLine], *, on_result: Callable[[TagInput, TagResult], None],
-               on_bad: Callable[[BadLine], None], images_dir: Path | None = None, window: int = 1024, strict: bool = False,
-               on_window: Callable[[Tally], None] | None = None) -> Tally:
+def tag_stream(
+    tagger: Tagger,
+    items: Iterable[TagInput | BadLine],
+    *,
+    on_result: Callable[[TagInput, TagResult], None],
+    on_bad: Callable[[BadLine], None],
+    images_dir: Path | None = None,
+    window: int = 1024,
+    strict: bool = False,
+    on_window: Callable[[Tally], None] | None = None,
+) -> Tally:
     """Tag ``items`` window by window, calling ``on_result``/``on_bad`` in input order."""
     if window < 1:
         raise MscmtError(f"window must be at least 1, got {window}")

@@ -15,9 +15,10 @@ Entity offsets and scores follow :mod:`mscmt_cli.tagging.entities`.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
 import torch
 
@@ -30,6 +31,7 @@ from mscmt_cli.model.components import EncodedTweet
 from mscmt_cli.tagging.doc import Doc, InputError, doc_from_value
 from mscmt_cli.tagging.entities import Entity, extract_entities
 from mscmt_cli.tagging.images import FeatureStore, ImageLike
+
 
 @dataclass
 class TagResult:
@@ -67,21 +69,41 @@ class TagResult:
 class Tagger:
     """A trained MSCMT model ready to tag tweets (loaded once, reused for every call)."""
 
-    def __init__(self, assembled: Assembled, device: str | torch.device = "auto", *, cache: FeatureCache | None = None,
-                 missing_images: str = "error", batch_size: int = 32, max_batch_subwords: int = 16384,
-                 captions: dict[str, str] | None = None, captions_file: str = "") -> None:
+    def __init__(
+        self,
+        assembled: Assembled,
+        device: str | torch.device = "auto",
+        *,
+        cache: FeatureCache | None = None,
+        missing_images: str = "error",
+        batch_size: int = 32,
+        max_batch_subwords: int = 16384,
+        captions: dict[str, str] | None = None,
+        captions_file: str = "",
+    ) -> None:
         self.device = resolve_device(device) if isinstance(device, str) else device
         self.model = assembled.model.eval().to(self.device)
         self.spec = assembled.spec
         self.labels = list(assembled.spec.labels)
-        self.images = FeatureStore(assembled.image, cache or FeatureCache(None), missing_images, captions=captions, captions_file=captions_file)
+        self.images = FeatureStore(
+            assembled.image, cache or FeatureCache(None), missing_images, captions=captions, captions_file=captions_file
+        )
         self.batch_size = batch_size
         self.max_batch_subwords = max_batch_subwords
 
     @classmethod
-    def from_pretrained(cls, run_dir: str | Path, model_paths: dict[str, str] | None = None, device: str = "auto", *,
-                        cache_dir: str | Path | None = None, missing_images: str = "error", batch_size: int = 32,
-                        captions: str | Path | None = None, registry: Any = None) -> "Tagger":
+    def from_pretrained(
+        cls,
+        run_dir: str | Path,
+        model_paths: dict[str, str] | None = None,
+        device: str = "auto",
+        *,
+        cache_dir: str | Path | None = None,
+        missing_images: str = "error",
+        batch_size: int = 32,
+        captions: str | Path | None = None,
+        registry: Any = None,
+    ) -> Tagger:
         """Load a run directory (or its ``model/``) in one call.
 
         Args:
@@ -105,8 +127,15 @@ class Tagger:
             from mscmt_cli.data.captions import read_captions
 
             table = read_captions(Path(captions))
-        return cls(assembled, device, cache=cache, missing_images=missing_images, batch_size=batch_size,
-                   captions=table, captions_file=str(captions or ""))
+        return cls(
+            assembled,
+            device,
+            cache=cache,
+            missing_images=missing_images,
+            batch_size=batch_size,
+            captions=table,
+            captions_file=str(captions or ""),
+        )
 
     # -- description -------------------------------------------------------
 
@@ -117,8 +146,14 @@ class Tagger:
 
     def info(self) -> dict[str, Any]:
         """Model components and their parameters, labels, image input kind (what ``GET /info`` shows)."""
-        return {"components": self.spec.components.model_dump(), "params": self.spec.params, "labels": self.labels,
-                "image_input": self.images.encoder.input_kind, "has_gate": self.has_gate, "device": str(self.device)}
+        return {
+            "components": self.spec.components.model_dump(),
+            "params": self.spec.params,
+            "labels": self.labels,
+            "image_input": self.images.encoder.input_kind,
+            "has_gate": self.has_gate,
+            "device": str(self.device),
+        }
 
     # -- public API --------------------------------------------------------
 
@@ -128,8 +163,13 @@ class Tagger:
         or ``image`` as an image id looked up in the captions file."""
         return self.tag_batch([text], [image], captions=[caption])[0]
 
-    def tag_batch(self, texts: Sequence[str | Sequence[str]], images: Sequence[ImageLike] | None = None, *,
-                  captions: Sequence[str | None] | None = None) -> list[TagResult]:
+    def tag_batch(
+        self,
+        texts: Sequence[str | Sequence[str]],
+        images: Sequence[ImageLike] | None = None,
+        *,
+        captions: Sequence[str | None] | None = None,
+    ) -> list[TagResult]:
         """Tag many tweets at once (results in input order); raises :class:`MscmtError` on bad input."""
         images = list(images) if images is not None else [None] * len(texts)
         if len(images) != len(texts):
@@ -157,7 +197,9 @@ class Tagger:
         return self.model.text.encode_words(list(doc.tokens))
 
     @torch.inference_mode()
-    def predict(self, docs: Sequence[Doc], features: Sequence[torch.Tensor], encoded: Sequence[EncodedTweet] | None = None) -> list[TagResult]:
+    def predict(
+        self, docs: Sequence[Doc], features: Sequence[torch.Tensor], encoded: Sequence[EncodedTweet] | None = None
+    ) -> list[TagResult]:
         """Tag prepared tweets; ``features[i]`` is tweet ``i``'s ``(D,)`` image feature.
 
         Tweets are sorted by length into batches and the input order is restored.
@@ -182,4 +224,6 @@ class Tagger:
         tags = [self.labels[k] for k in path[:n]]
         tag_probs = probs[torch.arange(n), torch.tensor(path[:n], dtype=torch.long)].clamp(0.0, 1.0).tolist()
         entities = extract_entities(doc.text, doc.offsets, tags, tag_probs)
-        return TagResult(doc, tags, [round(p, 6) for p in tag_probs], entities, None if gate is None else [round(float(g), 4) for g in gate[:n]])
+        return TagResult(
+            doc, tags, [round(p, 6) for p in tag_probs], entities, None if gate is None else [round(float(g), 4) for g in gate[:n]]
+        )

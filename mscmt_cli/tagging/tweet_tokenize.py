@@ -47,7 +47,7 @@ import sys
 import unicodedata
 from dataclasses import dataclass
 
-__all__ = ["Span", "split_tweet", "tokens_with_offsets", "align_tokens", "EXTRA_SPACE"]
+__all__ = ["EXTRA_SPACE", "Span", "align_tokens", "split_tweet", "tokens_with_offsets"]
 
 #: Characters treated as whitespace on top of ``str.isspace`` (rule 7).
 EXTRA_SPACE = "\u200b\u2060\ufeff\u180e"
