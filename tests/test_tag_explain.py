@@ -86,7 +86,9 @@ def test_a_model_without_gate_says_so(tiny):
     tagger = Tagger(assembled, "cpu")
     result = tagger.tag("Obama visits Paris")
     assert result.gate is None and not tagger.has_gate
-    rows = _softmax_rows(tagger, result)  # the score of a decoded tag is its softmax probability (decoding is constrained, so not always the row's max)
+    rows = _softmax_rows(
+        tagger, result
+    )  # the score of a decoded tag is its softmax probability (decoding is constrained, so not always the row's max)
     assert all(abs(p - row[tagger.labels.index(tag)]) < 1e-6 for p, row, tag in zip(result.tag_probs, rows, result.tags))
     page = render_page(result, Image.new("RGB", (8, 8)), tagger.info())
     assert "has no gate" in page and "additive" in page and not _gate_values(page)
