@@ -236,9 +236,11 @@ class ImageFeatures:
 
     def _compute(self, todo: dict[str, list[str]], on_progress: Callable[[int], None] | None) -> None:
         digests = list(todo)
+        source = self.source
+        assert source is not None  # precompute returns early without one
         for start in range(0, len(digests), self.batch_size):
             # decoded one at a time, encoded before their pixels pass MAX_BATCH_PIXELS
-            for chunk, contents in pixel_bounded(digests[start : start + self.batch_size], lambda d: self.source.load(todo[d][0]).content):
+            for chunk, contents in pixel_bounded(digests[start : start + self.batch_size], lambda d: source.load(todo[d][0]).content):
                 self._encode_chunk(chunk, contents, todo, on_progress)
 
     def _encode_chunk(

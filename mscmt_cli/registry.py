@@ -54,7 +54,7 @@ class PluginSpec:
     target: str  # "module:attr"
     loader: Any = field(repr=False, compare=False, default=None)
 
-    def load(self) -> type:
+    def load(self) -> type[Any]:
         """Import and return the component class."""
         try:
             return self.loader() if self.loader is not None else _import(self.target)
@@ -62,7 +62,7 @@ class PluginSpec:
             raise MscmtError(f"plugin {self.kind}.{self.name} ({self.target}) failed to import: {err}") from err
 
 
-def _import(target: str) -> type:
+def _import(target: str) -> type[Any]:
     from importlib import import_module
 
     module, _, attr = target.partition(":")
@@ -91,7 +91,7 @@ class Registry:
         """Sorted names of one kind; family entries are shown as ``name:<variant>``."""
         return sorted(self._specs[_check_kind(kind)])
 
-    def resolve(self, kind: str, name: str) -> tuple[type, str | None]:
+    def resolve(self, kind: str, name: str) -> tuple[type[Any], str | None]:
         """The class for ``name`` and its variant (``timm:resnet152`` -> ``resnet152``)."""
         specs = self._specs[_check_kind(kind)]
         base, colon, variant = name.partition(":")

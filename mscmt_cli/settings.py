@@ -68,7 +68,7 @@ def setting(
             (``--x/--no-x`` is the default for booleans).
     """
     assert group in GROUPS, group
-    extra = {"group": group, "identity": identity, "resumable": resumable, "flags": flags}
+    extra: dict[str, Any] = {"group": group, "identity": identity, "resumable": resumable, "flags": flags}
     if callable(default):
         return Field(default_factory=default, description=help, json_schema_extra=extra, **constraints)
     return Field(default, description=help, json_schema_extra=extra, **constraints)
@@ -149,6 +149,13 @@ class Settings(BaseSettings):
         if unknown:
             raise ValueError(f"unknown component kind {unknown[0]!r}; kinds: {', '.join(KINDS)}")
         return value
+
+
+def required_path(value: Path | None, option: str) -> Path:
+    """``value`` as a Path, or a one-line error that ``option`` is needed."""
+    if value is None:
+        raise MscmtError(f"{option} is required here")
+    return Path(value)
 
 
 def fields_of(*groups: str, without: tuple[str, ...] = ()) -> tuple[str, ...]:

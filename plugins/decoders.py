@@ -122,7 +122,7 @@ class ConstrainedDecoder(Decoder):
     def __init__(self, labels: Sequence[str], params: DecoderParams | None = None) -> None:
         super().__init__(labels, params)
         num_tags = self.num_tags
-        constraints = (params or self.Params()).constraints
+        constraints = (params or DecoderParams()).constraints
         table = transition_table(constraints, num_tags, self.labels)
         self.constraints = constraints
         self.constrained = not table.unconstrained
@@ -131,6 +131,11 @@ class ConstrainedDecoder(Decoder):
         self.register_buffer("allowed_end", torch.tensor(table.end), persistent=False)
         begin = begin_index(self.labels) if self.constrained and self.labels else list(range(num_tags))
         self.register_buffer("begin_of", torch.tensor(begin, dtype=torch.long), persistent=False)
+
+    allowed_start: torch.Tensor  # (C,) bool, the buffers registered above
+    allowed_step: torch.Tensor  # (C, C) bool
+    allowed_end: torch.Tensor  # (C,) bool
+    begin_of: torch.Tensor  # (C,) long
 
     def masked(
         self, start: torch.Tensor, trans: torch.Tensor, end: torch.Tensor, value: float

@@ -89,11 +89,12 @@ class ClipVitL14Encoder(HFVisionEncoder):
     model_class = CLIPVisionModelWithProjection
 
     def feature_dim(self, config: Any) -> int:
-        return config.projection_dim
+        return int(config.projection_dim)
 
     def pool(self, output: Any) -> torch.Tensor:
         """``image_embeds`` ``(n, projection_dim)``."""
-        return output.image_embeds
+        embeds: torch.Tensor = output.image_embeds
+        return embeds
 
 
 class NoImageEncoder(ImageEncoder):

@@ -53,10 +53,11 @@ def _demojize() -> Callable[[str], str]:
 
 
 @lru_cache(maxsize=1)
-def _tweet_tokenizer():
+def _tweet_tokenizer() -> Any:
+    """BERTweet's own tweet tokenizer (transformers', untyped)."""
     from transformers.models.bertweet.tokenization_bertweet import TweetTokenizer
 
-    return TweetTokenizer()
+    return TweetTokenizer()  # type: ignore[no-untyped-call]
 
 
 def bertweet_normalise_token(token: str) -> str:
@@ -143,8 +144,8 @@ class BertweetEncoder(HFTextEncoder):
         splits words differently; the source files are copied instead.
         """
         super().save_architecture(directory)
-        shutil.copyfile(self.tokenizer.vocab_file, Path(directory) / "vocab.txt")
-        shutil.copyfile(self.tokenizer.merges_file, Path(directory) / "bpe.codes")
+        shutil.copyfile(str(self.tokenizer.vocab_file), Path(directory) / "vocab.txt")
+        shutil.copyfile(str(self.tokenizer.merges_file), Path(directory) / "bpe.codes")
 
 
 class BertBaseEncoder(HFTextEncoder):

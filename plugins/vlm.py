@@ -92,7 +92,7 @@ class Blip2TextEncoder(HFTextEncoder):
     def save_architecture(self, directory: Path) -> None:
         """The full ``Blip2Config`` (not the Q-Former part) and the tokenizer."""
         directory.mkdir(parents=True, exist_ok=True)
-        self.model.blip.config.save_pretrained(directory)
+        self.model.blip.config.save_pretrained(directory)  # self.model is the _QFormerText wrapper
         self.tokenizer.save_pretrained(directory)
 
 
@@ -105,11 +105,12 @@ class Blip2ImageEncoder(HFVisionEncoder):
     model_class = Blip2VisionModelWithProjection
 
     def feature_dim(self, config: Any) -> int:
-        return config.image_text_hidden_size
+        return int(config.image_text_hidden_size)
 
     def pool(self, output: Any) -> torch.Tensor:
         """``image_embeds`` ``(n, Q, P)`` averaged over the ``Q`` query tokens."""
-        return output.image_embeds.mean(dim=1)
+        embeds: torch.Tensor = output.image_embeds
+        return embeds.mean(dim=1)
 
 
 class TimmImageEncoder(ImageEncoder):
@@ -130,11 +131,11 @@ class TimmImageEncoder(ImageEncoder):
             raise MscmtError(f"timm:{variant}: timm has no model {variant!r} (see timm.list_models())")
         self.variant, self.source = variant, source
         local = source != variant  # build_image_encoder passes the variant when no --model-path was given
-        self.model = load_pretrained(f"timm:{variant}", source, _timm_loader(variant, local)).eval()
+        self.model: Any = load_pretrained(f"timm:{variant}", source, _timm_loader(variant, local)).eval()
         self.model.requires_grad_(False)
-        self.data_config = resolve_data_config({}, model=self.model)
+        self.data_config = resolve_data_config({}, model=self.model)  # type: ignore[no-untyped-call]
         self.transform = create_transform(**self.data_config, is_training=False)
-        self.dim = int(getattr(self.model, "head_hidden_size", None) or self.model.num_features)
+        self.dim = int(getattr(self.model, "head_hidden_size", None) or getattr(self.model, "num_features"))  # noqa: B009
 
     def identity(self) -> str:
         """Model name, weights fingerprint and transform config."""
@@ -145,7 +146,8 @@ class TimmImageEncoder(ImageEncoder):
         """``(n, D)`` pooled features of ``n`` PIL images."""
         device = next(self.model.parameters()).device
         pixels = torch.stack([self.transform(image) for image in inputs]).to(device)
-        return self.model(pixels).float().cpu()
+        features: torch.Tensor = self.model(pixels)
+        return features.float().cpu()
 
 
 def _timm_loader(variant: str, local: bool) -> Callable[[str], nn.Module]:

@@ -112,7 +112,7 @@ def _option_type(annotation: Any) -> type:
         return type(args[0])
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         return _option_type(args[0])
-    return annotation  # type: ignore[no-any-return]
+    return annotation
 
 
 def _default_text(name: str) -> str:

@@ -16,7 +16,7 @@ from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache, ImageFeatures
 from mscmt_cli.labels import label_to_id
 from mscmt_cli.model.components import ImageEncoder, TextEncoder
-from mscmt_cli.settings import Settings
+from mscmt_cli.settings import Settings, required_path
 
 
 def check_image_inputs(settings: Settings, input_kind: str) -> None:
@@ -37,8 +37,8 @@ def record_source(settings: Settings, encoder: ImageEncoder):
     if encoder.input_kind == "caption":
         from mscmt_cli.data.captions import CaptionStore
 
-        return CaptionStore.from_file(Path(settings.captions), settings.missing_images)
-    return ImageStore(Path(settings.images_dir), settings.missing_images)
+        return CaptionStore.from_file(required_path(settings.captions, "--captions"), settings.missing_images)
+    return ImageStore(required_path(settings.images_dir, "--images-dir"), settings.missing_images)
 
 
 def feature_table(settings: Settings, encoder: ImageEncoder) -> ImageFeatures:

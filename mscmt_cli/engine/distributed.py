@@ -14,9 +14,12 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import torch
 import torch.distributed as dist
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True)
@@ -47,11 +50,11 @@ class DistContext:
         if self.enabled:
             dist.barrier()
 
-    def gather(self, obj: object) -> list[object]:
+    def gather(self, obj: T) -> list[T]:
         """Every rank's ``obj``, in rank order (``[obj]`` when not distributed)."""
         if not self.enabled:
             return [obj]
-        out: list[object] = [None] * self.world
+        out: list[Any] = [None] * self.world
         dist.all_gather_object(out, obj)
         return out
 

@@ -33,23 +33,36 @@ class TrainOutcome:
 
 
 class TrainingProgress(Protocol):
-    epoch: int
-    best_epoch: int
-    metrics: list[dict[str, Any]]
+    """The early-stopping state :func:`finish_run` reads."""
+
+    @property
+    def best_epoch(self) -> int: ...
+
+    @property
+    def metrics(self) -> list[dict[str, Any]]: ...
 
 
 class FinishedRun(Protocol):
-    """What :func:`finish_run` reads of a training run (the trainer's ``Run``)."""
+    """What :func:`finish_run` reads of a training run (the trainer's ``Run``); read-only, so any run type fits."""
 
-    settings: Settings
-    run_dir: Path
-    model: MNERModel
-    device: torch.device
-    data: CorpusData
-    features: ImageFeatures
-    dist: DistContext
-    console: Console
-    state: TrainingProgress
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def run_dir(self) -> Path: ...
+    @property
+    def model(self) -> MNERModel: ...
+    @property
+    def device(self) -> torch.device: ...
+    @property
+    def data(self) -> CorpusData: ...
+    @property
+    def features(self) -> ImageFeatures: ...
+    @property
+    def dist(self) -> DistContext: ...
+    @property
+    def console(self) -> Console: ...
+    @property
+    def state(self) -> TrainingProgress: ...
 
 
 def finish_run(run: FinishedRun) -> TrainOutcome:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import torch
 from pydantic import Field
@@ -49,7 +49,7 @@ class HFTextEncoder(TextEncoder):
     def __init__(self, source: str, pretrained: bool = True, params: HFTextParams | None = None) -> None:
         super().__init__()
         self.tokenizer = load_pretrained(self.name, source, AutoTokenizer.from_pretrained)
-        self.model = self._load_model(source, pretrained)
+        self.model: Any = self._load_model(source, pretrained)  # a transformers model (untyped)
         for name, param in self.model.named_parameters():
             if any(part in name for part in self.unused_parameters):
                 param.requires_grad_(False)
@@ -70,7 +70,7 @@ class HFTextEncoder(TextEncoder):
         ]
         self._memo: dict[str, list[int]] = {}
 
-    def _load_model(self, source: str, pretrained: bool) -> torch.nn.Module:
+    def _load_model(self, source: str, pretrained: bool) -> Any:
         if pretrained:
             return load_pretrained(self.name, source, self.model_class.from_pretrained)
         config = load_pretrained(self.name, source, self.config_class.from_pretrained)
@@ -95,8 +95,8 @@ class HFTextEncoder(TextEncoder):
                 if isinstance(cache, dict):
                     cache.clear()
             pieces = self.tokenizer.tokenize(self.normalise_word(word))
-            ids = self.tokenizer.convert_tokens_to_ids(pieces) if pieces else []
-            ids = [i for i in ids if i is not None] or [self.tokenizer.unk_token_id or 0]
+            found = cast(list[int | None], self.tokenizer.convert_tokens_to_ids(pieces)) if pieces else []
+            ids = [int(i) for i in found if i is not None] or [int(self.tokenizer.unk_token_id or 0)]
             self._memo[word] = ids
         return ids
 
@@ -119,7 +119,8 @@ class HFTextEncoder(TextEncoder):
         out = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask)
         hidden = out.last_hidden_state  # (W, L, H)
         flat = hidden.reshape(-1, hidden.size(-1))
-        return flat[batch.word_index]  # (B, T, H)
+        words: torch.Tensor = flat[batch.word_index]  # (B, T, H)
+        return words
 
     def save_architecture(self, directory: Path) -> None:
         directory.mkdir(parents=True, exist_ok=True)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import TypeVar
 
@@ -31,7 +31,7 @@ def load_pretrained(component: str, source: str, load: Callable[[str], T]) -> T:
         ) from err
 
 
-def resolve_source(component: str, default: str, model_paths: dict[str, str]) -> str:
+def resolve_source(component: str, default: str, model_paths: Mapping[str, str]) -> str:
     """The local path given with ``--model-path component=PATH``, else ``default``."""
     path = model_paths.get(component)
     if path is None:

@@ -8,6 +8,7 @@ only what is trained.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 from torch import nn
@@ -94,7 +95,7 @@ class MNERModel(nn.Module):
         """Per-word label probabilities ``(B, T, C)``."""
         return self.decoder.marginals(output.emissions, output.mask)
 
-    def parameter_groups(self, lr: float, head_lr: float, weight_decay: float) -> list[dict]:
+    def parameter_groups(self, lr: float, head_lr: float, weight_decay: float) -> list[dict[str, Any]]:
         """AdamW groups: text encoder and the fusion's projection at ``lr``, the rest at ``head_lr``.
 
         Biases and LayerNorm weights get no weight decay.

@@ -8,13 +8,11 @@ model, BERTweet + gated fusion. ``--variant NAME=text,image,fusion,decoder``
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rich.console import Console
 
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.registry import Registry
-from mscmt_cli.settings import Settings
+from mscmt_cli.settings import Settings, required_path
 from mscmt_cli.studies.common import PARTS, Row, RowResult, run_rows
 from mscmt_cli.studies.results import StudyOutcome, finish
 from mscmt_cli.studies.tables import METRICS, Column, StudyTable, pct, prf, type_cells, type_columns
@@ -80,4 +78,4 @@ def run_ablate(
     results = run_rows(settings, variant_rows(variants), registry, console, "ablate")
     ref = reference_index(results)
     extra = {"reference": results[ref].row.name}
-    return finish(StudyOutcome("ablate", ablate_table(results, ref), results, extra), Path(settings.out), console)
+    return finish(StudyOutcome("ablate", ablate_table(results, ref), results, extra), required_path(settings.out, "--out"), console)

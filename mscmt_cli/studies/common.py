@@ -29,7 +29,7 @@ from mscmt_cli.errors import DataError, MscmtError, TrainingInterrupted
 from mscmt_cli.model.build import resolved_params
 from mscmt_cli.paths import check_dir_target, listing
 from mscmt_cli.registry import KINDS, Registry
-from mscmt_cli.settings import Settings, identity_fields
+from mscmt_cli.settings import Settings, identity_fields, required_path
 
 STUDY_FILE = "study.json"  # {"format": "mscmt-study", "study": "grid"}: marks a directory a study writes into
 STUDY_FILES = ("results.json", "results.csv", "report.md", "chart.png", STUDY_FILE)
@@ -197,7 +197,7 @@ def train_row(settings: Settings, state: str, registry: Registry, console: Conso
     from mscmt_cli.engine.trainer import train
 
     if state == "resumable":  # a new row's directory is checked by train() and has nothing of ours to drop
-        for stale in Path(settings.out).glob("eval_*_test.json"):
+        for stale in required_path(settings.out, "--out").glob("eval_*_test.json"):
             stale.unlink()
     train(settings, registry=registry, console=console, resume=state == "resumable")
 
@@ -220,19 +220,19 @@ def eval_scores(run_dir: Path, settings: Settings, corpus: str, registry: Regist
 
 def collect(row: Row, settings: Settings, trained_now: bool, registry: Registry, console: Console) -> RowResult:
     """Read a finished row's records (and score it on its evaluation corpus)."""
-    run_dir = Path(settings.out)
+    run_dir = required_path(settings.out, "--out")
     own = read_scores(run_dir / TEST_SCORES)
     best = int(own.get("best_epoch", 0))
     metrics = read_metrics(run_dir)
     valid = next((m for m in metrics if m.get("epoch") == best), {})
     other = row.eval_corpus is not None and canonical_name(row.eval_corpus) != canonical_name(settings.corpus)
-    test = eval_scores(run_dir, settings, row.eval_corpus, registry, console) if other else own
+    test = eval_scores(run_dir, settings, str(row.eval_corpus), registry, console) if other else own
     return RowResult(row, settings, run_dir, best, valid, test, metrics, trained_now)
 
 
 def run_row(row: Row, settings: Settings, registry: Registry, console: Console, out: Path) -> RowResult:
     """Train (or skip, or resume) one row and read its results."""
-    run_dir = Path(settings.out)
+    run_dir = required_path(settings.out, "--out")
     state = row_state(run_dir)
     if state != "new":
         check_same_settings(run_dir, settings, registry)

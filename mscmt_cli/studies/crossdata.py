@@ -9,14 +9,17 @@ for any other pair it is the corpus ``A+B`` (both directories read together).
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from rich.console import Console
 
 from mscmt_cli.data.corpus import MERGED, canonical_name, corpus_dirs
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.registry import Registry
-from mscmt_cli.settings import Settings
+from mscmt_cli.settings import Settings, required_path
 from mscmt_cli.studies.common import Row, RowResult, run_rows
 from mscmt_cli.studies.results import StudyOutcome, finish
 from mscmt_cli.studies.tables import Column, StudyTable, prf
@@ -48,11 +51,15 @@ def crossdata_rows(settings: Settings, first: str, second: str) -> list[Row]:
     ]
 
 
+def _type_scores(etype: str, scores: dict[str, Any]) -> dict[str, Any]:
+    return dict(scores["types"].get(etype, {}))
+
+
 def crossdata_table(results: list[RowResult]) -> StudyTable:
     """Table VI: one line per entity type, then micro and weighted averages; P/R/F1 per setting."""
     columns = [Column("Type", "")] + [Column(f"{r.row.shown} {m}") for r in results for m in ("P", "R", "F1")]
     types = list(results[0].test["types"]) if results else []
-    lines = [(t, lambda s, t=t: s["types"].get(t, {})) for t in types]
+    lines: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = [(t, functools.partial(_type_scores, t)) for t in types]
     lines += [("micro avg", lambda s: s["micro"]), ("weighted avg", lambda s: s["weighted"])]
     rows = [[name, *(v for r in results for v in prf(pick(r.test)))] for name, pick in lines]
     notes = [
@@ -72,4 +79,4 @@ def run_crossdata(
     registry = registry or Registry.from_entry_points()
     results = run_rows(settings, crossdata_rows(settings, first, second), registry, console, "crossdata")
     extra = {"corpora": [canonical_name(first), canonical_name(second)]}
-    return finish(StudyOutcome("crossdata", crossdata_table(results), results, extra), Path(settings.out), console)
+    return finish(StudyOutcome("crossdata", crossdata_table(results), results, extra), required_path(settings.out, "--out"), console)

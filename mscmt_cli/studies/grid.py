@@ -7,13 +7,11 @@ validation weighted F1 (first cell on ties); its test scores are reported.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 from rich.console import Console
 
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.registry import Registry
-from mscmt_cli.settings import Settings
+from mscmt_cli.settings import Settings, required_path
 from mscmt_cli.studies.common import Row, RowResult, run_rows
 from mscmt_cli.studies.results import StudyOutcome, finish
 from mscmt_cli.studies.tables import Column, StudyTable, prf
@@ -87,4 +85,4 @@ def run_grid(
     best = best_index(results)
     extra = {"selection": SELECTION_NOTE, "best": results[best].row.name}
     console.print(f"best cell: {results[best].row.shown} (validation weighted F1 {100 * results[best].valid_f1:.2f})")
-    return finish(StudyOutcome("grid", grid_table(results, best), results, extra), Path(settings.out), console)
+    return finish(StudyOutcome("grid", grid_table(results, best), results, extra), required_path(settings.out, "--out"), console)

@@ -63,6 +63,7 @@ def make_doc(text: Any = None, tokens: Any = None) -> Doc:
     if text is not None and not isinstance(text, str):
         raise InputError(f"'text' must be a string, got {type(text).__name__}")
     if tokens is None:
+        assert text is not None  # one of the two is given
         spans = split_tweet(text)
         if not spans:
             raise InputError("empty tweet: 'text' has no tokens" if text.strip() else "empty tweet: 'text' is blank")

@@ -19,6 +19,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import torch
+
 from mscmt_cli.data.images import IMAGE_EXTENSIONS
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.tagging.images import MissingImage
@@ -85,24 +87,27 @@ def image_ref(tagger: Tagger, item: TagInput, resolve: Callable[[str], str | Mis
 def tag_window(tagger: Tagger, items: list[TagInput | BadLine], resolve: Callable[[str], str | MissingImage]) -> list[Outcome]:
     """Tag the good lines of one window; outcomes are in input order."""
     outcomes: list[Outcome | None] = [i if isinstance(i, BadLine) else None for i in items]
-    good = [k for k, item in enumerate(items) if isinstance(item, TagInput)]
-    feats, errors = tagger.images.features([image_ref(tagger, items[k], resolve) for k in good])  # type: ignore[arg-type]
-    ready, encoded = [], []
-    for j, k in enumerate(good):
-        item: TagInput = items[k]  # type: ignore[assignment]
-        if j in errors:
-            outcomes[k] = BadLine(item.line, errors[j])
+    good = [(k, item) for k, item in enumerate(items) if isinstance(item, TagInput)]
+    feats, errors = tagger.images.features([image_ref(tagger, item, resolve) for _, item in good])
+    ready: list[tuple[int, TagInput, torch.Tensor]] = []
+    encoded = []
+    for j, (k, item) in enumerate(good):
+        feature = feats[j]
+        if j in errors or feature is None:
+            outcomes[k] = BadLine(item.line, errors.get(j, "no image feature"))
             continue
         try:
             encoded.append(tagger.encode(item.doc))
         except Exception as err:  # a tokenizer failure on odd input is reported, not fatal
             outcomes[k] = BadLine(item.line, f"cannot tokenize: {type(err).__name__}: {str(err)[:80]}")
             continue
-        ready.append((k, feats[j]))
-    results = tagger.predict([items[k].doc for k, _ in ready], [f for _, f in ready], encoded)  # type: ignore[union-attr]
-    for (k, _), result in zip(ready, results):
-        outcomes[k] = (items[k], result) if result.is_finite() else BadLine(items[k].line, NOT_FINITE)  # type: ignore[assignment,union-attr]
-    return outcomes  # type: ignore[return-value]
+        ready.append((k, item, feature))
+    results = tagger.predict([item.doc for _, item, _ in ready], [f for _, _, f in ready], encoded)
+    for (k, item, _), result in zip(ready, results):
+        outcomes[k] = (item, result) if result.is_finite() else BadLine(item.line, NOT_FINITE)
+    done = [o for o in outcomes if o is not None]
+    assert len(done) == len(items), "every line is tagged or reported"
+    return done
 
 
 def _windows(items: Iterable[TagInput | BadLine], size: int) -> Iterator[list[TagInput | BadLine]]:
