@@ -10,6 +10,9 @@ Endpoints:
                          file. Answer: ``{"text"?, "tokens", "tags", "entities"}``.
     ``POST /tag/batch``  JSON ``{"items": [<as /tag>, ...]}`` -> ``{"results": [...]}``.
 
+With an API key (``mscmt serve --api-key-file``, ``MSCMT_API_KEY``) every request but
+``GET /health`` needs ``Authorization: Bearer <key>``, else 401 (:mod:`mscmt_cli.tagging.auth`).
+
 Images arrive only as bytes: no file path named in a request is ever opened.
 Bad input is a 4xx with ``{"detail": "<message>"}``: 400 malformed JSON, form
 or base64, and text that is not valid Unicode (invalid UTF-8 in a JSON body or
@@ -36,6 +39,7 @@ from starlette.concurrency import run_in_threadpool
 
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.strict_json import loads as strict_loads
+from mscmt_cli.tagging.auth import BearerAuth
 from mscmt_cli.tagging.doc import Doc, InputError, make_doc
 from mscmt_cli.tagging.inputs import optional_str
 from mscmt_cli.tagging.stream import NOT_FINITE
@@ -265,8 +269,11 @@ def _answer(item: Item, result: TagResult) -> dict[str, Any]:
     return {**head, **result.as_dict()}
 
 
-def create_app(tagger: Tagger, limits: Limits | None = None) -> FastAPI:
-    """The FastAPI application serving ``tagger`` (the model is loaded by the caller, once)."""
+def create_app(tagger: Tagger, limits: Limits | None = None, *, api_key: str | None = None) -> FastAPI:
+    """The FastAPI application serving ``tagger`` (the model is loaded by the caller, once).
+
+    With ``api_key``, every request but ``GET /health`` must carry ``Authorization: Bearer <api_key>``.
+    """
     limits = limits or Limits()
     app = FastAPI(title="mscmt", version=__version__, description="Multimodal NER for tweets")
     lock = threading.Lock()  # one forward pass at a time: the model and its caches are shared
@@ -303,7 +310,7 @@ def create_app(tagger: Tagger, limits: Limits | None = None) -> FastAPI:
                     return tagger.info()
 
             info_cache.update(await run_in_threadpool(describe))
-        return {**info_cache, "version": __version__, "limits": asdict(limits)}
+        return {**info_cache, "version": __version__, "limits": asdict(limits), "api_key_required": api_key is not None}
 
     @app.post("/tag")
     async def tag(request: Request) -> dict[str, Any]:
@@ -332,4 +339,6 @@ def create_app(tagger: Tagger, limits: Limits | None = None) -> FastAPI:
         return {"results": await tag_items(parsed)}
 
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
+    if api_key is not None:  # added last, so it runs first: no body is read for a caller without the key
+        app.add_middleware(BearerAuth, key=api_key)
     return app
