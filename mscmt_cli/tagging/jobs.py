@@ -345,7 +345,9 @@ def _caption_of(tagger: Tagger, image_id: str | None) -> str | None:
     return tagger.images.captions.get(image_key(image_id))
 
 
-def run_serve(settings: Settings, host: str, port: int, limits: Any, console: Console, api_key_file: Path | None = None) -> None:
+def run_serve(
+    settings: Settings, host: str, port: int, limits: Any, console: Console, api_key_file: Path | None = None, batching: Any = None
+) -> None:
     """Load the model once and serve it over HTTP until interrupted.
 
     The API key (``api_key_file``, else ``$MSCMT_API_KEY``) is read before the model is loaded,
@@ -361,4 +363,4 @@ def run_serve(settings: Settings, host: str, port: int, limits: Any, console: Co
     if warning is not None:
         console.print(warning, markup=False, highlight=False, soft_wrap=True)
     tagger = load_tagger(settings, missing_images="error")
-    uvicorn.run(create_app(tagger, limits, api_key=api_key), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(tagger, limits, api_key=api_key, batching=batching), host=host, port=port, log_level="info")
