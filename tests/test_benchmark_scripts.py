@@ -161,3 +161,19 @@ def test_count_invalid_on_the_shared_tiny_run(trained_run, corpus, tiny, tmp_pat
     assert script.main(args) == 0
     unconstrained = json.loads((tmp_path / "none.json").read_text())["predicted"]
     assert unconstrained["tweets"] == 16 and unconstrained["invalid_transitions"] >= 0
+
+
+@pytest.mark.slow
+def test_bench_serve_smoke_drives_both_services_and_checks_every_answer(trained_run, tiny):
+    """benchmarks/bench_serve.py on the tiny run, 1 and 4 clients, 12 requests each: every answer is its own."""
+    command = [sys.executable, str(REPO / "benchmarks" / "bench_serve.py"), "--model", str(trained_run)]
+    command += ["--serve-arg=--model-path", f"--serve-arg=clip-vit-l14={tiny.clip_vision}", "--texts", "synthetic"]
+    command += ["--clients", "1,4", "--requests", "12", "--seconds", "120", "--start-timeout", "240"]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+    rows = [line.split() for line in done.stdout.splitlines() if line.startswith(("batching", "one at a time")) and "clients /" not in line]
+    assert len(rows) == 4
+    for row in rows:
+        clients, requests, rate, wrong = int(row[-7]), int(row[-6]), float(row[-4]), int(row[-1])
+        assert clients in (1, 4) and requests == 12 and rate > 0 and wrong == 0
+    assert sum("throughput =" in line for line in done.stdout.splitlines()) == 2

@@ -44,16 +44,29 @@ def serve(
     max_body: int = typer.Option(10 * 2**20, "--max-body-bytes", min=1024, help="largest request body"),
     max_batch: int = typer.Option(64, "--max-batch", min=1, help="most tweets in one /tag/batch request"),
     max_text: int = typer.Option(10_000, "--max-text-chars", min=1, help="longest tweet text (also: longest caption, all tokens together)"),
+    batch_max: int = typer.Option(
+        32, "--batch-max", min=1, max=10_000, help="most tweets in one forward pass: requests arriving together are tagged together"
+    ),
+    batch_wait_ms: float = typer.Option(
+        5.0, "--batch-wait-ms", min=0.0, max=10_000.0, help="how long a request waits for others to share its forward pass"
+    ),
+    api_key_file: Optional[Path] = typer.Option(
+        None,
+        "--api-key-file",
+        help="file holding the API key (one line): every request but GET /health must send 'Authorization: Bearer <key>'"
+        " (default: the key in $MSCMT_API_KEY, else no key)",
+    ),
 ) -> None:
     """Serve the model over HTTP: POST /tag, POST /tag/batch, GET /health, GET /info."""
     from mscmt_cli.console import make_console
     from mscmt_cli.tagging.jobs import run_serve
-    from mscmt_cli.tagging.server import Limits
+    from mscmt_cli.tagging.server import Batching, Limits
 
     limits = Limits(
         max_body_bytes=max_body, max_image_bytes=min(max_body, Limits.max_image_bytes), max_batch=max_batch, max_text_chars=max_text
     )
-    run_serve(given.settings(), host, port, limits, make_console())
+    batching = Batching(batch_max=batch_max, batch_wait_ms=batch_wait_ms)
+    run_serve(given.settings(), host, port, limits, make_console(), api_key_file=api_key_file, batching=batching)
 
 
 @settings_options(*APPLY, "captions")

@@ -345,18 +345,22 @@ def _caption_of(tagger: Tagger, image_id: str | None) -> str | None:
     return tagger.images.captions.get(image_key(image_id))
 
 
-def run_serve(settings: Settings, host: str, port: int, limits: Any, console: Console) -> None:
-    """Load the model once and serve it over HTTP until interrupted."""
+def run_serve(
+    settings: Settings, host: str, port: int, limits: Any, console: Console, api_key_file: Path | None = None, batching: Any = None
+) -> None:
+    """Load the model once and serve it over HTTP until interrupted.
+
+    The API key (``api_key_file``, else ``$MSCMT_API_KEY``) is read before the model is loaded,
+    so a bad key file fails at once; a non-loopback ``host`` without a key is warned about.
+    """
     import uvicorn
 
+    from mscmt_cli.tagging.auth import open_warning, resolve_api_key
     from mscmt_cli.tagging.server import create_app
 
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        console.print(
-            f"warning: listening on {host}, not only on loopback: anyone who can reach this port can use the model",
-            markup=False,
-            highlight=False,
-            soft_wrap=True,
-        )
+    api_key = resolve_api_key(api_key_file, os.environ)
+    warning = open_warning(host, api_key is not None)
+    if warning is not None:
+        console.print(warning, markup=False, highlight=False, soft_wrap=True)
     tagger = load_tagger(settings, missing_images="error")
-    uvicorn.run(create_app(tagger, limits), host=host, port=port, log_level="info")
+    uvicorn.run(create_app(tagger, limits, api_key=api_key, batching=batching), host=host, port=port, log_level="info")

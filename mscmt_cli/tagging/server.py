@@ -10,6 +10,13 @@ Endpoints:
                          file. Answer: ``{"text"?, "tokens", "tags", "entities"}``.
     ``POST /tag/batch``  JSON ``{"items": [<as /tag>, ...]}`` -> ``{"results": [...]}``.
 
+Requests that arrive together are tagged in one pass of the model
+(:class:`Batching`, :mod:`mscmt_cli.tagging.batcher`); each keeps its own answer and
+its own errors: an unreadable image is that request's 422, not its neighbours'.
+
+With an API key (``mscmt serve --api-key-file``, ``MSCMT_API_KEY``) every request but
+``GET /health`` needs ``Authorization: Bearer <key>``, else 401 (:mod:`mscmt_cli.tagging.auth`).
+
 Images arrive only as bytes: no file path named in a request is ever opened.
 Bad input is a 4xx with ``{"detail": "<message>"}``: 400 malformed JSON, form
 or base64, and text that is not valid Unicode (invalid UTF-8 in a JSON body or
@@ -26,7 +33,8 @@ import binascii
 import codecs
 import json
 import threading
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -36,9 +44,11 @@ from starlette.concurrency import run_in_threadpool
 
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.strict_json import loads as strict_loads
+from mscmt_cli.tagging.auth import BearerAuth
+from mscmt_cli.tagging.batcher import MicroBatcher
 from mscmt_cli.tagging.doc import Doc, InputError, make_doc
 from mscmt_cli.tagging.inputs import optional_str
-from mscmt_cli.tagging.stream import NOT_FINITE
+from mscmt_cli.tagging.stream import NOT_FINITE, tag_docs
 from mscmt_cli.tagging.tagger import Tagger, TagResult
 from mscmt_cli.version import __version__
 
@@ -265,28 +275,55 @@ def _answer(item: Item, result: TagResult) -> dict[str, Any]:
     return {**head, **result.as_dict()}
 
 
-def create_app(tagger: Tagger, limits: Limits | None = None) -> FastAPI:
-    """The FastAPI application serving ``tagger`` (the model is loaded by the caller, once)."""
-    limits = limits or Limits()
-    app = FastAPI(title="mscmt", version=__version__, description="Multimodal NER for tweets")
-    lock = threading.Lock()  # one forward pass at a time: the model and its caches are shared
+@dataclass(frozen=True)
+class Batching:
+    """How the service combines concurrent requests into one forward pass (:mod:`mscmt_cli.tagging.batcher`)."""
 
-    def run(items: list[Item]) -> list[TagResult]:
-        with lock:
-            feats, errors = tagger.images.features([tagger.images.input_for(i.image, i.caption) for i in items])
-            if errors:
-                k = min(errors)
-                raise MscmtError(f"{f'items[{k}]: ' if len(items) > 1 else ''}{errors[k]}")
-            return tagger.predict([i.doc for i in items], feats)  # type: ignore[arg-type]
+    batch_max: int = 32  # most tweets in one pass (a larger /tag/batch request runs alone)
+    batch_wait_ms: float = 5.0  # how long the oldest waiting request waits for others to join it
+
+    def __post_init__(self) -> None:
+        if self.batch_max < 1:
+            raise MscmtError(f"--batch-max: must be at least 1, got {self.batch_max}")
+        if not 0 <= self.batch_wait_ms <= 60_000:
+            raise MscmtError(f"--batch-wait-ms: must be a number of milliseconds from 0 to 60000, got {self.batch_wait_ms}")
+
+
+def create_app(tagger: Tagger, limits: Limits | None = None, *, api_key: str | None = None, batching: Batching | None = None) -> FastAPI:
+    """The FastAPI application serving ``tagger`` (the model is loaded by the caller, once).
+
+    With ``api_key``, every request but ``GET /health`` must carry ``Authorization: Bearer <api_key>``.
+    Concurrent requests are tagged together, per ``batching``; each keeps its own answer and errors.
+    """
+    limits = limits or Limits()
+    batching = batching or Batching()
+    lock = threading.Lock()  # the model and its caches are shared: the batcher's passes and /info take turns
+
+    def run(items: list[Item]) -> list[TagResult | str]:
+        images = [tagger.images.input_for(i.image, i.caption) for i in items]
+        return tag_docs(tagger, [i.doc for i in items], images)
+
+    batcher: MicroBatcher[Item, TagResult | str] = MicroBatcher(run, batching.batch_max, batching.batch_wait_ms / 1000, lock)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        yield
+        await run_in_threadpool(batcher.close)
+
+    app = FastAPI(title="mscmt", version=__version__, description="Multimodal NER for tweets", lifespan=lifespan)
+    app.state.batcher = batcher
 
     async def tag_items(items: list[Item]) -> list[dict[str, Any]]:
         try:
-            results = await run_in_threadpool(run, items)
+            outcomes = await batcher.submit(items)
         except MscmtError as err:
             raise _fail(422, str(err)) from None
-        if not all(r.is_finite() for r in results):  # the answer would not be JSON; the fault is the model's
+        for k, outcome in enumerate(outcomes):
+            if isinstance(outcome, str) and outcome != NOT_FINITE:
+                raise _fail(422, f"{f'items[{k}]: ' if len(items) > 1 else ''}{outcome}")
+        if NOT_FINITE in outcomes:  # the answer would not be JSON; the fault is the model's
             raise _fail(500, NOT_FINITE)
-        return [_answer(i, r) for i, r in zip(items, results)]
+        return [_answer(i, r) for i, r in zip(items, outcomes) if isinstance(r, TagResult)]
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -303,7 +340,13 @@ def create_app(tagger: Tagger, limits: Limits | None = None) -> FastAPI:
                     return tagger.info()
 
             info_cache.update(await run_in_threadpool(describe))
-        return {**info_cache, "version": __version__, "limits": asdict(limits)}
+        return {
+            **info_cache,
+            "version": __version__,
+            "limits": asdict(limits),
+            "batching": asdict(batching),
+            "api_key_required": api_key is not None,
+        }
 
     @app.post("/tag")
     async def tag(request: Request) -> dict[str, Any]:
@@ -332,4 +375,6 @@ def create_app(tagger: Tagger, limits: Limits | None = None) -> FastAPI:
         return {"results": await tag_items(parsed)}
 
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
+    if api_key is not None:  # added last, so it runs first: no body is read for a caller without the key
+        app.add_middleware(BearerAuth, key=api_key)
     return app

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -23,6 +23,7 @@ import torch
 
 from mscmt_cli.data.images import IMAGE_EXTENSIONS
 from mscmt_cli.errors import MscmtError
+from mscmt_cli.tagging.doc import Doc
 from mscmt_cli.tagging.images import MissingImage
 from mscmt_cli.tagging.inputs import BadLine, TagInput
 from mscmt_cli.tagging.tagger import Tagger, TagResult
@@ -84,30 +85,50 @@ def image_ref(tagger: Tagger, item: TagInput, resolve: Callable[[str], str | Mis
     return resolve(item.image) if item.image else None
 
 
-def tag_window(tagger: Tagger, items: list[TagInput | BadLine], resolve: Callable[[str], str | MissingImage]) -> list[Outcome]:
-    """Tag the good lines of one window; outcomes are in input order."""
-    outcomes: list[Outcome | None] = [i if isinstance(i, BadLine) else None for i in items]
-    good = [(k, item) for k, item in enumerate(items) if isinstance(item, TagInput)]
-    feats, errors = tagger.images.features([image_ref(tagger, item, resolve) for _, item in good])
-    ready: list[tuple[int, TagInput, torch.Tensor]] = []
+def tag_docs(tagger: Tagger, docs: Sequence[Doc], images: Sequence[Any]) -> list[TagResult | str]:
+    """Features, then errors, then predict: for each tweet its result, or why it cannot be tagged.
+
+    ``images[i]`` is what the feature store reads for tweet ``i`` (a path, bytes, a
+    :class:`MissingImage`, a caption, None). A tweet whose image fails (under the
+    ``error`` policy), whose text the tokenizer refuses, or whose scores are not finite
+    gets a message instead of a result. The one prediction path of ``mscmt tag``
+    (:func:`tag_window`) and of the service's batches.
+    """
+    outcomes: list[TagResult | str | None] = [None] * len(docs)
+    feats, errors = tagger.images.features(images)
+    ready: list[tuple[int, torch.Tensor]] = []
     encoded = []
-    for j, (k, item) in enumerate(good):
-        feature = feats[j]
-        if j in errors or feature is None:
-            outcomes[k] = BadLine(item.line, errors.get(j, "no image feature"))
+    for k, doc in enumerate(docs):
+        feature = feats[k]
+        if k in errors or feature is None:
+            outcomes[k] = errors.get(k, "no image feature")
             continue
         try:
-            encoded.append(tagger.encode(item.doc))
+            encoded.append(tagger.encode(doc))
         except Exception as err:  # a tokenizer failure on odd input is reported, not fatal
-            outcomes[k] = BadLine(item.line, f"cannot tokenize: {type(err).__name__}: {str(err)[:80]}")
+            outcomes[k] = f"cannot tokenize: {type(err).__name__}: {str(err)[:80]}"
             continue
-        ready.append((k, item, feature))
-    results = tagger.predict([item.doc for _, item, _ in ready], [f for _, _, f in ready], encoded)
-    for (k, item, _), result in zip(ready, results):
-        outcomes[k] = (item, result) if result.is_finite() else BadLine(item.line, NOT_FINITE)
+        ready.append((k, feature))
+    results = tagger.predict([docs[k] for k, _ in ready], [f for _, f in ready], encoded)
+    for (k, _), result in zip(ready, results):
+        outcomes[k] = result if result.is_finite() else NOT_FINITE
     done = [o for o in outcomes if o is not None]
-    assert len(done) == len(items), "every line is tagged or reported"
+    assert len(done) == len(docs), "every tweet is tagged or reported"
     return done
+
+
+def tag_window(tagger: Tagger, items: list[TagInput | BadLine], resolve: Callable[[str], str | MissingImage]) -> list[Outcome]:
+    """Tag the good lines of one window; outcomes are in input order."""
+    good = [item for item in items if isinstance(item, TagInput)]
+    tagged = iter(tag_docs(tagger, [item.doc for item in good], [image_ref(tagger, item, resolve) for item in good]))
+    outcomes: list[Outcome] = []
+    for item in items:
+        if isinstance(item, BadLine):
+            outcomes.append(item)
+            continue
+        outcome = next(tagged)
+        outcomes.append(BadLine(item.line, outcome) if isinstance(outcome, str) else (item, outcome))
+    return outcomes
 
 
 def _windows(items: Iterable[TagInput | BadLine], size: int) -> Iterator[list[TagInput | BadLine]]:
