@@ -139,13 +139,20 @@ class Captioner:
         else:
             inputs = self.processor(images=list(images), text=[self.prompt] * len(images), return_tensors="pt")
         dtype = next(self.model.parameters()).dtype
-        inputs = {k: v.to(self.device, dtype=dtype) if v.is_floating_point() else v.to(self.device) for k, v in inputs.items()}
+        inputs = {k: _to(v, self.device, dtype) for k, v in inputs.items()}
         self.calls += 1
         out = self.model.generate(**inputs, max_new_tokens=self.max_new_tokens, do_sample=False, num_beams=1)
         prompt_ids = inputs.get("input_ids")
         if prompt_ids is not None and out.shape[1] >= prompt_ids.shape[1] and torch.equal(out[:, : prompt_ids.shape[1]], prompt_ids):
             out = out[:, prompt_ids.shape[1] :]  # decoder-only models return the prompt first
         return [clean_caption(t) for t in self.processor.batch_decode(out, skip_special_tokens=True)]
+
+
+def _to(value: Any, device: torch.device, dtype: torch.dtype) -> Any:
+    """A processor output on the model's device, floating tensors (pixels) in the model's dtype."""
+    if not isinstance(value, torch.Tensor):
+        return value
+    return value.to(device, dtype=dtype) if value.is_floating_point() else value.to(device)
 
 
 @dataclass
@@ -293,7 +300,11 @@ def check_caption_paths(images_dir: Path, out: Path, reads: Sequence[tuple[str, 
 
 
 def repair_tail(path: Path) -> bool:
-    """Drop a partial last line (no final newline: a write cut short); whether anything was dropped."""
+    """Drop a partial last line (no final newline: a write cut short); whether anything was dropped.
+
+    Only a regular file is repaired (``/dev/stdout`` or a pipe is written as it is)."""
+    if not path.is_file():
+        return False
     try:
         with open(path, "r+b") as fh:
             end = fh.seek(0, os.SEEK_END)
@@ -319,7 +330,7 @@ def repair_tail(path: Path) -> bool:
 
 def captioned_ids(out: Path) -> set[str]:
     """Ids already captioned in ``out`` (empty when it does not exist or is empty)."""
-    if not out.exists() or out.stat().st_size == 0:
+    if not out.is_file() or out.stat().st_size == 0:
         return set()
     try:
         head = out.read_bytes()[:1024].lstrip()
