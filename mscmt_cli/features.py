@@ -4,7 +4,10 @@ A feature is stored under ``<cache>/<encoder key>/<digest[:2]>/<digest>.npy``
 where the encoder key hashes the encoder's identity (name, weights,
 preprocessing) and the digest is the SHA-256 of the image file's bytes (or of
 the caption's text). A change of image or encoder therefore never serves a
-stale feature. Files are written to a temporary name and renamed, so
+stale feature. A generated caption (:mod:`mscmt_cli.captioning`) is an entry of
+the same layout whose files are ``<digest>.txt`` (UTF-8 text) and whose
+identity starts with ``captioner|``; ``cache info`` counts and ``cache clear``
+removes both kinds. Files are written to a temporary name and renamed, so
 concurrent readers and an interrupted build never see a torn file.
 
 ``<cache>/<encoder key>/identity.txt`` holds the identity the key hashes; it
@@ -21,7 +24,7 @@ import tempfile
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -42,7 +45,7 @@ KEY_LENGTH = 20
 IDENTITY_FILE = "identity.txt"
 _KEY = re.compile(rf"^[0-9a-f]{{{KEY_LENGTH}}}$")
 _SHARD = re.compile(r"^[0-9a-f]{2}$")
-_FEATURE = re.compile(r"^[0-9a-f]{64}\.npy$|^tmp[^/]*\.tmp$")
+_FEATURE = re.compile(r"^[0-9a-f]{64}\.(npy|txt)$|^tmp[^/]*\.tmp$")
 
 
 def encoder_key(identity: str) -> str:
@@ -71,9 +74,9 @@ class FeatureCache:
         if self.root is not None:
             self.root = check_cache_dir(self.root)
 
-    def _path(self, identity: str, digest: str) -> Path:
+    def _path(self, identity: str, digest: str, suffix: str = ".npy") -> Path:
         assert self.root is not None
-        return Path(self.root) / encoder_key(identity) / digest[:2] / f"{digest}.npy"
+        return Path(self.root) / encoder_key(identity) / digest[:2] / f"{digest}{suffix}"
 
     def get(self, identity: str, digest: str) -> torch.Tensor | None:
         """The cached feature ``(D,)``, or None."""
@@ -87,16 +90,34 @@ class FeatureCache:
 
     def put(self, identity: str, digest: str, feature: torch.Tensor) -> None:
         """Store one feature atomically (temporary file, then rename)."""
+        if self.root is not None:
+            array = feature.detach().cpu().numpy().astype(np.float32)
+            self._store(self._path(identity, digest), identity, lambda fh: np.save(fh, array, allow_pickle=False))
+
+    def get_text(self, identity: str, digest: str) -> str | None:
+        """The cached text (a generated caption), or None."""
         if self.root is None:
-            return
-        path = self._path(identity, digest)
+            return None
+        try:
+            return self._path(identity, digest, ".txt").read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+
+    def put_text(self, identity: str, digest: str, text: str) -> None:
+        """Store one text (a generated caption) atomically, as UTF-8."""
+        if self.root is not None:
+            data = text.encode("utf-8")
+            self._store(self._path(identity, digest, ".txt"), identity, lambda fh: fh.write(data))
+
+    def _store(self, path: Path, identity: str, write: Callable[[Any], object]) -> None:
+        """Write ``path`` through ``write(binary file)`` to a temporary file, then rename it into place."""
         if not path.parent.is_dir():
             _label_entry(path.parent.parent, identity)
             path.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as fh:
-                np.save(fh, feature.detach().cpu().numpy().astype(np.float32), allow_pickle=False)
+                write(fh)
             os.replace(tmp, path)
         finally:
             if os.path.exists(tmp):
@@ -118,10 +139,10 @@ class FeatureCache:
         return found
 
     def info(self) -> list[tuple[str, str, int, int]]:
-        """(encoder key, encoder identity, number of features, bytes) per cache entry."""
+        """(encoder key, encoder identity, number of features or captions, bytes) per cache entry."""
         rows = []
         for d, identity in self.entries():
-            files = [f for f in d.glob("*/*.npy") if f.is_file()]
+            files = [f for f in d.glob("*/*") if f.is_file() and f.suffix in (".npy", ".txt")]
             rows.append((d.name, identity, len(files), sum(f.stat().st_size for f in files)))
         return rows
 

@@ -129,6 +129,12 @@ class Settings(BaseSettings):
     no_cache: bool = setting(False, "bypass the image feature cache", group="runtime", resumable=True, flags="--no-cache/--cache")
     # tagging
     model: Path | None = setting(None, "trained run directory (or its model/) for tag, serve and explain", group="tagging")
+    captioner: str | None = setting(
+        None,
+        "image-to-text model (hub id or local directory) that captions an image coming without a caption, for caption models",
+        group="tagging",
+    )
+    max_new_tokens: int = setting(30, "longest caption the --captioner writes, in tokens (greedy decoding)", group="tagging", ge=1, le=1024)
 
     @field_validator("*", mode="before")
     @classmethod

@@ -31,8 +31,8 @@ import torch.nn.functional as F
 from mscmt_cli.errors import ModelLoadError, MscmtError
 from mscmt_cli.model.components import ImageEncoder
 from mscmt_cli.model.hf_text import HFTextEncoder
+from mscmt_cli.model.hub import weights_fingerprint
 from mscmt_cli.registry import Registry
-from plugins.image_encoders import weights_fingerprint
 
 POOLING = "mean-l2"
 

@@ -2,48 +2,13 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
-from pathlib import Path
 from typing import Any
 
 import torch
 from transformers import AutoImageProcessor, CLIPVisionModelWithProjection
 
 from mscmt_cli.model.components import ImageEncoder
-from mscmt_cli.model.hub import load_pretrained
-
-
-def weights_fingerprint(source: str, model: torch.nn.Module) -> str:
-    """A cheap identity for a model's weights.
-
-    For a local weights file, or a local directory's weight files: names,
-    sizes and the first and last MiB of each. Otherwise (or when none are
-    found): a hash of every parameter's shape and a strided sample of its values.
-    """
-    h = hashlib.sha256()
-    path = Path(source)
-    if path.is_file():
-        files = [path]
-    else:
-        files = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")) if path.is_dir() else []
-    for f in files:
-        size = f.stat().st_size
-        with open(f, "rb") as fh:
-            head = fh.read(1 << 20)
-            fh.seek(max(0, size - (1 << 20)))
-            tail = fh.read()
-        h.update(f"{f.name}:{size}".encode() + head + tail)
-    if not files:
-        for name, p in model.state_dict().items():
-            flat = p.detach().flatten()
-            h.update(f"{name}{tuple(p.shape)}".encode() + flat[:: max(1, flat.numel() // 64)].float().numpy().tobytes())
-    return h.hexdigest()[:16]
-
-
-def config_digest(data: Any) -> str:
-    """Short hash of a JSON-able configuration (preprocessing, transforms)."""
-    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]
+from mscmt_cli.model.hub import config_digest, load_pretrained, weights_fingerprint
 
 
 class HFVisionEncoder(ImageEncoder):

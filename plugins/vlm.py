@@ -34,8 +34,8 @@ from transformers import (
 from mscmt_cli.errors import ModelLoadError, MscmtError
 from mscmt_cli.model.components import ImageEncoder
 from mscmt_cli.model.hf_text import HFTextEncoder
-from mscmt_cli.model.hub import load_pretrained
-from plugins.image_encoders import HFVisionEncoder, config_digest, weights_fingerprint
+from mscmt_cli.model.hub import config_digest, load_pretrained, weights_fingerprint
+from plugins.image_encoders import HFVisionEncoder
 
 BLIP2_SOURCE = "Salesforce/blip2-itm-vit-g"
 TIMM_WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "open_clip_pytorch_model.bin")

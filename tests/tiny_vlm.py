@@ -4,6 +4,9 @@
   4 query tokens, 16-d projections) with the tiny BERT WordPiece tokenizer and a
   ``BlipImageProcessor``; ``Blip2TextModelWithProjection`` and
   ``Blip2VisionModelWithProjection`` both load from it, as from ``Salesforce/blip2-itm-vit-g``.
+* :func:`make_tiny_blip_captioner` - a ``BlipForConditionalGeneration`` captioner (ViT + BERT
+  decoder, 32x32 images) with a ``BlipProcessor``; ``AutoModelForImageTextToText`` and
+  ``AutoProcessor`` load it, as they load ``Salesforce/blip2-opt-2.7b``.
 * :func:`make_timm_weights` - a timm model's random weights as one safetensors file.
 """
 
@@ -50,6 +53,47 @@ def make_tiny_blip2(path: Path) -> Path:
     Blip2ForImageTextRetrieval(config).eval().save_pretrained(path)
     tokenizer.save_pretrained(path)
     BlipImageProcessor(size={"height": BLIP2_IMAGE_SIZE, "width": BLIP2_IMAGE_SIZE}).save_pretrained(path)
+    return path
+
+
+#: Weights drawn wider than BERT's 0.02, so that different images get different greedy captions.
+BLIP_INIT_RANGE = 0.2
+
+
+def make_tiny_blip_captioner(path: Path) -> Path:
+    """Save a tiny random BLIP image captioner and its processor (tiny BERT tokenizer) into ``path``."""
+    from transformers import AutoTokenizer, BlipConfig, BlipForConditionalGeneration, BlipImageProcessor, BlipProcessor
+
+    path = Path(path)
+    make_tiny_bert(path / "_bert")
+    tokenizer = AutoTokenizer.from_pretrained(path / "_bert")
+    shutil.rmtree(path / "_bert")
+    layers = dict(
+        hidden_size=HIDDEN_SIZE,
+        intermediate_size=INTERMEDIATE_SIZE,
+        num_hidden_layers=NUM_LAYERS,
+        num_attention_heads=NUM_HEADS,
+        initializer_range=BLIP_INIT_RANGE,
+    )
+    config = BlipConfig(
+        text_config=dict(
+            **layers,
+            vocab_size=len(tokenizer),
+            max_position_embeddings=BLIP2_MAX_POSITIONS,
+            encoder_hidden_size=HIDDEN_SIZE,
+            pad_token_id=tokenizer.pad_token_id,
+            bos_token_id=tokenizer.cls_token_id,
+            sep_token_id=tokenizer.sep_token_id,
+            eos_token_id=tokenizer.sep_token_id,
+        ),
+        vision_config=dict(**layers, image_size=BLIP2_IMAGE_SIZE, patch_size=8),
+        projection_dim=BLIP2_PROJECTION,
+        initializer_range=BLIP_INIT_RANGE,
+    )
+    torch.manual_seed(0)
+    BlipForConditionalGeneration(config).eval().save_pretrained(path)
+    image_processor = BlipImageProcessor(size={"height": BLIP2_IMAGE_SIZE, "width": BLIP2_IMAGE_SIZE})
+    BlipProcessor(image_processor=image_processor, tokenizer=tokenizer).save_pretrained(path)
     return path
 
 

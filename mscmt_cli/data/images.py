@@ -51,6 +51,36 @@ MAX_IMAGE_BYTES = 64 * 2**20
 MAX_BATCH_PIXELS = MAX_PIXELS
 
 
+def pil_digest(img: Image.Image) -> str:
+    """SHA-256 of a PIL image's mode, size and pixels (its cache key; a file's key is the SHA-256 of its bytes)."""
+    h = hashlib.sha256(f"pil|{img.mode}|{img.size}|".encode())
+    h.update(img.tobytes())
+    return h.hexdigest()
+
+
+def image_loader(image: Any, where: str = "image") -> tuple[str, Callable[[], Image.Image]]:
+    """``(digest, loader)`` of a PIL image, encoded bytes or a path (None: the blank image); the loader
+    returns an RGB PIL image.
+
+    Raises :class:`MscmtError` for a missing or unreadable path and a file or a PIL image over the
+    size limits; the loader raises it for bytes that are not an image or whose header gives a size
+    over the limits.
+    """
+    if image is None:
+        return BLANK_DIGEST, blank_image
+    if isinstance(image, Image.Image):
+        pil = image
+        check_image_size(pil.width, pil.height, f"{where} ({pil.width}x{pil.height} PIL image)")
+        return pil_digest(pil), lambda: pil.convert("RGB")
+    if isinstance(image, (str, os.PathLike)):
+        where = os.fspath(image)
+        image = read_image_file(where)
+    if not isinstance(image, (bytes, bytearray, memoryview)):
+        raise MscmtError(f"{where}: not an image (got {type(image).__name__})")
+    data = bytes(image)
+    return hashlib.sha256(data).hexdigest(), lambda: decode_image(data, where)
+
+
 @dataclass
 class ImageRecord:
     """An image's SHA-256 (its cache key) and, when decoded, the image itself."""

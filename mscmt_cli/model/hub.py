@@ -2,20 +2,25 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
+
+import torch
 
 from mscmt_cli.errors import ModelLoadError
 
 T = TypeVar("T")
 
 
-def load_pretrained(component: str, source: str, load: Callable[[str], T]) -> T:
+def load_pretrained(component: str, source: str, load: Callable[[str], T], *, local_option: str | None = None) -> T:
     """Call ``load(source)``; turn any failure into a one-line ``ModelLoadError``.
 
     ``component`` is the registered name (``bertweet``), so the message can say
-    exactly which ``--model-path`` to pass.
+    exactly which ``--model-path`` to pass; ``local_option`` is the option that
+    takes a local copy instead, when it is not ``--model-path`` (``--captioner``).
     """
     local = Path(source).expanduser()
     is_local = local.exists()
@@ -25,9 +30,10 @@ def load_pretrained(component: str, source: str, load: Callable[[str], T]) -> T:
         if is_local:
             detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise ModelLoadError(f"{component}: cannot load local model directory {local}: {detail}") from err
+        how = f"{local_option} " if local_option else f"--model-path {component}="
         raise ModelLoadError(
             f"{component}: cannot load {source!r} (the model hub is unreachable and no local copy was given); "
-            f"download it elsewhere and pass --model-path {component}=/path/to/{source.split('/')[-1]}"
+            f"download it elsewhere and pass {how}/path/to/{source.split('/')[-1]}"
         ) from err
 
 
@@ -39,3 +45,35 @@ def resolve_source(component: str, default: str, model_paths: Mapping[str, str])
     if not Path(path).expanduser().exists():
         raise ModelLoadError(f"--model-path {component}={path}: no such file or directory")
     return str(Path(path).expanduser())
+
+
+def weights_fingerprint(source: str, model: torch.nn.Module) -> str:
+    """A cheap identity for a model's weights.
+
+    For a local weights file, or a local directory's weight files: names,
+    sizes and the first and last MiB of each. Otherwise (or when none are
+    found): a hash of every parameter's shape and a strided sample of its values.
+    """
+    h = hashlib.sha256()
+    path = Path(source)
+    if path.is_file():
+        files = [path]
+    else:
+        files = sorted(path.glob("*.safetensors")) + sorted(path.glob("*.bin")) if path.is_dir() else []
+    for f in files:
+        size = f.stat().st_size
+        with open(f, "rb") as fh:
+            head = fh.read(1 << 20)
+            fh.seek(max(0, size - (1 << 20)))
+            tail = fh.read()
+        h.update(f"{f.name}:{size}".encode() + head + tail)
+    if not files:
+        for name, p in model.state_dict().items():
+            flat = p.detach().flatten()
+            h.update(f"{name}{tuple(p.shape)}".encode() + flat[:: max(1, flat.numel() // 64)].float().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def config_digest(data: Any) -> str:
+    """Short hash of a JSON-able configuration (preprocessing, transforms)."""
+    return hashlib.sha256(json.dumps(data, sort_keys=True, default=str).encode()).hexdigest()[:12]

@@ -18,7 +18,11 @@ Caption image encoders (``input_kind == "caption"``) read a :class:`Caption`
 (:func:`mscmt_cli.data.captions.read_captions`, ids matched without directory
 and extension); no image reads as the empty caption, like a blank image. The
 digest is :func:`caption_digest`, as at training time, so cached features are
-shared with ``mscmt train``/``evaluate``.
+shared with ``mscmt train``/``evaluate``. With a captioner
+(:class:`~mscmt_cli.captioning.CaptionMaker`, ``--captioner``) an image that
+has no caption (a path not in the captions file, bytes, a PIL image) is
+captioned first (:meth:`FeatureStore.prepare`, batched, cached by content); an
+image the captioner cannot read follows the missing-image policy.
 """
 
 from __future__ import annotations
@@ -28,16 +32,19 @@ import os
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 from PIL import Image
 
 from mscmt_cli.data.captions import caption_digest, image_key
-from mscmt_cli.data.images import BLANK_DIGEST, blank_image, check_image_size, check_policy, decode_image, pixel_bounded, read_image_file
+from mscmt_cli.data.images import BLANK_DIGEST, blank_image, check_policy, image_loader, pixel_bounded
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache
 from mscmt_cli.model.components import ImageEncoder
+
+if TYPE_CHECKING:
+    from mscmt_cli.captioning import CaptionMaker
 
 #: Substituted images whose message the end-of-run report quotes.
 SHOWN_EXAMPLES = 3
@@ -59,31 +66,12 @@ class Caption:
     text: str
 
 
-def _pil_digest(img: Image.Image) -> str:
-    h = hashlib.sha256(f"pil|{img.mode}|{img.size}|".encode())
-    h.update(img.tobytes())
-    return h.hexdigest()
-
-
 def load_pixels(image: ImageLike | MissingImage, where: str = "image") -> tuple[str, Callable[[], Any]]:
-    """``(digest, loader)`` of one image; the loader returns an RGB PIL image.
-
-    Raises :class:`MscmtError` for a missing path (or a :class:`MissingImage`), a file or a
-    PIL image over the size limits (:mod:`mscmt_cli.data.images`); the loader raises it for
-    bytes that are not an image or whose header gives a size over the limits.
-    """
-    if image is None:
-        return BLANK_DIGEST, blank_image
+    """``(digest, loader)`` of one image (:func:`~mscmt_cli.data.images.image_loader`); a
+    :class:`MissingImage` raises its message."""
     if isinstance(image, MissingImage):
         raise MscmtError(image.message)
-    if isinstance(image, Image.Image):
-        check_image_size(image.width, image.height, f"{where} ({image.width}x{image.height} PIL image)")
-        return _pil_digest(image), lambda: image.convert("RGB")
-    if isinstance(image, (str, os.PathLike)):
-        where = os.fspath(image)
-        image = read_image_file(where)
-    data = bytes(image)
-    return hashlib.sha256(data).hexdigest(), lambda: decode_image(data, where)
+    return image_loader(image, where)
 
 
 def _caption_key(text: str) -> tuple[str, Callable[[], Any]]:
@@ -123,6 +111,7 @@ class FeatureStore:
     memory_items: int = 4096
     captions: dict[str, str] | None = None
     captions_file: str = ""
+    captioner: CaptionMaker | None = None
     substituted: int = 0
     substituted_examples: list[str] = field(default_factory=list)
     _memory: OrderedDict = field(default_factory=OrderedDict)
@@ -145,15 +134,49 @@ class FeatureStore:
         given (else ``image``, as an id for the captions file); for other models ``image``."""
         return Caption(caption) if caption is not None and self.encoder.input_kind == "caption" else image
 
+    def needs_captioner(self, image_id: str) -> bool:
+        """Whether a caption model's image ``image_id`` is captioned by the captioner (not in the captions file)."""
+        if self.captioner is None or self.encoder.input_kind != "caption":
+            return False
+        return self.captions is None or image_key(image_id) not in self.captions
+
+    def prepare(self, images: Sequence[Any]) -> list[Any]:
+        """For a caption model with a captioner: each image without a caption (a path not in the captions
+        file, bytes, a PIL image) becomes its generated :class:`Caption`, or a :class:`MissingImage` naming
+        why it could not be read; all of them in one batched, cached pass. Otherwise ``images`` unchanged."""
+        out = list(images)
+        if self.captioner is None or self.encoder.input_kind != "caption":
+            return out
+        todo = [i for i, x in enumerate(out) if self._to_caption(x)]
+        for i, made in zip(todo, self.captioner.captions([out[i] for i in todo])):
+            out[i] = MissingImage(str(made)) if isinstance(made, MscmtError) else Caption(made)
+        return out
+
+    def _to_caption(self, image: Any) -> bool:
+        if image is None or isinstance(image, (Caption, MissingImage)):
+            return False
+        return not isinstance(image, (str, os.PathLike)) or self.needs_captioner(os.fspath(image))
+
+    def caption_text(self, image: Any) -> str | None:
+        """The caption a caption model read for a prepared input that was tagged (None for other models)."""
+        if self.encoder.input_kind != "caption":
+            return None
+        if isinstance(image, Caption):
+            return image.text
+        if isinstance(image, (str, os.PathLike)) and self.captions is not None:
+            return self.captions.get(image_key(os.fspath(image)), "")
+        return ""  # no image, or one replaced under policy 'blank'
+
     def features(self, images: Sequence[Any]) -> tuple[list[torch.Tensor | None], dict[int, str]]:
         """One ``(D,)`` feature per input, and ``{index: message}`` for the inputs that failed.
 
         Inputs are :data:`ImageLike` values or :class:`MissingImage` (for
-        caption encoders: :class:`Caption`, image ids or None). A failed
-        input's feature is None.
+        caption encoders: :class:`Caption`, image ids or None; images too with
+        a captioner, see :meth:`prepare`). A failed input's feature is None.
         """
         if self.encoder.input_kind == "none":
             return [torch.zeros(0) for _ in images], {}
+        images = self.prepare(images)
         out: list[torch.Tensor | None] = [None] * len(images)
         errors: dict[int, str] = {}
         pending: dict[str, list[int]] = {}  # digest -> input indices

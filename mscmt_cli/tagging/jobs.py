@@ -12,6 +12,7 @@ from typing import Any, BinaryIO
 
 from rich.console import Console
 
+from mscmt_cli.captioning import captioner_files
 from mscmt_cli.console import progress
 from mscmt_cli.errors import DataError, MscmtError
 from mscmt_cli.settings import Settings
@@ -46,6 +47,8 @@ def load_tagger(settings: Settings, missing_images: str | None = None) -> Tagger
         captions=settings.captions,
         missing_images=missing_images or settings.missing_images,
         batch_size=settings.eval_batch_size,
+        captioner=settings.captioner,
+        max_new_tokens=settings.max_new_tokens,
     )
 
 
@@ -172,11 +175,12 @@ def open_output(out: Path | None) -> Iterator[Sink]:
 
 
 def tag_reads(settings: Settings, input_name: str) -> list[tuple[str, Path]]:
-    """The files ``mscmt tag`` reads that an output must not replace: the input, ``--captions``, the model's files."""
+    """The files ``mscmt tag`` reads that an output must not replace: the input, ``--captions``, the model's
+    files, a local ``--captioner``'s files."""
     reads: list[tuple[str, Path]] = [] if input_name == "-" else [("the input", Path(input_name))]
     if settings.captions is not None:
         reads.append(("--captions", Path(settings.captions)))
-    return reads + model_files(settings.model)
+    return reads + model_files(settings.model) + captioner_files(settings.captioner)
 
 
 def check_tag_paths(
@@ -282,9 +286,8 @@ def line_explainer(tagger: Tagger, directory: Path, images_dir: Path | None) -> 
 
     def explain(item: TagInput, result: TagResult) -> None:
         image, note = _page_image(resolve(item.image)) if item.image and pixels else (None, None)
-        caption = item.caption if item.caption is not None else _caption_of(tagger, item.image)
         html = render_page(
-            result, image, info, title=f"line {item.line}", caption=caption, image_note=None if note is None else f"{note}: {seen}"
+            result, image, info, title=f"line {item.line}", caption=result.caption, image_note=None if note is None else f"{note}: {seen}"
         )
         page = directory / f"line-{item.line:06d}.html"
         try:  # atomic: a page never writes through a link, and is never left half written
@@ -314,7 +317,7 @@ def run_explain(settings: Settings, text: str, image: Path | None, out: Path, al
     reads = ([("--image", Path(image))] if image is not None else []) + (
         [("--captions", Path(settings.captions))] if settings.captions else []
     )
-    out = check_output(out, reads + model_files(settings.model) + list(also_reads))
+    out = check_output(out, reads + model_files(settings.model) + captioner_files(settings.captioner) + list(also_reads))
     tagger = load_tagger(settings, missing_images="error")
     pixels = tagger.images.encoder.input_kind == "pixels"
     if pixels and image is not None and not Path(image).is_file():
@@ -328,21 +331,12 @@ def run_explain(settings: Settings, text: str, image: Path | None, out: Path, al
         raise MscmtError(f"--image {image}: {why}")
     result = tagger.tag(text, image if pixels or image is None else str(image))
     shown = page_image(Path(image)) if image is not None and pixels else None
-    html = render_page(result, shown, tagger.info(), caption=_caption_of(tagger, str(image) if image is not None else None))
+    html = render_page(result, shown, tagger.info(), caption=result.caption)
     try:  # not atomic: --out may be a device (/dev/stdout) or a link, written through as given
         out.write_text(html, encoding="utf-8")
     except OSError as err:
         raise MscmtError(f"--out {out}: cannot write ({err.strerror or err})") from None
     return out
-
-
-def _caption_of(tagger: Tagger, image_id: str | None) -> str | None:
-    """The caption a caption model read for ``image_id`` (None for other models or when unknown)."""
-    from mscmt_cli.data.captions import image_key
-
-    if tagger.images.encoder.input_kind != "caption" or tagger.images.captions is None or not image_id:
-        return None
-    return tagger.images.captions.get(image_key(image_id))
 
 
 def run_serve(

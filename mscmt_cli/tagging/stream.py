@@ -79,8 +79,11 @@ def image_resolver(images_dir: Path | None) -> Callable[[str], str | MissingImag
 
 def image_ref(tagger: Tagger, item: TagInput, resolve: Callable[[str], str | MissingImage]) -> Any:
     """What the feature store gets for a line: a file (or why not) for pixel models; for caption
-    models the line's ``caption``, else its ``image`` as an id for the captions file."""
+    models the line's ``caption``, else its ``image`` as an id for the captions file, else (with a
+    captioner) its image file, to be captioned."""
     if tagger.images.encoder.input_kind == "caption":
+        if item.caption is None and item.image and tagger.images.needs_captioner(item.image):
+            return resolve(item.image)
         return tagger.images.input_for(item.image, item.caption)
     return resolve(item.image) if item.image else None
 
@@ -92,10 +95,13 @@ def tag_docs(tagger: Tagger, docs: Sequence[Doc], images: Sequence[Any]) -> list
     :class:`MissingImage`, a caption, None). A tweet whose image fails (under the
     ``error`` policy), whose text the tokenizer refuses, or whose scores are not finite
     gets a message instead of a result. The one prediction path of ``mscmt tag``
-    (:func:`tag_window`) and of the service's batches.
+    (:func:`tag_window`) and of the service's batches. With a captioner, the images of a
+    caption model that come without a caption are captioned first, all in one batched
+    pass (:meth:`FeatureStore.prepare`); each result's ``caption`` is what the model read.
     """
     outcomes: list[TagResult | str | None] = [None] * len(docs)
-    feats, errors = tagger.images.features(images)
+    refs = tagger.images.prepare(images)
+    feats, errors = tagger.images.features(refs)
     ready: list[tuple[int, torch.Tensor]] = []
     encoded = []
     for k, doc in enumerate(docs):
@@ -111,6 +117,7 @@ def tag_docs(tagger: Tagger, docs: Sequence[Doc], images: Sequence[Any]) -> list
         ready.append((k, feature))
     results = tagger.predict([docs[k] for k, _ in ready], [f for _, f in ready], encoded)
     for (k, _), result in zip(ready, results):
+        result.caption = tagger.images.caption_text(refs[k])
         outcomes[k] = result if result.is_finite() else NOT_FINITE
     done = [o for o in outcomes if o is not None]
     assert len(done) == len(docs), "every tweet is tagged or reported"
