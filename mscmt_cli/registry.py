@@ -25,6 +25,7 @@ what a component can show about a prediction (``{"gate"}``).
 
 from __future__ import annotations
 
+import typing
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
@@ -159,6 +160,9 @@ class ComponentInfo:
 
 
 def _type_name(annotation: Any) -> str:
+    """``int``, ``int | None``, or a Literal's choices (``'bio' | 'none'``)."""
+    if typing.get_origin(annotation) is typing.Literal:
+        return " | ".join(repr(a) for a in typing.get_args(annotation))
     return getattr(annotation, "__name__", None) or str(annotation).replace("typing.", "")
 
 
