@@ -210,9 +210,6 @@ def resumed_settings(run_dir: Path, given: dict[str, Any], config: Path | None, 
             f"--resume {run_dir}: {', '.join(fixed)} cannot change when a run is resumed (the run's settings are in "
             f"{Path(run_dir) / RUN_FILE}); options that may change: {may}"
         )
-    unknown = sorted(set(saved) - set(Settings.model_fields))
-    if unknown:
-        raise MscmtError(f"{Path(run_dir) / RUN_FILE}: unknown setting {unknown[0]!r} (written by another mscmt version?)")
     paths = {**saved.get("model_paths", {}), **given.get("model_paths", {})}
     return load_settings(None, {**saved, **given, "model_paths": paths, "out": str(run_dir)}, flags)
 
