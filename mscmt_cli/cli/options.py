@@ -62,7 +62,7 @@ def settings_options(*names: str, rename: dict[str, tuple[str, ...]] | None = No
     rename = rename or {}
 
     def wrap(command: Callable[..., Any]) -> Callable[..., Any]:
-        own = list(list(inspect.signature(command, eval_str=True).parameters.values())[1:])
+        own = list(inspect.signature(command, eval_str=True).parameters.values())[1:]
         generated = [_parameter(n, rename.get(n)) for n in names] + [_config_parameter()]
         flags = {n: rename[n][0] if n in rename else flag_of(n) for n in names}
 
