@@ -113,6 +113,12 @@ class Settings(BaseSettings):
     patience: int = setting(
         3, "epochs without validation gain before stopping", group="training", identity=True, resumable=True, ge=1, le=10_000
     )
+    monitor: Literal["weighted", "micro"] = setting(
+        "weighted",
+        "validation F1 that picks the saved epoch and drives early stopping: weighted (the paper) or micro",
+        group="training",
+        identity=True,
+    )
     batch_size: int = setting(16, "training batch size", group="training", identity=True, ge=1, le=100_000)
     max_grad_norm: float = setting(1.0, "gradient clipping norm", group="training", identity=True, gt=0)
     seed: int = setting(13, "random seed (any integer)", group="training", identity=True)

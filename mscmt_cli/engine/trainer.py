@@ -303,8 +303,9 @@ class Run:
         while self.state.epoch < s.epochs and self.state.bad_epochs < s.patience:
             epoch = self.state.epoch + 1
             row = self.run_epoch(epoch)
-            improved = row["valid_weighted_f1"] > self.state.best_f1
-            self.state.best_f1 = max(self.state.best_f1, row["valid_weighted_f1"])
+            watched = row[f"valid_{s.monitor}_f1"]
+            improved = watched > self.state.best_f1
+            self.state.best_f1 = max(self.state.best_f1, watched)
             self.state.best_epoch = epoch if improved else self.state.best_epoch
             self.state.bad_epochs = 0 if improved else self.state.bad_epochs + 1
             self.state.epoch = epoch
