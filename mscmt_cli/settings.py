@@ -62,7 +62,9 @@ def setting(
 
     Args:
         group: one of :data:`GROUPS` (which commands offer the option).
-        identity: the value changes what a run learns (see the module docstring).
+        identity: the value changes what a run learns (see the module docstring). A new identity
+            setting must default to what mscmt did before it existed: runs recorded without it
+            are compared as if they had been given the default.
         resumable: the value may change when a run is resumed.
         flags: the option's spelling when it is not ``--<name-with-dashes>``
             (``--x/--no-x`` is the default for booleans).

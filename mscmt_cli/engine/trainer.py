@@ -52,6 +52,17 @@ class Progress:
     bad_epochs: int = 0
     metrics: list[dict[str, Any]] = field(default_factory=list)
 
+    def record(self, row: dict[str, Any], monitor: str) -> bool:
+        """Count epoch ``row`` in; True when its validation ``monitor`` F1 beats every earlier epoch's."""
+        watched = row[f"valid_{monitor}_f1"]
+        improved = bool(watched > self.best_f1)
+        self.best_f1 = max(self.best_f1, watched)
+        self.best_epoch = row["epoch"] if improved else self.best_epoch
+        self.bad_epochs = 0 if improved else self.bad_epochs + 1
+        self.epoch = row["epoch"]
+        self.metrics.append(row)
+        return improved
+
 
 SEED_SPACE = 2**64  # torch takes seeds in [-2**63, 2**64) and wraps negatives mod 2**64; Python's random takes any int
 
@@ -303,13 +314,7 @@ class Run:
         while self.state.epoch < s.epochs and self.state.bad_epochs < s.patience:
             epoch = self.state.epoch + 1
             row = self.run_epoch(epoch)
-            watched = row[f"valid_{s.monitor}_f1"]
-            improved = watched > self.state.best_f1
-            self.state.best_f1 = max(self.state.best_f1, watched)
-            self.state.best_epoch = epoch if improved else self.state.best_epoch
-            self.state.bad_epochs = 0 if improved else self.state.bad_epochs + 1
-            self.state.epoch = epoch
-            self.state.metrics.append(row)
+            improved = self.state.record(row, s.monitor)
             if self.dist.is_main:
                 with deferred_sigint():
                     if improved:
