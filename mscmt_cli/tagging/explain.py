@@ -28,7 +28,8 @@ MAX_SIDE = 480
 TYPE_COLOURS: dict[str, str] = {"PER": "#f4a6a6", "LOC": "#9fc8f0", "ORG": "#a8e0a0", "OTHER": "#f5d77a"}
 FALLBACK_COLOUR = "#d9c2f0"
 
-_CSS = """
+#: The stylesheet of the explain page (and of the service's page, which shows the same sections).
+CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans",sans-serif;margin:24px;color:#222;max-width:1100px}
 h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:22px 0 8px} .meta{color:#666;font-size:13px}
 .tweet{font-size:20px;line-height:2.1;padding:12px 14px;border:1px solid #ddd;border-radius:8px;white-space:pre-wrap;word-break:break-word}
@@ -143,17 +144,30 @@ def render_page(
     ``image_note``: why the tweet's image is not shown, when it is missing or unreadable)."""
     comps = info.get("components", {})
     model = " + ".join(str(comps.get(k, "?")) for k in KINDS)
-    media = _media(image, caption, info, image_note)
-    origin = "" if result.doc.has_text else '<p class="meta">Given as tokens; shown joined by single spaces.</p>'
     heading = "mscmt explain" + (f" — {_esc(title)}" if title else "")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{heading}</title><style>{_CSS}</style></head><body>\n"
+        f"<title>{heading}</title><style>{CSS}</style></head><body>\n"
         f'<h1>{heading}</h1><p class="meta">model: {_esc(model)}</p>\n'
+        f"{render_sections(result, image, info, caption, image_note)}"
+        "</body></html>\n"
+    )
+
+
+def render_sections(
+    result: TagResult, image: Image.Image | None, info: dict[str, Any], caption: str | None = None, image_note: str | None = None
+) -> str:
+    """The page's body below its heading: the tweet and legend, the image, the explain view, the entities.
+
+    The service's page at ``GET /`` shows this same HTML (styled by :data:`CSS`) for each tweet it tags.
+    """
+    comps = info.get("components", {})
+    media = _media(image, caption, info, image_note)
+    origin = "" if result.doc.has_text else '<p class="meta">Given as tokens; shown joined by single spaces.</p>'
+    return (
         f'<h2>Tweet</h2><div class="tweet">{highlighted_text(result)}</div>{origin}\n'
         f'<div class="legend">{_legend(result)}</div>\n'
         f'<h2>Image</h2><div class="media">{media}</div>\n'
         f"<h2>Visual gate per token</h2>{gate_strip(result, str(comps.get('fusion', '?')))}\n"
         f"<h2>Entities</h2>{_entity_table(result)}\n"
-        "</body></html>\n"
     )

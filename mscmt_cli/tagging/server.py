@@ -1,6 +1,7 @@
 """The JSON HTTP API of ``mscmt serve`` (FastAPI), around one :class:`Tagger` loaded once.
 
 Endpoints:
+    ``GET /``            a page to try the model in a browser (:mod:`mscmt_cli.tagging.page`)
     ``GET /health``      ``{"status": "ok"}``
     ``GET /info``        model components, labels, gate, image input, limits
     ``POST /tag``        one tweet. JSON ``{"text": "...", "image": "<base64>"}``
@@ -9,13 +10,15 @@ Endpoints:
                          multipart form data with a ``text`` field and an ``image``
                          file. Answer: ``{"text"?, "tokens", "tags", "entities"}``.
     ``POST /tag/batch``  JSON ``{"items": [<as /tag>, ...]}`` -> ``{"results": [...]}``.
+    ``?explain=true``    on either: each answer also holds ``"explain"``: the gate per token,
+                         the caption read, and ``html``, the sections of ``mscmt explain``'s page.
 
 Requests that arrive together are tagged in one pass of the model
 (:class:`Batching`, :mod:`mscmt_cli.tagging.batcher`); each keeps its own answer and
 its own errors: an unreadable image is that request's 422, not its neighbours'.
 
 With an API key (``mscmt serve --api-key-file``, ``MSCMT_API_KEY``) every request but
-``GET /health`` needs ``Authorization: Bearer <key>``, else 401 (:mod:`mscmt_cli.tagging.auth`).
+``GET /health`` and the page at ``GET /`` needs ``Authorization: Bearer <key>``, else 401 (:mod:`mscmt_cli.tagging.auth`).
 
 Images arrive only as bytes: no file path named in a request is ever opened.
 Bad input is a 4xx with ``{"detail": "<message>"}``: 400 malformed JSON, form
@@ -39,7 +42,7 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
 from mscmt_cli.errors import MscmtError
@@ -48,6 +51,7 @@ from mscmt_cli.tagging.auth import BearerAuth
 from mscmt_cli.tagging.batcher import MicroBatcher
 from mscmt_cli.tagging.doc import Doc, InputError, make_doc
 from mscmt_cli.tagging.inputs import optional_str
+from mscmt_cli.tagging.page import explain_answer, page_headers, page_html
 from mscmt_cli.tagging.stream import NOT_FINITE, tag_docs
 from mscmt_cli.tagging.tagger import Tagger, TagResult
 from mscmt_cli.version import __version__
@@ -270,6 +274,14 @@ def _content_type(request: Request) -> str:
     return request.headers.get("content-type", "application/json").split(";")[0].strip().lower()
 
 
+def _explain_flag(request: Request) -> bool:
+    """The ``explain`` query parameter: ``true``/``1`` or ``false``/``0``, absent = false."""
+    values = request.query_params.getlist("explain")
+    if len(values) > 1 or (values and values[0].lower() not in ("true", "1", "false", "0")):
+        raise _fail(400, "query parameter 'explain' must be true or false (once)")
+    return bool(values) and values[0].lower() in ("true", "1")
+
+
 def _answer(item: Item, result: TagResult) -> dict[str, Any]:
     head = {"text": item.doc.text} if item.doc.has_text else {}
     return {**head, **result.as_dict()}
@@ -313,7 +325,7 @@ def create_app(tagger: Tagger, limits: Limits | None = None, *, api_key: str | N
     app = FastAPI(title="mscmt", version=__version__, description="Multimodal NER for tweets", lifespan=lifespan)
     app.state.batcher = batcher
 
-    async def tag_items(items: list[Item]) -> list[dict[str, Any]]:
+    async def tag_items(items: list[Item], explain: bool = False) -> list[dict[str, Any]]:
         try:
             outcomes = await batcher.submit(items)
         except MscmtError as err:
@@ -323,7 +335,17 @@ def create_app(tagger: Tagger, limits: Limits | None = None, *, api_key: str | N
                 raise _fail(422, f"{f'items[{k}]: ' if len(items) > 1 else ''}{outcome}")
         if NOT_FINITE in outcomes:  # the answer would not be JSON; the fault is the model's
             raise _fail(500, NOT_FINITE)
-        return [_answer(i, r) for i, r in zip(items, outcomes) if isinstance(r, TagResult)]
+        done = [(i, r) for i, r in zip(items, outcomes) if isinstance(r, TagResult)]
+        answers = [_answer(i, r) for i, r in done]
+        if explain:
+            info = await model_info()
+            for answer, (i, r) in zip(answers, done):
+                answer["explain"] = await run_in_threadpool(explain_answer, r, i.image, info)
+        return answers
+
+    @app.api_route("/", methods=["GET", "HEAD"], include_in_schema=False)
+    async def page() -> HTMLResponse:
+        return HTMLResponse(page_html(), headers=page_headers())
 
     @app.get("/health")
     async def health() -> dict[str, str]:
@@ -331,8 +353,7 @@ def create_app(tagger: Tagger, limits: Limits | None = None, *, api_key: str | N
 
     info_cache: dict[str, Any] = {}
 
-    @app.get("/info")
-    async def info() -> dict[str, Any]:
+    async def model_info() -> dict[str, Any]:
         if not info_cache:
 
             def describe() -> dict[str, Any]:
@@ -340,8 +361,12 @@ def create_app(tagger: Tagger, limits: Limits | None = None, *, api_key: str | N
                     return tagger.info()
 
             info_cache.update(await run_in_threadpool(describe))
+        return info_cache
+
+    @app.get("/info")
+    async def info() -> dict[str, Any]:
         return {
-            **info_cache,
+            **(await model_info()),
             "version": __version__,
             "limits": asdict(limits),
             "batching": asdict(batching),
@@ -357,7 +382,7 @@ def create_app(tagger: Tagger, limits: Limits | None = None, *, api_key: str | N
             item = parse_item(await _json_body(request), limits)
         else:
             raise _fail(415, f"unsupported content type {kind!r}: send application/json or multipart/form-data")
-        return (await tag_items([item]))[0]
+        return (await tag_items([item], _explain_flag(request)))[0]
 
     @app.post("/tag/batch")
     async def tag_batch(request: Request) -> dict[str, Any]:
@@ -372,7 +397,7 @@ def create_app(tagger: Tagger, limits: Limits | None = None, *, api_key: str | N
         if len(items) > limits.max_batch:
             raise _fail(413, f"batch of {len(items)} items over the limit of {limits.max_batch}")
         parsed = [parse_item(obj, limits, f"items[{k}]: ") for k, obj in enumerate(items)]
-        return {"results": await tag_items(parsed)}
+        return {"results": await tag_items(parsed, _explain_flag(request))}
 
     app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
     if api_key is not None:  # added last, so it runs first: no body is read for a caller without the key
