@@ -117,17 +117,25 @@ BROWSERS = ("chromium", "chromium-browser", "google-chrome")
 
 
 def _browser_or_skip() -> tuple[str, str]:
-    """The paths of Chromium and chromedriver, or skip saying what is missing."""
+    """The paths of Chromium and chromedriver, or skip saying what is missing (fail instead where
+    ``MSCMT_REQUIRE_BROWSER=1``, as CI sets it: there a missing browser is an install defect)."""
     try:
         import selenium  # noqa: F401
     except ImportError:
-        pytest.skip("the page's browser test needs the selenium package (pip install -e '.[test]')")
+        _missing("the page's browser test needs the selenium package (pip install -e '.[test]')")
     browser = next((found for name in BROWSERS if (found := shutil.which(name))), None)
     driver = shutil.which("chromedriver")
     if browser is None or driver is None:
         missing = " and ".join(what for what, path in (("chromium", browser), ("chromedriver", driver)) if path is None)
-        pytest.skip(f"the page's browser test needs {missing} (Debian: apt-get install chromium chromium-driver)")
+        _missing(f"the page's browser test needs {missing} (Debian: apt-get install chromium chromium-driver)")
+    assert browser is not None and driver is not None
     return browser, driver
+
+
+def _missing(reason: str) -> None:
+    if os.environ.get("MSCMT_REQUIRE_BROWSER") == "1":
+        pytest.fail(reason)
+    pytest.skip(reason)
 
 
 @pytest.fixture(scope="module")
@@ -300,5 +308,9 @@ def test_the_page_works_with_the_api_key(browser, cycling_model, tiny, tmp_path)
 
 def test_without_a_browser_the_browser_tests_skip_saying_what_is_missing(monkeypatch):
     monkeypatch.setattr(shutil, "which", lambda name: "/usr/bin/chromium" if name == "chromium" else None)
+    monkeypatch.delenv("MSCMT_REQUIRE_BROWSER", raising=False)
     with pytest.raises(pytest.skip.Exception, match="the page's browser test needs (chromedriver|the selenium package)"):
+        _browser_or_skip()
+    monkeypatch.setenv("MSCMT_REQUIRE_BROWSER", "1")  # CI: a missing browser is a failure, not a skip
+    with pytest.raises(pytest.fail.Exception, match="the page's browser test needs (chromedriver|the selenium package)"):
         _browser_or_skip()
