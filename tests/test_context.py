@@ -447,3 +447,21 @@ def _b64(images: Path) -> str:
 def test_a_model_without_context_saves_the_config_of_before(trained_run):
     config = json.loads((trained_run / "model" / "config.json").read_text(encoding="utf-8"))
     assert "context" not in config and config["training"]["context"] == "none"
+
+
+def test_a_study_reuses_a_run_recorded_before_the_context_setting_existed(trained_run, tmp_path):
+    import shutil
+
+    from mscmt_cli.registry import Registry
+    from mscmt_cli.settings import Settings
+    from mscmt_cli.studies.common import check_same_settings
+
+    run = tmp_path / "old"
+    shutil.copytree(trained_run, run)
+    record = json.loads((run / "run.json").read_text(encoding="utf-8"))
+    settings = Settings.model_validate(record["settings"])
+    del record["settings"]["context"]
+    (run / "run.json").write_text(json.dumps(record), encoding="utf-8")
+    check_same_settings(run, settings, Registry.from_entry_points())  # an old run read context 'none'
+    with pytest.raises(MscmtError, match="context='none', but this study asks context='caption'"):
+        check_same_settings(run, settings.model_copy(update={"context": "caption"}), Registry.from_entry_points())

@@ -117,8 +117,10 @@ def row_state(run_dir: Path) -> str:
 
 def _comparable(values: dict[str, Any], registry: Registry) -> dict[str, Any]:
     """The settings that change what a run learns (``identity`` fields), normalised: corpus by its canonical
-    name, component parameters validated by their components (so ``"12"`` and ``12`` agree)."""
-    out = {k: values.get(k) for k in identity_fields()}
+    name, component parameters validated by their components (so ``"12"`` and ``12`` agree); a setting a run
+    recorded before it existed (``context``) has the default, which that run was trained with."""
+    fields = Settings.model_fields
+    out = {k: values[k] if k in values else fields[k].get_default(call_default_factory=True) for k in identity_fields()}
     out["corpus"] = canonical_name(str(out["corpus"]))
     params = out.get("params") or {}
     out["params"] = {kind: resolved_params(registry, kind, str(out[kind]), params.get(kind, {})) for kind in PARTS}
