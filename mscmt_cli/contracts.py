@@ -15,7 +15,9 @@ shapes and dtypes of outputs; masks respected (padding never changes a real
 word's output); gradients reach every trainable parameter and never a frozen
 one; a state-dict save/load round trip reproduces the outputs; declared
 parameters round trip through JSON; declared capabilities (``explains``)
-hold; bad inputs raise a ``ValueError`` that names the argument.
+hold; bad inputs raise a ``ValueError`` that names the argument; a text
+encoder that reads a caption beside the tweet keeps its windows and word
+positions.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from typing import Any
 import torch
 
 from mscmt_cli.engine.batching import collate
+from mscmt_cli.errors import MscmtError
 from mscmt_cli.labels import LABELS
 from mscmt_cli.model.components import Decoder, Fusion, ImageEncoder, TextEncoder
 from mscmt_cli.registry import params_model
@@ -163,6 +166,31 @@ def check_text_encoder(encoder: TextEncoder, rebuild: Callable[[Path], TextEncod
     again.load_state_dict(encoder.state_dict())
     again.eval()
     assert torch.allclose(again(collate([Example(e, [], torch.zeros(0)) for e in encoded], again.pad_id).text), pair, atol=1e-5)
+    _check_caption_context(encoder)
+
+
+def _check_caption_context(encoder: TextEncoder) -> None:
+    """An encoder that reads a caption beside the tweet (``--context caption``) keeps one vector per tweet word,
+    every window within the encoder's limit, and labels no caption sub-word."""
+    try:
+        encoder.check_context("caption")
+    except MscmtError:
+        return  # this encoder does not read a caption: nothing more to check
+    from mscmt_cli.engine.batching import Example
+
+    encoder.context, saved = "caption", encoder.context
+    try:
+        plain = [encoder.encode_words(w, "") for w in TWEETS]
+        with_caption = [encoder.encode_words(w, "a man in a suit waving a flag " * 40) for w in TWEETS]
+        words = encoder(collate([Example(e, [], torch.zeros(0)) for e in with_caption], encoder.pad_id).text)
+    finally:
+        encoder.context = saved
+    limit = getattr(encoder, "max_subwords", None)
+    for tweet, empty, full in zip(TWEETS, plain, with_caption):
+        assert full.word_positions == empty.word_positions and len(full.word_positions) == len(tweet), "the caption moved a word"
+        assert limit is None or all(len(w) <= limit for w in full.windows), "a window with the caption exceeds the limit"
+        assert full.token_types is None or [len(t) for t in full.token_types] == [len(w) for w in full.windows]
+    assert words.shape == (2, len(TWEETS[0]), encoder.hidden_size) and torch.isfinite(words).all()
 
 
 def check_image_encoder(encoder: ImageEncoder, inputs: list[Any]) -> None:

@@ -86,6 +86,13 @@ class Settings(BaseSettings):
     image: str = setting("clip-vit-l14", "image encoder", group="components", identity=True)
     fusion: str = setting("gated", "fusion: gated, additive, none", group="components", identity=True)
     decoder: str = setting("crf", "decoder: crf, softmax", group="components", identity=True)
+    context: Literal["none", "caption"] = setting(
+        "none",
+        "what the text encoder reads beside the tweet: none, or caption (the image's caption as a second segment, "
+        "[CLS] tweet [SEP] caption [SEP]; reads --captions)",
+        group="components",
+        identity=True,
+    )
     params: dict[str, dict[str, Any]] = setting(
         dict,
         "KIND.KEY=VALUE: a component parameter, e.g. fusion.proj_dim=256 (repeatable; see mscmt plugins KIND.NAME)",
@@ -100,7 +107,9 @@ class Settings(BaseSettings):
     corpus: str = setting("merged", "twitter2015, twitter2017, merged, or any corpus directory name", group="data", identity=True)
     data_dir: Path | None = setting(None, "data directory laid out like ../shared/data", group="data")
     images_dir: Path | None = setting(None, "directory of <id>.jpg images", group="data")
-    captions: Path | None = setting(None, "captions file (<id>.jpg :<caption> lines or JSONL) for --image caption", group="data")
+    captions: Path | None = setting(
+        None, "captions file (<id>.jpg :<caption> lines or JSONL) for --image caption and --context caption", group="data"
+    )
     missing_images: Literal["blank", "error"] = setting(
         "blank", "missing or unreadable images: blank (counted, reported) or error", group="data"
     )

@@ -51,11 +51,17 @@ class EncodedDataset(Dataset):
 
 
 def encode_examples(
-    encoder: TextEncoder, words: Sequence[Sequence[str]], tag_ids: Sequence[Sequence[int]] | None, images: torch.Tensor
+    encoder: TextEncoder,
+    words: Sequence[Sequence[str]],
+    tag_ids: Sequence[Sequence[int]] | None,
+    images: torch.Tensor,
+    contexts: Sequence[str] | None = None,
 ) -> list[Example]:
-    """Tokenize tweets (``images`` is ``(N, D)``) into examples."""
+    """Tokenize tweets (``images`` is ``(N, D)``; ``contexts``: each tweet's caption, for a caption-context encoder) into examples."""
     tags = tag_ids if tag_ids is not None else [[] for _ in words]
-    return [Example(encoder.encode_words(w), list(t), images[i]) for i, (w, t) in enumerate(zip(words, tags))]
+    if contexts is None:
+        return [Example(encoder.encode_words(w), list(t), images[i]) for i, (w, t) in enumerate(zip(words, tags))]
+    return [Example(encoder.encode_words(w, c), list(t), images[i]) for i, (w, t, c) in enumerate(zip(words, tags, contexts, strict=True))]
 
 
 def collate(examples: Sequence[Example], pad_id: int) -> MNERBatch:
@@ -67,6 +73,7 @@ def collate(examples: Sequence[Example], pad_id: int) -> MNERBatch:
     for k, w in enumerate(windows):
         input_ids[k, : len(w)] = torch.tensor(w)
         attention[k, : len(w)] = 1
+    token_types = _token_types(examples, len(windows), width)
     n_words = max(e.length for e in examples)
     word_index = torch.zeros((len(examples), n_words), dtype=torch.long)
     word_mask = torch.zeros((len(examples), n_words), dtype=torch.bool)
@@ -81,7 +88,20 @@ def collate(examples: Sequence[Example], pad_id: int) -> MNERBatch:
         first_window += len(e.encoded.windows)
     labelled = all(e.tag_ids for e in examples)
     image = torch.stack([e.image for e in examples])
-    return MNERBatch(TextBatch(input_ids, attention, word_index, word_mask), image, tags if labelled else None)
+    return MNERBatch(TextBatch(input_ids, attention, word_index, word_mask, token_types), image, tags if labelled else None)
+
+
+def _token_types(examples: Sequence[Example], n_windows: int, width: int) -> torch.Tensor | None:
+    """``(W, L)`` segment ids of the batch's windows (0 on padding), or None when no example has any."""
+    if all(e.encoded.token_types is None for e in examples):
+        return None
+    types = torch.zeros((n_windows, width), dtype=torch.long)
+    k = 0
+    for e in examples:
+        for w, row in enumerate(e.encoded.token_types or [[] for _ in e.encoded.windows]):
+            types[k + w, : len(row)] = torch.tensor(row, dtype=torch.long)
+        k += len(e.encoded.windows)
+    return types
 
 
 class Collator:

@@ -8,6 +8,7 @@ from pathlib import Path
 from rich.console import Console
 
 from mscmt_cli.console import progress
+from mscmt_cli.data.captions import CaptionStore
 from mscmt_cli.data.conll import Tweet
 from mscmt_cli.data.corpus import Split, load_split
 from mscmt_cli.data.images import ImageStore
@@ -27,6 +28,34 @@ def check_image_inputs(settings: Settings, input_kind: str) -> None:
         raise MscmtError(
             f"image encoder {settings.image!r} needs images: pass --images-dir DIR, or use --image none --fusion none for a text-only model"
         )
+
+
+def check_context_inputs(settings: Settings, context: str) -> None:
+    """Fail before any model loads when the text encoder reads captions (``context``) and none are given."""
+    if context == "caption" and settings.captions is None:
+        raise MscmtError("--context caption: the text encoder reads each tweet's caption beside it; pass --captions FILE")
+
+
+def context_store(settings: Settings, context: str, features: ImageFeatures) -> CaptionStore | None:
+    """The captions a caption-context model reads (``--captions`` under ``--missing-images``), or None without context.
+
+    When the image encoder reads the same captions file, its store is shared, so both read one
+    caption per tweet and a missing caption is reported once.
+    """
+    if context != "caption":
+        return None
+    check_context_inputs(settings, context)
+    path = required_path(settings.captions, "--captions")
+    if isinstance(features.source, CaptionStore) and features.source.path == Path(path):
+        return features.source
+    return CaptionStore.from_file(path, settings.missing_images)
+
+
+def data_notes(features: ImageFeatures, context: CaptionStore | None) -> list[str]:
+    """The end-of-run lines about missing images and captions (each store once)."""
+    stores = [features.source] + ([context] if context is not None and context is not features.source else [])
+    notes = [getattr(store, "report", lambda: None)() for store in stores]
+    return [n for n in notes if n]
 
 
 def record_source(settings: Settings, encoder: ImageEncoder):
@@ -57,13 +86,33 @@ def precompute_features(features: ImageFeatures, tweets: list[Tweet], console: C
         features.precompute(ids, on_progress=lambda n: bar.advance(task, n))
 
 
-def encode_split(split: Split | list[Tweet], text: TextEncoder, features: ImageFeatures, labels: list[str]) -> EncodedDataset:
-    """Tokenize a split and attach its image features."""
+def encode_split(
+    split: Split | list[Tweet], text: TextEncoder, features: ImageFeatures, labels: list[str], context: CaptionStore | None = None
+) -> EncodedDataset:
+    """Tokenize a split (with each tweet's caption from ``context`` for a caption-context model) and attach its image features."""
     tweets = split.tweets if isinstance(split, Split) else split
     index = label_to_id(tuple(labels))
     images = features.lookup([t.image_id for t in tweets])
     tag_ids = [[index[tag] for tag in t.tags] for t in tweets]
-    return EncodedDataset(encode_examples(text, [t.tokens for t in tweets], tag_ids, images))
+    captions = None if context is None else [tweet_caption(t, context) for t in tweets]
+    return EncodedDataset(encode_examples(text, [t.tokens for t in tweets], tag_ids, images, captions))
+
+
+def check_captions(context: CaptionStore | None, tweets: list[Tweet]) -> None:
+    """Read every tweet's caption once, so a missing one under ``--missing-images error`` stops the run before any work."""
+    if context is not None:
+        for tweet in tweets:
+            tweet_caption(tweet, context)
+
+
+def tweet_caption(tweet: Tweet, context: CaptionStore) -> str:
+    """The caption of a tweet's image; under ``--missing-images error`` a missing one is an error naming the tweet's file:line."""
+    if context.policy == "error" and tweet.image_id not in context:
+        raise MscmtError(
+            f"{tweet.source or tweet.image_id}: no caption for image {tweet.image_id!r} in {context.path} "
+            f"(--context caption reads it beside the tweet; --missing-images blank reads an empty caption)"
+        )
+    return context.load(tweet.image_id).content
 
 
 @dataclass

@@ -7,7 +7,15 @@ from pathlib import Path
 from rich.console import Console
 
 from mscmt_cli.data.corpus import load_split
-from mscmt_cli.engine.data import encode_split, feature_table, precompute_features
+from mscmt_cli.engine.data import (
+    check_captions,
+    check_context_inputs,
+    context_store,
+    data_notes,
+    encode_split,
+    feature_table,
+    precompute_features,
+)
 from mscmt_cli.engine.evaluate import evaluate, resolve_device
 from mscmt_cli.engine.report import scores_table
 from mscmt_cli.engine.rundir import write_json
@@ -41,16 +49,18 @@ def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Regist
     if settings.data_dir is None:
         raise MscmtError("no data directory: pass --data-dir DIR")
     assembled = load_trained(run_dir, settings, registry or Registry.from_entry_points())
+    check_context_inputs(settings, assembled.spec.context)
     data = load_split(settings.data_dir, settings.corpus, split)
     features = feature_table(settings.model_copy(update={"image": assembled.spec.components.image}), assembled.image)
+    context = context_store(settings, assembled.spec.context, features)
+    check_captions(context, data.tweets)
     precompute_features(features, data.tweets, console)
     device = resolve_device(settings.device)
     model = assembled.model.to(device)
-    dataset = encode_split(data, model.text, features, assembled.spec.labels)
+    dataset = encode_split(data, model.text, features, assembled.spec.labels, context)
     scores = evaluate(model, dataset, [t.tags for t in data.tweets], assembled.spec.labels, settings.eval_batch_size, device)
     console.print(scores_table(scores, f"{data.corpus} {split}"))
-    note = getattr(features.source, "report", lambda: None)()
-    if note:
+    for note in data_notes(features, context):
         console.print(f"[yellow]warning:[/] {note}")
     return scores
 

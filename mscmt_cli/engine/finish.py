@@ -9,7 +9,8 @@ from typing import Any, Protocol
 import torch
 from rich.console import Console
 
-from mscmt_cli.engine.data import CorpusData, encode_split
+from mscmt_cli.data.captions import CaptionStore
+from mscmt_cli.engine.data import CorpusData, data_notes, encode_split
 from mscmt_cli.engine.distributed import DistContext
 from mscmt_cli.engine.evaluate import evaluate
 from mscmt_cli.engine.report import scores_table
@@ -58,6 +59,8 @@ class FinishedRun(Protocol):
     @property
     def features(self) -> ImageFeatures: ...
     @property
+    def context(self) -> CaptionStore | None: ...
+    @property
     def dist(self) -> DistContext: ...
     @property
     def console(self) -> Console: ...
@@ -70,14 +73,13 @@ def finish_run(run: FinishedRun) -> TrainOutcome:
     s, state = run.settings, run.state
     load_weights(run.model, Path(run.run_dir) / "model" / WEIGHTS_FILE)
     run.model.to(run.device)
-    test_set = encode_split(run.data.test, run.model.text, run.features, list(LABELS))
+    test_set = encode_split(run.data.test, run.model.text, run.features, list(LABELS), run.context)
     gold = [t.tags for t in run.data.test.tweets]
     test = evaluate(run.model, test_set, gold, LABELS, s.eval_batch_size, run.device)
     best_valid = next((m for m in state.metrics if m["epoch"] == state.best_epoch), {})
     if run.dist.is_main:
         write_json(Path(run.run_dir) / TEST_SCORES, {"corpus": s.corpus, "split": "test", "best_epoch": state.best_epoch, **test})
     run.console.print(scores_table(test, f"{s.corpus} test (best epoch {state.best_epoch})"))
-    note = getattr(run.features.source, "report", lambda: None)()
-    if note:
+    for note in data_notes(run.features, run.context):
         run.console.print(f"[yellow]warning:[/] {note}")
     return TrainOutcome(Path(run.run_dir), state.best_epoch, best_valid, test, state.metrics)

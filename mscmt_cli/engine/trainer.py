@@ -24,7 +24,16 @@ from mscmt_cli.console import make_console, progress
 from mscmt_cli.data.sampler import balanced_weights
 from mscmt_cli.engine.batching import EncodedDataset, epoch_indices, iter_batches, length_batches
 from mscmt_cli.engine.checkpoint import CHECKPOINT_DIR, check_resumable, deferred_sigint, load_checkpoint, save_checkpoint
-from mscmt_cli.engine.data import CorpusData, check_image_inputs, encode_split, feature_table, precompute_features
+from mscmt_cli.engine.data import (
+    CorpusData,
+    check_captions,
+    check_context_inputs,
+    check_image_inputs,
+    context_store,
+    encode_split,
+    feature_table,
+    precompute_features,
+)
 from mscmt_cli.engine.distributed import DistContext, device_for, init_distributed
 from mscmt_cli.engine.evaluate import autocast, predict, resolve_device
 from mscmt_cli.engine.finish import TrainOutcome, finish_run
@@ -162,6 +171,7 @@ class Run:
         self.settings, self.console = settings, console
         self.run_dir = Path(settings.out)
         spec = model_spec(settings, registry)  # components, pairing and parameters checked before anything loads
+        check_context_inputs(settings, spec.context)
         self.dist = init_distributed(settings.device)
         if not self.dist.is_main:
             self.console = make_console(quiet=True)
@@ -171,9 +181,13 @@ class Run:
         check_image_inputs(settings, registry.resolve("image", settings.image)[0].input_kind)
         self.assembled: Assembled = build_model(spec, registry, settings.model_paths)
         self.features = feature_table(settings, self.assembled.image)
+        self.context = context_store(settings, spec.context, self.features)
+        check_captions(self.context, self.data.all_tweets())
         self._precompute()
         text = self.assembled.model.text
-        self.train_set, self.valid_set = (encode_split(s, text, self.features, list(LABELS)) for s in (self.data.train, self.data.valid))
+        self.train_set, self.valid_set = (
+            encode_split(s, text, self.features, list(LABELS), self.context) for s in (self.data.train, self.data.valid)
+        )
         self.model = self.assembled.model.to(self.device)
         self.step_model = wrap_ddp(self.model, self.dist, self.device)
         self.weights = balanced_weights([t.tags for t in self.data.train.tweets]) if settings.balance else None
@@ -331,7 +345,7 @@ class Run:
 def model_spec(settings: Settings, registry: Registry) -> ModelSpec:
     """The spec of the model ``settings`` describe (checked; nothing loaded), with the training settings recorded."""
     components = Components(text=settings.text, image=settings.image, fusion=settings.fusion, decoder=settings.decoder)
-    spec = new_spec(registry, components, LABELS, settings.model_paths, settings.params, settings.dropout)
+    spec = new_spec(registry, components, LABELS, settings.model_paths, settings.params, settings.dropout, settings.context)
     return spec.model_copy(update={"training": settings.model_dump(mode="json", include=set(identity_fields()))})
 
 

@@ -19,7 +19,7 @@ import tempfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import torch
 from pydantic import BaseModel, ValidationError
@@ -52,8 +52,11 @@ class ModelSpec(BaseModel, extra="forbid"):
     """The content of ``config.json``: everything :func:`build_model` needs.
 
     ``params`` holds every declared parameter of every component, defaults
-    included, so a saved model rebuilds exactly. Sizes are filled in by
-    :func:`build_model` and checked when a saved model is loaded.
+    included, so a saved model rebuilds exactly. ``context`` is what the text
+    encoder reads beside each tweet (``"caption"``: the image's caption as a
+    second segment; written to ``config.json`` only when it is not ``"none"``,
+    so a model without context stays as before). Sizes are filled in by :func:`build_model` and checked when a
+    saved model is loaded.
     """
 
     format: str = "mscmt-model"
@@ -63,6 +66,7 @@ class ModelSpec(BaseModel, extra="forbid"):
     sources: dict[str, str]
     labels: list[str]
     params: dict[str, dict[str, Any]] = {}
+    context: Literal["none", "caption"] = "none"
     dropout: float = 0.1
     text_hidden_size: int = 0
     image_dim: int = 0
@@ -86,13 +90,14 @@ def new_spec(
     model_paths: Mapping[str, str],
     params: Mapping[str, Mapping[str, Any]] | None = None,
     dropout: float = 0.1,
+    context: Literal["none", "caption"] = "none",
 ) -> ModelSpec:
     """The spec of a model to train: components checked, parameters validated, sources resolved. Loads nothing."""
     _check_pairing(registry, components)
     checked = {kind: resolved_params(registry, kind, getattr(components, kind), (params or {}).get(kind, {})) for kind in KINDS}
     text_cls, _ = registry.resolve("text", components.text)
     sources = {"text": resolve_source(components.text, text_cls.default_source, model_paths)}
-    return ModelSpec(components=components, sources=sources, labels=list(labels), params=checked, dropout=dropout)
+    return ModelSpec(components=components, sources=sources, labels=list(labels), params=checked, context=context, dropout=dropout)
 
 
 def assemble(
@@ -102,9 +107,10 @@ def assemble(
     model_paths: Mapping[str, str],
     params: Mapping[str, Mapping[str, Any]] | None = None,
     dropout: float = 0.1,
+    context: Literal["none", "caption"] = "none",
 ) -> Assembled:
     """A fresh model from pretrained encoders: :func:`build_model` of :func:`new_spec`."""
-    return build_model(new_spec(registry, components, labels, model_paths, params, dropout), registry, model_paths)
+    return build_model(new_spec(registry, components, labels, model_paths, params, dropout, context), registry, model_paths)
 
 
 def resolved_params(registry: Registry, kind: str, name: str, values: Mapping[str, Any]) -> dict[str, Any]:
@@ -127,6 +133,8 @@ def build_model(
     params = _params_of(spec, registry)
     text_source = str(directory / TEXT_DIR) if directory is not None else spec.sources["text"]
     text = _make(registry, "text", spec.components.text, params["text"], text_source, pretrained=directory is None)
+    text.check_context(spec.context)
+    text.context = spec.context
     image = build_image_encoder(registry, spec.components.image, model_paths, spec.sources.get("image") or None, params["image"])
     fusion = _make(registry, "fusion", spec.components.fusion, params["fusion"], text.hidden_size, image.dim)
     decoder = _make(registry, "decoder", spec.components.decoder, params["decoder"], spec.labels)
@@ -200,7 +208,8 @@ def save_model(directory: Path, model: MNERModel, spec: ModelSpec) -> None:
         model.text.save_architecture(tmp / TEXT_DIR)
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
         save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "mscmt-model"})
-        (tmp / CONFIG_FILE).write_text(spec.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        plain = {"context"} if spec.context == "none" else None  # a model without context: config.json as before
+        (tmp / CONFIG_FILE).write_text(spec.model_dump_json(indent=2, exclude=plain) + "\n", encoding="utf-8")
         _swap_in(tmp, directory)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)

@@ -30,6 +30,8 @@ import torch
 from pydantic import BaseModel, ConfigDict
 from torch import nn
 
+from mscmt_cli.errors import MscmtError
+
 
 class ComponentParams(BaseModel):
     """Base of a component's declared parameters: typed, with defaults; unknown keys are refused."""
@@ -56,11 +58,15 @@ class EncodedTweet:
 
     ``windows[k]`` is a list of sub-word ids including the encoder's special
     tokens; ``word_positions[j] = (k, p)`` says that word ``j`` is represented
-    by sub-word ``p`` (its first) of window ``k``.
+    by sub-word ``p`` (its first) of window ``k``. ``token_types[k]`` (same
+    lengths as ``windows``) are the segment ids of window ``k`` when the
+    encoder reads a second segment (a caption) and its model takes
+    ``token_type_ids``; None otherwise.
     """
 
     windows: list[list[int]]
     word_positions: list[tuple[int, int]]
+    token_types: list[list[int]] | None = None
 
     @property
     def n_subwords(self) -> int:
@@ -77,22 +83,32 @@ class TextBatch:
         word_index: ``(B, T)`` index into the flattened ``(W * L)`` sub-words
             giving each word's first sub-word (0 on padding words).
         word_mask: ``(B, T)`` bool, True on real words.
+        token_type_ids: ``(W, L)`` segment ids (0 on padding), or None when no
+            window of the batch has any (the model's default, all 0, applies).
     """
 
     input_ids: torch.Tensor
     attention_mask: torch.Tensor
     word_index: torch.Tensor
     word_mask: torch.Tensor
+    token_type_ids: torch.Tensor | None = None
 
     def to(self, device: torch.device | str) -> TextBatch:
-        return TextBatch(*(t.to(device, non_blocking=True) for t in (self.input_ids, self.attention_mask, self.word_index, self.word_mask)))
+        def move(t: torch.Tensor) -> torch.Tensor:
+            return t.to(device, non_blocking=True)
+
+        types = None if self.token_type_ids is None else move(self.token_type_ids)
+        return TextBatch(move(self.input_ids), move(self.attention_mask), move(self.word_index), move(self.word_mask), types)
 
 
 class TextEncoder(nn.Module):
     """Fine-tuned text encoder giving one vector per word.
 
     Subclasses set ``hidden_size`` and ``pad_id`` and implement ``encode_words``
-    (CPU tokenization) and ``forward``.
+    (CPU tokenization) and ``forward``. ``context`` is what the model reads
+    beside each tweet (the model spec's ``context``, set by ``build_model``):
+    ``"none"``, or ``"caption"``, the image's caption as a second segment,
+    which an encoder supporting it takes as ``encode_words(words, context=...)``.
     """
 
     name: ClassVar[str] = ""
@@ -102,10 +118,16 @@ class TextEncoder(nn.Module):
     Params: ClassVar[type[ComponentParams] | None] = None
     hidden_size: int
     pad_id: int
+    context: str = "none"
 
-    def encode_words(self, words: Sequence[str]) -> EncodedTweet:
-        """Tokenize one tweet, already split into words."""
+    def encode_words(self, words: Sequence[str], context: str | None = None) -> EncodedTweet:
+        """Tokenize one tweet, already split into words (``context``: its caption, for ``context == "caption"``)."""
         raise NotImplementedError
+
+    def check_context(self, context: str) -> None:
+        """Raise ``MscmtError`` unless this encoder can read ``context`` ("none" always works)."""
+        if context != "none":
+            raise MscmtError(f"text encoder {self.name!r} cannot read a caption beside the tweet (--context {context})")
 
     def forward(self, batch: TextBatch) -> torch.Tensor:
         """Word representations ``(B, T, H)`` (first sub-word of each word)."""

@@ -140,7 +140,7 @@ def render_page(
     caption: str | None = None,
     image_note: str | None = None,
 ) -> str:
-    """The whole self-contained HTML page (``caption``: what a caption model read instead of pixels;
+    """The whole self-contained HTML page (``caption``: what a caption model read instead of pixels, or beside the tweet;
     ``image_note``: why the tweet's image is not shown, when it is missing or unreadable)."""
     comps = info.get("components", {})
     model = " + ".join(str(comps.get(k, "?")) for k in KINDS)
@@ -163,6 +163,8 @@ def render_sections(
     """
     comps = info.get("components", {})
     media = _media(image, caption, info, image_note)
+    if info.get("context") == "caption":
+        media += f"<p>The text encoder reads the caption beside the tweet: <q>{_esc(caption or '')}</q></p>"
     origin = "" if result.doc.has_text else '<p class="meta">Given as tokens; shown joined by single spaces.</p>'
     return (
         f'<h2>Tweet</h2><div class="tweet">{highlighted_text(result)}</div>{origin}\n'

@@ -313,7 +313,8 @@ def create_app(tagger: Tagger, limits: Limits | None = None, *, api_key: str | N
 
     def run(items: list[Item]) -> list[TagResult | str]:
         images = [tagger.images.input_for(i.image, i.caption) for i in items]
-        return tag_docs(tagger, [i.doc for i in items], images)
+        contexts = [tagger.context.input_for(i.image, i.caption) for i in items] if tagger.context is not None else None
+        return tag_docs(tagger, [i.doc for i in items], images, contexts)
 
     batcher: MicroBatcher[Item, TagResult | str] = MicroBatcher(run, batching.batch_max, batching.batch_wait_ms / 1000, lock)
 

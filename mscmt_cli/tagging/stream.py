@@ -88,20 +88,31 @@ def image_ref(tagger: Tagger, item: TagInput, resolve: Callable[[str], str | Mis
     return resolve(item.image) if item.image else None
 
 
-def tag_docs(tagger: Tagger, docs: Sequence[Doc], images: Sequence[Any]) -> list[TagResult | str]:
+def context_ref(tagger: Tagger, item: TagInput, resolve: Callable[[str], str | MissingImage]) -> Any:
+    """What the context reader gets for a line of a caption-context model: the line's ``caption``, else
+    its ``image`` as an id for the captions file, else (with a captioner) its image file, to be captioned."""
+    reader = tagger.context
+    if reader is None:
+        return None
+    if item.caption is None and item.image and reader.needs_captioner(item.image):
+        return resolve(item.image)
+    return reader.input_for(item.image, item.caption)
+
+
+def tag_docs(tagger: Tagger, docs: Sequence[Doc], images: Sequence[Any], contexts: Sequence[Any] | None = None) -> list[TagResult | str]:
     """Features, then errors, then predict: for each tweet its result, or why it cannot be tagged.
 
     ``images[i]`` is what the feature store reads for tweet ``i`` (a path, bytes, a
-    :class:`MissingImage`, a caption, None). A tweet whose image fails (under the
-    ``error`` policy), whose text the tokenizer refuses, or whose scores are not finite
-    gets a message instead of a result. The one prediction path of ``mscmt tag``
-    (:func:`tag_window`) and of the service's batches. With a captioner, the images of a
-    caption model that come without a caption are captioned first, all in one batched
-    pass (:meth:`FeatureStore.prepare`); each result's ``caption`` is what the model read.
+    :class:`MissingImage`, a caption, None); ``contexts[i]`` what a caption-context model's
+    caption reader reads (:meth:`Tagger.read_inputs`; default ``images``). A tweet whose image
+    or caption fails (under the ``error`` policy), whose text the tokenizer refuses, or whose
+    scores are not finite gets a message instead of a result. The one prediction path of
+    ``mscmt tag`` (:func:`tag_window`) and of the service's batches. With a captioner, the
+    images of a caption model that come without a caption are captioned first, all in one
+    batched pass (:meth:`FeatureStore.prepare`); each result's ``caption`` is what the model read.
     """
     outcomes: list[TagResult | str | None] = [None] * len(docs)
-    refs = tagger.images.prepare(images)
-    feats, errors = tagger.images.features(refs)
+    feats, captions, errors = tagger.read_inputs(images, contexts)
     ready: list[tuple[int, torch.Tensor]] = []
     encoded = []
     for k, doc in enumerate(docs):
@@ -110,14 +121,14 @@ def tag_docs(tagger: Tagger, docs: Sequence[Doc], images: Sequence[Any]) -> list
             outcomes[k] = errors.get(k, "no image feature")
             continue
         try:
-            encoded.append(tagger.encode(doc))
+            encoded.append(tagger.encode(doc, captions[k] if tagger.context is not None else None))
         except Exception as err:  # a tokenizer failure on odd input is reported, not fatal
             outcomes[k] = f"cannot tokenize: {type(err).__name__}: {str(err)[:80]}"
             continue
         ready.append((k, feature))
     results = tagger.predict([docs[k] for k, _ in ready], [f for _, f in ready], encoded)
     for (k, _), result in zip(ready, results):
-        result.caption = tagger.images.caption_text(refs[k])
+        result.caption = captions[k]
         outcomes[k] = result if result.is_finite() else NOT_FINITE
     done = [o for o in outcomes if o is not None]
     assert len(done) == len(docs), "every tweet is tagged or reported"
@@ -127,7 +138,8 @@ def tag_docs(tagger: Tagger, docs: Sequence[Doc], images: Sequence[Any]) -> list
 def tag_window(tagger: Tagger, items: list[TagInput | BadLine], resolve: Callable[[str], str | MissingImage]) -> list[Outcome]:
     """Tag the good lines of one window; outcomes are in input order."""
     good = [item for item in items if isinstance(item, TagInput)]
-    tagged = iter(tag_docs(tagger, [item.doc for item in good], [image_ref(tagger, item, resolve) for item in good]))
+    contexts = [context_ref(tagger, item, resolve) for item in good] if tagger.context is not None else None
+    tagged = iter(tag_docs(tagger, [item.doc for item in good], [image_ref(tagger, item, resolve) for item in good], contexts))
     outcomes: list[Outcome] = []
     for item in items:
         if isinstance(item, BadLine):
