@@ -28,6 +28,7 @@ import torch
 from pydantic import BaseModel, ValidationError
 
 from mscmt_cli.errors import ModelLoadError
+from mscmt_cli.model.mner import MNERBatch
 
 EXPORT_FORMAT: Literal["mscmt-onnx"] = "mscmt-onnx"
 EXPORT_FORMAT_VERSION = 1
@@ -57,6 +58,18 @@ def image_feeds(image: torch.Tensor) -> dict[str, torch.Tensor]:
     one function that changes when the image features change shape.
     """
     return {"image": image} if image.size(-1) else {}
+
+
+def graph_inputs(batch: MNERBatch) -> dict[str, torch.Tensor]:
+    """The graph's named inputs of a collated batch, in the order of the exported function's arguments."""
+    t = batch.text
+    return {
+        "input_ids": t.input_ids,
+        "attention_mask": t.attention_mask,
+        "word_index": t.word_index,
+        "word_mask": t.word_mask.bool(),
+        **image_feeds(batch.image.float()),
+    }
 
 
 def fusion_image(feeds: tuple[torch.Tensor, ...]) -> torch.Tensor | None:

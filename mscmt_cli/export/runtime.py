@@ -30,7 +30,7 @@ import torch
 
 from mscmt_cli.errors import ModelLoadError, MscmtError
 from mscmt_cli.export.decoding import Decoding
-from mscmt_cli.export.layout import ONNX_FILE, image_feeds, read_export_config
+from mscmt_cli.export.layout import ONNX_FILE, graph_inputs, read_export_config
 from mscmt_cli.model.mner import MNERBatch
 from mscmt_cli.tagging.backend import Emitted, Scored
 
@@ -69,16 +69,8 @@ def open_session(path: Path, threads: int | None = None) -> Any:
 
 
 def batch_feeds(batch: MNERBatch) -> dict[str, np.ndarray]:
-    """The graph's inputs of a collated batch, as numpy arrays."""
-    text = batch.text
-    feeds = {
-        "input_ids": text.input_ids,
-        "attention_mask": text.attention_mask,
-        "word_index": text.word_index,
-        "word_mask": text.word_mask.bool(),
-        **{k: v.float() for k, v in image_feeds(batch.image).items()},
-    }
-    return {k: v.cpu().numpy() for k, v in feeds.items()}
+    """The graph's inputs of a collated batch (:func:`~mscmt_cli.export.layout.graph_inputs`), as numpy arrays."""
+    return {k: v.cpu().numpy() for k, v in graph_inputs(batch).items()}
 
 
 class OnnxBackend:
