@@ -146,6 +146,11 @@ class Settings(BaseSettings):
     no_cache: bool = setting(False, "bypass the image feature cache", group="runtime", resumable=True, flags="--no-cache/--cache")
     # tagging
     model: Path | None = setting(None, "trained run directory (or its model/) for tag, serve and explain", group="tagging")
+    backend: Literal["torch", "onnx"] = setting(
+        "torch",
+        "what runs the model: torch, or onnx (ONNX Runtime on the CPU; --model an exported directory, or a run exported on the fly into RUN/onnx/)",
+        group="tagging",
+    )
     captioner: str | None = setting(
         None,
         "image-to-text model (hub id or local directory) that captions an image coming without a caption, for caption models",

@@ -177,3 +177,15 @@ def test_bench_serve_smoke_drives_both_services_and_checks_every_answer(trained_
         clients, requests, rate, wrong = int(row[-7]), int(row[-6]), float(row[-4]), int(row[-1])
         assert clients in (1, 4) and requests == 12 and rate > 0 and wrong == 0
     assert sum("throughput =" in line for line in done.stdout.splitlines()) == 2
+
+
+def test_backend_f1_scores_torch_onnx_and_int8_on_the_shared_tiny_run(trained_run, corpus, tiny, tmp_path, capsys):
+    script = load_script("backend_f1")
+    args = [str(trained_run), "--data-dir", str(corpus.data_dir), "--corpora", corpus.name, "--images-dir", str(corpus.images_dir)]
+    args += ["--model-path", f"clip-vit-l14={tiny.clip_vision}", "--json", str(tmp_path / "f1.json")]
+    assert script.main(args) == 0
+    rows = json.loads((tmp_path / "f1.json").read_text())["results"][corpus.name]
+    assert list(rows) == ["torch", "onnx", "onnx int8"]
+    assert rows["onnx"]["same_tags"] == rows["onnx"]["tweets"] == 16, "the fp32 export tags as torch does"
+    assert rows["onnx"]["f1"] == rows["torch"]["f1"] and 0.0 <= rows["onnx int8"]["f1"] <= 1.0
+    assert "onnx int8" in capsys.readouterr().out

@@ -17,7 +17,7 @@ from typing import Any
 
 import typer
 
-from mscmt_cli.cli import cache, captioning, plugins, studies, tagging, training
+from mscmt_cli.cli import cache, captioning, exporting, plugins, studies, tagging, training
 from mscmt_cli.errors import MscmtError
 
 COMMANDS: tuple[Callable[..., Any], ...] = (
@@ -27,6 +27,7 @@ COMMANDS: tuple[Callable[..., Any], ...] = (
     tagging.tag,
     tagging.serve,
     tagging.explain,
+    exporting.export,
     captioning.caption,
     studies.grid,
     studies.ablate,

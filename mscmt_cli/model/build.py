@@ -17,6 +17,7 @@ import os
 import shutil
 import tempfile
 from collections.abc import Mapping, Sequence
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -120,31 +121,43 @@ def resolved_params(registry: Registry, kind: str, name: str, values: Mapping[st
 
 
 def build_model(
-    spec: ModelSpec, registry: Registry, model_paths: Mapping[str, str] | None = None, directory: Path | None = None
+    spec: ModelSpec,
+    registry: Registry,
+    model_paths: Mapping[str, str] | None = None,
+    directory: Path | None = None,
+    *,
+    weights: bool = True,
 ) -> Assembled:
     """Compose the model ``spec`` describes: the one path for training and loading.
 
     Without ``directory`` the text encoder starts from its pretrained weights
     (``spec.sources``) and the spec's sizes are filled in. With the model
     ``directory`` of a saved model, the text encoder is rebuilt from its saved
-    architecture, the sizes are checked and the trained weights loaded.
+    architecture, the sizes are checked and the trained weights loaded; with
+    ``weights=False`` the trainable part is built on the ``meta`` device and
+    no weights are loaded (the tokenizer and component classes of a model that
+    runs elsewhere: ``--backend onnx``).
     """
     model_paths = model_paths or {}
     params = _params_of(spec, registry)
     text_source = str(directory / TEXT_DIR) if directory is not None else spec.sources["text"]
-    text = _make(registry, "text", spec.components.text, params["text"], text_source, pretrained=directory is None)
+    skeleton: AbstractContextManager[Any] = torch.device("meta") if not weights else nullcontext()
+    with skeleton:
+        text = _make(registry, "text", spec.components.text, params["text"], text_source, pretrained=directory is None)
     text.check_context(spec.context)
     text.context = spec.context
     image = build_image_encoder(registry, spec.components.image, model_paths, spec.sources.get("image") or None, params["image"])
-    fusion = _make(registry, "fusion", spec.components.fusion, params["fusion"], text.hidden_size, image.dim)
-    decoder = _make(registry, "decoder", spec.components.decoder, params["decoder"], spec.labels)
-    model = MNERModel(text, fusion, decoder, len(spec.labels), spec.dropout)
+    with skeleton:
+        fusion = _make(registry, "fusion", spec.components.fusion, params["fusion"], text.hidden_size, image.dim)
+        decoder = _make(registry, "decoder", spec.components.decoder, params["decoder"], spec.labels)
+        model = MNERModel(text, fusion, decoder, len(spec.labels), spec.dropout)
     sizes = {"text_hidden_size": text.hidden_size, "image_dim": image.dim, "fusion_dim": fusion.output_dim}
     if directory is None:
         spec = spec.model_copy(update={**sizes, "params": params, "sources": {**spec.sources, "image": getattr(image, "source", "")}})
         return Assembled(model, image, spec)
     _check_sizes(directory, spec, sizes)
-    load_weights(model, directory / WEIGHTS_FILE)
+    if weights:
+        load_weights(model, directory / WEIGHTS_FILE)
     return Assembled(model.eval(), image, spec)
 
 

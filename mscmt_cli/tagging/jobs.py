@@ -49,6 +49,7 @@ def load_tagger(settings: Settings, missing_images: str | None = None) -> Tagger
         batch_size=settings.eval_batch_size,
         captioner=settings.captioner,
         max_new_tokens=settings.max_new_tokens,
+        backend=settings.backend,
     )
 
 

@@ -138,11 +138,11 @@ def make_explain_dir(directory: Path, option: str = "--explain") -> None:
 
 
 def model_files(model: str | os.PathLike[str] | None) -> list[tuple[str, Path]]:
-    """The files of a trained run directory and its ``model/`` (what ``--model`` reads), as ``reads``."""
+    """The files of a trained run directory, its ``model/`` and its ``onnx/`` (what ``--model`` reads), as ``reads``."""
     if model is None:
         return []
     found = []
-    for folder in (Path(model), Path(model) / "model"):
+    for folder in (Path(model), Path(model) / "model", Path(model) / "onnx"):
         try:
             found += [("a file of --model", p) for p in folder.iterdir() if p.is_file()]
         except OSError:  # not a directory; loading the model reports it

@@ -9,7 +9,9 @@
     result.entities[0].as_dict()
     # {'text': 'Obama', 'type': 'PER', 'start': 0, 'end': 5, 'token_start': 0, 'token_end': 1, 'score': 0.93}
 
-Entity offsets and scores follow :mod:`mscmt_cli.tagging.entities`.
+Entity offsets and scores follow :mod:`mscmt_cli.tagging.entities`. The model runs in
+PyTorch (``backend="torch"``) or, exported, in ONNX Runtime (``backend="onnx"``,
+:mod:`mscmt_cli.export`); :mod:`mscmt_cli.tagging.backend` is the one step that differs.
 """
 
 from __future__ import annotations
@@ -20,15 +22,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 
 from mscmt_cli.captioning import DEFAULT_MAX_NEW_TOKENS, Captioner, CaptionMaker
 from mscmt_cli.engine.batching import Example, collate, eval_batches
-from mscmt_cli.engine.evaluate import autocast, resolve_device
+from mscmt_cli.engine.evaluate import resolve_device
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache
 from mscmt_cli.model.build import Assembled
 from mscmt_cli.model.components import EncodedTweet
+from mscmt_cli.tagging.backend import BACKENDS, Backend, TorchBackend
 from mscmt_cli.tagging.context import CaptionReader
 from mscmt_cli.tagging.doc import Doc, InputError, doc_from_value
 from mscmt_cli.tagging.entities import Entity, extract_entities
@@ -73,13 +77,18 @@ class TagResult:
 
 
 class Tagger:
-    """A trained MSCMT model ready to tag tweets (loaded once, reused for every call)."""
+    """A trained MSCMT model ready to tag tweets (loaded once, reused for every call).
+
+    ``backend`` runs the model (default: :class:`TorchBackend` of ``assembled.model`` on
+    ``device``); ``assembled.model`` also gives the tokenizer and the component classes.
+    """
 
     def __init__(
         self,
         assembled: Assembled,
         device: str | torch.device = "auto",
         *,
+        backend: Backend | None = None,
         cache: FeatureCache | None = None,
         missing_images: str = "error",
         batch_size: int = 32,
@@ -88,8 +97,11 @@ class Tagger:
         captions_file: str = "",
         captioner: CaptionMaker | None = None,
     ) -> None:
-        self.device = resolve_device(device) if isinstance(device, str) else device
-        self.model = assembled.model.eval().to(self.device)
+        if backend is None:
+            backend = TorchBackend(assembled.model, resolve_device(device) if isinstance(device, str) else device)
+        self.backend = backend
+        self.device = backend.device
+        self.model = assembled.model
         self.spec = assembled.spec
         self.labels = list(assembled.spec.labels)
         if captioner is not None:
@@ -121,6 +133,7 @@ class Tagger:
         captioner: str | Path | Captioner | CaptionMaker | None = None,
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         registry: Any = None,
+        backend: str = "torch",
     ) -> Tagger:
         """Load a run directory (or its ``model/``) in one call.
 
@@ -138,12 +151,13 @@ class Tagger:
                 or a loaded :class:`~mscmt_cli.captioning.Captioner`) that captions an image
                 coming without a caption (greedy, at most ``max_new_tokens``; cached by image
                 content in ``cache_dir``).
+            backend: ``torch``, or ``onnx``: ONNX Runtime on the CPU, with ``run_dir`` an exported
+                directory (``mscmt export``) or a run exported on the fly into ``RUN/onnx/``.
         """
-        from mscmt_cli.engine.evaluation_job import model_dir
-        from mscmt_cli.model.build import load_model
         from mscmt_cli.registry import Registry
 
-        assembled = load_model(model_dir(Path(run_dir)), registry or Registry.from_entry_points(), model_paths or {})
+        registry = registry or Registry.from_entry_points()
+        assembled, runner = _load(Path(run_dir), registry, model_paths or {}, device, backend)
         cache = FeatureCache(Path(cache_dir) if cache_dir is not None else None)
         table = None
         if captions is not None and reads_captions(assembled):
@@ -157,6 +171,7 @@ class Tagger:
         return cls(
             assembled,
             device,
+            backend=runner,
             cache=cache,
             missing_images=missing_images,
             batch_size=batch_size,
@@ -182,6 +197,7 @@ class Tagger:
             "context": self.spec.context,
             "has_gate": self.has_gate,
             "device": str(self.device),
+            "backend": self.backend.describe(),
         }
 
     # -- public API --------------------------------------------------------
@@ -265,7 +281,6 @@ class Tagger:
             )
         return self.model.text.encode_words(list(doc.tokens), caption)
 
-    @torch.inference_mode()
     def predict(
         self,
         docs: Sequence[Doc],
@@ -285,20 +300,17 @@ class Tagger:
         lengths = [e.n_subwords for e in encoded]
         for idx in eval_batches(lengths, self.batch_size, self.max_batch_subwords):
             batch = collate([Example(encoded[i], [], features[i]) for i in idx], self.model.text.pad_id)
-            with autocast(self.device):
-                output = self.model(batch.to(self.device))
-            paths = self.model.decode(output)
-            probs = self.model.marginals(output).float().cpu()  # (B, T, C)
-            gate = output.gate.float().mean(dim=-1).cpu() if output.gate is not None else None  # (B, T)
+            scored = self.backend.decode(self.backend.forward(batch))
             for b, i in enumerate(idx):
-                results[i] = self._result(docs[i], paths[b], probs[b], None if gate is None else gate[b])
+                gate = None if scored.gate is None else scored.gate[b]
+                results[i] = self._result(docs[i], scored.paths[b], scored.probs[b], gate)
         return results  # type: ignore[return-value]
 
-    def _result(self, doc: Doc, path: list[int], probs: torch.Tensor, gate: torch.Tensor | None) -> TagResult:
+    def _result(self, doc: Doc, path: list[int], probs: np.ndarray, gate: np.ndarray | None) -> TagResult:
         """probs ``(T, C)``, gate ``(T,)`` (padded past the tweet's length)."""
         n = len(doc.tokens)
         tags = [self.labels[k] for k in path[:n]]
-        tag_probs = probs[torch.arange(n), torch.tensor(path[:n], dtype=torch.long)].clamp(0.0, 1.0).tolist()
+        tag_probs = np.clip(probs[np.arange(n), np.asarray(path[:n], dtype=np.int64)], 0.0, 1.0).tolist()
         entities = extract_entities(doc.text, doc.offsets, tags, tag_probs)
         return TagResult(
             doc, tags, [round(p, 6) for p in tag_probs], entities, None if gate is None else [round(float(g), 4) for g in gate[:n]]
@@ -308,6 +320,25 @@ class Tagger:
 def reads_captions(assembled: Assembled) -> bool:
     """Whether a model reads captions: its image encoder does, or its text encoder reads one beside the tweet."""
     return assembled.image.input_kind == "caption" or assembled.spec.context == "caption"
+
+
+def _load(run_dir: Path, registry: Any, model_paths: dict[str, str], device: str, backend: str) -> tuple[Assembled, Backend | None]:
+    """The model of ``run_dir`` and the backend that runs it (None: the torch backend, made by the Tagger)."""
+    from mscmt_cli.engine.evaluation_job import model_dir
+    from mscmt_cli.export.layout import is_export_dir
+    from mscmt_cli.model.build import load_model
+
+    if backend not in BACKENDS:
+        raise MscmtError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
+    if backend == "torch":
+        if is_export_dir(run_dir):
+            raise MscmtError(f"{run_dir}: an exported ONNX model; run it with --backend onnx (or pass the run directory it came from)")
+        return load_model(model_dir(run_dir), registry, model_paths), None
+    if device == "cuda":
+        raise MscmtError("--backend onnx runs on the CPU (onnxruntime's CPU build); pass --device cpu, or --backend torch for the GPU")
+    from mscmt_cli.export.loading import load_onnx
+
+    return load_onnx(run_dir, registry, model_paths)
 
 
 def check_captioner_fits(assembled: Assembled) -> None:

@@ -1,0 +1,38 @@
+"""``mscmt export``: a trained model as an ONNX graph for ``--backend onnx``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import typer
+
+from mscmt_cli.cli.options import Given, settings_options
+
+#: The ONNX opset written by default (LayerNormalization is one node from 17 on).
+DEFAULT_OPSET = 17
+
+
+@settings_options("model_paths")
+def export(
+    given: Given,
+    run: Path = typer.Argument(..., help="trained run directory (or its model/)"),
+    out: Path = typer.Option(..., "--out", help="directory to write (new, empty, or an earlier export, which is replaced)"),
+    quantize: str = typer.Option("none", "--quantize", help="none, or int8: ONNX Runtime's dynamic int8 quantisation of the weights"),
+    opset: int = typer.Option(DEFAULT_OPSET, "--opset", min=17, max=20, help="ONNX opset"),
+) -> None:
+    """Export the trainable part (text encoder, fusion, emission head) to ONNX, with what decoding needs.
+
+    Writes DIR/model.onnx (inputs input_ids, attention_mask, word_index, word_mask, image; outputs
+    emissions and, for a gated fusion, gate; batch and lengths dynamic), DIR/decoding.json (labels,
+    CRF transitions, BIO constraints), DIR/model/ (tokenizer, component names) and DIR/config.json
+    (how it was made). Image features still come from the frozen image encoder (pass --model-path
+    for it as for tag). Use it with: mscmt tag --backend onnx --model DIR.
+    """
+    from mscmt_cli.export.exporter import export_run
+    from mscmt_cli.registry import Registry
+
+    settings = given.settings()
+    config = export_run(run, out, Registry.from_entry_points(), settings.model_paths, quantize=quantize, opset=opset)
+    check = "" if config.checked_max_abs_diff is None else f"; emissions within {config.checked_max_abs_diff:.2g} of torch's"
+    print(f"exported {run} to {out} (opset {config.opset}, quantization {config.quantization}{check})", file=sys.stderr)

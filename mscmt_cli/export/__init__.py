@@ -1,0 +1,1 @@
+"""Exporting a trained model to ONNX, and running it with ONNX Runtime and numpy decoding (``mscmt export``, ``--backend onnx``)."""

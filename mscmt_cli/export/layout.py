@@ -1,0 +1,129 @@
+"""What an exported model directory holds, and the graph's inputs.
+
+An exported directory (``mscmt export RUN --out DIR``, or ``RUN/onnx/`` made on
+the fly by ``--backend onnx``)::
+
+    config.json      how it was made: mscmt version, source model and its weights'
+                     SHA-256, opset, quantization, the graph's inputs and outputs
+    model.onnx       text encoder + fusion + emission head (dynamic batch and lengths)
+    decoding.json    labels, decoder kind, BIO table, CRF scores (mscmt_cli.export.decoding)
+    model/           the source model's config.json and text_encoder/ (tokenizer and
+                     architecture, no weights): how tweets become sub-word ids, and
+                     which frozen image encoder gives the image features
+
+The frozen image encoder is not exported: its features come from the feature
+store (and its cache), as with the torch backend.
+
+The graph's inputs are the padded tensors of :class:`~mscmt_cli.model.mner.MNERBatch`
+(shapes in :mod:`mscmt_cli.model.components`); :func:`image_feeds` is the one
+place that says how a batch's image features enter the graph.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+import torch
+from pydantic import BaseModel, ValidationError
+
+from mscmt_cli.errors import ModelLoadError
+from mscmt_cli.model.mner import MNERBatch
+
+EXPORT_FORMAT: Literal["mscmt-onnx"] = "mscmt-onnx"
+EXPORT_FORMAT_VERSION = 1
+CONFIG_FILE = "config.json"
+ONNX_FILE = "model.onnx"
+MODEL_DIR = "model"
+#: Where ``--backend onnx`` exports a run that has no export yet: ``RUN/onnx/``.
+RUN_EXPORT_DIR = "onnx"
+QUANTIZATIONS = ("none", "int8")
+
+#: The text inputs and their dynamic axes: ``W`` windows of ``L`` sub-words, ``B`` tweets of ``T`` words.
+TEXT_AXES: dict[str, dict[int, str]] = {
+    "input_ids": {0: "windows", 1: "subwords"},
+    "attention_mask": {0: "windows", 1: "subwords"},
+    "word_index": {0: "batch", 1: "words"},
+    "word_mask": {0: "batch", 1: "words"},
+}
+#: The image inputs and their dynamic axes (see :func:`image_feeds`).
+IMAGE_AXES: dict[str, dict[int, str]] = {"image": {0: "batch"}}
+OUTPUT_AXES: dict[str, dict[int, str]] = {"emissions": {0: "batch", 1: "words"}, "gate": {0: "batch", 1: "words"}}
+
+
+def image_feeds(image: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The graph's image inputs for a batch's image features ``image`` ``(B, D)``.
+
+    ``{"image": (B, D)}``, or nothing for a text-only model (``D == 0``): the
+    one function that changes when the image features change shape.
+    """
+    return {"image": image} if image.size(-1) else {}
+
+
+def graph_inputs(batch: MNERBatch) -> dict[str, torch.Tensor]:
+    """The graph's named inputs of a collated batch, in the order of the exported function's arguments."""
+    t = batch.text
+    return {
+        "input_ids": t.input_ids,
+        "attention_mask": t.attention_mask,
+        "word_index": t.word_index,
+        "word_mask": t.word_mask.bool(),
+        **image_feeds(batch.image.float()),
+    }
+
+
+def fusion_image(feeds: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
+    """Inside the graph: what the fusion gets from the image inputs of :func:`image_feeds` (None for text-only)."""
+    return feeds[0] if feeds else None
+
+
+class ExportConfig(BaseModel, extra="forbid"):
+    """The content of an exported directory's ``config.json``."""
+
+    format: Literal["mscmt-onnx"] = EXPORT_FORMAT
+    format_version: int = EXPORT_FORMAT_VERSION
+    mscmt_version: str
+    created: str
+    source_model: str
+    source_weights_sha256: str
+    components: dict[str, str]
+    opset: int
+    quantization: Literal["none", "int8"]
+    exporter: str
+    torch_version: str
+    onnx_version: str
+    onnxruntime_version: str
+    inputs: dict[str, list[str]]
+    outputs: dict[str, list[str]]
+    gate: str | None = None
+    checked_max_abs_diff: float | None = None
+
+
+def is_export_dir(path: Path) -> bool:
+    """Whether ``path`` holds an exported model (its ``config.json`` says ``"format": "mscmt-onnx"``)."""
+    config = Path(path) / CONFIG_FILE
+    try:
+        return config.is_file() and f'"format": "{EXPORT_FORMAT}"' in config.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return False
+
+
+def read_export_config(directory: Path) -> ExportConfig:
+    """Parse and validate an exported directory's ``config.json``."""
+    path = Path(directory) / CONFIG_FILE
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ModelLoadError(f"{directory}: not an exported model (no {CONFIG_FILE}; make one with mscmt export RUN --out DIR)") from None
+    except (OSError, UnicodeDecodeError) as err:
+        raise ModelLoadError(f"{path}: unreadable ({err})") from None
+    try:
+        config = ExportConfig.model_validate_json(text)
+    except ValidationError as err:
+        first = err.errors()[0]
+        raise ModelLoadError(f"{path}: field {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
+    if config.format_version > EXPORT_FORMAT_VERSION:
+        raise ModelLoadError(
+            f"{path}: export format {config.format_version} is newer than this mscmt reads ({EXPORT_FORMAT_VERSION}); upgrade mscmt"
+        )
+    return config

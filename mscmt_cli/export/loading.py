@@ -1,0 +1,53 @@
+"""``--backend onnx``: an exported directory, or a run exported on the fly, ready for the :class:`Tagger`.
+
+``--model`` may name an exported directory (``mscmt export``), used as it is,
+or a run (model) directory: then its export in ``RUN/onnx/``
+(:func:`~mscmt_cli.export.exporter.run_export_dir`) is used when it records the
+SHA-256 of the run's current weights, and made (or remade) first otherwise.
+
+The tagger still needs the model's tokenizer and its frozen image encoder: the
+model is rebuilt from the export's ``model/`` without weights (on PyTorch's
+``meta`` device: no memory, no initialisation), and the image encoder is loaded
+as for the torch backend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+from mscmt_cli.errors import MscmtError
+from mscmt_cli.export.exporter import export_model, is_fresh, run_export_dir
+from mscmt_cli.export.layout import MODEL_DIR, is_export_dir
+from mscmt_cli.export.runtime import OnnxBackend, require
+from mscmt_cli.model.build import Assembled, build_model, load_model, read_spec
+
+
+def weightless(export: Path, registry: Any, model_paths: Mapping[str, str]) -> Assembled:
+    """The model of an exported directory without trained weights (tokenizer, component classes, image encoder)."""
+    directory = Path(export) / MODEL_DIR
+    return build_model(read_spec(directory), registry, model_paths, directory=directory, weights=False)
+
+
+def load_onnx(path: Path, registry: Any, model_paths: Mapping[str, str], threads: int | None = None) -> tuple[Assembled, OnnxBackend]:
+    """The weightless model and the ONNX backend of ``path`` (an exported directory, or a run exported on the fly)."""
+    from mscmt_cli.engine.evaluation_job import model_dir
+
+    require("onnxruntime"), require("onnx")
+    path = Path(path)
+    if is_export_dir(path):
+        return weightless(path, registry, model_paths), OnnxBackend(path, threads)
+    source, export = model_dir(path), run_export_dir(path)
+    if is_fresh(export, source):
+        return weightless(export, registry, model_paths), OnnxBackend(export, threads)
+    assembled = load_model(source, registry, model_paths)
+    try:
+        export_model(assembled, export, source=source)
+    except OSError as err:
+        raise MscmtError(
+            f"--backend onnx: cannot export {path} into {export} ({err.strerror or err}); "
+            f"export it elsewhere with: mscmt export {path} --out DIR, then pass --model DIR"
+        ) from None
+    assembled.model.to("meta")  # the graph has the weights now; the tagger keeps the tokenizer and the classes
+    return assembled, OnnxBackend(export, threads)

@@ -1,0 +1,114 @@
+"""The exported graph in ONNX Runtime: :class:`OnnxBackend`, the backend of ``--backend onnx``.
+
+Session settings, chosen rather than left to the defaults:
+
+* ``graph_optimization_level = ORT_ENABLE_ALL``: constant folding, node
+  fusions (LayerNorm, GELU, attention) and the CPU layout transforms; the
+  session optimises once when it loads (a second or two for a BERT-base).
+* ``intra_op_num_threads = torch.get_num_threads()`` (unless ``threads`` is
+  given): the same number of threads the torch backend would use (one per
+  physical core, or ``OMP_NUM_THREADS`` / ``torch.set_num_threads``), so the
+  two backends are compared like for like and the tagger never takes more of
+  a shared machine than torch would.
+* ``inter_op_num_threads = 1`` with sequential execution: the graph is one
+  chain of layers with no parallel branches worth running side by side; a
+  second pool would only compete with the first for the same cores.
+
+Only the CPU provider is used: ``onnxruntime`` on PyPI is the CPU build, and the
+torch backend serves GPUs.
+"""
+
+from __future__ import annotations
+
+import importlib
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+import torch
+
+from mscmt_cli.errors import ModelLoadError, MscmtError
+from mscmt_cli.export.decoding import Decoding
+from mscmt_cli.export.layout import ONNX_FILE, graph_inputs, read_export_config
+from mscmt_cli.model.mner import MNERBatch
+from mscmt_cli.tagging.backend import Emitted, Scored
+
+INSTALL_HINT = "pip install 'mscmt[onnx]' (or: pip install onnx onnxruntime)"
+
+
+def require(module: str) -> ModuleType:
+    """Import ``onnx`` or ``onnxruntime``, or raise the one-line error saying how to install it."""
+    try:
+        return importlib.import_module(module)
+    except ImportError:
+        raise MscmtError(f"the onnx backend needs the package {module!r}, which is not installed: {INSTALL_HINT}") from None
+
+
+def session_options(threads: int | None = None) -> Any:
+    """ONNX Runtime session options as the module docstring explains (``threads``: intra-op threads, default torch's)."""
+    ort = require("onnxruntime")
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.intra_op_num_threads = threads or torch.get_num_threads()
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3  # errors only: no per-session warnings on stderr
+    return options
+
+
+def open_session(path: Path, threads: int | None = None) -> Any:
+    """An ``InferenceSession`` of the ONNX file ``path`` on the CPU."""
+    ort = require("onnxruntime")
+    if not Path(path).is_file():
+        raise ModelLoadError(f"{path}: missing (an exported model directory holds {ONNX_FILE})")
+    try:
+        return ort.InferenceSession(str(path), sess_options=session_options(threads), providers=["CPUExecutionProvider"])
+    except Exception as err:  # onnxruntime raises its own exception types for unreadable or invalid graphs
+        raise ModelLoadError(f"{path}: ONNX Runtime cannot load it ({type(err).__name__}: {str(err)[:200]})") from None
+
+
+def batch_feeds(batch: MNERBatch) -> dict[str, np.ndarray]:
+    """The graph's inputs of a collated batch (:func:`~mscmt_cli.export.layout.graph_inputs`), as numpy arrays."""
+    return {k: v.cpu().numpy() for k, v in graph_inputs(batch).items()}
+
+
+class OnnxBackend:
+    """An exported directory's graph in ONNX Runtime (CPU), decoded in numpy."""
+
+    name = "onnx"
+
+    def __init__(self, directory: Path, threads: int | None = None) -> None:
+        self.directory = Path(directory)
+        self.config = read_export_config(self.directory)
+        self.decoding = Decoding.load(self.directory)
+        self.session = open_session(self.directory / ONNX_FILE, threads)
+        self.inputs = [i.name for i in self.session.get_inputs()]
+        self.outputs = [o.name for o in self.session.get_outputs()]
+        self.device = torch.device("cpu")
+
+    @property
+    def has_gate(self) -> bool:
+        return "gate" in self.outputs
+
+    def forward(self, batch: MNERBatch) -> Emitted:
+        """Emissions ``(B, T, C)`` float32 and the mean gate ``(B, T)`` (None without one), as numpy arrays."""
+        feeds = batch_feeds(batch)
+        found = dict(zip(self.outputs, self.session.run(self.outputs, {k: feeds[k] for k in self.inputs})))
+        return Emitted(found["emissions"], batch.text.word_mask.cpu().numpy(), found.get("gate"))
+
+    def decode(self, emitted: Emitted) -> Scored:
+        paths = self.decoding.decode(emitted.emissions, emitted.mask)
+        probs = self.decoding.marginals(emitted.emissions, emitted.mask)
+        gate = None if emitted.gate is None else np.asarray(emitted.gate, dtype=np.float32)
+        return Scored(paths, probs, gate)
+
+    def describe(self) -> dict[str, Any]:
+        options = self.session.get_session_options()
+        return {
+            "name": self.name,
+            "quantization": self.config.quantization,
+            "opset": self.config.opset,
+            "intra_op_threads": options.intra_op_num_threads,
+            "inter_op_threads": options.inter_op_num_threads,
+        }
