@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from mscmt_cli.errors import ModelLoadError, MscmtError
-from mscmt_cli.model.components import ImageEncoder
+from mscmt_cli.model.components import ImageEncoder, ImageTokens
 from mscmt_cli.model.hf_text import HFTextEncoder
 from mscmt_cli.model.hub import weights_fingerprint
 from mscmt_cli.registry import Registry
@@ -95,19 +95,28 @@ class CaptionEncoder(ImageEncoder):
             detail = str(err).split("; ")[0]  # drop the text encoder's own --model-path hint
             raise ModelLoadError(f"{self.component}: sentence encoder: {detail}; pass --model-path {self.component}=DIR") from err
 
-    def identity(self) -> str:
+    def tokenizer_digest(self) -> str:
+        """A short hash of the tokenizer's class and vocabulary."""
         vocab = json.dumps(sorted(self.tokenizer.get_vocab().items()), ensure_ascii=False)
-        tok = hashlib.sha256(f"{type(self.tokenizer).__name__}|{vocab}".encode()).hexdigest()[:12]
+        return hashlib.sha256(f"{type(self.tokenizer).__name__}|{vocab}".encode()).hexdigest()[:12]
+
+    def identity(self) -> str:
+        tok = self.tokenizer_digest()
         return f"{self.name}|{self.text_name}|{weights_fingerprint(self.weights_dir, self.model)}|{tok}|{POOLING}|max{self.max_length}"
 
     @torch.inference_mode()
-    def encode(self, inputs: list[Any]) -> torch.Tensor:
-        """Sentence embeddings ``(n, H)`` of ``n`` caption strings, float32 on CPU, unit length."""
+    def encode(self, inputs: list[Any]) -> ImageTokens:
+        """Sentence embeddings of ``n`` caption strings as one token each: ``(n, 1, H)`` float32 on CPU, unit length."""
+        return ImageTokens.pooled(torch.cat([mean_pool(hidden, mask).cpu() for hidden, mask in self.states(inputs)]))
+
+    def states(self, inputs: list[Any], max_length: int | None = None, **tokenizer_args: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per batch of at most ``batch_size`` captions: ``last_hidden_state`` ``(n, L, H)`` float32 and
+        the attention mask ``(n, L)`` (truncated to ``max_length``, default ``self.max_length``), on the model's device."""
         bad = next((x for x in inputs if not isinstance(x, str)), None)
         if bad is not None:
             raise MscmtError(f"{self.component} encodes caption strings, got {type(bad).__name__}")
         if not inputs:
-            return torch.zeros(0, self.dim)
+            return [(torch.zeros(0, 0, self.dim), torch.zeros(0, 0, dtype=torch.long))]
         device = next(self.model.parameters()).device
         out = []
         for start in range(0, len(inputs), self.batch_size):
@@ -115,10 +124,12 @@ class CaptionEncoder(ImageEncoder):
                 list(inputs[start : start + self.batch_size]),
                 padding=True,
                 truncation=True,
-                max_length=self.max_length,
+                max_length=max_length or self.max_length,
                 return_tensors="pt",
+                **tokenizer_args,
             )
             ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
             hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state  # (n, L, H)
-            out.append(mean_pool(hidden.float(), mask).cpu())
-        return torch.cat(out)
+            out.append((hidden.float(), mask))
+        return out
+

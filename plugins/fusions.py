@@ -1,4 +1,11 @@
-"""Built-in fusions: the paper's token-level gate, additive fusion, and none."""
+"""Built-in fusions: the paper's token-level gate, additive fusion, and none.
+
+The gated and additive fusions take one vector per image: given image tokens
+``(B, N, D)`` they first take the mean of each image's real tokens
+(:func:`~mscmt_cli.model.components.masked_mean`); with a pooled encoder
+(``N == 1``) that is the image's vector itself, so they compute exactly what
+they computed before images were token sequences.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,7 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from mscmt_cli.model.components import ComponentParams, Fusion, FusionOutput
+from mscmt_cli.model.components import ComponentParams, Fusion, FusionOutput, masked_mean
 
 
 class GatedParams(ComponentParams):
@@ -21,7 +28,8 @@ class GatedFusion(Fusion):
 
     ``v_proj = W_p v`` (``(B, P)``, ``P = H`` by default) and
     ``g_i = sigmoid(W_g [h_i ; v_proj] + b_g)`` (``(B, T, P)``), so the output
-    is ``(B, T, H + P)``.
+    is ``(B, T, H + P)``. ``v`` is the masked mean of the image tokens (the
+    image's vector for a pooled encoder).
     """
 
     name = "gated"
@@ -39,16 +47,16 @@ class GatedFusion(Fusion):
         nn.init.constant_(self.gate.bias, p.gate_bias)
         self.output_dim = text_dim + proj_dim
 
-    def fuse(self, words: torch.Tensor, image: torch.Tensor | None) -> FusionOutput:
-        """words ``(B, T, H)``, image ``(B, D)`` -> fused ``(B, T, H + P)``, gate ``(B, T, P)``."""
-        assert image is not None  # checked by forward
-        v = self.proj(image).unsqueeze(1).expand(-1, words.size(1), -1)  # (B, T, P)
+    def fuse(self, words: torch.Tensor, image: torch.Tensor | None, image_mask: torch.Tensor | None) -> FusionOutput:
+        """words ``(B, T, H)``, image ``(B, N, D)``, image_mask ``(B, N)`` -> fused ``(B, T, H + P)``, gate ``(B, T, P)``."""
+        assert image is not None and image_mask is not None  # checked by forward
+        v = self.proj(masked_mean(image, image_mask)).unsqueeze(1).expand(-1, words.size(1), -1)  # (B, T, P)
         g = torch.sigmoid(self.gate(torch.cat([words, v], dim=-1)))
         return FusionOutput(torch.cat([words, g * v], dim=-1), g)
 
 
 class AdditiveFusion(Fusion):
-    """The ablation's simple fusion: ``h_i + W_p v`` (``(B, T, H)``)."""
+    """The ablation's simple fusion: ``h_i + W_p v`` (``(B, T, H)``), ``v`` the masked mean of the image tokens."""
 
     name = "additive"
     description = "h_i + W_p v (the paper's ablation V1)"
@@ -59,10 +67,10 @@ class AdditiveFusion(Fusion):
         self.proj = nn.Linear(image_dim, text_dim)
         self.output_dim = text_dim
 
-    def fuse(self, words: torch.Tensor, image: torch.Tensor | None) -> FusionOutput:
-        """words ``(B, T, H)``, image ``(B, D)`` -> ``(B, T, H)``."""
-        assert image is not None  # checked by forward
-        return FusionOutput(words + self.proj(image).unsqueeze(1))
+    def fuse(self, words: torch.Tensor, image: torch.Tensor | None, image_mask: torch.Tensor | None) -> FusionOutput:
+        """words ``(B, T, H)``, image ``(B, N, D)``, image_mask ``(B, N)`` -> ``(B, T, H)``."""
+        assert image is not None and image_mask is not None  # checked by forward
+        return FusionOutput(words + self.proj(masked_mean(image, image_mask)).unsqueeze(1))
 
 
 class NoFusion(Fusion):
@@ -76,6 +84,7 @@ class NoFusion(Fusion):
         super().__init__(text_dim, image_dim)
         self.output_dim = text_dim
 
-    def fuse(self, words: torch.Tensor, image: torch.Tensor | None) -> FusionOutput:
+    def fuse(self, words: torch.Tensor, image: torch.Tensor | None, image_mask: torch.Tensor | None) -> FusionOutput:
         """words ``(B, T, H)`` unchanged."""
         return FusionOutput(words)
+

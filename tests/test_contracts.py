@@ -84,7 +84,7 @@ def test_the_suite_catches_a_broken_fusion():
     from plugins.fusions import NoFusion
 
     class Leaky(NoFusion):
-        def fuse(self, words: torch.Tensor, image: torch.Tensor | None) -> FusionOutput:
+        def fuse(self, words: torch.Tensor, image: torch.Tensor | None, image_mask: torch.Tensor | None) -> FusionOutput:
             return FusionOutput(words + words.mean(dim=1, keepdim=True))
 
     with pytest.raises(AssertionError, match="padding words changed"):
