@@ -133,3 +133,51 @@ class CaptionEncoder(ImageEncoder):
             out.append((hidden.float(), mask))
         return out
 
+
+#: The most sub-words a caption keeps as tokens, special tokens included (BLIP-2 captions of the
+#: data hold about 10 to 20); a longer caption is truncated to its first ``CAPTION_TOKENS_MAX``.
+CAPTION_TOKENS_MAX = 64
+
+
+class CaptionTokenEncoder(CaptionEncoder):
+    """The caption's sub-word states from the frozen sentence encoder (default minilm): ``(n, N, H)``.
+
+    ``--image caption-tokens`` (or ``caption-tokens:<text encoder>``) tokenizes
+    each caption whole, as :class:`CaptionEncoder` does, and keeps every
+    sub-word's ``last_hidden_state`` (no pooling, no normalisation), special
+    tokens included (``[CLS]`` ... ``[SEP]``: the empty caption of a tweet
+    without image is two tokens, never none). The mask is True on the
+    caption's real sub-words; at most ``max_tokens`` =
+    min(:data:`CAPTION_TOKENS_MAX`, the encoder's limit) are kept, a longer
+    caption is truncated. Tokens are kept in float16. :meth:`token_texts`
+    gives the sub-word strings the explain page shows. Weights come as for
+    ``caption``: ``--model-path caption-tokens=DIR`` (the key is what
+    ``--image`` says).
+    """
+
+    name = "caption-tokens"
+    description = "the caption's sub-word states (--captions FILE) from a frozen sentence encoder (default minilm), one token per sub-word"
+    token_dtype = torch.float16
+
+    def __init__(self, source: str, variant: str | None = None) -> None:
+        super().__init__(source, variant)
+        self.max_tokens = min(CAPTION_TOKENS_MAX, self.max_length)
+
+    def identity(self) -> str:
+        fingerprint = weights_fingerprint(self.weights_dir, self.model)
+        return f"{self.name}|{self.text_name}|{fingerprint}|{self.tokenizer_digest()}|last_hidden_state|max{self.max_tokens}"
+
+    @torch.inference_mode()
+    def encode(self, inputs: list[Any]) -> ImageTokens:
+        """Sub-word states of ``n`` caption strings: ``(n, N, H)`` float32 on the CPU (zeros past a
+        caption's sub-words) and the ``(n, N)`` mask, ``N`` the longest caption's sub-words (at most ``max_tokens``)."""
+        states = self.states(inputs, self.max_tokens, padding_side="right")  # real sub-words first, as the contract wants
+        width = max([1] + [hidden.size(1) for hidden, _ in states])
+        features = torch.cat([F.pad(h * m.unsqueeze(-1).to(h.dtype), (0, 0, 0, width - h.size(1))).cpu() for h, m in states])
+        mask = torch.cat([F.pad(m.long(), (0, width - m.size(1))).cpu() for _, m in states])
+        return ImageTokens(features, mask.bool())
+
+    def token_texts(self, item: Any) -> list[str] | None:
+        """The sub-words of one caption, as the tokenizer spells them (special tokens included)."""
+        ids = self.tokenizer(str(item), truncation=True, max_length=self.max_tokens)["input_ids"]
+        return [str(t) for t in self.tokenizer.convert_ids_to_tokens(ids)]
