@@ -115,3 +115,12 @@ def test_caption_tokens_are_capped_and_named_apart_from_caption(tiny):
     assert pooled.identity().startswith("caption|bert-base|") and feature_identity(pooled) == pooled.identity()
     with pytest.raises(MscmtError, match="caption-tokens:bert-base encodes caption strings"):
         encoder.encode([torch.zeros(3)])
+
+
+def test_mscmt_plugins_lists_the_token_encoders_and_cross_attention(mscmt):
+    result = mscmt(["plugins"])
+    assert result.code == 0, result.err
+    for name in ("cross-attention", "clip-vit-l14-patches", "timm-grid", "caption-tokens"):
+        assert name in result.out
+    shown = mscmt(["plugins", "fusion.cross-attention"])
+    assert shown.code == 0 and all(key in shown.out for key in ("heads", "layers", "dropout", "gate"))
