@@ -6,6 +6,9 @@ legend), the image (embedded as a base64 PNG data URI, shrunk to at most
 visual gate is open: the mean over hidden dimensions of ``g_i`` from
 :attr:`MNEROutput.gate` (0 = closed, the token ignores the image; 1 = open).
 A model whose fusion has no gate gets a note saying so instead of the strip.
+A model whose fusion explains attention (cross-attention) also gets, per
+token, its attention over the image tokens (:mod:`mscmt_cli.tagging.attention`:
+the caption's sub-words shaded, or a heat map over the image).
 No scripts, no external resources.
 """
 
@@ -22,6 +25,8 @@ from PIL import Image
 from mscmt_cli.data.images import decode_image, read_image_file
 from mscmt_cli.labels import ENTITY_TYPES
 from mscmt_cli.registry import KINDS
+from mscmt_cli.tagging.attention import CSS as ATTENTION_CSS
+from mscmt_cli.tagging.attention import attention_section
 from mscmt_cli.tagging.tagger import TagResult
 
 MAX_SIDE = 480
@@ -101,8 +106,11 @@ def _gate_cell(token: str, value: float) -> str:
 def gate_strip(result: TagResult, fusion: str) -> str:
     """The per-token gate heat strip, or the note that the fusion has no gate."""
     if result.gate is None:
+        name = f"The fusion of this model (<b>{_esc(fusion)}</b>) has no gate"
+        if result.attention is not None:
+            return f'<p class="nogate">{name}: each token attends over the image tokens instead (see below).</p>'
         how = "the model is text-only" if fusion == "none" else "every token takes the image in the same way"
-        return f'<p class="nogate">The fusion of this model (<b>{_esc(fusion)}</b>) has no gate: {how}, so there is nothing to show per token.</p>'
+        return f'<p class="nogate">{name}: {how}, so there is nothing to show per token.</p>'
     cells = "".join(_gate_cell(tok, g) for tok, g in zip(result.doc.tokens, result.gate))
     return (
         f'<p class="meta">0 (closed: the token ignores the image)<span class="scale"></span>1 (open). '
@@ -131,6 +139,14 @@ def _media(image: Image.Image | None, caption: str | None, info: dict[str, Any],
     return '<p class="meta">No image was given (the model saw the neutral blank image).</p>'
 
 
+def _attention(result: TagResult, image: Image.Image | None, info: dict[str, Any], texts: list[str] | None) -> str:
+    """The attention section (empty for a fusion that does not explain attention)."""
+    if result.attention is None:
+        return ""
+    body = attention_section(result.doc.tokens, result.attention, info.get("image_tokens") or {}, image, texts)
+    return f"<h2>Attention over the image tokens</h2>{body}\n"
+
+
 def render_page(
     result: TagResult,
     image: Image.Image | None,
@@ -138,9 +154,11 @@ def render_page(
     title: str | None = None,
     caption: str | None = None,
     image_note: str | None = None,
+    token_texts: list[str] | None = None,
 ) -> str:
     """The whole self-contained HTML page (``caption``: what a caption model read instead of pixels;
-    ``image_note``: why the tweet's image is not shown, when it is missing or unreadable)."""
+    ``image_note``: why the tweet's image is not shown, when it is missing or unreadable;
+    ``token_texts``: the image tokens as text, for a caption-token model's attention)."""
     comps = info.get("components", {})
     model = " + ".join(str(comps.get(k, "?")) for k in KINDS)
     media = _media(image, caption, info, image_note)
@@ -148,12 +166,13 @@ def render_page(
     heading = "mscmt explain" + (f" — {_esc(title)}" if title else "")
     return (
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-        f"<title>{heading}</title><style>{_CSS}</style></head><body>\n"
+        f"<title>{heading}</title><style>{_CSS}{ATTENTION_CSS}</style></head><body>\n"
         f'<h1>{heading}</h1><p class="meta">model: {_esc(model)}</p>\n'
         f'<h2>Tweet</h2><div class="tweet">{highlighted_text(result)}</div>{origin}\n'
         f'<div class="legend">{_legend(result)}</div>\n'
         f'<h2>Image</h2><div class="media">{media}</div>\n'
         f"<h2>Visual gate per token</h2>{gate_strip(result, str(comps.get('fusion', '?')))}\n"
+        f"{_attention(result, image, info, token_texts)}"
         f"<h2>Entities</h2>{_entity_table(result)}\n"
         "</body></html>\n"
     )
