@@ -212,3 +212,18 @@ def test_train_caption_tokens_without_a_cache_then_tag_as_in_memory(mscmt, tiny,
     tagger = Tagger.from_pretrained(run, paths, device="cpu", captions=corpus.captions)
     results = tagger.tag_batch([t.tokens for t in tweets], [t.image_id for t in tweets])
     assert [p for r in results for p in r.tag_probs] == pytest.approx(probs, abs=1e-5)
+
+
+def test_train_a_timm_grid_with_image_and_fusion_parameters_then_tag(mscmt, tiny, corpus, tmp_path, monkeypatch):
+    from tests.tiny_vlm import make_timm_weights
+
+    monkeypatch.setenv("MSCMT_CACHE_DIR", str(tmp_path / "cache"))
+    key = f"timm-grid:test_resnet={make_timm_weights(tmp_path / 'timm.safetensors')}"
+    run, extra = tmp_path / "run", ["--set", "image.grid=2", "--set", "fusion.gate=false", "--model-path", key]
+    config = _train(mscmt, tiny, corpus, run, "timm-grid:test_resnet", [*corpus.args(), *extra])
+    assert config["params"]["image"] == {"grid": 2} and config["params"]["fusion"]["gate"] is False
+    src = corpus.data_dir / corpus.name / "test.txt"
+    assert len(_tags_by_cli(mscmt, src, run, ["--images", corpus.images_dir, "--model-path", key])) == 16
+    tagger = Tagger.from_pretrained(run, {"timm-grid:test_resnet": key.split("=", 1)[1]}, device="cpu")
+    result = tagger.tag("Obama in Paris", image=sorted(corpus.images_dir.glob("*.jpg"))[0])
+    assert tagger.info()["image_tokens"]["grid"] == [2, 2] and result.attention is not None and len(result.attention[0]) == 4
