@@ -7,11 +7,11 @@ image has one token (every file a pooled encoder wrote before image tokens
 existed, and still writes, byte for byte). The encoder key hashes
 :func:`~mscmt_cli.model.components.feature_identity` (name, weights,
 preprocessing; for token encoders also the token shape and dtype) and the
-digest is the SHA-256 of the image file's bytes (or of the caption's text). A change of image or encoder therefore never serves a
-stale feature. A generated caption (:mod:`mscmt_cli.captioning`) is an entry of
-the same layout whose files are ``<digest>.txt`` (UTF-8 text) and whose
-identity starts with ``captioner|``; ``cache info`` counts and ``cache clear``
-removes both kinds. Files are written to a temporary name and renamed, so
+digest is the SHA-256 of the image file's bytes (or of the caption's text). A
+change of image or encoder therefore never serves a stale feature. A
+generated caption (:mod:`mscmt_cli.captioning`) is an entry of the same layout
+whose files are ``<digest>.txt`` (UTF-8 text) and whose identity starts with
+``captioner|``; ``cache info`` counts and ``cache clear`` removes both kinds. Files are written to a temporary name and renamed, so
 concurrent readers and an interrupted build never see a torn file.
 
 ``<cache>/<encoder key>/identity.txt`` holds the identity the key hashes; it
@@ -339,7 +339,9 @@ class ImageFeatures:
         self, chunk: list[str], contents: list, todo: dict[str, list[str]], on_progress: Callable[[int], None] | None
     ) -> None:
         """Encode one chunk of decoded images (or captions) and keep their tokens (or their files)."""
-        for digest, tokens in zip(chunk, encode_checked(self.encoder, contents)):
+        encoded = encode_checked(self.encoder, contents)
+        self.encoder_calls += 1
+        for digest, tokens in zip(chunk, encoded):
             self.cache.put(self.identity(), digest, tokens, self.encoder.token_dtype)
             ref: TokenRef = self.cache.feature_path(self.identity(), digest) if self.on_disk else tokens
             for image_id in todo[digest]:

@@ -179,6 +179,7 @@ def test_token_encoders_are_kept_on_disk_in_float16(corpus, tmp_path):
     assert identity == "colour-rows|v1|tokens<=5x3|float16"
     table = ImageFeatures(encoder, ImageStore(corpus.images_dir), FeatureCache(tmp_path / "cache"), batch_size=4)
     refs = table.lookup(ids)
+    assert table.encoder_calls == encoder.calls == 2, "6 images in batches of 4"
     assert all(isinstance(r, Path) and r.parent.parent.name == encoder_key(identity) for r in refs), "an id maps to its file"
     direct = encoder.encode([ImageStore(corpus.images_dir).load(i).content for i in ids]).per_image()
     for ref, want in zip(refs, direct):
