@@ -12,7 +12,8 @@ component (as transformers' ``ModelTesterMixin`` serves every model)::
 
 Each check raises ``AssertionError`` with what broke. What is checked:
 shapes and dtypes of outputs; masks respected (padding never changes a real
-word's output); gradients reach every trainable parameter and never a frozen
+word's output; image tokens masked out never change any output, with one
+token per image and with several); gradients reach every trainable parameter and never a frozen
 one; a state-dict save/load round trip reproduces the outputs; declared
 parameters round trip through JSON; declared capabilities (``explains``)
 hold; bad inputs raise a ``ValueError`` that names the argument; a text
@@ -32,7 +33,7 @@ import torch
 from mscmt_cli.engine.batching import collate
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.labels import LABELS
-from mscmt_cli.model.components import Decoder, Fusion, ImageEncoder, TextEncoder
+from mscmt_cli.model.components import Decoder, Fusion, FusionOutput, ImageEncoder, ImageTokens, TextEncoder, feature_identity
 from mscmt_cli.registry import params_model
 
 TWEETS = (["Obama", "visits", "Paris", "today", "with", "@someone", "https://t.co/x", "!!"], ["New", "York"])
@@ -72,31 +73,70 @@ def _trainable_get_grad(module: torch.nn.Module, loss: torch.Tensor, unused: tup
 
 
 def check_fusion(cls: type[Fusion], params: Any = None, text_dim: int = 8, image_dim: int = 6) -> None:
-    """The fusion contract on random inputs (``params``: a ``cls.Params`` instance or None for defaults)."""
+    """The fusion contract on random inputs (``params``: a ``cls.Params`` instance or None for defaults),
+    with one image token per tweet (``N = 1``, a pooled encoder) and with ragged token sequences (``N = 4``)."""
     check_params_round_trip(cls)
-    torch.manual_seed(0)
     image_dim = image_dim if cls.needs_image else 0
     make = (lambda: cls(text_dim, image_dim, params)) if params_model(cls) else (lambda: cls(text_dim, image_dim))
+    for counts in ((1, 1, 1), (4, 2, 1)):
+        torch.manual_seed(0)
+        _check_fusion_on(make, cls, text_dim, image_dim, counts)
+
+
+def _image_inputs(image_dim: int, counts: Sequence[int]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Random image tokens ``(B, N, D)`` and a mask ``(B, N)`` with ``counts[b]`` real tokens in row ``b``."""
+    n = max(counts)
+    mask = torch.arange(n).unsqueeze(0) < torch.tensor(counts).unsqueeze(1)
+    return torch.randn(len(counts), n, image_dim), mask
+
+
+def _check_fusion_on(make: Callable[[], Fusion], cls: type[Fusion], text_dim: int, image_dim: int, counts: Sequence[int]) -> None:
     fusion = make().eval()
-    words, image = torch.randn(3, 5, text_dim, requires_grad=True), torch.randn(3, image_dim)
-    out = fusion(words, image if cls.needs_image else None)
+    words = torch.randn(3, 5, text_dim, requires_grad=True)
+    image, mask = _image_inputs(image_dim, counts)
+
+    def run(w: torch.Tensor, img: torch.Tensor | None = image, m: torch.Tensor | None = mask, f: Fusion = fusion) -> FusionOutput:
+        return f(w, img, m) if cls.needs_image else f(w, None)
+
+    out = run(words)
     assert out.fused.shape == (3, 5, fusion.output_dim) and out.fused.dtype == torch.float32, f"fused {tuple(out.fused.shape)}"
     assert ("gate" in cls.explains) == (out.gate is not None), "a gate is returned iff the fusion declares explains={'gate'}"
     if out.gate is not None:
         assert out.gate.shape[:2] == (3, 5) and float(out.gate.detach().min()) >= 0 and float(out.gate.detach().max()) <= 1
+    assert ("attention" in cls.explains) == (out.attention is not None), "attention is returned iff explains has 'attention'"
+    if out.attention is not None:
+        _check_attention(out.attention.detach(), mask)
     changed = words.detach().clone()
     changed[:, 3:] = torch.randn(3, 2, text_dim)  # the last two words stand for padding
-    again = fusion(changed, image if cls.needs_image else None)
-    assert torch.allclose(again.fused[:, :3], out.fused[:, :3], atol=1e-6), "padding words changed a real word's output"
+    assert torch.allclose(run(changed).fused[:, :3], out.fused[:, :3], atol=1e-6), "padding words changed a real word's output"
+    if cls.needs_image:
+        noisy = image.clone()
+        noisy[~mask] = torch.randn(int((~mask).sum()), image_dim) * 10
+        again = run(words, noisy)
+        assert torch.allclose(again.fused, out.fused, atol=1e-6), "image tokens masked out changed the output"
+        if out.attention is not None and again.attention is not None:
+            assert torch.allclose(again.attention, out.attention, atol=1e-6), "image tokens masked out changed the attention"
     _trainable_get_grad(fusion, out.fused.sum() + (out.gate.sum() if out.gate is not None else 0))
     assert words.grad is not None, "no gradient reaches the word features"
     copy = make().eval()
     copy.load_state_dict(fusion.state_dict())
-    assert torch.equal(copy(words, image if cls.needs_image else None).fused, out.fused), "state-dict round trip changed the output"
-    _raises_naming(lambda: fusion(torch.randn(3, 5, text_dim + 1), image), "words")
+    assert torch.equal(run(words, f=copy).fused, out.fused), "state-dict round trip changed the output"
+    _raises_naming(lambda: fusion(torch.randn(3, 5, text_dim + 1), image, mask), "words")
     if cls.needs_image:
         _raises_naming(lambda: fusion(words, None), "image")
-        _raises_naming(lambda: fusion(words, torch.randn(2, image_dim)), "image")
+        _raises_naming(lambda: fusion(words, torch.randn(2, image.size(1), image_dim), mask[:2]), "image")
+        _raises_naming(lambda: fusion(words, image[:, :, 0]), "image")
+        _raises_naming(lambda: fusion(words, image, mask[:, :1].expand(3, 2)), "image_mask")
+        _raises_naming(lambda: fusion(words, image, torch.zeros_like(mask)), "image_mask")
+
+
+def _check_attention(attention: torch.Tensor, mask: torch.Tensor) -> None:
+    """attention ``(B, T, N)``: non-negative, 0 on padding tokens, each word's row sums to 1."""
+    b, n = mask.shape
+    assert attention.shape[0] == b and attention.shape[2] == n, f"attention must be (B, T, N) = ({b}, T, {n}), got {tuple(attention.shape)}"
+    assert float(attention.min()) >= 0, "attention weights must be non-negative"
+    assert float(attention.masked_select(~mask.unsqueeze(1).expand_as(attention)).abs().sum()) == 0, "attention on a padding token"
+    assert torch.allclose(attention.sum(-1), torch.ones(attention.shape[:2]), atol=1e-5), "a word's attention must sum to 1"
 
 
 # --- decoders -----------------------------------------------------------------------------------------------------
@@ -194,13 +234,29 @@ def _check_caption_context(encoder: TextEncoder) -> None:
 
 
 def check_image_encoder(encoder: ImageEncoder, inputs: list[Any]) -> None:
-    """The image-encoder contract: frozen, ``(n, D)`` float32 on the CPU, deterministic, a stable identity."""
+    """The image-encoder contract: frozen; :class:`ImageTokens` ``(n, N, D)`` float32 on the CPU with a
+    ``(n, N)`` prefix mask, ``N <= max_tokens`` (``N == 1`` for a pooled encoder); deterministic; an
+    input's real tokens do not depend on the batch; stable identities; token texts (if any) name the real tokens."""
     check_params_round_trip(type(encoder))
     assert all(not p.requires_grad for p in encoder.parameters()), "an image encoder must be frozen"
-    feats = encoder.encode(inputs)
-    assert feats.shape == (len(inputs), encoder.dim) and feats.dtype == torch.float32 and feats.device.type == "cpu"
-    assert torch.equal(encoder.encode(inputs), feats), "features must be deterministic"
+    out = encoder.encode(inputs)
+    assert isinstance(out, ImageTokens), f"encode() must return ImageTokens, got {type(out).__name__}"
+    out.check("encode()", encoder.dim, encoder.max_tokens)
+    feats, mask = out.features, out.mask
+    assert feats.shape[0] == len(inputs) and feats.dtype == torch.float32 and feats.device.type == "cpu"
+    assert encoder.max_tokens > 1 or feats.shape[1] == 1, "a pooled encoder (max_tokens == 1) gives one token per image"
+    assert torch.equal(feats[~mask], torch.zeros_like(feats[~mask])), "padding tokens must be zeros"
+    again = encoder.encode(inputs)
+    assert torch.equal(again.features, feats) and torch.equal(again.mask, mask), "features must be deterministic"
     if len(inputs) > 1:
-        assert torch.allclose(encoder.encode(inputs[1:2])[0], feats[1], atol=1e-4), "a batch changed one input's features"
+        alone = encoder.encode(inputs[1:2]).per_image()[0]
+        assert torch.allclose(alone, out.per_image()[1], atol=1e-4), "a batch changed one input's tokens"
     identity = encoder.identity()
     assert isinstance(identity, str) and identity and identity == encoder.identity()
+    assert feature_identity(encoder) == feature_identity(encoder)
+    if encoder.grid is not None:
+        rows, cols = encoder.grid
+        assert encoder.grid_offset + rows * cols == encoder.max_tokens == feats.shape[1], "grid tokens must fill max_tokens"
+    for item, tokens in zip(inputs, out.per_image()):
+        texts = encoder.token_texts(item)
+        assert texts is None or len(texts) == tokens.shape[0], "token_texts must name each real token"

@@ -1,13 +1,17 @@
 """Features of a frozen image encoder, computed once per image and kept on disk.
 
-A feature is stored under ``<cache>/<encoder key>/<digest[:2]>/<digest>.npy``
-where the encoder key hashes the encoder's identity (name, weights,
-preprocessing) and the digest is the SHA-256 of the image file's bytes (or of
-the caption's text). A change of image or encoder therefore never serves a
-stale feature. A generated caption (:mod:`mscmt_cli.captioning`) is an entry of
-the same layout whose files are ``<digest>.txt`` (UTF-8 text) and whose
-identity starts with ``captioner|``; ``cache info`` counts and ``cache clear``
-removes both kinds. Files are written to a temporary name and renamed, so
+An image's features are its real tokens, stored as one ``.npy`` array under
+``<cache>/<encoder key>/<digest[:2]>/<digest>.npy``: ``(N_i, D)`` in the
+encoder's ``token_dtype`` (float16 for token encoders), or ``(D,)`` when the
+image has one token (every file a pooled encoder wrote before image tokens
+existed, and still writes, byte for byte). The encoder key hashes
+:func:`~mscmt_cli.model.components.feature_identity` (name, weights,
+preprocessing; for token encoders also the token shape and dtype) and the
+digest is the SHA-256 of the image file's bytes (or of the caption's text). A
+change of image or encoder therefore never serves a stale feature. A
+generated caption (:mod:`mscmt_cli.captioning`) is an entry of the same layout
+whose files are ``<digest>.txt`` (UTF-8 text) and whose identity starts with
+``captioner|``; ``cache info`` counts and ``cache clear`` removes both kinds. Files are written to a temporary name and renamed, so
 concurrent readers and an interrupted build never see a torn file.
 
 ``<cache>/<encoder key>/identity.txt`` holds the identity the key hashes; it
@@ -31,8 +35,11 @@ import torch
 
 from mscmt_cli.data.images import pixel_bounded
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.model.components import ImageEncoder
+from mscmt_cli.model.components import ImageEncoder, ImageTokens, feature_identity
 from mscmt_cli.paths import check_dir_target
+
+#: One image's tokens: in memory ``(N_i, D)`` (a ``(D,)`` vector is one token), or the cached ``.npy`` file holding them.
+TokenRef = torch.Tensor | Path
 
 
 class RecordSource(Protocol):
@@ -46,6 +53,21 @@ IDENTITY_FILE = "identity.txt"
 _KEY = re.compile(rf"^[0-9a-f]{{{KEY_LENGTH}}}$")
 _SHARD = re.compile(r"^[0-9a-f]{2}$")
 _FEATURE = re.compile(r"^[0-9a-f]{64}\.(npy|txt)$|^tmp[^/]*\.tmp$")
+
+
+def read_tokens(path: Path) -> torch.Tensor:
+    """The tokens ``(N_i, D)`` stored in a cached ``.npy`` file, in their stored dtype."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except (OSError, ValueError) as err:
+        raise MscmtError(f"{path}: unreadable cached image features ({err}); run mscmt cache clear") from None
+    tokens = torch.from_numpy(array)
+    return tokens.unsqueeze(0) if tokens.dim() == 1 else tokens
+
+
+def _shape_fits(shape: tuple[int, ...], dim: int, max_tokens: int) -> bool:
+    """Whether a stored array's shape is one image's tokens: ``(D,)`` or ``(N_i, D)`` with ``1 <= N_i <= max_tokens``."""
+    return (len(shape) == 1 and shape[0] == dim) or (len(shape) == 2 and 1 <= shape[0] <= max_tokens and shape[1] == dim)
 
 
 def encoder_key(identity: str) -> str:
@@ -78,20 +100,44 @@ class FeatureCache:
         assert self.root is not None
         return Path(self.root) / encoder_key(identity) / digest[:2] / f"{digest}{suffix}"
 
-    def get(self, identity: str, digest: str) -> torch.Tensor | None:
-        """The cached feature ``(D,)``, or None."""
+    def feature_path(self, identity: str, digest: str) -> Path:
+        """Where one image's tokens are (or would be) stored."""
+        return self._path(identity, digest)
+
+    def get(self, identity: str, digest: str, dim: int | None = None, max_tokens: int = 1) -> torch.Tensor | None:
+        """The cached tokens ``(N_i, D)`` (stored dtype), or None (absent, unreadable, or, given
+        ``dim``, not ``D == dim`` and ``N_i <= max_tokens``)."""
+        if self.root is None:
+            return None
+        try:
+            tokens = torch.from_numpy(np.load(self._path(identity, digest), allow_pickle=False))
+        except (OSError, ValueError):
+            return None
+        if dim is not None and not _shape_fits(tuple(tokens.shape), dim, max_tokens):
+            return None
+        return tokens.unsqueeze(0) if tokens.dim() == 1 else tokens
+
+    def file(self, identity: str, digest: str, dim: int, max_tokens: int, dtype: torch.dtype) -> Path | None:
+        """The cached ``.npy`` of one image's tokens when it is readable and has their shape and
+        dtype (only its header is read), else None."""
         if self.root is None:
             return None
         path = self._path(identity, digest)
         try:
-            return torch.from_numpy(np.load(path, allow_pickle=False))
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+            fits = _shape_fits(tuple(array.shape), dim, max_tokens) and array.dtype == torch.empty(0, dtype=dtype).numpy().dtype
+            del array
         except (OSError, ValueError):
             return None
+        return path if fits else None
 
-    def put(self, identity: str, digest: str, feature: torch.Tensor) -> None:
-        """Store one feature atomically (temporary file, then rename)."""
+    def put(self, identity: str, digest: str, tokens: torch.Tensor, dtype: torch.dtype = torch.float32) -> None:
+        """Store one image's tokens ``(N_i, D)`` (or a ``(D,)`` vector) as ``dtype``, atomically
+        (temporary file, then rename); one token is stored as ``(D,)``."""
         if self.root is not None:
-            array = feature.detach().cpu().numpy().astype(np.float32)
+            array = tokens.detach().cpu().to(dtype).numpy()
+            if array.ndim == 2 and array.shape[0] == 1:
+                array = array[0]
             self._store(self._path(identity, digest), identity, lambda fh: np.save(fh, array, allow_pickle=False))
 
     def get_text(self, identity: str, digest: str) -> str | None:
@@ -212,41 +258,60 @@ def _rmdir_if_empty(d: Path) -> None:
 
 @dataclass
 class ImageFeatures:
-    """Image id -> feature, through memory, then the disk cache, then the encoder."""
+    """Image id -> its tokens, through memory, then the disk cache, then the encoder.
+
+    A pooled encoder's features (one token each) are kept in memory. A token
+    encoder's (``max_tokens > 1``) stay on disk, in the cache or, with caching
+    off, in a scratch directory removed with this object: an id maps to its
+    ``.npy`` file, read when its batch is collated, so memory stays bounded
+    whatever the number of tokens (CLIP ViT-L/14 patches are 0.5 MB per image
+    in float16).
+    """
 
     encoder: ImageEncoder
     source: RecordSource | None
     cache: FeatureCache
     batch_size: int = 32
-    _memory: dict[str, torch.Tensor] = field(default_factory=dict)
+    _memory: dict[str, TokenRef] = field(default_factory=dict)
     _identity: str | None = None
+    _scratch: tempfile.TemporaryDirectory[str] | None = None
     encoder_calls: int = 0
+
+    def __post_init__(self) -> None:
+        if self.on_disk and self.cache.root is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="mscmt-image-tokens-")
+            self.cache = FeatureCache(Path(self._scratch.name))
 
     @property
     def dim(self) -> int:
         return self.encoder.dim
 
+    @property
+    def on_disk(self) -> bool:
+        """Whether tokens are kept as files (token encoders) rather than in memory (pooled encoders)."""
+        return self.encoder.max_tokens > 1
+
     def identity(self) -> str:
         if self._identity is None:
-            self._identity = self.encoder.identity()
+            self._identity = feature_identity(self.encoder)
         return self._identity
 
-    def lookup(self, image_ids: list[str]) -> torch.Tensor:
-        """Features ``(n, D)`` for ``image_ids`` (zeros of width 0 without an image encoder)."""
+    def lookup(self, image_ids: list[str]) -> list[TokenRef]:
+        """Each id's tokens ``(N_i, D)`` or their cached file (one token of width 0 without an image encoder)."""
         if self.encoder.input_kind == "none" or self.source is None:
-            return torch.zeros(len(image_ids), self.encoder.dim)
+            return [torch.zeros(1, self.encoder.dim) for _ in image_ids]
         self.precompute(image_ids)
-        return torch.stack([self._memory[i] for i in image_ids])
+        return [self._memory[i] for i in image_ids]
 
     def precompute(self, image_ids: Iterable[str], on_progress: Callable[[int], None] | None = None) -> None:
-        """Make sure every id's feature is in memory, computing the missing ones in batches."""
+        """Make sure every id's tokens are known, computing the missing ones in batches."""
         if self.encoder.input_kind == "none" or self.source is None:
             return
         todo: dict[str, list[str]] = {}  # digest -> ids
         pending: list[str] = [i for i in dict.fromkeys(image_ids) if i not in self._memory]
         for image_id in pending:
             digest = self.source.load(image_id, decode=False).digest
-            cached = self.cache.get(self.identity(), digest)
+            cached = self._cached(digest)
             if cached is not None:
                 self._memory[image_id] = cached
                 if on_progress:
@@ -254,6 +319,12 @@ class ImageFeatures:
             else:
                 todo.setdefault(digest, []).append(image_id)
         self._compute(todo, on_progress)
+
+    def _cached(self, digest: str) -> TokenRef | None:
+        enc = self.encoder
+        if self.on_disk:
+            return self.cache.file(self.identity(), digest, enc.dim, enc.max_tokens, enc.token_dtype)
+        return self.cache.get(self.identity(), digest, enc.dim, enc.max_tokens)
 
     def _compute(self, todo: dict[str, list[str]], on_progress: Callable[[int], None] | None) -> None:
         digests = list(todo)
@@ -267,12 +338,28 @@ class ImageFeatures:
     def _encode_chunk(
         self, chunk: list[str], contents: list, todo: dict[str, list[str]], on_progress: Callable[[int], None] | None
     ) -> None:
-        """Encode one chunk of decoded images (or captions) and keep their features."""
-        feats = self.encoder.encode(contents)
+        """Encode one chunk of decoded images (or captions) and keep their tokens (or their files)."""
+        encoded = encode_checked(self.encoder, contents)
         self.encoder_calls += 1
-        for digest, feat in zip(chunk, feats):
-            self.cache.put(self.identity(), digest, feat)
+        for digest, tokens in zip(chunk, encoded):
+            self.cache.put(self.identity(), digest, tokens, self.encoder.token_dtype)
+            ref: TokenRef = self.cache.feature_path(self.identity(), digest) if self.on_disk else tokens
             for image_id in todo[digest]:
-                self._memory[image_id] = feat.clone()
+                self._memory[image_id] = ref
             if on_progress:
                 on_progress(len(todo[digest]))
+
+
+def encode_checked(encoder: ImageEncoder, contents: list[Any]) -> list[torch.Tensor]:
+    """Each input's real tokens ``(N_i, D)`` in the encoder's ``token_dtype`` (fresh tensors);
+    an encoder that breaks the :class:`ImageTokens` contract raises :class:`MscmtError`."""
+    out = encoder.encode(contents)
+    if not isinstance(out, ImageTokens):
+        raise MscmtError(f"image encoder {encoder.name!r}: encode() must return ImageTokens, got {type(out).__name__}")
+    try:
+        out.check(f"image encoder {encoder.name!r}: encode()", encoder.dim, encoder.max_tokens)
+    except ValueError as err:
+        raise MscmtError(str(err)) from None
+    if len(out) != len(contents):
+        raise MscmtError(f"image encoder {encoder.name!r}: encode() gave {len(out)} images for {len(contents)} inputs")
+    return [t.detach().cpu().to(encoder.token_dtype).clone() for t in out.per_image()]

@@ -29,7 +29,7 @@ import torch
 import torch.nn.functional as F
 
 from mscmt_cli.errors import ModelLoadError, MscmtError
-from mscmt_cli.model.components import ImageEncoder
+from mscmt_cli.model.components import ImageEncoder, ImageTokens
 from mscmt_cli.model.hf_text import HFTextEncoder
 from mscmt_cli.model.hub import weights_fingerprint
 from mscmt_cli.registry import Registry
@@ -95,19 +95,28 @@ class CaptionEncoder(ImageEncoder):
             detail = str(err).split("; ")[0]  # drop the text encoder's own --model-path hint
             raise ModelLoadError(f"{self.component}: sentence encoder: {detail}; pass --model-path {self.component}=DIR") from err
 
-    def identity(self) -> str:
+    def tokenizer_digest(self) -> str:
+        """A short hash of the tokenizer's class and vocabulary."""
         vocab = json.dumps(sorted(self.tokenizer.get_vocab().items()), ensure_ascii=False)
-        tok = hashlib.sha256(f"{type(self.tokenizer).__name__}|{vocab}".encode()).hexdigest()[:12]
+        return hashlib.sha256(f"{type(self.tokenizer).__name__}|{vocab}".encode()).hexdigest()[:12]
+
+    def identity(self) -> str:
+        tok = self.tokenizer_digest()
         return f"{self.name}|{self.text_name}|{weights_fingerprint(self.weights_dir, self.model)}|{tok}|{POOLING}|max{self.max_length}"
 
     @torch.inference_mode()
-    def encode(self, inputs: list[Any]) -> torch.Tensor:
-        """Sentence embeddings ``(n, H)`` of ``n`` caption strings, float32 on CPU, unit length."""
+    def encode(self, inputs: list[Any]) -> ImageTokens:
+        """Sentence embeddings of ``n`` caption strings as one token each: ``(n, 1, H)`` float32 on CPU, unit length."""
+        return ImageTokens.pooled(torch.cat([mean_pool(hidden, mask).cpu() for hidden, mask in self.states(inputs)]))
+
+    def states(self, inputs: list[Any], max_length: int | None = None, **tokenizer_args: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
+        """Per batch of at most ``batch_size`` captions: ``last_hidden_state`` ``(n, L, H)`` float32 and
+        the attention mask ``(n, L)`` (truncated to ``max_length``, default ``self.max_length``), on the model's device."""
         bad = next((x for x in inputs if not isinstance(x, str)), None)
         if bad is not None:
             raise MscmtError(f"{self.component} encodes caption strings, got {type(bad).__name__}")
         if not inputs:
-            return torch.zeros(0, self.dim)
+            return [(torch.zeros(0, 0, self.dim), torch.zeros(0, 0, dtype=torch.long))]
         device = next(self.model.parameters()).device
         out = []
         for start in range(0, len(inputs), self.batch_size):
@@ -115,10 +124,60 @@ class CaptionEncoder(ImageEncoder):
                 list(inputs[start : start + self.batch_size]),
                 padding=True,
                 truncation=True,
-                max_length=self.max_length,
+                max_length=max_length or self.max_length,
                 return_tensors="pt",
+                **tokenizer_args,
             )
             ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
             hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state  # (n, L, H)
-            out.append(mean_pool(hidden.float(), mask).cpu())
-        return torch.cat(out)
+            out.append((hidden.float(), mask))
+        return out
+
+
+#: The most sub-words a caption keeps as tokens, special tokens included (BLIP-2 captions of the
+#: data hold about 10 to 20); a longer caption is truncated to its first ``CAPTION_TOKENS_MAX``.
+CAPTION_TOKENS_MAX = 64
+
+
+class CaptionTokenEncoder(CaptionEncoder):
+    """The caption's sub-word states from the frozen sentence encoder (default minilm): ``(n, N, H)``.
+
+    ``--image caption-tokens`` (or ``caption-tokens:<text encoder>``) tokenizes
+    each caption whole, as :class:`CaptionEncoder` does, and keeps every
+    sub-word's ``last_hidden_state`` (no pooling, no normalisation), special
+    tokens included (``[CLS]`` ... ``[SEP]``: the empty caption of a tweet
+    without image is two tokens, never none). The mask is True on the
+    caption's real sub-words; at most ``max_tokens`` =
+    min(:data:`CAPTION_TOKENS_MAX`, the encoder's limit) are kept, a longer
+    caption is truncated. Tokens are kept in float16. :meth:`token_texts`
+    gives the sub-word strings the explain page shows. Weights come as for
+    ``caption``: ``--model-path caption-tokens=DIR`` (the key is what
+    ``--image`` says).
+    """
+
+    name = "caption-tokens"
+    description = "the caption's sub-word states (--captions FILE) from a frozen sentence encoder (default minilm), one token per sub-word"
+    token_dtype = torch.float16
+
+    def __init__(self, source: str, variant: str | None = None) -> None:
+        super().__init__(source, variant)
+        self.max_tokens = min(CAPTION_TOKENS_MAX, self.max_length)
+
+    def identity(self) -> str:
+        fingerprint = weights_fingerprint(self.weights_dir, self.model)
+        return f"{self.name}|{self.text_name}|{fingerprint}|{self.tokenizer_digest()}|last_hidden_state|max{self.max_tokens}"
+
+    @torch.inference_mode()
+    def encode(self, inputs: list[Any]) -> ImageTokens:
+        """Sub-word states of ``n`` caption strings: ``(n, N, H)`` float32 on the CPU (zeros past a
+        caption's sub-words) and the ``(n, N)`` mask, ``N`` the longest caption's sub-words (at most ``max_tokens``)."""
+        states = self.states(inputs, self.max_tokens, padding_side="right")  # real sub-words first, as the contract wants
+        width = max([1] + [hidden.size(1) for hidden, _ in states])
+        features = torch.cat([F.pad(h * m.unsqueeze(-1).to(h.dtype), (0, 0, 0, width - h.size(1))).cpu() for h, m in states])
+        mask = torch.cat([F.pad(m.long(), (0, width - m.size(1))).cpu() for _, m in states])
+        return ImageTokens(features, mask.bool())
+
+    def token_texts(self, item: Any) -> list[str] | None:
+        """The sub-words of one caption, as the tokenizer spells them (special tokens included)."""
+        ids = self.tokenizer(str(item), truncation=True, max_length=self.max_tokens)["input_ids"]
+        return [str(t) for t in self.tokenizer.convert_ids_to_tokens(ids)]

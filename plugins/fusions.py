@@ -1,4 +1,11 @@
-"""Built-in fusions: the paper's token-level gate, additive fusion, and none."""
+"""Built-in fusions: the paper's token-level gate, additive fusion, none, and cross-attention.
+
+The gated and additive fusions take one vector per image: given image tokens
+``(B, N, D)`` they first take the mean of each image's real tokens
+(:func:`~mscmt_cli.model.components.masked_mean`); with a pooled encoder
+(``N == 1``) that is the image's vector itself, so they compute exactly what
+they computed before images were token sequences.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +13,8 @@ import torch
 from pydantic import Field
 from torch import nn
 
-from mscmt_cli.model.components import ComponentParams, Fusion, FusionOutput
+from mscmt_cli.errors import MscmtError
+from mscmt_cli.model.components import ComponentParams, Fusion, FusionOutput, masked_mean
 
 
 class GatedParams(ComponentParams):
@@ -21,7 +29,8 @@ class GatedFusion(Fusion):
 
     ``v_proj = W_p v`` (``(B, P)``, ``P = H`` by default) and
     ``g_i = sigmoid(W_g [h_i ; v_proj] + b_g)`` (``(B, T, P)``), so the output
-    is ``(B, T, H + P)``.
+    is ``(B, T, H + P)``. ``v`` is the masked mean of the image tokens (the
+    image's vector for a pooled encoder).
     """
 
     name = "gated"
@@ -39,16 +48,16 @@ class GatedFusion(Fusion):
         nn.init.constant_(self.gate.bias, p.gate_bias)
         self.output_dim = text_dim + proj_dim
 
-    def fuse(self, words: torch.Tensor, image: torch.Tensor | None) -> FusionOutput:
-        """words ``(B, T, H)``, image ``(B, D)`` -> fused ``(B, T, H + P)``, gate ``(B, T, P)``."""
-        assert image is not None  # checked by forward
-        v = self.proj(image).unsqueeze(1).expand(-1, words.size(1), -1)  # (B, T, P)
+    def fuse(self, words: torch.Tensor, image: torch.Tensor | None, image_mask: torch.Tensor | None) -> FusionOutput:
+        """words ``(B, T, H)``, image ``(B, N, D)``, image_mask ``(B, N)`` -> fused ``(B, T, H + P)``, gate ``(B, T, P)``."""
+        assert image is not None and image_mask is not None  # checked by forward
+        v = self.proj(masked_mean(image, image_mask)).unsqueeze(1).expand(-1, words.size(1), -1)  # (B, T, P)
         g = torch.sigmoid(self.gate(torch.cat([words, v], dim=-1)))
         return FusionOutput(torch.cat([words, g * v], dim=-1), g)
 
 
 class AdditiveFusion(Fusion):
-    """The ablation's simple fusion: ``h_i + W_p v`` (``(B, T, H)``)."""
+    """The ablation's simple fusion: ``h_i + W_p v`` (``(B, T, H)``), ``v`` the masked mean of the image tokens."""
 
     name = "additive"
     description = "h_i + W_p v (the paper's ablation V1)"
@@ -59,10 +68,10 @@ class AdditiveFusion(Fusion):
         self.proj = nn.Linear(image_dim, text_dim)
         self.output_dim = text_dim
 
-    def fuse(self, words: torch.Tensor, image: torch.Tensor | None) -> FusionOutput:
-        """words ``(B, T, H)``, image ``(B, D)`` -> ``(B, T, H)``."""
-        assert image is not None  # checked by forward
-        return FusionOutput(words + self.proj(image).unsqueeze(1))
+    def fuse(self, words: torch.Tensor, image: torch.Tensor | None, image_mask: torch.Tensor | None) -> FusionOutput:
+        """words ``(B, T, H)``, image ``(B, N, D)``, image_mask ``(B, N)`` -> ``(B, T, H)``."""
+        assert image is not None and image_mask is not None  # checked by forward
+        return FusionOutput(words + self.proj(masked_mean(image, image_mask)).unsqueeze(1))
 
 
 class NoFusion(Fusion):
@@ -76,6 +85,82 @@ class NoFusion(Fusion):
         super().__init__(text_dim, image_dim)
         self.output_dim = text_dim
 
-    def fuse(self, words: torch.Tensor, image: torch.Tensor | None) -> FusionOutput:
+    def fuse(self, words: torch.Tensor, image: torch.Tensor | None, image_mask: torch.Tensor | None) -> FusionOutput:
         """words ``(B, T, H)`` unchanged."""
         return FusionOutput(words)
+
+
+class CrossAttentionParams(ComponentParams):
+    """Parameters of the cross-attention fusion."""
+
+    heads: int = Field(4, ge=1, le=64, description="attention heads (must divide the text hidden size H)")
+    layers: int = Field(1, ge=1, le=12, description="stacked cross-attention layers, each word attending over the image tokens")
+    dropout: float = Field(0.1, ge=0, lt=1, description="dropout on the attention weights and on the attended vector")
+    gate: bool = Field(
+        True, description="a learned sigmoid gate on the attended vector, g * a with g = sigmoid(W_g [h; a]) (UMT's visual gate)"
+    )
+
+
+class CrossAttentionLayer(nn.Module):
+    """One layer: ``x <- LayerNorm(x + dropout(g * a))``, ``a`` the words' multi-head attention over the image tokens."""
+
+    def __init__(self, dim: int, heads: int, dropout: float, gate: bool) -> None:
+        super().__init__()
+        self.attention = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.gate = nn.Linear(2 * dim, dim) if gate else None  # W_g, b_g
+        self.dropout = nn.Dropout(dropout)
+        self.norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, image: torch.Tensor, padding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """x ``(B, T, H)``, image ``(B, N, H)``, padding ``(B, N)`` (True on padding tokens) ->
+        new x ``(B, T, H)`` and the attention ``(B, T, N)`` averaged over heads."""
+        attended, weights = self.attention(x, image, image, key_padding_mask=padding, need_weights=True, average_attn_weights=True)
+        if self.gate is not None:
+            attended = torch.sigmoid(self.gate(torch.cat([x, attended], dim=-1))) * attended
+        return self.norm(x + self.dropout(attended)), weights
+
+
+class CrossAttentionFusion(Fusion):
+    """Each word state attends over the image tokens (UMT's cross-modal attention, ``(B, T, H)``).
+
+    The image tokens are projected to the text size, ``v = W_p image``
+    (``(B, N, H)``); then each of ``layers`` layers computes, per word, the
+    multi-head attention ``a_i`` over the real tokens of its tweet's image
+    (padding tokens masked out of the keys), gates it with ``g_i =
+    sigmoid(W_g [x_i ; a_i] + b_g)`` (``--set fusion.gate=false`` drops the
+    gate) and adds it back: ``x_i <- LayerNorm(x_i + dropout(g_i * a_i))``.
+    The output is the last ``x``, ``(B, T, H)``. With one token per image
+    (a pooled encoder) each word's attention is 1 on it.
+
+    ``attention`` in the output is the last layer's ``(B, T, N)`` weights,
+    averaged over heads (what ``mscmt explain`` draws). Learning rates: every
+    parameter here is new and randomly initialised, ``W_p`` included, so all
+    train at the head's learning rate (``--head-lr``); nothing is slow. (The
+    gated fusion keeps ``W_p`` at the encoder's rate only because the paper
+    does.)
+    """
+
+    name = "cross-attention"
+    description = "each word attends over the image tokens (multi-head, masked, residual + LayerNorm, sigmoid gate on the attended vector)"
+    explains = frozenset({"attention"})
+    Params = CrossAttentionParams
+
+    def __init__(self, text_dim: int, image_dim: int, params: CrossAttentionParams | None = None) -> None:
+        super().__init__(text_dim, image_dim)
+        p = params or CrossAttentionParams()
+        if text_dim % p.heads:
+            raise MscmtError(
+                f"fusion cross-attention: heads={p.heads} does not divide the text hidden size {text_dim}; --set fusion.heads=N"
+            )
+        self.proj = nn.Linear(image_dim, text_dim)  # W_p
+        self.layers = nn.ModuleList(CrossAttentionLayer(text_dim, p.heads, p.dropout, p.gate) for _ in range(p.layers))
+        self.output_dim = text_dim
+
+    def fuse(self, words: torch.Tensor, image: torch.Tensor | None, image_mask: torch.Tensor | None) -> FusionOutput:
+        """words ``(B, T, H)``, image ``(B, N, D)``, image_mask ``(B, N)`` -> fused ``(B, T, H)``, attention ``(B, T, N)``."""
+        assert image is not None and image_mask is not None  # checked by forward
+        v, padding = self.proj(image), ~image_mask  # (B, N, H), (B, N)
+        x, weights = words, words.new_zeros(0)
+        for layer in self.layers:
+            x, weights = layer(x, v, padding)
+        return FusionOutput(x, attention=weights)

@@ -7,7 +7,7 @@ from typing import Any
 import torch
 from transformers import AutoImageProcessor, CLIPVisionModelWithProjection
 
-from mscmt_cli.model.components import ImageEncoder
+from mscmt_cli.model.components import ImageEncoder, ImageTokens
 from mscmt_cli.model.hub import config_digest, load_pretrained, weights_fingerprint
 
 
@@ -15,7 +15,8 @@ class HFVisionEncoder(ImageEncoder):
     """A frozen Hugging Face vision model with its own image processor.
 
     Subclasses set ``model_class`` and define ``feature_dim(config)`` and
-    ``pool(output)`` (model output -> ``(n, D)``).
+    ``pool(output)`` (model output -> ``(n, D)``, one token per image), or
+    ``tokens(output)`` (model output -> :class:`ImageTokens`) for a token encoder.
     """
 
     model_class: Any = None
@@ -37,12 +38,16 @@ class HFVisionEncoder(ImageEncoder):
     def identity(self) -> str:
         return f"{self.name}|{weights_fingerprint(self.source, self.model)}|{config_digest(self.processor.to_dict())}"
 
+    def tokens(self, output: Any) -> ImageTokens:
+        """The model output as tokens: by default one, :meth:`pool`'s ``(n, D)`` -> ``(n, 1, D)``."""
+        return ImageTokens.pooled(self.pool(output).float().cpu())
+
     @torch.inference_mode()
-    def encode(self, inputs: list[Any]) -> torch.Tensor:
-        """Features ``(n, D)`` of ``n`` PIL images, float32 on CPU."""
+    def encode(self, inputs: list[Any]) -> ImageTokens:
+        """Tokens of ``n`` PIL images: ``(n, N, D)`` float32 on the CPU and their ``(n, N)`` mask."""
         device = next(self.model.parameters()).device
         pixels = self.processor(images=inputs, return_tensors="pt")["pixel_values"].to(device)
-        return self.pool(self.model(pixel_values=pixels)).float().cpu()
+        return self.tokens(self.model(pixel_values=pixels))
 
 
 class ClipVitL14Encoder(HFVisionEncoder):
@@ -76,5 +81,6 @@ class NoImageEncoder(ImageEncoder):
     def identity(self) -> str:
         return self.name
 
-    def encode(self, inputs: list[Any]) -> torch.Tensor:
-        return torch.zeros(len(inputs), 0)
+    def encode(self, inputs: list[Any]) -> ImageTokens:
+        """One token of width 0 per input: ``(n, 1, 0)``."""
+        return ImageTokens.pooled(torch.zeros(len(inputs), 0))

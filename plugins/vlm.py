@@ -32,7 +32,7 @@ from transformers import (
 )
 
 from mscmt_cli.errors import ModelLoadError, MscmtError
-from mscmt_cli.model.components import ImageEncoder
+from mscmt_cli.model.components import ImageEncoder, ImageTokens
 from mscmt_cli.model.hf_text import HFTextEncoder
 from mscmt_cli.model.hub import config_digest, load_pretrained, weights_fingerprint
 from plugins.image_encoders import HFVisionEncoder
@@ -122,16 +122,12 @@ class TimmImageEncoder(ImageEncoder):
 
     def __init__(self, source: str, variant: str | None = None) -> None:
         super().__init__()
-        import timm
         from timm.data import create_transform, resolve_data_config
 
-        if not variant:
-            raise MscmtError("image encoder 'timm' needs a model name, e.g. timm:resnet152")
-        if not timm.is_model(variant):
-            raise MscmtError(f"timm:{variant}: timm has no model {variant!r} (see timm.list_models())")
-        self.variant, self.source = variant, source
+        self.variant, self.source = _timm_variant(self.name, variant), source
+        self.component = f"{self.name}:{self.variant}"
         local = source != variant  # build_image_encoder passes the variant when no --model-path was given
-        self.model: Any = load_pretrained(f"timm:{variant}", source, _timm_loader(variant, local)).eval()
+        self.model: Any = load_pretrained(self.component, source, _timm_loader(self.component, self.variant, local)).eval()
         self.model.requires_grad_(False)
         self.data_config = resolve_data_config({}, model=self.model)  # type: ignore[no-untyped-call]
         self.transform = create_transform(**self.data_config, is_training=False)
@@ -139,24 +135,38 @@ class TimmImageEncoder(ImageEncoder):
 
     def identity(self) -> str:
         """Model name, weights fingerprint and transform config."""
-        return f"timm:{self.variant}|{weights_fingerprint(self.source, self.model)}|{config_digest(self.data_config)}"
+        return f"{self.component}|{weights_fingerprint(self.source, self.model)}|{config_digest(self.data_config)}"
+
+    def pixels(self, inputs: list[Any]) -> torch.Tensor:
+        """``n`` PIL images through the model's own transform: ``(n, 3, h, w)`` on the model's device."""
+        device = next(self.model.parameters()).device
+        return torch.stack([self.transform(image) for image in inputs]).to(device)
 
     @torch.inference_mode()
-    def encode(self, inputs: list[Any]) -> torch.Tensor:
-        """``(n, D)`` pooled features of ``n`` PIL images."""
-        device = next(self.model.parameters()).device
-        pixels = torch.stack([self.transform(image) for image in inputs]).to(device)
-        features: torch.Tensor = self.model(pixels)
-        return features.float().cpu()
+    def encode(self, inputs: list[Any]) -> ImageTokens:
+        """Pooled features of ``n`` PIL images as one token each: ``(n, 1, D)``."""
+        features: torch.Tensor = self.model(self.pixels(inputs))
+        return ImageTokens.pooled(features.float().cpu())
 
 
-def _timm_loader(variant: str, local: bool) -> Callable[[str], nn.Module]:
+def _timm_variant(name: str, variant: str | None) -> str:
+    """The timm model name after ``<name>:``, refused when missing or unknown to timm."""
+    import timm
+
+    if not variant:
+        raise MscmtError(f"image encoder {name!r} needs a model name, e.g. {name}:resnet152")
+    if not timm.is_model(variant):
+        raise MscmtError(f"{name}:{variant}: timm has no model {variant!r} (see timm.list_models())")
+    return variant
+
+
+def _timm_loader(component: str, variant: str, local: bool) -> Callable[[str], nn.Module]:
     """A loader for :func:`load_pretrained`: failures become ``OSError``/``ValueError``."""
     import timm
 
     def load(source: str) -> nn.Module:
         if not local:
-            _check_has_weights(variant)
+            _check_has_weights(component, variant)
             return timm.create_model(variant, pretrained=True, num_classes=0)
         path = Path(source)
         try:
@@ -170,14 +180,14 @@ def _timm_loader(variant: str, local: bool) -> Callable[[str], nn.Module]:
     return load
 
 
-def _check_has_weights(variant: str) -> None:
+def _check_has_weights(component: str, variant: str) -> None:
     """timm silently keeps random weights for a model without any; refuse instead."""
     from timm.models import get_pretrained_cfg
 
     cfg = get_pretrained_cfg(variant, allow_unregistered=True)
     if cfg is None or not (cfg.url or cfg.hf_hub_id or cfg.file):
         raise ModelLoadError(
-            f"timm:{variant}: timm knows no pretrained weights for this model; pass --model-path timm:{variant}=/path/to/weights.safetensors"
+            f"{component}: timm knows no pretrained weights for this model; pass --model-path {component}=/path/to/weights.safetensors"
         )
 
 

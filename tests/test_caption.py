@@ -214,11 +214,13 @@ def test_mean_pooling_equals_hand_computation(tiny):
     assert encoder.text_name == "bert-base" and encoder.source == str(tiny.bert) and encoder.dim == 32
     assert not encoder.training and not any(p.requires_grad for p in encoder.parameters())
     encoder.batch_size = 3  # two tokenizer batches, each padded differently
-    got = encoder.encode(CAPTIONS)
-    assert got.shape == (len(CAPTIONS), 32) and got.dtype == torch.float32
+    tokens = encoder.encode(CAPTIONS)
+    assert tokens.features.shape == (len(CAPTIONS), 1, 32) and tokens.mask.all()
+    got = tokens.features[:, 0]
+    assert got.dtype == torch.float32
     want = torch.stack([_hand_embedding(tiny.bert, c) for c in CAPTIONS])
     torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-5)
-    assert encoder.encode([]).shape == (0, 32)
+    assert encoder.encode([]).features.shape == (0, 1, 32)
 
 
 def test_identity_names_encoder_weights_and_pooling(tiny):
@@ -229,7 +231,7 @@ def test_identity_names_encoder_weights_and_pooling(tiny):
     assert ident.startswith("caption|bert-base|") and "mean-l2" in ident
     assert ident == _build("caption:bert-base", {"caption:bert-base": str(tiny.bert)}).identity()
     assert default.identity() != ident
-    torch.testing.assert_close(default.encode(CAPTIONS), via_variant.encode(CAPTIONS))
+    torch.testing.assert_close(default.encode(CAPTIONS).features, via_variant.encode(CAPTIONS).features)
 
 
 def test_encoder_refuses_non_text_and_unknown_encoders(tiny):
@@ -260,7 +262,7 @@ def test_real_minilm_sentence_embeddings():
             "a man giving a speech at a podium",
             "a politician speaking into a microphone",
         ]
-    )
+    ).features[:, 0]
     assert v.shape == (5, 384)
     torch.testing.assert_close(v.norm(dim=1), torch.ones(5))
     sim = v @ v.T

@@ -45,10 +45,13 @@ def sources(tiny, tmp_path_factory) -> dict[str, Callable[[], str]]:
         "image.caption": lambda: "",
         "image.none": lambda: "",
         "image.timm": once("timm", lambda: make_timm_weights(root / "timm.safetensors")),
+        "image.timm-grid": once("timm", lambda: make_timm_weights(root / "timm.safetensors")),
+        "image.clip-vit-l14-patches": lambda: str(tiny.clip_vision),
+        "image.caption-tokens": lambda: "",
     }
 
 
-VARIANTS = {"image.timm": "timm:test_resnet"}
+VARIANTS = {"image.timm": "timm:test_resnet", "image.timm-grid": "timm-grid:test_resnet"}
 
 
 def _images() -> list[Image.Image]:
@@ -84,7 +87,7 @@ def test_the_suite_catches_a_broken_fusion():
     from plugins.fusions import NoFusion
 
     class Leaky(NoFusion):
-        def fuse(self, words: torch.Tensor, image: torch.Tensor | None) -> FusionOutput:
+        def fuse(self, words: torch.Tensor, image: torch.Tensor | None, image_mask: torch.Tensor | None) -> FusionOutput:
             return FusionOutput(words + words.mean(dim=1, keepdim=True))
 
     with pytest.raises(AssertionError, match="padding words changed"):

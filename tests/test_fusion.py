@@ -19,7 +19,7 @@ def test_gated_fusion_equations():
     _set(fusion.proj, torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]), torch.tensor([0.0, 1.0]))  # W_p
     _set(fusion.gate, torch.tensor([[1.0, 0.0, 0.0, 0.0], [0.0, 0.0, 0.0, 1.0]]), torch.tensor([0.0, -1.0]))  # W_g, b_g
     h = torch.tensor([[[0.5, -1.0], [2.0, 3.0]]])  # (B=1, T=2, H=2)
-    v = torch.tensor([[1.0, 1.0, 5.0]])  # (B=1, D=3)
+    v = torch.tensor([[[1.0, 1.0, 5.0]]])  # (B=1, N=1, D=3)
     out = fusion(h, v)
     v_proj = torch.tensor([1.0, 3.0])  # W_p v + b
     for i in range(2):
@@ -32,7 +32,7 @@ def test_gated_fusion_equations():
 def test_gate_closed_removes_image():
     fusion = GatedFusion(text_dim=4, image_dim=6)
     _set(fusion.gate, torch.zeros(4, 8), torch.full((4,), -1e4))
-    out = fusion(torch.randn(2, 5, 4), torch.randn(2, 6))
+    out = fusion(torch.randn(2, 5, 4), torch.randn(2, 1, 6))
     assert torch.all(out.fused[..., 4:] == 0)
 
 
@@ -40,7 +40,7 @@ def test_additive_and_none():
     add = AdditiveFusion(text_dim=2, image_dim=1)
     _set(add.proj, torch.tensor([[1.0], [-1.0]]), torch.zeros(2))
     h = torch.ones(1, 3, 2)
-    out = add(h, torch.tensor([[2.0]]))
+    out = add(h, torch.tensor([[[2.0]]]))
     assert torch.allclose(out.fused, torch.tensor([3.0, -1.0]).expand(1, 3, 2)) and out.gate is None
     none = NoFusion(text_dim=2, image_dim=0)
     assert torch.equal(none(h, None).fused, h) and none.output_dim == 2

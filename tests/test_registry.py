@@ -48,7 +48,7 @@ THIRD_PARTY = '''
 """A third-party fusion: concatenates the projected image to every word."""
 import torch
 from torch import nn
-from mscmt_cli.model.components import Fusion, FusionOutput
+from mscmt_cli.model.components import Fusion, FusionOutput, masked_mean
 
 class ConcatFusion(Fusion):
     name = "concat"
@@ -60,8 +60,8 @@ class ConcatFusion(Fusion):
         self.proj = nn.Linear(image_dim, 5)
         self.output_dim = text_dim + 5
 
-    def forward(self, words, image):
-        v = self.proj(image).unsqueeze(1).expand(-1, words.size(1), -1)
+    def fuse(self, words, image, image_mask):
+        v = self.proj(masked_mean(image, image_mask)).unsqueeze(1).expand(-1, words.size(1), -1)
         return FusionOutput(torch.cat([words, v], dim=-1))
 '''
 

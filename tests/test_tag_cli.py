@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -83,7 +84,7 @@ def test_features_come_from_the_disk_cache(tagger, tmp_path):
     assert not errors and list(tmp_path.rglob("*.npy"))
 
     class Refuses:
-        input_kind, dim = "pixels", tagger.images.encoder.dim
+        input_kind, dim, max_tokens, token_dtype = "pixels", tagger.images.encoder.dim, 1, torch.float32
 
         def identity(self):
             return tagger.images.encoder.identity()

@@ -107,7 +107,7 @@ def test_blip2_image_mean_over_query_tokens(blip2):
     from transformers import AutoImageProcessor, Blip2VisionModelWithProjection
 
     encoder = build_image_encoder(Registry.from_entry_points(), "blip2", {"blip2": str(blip2)})
-    features = encoder.encode(_images(3))
+    features = encoder.encode(_images(3)).features[:, 0]
     assert encoder.dim == BLIP2_PROJECTION and features.shape == (3, BLIP2_PROJECTION)
     model = Blip2VisionModelWithProjection.from_pretrained(blip2).eval()
     pixels = AutoImageProcessor.from_pretrained(blip2)(images=_images(3), return_tensors="pt")["pixel_values"]
@@ -125,7 +125,7 @@ def test_timm_family_loads_a_weights_file(timm_file):
     cls, variant = registry.resolve("image", "timm:test_resnet")
     assert cls.family and variant == "test_resnet"
     encoder = build_image_encoder(registry, "timm:test_resnet", {"timm:test_resnet": str(timm_file)})
-    features = encoder.encode(_images(2))
+    features = encoder.encode(_images(2)).features[:, 0]
     assert features.shape == (2, encoder.dim)
     # the oracle: the same weights loaded by hand, pooled features of the same transform
     model = timm.create_model("test_resnet", pretrained=False, num_classes=0)
@@ -151,10 +151,10 @@ def test_timm_loads_a_directory_or_a_hub_snapshot(timm_file, tmp_path):
     model = timm.create_model("test_resnet", pretrained=False)
     model.load_state_dict(load_file(str(timm_file)))
     save_for_hf(model, str(snapshot), safe_serialization=True)
-    reference = TimmImageEncoder(str(timm_file), "test_resnet").encode(_images(2))
+    reference = TimmImageEncoder(str(timm_file), "test_resnet").encode(_images(2)).features
     for source in (plain, snapshot):
         encoder = TimmImageEncoder(str(source), "test_resnet")
-        assert torch.allclose(encoder.encode(_images(2)), reference, atol=1e-5), source
+        assert torch.allclose(encoder.encode(_images(2)).features, reference, atol=1e-5), source
     (tmp_path / "empty").mkdir()
     with pytest.raises(ModelLoadError, match="no weights file"):
         TimmImageEncoder(str(tmp_path / "empty"), "test_resnet")

@@ -12,21 +12,29 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from torch.utils.data import Dataset, WeightedRandomSampler
 
-from mscmt_cli.model.components import EncodedTweet, TextBatch, TextEncoder
+from mscmt_cli.features import TokenRef, read_tokens
+from mscmt_cli.model.components import EncodedTweet, ImageTokens, TextBatch, TextEncoder
 from mscmt_cli.model.mner import MNERBatch
 
 
 @dataclass
 class Example:
-    """One encoded tweet with its label ids (empty when unlabelled) and image feature."""
+    """One encoded tweet with its label ids (empty when unlabelled) and its image's tokens.
+
+    ``image`` is the image's real tokens ``(N_i, D)`` (a ``(D,)`` vector is one
+    token), or the cached ``.npy`` file holding them, read when the batch is
+    collated (so a dataset of token encoders holds paths, not hundreds of
+    tokens per tweet).
+    """
 
     encoded: EncodedTweet
     tag_ids: list[int]
-    image: torch.Tensor  # (D,)
+    image: TokenRef
 
     @property
     def length(self) -> int:
@@ -54,14 +62,39 @@ def encode_examples(
     encoder: TextEncoder,
     words: Sequence[Sequence[str]],
     tag_ids: Sequence[Sequence[int]] | None,
-    images: torch.Tensor,
+    images: Sequence[TokenRef] | torch.Tensor | ImageTokens,
     contexts: Sequence[str] | None = None,
 ) -> list[Example]:
-    """Tokenize tweets (``images`` is ``(N, D)``; ``contexts``: each tweet's caption, for a caption-context encoder) into examples."""
+    """Tokenize tweets into examples; ``images`` has one entry per tweet: its tokens (or their
+    file), a ``(n, D)`` tensor of one vector per tweet, or an encoder's :class:`ImageTokens`;
+    ``contexts``: each tweet's caption, for a caption-context encoder."""
+    refs = images.per_image() if isinstance(images, ImageTokens) else images
     tags = tag_ids if tag_ids is not None else [[] for _ in words]
     if contexts is None:
-        return [Example(encoder.encode_words(w), list(t), images[i]) for i, (w, t) in enumerate(zip(words, tags))]
-    return [Example(encoder.encode_words(w, c), list(t), images[i]) for i, (w, t, c) in enumerate(zip(words, tags, contexts, strict=True))]
+        return [Example(encoder.encode_words(w), list(t), refs[i]) for i, (w, t) in enumerate(zip(words, tags))]
+    return [Example(encoder.encode_words(w, c), list(t), refs[i]) for i, (w, t, c) in enumerate(zip(words, tags, contexts, strict=True))]
+
+
+def image_rows(ref: TokenRef) -> torch.Tensor:
+    """One image's real tokens ``(N_i, D)`` float32 (a ``(D,)`` vector is one token; a path is read)."""
+    tokens = read_tokens(ref) if isinstance(ref, Path) else ref
+    return (tokens.unsqueeze(0) if tokens.dim() == 1 else tokens).float()
+
+
+def pad_images(refs: Sequence[TokenRef]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Images of a batch -> tokens ``(B, N, D)`` float32 zero-padded to the most tokens, mask ``(B, N)`` bool."""
+    rows = [image_rows(r) for r in refs]
+    if len({r.size(1) for r in rows}) > 1:
+        raise ValueError(f"image tokens of one batch differ in size: {sorted({r.size(1) for r in rows})}")
+    n = max(r.size(0) for r in rows)
+    if all(r.size(0) == n for r in rows):
+        return torch.stack(rows), torch.ones(len(rows), n, dtype=torch.bool)
+    image = torch.zeros(len(rows), n, rows[0].size(1))
+    mask = torch.zeros(len(rows), n, dtype=torch.bool)
+    for b, r in enumerate(rows):
+        image[b, : r.size(0)] = r
+        mask[b, : r.size(0)] = True
+    return image, mask
 
 
 def collate(examples: Sequence[Example], pad_id: int) -> MNERBatch:
@@ -87,8 +120,9 @@ def collate(examples: Sequence[Example], pad_id: int) -> MNERBatch:
             tags[b, : len(e.tag_ids)] = torch.tensor(e.tag_ids)
         first_window += len(e.encoded.windows)
     labelled = all(e.tag_ids for e in examples)
-    image = torch.stack([e.image for e in examples])
-    return MNERBatch(TextBatch(input_ids, attention, word_index, word_mask, token_types), image, tags if labelled else None)
+    image, image_mask = pad_images([e.image for e in examples])
+    text = TextBatch(input_ids, attention, word_index, word_mask, token_types)
+    return MNERBatch(text, image, image_mask, tags if labelled else None)
 
 
 def _token_types(examples: Sequence[Example], n_windows: int, width: int) -> torch.Tensor | None:

@@ -75,36 +75,51 @@ class EmissionGraph(nn.Module):
         super().__init__()
         self.model = model
         self.with_gate = "gate" in type(model.fusion).explains
+        self.with_attention = "attention" in type(model.fusion).explains
+
+    @property
+    def outputs(self) -> list[str]:
+        """The graph's output names, in order."""
+        return ["emissions"] + ["gate"] * self.with_gate + ["attention"] * self.with_attention
 
     def forward(
         self, input_ids: torch.Tensor, attention_mask: torch.Tensor, word_index: torch.Tensor, word_mask: torch.Tensor, *image: torch.Tensor
     ) -> tuple[torch.Tensor, ...]:
         """input_ids/attention_mask ``(W, L)``, word_index/word_mask ``(B, T)``, image as :func:`image_feeds` ->
-        emissions ``(B, T, C)`` (0 on padding words) and, with a gate, the mean gate ``(B, T)``."""
+        emissions ``(B, T, C)`` (0 on padding words), with a gate the mean gate ``(B, T)``, with attention
+        the attention over the image tokens ``(B, T, N)``."""
         words = self.model.text(TextBatch(input_ids, attention_mask, word_index, word_mask))  # (B, T, H)
-        fused = self.model.fusion(words, fusion_image(image))
+        fused = self.model.fusion(words, *fusion_image(image))
         emissions = self.model.classifier(fused.fused) * word_mask.unsqueeze(-1).to(fused.fused.dtype)
-        if not self.with_gate:
-            return (emissions,)
-        assert fused.gate is not None  # the fusion declares a gate
-        return emissions, fused.gate.mean(dim=-1)
+        out = [emissions]
+        if self.with_gate:
+            assert fused.gate is not None  # the fusion declares a gate
+            out.append(fused.gate.mean(dim=-1))
+        if self.with_attention:
+            assert fused.attention is not None  # the fusion declares attention
+            out.append(fused.attention)
+        return tuple(out)
 
 
-def example_batch(model: MNERModel, image_dim: int, lengths: Sequence[int], seed: int) -> MNERBatch:
-    """A collated batch of made-up tweets of ``lengths`` words (0: one tweet that spans two windows) and random image features."""
+def example_batch(model: MNERModel, image_dim: int, lengths: Sequence[int], seed: int, max_tokens: int = 1) -> MNERBatch:
+    """A collated batch of made-up tweets of ``lengths`` words (0: one tweet that spans two windows) and random
+    image features: one vector per tweet for a pooled encoder (``max_tokens == 1``), else 1 to 3 tokens
+    (ragged, so the token axis and its mask are traced as such)."""
     limit = int(getattr(model.text, "max_subwords", 64))
     generator = torch.Generator().manual_seed(seed)
     examples = []
-    for n in lengths:
-        words = [WORDS[k % len(WORDS)] for k in range(n or limit)]
-        examples.append(Example(model.text.encode_words(words), [], torch.randn(image_dim, generator=generator)))
+    for k, n in enumerate(lengths):
+        words = [WORDS[j % len(WORDS)] for j in range(n or limit)]
+        tokens = 1 + (k + seed) % min(3, max_tokens)
+        image = torch.randn(image_dim, generator=generator) if max_tokens == 1 else torch.randn(tokens, image_dim, generator=generator)
+        examples.append(Example(model.text.encode_words(words), [], image))
     return collate(examples, model.text.pad_id)
 
 
 def trace(graph: EmissionGraph, batch: MNERBatch, path: Path, opset: int) -> None:
     """Write the ONNX file of ``graph`` traced on ``batch``, every batch and length axis dynamic."""
     inputs = graph_inputs(batch)
-    outputs = ["emissions", "gate"] if graph.with_gate else ["emissions"]
+    outputs = graph.outputs
     axes = {k: v for k, v in {**TEXT_AXES, **IMAGE_AXES, **OUTPUT_AXES}.items() if k in inputs or k in outputs}
     with warnings.catch_warnings(), torch.no_grad():
         warnings.simplefilter("ignore")  # the legacy exporter's deprecation and tracer warnings
@@ -198,11 +213,16 @@ def export_model(assembled: Assembled, out: Path, *, source: Path, quantize: str
         os.chmod(tmp, 0o755)
         _write_model_dir(tmp / MODEL_DIR, assembled, source)
         traced = tmp / ("model.fp32.onnx" if quantize == "int8" else ONNX_FILE)
-        trace(graph, example_batch(model, assembled.spec.image_dim, TRACE_LENGTHS, 0), traced, opset)
+        trace(graph, example_batch(model, assembled.spec.image_dim, TRACE_LENGTHS, 0, assembled.image.max_tokens), traced, opset)
         if quantize == "int8":
             quantize_int8(traced, tmp / ONNX_FILE)
             traced.unlink()
-        diff = check_export(tmp / ONNX_FILE, graph, example_batch(model, assembled.spec.image_dim, CHECK_LENGTHS, 1), quantize == "none")
+        diff = check_export(
+            tmp / ONNX_FILE,
+            graph,
+            example_batch(model, assembled.spec.image_dim, CHECK_LENGTHS, 1, assembled.image.max_tokens),
+            quantize == "none",
+        )
         decoding.save(tmp)
         config = _config(assembled, tmp, source, opset, quantize, diff, onnx.__version__, ort.__version__)
         (tmp / CONFIG_FILE).write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")

@@ -47,17 +47,21 @@ TEXT_AXES: dict[str, dict[int, str]] = {
     "word_mask": {0: "batch", 1: "words"},
 }
 #: The image inputs and their dynamic axes (see :func:`image_feeds`).
-IMAGE_AXES: dict[str, dict[int, str]] = {"image": {0: "batch"}}
-OUTPUT_AXES: dict[str, dict[int, str]] = {"emissions": {0: "batch", 1: "words"}, "gate": {0: "batch", 1: "words"}}
+IMAGE_AXES: dict[str, dict[int, str]] = {"image": {0: "batch", 1: "tokens"}, "image_mask": {0: "batch", 1: "tokens"}}
+OUTPUT_AXES: dict[str, dict[int, str]] = {
+    "emissions": {0: "batch", 1: "words"},
+    "gate": {0: "batch", 1: "words"},
+    "attention": {0: "batch", 1: "words", 2: "tokens"},
+}
 
 
-def image_feeds(image: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The graph's image inputs for a batch's image features ``image`` ``(B, D)``.
+def image_feeds(image: torch.Tensor, image_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+    """The graph's image inputs for a batch's image tokens ``image`` ``(B, N, D)`` and ``image_mask`` ``(B, N)``.
 
-    ``{"image": (B, D)}``, or nothing for a text-only model (``D == 0``): the
-    one function that changes when the image features change shape.
+    ``{"image": (B, N, D), "image_mask": (B, N)}``, or nothing for a text-only
+    model (``D == 0``): the one function that changes when the image features change shape.
     """
-    return {"image": image} if image.size(-1) else {}
+    return {"image": image, "image_mask": image_mask} if image.size(-1) else {}
 
 
 def graph_inputs(batch: MNERBatch) -> dict[str, torch.Tensor]:
@@ -68,13 +72,14 @@ def graph_inputs(batch: MNERBatch) -> dict[str, torch.Tensor]:
         "attention_mask": t.attention_mask,
         "word_index": t.word_index,
         "word_mask": t.word_mask.bool(),
-        **image_feeds(batch.image.float()),
+        **image_feeds(batch.image.float(), batch.image_mask.bool()),
     }
 
 
-def fusion_image(feeds: tuple[torch.Tensor, ...]) -> torch.Tensor | None:
-    """Inside the graph: what the fusion gets from the image inputs of :func:`image_feeds` (None for text-only)."""
-    return feeds[0] if feeds else None
+def fusion_image(feeds: tuple[torch.Tensor, ...]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+    """Inside the graph: the image tokens and mask the fusion gets from the inputs of :func:`image_feeds`
+    (None, None for text-only)."""
+    return (feeds[0], feeds[1]) if feeds else (None, None)
 
 
 class ExportConfig(BaseModel, extra="forbid"):

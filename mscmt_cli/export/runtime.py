@@ -92,16 +92,18 @@ class OnnxBackend:
         return "gate" in self.outputs
 
     def forward(self, batch: MNERBatch) -> Emitted:
-        """Emissions ``(B, T, C)`` float32 and the mean gate ``(B, T)`` (None without one), as numpy arrays."""
+        """Emissions ``(B, T, C)`` float32, the mean gate ``(B, T)`` and the attention ``(B, T, N)`` (None without
+        them), as numpy arrays."""
         feeds = batch_feeds(batch)
         found = dict(zip(self.outputs, self.session.run(self.outputs, {k: feeds[k] for k in self.inputs})))
-        return Emitted(found["emissions"], batch.text.word_mask.cpu().numpy(), found.get("gate"))
+        return Emitted(found["emissions"], batch.text.word_mask.cpu().numpy(), found.get("gate"), found.get("attention"))
 
     def decode(self, emitted: Emitted) -> Scored:
         paths = self.decoding.decode(emitted.emissions, emitted.mask)
         probs = self.decoding.marginals(emitted.emissions, emitted.mask)
         gate = None if emitted.gate is None else np.asarray(emitted.gate, dtype=np.float32)
-        return Scored(paths, probs, gate)
+        attention = None if emitted.attention is None else np.asarray(emitted.attention, dtype=np.float32)
+        return Scored(paths, probs, gate, attention)
 
     def describe(self) -> dict[str, Any]:
         options = self.session.get_session_options()

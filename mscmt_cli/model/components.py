@@ -5,7 +5,8 @@ built on. Class attributes ``name`` and ``description`` (one line) are what
 ``mscmt plugins`` shows. A component with parameters of its own declares them
 as ``Params``, a :class:`ComponentParams` model (typed fields with defaults and
 descriptions), and receives the validated values as its ``params`` argument;
-``explains`` declares what it can show about a prediction (``"gate"``).
+``explains`` declares what it can show about a prediction (``"gate"``,
+``"attention"``).
 
 Inputs are checked at the boundary, as pytorch-crf does: a fusion or decoder
 given a tensor of the wrong shape (or no image where it needs one) raises a
@@ -15,8 +16,13 @@ tensor work. Plugins implement :meth:`Fusion.fuse` and the decoders'
 
 Tensor shapes use ``B`` (tweets in the batch), ``T`` (words of the longest
 tweet), ``W`` (sub-word windows in the batch), ``L`` (sub-words of the
-longest window), ``H`` (text hidden size), ``D`` (image feature size),
-``F`` (fused size) and ``C`` (labels).
+longest window), ``H`` (text hidden size), ``N`` (image tokens: 1 for a
+pooled image encoder, e.g. 257 for CLIP ViT-L/14 patches), ``D`` (image
+feature size), ``F`` (fused size) and ``C`` (labels).
+
+An image is a sequence of ``N`` feature tokens with a mask (:class:`ImageTokens`);
+in every mask the real tokens come first, then padding, and at least one token
+is real.
 """
 
 from __future__ import annotations
@@ -138,12 +144,75 @@ class TextEncoder(nn.Module):
         raise NotImplementedError
 
 
+@dataclass
+class ImageTokens:
+    """The images of a batch as token sequences (what :meth:`ImageEncoder.encode` returns).
+
+    Attributes:
+        features: ``(n, N, D)`` float32 on the CPU; rows past an image's real tokens are zeros.
+        mask: ``(n, N)`` bool, True on real tokens: real tokens first, then padding, at least one real.
+    """
+
+    features: torch.Tensor
+    mask: torch.Tensor
+
+    @classmethod
+    def pooled(cls, features: torch.Tensor) -> ImageTokens:
+        """One token per image: ``features`` ``(n, D)`` -> ``(n, 1, D)`` with an all-True ``(n, 1)`` mask."""
+        return cls(features.unsqueeze(1), torch.ones(features.size(0), 1, dtype=torch.bool))
+
+    def __len__(self) -> int:
+        return int(self.features.size(0))
+
+    def check(self, name: str, dim: int, max_tokens: int) -> None:
+        """Raise ``ValueError`` naming ``name`` unless the shapes, dtype and mask keep the contract."""
+        expect_shape(f"{name}.features", self.features, ("n", "N", dim))
+        expect_shape(f"{name}.mask", self.mask, tuple(self.features.shape[:2]))
+        if self.mask.dtype != torch.bool:
+            raise ValueError(f"{name}.mask must be bool, got {self.mask.dtype}")
+        if self.features.size(1) > max_tokens:
+            raise ValueError(f"{name}.features has {self.features.size(1)} tokens, more than the encoder's max_tokens {max_tokens}")
+        check_prefix_mask(f"{name}.mask", self.mask)
+
+    def per_image(self) -> list[torch.Tensor]:
+        """Each image's real tokens ``(N_i, D)`` (views of ``features``)."""
+        counts = self.mask.sum(dim=1).tolist()
+        return [self.features[i, :k] for i, k in enumerate(counts)]
+
+
+def check_prefix_mask(name: str, mask: torch.Tensor) -> None:
+    """Raise ``ValueError`` unless every row of the bool ``mask`` ``(n, N)`` is real entries first, then padding, the first real."""
+    if mask.size(1) == 0 or not bool(mask[:, 0].all()):
+        raise ValueError(f"{name}: the first token of every image must be real")
+    if bool((mask[:, 1:] & ~mask[:, :-1]).any()):
+        raise ValueError(f"{name}: rows must be real tokens first, then padding")
+
+
+def masked_mean(image: torch.Tensor, image_mask: torch.Tensor) -> torch.Tensor:
+    """Mean of the real tokens: image ``(B, N, D)``, image_mask ``(B, N)`` -> ``(B, D)``.
+
+    With ``N == 1`` this is the token itself, bit for bit (what a pooled encoder gave before tokens).
+    """
+    if image.size(1) == 1:
+        return image[:, 0]
+    weights = image_mask.unsqueeze(-1).to(image.dtype)  # (B, N, 1)
+    return (image * weights).sum(dim=1) / weights.sum(dim=1).clamp(min=1.0)
+
+
 class ImageEncoder(nn.Module):
-    """Frozen encoder giving one ``D``-dimensional vector per image.
+    """Frozen encoder giving, per image, up to ``max_tokens`` feature tokens of size ``dim``.
 
     ``input_kind`` says what it reads: ``"pixels"`` (PIL images from the image
     store), ``"caption"`` (caption strings), or ``"none"`` (no image at all,
-    ``dim == 0``).
+    ``dim == 0``). A pooled encoder (one vector per image) has
+    ``max_tokens == 1``; a token encoder sets ``max_tokens`` (an instance
+    attribute read from its config, e.g. 257 for CLIP ViT-L/14 patches) and
+    usually ``token_dtype = torch.float16``, the precision its tokens are kept
+    in (cache and memory; :func:`feature_identity` adds both to the cache
+    key). ``grid`` is ``(rows, cols)`` when the tokens after the first
+    ``grid_offset`` ones lie on a row-major grid over the image (patches,
+    feature maps), else None; :meth:`token_texts` names the tokens of a
+    caption encoder. The explain page reads both.
     """
 
     name: ClassVar[str] = ""
@@ -153,33 +222,66 @@ class ImageEncoder(nn.Module):
     input_kind: ClassVar[str] = "pixels"
     explains: ClassVar[frozenset[str]] = frozenset()
     Params: ClassVar[type[ComponentParams] | None] = None
+    token_dtype: ClassVar[torch.dtype] = torch.float32
     dim: int
+    max_tokens: int = 1
+    grid: tuple[int, int] | None = None
+    grid_offset: int = 0
 
     def identity(self) -> str:
         """A string that changes whenever the features would (name, weights, preprocessing)."""
         raise NotImplementedError
 
     @torch.inference_mode()
-    def encode(self, inputs: list[Any]) -> torch.Tensor:
-        """Features ``(n, D)`` of ``n`` inputs (PIL images or caption strings), float32 on CPU."""
+    def encode(self, inputs: list[Any]) -> ImageTokens:
+        """Tokens of ``n`` inputs (PIL images or caption strings): ``(n, N, D)`` float32 on the CPU and
+        the ``(n, N)`` mask, ``N <= max_tokens`` (``N == 1`` for a pooled encoder)."""
         raise NotImplementedError
+
+    def token_texts(self, item: Any) -> list[str] | None:
+        """The text of each real token of one input (a caption's sub-words), or None when tokens are not text."""
+        return None
+
+
+def feature_identity(encoder: ImageEncoder) -> str:
+    """The identity the feature cache keys an encoder's features by.
+
+    A pooled float32 encoder keeps its :meth:`ImageEncoder.identity` unchanged
+    (caches written before image tokens existed stay valid); a token encoder's
+    identity gains its token shape and dtype, which its cached files have.
+    """
+    identity = encoder.identity()
+    if encoder.max_tokens == 1 and encoder.token_dtype == torch.float32:
+        return identity
+    dtype = str(encoder.token_dtype).removeprefix("torch.")
+    return f"{identity}|tokens<={encoder.max_tokens}x{encoder.dim}|{dtype}"
 
 
 @dataclass
 class FusionOutput:
-    """Fused word features ``(B, T, F)`` and the visual gate ``(B, T, G)`` if the fusion explains one."""
+    """What a fusion returns.
+
+    Attributes:
+        fused: ``(B, T, F)`` fused word features.
+        gate: ``(B, T, G)`` the visual gate, if the fusion explains one (``"gate"``), else None.
+        attention: ``(B, T, N)`` each word's attention over the image tokens (0 on padding tokens,
+            each real word's row sums to 1), if the fusion explains it (``"attention"``), else None.
+    """
 
     fused: torch.Tensor
     gate: torch.Tensor | None = None
+    attention: torch.Tensor | None = None
 
 
 class Fusion(nn.Module):
-    """Combines word features ``(B, T, H)`` with an image feature ``(B, D)``.
+    """Combines word features ``(B, T, H)`` with image tokens ``(B, N, D)`` and their mask ``(B, N)``.
 
     ``needs_image`` is False only for text-only fusion. ``slow_parameter_prefixes``
     names the sub-modules trained at the encoder's learning rate (the paper's W_p).
-    ``explains = frozenset({"gate"})`` promises a ``gate`` in every output.
-    Subclasses set ``output_dim`` and implement :meth:`fuse`.
+    ``explains = frozenset({"gate"})`` promises a ``gate`` in every output,
+    ``"attention"`` an ``attention``. A fusion that takes one vector per image
+    pools the tokens first with :func:`masked_mean` (with ``N == 1``: the
+    token itself). Subclasses set ``output_dim`` and implement :meth:`fuse`.
     """
 
     name: ClassVar[str] = ""
@@ -194,17 +296,29 @@ class Fusion(nn.Module):
         super().__init__()
         self.text_dim, self.image_dim = text_dim, image_dim
 
-    def forward(self, words: torch.Tensor, image: torch.Tensor | None) -> FusionOutput:
-        """Check ``words`` ``(B, T, H)`` and ``image`` ``(B, D)`` (None for text-only fusion), then :meth:`fuse`."""
-        expect_shape("words", words, ("B", "T", self.text_dim))
-        if self.needs_image:
-            if image is None:
-                raise ValueError(f"fusion {self.name!r} needs an image: image must have shape (B, {self.image_dim}), got None")
-            expect_shape("image", image, (words.size(0), self.image_dim))
-        return self.fuse(words, image)
+    def forward(self, words: torch.Tensor, image: torch.Tensor | None, image_mask: torch.Tensor | None = None) -> FusionOutput:
+        """Check, then :meth:`fuse`.
 
-    def fuse(self, words: torch.Tensor, image: torch.Tensor | None) -> FusionOutput:
-        """words ``(B, T, H)``, image ``(B, D)`` or None -> fused ``(B, T, F)`` (inputs already checked)."""
+        Args:
+            words: ``(B, T, H)`` word features.
+            image: ``(B, N, D)`` image tokens (None for text-only fusion).
+            image_mask: ``(B, N)`` bool, True on real tokens (real first); None: every token is real.
+        """
+        expect_shape("words", words, ("B", "T", self.text_dim))
+        if not self.needs_image:
+            return self.fuse(words, image, image_mask)
+        if image is None:
+            raise ValueError(f"fusion {self.name!r} needs an image: image must have shape (B, N, {self.image_dim}), got None")
+        expect_shape("image", image, (words.size(0), "N", self.image_dim))
+        if image_mask is None:
+            image_mask = torch.ones(image.shape[:2], dtype=torch.bool, device=image.device)
+        expect_shape("image_mask", image_mask, tuple(image.shape[:2]))
+        check_prefix_mask("image_mask", image_mask.bool())
+        return self.fuse(words, image, image_mask.bool())
+
+    def fuse(self, words: torch.Tensor, image: torch.Tensor | None, image_mask: torch.Tensor | None) -> FusionOutput:
+        """words ``(B, T, H)``, image ``(B, N, D)`` and image_mask ``(B, N)`` (None for text-only
+        fusion) -> fused ``(B, T, F)`` (inputs already checked)."""
         raise NotImplementedError
 
 

@@ -1,8 +1,9 @@
-"""MSCMT: a text encoder, a fusion with a frozen image feature, linear emissions, a decoder.
+"""MSCMT: a text encoder, a fusion with frozen image tokens, linear emissions, a decoder.
 
-The frozen image encoder is not part of this module: its features arrive
-precomputed (``(B, D)``), so the trainable model and its saved weights hold
-only what is trained.
+The frozen image encoder is not part of this module: its tokens arrive
+precomputed (``(B, N, D)`` with a ``(B, N)`` mask; ``N == 1`` for a pooled
+encoder), so the trainable model and its saved weights hold only what is
+trained.
 """
 
 from __future__ import annotations
@@ -22,12 +23,14 @@ class MNERBatch:
 
     Attributes:
         text: the padded sub-word windows (see :class:`TextBatch`).
-        image: ``(B, D)`` frozen image features, ``D`` may be 0.
+        image: ``(B, N, D)`` frozen image tokens (zeros past an image's real tokens), ``D`` may be 0.
+        image_mask: ``(B, N)`` bool, True on real image tokens (real first, then padding).
         tags: ``(B, T)`` gold label ids (0 on padding), or None.
     """
 
     text: TextBatch
     image: torch.Tensor
+    image_mask: torch.Tensor
     tags: torch.Tensor | None = None
 
     @property
@@ -36,7 +39,8 @@ class MNERBatch:
 
     def to(self, device: torch.device | str) -> MNERBatch:
         tags = self.tags.to(device, non_blocking=True) if self.tags is not None else None
-        return MNERBatch(self.text.to(device), self.image.to(device, non_blocking=True), tags)
+        image, image_mask = (t.to(device, non_blocking=True) for t in (self.image, self.image_mask))
+        return MNERBatch(self.text.to(device), image, image_mask, tags)
 
 
 @dataclass
@@ -48,12 +52,15 @@ class MNEROutput:
         mask: ``(B, T)`` bool, True on real words.
         gate: ``(B, T, H)`` the visual gate ``g_i`` (gated fusion only), else None.
         loss: the decoder's mean loss when gold tags were given, else None.
+        attention: ``(B, T, N)`` each word's attention over the image tokens (fusions that
+            explain ``"attention"``, e.g. cross-attention), else None.
     """
 
     emissions: torch.Tensor
     mask: torch.Tensor
     gate: torch.Tensor | None = None
     loss: torch.Tensor | None = None
+    attention: torch.Tensor | None = None
 
 
 def check_batch(batch: MNERBatch) -> None:
@@ -61,13 +68,14 @@ def check_batch(batch: MNERBatch) -> None:
     b, t = batch.text.word_mask.shape
     expect_shape("word_index", batch.text.word_index, (b, t))
     expect_shape("attention_mask", batch.text.attention_mask, tuple(batch.text.input_ids.shape))
-    expect_shape("image", batch.image, (b, "D"))
+    expect_shape("image", batch.image, (b, "N", "D"))
+    expect_shape("image_mask", batch.image_mask, tuple(batch.image.shape[:2]))
     if batch.tags is not None:
         expect_shape("tags", batch.tags, (b, t))
 
 
 class MNERModel(nn.Module):
-    """Text encoder -> dropout -> fusion with the image feature -> linear -> decoder."""
+    """Text encoder -> dropout -> fusion with the image tokens -> linear -> decoder."""
 
     def __init__(self, text: TextEncoder, fusion: Fusion, decoder: Decoder, num_labels: int, dropout: float = 0.1) -> None:
         super().__init__()
@@ -82,10 +90,10 @@ class MNERModel(nn.Module):
         check_batch(batch)
         words = self.dropout(self.text(batch.text))  # (B, T, H)
         image = batch.image if batch.image.numel() else None
-        fused = self.fusion(words, image)
+        fused = self.fusion(words, image, batch.image_mask if image is not None else None)
         emissions = self.classifier(fused.fused)  # (B, T, C)
         loss = self.decoder.loss(emissions, batch.tags, batch.mask) if batch.tags is not None else None
-        return MNEROutput(emissions, batch.mask, fused.gate, loss)
+        return MNEROutput(emissions, batch.mask, fused.gate, loss, fused.attention)
 
     def decode(self, output: MNEROutput) -> list[list[int]]:
         """Best label ids per tweet (Viterbi for the CRF)."""

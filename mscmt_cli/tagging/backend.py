@@ -35,11 +35,13 @@ class Emitted:
         emissions: ``(B, T, C)`` label scores (a tensor for torch, an array for onnx).
         mask: ``(B, T)`` bool, True on real words.
         gate: ``(B, T)`` the fusion's gate averaged over hidden dims, or None.
+        attention: ``(B, T, N)`` the fusion's attention over the image tokens, or None.
     """
 
     emissions: Any
     mask: Any
     gate: Any = None
+    attention: Any = None
 
 
 @dataclass
@@ -50,11 +52,14 @@ class Scored:
         paths: the best label ids of each tweet (as long as the tweet).
         probs: ``(B, T, C)`` float32 per-word label probabilities.
         gate: ``(B, T)`` float32 mean gate, or None when the fusion has no gate.
+        attention: ``(B, T, N)`` float32 attention over the image tokens, or None when the
+            fusion does not explain attention.
     """
 
     paths: list[list[int]]
     probs: npt.NDArray[np.float32]
     gate: npt.NDArray[np.float32] | None
+    attention: npt.NDArray[np.float32] | None = None
 
 
 class Backend(Protocol):
@@ -90,7 +95,8 @@ class TorchBackend:
         with autocast(self.device):
             output = self.model(batch.to(self.device))
         gate = output.gate.float().mean(dim=-1) if output.gate is not None else None  # (B, T)
-        return Emitted(output.emissions, output.mask, gate)
+        attention = output.attention.float() if output.attention is not None else None  # (B, T, N)
+        return Emitted(output.emissions, output.mask, gate, attention)
 
     @torch.inference_mode()
     def decode(self, emitted: Emitted) -> Scored:
@@ -98,7 +104,8 @@ class TorchBackend:
         paths = self.model.decode(output)
         probs = self.model.marginals(output).float().cpu().numpy()  # (B, T, C)
         gate = emitted.gate.cpu().numpy() if emitted.gate is not None else None
-        return Scored(paths, probs, gate)
+        attention = emitted.attention.cpu().numpy() if emitted.attention is not None else None
+        return Scored(paths, probs, gate, attention)
 
     def describe(self) -> dict[str, Any]:
         return {"name": self.name}

@@ -6,6 +6,9 @@ legend), the image (embedded as a base64 PNG data URI, shrunk to at most
 visual gate is open: the mean over hidden dimensions of ``g_i`` from
 :attr:`MNEROutput.gate` (0 = closed, the token ignores the image; 1 = open).
 A model whose fusion has no gate gets a note saying so instead of the strip.
+A model whose fusion explains attention (cross-attention) also gets, per
+token, its attention over the image tokens (:mod:`mscmt_cli.tagging.attention`:
+the caption's sub-words shaded, or a heat map over the image).
 No scripts, no external resources.
 """
 
@@ -22,6 +25,8 @@ from PIL import Image
 from mscmt_cli.data.images import decode_image, read_image_file
 from mscmt_cli.labels import ENTITY_TYPES
 from mscmt_cli.registry import KINDS
+from mscmt_cli.tagging.attention import CSS as ATTENTION_CSS
+from mscmt_cli.tagging.attention import attention_section
 from mscmt_cli.tagging.tagger import TagResult
 
 MAX_SIDE = 480
@@ -29,7 +34,7 @@ TYPE_COLOURS: dict[str, str] = {"PER": "#f4a6a6", "LOC": "#9fc8f0", "ORG": "#a8e
 FALLBACK_COLOUR = "#d9c2f0"
 
 #: The stylesheet of the explain page (and of the service's page, which shows the same sections).
-CSS = """
+_BASE_CSS = """
 body{font-family:system-ui,-apple-system,"Segoe UI",Roboto,"Noto Sans",sans-serif;margin:24px;color:#222;max-width:1100px}
 h1{font-size:20px;margin:0 0 4px} h2{font-size:16px;margin:22px 0 8px} .meta{color:#666;font-size:13px}
 .tweet{font-size:20px;line-height:2.1;padding:12px 14px;border:1px solid #ddd;border-radius:8px;white-space:pre-wrap;word-break:break-word}
@@ -45,6 +50,8 @@ mark .t{font-size:11px;font-weight:700;margin-left:4px;vertical-align:middle;opa
 .nogate{padding:10px 12px;background:#f4f4f4;border-radius:6px}
 table{border-collapse:collapse;font-size:14px} td,th{border-bottom:1px solid #eee;padding:4px 10px;text-align:left}
 """
+#: The explain page's stylesheet (the service's page at ``GET /`` embeds it too).
+CSS = _BASE_CSS + ATTENTION_CSS
 
 
 def page_image(path: Path) -> Image.Image:
@@ -102,8 +109,11 @@ def _gate_cell(token: str, value: float) -> str:
 def gate_strip(result: TagResult, fusion: str) -> str:
     """The per-token gate heat strip, or the note that the fusion has no gate."""
     if result.gate is None:
+        name = f"The fusion of this model (<b>{_esc(fusion)}</b>) has no gate"
+        if result.attention is not None:
+            return f'<p class="nogate">{name}: each token attends over the image tokens instead (see below).</p>'
         how = "the model is text-only" if fusion == "none" else "every token takes the image in the same way"
-        return f'<p class="nogate">The fusion of this model (<b>{_esc(fusion)}</b>) has no gate: {how}, so there is nothing to show per token.</p>'
+        return f'<p class="nogate">{name}: {how}, so there is nothing to show per token.</p>'
     cells = "".join(_gate_cell(tok, g) for tok, g in zip(result.doc.tokens, result.gate))
     return (
         f'<p class="meta">0 (closed: the token ignores the image)<span class="scale"></span>1 (open). '
@@ -132,6 +142,14 @@ def _media(image: Image.Image | None, caption: str | None, info: dict[str, Any],
     return '<p class="meta">No image was given (the model saw the neutral blank image).</p>'
 
 
+def _attention(result: TagResult, image: Image.Image | None, info: dict[str, Any], texts: list[str] | None) -> str:
+    """The attention section (empty for a fusion that does not explain attention)."""
+    if result.attention is None:
+        return ""
+    body = attention_section(result.doc.tokens, result.attention, info.get("image_tokens") or {}, image, texts)
+    return f"<h2>Attention over the image tokens</h2>{body}\n"
+
+
 def render_page(
     result: TagResult,
     image: Image.Image | None,
@@ -139,9 +157,11 @@ def render_page(
     title: str | None = None,
     caption: str | None = None,
     image_note: str | None = None,
+    token_texts: list[str] | None = None,
 ) -> str:
     """The whole self-contained HTML page (``caption``: what a caption model read instead of pixels, or beside the tweet;
-    ``image_note``: why the tweet's image is not shown, when it is missing or unreadable)."""
+    ``image_note``: why the tweet's image is not shown, when it is missing or unreadable;
+    ``token_texts``: the image tokens as text, for a caption-token model's attention)."""
     comps = info.get("components", {})
     model = " + ".join(str(comps.get(k, "?")) for k in KINDS)
     heading = "mscmt explain" + (f" — {_esc(title)}" if title else "")
@@ -149,13 +169,18 @@ def render_page(
         '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
         f"<title>{heading}</title><style>{CSS}</style></head><body>\n"
         f'<h1>{heading}</h1><p class="meta">model: {_esc(model)}</p>\n'
-        f"{render_sections(result, image, info, caption, image_note)}"
+        f"{render_sections(result, image, info, caption, image_note, token_texts)}"
         "</body></html>\n"
     )
 
 
 def render_sections(
-    result: TagResult, image: Image.Image | None, info: dict[str, Any], caption: str | None = None, image_note: str | None = None
+    result: TagResult,
+    image: Image.Image | None,
+    info: dict[str, Any],
+    caption: str | None = None,
+    image_note: str | None = None,
+    token_texts: list[str] | None = None,
 ) -> str:
     """The page's body below its heading: the tweet and legend, the image, the explain view, the entities.
 
@@ -171,5 +196,6 @@ def render_sections(
         f'<div class="legend">{_legend(result)}</div>\n'
         f'<h2>Image</h2><div class="media">{media}</div>\n'
         f"<h2>Visual gate per token</h2>{gate_strip(result, str(comps.get('fusion', '?')))}\n"
+        f"{_attention(result, image, info, token_texts)}"
         f"<h2>Entities</h2>{_entity_table(result)}\n"
     )

@@ -1,12 +1,13 @@
-"""Image features for tagging: bytes, PIL images or paths -> ``(D,)`` vectors.
+"""Image features for tagging: bytes, PIL images or paths -> image tokens ``(N_i, D)``.
 
 Every image is keyed by a content digest (SHA-256 of the file's bytes; of the
 mode, size and pixels for a PIL image; of the text for a caption) and looked
 up in a small in-memory LRU, then the on-disk :class:`FeatureCache`, and only
 then encoded by the frozen image encoder, in batches. Bytes are decoded with
 :func:`decode_image` (decompression-bomb guard). Memory stays bounded: the LRU
-holds at most ``memory_items`` features and at most one encoder batch of
-decoded images is alive at a time.
+holds at most ``memory_items`` images' tokens and at most ``memory_bytes``
+bytes of them (tokens are kept in the encoder's ``token_dtype``), and at most
+one encoder batch of decoded images is alive at a time.
 
 A tweet without an image gets the features of the neutral blank image (as
 images missing at training time do). A missing or unreadable image is an
@@ -40,8 +41,8 @@ from PIL import Image
 from mscmt_cli.data.captions import caption_digest, image_key
 from mscmt_cli.data.images import BLANK_DIGEST, blank_image, check_policy, image_loader, pixel_bounded
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.features import FeatureCache
-from mscmt_cli.model.components import ImageEncoder
+from mscmt_cli.features import FeatureCache, encode_checked
+from mscmt_cli.model.components import ImageEncoder, feature_identity
 
 if TYPE_CHECKING:
     from mscmt_cli.captioning import CaptionMaker
@@ -109,12 +110,14 @@ class FeatureStore:
     policy: str = "blank"
     batch_size: int = 32
     memory_items: int = 4096
+    memory_bytes: int = 256 << 20
     captions: dict[str, str] | None = None
     captions_file: str = ""
     captioner: CaptionMaker | None = None
     substituted: int = 0
     substituted_examples: list[str] = field(default_factory=list)
     _memory: OrderedDict = field(default_factory=OrderedDict)
+    _memory_used: int = 0
     _identity: str | None = None
 
     def __post_init__(self) -> None:
@@ -126,7 +129,7 @@ class FeatureStore:
 
     def identity(self) -> str:
         if self._identity is None:
-            self._identity = self.encoder.identity()
+            self._identity = feature_identity(self.encoder)
         return self._identity
 
     def input_for(self, image: Any, caption: str | None) -> Any:
@@ -168,14 +171,14 @@ class FeatureStore:
         return ""  # no image, or one replaced under policy 'blank'
 
     def features(self, images: Sequence[Any]) -> tuple[list[torch.Tensor | None], dict[int, str]]:
-        """One ``(D,)`` feature per input, and ``{index: message}`` for the inputs that failed.
+        """Each input's tokens ``(N_i, D)`` (``token_dtype``), and ``{index: message}`` for the inputs that failed.
 
         Inputs are :data:`ImageLike` values or :class:`MissingImage` (for
         caption encoders: :class:`Caption`, image ids or None; images too with
         a captioner, see :meth:`prepare`). A failed input's feature is None.
         """
         if self.encoder.input_kind == "none":
-            return [torch.zeros(0) for _ in images], {}
+            return [torch.zeros(1, 0) for _ in images], {}
         images = self.prepare(images)
         out: list[torch.Tensor | None] = [None] * len(images)
         errors: dict[int, str] = {}
@@ -221,19 +224,25 @@ class FeatureStore:
     def _known(self, digest: str) -> torch.Tensor | None:
         feature = self._memory.get(digest)
         if feature is None:
-            feature = self.cache.get(self.identity(), digest)
+            feature = self.cache.get(self.identity(), digest, self.encoder.dim, self.encoder.max_tokens)
             if feature is None:
                 return None
+            feature = feature.to(self.encoder.token_dtype)
             self._remember(digest, feature)
         else:
             self._memory.move_to_end(digest)
         return feature
 
     def _remember(self, digest: str, feature: torch.Tensor) -> None:
+        """Keep ``feature`` ``(N_i, D)``; the least recently used go past ``memory_items`` or ``memory_bytes``."""
+        old = self._memory.pop(digest, None)
+        if old is not None:
+            self._memory_used -= old.nbytes
         self._memory[digest] = feature
-        self._memory.move_to_end(digest)
-        while len(self._memory) > self.memory_items:
-            self._memory.popitem(last=False)
+        self._memory_used += feature.nbytes
+        while len(self._memory) > 1 and (len(self._memory) > self.memory_items or self._memory_used > self.memory_bytes):
+            _, dropped = self._memory.popitem(last=False)
+            self._memory_used -= dropped.nbytes
 
     def _encode(
         self, pending: dict[str, list[int]], loaders: dict[str, Callable[[], Any]], out: list[torch.Tensor | None], errors: dict[int, str]
@@ -260,11 +269,9 @@ class FeatureStore:
     def _encode_contents(
         self, contents: list[Any], digests: list[str], pending: dict[str, list[int]], out: list[torch.Tensor | None]
     ) -> None:
-        """Encode decoded inputs and hand each feature ``(D,)`` to the inputs with its digest."""
-        feats = self.encoder.encode(contents)
-        for digest, feat in zip(digests, feats):
-            feat = feat.detach().cpu().float().clone()
-            self.cache.put(self.identity(), digest, feat)
+        """Encode decoded inputs and hand each one's tokens ``(N_i, D)`` to the inputs with its digest."""
+        for digest, feat in zip(digests, encode_checked(self.encoder, contents)):
+            self.cache.put(self.identity(), digest, feat, self.encoder.token_dtype)
             self._remember(digest, feat)
             for i in pending[digest]:
                 out[i] = feat
@@ -273,8 +280,8 @@ class FeatureStore:
         digest, loader = self._blank_key()
         feature = self._known(digest)
         if feature is None:
-            feature = self.encoder.encode([loader()])[0].detach().cpu().float().clone()
-            self.cache.put(self.identity(), digest, feature)
+            feature = encode_checked(self.encoder, [loader()])[0]
+            self.cache.put(self.identity(), digest, feature, self.encoder.token_dtype)
             self._remember(digest, feature)
         return feature
 

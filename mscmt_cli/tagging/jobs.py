@@ -288,7 +288,13 @@ def line_explainer(tagger: Tagger, directory: Path, images_dir: Path | None) -> 
     def explain(item: TagInput, result: TagResult) -> None:
         image, note = _page_image(resolve(item.image)) if item.image and pixels else (None, None)
         html = render_page(
-            result, image, info, title=f"line {item.line}", caption=result.caption, image_note=None if note is None else f"{note}: {seen}"
+            result,
+            image,
+            info,
+            title=f"line {item.line}",
+            caption=result.caption,
+            image_note=None if note is None else f"{note}: {seen}",
+            token_texts=token_texts(tagger, result),
         )
         page = directory / f"line-{item.line:06d}.html"
         try:  # atomic: a page never writes through a link, and is never left half written
@@ -297,6 +303,13 @@ def line_explainer(tagger: Tagger, directory: Path, images_dir: Path | None) -> 
             raise MscmtError(f"--explain {directory}: cannot write {page.name} ({err.strerror or err})") from None
 
     return explain
+
+
+def token_texts(tagger: Tagger, result: TagResult) -> list[str] | None:
+    """The image tokens as text (a caption-token model's caption sub-words) when the page shows attention, else None."""
+    if result.attention is None or result.caption is None:
+        return None
+    return tagger.images.encoder.token_texts(result.caption)
 
 
 def _page_image(found: str | Any) -> tuple[Any, str | None]:
@@ -332,7 +345,7 @@ def run_explain(settings: Settings, text: str, image: Path | None, out: Path, al
         raise MscmtError(f"--image {image}: {why}")
     result = tagger.tag(text, image if pixels or image is None else str(image))
     shown = page_image(Path(image)) if image is not None and pixels else None
-    html = render_page(result, shown, tagger.info(), caption=result.caption)
+    html = render_page(result, shown, tagger.info(), caption=result.caption, token_texts=token_texts(tagger, result))
     try:  # not atomic: --out may be a device (/dev/stdout) or a link, written through as given
         out.write_text(html, encoding="utf-8")
     except OSError as err:
