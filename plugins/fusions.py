@@ -9,7 +9,10 @@ they computed before images were token sequences.
 
 from __future__ import annotations
 
+import math
+
 import torch
+import torch.nn.functional as F
 from pydantic import Field
 from torch import nn
 
@@ -101,12 +104,47 @@ class CrossAttentionParams(ComponentParams):
     )
 
 
+class MaskedAttention(nn.Module):
+    """Multi-head attention of queries over keys with a key padding mask (batch first).
+
+    The arithmetic and parameter names of ``nn.MultiheadAttention`` (``in_proj_weight``
+    ``(3E, E)``, ``in_proj_bias``, ``out_proj``), written with reshapes over the head
+    axes only, so a traced graph (``mscmt export``) keeps its batch and length axes free.
+    """
+
+    def __init__(self, dim: int, heads: int, dropout: float) -> None:
+        super().__init__()
+        self.heads, self.head_dim = heads, dim // heads
+        self.in_proj_weight = nn.Parameter(torch.empty(3 * dim, dim))
+        self.in_proj_bias = nn.Parameter(torch.zeros(3 * dim))
+        self.out_proj = nn.Linear(dim, dim)
+        self.dropout = nn.Dropout(dropout)
+        nn.init.xavier_uniform_(self.in_proj_weight)
+        nn.init.zeros_(self.out_proj.bias)
+
+    def _split(self, x: torch.Tensor) -> torch.Tensor:
+        """``(B, S, E)`` -> ``(B, heads, S, E / heads)``."""
+        return x.unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)
+
+    def forward(self, query: torch.Tensor, memory: torch.Tensor, padding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """query ``(B, T, E)``, memory ``(B, N, E)``, padding ``(B, N)`` (True on padding) ->
+        attended ``(B, T, E)`` and the weights ``(B, T, N)`` averaged over heads."""
+        w_q, w_k, w_v = self.in_proj_weight.chunk(3)
+        b_q, b_k, b_v = self.in_proj_bias.chunk(3)
+        q = self._split(F.linear(query, w_q, b_q))  # (B, h, T, d)
+        k, v = self._split(F.linear(memory, w_k, b_k)), self._split(F.linear(memory, w_v, b_v))  # (B, h, N, d)
+        scores = q @ k.transpose(-1, -2) / math.sqrt(self.head_dim)  # (B, h, T, N)
+        weights = scores.masked_fill(padding[:, None, None, :], float("-inf")).softmax(dim=-1)
+        attended = (self.dropout(weights) @ v).transpose(1, 2).flatten(2)  # (B, T, E)
+        return self.out_proj(attended), weights.mean(dim=1)
+
+
 class CrossAttentionLayer(nn.Module):
     """One layer: ``x <- LayerNorm(x + dropout(g * a))``, ``a`` the words' multi-head attention over the image tokens."""
 
     def __init__(self, dim: int, heads: int, dropout: float, gate: bool) -> None:
         super().__init__()
-        self.attention = nn.MultiheadAttention(dim, heads, dropout=dropout, batch_first=True)
+        self.attention = MaskedAttention(dim, heads, dropout)
         self.gate = nn.Linear(2 * dim, dim) if gate else None  # W_g, b_g
         self.dropout = nn.Dropout(dropout)
         self.norm = nn.LayerNorm(dim)
@@ -114,7 +152,7 @@ class CrossAttentionLayer(nn.Module):
     def forward(self, x: torch.Tensor, image: torch.Tensor, padding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """x ``(B, T, H)``, image ``(B, N, H)``, padding ``(B, N)`` (True on padding tokens) ->
         new x ``(B, T, H)`` and the attention ``(B, T, N)`` averaged over heads."""
-        attended, weights = self.attention(x, image, image, key_padding_mask=padding, need_weights=True, average_attn_weights=True)
+        attended, weights = self.attention(x, image, padding)
         if self.gate is not None:
             attended = torch.sigmoid(self.gate(torch.cat([x, attended], dim=-1))) * attended
         return self.norm(x + self.dropout(attended)), weights

@@ -20,7 +20,7 @@ def _layer_by_hand(layer: CrossAttentionLayer, x: torch.Tensor, v: torch.Tensor,
     gate, residual and LayerNorm. x ``(B, T, H)``, v ``(B, N, H)``, mask ``(B, N)`` -> ``(B, T, H)``, ``(B, T, N)``."""
     mha = layer.attention
     b_, t_, h_ = x.shape
-    heads, d = mha.num_heads, h_ // mha.num_heads
+    heads, d = mha.heads, h_ // mha.heads
     wq, wk, wv = mha.in_proj_weight.chunk(3)
     bq, bk, bv = mha.in_proj_bias.chunk(3)
     q, k, val = x @ wq.T + bq, v @ wk.T + bk, v @ wv.T + bv

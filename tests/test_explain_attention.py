@@ -117,3 +117,20 @@ def test_a_pooled_model_with_cross_attention_says_each_word_takes_the_one_token(
     result = tagger.tag("Obama in Paris", image=Image.new("RGB", (20, 20), (10, 20, 30)))
     assert result.attention == [[1.0], [1.0], [1.0]]
     assert "every word puts all its attention on it" in render_page(result, None, tagger.info())
+
+
+def test_the_onnx_backend_gives_the_torch_tags_and_attention_of_a_cross_attention_model(patches_run, corpus):
+    pytest.importorskip("onnxruntime")
+    run, paths = patches_run
+    images = sorted(corpus.images_dir.glob("*.jpg"))[:3]
+    texts = ["Obama visits Paris", "RT @user : New York today", "a"]
+    torch_tagger = Tagger.from_pretrained(run, paths, device="cpu")
+    onnx_tagger = Tagger.from_pretrained(run, paths, backend="onnx")
+    assert onnx_tagger.has_attention
+    want = torch_tagger.tag_batch(texts, images=images)
+    got = onnx_tagger.tag_batch(texts, images=images)
+    for g, w in zip(got, want):
+        assert g.tags == w.tags
+        assert g.attention is not None and w.attention is not None
+        assert [len(r) for r in g.attention] == [len(r) for r in w.attention] == [17] * len(w.tags)
+        assert [x for r in g.attention for x in r] == pytest.approx([x for r in w.attention for x in r], abs=1e-3)

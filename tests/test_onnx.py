@@ -81,7 +81,7 @@ def test_export_writes_the_graph_what_decoding_needs_and_how_it_was_made(exporte
         "attention_mask": ["windows", "subwords"],
         "word_index": ["batch", "words"],
         "word_mask": ["batch", "words"],
-        "image": ["batch", "24"],
+        "image": ["batch", "tokens", "24"],  # a pooled encoder's one token; its mask is unused, so not an input
     }
     assert config["outputs"] == {"emissions": ["batch", "words", "9"], "gate": ["batch", "words"]}
     graph = onnx.load(str(exported / "model.onnx"))
