@@ -22,26 +22,6 @@ FAST = ["--epochs", "1", "--head-lr", "1e-2"]
 FILES = ("results.json", "results.csv", "report.md", "chart.png")
 
 
-@pytest.fixture
-def one_thread():
-    """One torch thread here, as in a Ray worker of one CPU: sums in the same order, so the same numbers to the last bit."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
-@pytest.fixture
-def ray_here():
-    """A small Ray instance in this process (2 CPUs): ``--ray local`` keeps this connection, so both runs share its workers."""
-    ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
-    yield ray
-    ray.shutdown()
-
-
 def _without_trained_now(results: dict) -> dict:
     return {**results, "rows": [{k: v for k, v in row.items() if k != "trained_now"} for row in results["rows"]]}
 
