@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 
-from mscmt_cli.cluster.connect import INSTALL_HINT, check_address, worker_settings
+from mscmt_cli.cluster.connect import INSTALL_HINT, check_address, task_error, worker_settings
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.settings import Settings
 
@@ -61,6 +61,23 @@ def test_addresses_and_worker_settings(tmp_path, monkeypatch):
         worker_settings(settings.model_copy(update={"device": "cuda"}), 0, "--gpus-per-row")
     with pytest.raises(MscmtError, match="would hold GPUs"):
         worker_settings(settings.model_copy(update={"device": "cpu"}), 1, "--gpus-per-row")
+
+
+def test_task_errors_are_one_line():
+    class Wrapped(Exception):
+        def __init__(self, cause: BaseException | None, text: str = "") -> None:
+            super().__init__(text)
+            self.cause = cause
+
+    assert task_error(Wrapped(MscmtError("row V1: --out x is not empty"))) == "row V1: --out x is not empty"
+    assert task_error(Wrapped(ValueError("bad\nsecond line"))) == "ValueError: bad"
+    died = "The actor died because of an error raised in its creation task, \x1b[36mray::TagWorker.__init__()\x1b[39m\n  File x\n"
+    died += "ModuleNotFoundError: No module named 'mscmt_cli.cluster'\n"
+    assert task_error(Wrapped(None, died)) == (
+        "ModuleNotFoundError: No module named 'mscmt_cli.cluster' "
+        '(the workers need the same mscmt as this machine: pip install "mscmt[ray]" on every node)'
+    )
+    assert task_error(Wrapped(None, "The worker died unexpectedly\n")) == "Wrapped: The worker died unexpectedly"
 
 
 @pytest.mark.slow

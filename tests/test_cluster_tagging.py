@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 
 from mscmt_cli.cluster.connect import INSTALL_HINT
-from mscmt_cli.cluster.tagging import plan_output
+from mscmt_cli.cluster.tagging import ordered_results, plan_output
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.settings import Settings
 from mscmt_cli.tagging.doc import InputError
 from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadLine, LongLine
 from mscmt_cli.tagging.jobs import load_tagger
-from mscmt_cli.tagging.shards import find_shards, parquet_line, parse_chunk, read_chunks, tag_chunk
+from mscmt_cli.tagging.shards import Chunk, Shard, find_shards, parquet_line, parse_chunk, read_chunks, tag_chunk
 from mscmt_cli.tagging.stream import image_resolver
 from tests.tagging_support import TRICKY_TEXTS
 
@@ -212,6 +212,62 @@ def test_output_plans_refuse_to_replace_an_input(tmp_path):
     both, _ = find_shards(str(tmp_path / "a.*"))
     with pytest.raises(MscmtError, match="would both be written to a.jsonl"):
         plan_output(f"{tmp_path / 'out'}/", both, [])
+
+
+class _Actors:
+    """What :func:`ordered_results` uses of Ray: ``actor.tag.remote(chunk)``, ``ray.get`` and ``ray.cancel``."""
+
+    def __init__(self, count: int, fail_at: int | None = None) -> None:
+        self.count, self.fail_at = count, fail_at
+        self.sent: list[tuple[int, int]] = []  # (actor, chunk's first line)
+        self.taken = self.most_in_flight = 0
+        self.cancelled: list[int] = []
+        self.actors = [self._actor(k) for k in range(count)]
+
+    def _actor(self, k: int):
+        fake = self
+
+        class Tag:
+            @staticmethod
+            def remote(chunk):
+                fake.sent.append((k, chunk.first_line))
+                fake.most_in_flight = max(fake.most_in_flight, len(fake.sent) - fake.taken)
+                return chunk.first_line
+
+        return type("Actor", (), {"tag": Tag})()
+
+    def get(self, ref: int) -> list:
+        self.taken += 1
+        if ref == self.fail_at:
+            raise RuntimeError("worker lost")
+        return [f"{ref}".encode()]
+
+    def cancel(self, ref: int) -> None:
+        self.cancelled.append(ref)
+
+
+def test_ordered_results_keep_order_and_hold_two_chunks_per_worker(tmp_path):
+    shards = [Shard(tmp_path / "a.jsonl", "jsonl", 0)]
+    pulled = []
+
+    def chunks():
+        for i in range(20):
+            pulled.append(i)
+            yield Chunk(0, 1 + 10 * i, [b"{}"] * 10, 10)
+
+    fake = _Actors(2)
+    seen = []
+    for chunk, result in ordered_results(fake, fake.actors, chunks(), shards):
+        assert len(pulled) - len(seen) <= 5, "read ahead: two chunks per worker in flight, and the one being written"
+        seen.append((chunk.first_line, result))
+        assert chunk.lines == [], "a chunk's lines are not kept once sent"
+    assert seen == [(1 + 10 * i, [f"{1 + 10 * i}".encode()]) for i in range(20)]
+    assert fake.most_in_flight == 4 and sorted(k for k, _ in fake.sent).count(0) == 10
+
+    fake = _Actors(2, fail_at=31)
+    with pytest.raises(MscmtError, match=r"a\.jsonl: lines 31-40 could not be tagged: RuntimeError: worker lost"):
+        list(ordered_results(fake, fake.actors, chunks(), shards))
+    assert fake.cancelled == [41, 51, 61], "what was in flight is cancelled"
 
 
 # --- on a local Ray cluster ---

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -120,10 +121,35 @@ def _absolute_if_local(path: str) -> str:
 
 
 def task_error(err: BaseException) -> str:
-    """What went wrong in a Ray task, in one line: the task's own error message when it raised one."""
+    """What went wrong in a Ray task or actor, in one line: the task's own error message when it raised one.
+
+    Ray wraps a task's exception (``err.cause``); an actor that could not even be created
+    carries only text, whose last line names the exception. A worker that cannot import
+    mscmt is told to install it on every node.
+    """
     cause = getattr(err, "cause", None)
     if isinstance(cause, MscmtError):
         return str(cause)
-    shown = cause if isinstance(cause, BaseException) else err
-    first = (str(shown).strip().splitlines() or [""])[0]
-    return f"{type(shown).__name__}: {first}" if first else type(shown).__name__
+    if isinstance(cause, BaseException):
+        text = f"{type(cause).__name__}: {_first_line(str(cause))}".rstrip(": ")
+    else:
+        lines = [line.strip() for line in _ANSI.sub("", str(err)).splitlines() if line.strip()]
+        last = lines[-1] if lines else ""
+        named = _EXCEPTION_LINE.match(last)
+        text = (
+            f"{named.group(1).rpartition('.')[2]}: {named.group(2)}"
+            if named
+            else f"{type(err).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+        )
+    if "No module named 'mscmt_cli" in text or "No module named 'plugins" in text:
+        text += ' (the workers need the same mscmt as this machine: pip install "mscmt[ray]" on every node)'
+    return text
+
+
+def _first_line(text: str) -> str:
+    lines = _ANSI.sub("", text).strip().splitlines()
+    return lines[0] if lines else ""
+
+
+_ANSI = re.compile(r"\x1b\[[0-9;]*m")
+_EXCEPTION_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception)): (.*)$")

@@ -159,9 +159,17 @@ def run_outputs(layout: Layout, shards: list[Shard]) -> Iterator[Outputs]:
     outputs.finish()
 
 
-def ordered_results(ray: Any, actors: list[Any], chunks: Iterator[Chunk]) -> Iterator[tuple[Chunk, list[bytes | BadLine]]]:
-    """Each chunk (its lines dropped) with its result, in input order; at most ``IN_FLIGHT_PER_WORKER`` per actor at once."""
-    in_flight: deque[tuple[Chunk, Any, int]] = deque()
+def ordered_results(
+    ray: Any, actors: list[Any], chunks: Iterator[Chunk], shards: list[Shard]
+) -> Iterator[tuple[Chunk, list[bytes | BadLine]]]:
+    """Each chunk (its lines dropped) with its result, in input order.
+
+    At most ``IN_FLIGHT_PER_WORKER`` chunks per actor are sent and not yet taken back, so the
+    driver holds a bounded number of chunks and results however long the input is; each chunk
+    goes to the actor with the fewest in flight. A chunk that fails (a worker lost for good,
+    a bug) stops the run with one error naming its shard and lines.
+    """
+    in_flight: deque[tuple[Chunk, int, Any, int]] = deque()
     load = [0] * len(actors)
 
     def submit() -> bool:
@@ -169,8 +177,7 @@ def ordered_results(ray: Any, actors: list[Any], chunks: Iterator[Chunk]) -> Ite
         if chunk is None:
             return False
         k = min(range(len(actors)), key=load.__getitem__)
-        ref = actors[k].tag.remote(chunk)
-        in_flight.append((Chunk(chunk.shard, chunk.first_line, [], chunk.size), ref, k))
+        in_flight.append((Chunk(chunk.shard, chunk.first_line, [], chunk.size), len(chunk.lines), actors[k].tag.remote(chunk), k))
         load[k] += 1
         return True
 
@@ -178,16 +185,17 @@ def ordered_results(ray: Any, actors: list[Any], chunks: Iterator[Chunk]) -> Ite
         pass
     try:
         while in_flight:
-            chunk, ref, k = in_flight.popleft()
+            chunk, count, ref, k = in_flight.popleft()
             try:
                 result = ray.get(ref)
-            except Exception as err:  # the worker's own error (a bug), or Ray's (a worker lost for good)
-                raise MscmtError(f"tagging lines {chunk.first_line}- of shard {chunk.shard + 1} failed: {task_error(err)}") from None
+            except Exception as err:
+                lines = f"{chunk.first_line}-{chunk.first_line + count - 1}"
+                raise MscmtError(f"{shards[chunk.shard].path}: lines {lines} could not be tagged: {task_error(err)}") from None
             load[k] -= 1
             submit()
             yield chunk, result
     finally:
-        for _, ref, _ in in_flight:
+        for _, _, ref, _ in in_flight:
             ray.cancel(ref)
 
 
@@ -269,7 +277,7 @@ def _tag_all(ray: Any, actors: list[Any], shards: list[Shard], layout: Layout, s
     tally = Tally()
     with run_outputs(layout, shards) as outputs, progress(console) as bar:
         shown = bar.add_task("tagging (bytes read)", total=sum(s.size for s in shards), info="")
-        for chunk, result in ordered_results(ray, actors, read_chunks(shards, window)):
+        for chunk, result in ordered_results(ray, actors, read_chunks(shards, window), shards):
             sink = outputs.sink(chunk.shard)
             source = shards[chunk.shard].path
             for line in result:
