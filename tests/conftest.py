@@ -168,6 +168,6 @@ def ray_here():
     """A small Ray instance in this process (2 CPUs, no dashboard): ``--ray local`` keeps this connection, so the runs of a test
     share its workers."""
     ray = pytest.importorskip("ray")
-    ray.init(num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield ray
     ray.shutdown()

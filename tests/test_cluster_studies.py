@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -13,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from mscmt_cli.cluster.connect import INSTALL_HINT, check_address, task_error, worker_settings
+from mscmt_cli.cluster.connect import INSTALL_HINT, check_address, gpus_per_task, task_error, worker_settings
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.settings import Settings
 
@@ -61,6 +62,42 @@ def test_addresses_and_worker_settings(tmp_path, monkeypatch):
         worker_settings(settings.model_copy(update={"device": "cuda"}), 0, "--gpus-per-row")
     with pytest.raises(MscmtError, match="would hold GPUs"):
         worker_settings(settings.model_copy(update={"device": "cpu"}), 1, "--gpus-per-row")
+
+
+class _Cluster:
+    """What the GPU and worker checks read of Ray: ``nodes()`` and ``cluster_resources()``."""
+
+    def __init__(self, *gpus: float, cpus: float = 16) -> None:
+        self.gpus, self.cpus = gpus, cpus
+
+    def nodes(self) -> list[dict]:
+        return [{"Alive": True, "Resources": {"CPU": self.cpus, **({"GPU": g} if g else {})}} for g in self.gpus]
+
+    def cluster_resources(self) -> dict:
+        return {"CPU": self.cpus * len(self.gpus), "GPU": float(sum(self.gpus))}
+
+
+def test_gpus_per_task_and_workers():
+    from mscmt_cli.cluster.tagging import check_workers, default_workers
+
+    assert gpus_per_task(_Cluster(0, 0), None, "--gpus-per-row") == 0, "no GPUs: rows train on CPU"
+    assert gpus_per_task(_Cluster(8, 4), None, "--gpus-per-row") == 1, "GPUs: one each by default"
+    assert gpus_per_task(_Cluster(8), 0.5, "--gpus-per-row") == 0.5 and gpus_per_task(_Cluster(8), 0, "--gpus-per-row") == 0
+    for given, message in (
+        (2.5, "above 1 it must be a whole number"),
+        (16, "no node of the cluster has that many GPUs (the most on one node: 8)"),
+    ):
+        with pytest.raises(MscmtError, match=re.escape(message)):
+            gpus_per_task(_Cluster(8, 4), given, "--gpus-per-row")
+    with pytest.raises(MscmtError, match="no node of the cluster has that many GPUs"):
+        gpus_per_task(_Cluster(0), 1, "--gpus-per-worker")
+    assert default_workers(_Cluster(8, 4), 1) == 12 and default_workers(_Cluster(8), 0.5) == 16
+    assert default_workers(_Cluster(0, cpus=6), 0) == 6
+    check_workers(_Cluster(8, 4), 12, 1)
+    with pytest.raises(MscmtError, match="needs 13 GPUs; the cluster has 12"):
+        check_workers(_Cluster(8, 4), 13, 1)
+    with pytest.raises(MscmtError, match="the cluster has 2 CPU"):
+        check_workers(_Cluster(0, cpus=2), 3, 0)
 
 
 def test_task_errors_are_one_line():

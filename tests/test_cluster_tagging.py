@@ -346,6 +346,11 @@ def test_shards_on_ray_equal_one_process(mscmt, trained_run, tiny, corpus, tmp_p
     )
     assert "not shards, not read: _SUCCESS" in cluster.err
 
+    # --strict: the first bad line, in input order, stops the run; the lines before it are written
+    strict = mscmt(["tag", root, *common, "--ray", "local", "--strict", "--out", tmp_path / "strict.jsonl"])
+    assert strict.code == 2 and strict.err.strip().splitlines()[-1].startswith(f"error: {one_reports[0]} (--strict: stopped here)")
+    assert [json.loads(line) for line in (tmp_path / "strict.jsonl").read_text().splitlines()] == expected[0][:5]
+
     # a directory: one output shard per input shard, each what one process writes for that shard
     split = mscmt(["tag", str(root / "part-*"), *common, "--ray", "local", "--out", f"{tmp_path / 'tagged'}/"])
     assert split.code == 0, split.err

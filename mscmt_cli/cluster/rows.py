@@ -10,7 +10,8 @@ others go on), and then reads every row from its run directory, so the
 study's result files are written by the one-machine code.
 
 A task asks for one CPU and ``--gpus-per-row`` GPUs (default: 1 when the
-cluster has GPUs, else 0). Ray retries a task whose worker died (a node
+cluster has GPUs, else 0), and runs in a fresh worker process, so no row
+inherits another's memory or state. Ray retries a task whose worker died (a node
 lost, killed for memory): the retry resumes the row from its last finished
 epoch, as a rerun of the study would.
 """
@@ -59,7 +60,7 @@ class RayRows:
         with connected(self.address) as ray:
             gpus = gpus_per_task(ray, self.gpus_per_row, "--gpus-per-row")
             shipped = [worker_settings(settings, gpus, "--gpus-per-row") for _, settings in jobs]
-            task = ray.remote(num_cpus=1, num_gpus=gpus)(train_row_task)
+            task = ray.remote(num_cpus=1, num_gpus=gpus, max_calls=1)(train_row_task)  # a fresh process per row
             console.print(f"{len(jobs)} row(s) on the Ray cluster at {self.address}, {gpus:g} GPU(s) each")
             refs = [task.remote(row, settings, Path(out).absolute()) for (row, _), settings in zip(jobs, shipped)]
             outcome = _wait(ray, refs, [row for row, _ in jobs], console, out)

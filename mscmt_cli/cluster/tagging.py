@@ -21,8 +21,8 @@ from __future__ import annotations
 
 import os
 from collections import deque
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Generator, Iterator, Sequence
+from contextlib import closing, contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -161,7 +161,7 @@ def run_outputs(layout: Layout, shards: list[Shard]) -> Iterator[Outputs]:
 
 def ordered_results(
     ray: Any, actors: list[Any], chunks: Iterator[Chunk], shards: list[Shard]
-) -> Iterator[tuple[Chunk, list[bytes | BadLine]]]:
+) -> Generator[tuple[Chunk, list[bytes | BadLine]], None, None]:
     """Each chunk (its lines dropped) with its result, in input order.
 
     At most ``IN_FLIGHT_PER_WORKER`` chunks per actor are sent and not yet taken back, so the
@@ -275,9 +275,10 @@ def run_tag_cluster(
 def _tag_all(ray: Any, actors: list[Any], shards: list[Shard], layout: Layout, strict: bool, window: int, console: Console) -> Tally:
     """Send every chunk, write every result in order, report the bad lines; the tally."""
     tally = Tally()
-    with run_outputs(layout, shards) as outputs, progress(console) as bar:
+    results = ordered_results(ray, actors, read_chunks(shards, window), shards)
+    with closing(results), run_outputs(layout, shards) as outputs, progress(console) as bar:  # closing: in-flight chunks cancelled
         shown = bar.add_task("tagging (bytes read)", total=sum(s.size for s in shards), info="")
-        for chunk, result in ordered_results(ray, actors, read_chunks(shards, window), shards):
+        for chunk, result in results:
             sink = outputs.sink(chunk.shard)
             source = shards[chunk.shard].path
             for line in result:
