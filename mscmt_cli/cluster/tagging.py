@@ -234,17 +234,7 @@ def run_tag_cluster(
     address = check_address(address)
     if workers is not None and workers < 1:
         raise MscmtError(f"--workers must be at least 1, got {workers}")
-    if settings.model is None:
-        raise MscmtError(NO_MODEL)
-    images = settings.images_dir
-    if images is not None and not Path(images).is_dir():
-        raise MscmtError(f"--images {images}: " + ("is not a directory" if Path(images).exists() else "directory not found"))
-    shards, ignored = find_shards(input_name)
-    reads = [("the input", s.path) for s in shards] + tag_reads(settings, "-") + list(also_reads)
-    layout = plan_output(out, shards, reads)
-    note = ignored_note(ignored)
-    if note:
-        console.print(note, markup=False, highlight=False, soft_wrap=True)
+    shards, layout = _check_paths(settings, input_name, out, also_reads, console)
     with connected(address) as ray:
         gpus = gpus_per_task(ray, gpus_per_worker, "--gpus-per-worker")
         count = workers or default_workers(ray, gpus)
@@ -270,6 +260,24 @@ def run_tag_cluster(
         f"tagged {tally.tagged} tweet(s) from {len(shards)} shard(s){where}{skipped}", markup=False, highlight=False, soft_wrap=True
     )
     return tally
+
+
+def _check_paths(
+    settings: Settings, input_name: str, out: str | os.PathLike[str] | None, also_reads: Sequence[tuple[str, Path]], console: Console
+) -> tuple[list[Shard], Layout]:
+    """The shards and the output layout, checked before Ray is started (``also_reads``: e.g. ``--config``)."""
+    if settings.model is None:
+        raise MscmtError(NO_MODEL)
+    images = settings.images_dir
+    if images is not None and not Path(images).is_dir():
+        raise MscmtError(f"--images {images}: " + ("is not a directory" if Path(images).exists() else "directory not found"))
+    shards, ignored = find_shards(input_name)
+    reads = [("the input", s.path) for s in shards] + tag_reads(settings, "-") + list(also_reads)  # "-": the shards are listed here
+    layout = plan_output(out, shards, reads)
+    note = ignored_note(ignored)
+    if note:
+        console.print(note, markup=False, highlight=False, soft_wrap=True)
+    return shards, layout
 
 
 def _tag_all(ray: Any, actors: list[Any], shards: list[Shard], layout: Layout, strict: bool, window: int, console: Console) -> Tally:
