@@ -12,6 +12,7 @@ per-type F1, the published numbers), ``<out>/results.json`` and
 
     python benchmarks/results.py --data-dir ../shared/data --out benchmarks/results
     python benchmarks/results.py --report-only      # tables and chart from finished runs, no training
+    python benchmarks/results.py --ray auto         # the 18 runs as tasks on a Ray cluster (pip install "mscmt[ray]")
 """
 
 from __future__ import annotations
@@ -84,7 +85,12 @@ def train_cells(args: argparse.Namespace, corpora: list[str], seeds: list[int]) 
         for corpus in corpora
         for variant in VARIANTS
     ]  # seed-major: an interrupted table has whole seeds
-    run_rows(base, rows, Registry.from_entry_points(), make_console())
+    runner = None
+    if args.ray is not None:
+        from mscmt_cli.cluster.rows import RayRows
+
+        runner = RayRows(args.ray, args.gpus_per_row)
+    run_rows(base, rows, Registry.from_entry_points(), make_console(), runner=runner)
 
 
 def collect(out: Path, corpora: list[str], seeds: list[int]) -> Results:
@@ -228,6 +234,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--lr", type=float, default=5e-5)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--report-only", action="store_true", help="write the tables and chart from finished runs; train nothing")
+    parser.add_argument("--ray", metavar="ADDRESS", help="train the cells as tasks on a Ray cluster (local, auto, ray://HOST:PORT)")
+    parser.add_argument("--gpus-per-row", type=float, help="with --ray: GPUs per cell (default: 1 when the cluster has GPUs, else 0)")
     return parser.parse_args()
 
 

@@ -11,8 +11,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 
 def make_console(quiet: bool = False) -> Console:
-    """A console on stderr (``quiet`` prints nothing, e.g. on non-zero DDP ranks)."""
-    return Console(stderr=True, highlight=False, quiet=quiet)
+    """A console on stderr (``quiet`` prints nothing, e.g. on non-zero DDP ranks).
+
+    No emoji codes: rich would print ``in.jsonl:100: ...`` (a bad line's report) as ``in.jsonl💯 ...``.
+    """
+    return Console(stderr=True, highlight=False, quiet=quiet, emoji=False)
 
 
 @contextmanager

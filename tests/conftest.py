@@ -150,3 +150,24 @@ def tagger(trained_run, tiny):
     from mscmt_cli import Tagger
 
     return Tagger.from_pretrained(trained_run, {"clip-vit-l14": str(tiny.clip_vision)}, device="cpu", missing_images="error")
+
+
+@pytest.fixture
+def one_thread():
+    """One torch thread here, as in a Ray worker of one CPU: sums in the same order, so the same numbers to the last bit."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def ray_here():
+    """A small Ray instance in this process (2 CPUs, no dashboard): ``--ray local`` keeps this connection, so the runs of a test
+    share its workers."""
+    ray = pytest.importorskip("ray")
+    ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
+    yield ray
+    ray.shutdown()

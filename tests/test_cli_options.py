@@ -75,9 +75,11 @@ def test_train_offers_exactly_the_settings_of_its_groups():
 
 def test_studies_offer_train_options_less_what_they_set_per_row():
     train = _flags(_command("train")) - {"--resume", "--out"}
-    assert _flags(_command("grid")) - {"--lrs", "--batch-sizes", "--out"} == train - {"--lr", "--batch-size"}
-    assert _flags(_command("ablate")) - {"--variant", "--out"} == train - {"--text", "--image", "--fusion", "--decoder"}
-    assert _flags(_command("crossdata")) - {"--out"} == train - {"--corpus"}
+    own = {"--out", "--ray", "--gpus-per-row"}  # every study's own options
+    assert _flags(_command("grid")) - {"--lrs", "--batch-sizes", *own} == train - {"--lr", "--batch-size"}
+    assert _flags(_command("ablate")) - {"--variant", *own} == train - {"--text", "--image", "--fusion", "--decoder"}
+    assert _flags(_command("crossdata")) - own == train - {"--corpus"}
+    assert all(own <= _flags(_command(study)) for study in ("grid", "ablate", "crossdata"))
 
 
 def test_help_texts_come_from_the_settings_fields():

@@ -9,6 +9,7 @@ from typing import Optional
 import typer
 
 from mscmt_cli.cli.options import APPLY, Given, settings_options
+from mscmt_cli.errors import MscmtError
 
 TAG_NAMES = {"images_dir": ("--images", "--images-dir"), "eval_batch_size": ("--batch-size",)}
 
@@ -17,11 +18,29 @@ TAG_NAMES = {"images_dir": ("--images", "--images-dir"), "eval_batch_size": ("--
 def tag(
     given: Given,
     input: str = typer.Argument(
-        ..., help='JSON Lines file ({"text" | "tokens", "image"?, ...} per line), an IMGID CoNLL file, or - for stdin'
+        ...,
+        help='JSON Lines file ({"text" | "tokens", "image"?, ...} per line), an IMGID CoNLL file, or - for stdin; '
+        "with --ray also a directory or glob of .jsonl/.parquet shards",
     ),
-    out: Optional[Path] = typer.Option(None, "--out", help="output JSON Lines file (default: stdout)"),
+    out: Optional[str] = typer.Option(  # a str, not a Path: with --ray a trailing / marks a directory
+        None,
+        "--out",
+        help="output JSON Lines file (default: stdout); with --ray, a directory (existing, or ending in /) gets one output shard per input shard",
+    ),
     strict: bool = typer.Option(False, "--strict", help="stop at the first bad line (exit code 2) instead of reporting and skipping it"),
     explain: Optional[Path] = typer.Option(None, "--explain", help="also write one gate page per tagged line into this directory"),
+    ray: Optional[str] = typer.Option(
+        None,
+        "--ray",
+        help="tag on a Ray cluster (local, auto, ray://HOST:PORT or HOST:PORT): INPUT may then be a directory or glob of "
+        '.jsonl/.parquet shards, and --out a directory (one output shard per input shard); pip install "mscmt[ray]"',
+    ),
+    workers: Optional[int] = typer.Option(
+        None, "--workers", min=1, help="with --ray: workers, each with the model loaded once (default: one per GPU, else per CPU)"
+    ),
+    gpus_per_worker: Optional[float] = typer.Option(
+        None, "--gpus-per-worker", min=0.0, help="with --ray: GPUs each worker asks for (default: 1 when the cluster has GPUs, else 0)"
+    ),
 ) -> None:
     """Tag tweets: each output line is the input object plus tokens, tags and entities.
 
@@ -31,9 +50,31 @@ def tag(
     predicted tags. Bad lines are reported on stderr with their line numbers and skipped.
     """
     from mscmt_cli.console import make_console
+
+    if ray is not None:
+        from mscmt_cli.cluster.tagging import run_tag_cluster
+
+        if explain is not None:
+            raise MscmtError("--explain is not available with --ray (tag the lines to explain without --ray)")
+        run_tag_cluster(
+            given.settings(),
+            input,
+            out,
+            address=ray,
+            workers=workers,
+            gpus_per_worker=gpus_per_worker,
+            strict=strict,
+            console=make_console(),
+            also_reads=given.reads,
+        )
+        return
+    for value, flag in ((workers, "--workers"), (gpus_per_worker, "--gpus-per-worker")):
+        if value is not None:
+            raise MscmtError(f"{flag} needs --ray ADDRESS")
     from mscmt_cli.tagging.jobs import run_tag
 
-    run_tag(given.settings(), input, out, strict=strict, explain_dir=explain, console=make_console(), also_reads=given.reads)
+    out_path = None if out is None else Path(out)
+    run_tag(given.settings(), input, out_path, strict=strict, explain_dir=explain, console=make_console(), also_reads=given.reads)
 
 
 @settings_options(*APPLY)

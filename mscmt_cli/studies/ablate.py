@@ -13,7 +13,7 @@ from rich.console import Console
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings, required_path
-from mscmt_cli.studies.common import PARTS, Row, RowResult, run_rows
+from mscmt_cli.studies.common import PARTS, Row, RowResult, RowRunner, run_rows
 from mscmt_cli.studies.results import StudyOutcome, finish
 from mscmt_cli.studies.tables import METRICS, Column, StudyTable, pct, prf, type_cells, type_columns
 
@@ -68,14 +68,18 @@ def ablate_table(results: list[RowResult], ref: int) -> StudyTable:
 
 
 def run_ablate(
-    settings: Settings, variants: list[str] | None = None, registry: Registry | None = None, console: Console | None = None
+    settings: Settings,
+    variants: list[str] | None = None,
+    registry: Registry | None = None,
+    console: Console | None = None,
+    runner: RowRunner | None = None,
 ) -> StudyOutcome:
     """Train every variant (skipping finished ones) and write Table V."""
     from mscmt_cli.console import make_console
 
     console = console or make_console()
     registry = registry or Registry.from_entry_points()
-    results = run_rows(settings, variant_rows(variants), registry, console, "ablate")
+    results = run_rows(settings, variant_rows(variants), registry, console, "ablate", runner)
     ref = reference_index(results)
     extra = {"reference": results[ref].row.name}
     return finish(StudyOutcome("ablate", ablate_table(results, ref), results, extra), required_path(settings.out, "--out"), console)

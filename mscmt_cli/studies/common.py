@@ -6,7 +6,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from pydantic import ValidationError
 from rich.console import Console
@@ -232,26 +232,59 @@ def collect(row: Row, settings: Settings, trained_now: bool, registry: Registry,
     return RowResult(row, settings, run_dir, best, valid, test, metrics, trained_now)
 
 
-def run_row(row: Row, settings: Settings, registry: Registry, console: Console, out: Path) -> RowResult:
-    """Train (or skip, or resume) one row and read its results."""
+def collect_finished(row: Row, settings: Settings, trained_now: bool, registry: Registry, console: Console) -> RowResult:
+    """:func:`collect` for a row another machine trained: its run directory must be visible here."""
+    run_dir = required_path(settings.out, "--out")
+    if not (run_dir / TEST_SCORES).is_file():
+        raise MscmtError(
+            f"row {row.name} finished on the cluster, but {run_dir / TEST_SCORES} is not visible here: "
+            "--out must be on storage that every node and this machine see at the same path"
+        )
+    return collect(row, settings, trained_now, registry, console)
+
+
+def train_or_skip(row: Row, settings: Settings, registry: Registry, console: Console, out: Path) -> bool:
+    """Train a new row, resume an interrupted one, or skip a finished one; whether it was trained now.
+
+    The one way a row is run, on this machine or as a task on a cluster
+    (:mod:`mscmt_cli.cluster.rows`).
+    """
     run_dir = required_path(settings.out, "--out")
     state = row_state(run_dir)
     if state != "new":
         check_same_settings(run_dir, settings, registry)
     if state == "finished":
         console.print(f"{row.name}: already finished ({run_dir / TEST_SCORES}), skipped")
-    else:
-        console.print(f"{row.name}: {'resuming the interrupted run in' if state == 'resumable' else 'training into'} {run_dir}")
-        try:
-            train_row(settings, state, registry, console)
-        except (KeyboardInterrupt, TrainingInterrupted) as err:
-            epoch = f" after epoch {err.epoch}" if isinstance(err, TrainingInterrupted) else ""
-            raise MscmtError(
-                f"row {row.name}: interrupted{epoch}; run the same command with --out {out} to finish the remaining rows"
-            ) from None
-        except MscmtError as err:
-            raise MscmtError(f"row {row.name}: {err}") from None
-    return collect(row, settings, state != "finished", registry, console)
+        return False
+    console.print(f"{row.name}: {'resuming the interrupted run in' if state == 'resumable' else 'training into'} {run_dir}")
+    try:
+        train_row(settings, state, registry, console)
+    except (KeyboardInterrupt, TrainingInterrupted) as err:
+        epoch = f" after epoch {err.epoch}" if isinstance(err, TrainingInterrupted) else ""
+        raise MscmtError(
+            f"row {row.name}: interrupted{epoch}; run the same command with --out {out} to finish the remaining rows"
+        ) from None
+    except MscmtError as err:
+        raise MscmtError(f"row {row.name}: {err}") from None
+    return True
+
+
+def run_row(row: Row, settings: Settings, registry: Registry, console: Console, out: Path) -> RowResult:
+    """Train (or skip, or resume) one row and read its results."""
+    trained_now = train_or_skip(row, settings, registry, console, out)
+    return collect(row, settings, trained_now, registry, console)
+
+
+class RowRunner(Protocol):
+    """Runs a study's rows somewhere else (a Ray cluster), each through :func:`run_row`.
+
+    ``train_rows`` leaves every row finished in its run directory (visible from
+    here) and returns, per row, whether it was trained now; a row that failed
+    does not stop the others, and the call then raises one :class:`MscmtError`
+    naming the failed rows.
+    """
+
+    def train_rows(self, jobs: list[tuple[Row, Settings]], out: Path, console: Console) -> list[bool]: ...
 
 
 def claim_study_dir(out: Path | str | None, study: str) -> Path:
@@ -290,8 +323,15 @@ def claim_study_dir(out: Path | str | None, study: str) -> Path:
     return path
 
 
-def run_rows(base: Settings, rows: list[Row], registry: Registry, console: Console, study: str = "study") -> list[RowResult]:
-    """Every row of a study, in order; finished rows are read, not retrained."""
+def run_rows(
+    base: Settings, rows: list[Row], registry: Registry, console: Console, study: str = "study", runner: RowRunner | None = None
+) -> list[RowResult]:
+    """Every row of a study, in order; finished rows are read, not retrained.
+
+    With a ``runner`` the rows are trained there (all of them, however many
+    fail); their results are then read here from their run directories, as
+    after a one-machine run, so the study's files are the same.
+    """
     check_rows(rows, registry, base)
     if base.out is None:
         raise MscmtError("no study directory: pass --out DIR")
@@ -302,10 +342,14 @@ def run_rows(base: Settings, rows: list[Row], registry: Registry, console: Conso
         except MscmtError as err:
             raise MscmtError(f"row {row.name}: {err}") from None
     out = claim_study_dir(base.out, study)
-    results = []
-    for i, (row, settings) in enumerate(zip(rows, all_settings), 1):
-        console.rule(f"[{i}/{len(rows)}] {row.shown}")
-        results.append(run_row(row, settings, registry, console, out))
+    if runner is not None:
+        trained = runner.train_rows(list(zip(rows, all_settings)), out, console)
+        results = [collect_finished(row, settings, now, registry, console) for row, settings, now in zip(rows, all_settings, trained)]
+    else:
+        results = []
+        for i, (row, settings) in enumerate(zip(rows, all_settings), 1):
+            console.rule(f"[{i}/{len(rows)}] {row.shown}")
+            results.append(run_row(row, settings, registry, console, out))
     skipped = sum(not r.trained_now for r in results)
     if skipped:
         console.print(f"{skipped} of {len(rows)} rows were already finished and were not trained again")

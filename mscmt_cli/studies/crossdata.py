@@ -20,7 +20,7 @@ from mscmt_cli.data.corpus import MERGED, canonical_name, corpus_dirs
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings, required_path
-from mscmt_cli.studies.common import Row, RowResult, run_rows
+from mscmt_cli.studies.common import Row, RowResult, RowRunner, run_rows
 from mscmt_cli.studies.results import StudyOutcome, finish
 from mscmt_cli.studies.tables import Column, StudyTable, prf
 
@@ -70,13 +70,18 @@ def crossdata_table(results: list[RowResult]) -> StudyTable:
 
 
 def run_crossdata(
-    settings: Settings, first: str, second: str, registry: Registry | None = None, console: Console | None = None
+    settings: Settings,
+    first: str,
+    second: str,
+    registry: Registry | None = None,
+    console: Console | None = None,
+    runner: RowRunner | None = None,
 ) -> StudyOutcome:
     """Train the three rows (skipping finished ones), score them and write Table VI."""
     from mscmt_cli.console import make_console
 
     console = console or make_console()
     registry = registry or Registry.from_entry_points()
-    results = run_rows(settings, crossdata_rows(settings, first, second), registry, console, "crossdata")
+    results = run_rows(settings, crossdata_rows(settings, first, second), registry, console, "crossdata", runner)
     extra = {"corpora": [canonical_name(first), canonical_name(second)]}
     return finish(StudyOutcome("crossdata", crossdata_table(results), results, extra), required_path(settings.out, "--out"), console)

@@ -12,7 +12,7 @@ from rich.console import Console
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings, required_path
-from mscmt_cli.studies.common import Row, RowResult, run_rows
+from mscmt_cli.studies.common import Row, RowResult, RowRunner, run_rows
 from mscmt_cli.studies.results import StudyOutcome, finish
 from mscmt_cli.studies.tables import Column, StudyTable, prf
 
@@ -74,6 +74,7 @@ def run_grid(
     batch_sizes: str = DEFAULT_BATCH_SIZES,
     registry: Registry | None = None,
     console: Console | None = None,
+    runner: RowRunner | None = None,
 ) -> StudyOutcome:
     """Train every cell (skipping finished ones), choose the best on validation, write the results."""
     from mscmt_cli.console import make_console
@@ -81,7 +82,7 @@ def run_grid(
     console = console or make_console()
     registry = registry or Registry.from_entry_points()
     rows = grid_rows(parse_list(lrs, "--lrs", float), parse_list(batch_sizes, "--batch-sizes", int))
-    results = run_rows(settings, rows, registry, console, "grid")
+    results = run_rows(settings, rows, registry, console, "grid", runner)
     best = best_index(results)
     extra = {"selection": SELECTION_NOTE, "best": results[best].row.name}
     console.print(f"best cell: {results[best].row.shown} (validation weighted F1 {100 * results[best].valid_f1:.2f})")
