@@ -33,6 +33,10 @@ VARIANTS = {
     "text-only": dict(image="none", fusion="none"),
     "caption+additive": dict(image="caption", fusion="additive"),
     "caption+gated": dict(image="caption", fusion="gated"),
+    # issue 14: the caption's sub-words as image tokens, the caption as the text encoder's second segment, both
+    "caption-tokens+cross-attention": dict(image="caption-tokens", fusion="cross-attention"),
+    "context": dict(context="caption", image="none", fusion="none"),
+    "context+caption-tokens+cross-attention": dict(context="caption", image="caption-tokens", fusion="cross-attention"),
 }
 BASELINE = "text-only"
 CAPTIONS = {"twitter2015": "BLIP2_15.txt", "twitter2017": "BLIP2_17.txt"}
@@ -83,7 +87,7 @@ def train_cells(args: argparse.Namespace, corpora: list[str], seeds: list[int]) 
         )
         for seed in seeds
         for corpus in corpora
-        for variant in VARIANTS
+        for variant in args.variants.split(",")
     ]  # seed-major: an interrupted table has whole seeds
     runner = None
     if args.ray is not None:
@@ -229,6 +233,7 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--corpora", default="twitter2017,twitter2015")
     parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--variants", default=",".join(VARIANTS), help="variants to train, comma separated [all]")
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--patience", type=int, default=2)
     parser.add_argument("--lr", type=float, default=5e-5)
@@ -242,6 +247,9 @@ def parse_args() -> argparse.Namespace:
 def main() -> None:
     args = parse_args()
     corpora, seeds = args.corpora.split(","), [int(s) for s in args.seeds.split(",")]
+    unknown = sorted(set(args.variants.split(",")) - set(VARIANTS))
+    if unknown:
+        sys.exit(f"error: unknown variant {unknown[0]!r}; known: {', '.join(VARIANTS)}")
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         from mscmt_cli.errors import MscmtError

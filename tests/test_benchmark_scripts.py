@@ -90,6 +90,21 @@ def test_report_only_tables_and_chart(tmp_path):
     assert (tmp_path / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_results_reruns_named_variants_and_refuses_an_unknown_one(tmp_path):
+    results = load_script("results")
+    assert {"caption-tokens+cross-attention", "context", "context+caption-tokens+cross-attention"} <= set(results.VARIANTS)
+    assert results.VARIANTS["context+caption-tokens+cross-attention"] == {
+        "context": "caption",
+        "image": "caption-tokens",
+        "fusion": "cross-attention",
+    }
+    done = subprocess.run(
+        [sys.executable, str(SCRIPT), "--out", str(tmp_path), "--variants", "text-only,bogus"], capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode != 0 and "unknown variant 'bogus'" in done.stderr
+    assert not (tmp_path / "runs").exists()
+
+
 def load_script(name: str):
     """Import a benchmarks/ script as a module (benchmarks/ is not a package)."""
     import importlib.util
