@@ -124,7 +124,7 @@ class MaskedAttention(nn.Module):
 
     def _split(self, x: torch.Tensor) -> torch.Tensor:
         """``(B, S, E)`` -> ``(B, heads, S, E / heads)``."""
-        return x.unflatten(-1, (self.heads, self.head_dim)).transpose(1, 2)
+        return x.reshape(*x.shape[:-1], self.heads, self.head_dim).transpose(1, 2)
 
     def forward(self, query: torch.Tensor, memory: torch.Tensor, padding: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """query ``(B, T, E)``, memory ``(B, N, E)``, padding ``(B, N)`` (True on padding) ->
