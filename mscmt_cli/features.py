@@ -257,8 +257,61 @@ def _rmdir_if_empty(d: Path) -> None:
 
 
 @dataclass
+class FeatureEncoder:
+    """Digest -> tokens through the disk cache, else the frozen encoder: the one encode path of training and tagging.
+
+    Training (:class:`ImageFeatures`, ``mscmt cache build``) and tagging
+    (:class:`~mscmt_cli.tagging.images.FeatureStore`) both read and write the
+    cache through this class, so they share one identity per encoder (its
+    entry in the cache), one validity rule for a cached file, and one way of
+    encoding: distinct digests at most ``batch_size`` at a time, decoded one by
+    one into chunks of at most ``MAX_BATCH_PIXELS`` (:func:`pixel_bounded`),
+    each chunk one call of the encoder (counted in ``encoder_calls``), each
+    image's tokens ``(N_i, D)`` written to the cache in ``token_dtype``.
+    """
+
+    encoder: ImageEncoder
+    cache: FeatureCache
+    batch_size: int = 32
+    encoder_calls: int = 0
+    _identity: str | None = None
+
+    def identity(self) -> str:
+        """The encoder's :func:`feature_identity` (its cache entry is ``encoder_key(identity)``)."""
+        if self._identity is None:
+            self._identity = feature_identity(self.encoder)
+        return self._identity
+
+    def cached(self, digest: str) -> torch.Tensor | None:
+        """The cached tokens ``(N_i, D)`` in ``token_dtype``, or None (absent, unreadable, not this encoder's shape)."""
+        enc = self.encoder
+        tokens = self.cache.get(self.identity(), digest, enc.dim, enc.max_tokens)
+        return None if tokens is None else tokens.to(enc.token_dtype)
+
+    def cached_file(self, digest: str) -> Path | None:
+        """The cached ``.npy`` of a digest's tokens when it has this encoder's shape and dtype, else None."""
+        enc = self.encoder
+        return self.cache.file(self.identity(), digest, enc.dim, enc.max_tokens, enc.token_dtype)
+
+    def encode(self, digests: Iterable[str], load: Callable[[str], Any], on_encoded: Callable[[str, torch.Tensor], None]) -> None:
+        """Encode ``digests`` (distinct) in batches and store them; ``on_encoded(digest, tokens (N_i, D))`` for each.
+
+        ``load(digest)`` gives the decoded input (a PIL image, a caption), or None to leave that digest out
+        (the caller recorded why). At most one batch of decoded inputs is alive at a time.
+        """
+        pending = list(digests)
+        for start in range(0, len(pending), self.batch_size):
+            for chunk, contents in pixel_bounded(pending[start : start + self.batch_size], load):
+                encoded = encode_checked(self.encoder, contents)
+                self.encoder_calls += 1
+                for digest, tokens in zip(chunk, encoded):
+                    self.cache.put(self.identity(), digest, tokens, self.encoder.token_dtype)
+                    on_encoded(digest, tokens)
+
+
+@dataclass
 class ImageFeatures:
-    """Image id -> its tokens, through memory, then the disk cache, then the encoder.
+    """Image id -> its tokens, through memory, then the disk cache, then the encoder (:class:`FeatureEncoder`).
 
     A pooled encoder's features (one token each) are kept in memory. A token
     encoder's (``max_tokens > 1``) stay on disk, in the cache or, with caching
@@ -273,14 +326,25 @@ class ImageFeatures:
     cache: FeatureCache
     batch_size: int = 32
     _memory: dict[str, TokenRef] = field(default_factory=dict)
-    _identity: str | None = None
     _scratch: tempfile.TemporaryDirectory[str] | None = None
-    encoder_calls: int = 0
+    _core: FeatureEncoder | None = None
 
     def __post_init__(self) -> None:
         if self.on_disk and self.cache.root is None:
             self._scratch = tempfile.TemporaryDirectory(prefix="mscmt-image-tokens-")
             self.cache = FeatureCache(Path(self._scratch.name))
+        self._core = FeatureEncoder(self.encoder, self.cache, self.batch_size)
+
+    @property
+    def core(self) -> FeatureEncoder:
+        """The cache-and-encoder layer shared with tagging."""
+        assert self._core is not None
+        return self._core
+
+    @property
+    def encoder_calls(self) -> int:
+        """Calls of the encoder so far (one per batch computed)."""
+        return self.core.encoder_calls
 
     @property
     def dim(self) -> int:
@@ -292,9 +356,7 @@ class ImageFeatures:
         return self.encoder.max_tokens > 1
 
     def identity(self) -> str:
-        if self._identity is None:
-            self._identity = feature_identity(self.encoder)
-        return self._identity
+        return self.core.identity()
 
     def lookup(self, image_ids: list[str]) -> list[TokenRef]:
         """Each id's tokens ``(N_i, D)`` or their cached file (one token of width 0 without an image encoder)."""
@@ -311,43 +373,23 @@ class ImageFeatures:
         pending: list[str] = [i for i in dict.fromkeys(image_ids) if i not in self._memory]
         for image_id in pending:
             digest = self.source.load(image_id, decode=False).digest
-            cached = self._cached(digest)
+            cached = self.core.cached_file(digest) if self.on_disk else self.core.cached(digest)
             if cached is not None:
                 self._memory[image_id] = cached
                 if on_progress:
                     on_progress(1)
             else:
                 todo.setdefault(digest, []).append(image_id)
-        self._compute(todo, on_progress)
-
-    def _cached(self, digest: str) -> TokenRef | None:
-        enc = self.encoder
-        if self.on_disk:
-            return self.cache.file(self.identity(), digest, enc.dim, enc.max_tokens, enc.token_dtype)
-        return self.cache.get(self.identity(), digest, enc.dim, enc.max_tokens)
-
-    def _compute(self, todo: dict[str, list[str]], on_progress: Callable[[int], None] | None) -> None:
-        digests = list(todo)
         source = self.source
-        assert source is not None  # precompute returns early without one
-        for start in range(0, len(digests), self.batch_size):
-            # decoded one at a time, encoded before their pixels pass MAX_BATCH_PIXELS
-            for chunk, contents in pixel_bounded(digests[start : start + self.batch_size], lambda d: source.load(todo[d][0]).content):
-                self._encode_chunk(chunk, contents, todo, on_progress)
 
-    def _encode_chunk(
-        self, chunk: list[str], contents: list, todo: dict[str, list[str]], on_progress: Callable[[int], None] | None
-    ) -> None:
-        """Encode one chunk of decoded images (or captions) and keep their tokens (or their files)."""
-        encoded = encode_checked(self.encoder, contents)
-        self.encoder_calls += 1
-        for digest, tokens in zip(chunk, encoded):
-            self.cache.put(self.identity(), digest, tokens, self.encoder.token_dtype)
+        def keep(digest: str, tokens: torch.Tensor) -> None:
             ref: TokenRef = self.cache.feature_path(self.identity(), digest) if self.on_disk else tokens
             for image_id in todo[digest]:
                 self._memory[image_id] = ref
             if on_progress:
                 on_progress(len(todo[digest]))
+
+        self.core.encode(todo, lambda d: source.load(todo[d][0]).content, keep)
 
 
 def encode_checked(encoder: ImageEncoder, contents: list[Any]) -> list[torch.Tensor]:

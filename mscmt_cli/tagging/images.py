@@ -3,7 +3,10 @@
 Every image is keyed by a content digest (SHA-256 of the file's bytes; of the
 mode, size and pixels for a PIL image; of the text for a caption) and looked
 up in a small in-memory LRU, then the on-disk :class:`FeatureCache`, and only
-then encoded by the frozen image encoder, in batches. Bytes are decoded with
+then encoded by the frozen image encoder, in batches. The cache and the
+encoder are reached through :class:`~mscmt_cli.features.FeatureEncoder`, the
+layer training (``mscmt train``, ``mscmt cache build``) uses too: a feature
+either computed is the other's, never encoded twice. Bytes are decoded with
 :func:`decode_image` (decompression-bomb guard). Memory stays bounded: the LRU
 holds at most ``memory_items`` images' tokens and at most ``memory_bytes``
 bytes of them (tokens are kept in the encoder's ``token_dtype``), and at most
@@ -39,10 +42,10 @@ import torch
 from PIL import Image
 
 from mscmt_cli.data.captions import caption_digest, image_key
-from mscmt_cli.data.images import BLANK_DIGEST, blank_image, check_policy, image_loader, pixel_bounded
+from mscmt_cli.data.images import BLANK_DIGEST, blank_image, check_policy, image_loader
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.features import FeatureCache, encode_checked
-from mscmt_cli.model.components import ImageEncoder, feature_identity
+from mscmt_cli.features import FeatureCache, FeatureEncoder
+from mscmt_cli.model.components import ImageEncoder
 
 if TYPE_CHECKING:
     from mscmt_cli.captioning import CaptionMaker
@@ -103,7 +106,8 @@ def load_caption(item: Any, captions: dict[str, str] | None, captions_file: str 
 
 @dataclass
 class FeatureStore:
-    """Features of a frozen image encoder with a bounded memory cache and the disk cache."""
+    """Features of a frozen image encoder: a bounded memory LRU over the cache-and-encoder layer of training
+    (:class:`FeatureEncoder`), with per-input errors under the missing-image policy, and captions."""
 
     encoder: ImageEncoder
     cache: FeatureCache = field(default_factory=lambda: FeatureCache(None))
@@ -118,19 +122,29 @@ class FeatureStore:
     substituted_examples: list[str] = field(default_factory=list)
     _memory: OrderedDict = field(default_factory=OrderedDict)
     _memory_used: int = 0
-    _identity: str | None = None
+    _core: FeatureEncoder | None = None
 
     def __post_init__(self) -> None:
         check_policy(self.policy)
+        self._core = FeatureEncoder(self.encoder, self.cache, self.batch_size)
+
+    @property
+    def core(self) -> FeatureEncoder:
+        """The cache-and-encoder layer shared with training."""
+        assert self._core is not None
+        return self._core
+
+    @property
+    def encoder_calls(self) -> int:
+        """Calls of the encoder so far (one per batch computed)."""
+        return self.core.encoder_calls
 
     @property
     def dim(self) -> int:
         return int(self.encoder.dim)
 
     def identity(self) -> str:
-        if self._identity is None:
-            self._identity = feature_identity(self.encoder)
-        return self._identity
+        return self.core.identity()
 
     def input_for(self, image: Any, caption: str | None) -> Any:
         """What :meth:`features` reads for one tweet: for caption models its ``caption`` when
@@ -224,10 +238,9 @@ class FeatureStore:
     def _known(self, digest: str) -> torch.Tensor | None:
         feature = self._memory.get(digest)
         if feature is None:
-            feature = self.cache.get(self.identity(), digest, self.encoder.dim, self.encoder.max_tokens)
+            feature = self.core.cached(digest)
             if feature is None:
                 return None
-            feature = feature.to(self.encoder.token_dtype)
             self._remember(digest, feature)
         else:
             self._memory.move_to_end(digest)
@@ -263,26 +276,25 @@ class FeatureStore:
                         out[i] = self._blank_feature()
                 return None
 
-        for digests, contents in pixel_bounded(pending, load):
-            self._encode_contents(contents, digests, pending, out)
-
-    def _encode_contents(
-        self, contents: list[Any], digests: list[str], pending: dict[str, list[int]], out: list[torch.Tensor | None]
-    ) -> None:
-        """Encode decoded inputs and hand each one's tokens ``(N_i, D)`` to the inputs with its digest."""
-        for digest, feat in zip(digests, encode_checked(self.encoder, contents)):
-            self.cache.put(self.identity(), digest, feat, self.encoder.token_dtype)
-            self._remember(digest, feat)
+        def keep(digest: str, feature: torch.Tensor) -> None:
+            self._remember(digest, feature)
             for i in pending[digest]:
-                out[i] = feat
+                out[i] = feature
+
+        self.core.encode(pending, load, keep)
 
     def _blank_feature(self) -> torch.Tensor:
         digest, loader = self._blank_key()
         feature = self._known(digest)
         if feature is None:
-            feature = encode_checked(self.encoder, [loader()])[0]
-            self.cache.put(self.identity(), digest, feature, self.encoder.token_dtype)
-            self._remember(digest, feature)
+            found: list[torch.Tensor] = []
+
+            def keep(blank: str, tokens: torch.Tensor) -> None:
+                self._remember(blank, tokens)
+                found.append(tokens)
+
+            self.core.encode([digest], lambda _: loader(), keep)
+            feature = found[0]
         return feature
 
     def report(self) -> str | None:

@@ -52,8 +52,7 @@ from mscmt_cli.tagging.batcher import MicroBatcher
 from mscmt_cli.tagging.doc import Doc, InputError, make_doc
 from mscmt_cli.tagging.inputs import optional_str
 from mscmt_cli.tagging.page import explain_answer, page_headers, page_html
-from mscmt_cli.tagging.stream import NOT_FINITE, tag_docs
-from mscmt_cli.tagging.tagger import Tagger, TagResult
+from mscmt_cli.tagging.tagger import NOT_FINITE, Tagger, TagResult
 from mscmt_cli.version import __version__
 
 
@@ -312,9 +311,8 @@ def create_app(tagger: Tagger, limits: Limits | None = None, *, api_key: str | N
     lock = threading.Lock()  # the model and its caches are shared: the batcher's passes and /info take turns
 
     def run(items: list[Item]) -> list[TagResult | str]:
-        images = [tagger.images.input_for(i.image, i.caption) for i in items]
-        contexts = [tagger.context.input_for(i.image, i.caption) for i in items] if tagger.context is not None else None
-        return tag_docs(tagger, [i.doc for i in items], images, contexts)
+        images, contexts = tagger.inputs_for([i.image for i in items], [i.caption for i in items])
+        return tagger.tag_outcomes([i.doc for i in items], images, contexts)
 
     batcher: MicroBatcher[Item, TagResult | str] = MicroBatcher(run, batching.batch_max, batching.batch_wait_ms / 1000, lock)
 

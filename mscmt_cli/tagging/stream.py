@@ -1,9 +1,9 @@
 """Tagging an endless stream of input lines in bounded memory.
 
 Lines are taken ``window`` at a time (default 1024). Inside a window the
-good lines get their image features (cache first), are tokenized, sorted by
-length into batches by :meth:`Tagger.predict`, and written back in input
-order. A line that fails at any stage (parse, image, tokenizer) becomes a
+good lines go through :meth:`Tagger.tag_outcomes` (image features, cache
+first; errors per line; tokenizing; length-sorted batches), and are written
+back in input order. A line that fails at any stage (parse, image, tokenizer) becomes a
 :class:`BadLine` at its place; with ``strict`` the run stops at the first one
 (:class:`StrictStop`), after the good lines before it were handed on. Good
 lines are never lost, duplicated or reordered. A line the model scores as NaN
@@ -14,23 +14,20 @@ from __future__ import annotations
 
 import itertools
 import os
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
-
 from mscmt_cli.data.images import IMAGE_EXTENSIONS
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.tagging.doc import Doc
 from mscmt_cli.tagging.images import MissingImage
 from mscmt_cli.tagging.inputs import BadLine, TagInput
-from mscmt_cli.tagging.tagger import Tagger, TagResult
+from mscmt_cli.tagging.tagger import NOT_FINITE, Tagger, TagResult
+
+__all__ = ["NOT_FINITE", "StrictStop", "Tally", "tag_stream", "tag_window"]
 
 Outcome = tuple[TagInput, TagResult] | BadLine
-#: Why a line whose scores came out NaN is not written (its JSON would not be JSON).
-NOT_FINITE = "the model's scores for this tweet are not finite numbers (NaN): are the model's weights broken?"
 
 
 @dataclass
@@ -99,47 +96,11 @@ def context_ref(tagger: Tagger, item: TagInput, resolve: Callable[[str], str | M
     return reader.input_for(item.image, item.caption)
 
 
-def tag_docs(tagger: Tagger, docs: Sequence[Doc], images: Sequence[Any], contexts: Sequence[Any] | None = None) -> list[TagResult | str]:
-    """Features, then errors, then predict: for each tweet its result, or why it cannot be tagged.
-
-    ``images[i]`` is what the feature store reads for tweet ``i`` (a path, bytes, a
-    :class:`MissingImage`, a caption, None); ``contexts[i]`` what a caption-context model's
-    caption reader reads (:meth:`Tagger.read_inputs`; default ``images``). A tweet whose image
-    or caption fails (under the ``error`` policy), whose text the tokenizer refuses, or whose
-    scores are not finite gets a message instead of a result. The one prediction path of
-    ``mscmt tag`` (:func:`tag_window`) and of the service's batches. With a captioner, the
-    images of a caption model that come without a caption are captioned first, all in one
-    batched pass (:meth:`FeatureStore.prepare`); each result's ``caption`` is what the model read.
-    """
-    outcomes: list[TagResult | str | None] = [None] * len(docs)
-    feats, captions, errors = tagger.read_inputs(images, contexts)
-    ready: list[tuple[int, torch.Tensor]] = []
-    encoded = []
-    for k, doc in enumerate(docs):
-        feature = feats[k]
-        if k in errors or feature is None:
-            outcomes[k] = errors.get(k, "no image feature")
-            continue
-        try:
-            encoded.append(tagger.encode(doc, captions[k] if tagger.context is not None else None))
-        except Exception as err:  # a tokenizer failure on odd input is reported, not fatal
-            outcomes[k] = f"cannot tokenize: {type(err).__name__}: {str(err)[:80]}"
-            continue
-        ready.append((k, feature))
-    results = tagger.predict([docs[k] for k, _ in ready], [f for _, f in ready], encoded)
-    for (k, _), result in zip(ready, results):
-        result.caption = captions[k]
-        outcomes[k] = result if result.is_finite() else NOT_FINITE
-    done = [o for o in outcomes if o is not None]
-    assert len(done) == len(docs), "every tweet is tagged or reported"
-    return done
-
-
 def tag_window(tagger: Tagger, items: list[TagInput | BadLine], resolve: Callable[[str], str | MissingImage]) -> list[Outcome]:
     """Tag the good lines of one window; outcomes are in input order."""
     good = [item for item in items if isinstance(item, TagInput)]
     contexts = [context_ref(tagger, item, resolve) for item in good] if tagger.context is not None else None
-    tagged = iter(tag_docs(tagger, [item.doc for item in good], [image_ref(tagger, item, resolve) for item in good], contexts))
+    tagged = iter(tagger.tag_outcomes([item.doc for item in good], [image_ref(tagger, item, resolve) for item in good], contexts))
     outcomes: list[Outcome] = []
     for item in items:
         if isinstance(item, BadLine):

@@ -38,6 +38,9 @@ from mscmt_cli.tagging.doc import Doc, InputError, doc_from_value
 from mscmt_cli.tagging.entities import Entity, extract_entities
 from mscmt_cli.tagging.images import Caption, FeatureStore, ImageLike
 
+#: Why a tweet whose scores came out NaN is not tagged (its JSON would not be JSON).
+NOT_FINITE = "the model's scores for this tweet are not finite numbers (NaN): are the model's weights broken?"
+
 
 @dataclass
 class TagResult:
@@ -232,7 +235,8 @@ class Tagger:
         *,
         captions: Sequence[str | None] | None = None,
     ) -> list[TagResult]:
-        """Tag many tweets at once (results in input order); raises :class:`MscmtError` on bad input."""
+        """Tag many tweets at once (results in input order); raises :class:`MscmtError` on bad input
+        (``tweet <i>: <message>``, the first failing tweet's message of :meth:`tag_outcomes`)."""
         images = list(images) if images is not None else [None] * len(texts)
         if len(images) != len(texts):
             raise MscmtError(f"tag_batch: {len(texts)} tweets but {len(images)} images")
@@ -242,21 +246,60 @@ class Tagger:
                 docs.append(doc_from_value(value))
             except InputError as err:
                 raise MscmtError(f"tweet {i}: {err}") from None
-        contexts = None
-        if captions is not None:
-            if len(captions) != len(texts):
-                raise MscmtError(f"tag_batch: {len(texts)} tweets but {len(captions)} captions")
-            contexts = [self.context.input_for(img, c) for img, c in zip(images, captions)] if self.context is not None else None
-            images = [self.images.input_for(img, c) for img, c in zip(images, captions)]
-        feats, shown, errors = self.read_inputs(images, contexts)
-        if errors:
-            i = min(errors)
-            raise MscmtError(f"tweet {i}: {errors[i]}")
-        context = shown if self.context is not None else None
-        results = self.predict(docs, feats, captions=context)  # type: ignore[arg-type]
-        for result, caption in zip(results, shown):
-            result.caption = caption
-        return results
+        if captions is not None and len(captions) != len(texts):
+            raise MscmtError(f"tag_batch: {len(texts)} tweets but {len(captions)} captions")
+        refs, contexts = self.inputs_for(images, captions)
+        outcomes = self.tag_outcomes(docs, refs, contexts)
+        for i, outcome in enumerate(outcomes):
+            if isinstance(outcome, str):
+                raise MscmtError(f"tweet {i}: {outcome}")
+        return outcomes  # type: ignore[return-value]
+
+    def inputs_for(self, images: Sequence[Any], captions: Sequence[str | None] | None = None) -> tuple[list[Any], list[Any] | None]:
+        """What :meth:`tag_outcomes` reads for tweets given with an image (or image id) and a caption each:
+        the feature store's inputs, and the caption reader's (None for models reading no caption beside the tweet)."""
+        given = list(captions) if captions is not None else [None] * len(images)
+        refs = [self.images.input_for(image, caption) for image, caption in zip(images, given)]
+        if self.context is None:
+            return refs, None
+        return refs, [self.context.input_for(image, caption) for image, caption in zip(images, given)]
+
+    def tag_outcomes(self, docs: Sequence[Doc], images: Sequence[Any], contexts: Sequence[Any] | None = None) -> list[TagResult | str]:
+        """Features, then errors, then predict: for each tweet its result, or why it cannot be tagged.
+
+        The one prediction path: :meth:`tag_batch` (and :meth:`tag`), the stream of ``mscmt tag``
+        (:func:`~mscmt_cli.tagging.stream.tag_window`) and the service's batches all call it.
+
+        ``images[i]`` is what the feature store reads for tweet ``i`` (a path, bytes, a PIL image, a
+        :class:`MissingImage`, a caption, None); ``contexts[i]`` what a caption-context model's caption
+        reader reads (:meth:`read_inputs`; default ``images``). A tweet whose image or caption fails
+        (under the ``error`` policy), whose text the tokenizer refuses, or whose scores are not finite
+        gets a message instead of a result. With a captioner, the images of a caption model that come
+        without a caption are captioned first, all in one batched pass (:meth:`FeatureStore.prepare`);
+        each result's ``caption`` is what the model read.
+        """
+        outcomes: list[TagResult | str | None] = [None] * len(docs)
+        feats, captions, errors = self.read_inputs(images, contexts)
+        ready: list[tuple[int, torch.Tensor]] = []
+        encoded = []
+        for k, doc in enumerate(docs):
+            feature = feats[k]
+            if k in errors or feature is None:
+                outcomes[k] = errors.get(k, "no image feature")
+                continue
+            try:
+                encoded.append(self.encode(doc, captions[k] if self.context is not None else None))
+            except Exception as err:  # a tokenizer failure on odd input is reported, not fatal
+                outcomes[k] = f"cannot tokenize: {type(err).__name__}: {str(err)[:80]}"
+                continue
+            ready.append((k, feature))
+        results = self.predict([docs[k] for k, _ in ready], [f for _, f in ready], encoded)
+        for (k, _), result in zip(ready, results):
+            result.caption = captions[k]
+            outcomes[k] = result if result.is_finite() else NOT_FINITE
+        done = [o for o in outcomes if o is not None]
+        assert len(done) == len(docs), "every tweet is tagged or reported"
+        return done
 
     def read_inputs(
         self, images: Sequence[Any], contexts: Sequence[Any] | None = None
@@ -284,7 +327,7 @@ class Tagger:
         shown = context if context is not None else [self.images.caption_text(ref) for ref in refs]
         return feats, shown, errors
 
-    # -- building blocks (used by the streaming tagger) ---------------------
+    # -- building blocks of tag_outcomes ------------------------------------
 
     def encode(self, doc: Doc, caption: str | None = None) -> EncodedTweet:
         """Sub-word windows of one tweet (CPU); long tweets span several windows. A model trained with
