@@ -29,6 +29,7 @@ from torchcrf import CRF
 
 from mscmt_cli.model.bio import begin_index, transition_table
 from mscmt_cli.model.components import ComponentParams, Decoder
+from mscmt_cli.model.viterbi import backtrack
 
 FORBIDDEN = -1.0e4
 
@@ -65,14 +66,7 @@ def viterbi(emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, tr
     last = (score + end).argmax(dim=1).tolist()
     lengths = mask.sum(dim=1).tolist()
     back = torch.stack(history).cpu().tolist() if history else []  # (T - 1, B, C)
-    paths = []
-    for b, (tag, n) in enumerate(zip(last, lengths)):
-        path = [tag]
-        for t in range(n - 2, -1, -1):
-            tag = back[t][b][tag]
-            path.append(tag)
-        paths.append(path[::-1])
-    return paths
+    return backtrack(last, lengths, back)
 
 
 def forward_scores(emissions: torch.Tensor, mask: torch.Tensor, start: torch.Tensor, trans: torch.Tensor) -> torch.Tensor:

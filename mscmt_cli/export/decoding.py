@@ -38,6 +38,7 @@ import numpy as np
 import numpy.typing as npt
 
 from mscmt_cli.errors import ModelLoadError, MscmtError
+from mscmt_cli.model.viterbi import backtrack
 
 FORBIDDEN = -1.0e4  # as plugins/decoders.FORBIDDEN: forbidden steps in forward-backward
 DECODING_FILE = "decoding.json"
@@ -68,14 +69,7 @@ def viterbi(emissions: Array, mask: Array, start: Array, trans: Array, end: Arra
     last = (score + end).argmax(axis=1).tolist()
     lengths = mask.sum(axis=1).tolist()
     back = np.stack(history).tolist() if history else []  # (T - 1, B, C)
-    paths = []
-    for b, (tag, n) in enumerate(zip(last, lengths)):
-        path = [tag]
-        for t in range(n - 2, -1, -1):
-            tag = back[t][b][tag]
-            path.append(tag)
-        paths.append(path[::-1])
-    return paths
+    return backtrack(last, lengths, back)
 
 
 def forward_scores(emissions: Array, mask: Array, start: Array, trans: Array) -> Array:
