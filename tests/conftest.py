@@ -171,3 +171,21 @@ def ray_here():
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield ray
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def context_run(tiny, tmp_path_factory) -> Path:
+    """An untrained bertweet + clip-vit-l14 + gated + crf model reading the caption beside the tweet, saved as a run."""
+    import torch
+
+    from mscmt_cli.labels import LABELS
+    from mscmt_cli.model.build import Components, assemble, save_model
+    from mscmt_cli.registry import Registry
+
+    torch.manual_seed(0)
+    paths = {"bertweet": str(tiny.bertweet), "clip-vit-l14": str(tiny.clip_vision)}
+    components = Components(text="bertweet", image="clip-vit-l14", fusion="gated", decoder="crf")
+    assembled = assemble(Registry.from_entry_points(), components, list(LABELS), paths, context="caption")
+    run = tmp_path_factory.mktemp("context") / "run"
+    save_model(run / "model", assembled.model, assembled.spec)
+    return run

@@ -310,22 +310,6 @@ def test_a_missing_caption_at_training_follows_missing_images(mscmt, corpus, tin
 # ---------------------------------------------------------------------------
 # tagging new tweets: the caption given, looked up, generated, or missing
 # ---------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def context_run(tiny, tmp_path_factory) -> Path:
-    """An untrained bertweet + clip-vit-l14 + gated + crf model reading the caption beside the tweet, saved as a run."""
-    from mscmt_cli.labels import LABELS
-    from mscmt_cli.model.build import Components, assemble, save_model
-    from mscmt_cli.registry import Registry
-
-    torch.manual_seed(0)
-    paths = {"bertweet": str(tiny.bertweet), "clip-vit-l14": str(tiny.clip_vision)}
-    components = Components(text="bertweet", image="clip-vit-l14", fusion="gated", decoder="crf")
-    assembled = assemble(Registry.from_entry_points(), components, list(LABELS), paths, context="caption")
-    run = tmp_path_factory.mktemp("context") / "run"
-    save_model(run / "model", assembled.model, assembled.spec)
-    return run
-
-
 def _jsonl(path: Path, records: list[dict]) -> Path:
     path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
     return path

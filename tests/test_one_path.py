@@ -200,22 +200,6 @@ def test_tag_batch_mscmt_tag_and_the_service_agree_byte_for_byte_and_in_their_me
     assert refused_in_batch.status_code == 422 and refused_in_batch.json()["detail"] == f"items[1]: {as_bytes}"
 
 
-@pytest.fixture(scope="module")
-def context_run(tiny, tmp_path_factory) -> Path:
-    """An untrained bertweet + clip-vit-l14 + gated + crf model reading the caption beside the tweet, saved as a run."""
-    from mscmt_cli.labels import LABELS
-    from mscmt_cli.model.build import Components, assemble, save_model
-    from mscmt_cli.registry import Registry
-
-    torch.manual_seed(0)
-    paths = {"bertweet": str(tiny.bertweet), "clip-vit-l14": str(tiny.clip_vision)}
-    components = Components(text="bertweet", image="clip-vit-l14", fusion="gated", decoder="crf")
-    assembled = assemble(Registry.from_entry_points(), components, list(LABELS), paths, context="caption")
-    run = tmp_path_factory.mktemp("one-path") / "run"
-    save_model(run / "model", assembled.model, assembled.spec)
-    return run
-
-
 def test_a_caption_model_agrees_across_entry_points_also_on_missing_captions(mscmt, context_run, tiny, corpus, tmp_path):
     from mscmt_cli import Tagger
     from mscmt_cli.data.captions import read_captions
