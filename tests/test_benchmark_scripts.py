@@ -204,3 +204,18 @@ def test_backend_f1_scores_torch_onnx_and_int8_on_the_shared_tiny_run(trained_ru
     assert rows["onnx"]["same_tags"] == rows["onnx"]["tweets"] == 16, "the fp32 export tags as torch does"
     assert rows["onnx"]["f1"] == rows["torch"]["f1"] and 0.0 <= rows["onnx int8"]["f1"] <= 1.0
     assert "onnx int8" in capsys.readouterr().out
+
+
+def test_example_variants_knows_the_image_decided_tweets_and_pairs_by_seed():
+    from mscmt_cli.data.corpus import load_split
+
+    variants = load_script("example_variants")
+    test = load_split(REPO / "examples" / "data", "tweets", "test").tweets
+    decided = variants.image_decided_ids()
+    assert decided <= {t.image_id for t in test} and len(decided) == round(0.35 * len(test))
+    run = {"f1": {"all": 0.80, "image-decided": 0.60, "text-decided": 0.90}, "jordan": "B-LOC"}
+    better = {"f1": {"all": 0.85, "image-decided": 0.75, "text-decided": 0.90}, "jordan": "B-PER"}
+    page = variants.render({"text-only": {13: run, 14: run}, "caption+gated": {13: better, 14: run}, "context": {}})
+    rows = {line.split(" | ")[0].strip("| "): line.split(" | ")[1:] for line in page.splitlines() if line.startswith("| ")}
+    assert rows["caption+gated"] == ["82.50 ± 3.54", "67.50 ± 10.61", "90.00 ± 0.00", "+7.50", "B-PER, B-LOC", "2 |"]
+    assert rows["text-only"][3] == "—" and "context" not in rows

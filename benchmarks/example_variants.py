@@ -1,0 +1,150 @@
+"""Every caption variant on the bundled example, scored on all test tweets and on the image-decided ones.
+
+The bundled example (``examples/make_corpus.py``) makes about 35% of its tweets
+*image-decided*: an ambiguous name in a neutral sentence ("can't stop thinking
+about Jordan") whose type only the caption tells. A fusion that uses the image
+should resolve nearly all of them; text alone can only guess. Each variant is
+trained with the example's settings (``examples/configs/example.toml``: minilm,
+CRF, 8 epochs) as one row of a study (finished rows are skipped, an interrupted
+one resumes), then tags the test split from its own tokens with the captions of
+``examples/data/captions.txt``. The report gives test micro F1 on all test
+tweets, on the image-decided ones and on the others, and the type each variant
+gives the showcase tweet's "Jordan" (a singer's caption: PER).
+
+    python benchmarks/example_variants.py --out benchmarks/example_variants
+    python benchmarks/example_variants.py --report-only
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "examples"))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from count_invalid import predict  # noqa: E402
+
+CONFIG = REPO / "examples" / "configs" / "example.toml"
+CAPTIONS = REPO / "examples" / "data" / "captions.txt"
+VARIANTS: dict[str, dict[str, Any]] = {
+    "text-only": dict(image="none", fusion="none"),
+    "caption+gated": dict(image="caption", fusion="gated"),
+    "caption-tokens+cross-attention": dict(image="caption-tokens", fusion="cross-attention"),
+    "context": dict(context="caption", image="none", fusion="none"),
+    "context+caption-tokens+cross-attention": dict(context="caption", image="caption-tokens", fusion="cross-attention"),
+}
+SHOWCASE = (["can't", "stop", "thinking", "about", "Jordan", "today"], "ex_0001")  # the quickstart's explain tweet
+
+
+def image_decided_ids() -> set[str]:
+    """Image ids of the test tweets whose entity type only the caption tells (the generator's own record)."""
+    from make_corpus import build
+
+    return {image_id for image_id, _toks, _caption, decided in build()["test"] if decided}
+
+
+def train(out: Path, seeds: list[int], variants: list[str]) -> None:
+    """Every variant and seed as a row of one study."""
+    from mscmt_cli.console import make_console
+    from mscmt_cli.registry import Registry
+    from mscmt_cli.settings import load_settings
+    from mscmt_cli.studies.common import Row, run_rows
+
+    base = load_settings(CONFIG, {"out": out / "runs", "data_dir": REPO / "examples" / "data", "captions": CAPTIONS})
+    rows = [Row(f"{v}-s{seed}", dict(seed=seed, **VARIANTS[v])) for seed in seeds for v in variants]
+    run_rows(base, rows, Registry.from_entry_points(), make_console(), study="example-variants")
+
+
+def evaluate(run: Path, tweets: list, decided: set[str]) -> dict[str, Any]:
+    """Micro F1 of one run on all test tweets, the image-decided ones and the others; the showcase's tags."""
+    from mscmt_cli import Tagger
+    from mscmt_cli.data.captions import read_captions
+    from mscmt_cli.engine.metrics import score
+
+    tagger = Tagger.from_pretrained(run, captions=CAPTIONS)
+    table = read_captions(CAPTIONS)
+    reads_caption = tagger.spec.context == "caption" or tagger.images.encoder.input_kind == "caption"
+    captions = [table[t.image_id] for t in tweets] if reads_caption else None
+    tagged = (
+        [r.tags for r in tagger.tag_batch([list(t.tokens) for t in tweets], captions=captions)]
+        if captions
+        else predict(tagger, tweets, None)
+    )
+    parts = {"all": range(len(tweets))}
+    parts["image-decided"] = [i for i, t in enumerate(tweets) if t.image_id in decided]
+    parts["text-decided"] = [i for i, t in enumerate(tweets) if t.image_id not in decided]
+    f1 = {name: score([tweets[i].tags for i in idx], [tagged[i] for i in idx])["micro"]["f1"] for name, idx in parts.items()}
+    words, image_id = SHOWCASE
+    showcase = tagger.tag_batch([words], captions=[table[image_id]] if reads_caption else None)[0]
+    return {"f1": f1, "jordan": showcase.tags[words.index("Jordan")], "caption": table[image_id] if reads_caption else None}
+
+
+def render(found: dict[str, dict[int, dict[str, Any]]]) -> str:
+    """Mean ± std of test micro F1 per variant and part, paired gain over text-only, the showcase's type."""
+
+    def cell(values: list[float]) -> str:
+        pct = [100 * v for v in values]
+        return f"{statistics.mean(pct):.2f} ± {statistics.stdev(pct):.2f}" if len(pct) > 1 else f"{pct[0]:.2f}"
+
+    lines = [
+        "Bundled example, test split, micro F1 (%) mean ± std over seeds; Δ: paired by seed against text-only on the "
+        'image-decided tweets; "Jordan": the type each seed gives the showcase tweet (gold: PER).',
+        "",
+        '| variant | all | image-decided | text-decided | Δ image-decided | "Jordan" | seeds |',
+        "|---|---|---|---|---|---|---|",
+    ]
+    base = found.get("text-only", {})
+    for variant, runs in found.items():
+        if not runs:
+            continue
+        seeds = sorted(runs)
+        parts = {p: [runs[s]["f1"][p] for s in seeds] for p in ("all", "image-decided", "text-decided")}
+        paired = [100 * (runs[s]["f1"]["image-decided"] - base[s]["f1"]["image-decided"]) for s in seeds if s in base]
+        delta = f"{statistics.mean(paired):+.2f}" if paired and variant != "text-only" else "—"
+        jordan = ", ".join(runs[s]["jordan"] for s in seeds)
+        lines.append(
+            f"| {variant} | {cell(parts['all'])} | {cell(parts['image-decided'])} | {cell(parts['text-decided'])} | {delta} | {jordan} | {len(seeds)} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "example_variants")
+    parser.add_argument("--seeds", default="13,14,15")
+    parser.add_argument("--variants", default=",".join(VARIANTS))
+    parser.add_argument("--report-only", action="store_true", help="score the finished runs; train nothing")
+    args = parser.parse_args()
+    seeds, variants = [int(s) for s in args.seeds.split(",")], args.variants.split(",")
+    unknown = sorted(set(variants) - set(VARIANTS))
+    if unknown:
+        sys.exit(f"error: unknown variant {unknown[0]!r}; known: {', '.join(VARIANTS)}")
+    if not args.report_only:
+        from mscmt_cli.errors import MscmtError
+
+        try:
+            train(args.out, seeds, variants)
+        except MscmtError as err:
+            sys.exit(f"error: {err}")
+    from mscmt_cli.data.corpus import load_split
+
+    tweets, decided = load_split(REPO / "examples" / "data", "tweets", "test").tweets, image_decided_ids()
+    found: dict[str, dict[int, dict[str, Any]]] = {v: {} for v in VARIANTS}
+    for v in VARIANTS:
+        for seed in seeds:
+            run = args.out / "runs" / f"{v}-s{seed}"
+            if (run / "test_scores.json").is_file():
+                found[v][seed] = evaluate(run, tweets, decided)
+    page = render(found)
+    (args.out / "example_variants.md").write_text(page, encoding="utf-8")
+    (args.out / "example_variants.json").write_text(json.dumps(found, indent=1), encoding="utf-8")
+    print(page)
+
+
+if __name__ == "__main__":
+    main()
