@@ -309,8 +309,26 @@ class FeatureEncoder:
                     on_encoded(digest, tokens)
 
 
+class OnFeatureEncoder:
+    """What training's :class:`ImageFeatures` and tagging's ``FeatureStore`` share: the one
+    :class:`FeatureEncoder` under them (``_core``, set in their ``__post_init__``)."""
+
+    _core: FeatureEncoder | None
+
+    @property
+    def core(self) -> FeatureEncoder:
+        """The cache-and-encoder layer that training and tagging share."""
+        assert self._core is not None
+        return self._core
+
+    @property
+    def encoder_calls(self) -> int:
+        """Calls of the encoder so far (one per batch computed)."""
+        return self.core.encoder_calls
+
+
 @dataclass
-class ImageFeatures:
+class ImageFeatures(OnFeatureEncoder):
     """Image id -> its tokens, through memory, then the disk cache, then the encoder (:class:`FeatureEncoder`).
 
     A pooled encoder's features (one token each) are kept in memory. A token
@@ -334,17 +352,6 @@ class ImageFeatures:
             self._scratch = tempfile.TemporaryDirectory(prefix="mscmt-image-tokens-")
             self.cache = FeatureCache(Path(self._scratch.name))
         self._core = FeatureEncoder(self.encoder, self.cache, self.batch_size)
-
-    @property
-    def core(self) -> FeatureEncoder:
-        """The cache-and-encoder layer shared with tagging."""
-        assert self._core is not None
-        return self._core
-
-    @property
-    def encoder_calls(self) -> int:
-        """Calls of the encoder so far (one per batch computed)."""
-        return self.core.encoder_calls
 
     @property
     def dim(self) -> int:

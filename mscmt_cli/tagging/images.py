@@ -44,7 +44,7 @@ from PIL import Image
 from mscmt_cli.data.captions import caption_digest, image_key
 from mscmt_cli.data.images import BLANK_DIGEST, blank_image, check_policy, image_loader
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.features import FeatureCache, FeatureEncoder
+from mscmt_cli.features import FeatureCache, FeatureEncoder, OnFeatureEncoder
 from mscmt_cli.model.components import ImageEncoder
 
 if TYPE_CHECKING:
@@ -105,7 +105,7 @@ def load_caption(item: Any, captions: dict[str, str] | None, captions_file: str 
 
 
 @dataclass
-class FeatureStore:
+class FeatureStore(OnFeatureEncoder):
     """Features of a frozen image encoder: a bounded memory LRU over the cache-and-encoder layer of training
     (:class:`FeatureEncoder`), with per-input errors under the missing-image policy, and captions."""
 
@@ -127,17 +127,6 @@ class FeatureStore:
     def __post_init__(self) -> None:
         check_policy(self.policy)
         self._core = FeatureEncoder(self.encoder, self.cache, self.batch_size)
-
-    @property
-    def core(self) -> FeatureEncoder:
-        """The cache-and-encoder layer shared with training."""
-        assert self._core is not None
-        return self._core
-
-    @property
-    def encoder_calls(self) -> int:
-        """Calls of the encoder so far (one per batch computed)."""
-        return self.core.encoder_calls
 
     @property
     def dim(self) -> int:
