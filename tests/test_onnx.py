@@ -312,11 +312,20 @@ def test_backend_and_export_mistakes_are_one_line_errors(mscmt, trained_run, exp
 def test_an_earlier_export_is_replaced_whole(mscmt, exported, trained_run, tiny, tmp_path):
     out = tmp_path / "again"
     shutil.copytree(exported, out)
-    (out / "stale.txt").write_text("from before")
+    (out / "model.onnx").write_bytes(b"stale")
     result = mscmt(["export", trained_run, "--out", out, *_clip(tiny)])
     assert result.code == 0, result.err
-    assert not (out / "stale.txt").exists() and (out / "model.onnx").is_file()
+    assert (out / "model.onnx").read_bytes() != b"stale" and (out / "decoding.json").is_file()
     assert not [p for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary directory is left behind"
+
+
+def test_an_earlier_export_holding_a_file_of_the_users_is_refused_and_kept(mscmt, exported, trained_run, tiny, tmp_path):
+    out = tmp_path / "again"
+    shutil.copytree(exported, out)
+    (out / "notes.txt").write_text("mine")
+    result = mscmt(["export", trained_run, "--out", out, *_clip(tiny)])
+    assert result.code == 2 and "an earlier export that also holds notes.txt" in result.err
+    assert (out / "notes.txt").read_text() == "mine" and (out / "model.onnx").is_file()
 
 
 def test_a_decoder_that_cannot_run_outside_torch_is_refused_before_exporting():

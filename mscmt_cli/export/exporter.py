@@ -36,7 +36,7 @@ from torch import nn
 
 from mscmt_cli.engine.batching import Example, collate
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.export.decoding import decoding_of
+from mscmt_cli.export.decoding import DECODING_FILE, decoding_of
 from mscmt_cli.export.layout import (
     CONFIG_FILE,
     IMAGE_AXES,
@@ -60,6 +60,8 @@ from mscmt_cli.model.mner import MNERBatch, MNERModel
 from mscmt_cli.paths import check_dir_target, listing
 from mscmt_cli.version import __version__
 
+#: What an exported directory holds (mscmt_cli.export.layout); only these are replaced by a new export.
+EXPORT_ENTRIES = frozenset({CONFIG_FILE, ONNX_FILE, DECODING_FILE, MODEL_DIR})
 OPSET = 17  # LayerNormalization is one node from opset 17 on (as mscmt_cli.cli.exporting.DEFAULT_OPSET)
 EXPORTER = "torch.onnx.export (TorchScript)"
 #: The two batches of the export: one traced, one checked (word counts per tweet; 0 stands for "spans two windows").
@@ -178,14 +180,18 @@ def weights_digest(model_dir: Path) -> str:
 
 
 def check_export_target(out: Path) -> Path:
-    """``--out``: a new or empty directory, or an earlier export (replaced whole); anything else is refused."""
+    """``--out``: a new or empty directory, or an earlier export holding only an export's own files (replaced
+    whole); anything else is refused, so no file of the user's is ever deleted."""
     out = check_dir_target(out, "--out")
-    if out.is_dir() and not is_export_dir(out):
+    if out.is_dir():
         found = sorted(p.name for p in out.iterdir())
-        if found:
+        if found and not is_export_dir(out):
             raise MscmtError(
                 f"--out {out}: holds {listing(found)}, not an exported model; pass a new or empty directory (an earlier export is replaced)"
             )
+        foreign = [name for name in found if name not in EXPORT_ENTRIES]
+        if foreign:
+            raise MscmtError(f"--out {out}: an earlier export that also holds {listing(foreign)}; move them out or pass another --out")
     return out
 
 
