@@ -16,6 +16,16 @@ The model: ``--model RUN`` or, by default, an untrained minilm + crf text model
 (``--texts twitter2015``) or generated ones (``--texts synthetic``).
 
 Target: the batching service at 32 clients at least 4x its own 1-client throughput.
+
+The ceiling: batching can only gain what one forward pass over many tweets
+gains over one tweet at a time. Before the services start, the same model is
+loaded in this process and ``Tagger.tag_batch`` tags the same tweets in calls
+of 1 and of ``--batch-max`` tweets, taking turns (``common.interleaved``,
+``--repeats`` rounds); the ratio of the two throughputs is the most any
+batching service can reach on this machine, and the report shows how much of
+it the service reaches. On a CPU where one tweet already keeps the cores busy
+the ceiling is small; on a GPU, where a pass of one tweet leaves it mostly idle,
+it is large (``--device cuda``, run by ``benchmarks/gpu.sh``).
 """
 
 from __future__ import annotations
@@ -25,6 +35,7 @@ import itertools
 import os
 import random
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -33,7 +44,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, base_parser, corpus_tweets, machine_line, save_text_model, set_threads
+from common import REPO, Stopwatch, base_parser, chunks, corpus_tweets, interleaved, machine_line, save_text_model, set_threads
 
 
 @dataclass
@@ -101,6 +112,40 @@ async def drive(url: str, clients: int, bodies: list[dict], max_requests: int, m
     return run
 
 
+def batching_ceiling(model: Path, tweets: list[list[str]], batch_max: int, device: str, repeats: int) -> float:
+    """Throughput of ``Tagger.tag_batch`` in calls of ``batch_max`` tweets over calls of 1 tweet, in this
+    process (no HTTP): the most a batching service can gain here."""
+    from mscmt_cli import Tagger
+
+    tagger = Tagger.from_pretrained(model, device=device)
+    tagger.tag_batch(tweets[:batch_max])  # warm-up
+    sizes = {"calls of 1 tweet": 1, f"calls of {batch_max} tweets": batch_max}
+
+    def segments(size: int):
+        """One segment per ``batch_max`` tweets, tagged in calls of ``size``; both arms get the same segments."""
+
+        def timed(group: list[list[str]]):
+            def run() -> float:
+                with Stopwatch() as sw:
+                    for part in chunks(group, size):
+                        tagger.tag_batch(part)
+                return sw.seconds
+
+            return run
+
+        return lambda: [timed(group) for group in chunks(tweets, batch_max)]
+
+    times = interleaved({name: segments(size) for name, size in sizes.items()}, repeats)
+    one, many = (statistics.median(times[name]) for name in sizes)
+    return one / many
+
+
+def ratio_of(results: dict[tuple[str, int], Run], name: str, low: int, high: int) -> float:
+    """Throughput of arm ``name`` with ``high`` clients over its throughput with ``low``."""
+    a, b = results[name, low], results[name, high]
+    return (len(b.latencies) / b.seconds) / (len(a.latencies) / a.seconds)
+
+
 def percentile(values: list[float], q: float) -> float:
     """The nearest-rank ``q``-th percentile (0 < q <= 100)."""
     ordered = sorted(values)
@@ -146,6 +191,7 @@ def main() -> None:
     parser.add_argument("--batch-max", type=int, default=32, help="the batching service's --batch-max [%(default)s]")
     parser.add_argument("--batch-wait-ms", type=float, default=5.0, help="the batching service's --batch-wait-ms [%(default)s]")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where both services run the model [%(default)s]")
+    parser.add_argument("--ceiling-tweets", type=int, default=256, help="tweets of the in-process ceiling measurement [%(default)s]")
     parser.add_argument("--start-timeout", type=float, default=300.0, help="seconds a service may take to start [%(default)s]")
     args = parser.parse_args()
     set_threads(args.threads)
@@ -165,6 +211,8 @@ def main() -> None:
         if model is None:
             save_text_model(Path(tmp) / "run" / "model")
             model = Path(tmp) / "run"
+        print(f"in-process ceiling: Tagger.tag_batch, {args.ceiling_tweets} tweets in calls of {args.batch_max} vs of 1")
+        ceiling = batching_ceiling(model, tweets[: args.ceiling_tweets], args.batch_max, args.device, args.repeats)
         services = {
             name: start_service(model, bm, bw, args.threads, args.serve_arg, args.start_timeout, args.device)
             for name, (bm, bw) in arms.items()
@@ -188,9 +236,12 @@ def main() -> None:
         print(f"{name:<34} {n:>7} {len(run.latencies):>8} {run.seconds:>8.2f} {rate:>8.1f} {p50:>8.1f} {p99:>8.1f} {run.wrong:>6}")
     low, high = min(clients), max(clients)
     for name in arms:
-        a, b = results[name, low], results[name, high]
-        ratio = (len(b.latencies) / b.seconds) / (len(a.latencies) / a.seconds)
+        ratio = ratio_of(results, name, low, high)
         print(f"{name}: {high} clients / {low} client(s) throughput = {ratio:.2f}x")
+    print(
+        f"ceiling (in process, {args.batch_max} tweets per call / 1): {ceiling:.2f}x; "
+        f"the batching service reaches {ratio_of(results, next(iter(arms)), low, high) / ceiling:.0%} of it"
+    )
     if any(run.wrong for run in results.values()):
         raise SystemExit("error: some requests failed or were answered with another request's tokens")
 

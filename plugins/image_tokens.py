@@ -4,6 +4,8 @@
   token and one per 14x14 patch: 257 x 1024 at 224 px.
 * ``timm-grid:<model>``: a timm model's last feature map average-pooled to a
   7 x 7 grid, 49 x C (UMT's design with ``timm-grid:resnet152``: 49 x 2048).
+* ``blip2-query-tokens``: BLIP-2's 32 Q-Former query tokens in its
+  image-text space, 32 x 256 (the tokens ``blip2`` averages into one).
 
 Tokens are kept in float16 (cache and memory); the grid layout (``grid``,
 ``grid_offset``) lets the explain page draw attention as a heat map over the
@@ -22,7 +24,7 @@ from transformers import CLIPVisionModel
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.model.components import ComponentParams, ImageTokens
 from plugins.image_encoders import HFVisionEncoder
-from plugins.vlm import TimmImageEncoder
+from plugins.vlm import Blip2ImageEncoder, TimmImageEncoder
 
 
 class ClipVitL14PatchEncoder(HFVisionEncoder):
@@ -108,3 +110,29 @@ class TimmGridEncoder(TimmImageEncoder):
             )
         cells = F.adaptive_avg_pool2d(fmap.float(), self.side).flatten(2).transpose(1, 2)  # (n, G*G, C)
         return ImageTokens(cells.contiguous().cpu(), torch.ones(cells.shape[:2], dtype=torch.bool))
+
+
+class Blip2QueryTokenEncoder(Blip2ImageEncoder):
+    """Frozen BLIP-2 vision path; its ``Q`` query tokens, ``(n, Q, P)`` (32 x 256 for blip2-itm-vit-g).
+
+    Which layer and norm: ``image_embeds`` of ``Blip2VisionModelWithProjection``, the
+    Q-Former's last hidden state of each query token through the vision projection,
+    L2-normalised per token (the space where BLIP-2 compares images with texts); the
+    pooled ``blip2`` encoder is their mean. The tokens have no spatial layout (no grid).
+    """
+
+    name = "blip2-query-tokens"
+    description = "BLIP-2 ViT-g + Q-Former (Salesforce/blip2-itm-vit-g), frozen: its 32 query tokens, image_embeds 32 x 256"
+    token_dtype = torch.float16
+
+    def __init__(self, source: str, variant: str | None = None) -> None:
+        super().__init__(source, variant)
+        self.max_tokens = int(self.model.config.num_query_tokens)
+
+    def identity(self) -> str:
+        return f"{super().identity()}|image_embeds"
+
+    def tokens(self, output: Any) -> ImageTokens:
+        """``image_embeds`` ``(n, Q, P)``, every token real."""
+        embeds: torch.Tensor = output.image_embeds
+        return ImageTokens(embeds.float().cpu(), torch.ones(embeds.shape[:2], dtype=torch.bool))

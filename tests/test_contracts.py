@@ -42,6 +42,7 @@ def sources(tiny, tmp_path_factory) -> dict[str, Callable[[], str]]:
         "text.blip2": blip2,
         "image.clip-vit-l14": lambda: str(tiny.clip_vision),
         "image.blip2": blip2,
+        "image.blip2-query-tokens": blip2,
         "image.caption": lambda: "",
         "image.none": lambda: "",
         "image.timm": once("timm", lambda: make_timm_weights(root / "timm.safetensors")),

@@ -117,10 +117,32 @@ def test_caption_tokens_are_capped_and_named_apart_from_caption(tiny):
         encoder.encode([torch.zeros(3)])
 
 
+def test_blip2_query_tokens_are_the_image_embeds_that_blip2_averages(tmp_path):
+    from transformers import AutoImageProcessor, Blip2VisionModelWithProjection
+
+    from tests.tiny_vlm import BLIP2_PROJECTION, BLIP2_QUERY_TOKENS, make_tiny_blip2
+
+    path = make_tiny_blip2(tmp_path / "blip2")
+    encoder = build_image_encoder(REGISTRY, "blip2-query-tokens", {"blip2-query-tokens": str(path)})
+    assert encoder.max_tokens == BLIP2_QUERY_TOKENS and encoder.dim == BLIP2_PROJECTION and encoder.grid is None
+    out = encoder.encode(_images(3))
+    assert out.features.shape == (3, BLIP2_QUERY_TOKENS, BLIP2_PROJECTION) and out.mask.all()
+    model = Blip2VisionModelWithProjection.from_pretrained(path).eval()
+    pixels = AutoImageProcessor.from_pretrained(path)(images=_images(3), return_tensors="pt")["pixel_values"]
+    with torch.no_grad():
+        want = model(pixel_values=pixels).image_embeds
+    assert torch.allclose(out.features, want, atol=1e-5)
+    assert torch.allclose(out.features.norm(dim=-1), torch.ones(3, BLIP2_QUERY_TOKENS), atol=1e-5), "L2-normalised per token"
+    pooled = build_image_encoder(REGISTRY, "blip2", {"blip2": str(path)})
+    assert torch.allclose(pooled.encode(_images(3)).features[:, 0], want.mean(dim=1), atol=1e-5), "blip2 is their mean"
+    assert feature_identity(encoder) != feature_identity(pooled)
+    assert feature_identity(encoder).endswith(f"|image_embeds|tokens<={BLIP2_QUERY_TOKENS}x{BLIP2_PROJECTION}|float16")
+
+
 def test_mscmt_plugins_lists_the_token_encoders_and_cross_attention(mscmt):
     result = mscmt(["plugins"])
     assert result.code == 0, result.err
-    for name in ("cross-attention", "clip-vit-l14-patches", "timm-grid", "caption-tokens"):
+    for name in ("cross-attention", "clip-vit-l14-patches", "timm-grid", "caption-tokens", "blip2-query-tokens"):
         assert name in result.out
     shown = mscmt(["plugins", "fusion.cross-attention"])
     assert shown.code == 0 and all(key in shown.out for key in ("heads", "layers", "dropout", "gate"))
