@@ -223,6 +223,7 @@ def _check_caption_context(encoder: TextEncoder) -> None:
         plain = [encoder.encode_words(w, "") for w in TWEETS]
         with_caption = [encoder.encode_words(w, "a man in a suit waving a flag " * 40) for w in TWEETS]
         words = encoder(collate([Example(e, [], torch.zeros(0)) for e in with_caption], encoder.pad_id).text)
+        takes_types = encoder.takes_token_types
     finally:
         encoder.context = saved
     limit = getattr(encoder, "max_subwords", None)
@@ -230,6 +231,7 @@ def _check_caption_context(encoder: TextEncoder) -> None:
         assert full.word_positions == empty.word_positions and len(full.word_positions) == len(tweet), "the caption moved a word"
         assert limit is None or all(len(w) <= limit for w in full.windows), "a window with the caption exceeds the limit"
         assert full.token_types is None or [len(t) for t in full.token_types] == [len(w) for w in full.windows]
+        assert (full.token_types is not None) == takes_types, "segment ids given exactly when takes_token_types says so"
     assert words.shape == (2, len(TWEETS[0]), encoder.hidden_size) and torch.isfinite(words).all()
 
 

@@ -339,20 +339,6 @@ def test_a_decoder_that_cannot_run_outside_torch_is_refused_before_exporting():
         decoding_of(Beam(["O", "B-PER", "I-PER"]))
 
 
-def test_a_caption_context_model_is_refused_before_exporting(trained_run, tiny, tmp_path):
-    import dataclasses
-
-    from mscmt_cli.export.exporter import export_model
-    from mscmt_cli.model.build import load_model
-    from mscmt_cli.registry import Registry
-
-    loaded = load_model(trained_run / "model", Registry.from_entry_points(), {"clip-vit-l14": str(tiny.clip_vision)})
-    assembled = dataclasses.replace(loaded, spec=loaded.spec.model_copy(update={"context": "caption"}))
-    with pytest.raises(MscmtError, match="context 'caption'.*not supported yet: tag it with --backend torch"):
-        export_model(assembled, tmp_path / "out", source=tmp_path)
-    assert not (tmp_path / "out").exists()
-
-
 # --- a real encoder ---------------------------------------------------------------------------------------------------
 
 

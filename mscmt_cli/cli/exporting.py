@@ -23,7 +23,8 @@ def export(
 ) -> None:
     """Export the trainable part (text encoder, fusion, emission head) to ONNX, with what decoding needs.
 
-    Writes DIR/model.onnx (inputs input_ids, attention_mask, word_index, word_mask, image; outputs
+    Writes DIR/model.onnx (inputs input_ids, attention_mask, word_index, word_mask, token_type_ids for a
+    --context caption model whose encoder has segment ids, image; outputs
     emissions and, for a gated fusion, gate; batch and lengths dynamic), DIR/decoding.json (labels,
     CRF transitions, BIO constraints), DIR/model/ (tokenizer, component names) and DIR/config.json
     (how it was made). Image features still come from the frozen image encoder (pass --model-path

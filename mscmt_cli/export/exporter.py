@@ -5,13 +5,16 @@ The graph is the text encoder, the fusion and the emission head of
 traced by ``torch.onnx.export``'s TorchScript exporter (the ``dynamo``
 exporter needs ``onnxscript``, one more dependency for no gain here) with
 dynamic batch, window, sub-word and word axes. Its inputs are the padded
-tensors of a collated batch, its outputs the emissions ``(B, T, C)`` (0 on
+tensors of a collated batch (:func:`~mscmt_cli.export.layout.graph_inputs`;
+with ``token_type_ids`` for a model reading the caption beside the tweet in
+BERT's pair format), its outputs the emissions ``(B, T, C)`` (0 on
 padding words) and, for a fusion that explains a gate, the gate averaged over
 hidden dims ``(B, T)`` (what ``mscmt explain`` shows). The layout of the
 directory is in :mod:`mscmt_cli.export.layout`.
 
 Every export is checked before it is kept: ONNX Runtime runs a second batch of
-another shape (a tweet spanning two windows among them) and its emissions must
+another shape (a tweet spanning two windows among them; for a model reading the
+caption beside the tweet, made-up captions, one empty) and its emissions must
 match torch's (fp32: within ``1e-3 + 1e-3 * max |emission|``; int8: the
 difference is recorded, not bounded). The directory is built aside and moved
 into place whole, so a reader never sees half an export.
@@ -47,10 +50,11 @@ from mscmt_cli.export.layout import (
     RUN_EXPORT_DIR,
     TEXT_AXES,
     ExportConfig,
-    fusion_image,
     graph_inputs,
     is_export_dir,
     read_export_config,
+    takes_token_types,
+    unpack_extras,
 )
 from mscmt_cli.export.runtime import batch_feeds, open_session, require
 from mscmt_cli.model.build import CONFIG_FILE as MODEL_CONFIG
@@ -68,6 +72,8 @@ EXPORTER = "torch.onnx.export (TorchScript)"
 TRACE_LENGTHS = (3, 7)
 CHECK_LENGTHS = (9, 1, 0, 4)
 WORDS = ["Obama", "visits", "Paris", "with", "@JohnKerry", "https://t.co/x", "today", "🇫🇷", "#Diplomacy", "RT", "New", "York"]
+#: The made-up captions beside the tweets of a caption-context model, in turn (one empty: a tweet without a caption).
+CAPTIONS = ["a man in a suit waving to a crowd", "", "a city street at night with a tower", "two people shaking hands on a stage"]
 
 
 class EmissionGraph(nn.Module):
@@ -78,6 +84,7 @@ class EmissionGraph(nn.Module):
         self.model = model
         self.with_gate = "gate" in type(model.fusion).explains
         self.with_attention = "attention" in type(model.fusion).explains
+        self.with_token_types = takes_token_types(model.text)
 
     @property
     def outputs(self) -> list[str]:
@@ -85,13 +92,20 @@ class EmissionGraph(nn.Module):
         return ["emissions"] + ["gate"] * self.with_gate + ["attention"] * self.with_attention
 
     def forward(
-        self, input_ids: torch.Tensor, attention_mask: torch.Tensor, word_index: torch.Tensor, word_mask: torch.Tensor, *image: torch.Tensor
+        self,
+        input_ids: torch.Tensor,
+        attention_mask: torch.Tensor,
+        word_index: torch.Tensor,
+        word_mask: torch.Tensor,
+        *extras: torch.Tensor,
     ) -> tuple[torch.Tensor, ...]:
-        """input_ids/attention_mask ``(W, L)``, word_index/word_mask ``(B, T)``, image as :func:`image_feeds` ->
+        """input_ids/attention_mask ``(W, L)``, word_index/word_mask ``(B, T)``, extras as :func:`unpack_extras`
+        (token_type_ids ``(W, L)`` where the graph takes them, then the image as :func:`image_feeds`) ->
         emissions ``(B, T, C)`` (0 on padding words), with a gate the mean gate ``(B, T)``, with attention
         the attention over the image tokens ``(B, T, N)``."""
-        words = self.model.text(TextBatch(input_ids, attention_mask, word_index, word_mask))  # (B, T, H)
-        fused = self.model.fusion(words, *fusion_image(image))
+        types, image, image_mask = unpack_extras(extras, self.with_token_types)
+        words = self.model.text(TextBatch(input_ids, attention_mask, word_index, word_mask, types))  # (B, T, H)
+        fused = self.model.fusion(words, image, image_mask)
         emissions = self.model.classifier(fused.fused) * word_mask.unsqueeze(-1).to(fused.fused.dtype)
         out = [emissions]
         if self.with_gate:
@@ -106,7 +120,8 @@ class EmissionGraph(nn.Module):
 def example_batch(model: MNERModel, image_dim: int, lengths: Sequence[int], seed: int, max_tokens: int = 1) -> MNERBatch:
     """A collated batch of made-up tweets of ``lengths`` words (0: one tweet that spans two windows) and random
     image features: one vector per tweet for a pooled encoder (``max_tokens == 1``), else 1 to 3 tokens
-    (ragged, so the token axis and its mask are traced as such)."""
+    (ragged, so the token axis and its mask are traced as such). A model reading the caption beside the tweet
+    gets :data:`CAPTIONS` in turn (one empty), so its windows are in the encoder's pair format."""
     limit = int(getattr(model.text, "max_subwords", 64))
     generator = torch.Generator().manual_seed(seed)
     examples = []
@@ -114,13 +129,14 @@ def example_batch(model: MNERModel, image_dim: int, lengths: Sequence[int], seed
         words = [WORDS[j % len(WORDS)] for j in range(n or limit)]
         tokens = 1 + (k + seed) % min(3, max_tokens)
         image = torch.randn(image_dim, generator=generator) if max_tokens == 1 else torch.randn(tokens, image_dim, generator=generator)
-        examples.append(Example(model.text.encode_words(words), [], image))
+        caption = CAPTIONS[(k + seed) % len(CAPTIONS)] if model.text.context == "caption" else None
+        examples.append(Example(model.text.encode_words(words, caption), [], image))
     return collate(examples, model.text.pad_id)
 
 
 def trace(graph: EmissionGraph, batch: MNERBatch, path: Path, opset: int) -> None:
     """Write the ONNX file of ``graph`` traced on ``batch``, every batch and length axis dynamic."""
-    inputs = graph_inputs(batch)
+    inputs = graph_inputs(batch, graph.with_token_types)
     outputs = graph.outputs
     axes = {k: v for k, v in {**TEXT_AXES, **IMAGE_AXES, **OUTPUT_AXES}.items() if k in inputs or k in outputs}
     with warnings.catch_warnings(), torch.no_grad():
@@ -159,10 +175,10 @@ def quantize_int8(source: Path, target: Path) -> None:
 def check_export(path: Path, graph: EmissionGraph, batch: MNERBatch, bounded: bool) -> float:
     """Largest difference between ONNX Runtime's and torch's emissions on ``batch``; raises when over the bound (fp32)."""
     session = open_session(path)
-    feeds = batch_feeds(batch)
+    feeds = batch_feeds(batch, graph.with_token_types)
     got = session.run(["emissions"], {i.name: feeds[i.name] for i in session.get_inputs()})[0]
     with torch.no_grad():
-        want = graph(*graph_inputs(batch).values())[0].numpy()
+        want = graph(*graph_inputs(batch, graph.with_token_types).values())[0].numpy()
     diff = float(np.abs(got - want).max())
     bound = 1e-3 + 1e-3 * float(np.abs(want).max())
     if bounded and not diff <= bound:
@@ -203,11 +219,6 @@ def export_model(assembled: Assembled, out: Path, *, source: Path, quantize: str
     """
     if quantize not in QUANTIZATIONS:
         raise MscmtError(f"--quantize {quantize!r}: expected one of {', '.join(QUANTIZATIONS)}")
-    if assembled.spec.context != "none":
-        raise MscmtError(
-            f"this model reads the caption beside the tweet (context {assembled.spec.context!r}); "
-            "its export is not supported yet: tag it with --backend torch"
-        )
     onnx, ort = require("onnx"), require("onnxruntime")
     decoding = decoding_of(assembled.model.decoder)
     out = check_export_target(out)

@@ -8,7 +8,10 @@ SHA-256 of the run's current weights, and made (or remade) first otherwise.
 The tagger still needs the model's tokenizer and its frozen image encoder: the
 model is rebuilt from the export's ``model/`` without weights (on PyTorch's
 ``meta`` device: no memory, no initialisation), and the image encoder is loaded
-as for the torch backend.
+as for the torch backend. A model trained with ``--context caption`` is rebuilt
+with that context (``model/config.json`` records it), so the tagger reads each
+tweet's caption as the torch backend does; the graph must then take the segment
+ids its text encoder gives (:func:`check_fits`).
 """
 
 from __future__ import annotations
@@ -17,9 +20,9 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from mscmt_cli.errors import MscmtError
+from mscmt_cli.errors import ModelLoadError, MscmtError
 from mscmt_cli.export.exporter import export_model, is_fresh, run_export_dir
-from mscmt_cli.export.layout import MODEL_DIR, is_export_dir
+from mscmt_cli.export.layout import MODEL_DIR, is_export_dir, takes_token_types
 from mscmt_cli.export.runtime import OnnxBackend, require
 from mscmt_cli.model.build import Assembled, build_model, load_model, read_spec
 
@@ -30,6 +33,18 @@ def weightless(export: Path, registry: Any, model_paths: Mapping[str, str]) -> A
     return build_model(read_spec(directory), registry, model_paths, directory=directory, weights=False)
 
 
+def check_fits(assembled: Assembled, backend: OnnxBackend) -> tuple[Assembled, OnnxBackend]:
+    """``(assembled, backend)`` when the graph takes ``token_type_ids`` exactly where the rebuilt text encoder gives
+    them (:func:`~mscmt_cli.export.layout.takes_token_types`); else ``ModelLoadError`` (a graph and a model/ of two models)."""
+    wanted = takes_token_types(assembled.model.text)
+    if backend.token_types != wanted:
+        raise ModelLoadError(
+            f"{backend.directory}: model.onnx {'takes' if backend.token_types else 'takes no'} token_type_ids, but the text "
+            f"encoder of its model/ (context {assembled.spec.context!r}) gives {'them' if wanted else 'none'}; export the run again"
+        )
+    return assembled, backend
+
+
 def load_onnx(path: Path, registry: Any, model_paths: Mapping[str, str], threads: int | None = None) -> tuple[Assembled, OnnxBackend]:
     """The weightless model and the ONNX backend of ``path`` (an exported directory, or a run exported on the fly)."""
     from mscmt_cli.engine.evaluation_job import model_dir
@@ -37,10 +52,10 @@ def load_onnx(path: Path, registry: Any, model_paths: Mapping[str, str], threads
     require("onnxruntime"), require("onnx")
     path = Path(path)
     if is_export_dir(path):
-        return weightless(path, registry, model_paths), OnnxBackend(path, threads)
+        return check_fits(weightless(path, registry, model_paths), OnnxBackend(path, threads))
     source, export = model_dir(path), run_export_dir(path)
     if is_fresh(export, source):
-        return weightless(export, registry, model_paths), OnnxBackend(export, threads)
+        return check_fits(weightless(export, registry, model_paths), OnnxBackend(export, threads))
     assembled = load_model(source, registry, model_paths)
     try:
         export_model(assembled, export, source=source)
@@ -50,4 +65,4 @@ def load_onnx(path: Path, registry: Any, model_paths: Mapping[str, str], threads
             f"export it elsewhere with: mscmt export {path} --out DIR, then pass --model DIR"
         ) from None
     assembled.model.to("meta")  # the graph has the weights now; the tagger keeps the tokenizer and the classes
-    return assembled, OnnxBackend(export, threads)
+    return check_fits(assembled, OnnxBackend(export, threads))

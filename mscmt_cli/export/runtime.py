@@ -68,9 +68,9 @@ def open_session(path: Path, threads: int | None = None) -> Any:
         raise ModelLoadError(f"{path}: ONNX Runtime cannot load it ({type(err).__name__}: {str(err)[:200]})") from None
 
 
-def batch_feeds(batch: MNERBatch) -> dict[str, np.ndarray]:
+def batch_feeds(batch: MNERBatch, token_types: bool) -> dict[str, np.ndarray]:
     """The graph's inputs of a collated batch (:func:`~mscmt_cli.export.layout.graph_inputs`), as numpy arrays."""
-    return {k: v.cpu().numpy() for k, v in graph_inputs(batch).items()}
+    return {k: v.cpu().numpy() for k, v in graph_inputs(batch, token_types).items()}
 
 
 class OnnxBackend:
@@ -85,6 +85,8 @@ class OnnxBackend:
         self.session = open_session(self.directory / ONNX_FILE, threads)
         self.inputs = [i.name for i in self.session.get_inputs()]
         self.outputs = [o.name for o in self.session.get_outputs()]
+        #: Whether the graph takes segment ids (a model reading the caption beside the tweet in BERT's pair format).
+        self.token_types = "token_type_ids" in self.inputs
         self.device = torch.device("cpu")
 
     @property
@@ -94,7 +96,7 @@ class OnnxBackend:
     def forward(self, batch: MNERBatch) -> Emitted:
         """Emissions ``(B, T, C)`` float32, the mean gate ``(B, T)`` and the attention ``(B, T, N)`` (None without
         them), as numpy arrays."""
-        feeds = batch_feeds(batch)
+        feeds = batch_feeds(batch, self.token_types)
         found = dict(zip(self.outputs, self.session.run(self.outputs, {k: feeds[k] for k in self.inputs})))
         return Emitted(found["emissions"], batch.text.word_mask.cpu().numpy(), found.get("gate"), found.get("attention"))
 

@@ -130,6 +130,13 @@ class TextEncoder(nn.Module):
         """Tokenize one tweet, already split into words (``context``: its caption, for ``context == "caption"``)."""
         raise NotImplementedError
 
+    @property
+    def takes_token_types(self) -> bool:
+        """Whether this encoder gives segment ids (:attr:`EncodedTweet.token_types`) and its ``forward`` reads
+        them (:attr:`TextBatch.token_type_ids`): True only for an encoder reading a caption beside the tweet
+        whose model takes ``token_type_ids``."""
+        return False
+
     def check_context(self, context: str) -> None:
         """Raise ``MscmtError`` unless this encoder can read ``context`` ("none" always works)."""
         if context != "none":

@@ -222,6 +222,11 @@ class HFTextEncoder(TextEncoder):
         self._clear_tokenizer_cache(MAX_WORD_MEMO)
         return [int(i) for i in ids]
 
+    @property
+    def takes_token_types(self) -> bool:
+        """Segment ids go in with a caption (``context == "caption"``) where the model takes them (BERT, MiniLM; not RoBERTa)."""
+        return self.context == "caption" and self._token_types
+
     def pair_format(self) -> PairFormat:
         """This encoder's pair format (:func:`pair_format` of its tokenizer); ``MscmtError`` when it has none."""
         if self._pair is None:
@@ -280,7 +285,7 @@ class HFTextEncoder(TextEncoder):
         joined, types = pair.join(parts[last], self.caption_ids(context)[: room - len(parts[last])])
         windows.append(joined)
         offset = [len(self._prefix)] * last + [len(pair.prefix)]
-        token_types = [[0] * len(w) for w in windows[:last]] + [types] if self._token_types else None
+        token_types = [[0] * len(w) for w in windows[:last]] + [types] if self.takes_token_types else None
         return EncodedTweet(windows, [(k, offset[k] + p) for k, p in positions], token_types)
 
     def forward(self, batch: TextBatch) -> torch.Tensor:
