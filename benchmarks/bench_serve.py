@@ -112,12 +112,12 @@ async def drive(url: str, clients: int, bodies: list[dict], max_requests: int, m
     return run
 
 
-def batching_ceiling(model: Path, tweets: list[list[str]], batch_max: int, device: str, repeats: int) -> float:
+def batching_ceiling(model: Path, tweets: list[list[str]], batch_max: int, device: str, repeats: int, model_paths: dict[str, str]) -> float:
     """Throughput of ``Tagger.tag_batch`` in calls of ``batch_max`` tweets over calls of 1 tweet, in this
     process (no HTTP): the most a batching service can gain here."""
     from mscmt_cli import Tagger
 
-    tagger = Tagger.from_pretrained(model, device=device)
+    tagger = Tagger.from_pretrained(model, device=device, model_paths=model_paths, batch_size=batch_max)
     tagger.tag_batch(tweets[:batch_max])  # warm-up
     sizes = {"calls of 1 tweet": 1, f"calls of {batch_max} tweets": batch_max}
 
@@ -183,6 +183,7 @@ def synthetic_tweets(n: int, seed: int = 13) -> list[list[str]]:
 def main() -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--model", type=Path, default=None, help="run directory to serve (default: an untrained minilm + crf model)")
+    parser.add_argument("--model-path", action="append", default=[], metavar="NAME=PATH", help="a component's local weights (repeatable)")
     parser.add_argument("--serve-arg", action="append", default=[], help="one more argument for both services (repeatable)")
     parser.add_argument("--texts", choices=("twitter2015", "synthetic"), default="twitter2015", help="tweets to send [%(default)s]")
     parser.add_argument("--clients", default="1,32", help="numbers of concurrent clients, comma-separated [%(default)s]")
@@ -212,10 +213,11 @@ def main() -> None:
             save_text_model(Path(tmp) / "run" / "model")
             model = Path(tmp) / "run"
         print(f"in-process ceiling: Tagger.tag_batch, {args.ceiling_tweets} tweets in calls of {args.batch_max} vs of 1")
-        ceiling = batching_ceiling(model, tweets[: args.ceiling_tweets], args.batch_max, args.device, args.repeats)
+        paths = dict(item.split("=", 1) for item in args.model_path)
+        ceiling = batching_ceiling(model, tweets[: args.ceiling_tweets], args.batch_max, args.device, args.repeats, paths)
+        serve_args = [f"--model-path={item}" for item in args.model_path] + args.serve_arg
         services = {
-            name: start_service(model, bm, bw, args.threads, args.serve_arg, args.start_timeout, args.device)
-            for name, (bm, bw) in arms.items()
+            name: start_service(model, bm, bw, args.threads, serve_args, args.start_timeout, args.device) for name, (bm, bw) in arms.items()
         }
         try:
             for _, url in services.values():

@@ -132,6 +132,25 @@ def test_gate_stats_groups_gate_values_by_gold_tag():
     assert line == "| run-s1 | 0.700 | 0.200 | 0.900 | 0.600 | — | — | 0.100 (0.300–0.550) |"
 
 
+def test_attention_stats_measures_each_row_and_groups_them_by_gold_tag():
+    import math
+
+    from mscmt_cli.data.conll import Tweet
+
+    script = load_script("attention_stats")
+    assert script.ATTENDING == ["caption-tokens+cross-attention", "context+caption-tokens+cross-attention"]
+    uniform, peaked = [0.25] * 4, [0.0, 1.0, 0.0, 0.0]
+    assert script.row_measures(uniform) == pytest.approx({"peak": 0.25, "entropy": 1.0, "special": 0.5})
+    assert script.row_measures(peaked) == {"peak": 1.0, "entropy": 0.0, "special": 0.0}
+    assert script.row_measures([0.5, 0.25, 0.25])["entropy"] == pytest.approx(1.5 * math.log(2) / math.log(3))
+    tweets = [Tweet(("Obama", "in", "Paris"), ("B-PER", "O", "B-LOC"), "1"), Tweet(("hi",), ("O",), "2")]
+    groups = script.by_gold_tag(tweets, [[peaked, uniform, peaked], [[0.5, 0.5]]])  # tweet 2: empty caption, left out
+    assert groups["entity"]["peak"] == [1.0, 1.0] and groups["PER"]["special"] == [0.0] and groups["O"]["entropy"] == [1.0]
+    stats = {"run-s1": {k: {m: sum(v) / len(v) for m, v in g.items()} | {"words": len(g["peak"])} for k, g in groups.items()}}
+    line = script.render(stats).splitlines()[-1]
+    assert line == "| run-s1 | 1.00 / 0.00 / 0.00 | 0.25 / 1.00 / 0.50 | 1.00 / 0.00 / 0.00 | 1.00 / 0.00 / 0.00 | — | — |"
+
+
 @pytest.mark.slow
 def test_gpu_benchmark_smoke_runs_every_measurement_on_the_cpu():
     """benchmarks/gpu.sh --smoke: the prepared GPU check stays runnable without a GPU."""
@@ -182,8 +201,8 @@ def test_count_invalid_on_the_shared_tiny_run(trained_run, corpus, tiny, tmp_pat
 def test_bench_serve_smoke_drives_both_services_and_checks_every_answer(trained_run, tiny):
     """benchmarks/bench_serve.py on the tiny run, 1 and 4 clients, 12 requests each: every answer is its own."""
     command = [sys.executable, str(REPO / "benchmarks" / "bench_serve.py"), "--model", str(trained_run)]
-    command += ["--serve-arg=--model-path", f"--serve-arg=clip-vit-l14={tiny.clip_vision}", "--texts", "synthetic"]
-    command += ["--clients", "1,4", "--requests", "12", "--seconds", "120", "--start-timeout", "240"]
+    command += ["--model-path", f"clip-vit-l14={tiny.clip_vision}", "--texts", "synthetic", "--repeats", "1", "--ceiling-tweets", "8"]
+    command += ["--clients", "1,4", "--requests", "12", "--seconds", "120", "--start-timeout", "240", "--batch-max", "4"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
     assert done.returncode == 0, done.stderr[-2000:]
     rows = [line.split() for line in done.stdout.splitlines() if line.startswith(("batching", "one at a time")) and "clients /" not in line]
@@ -192,6 +211,8 @@ def test_bench_serve_smoke_drives_both_services_and_checks_every_answer(trained_
         clients, requests, rate, wrong = int(row[-7]), int(row[-6]), float(row[-4]), int(row[-1])
         assert clients in (1, 4) and requests == 12 and rate > 0 and wrong == 0
     assert sum("throughput =" in line for line in done.stdout.splitlines()) == 2
+    ceiling = next(line for line in done.stdout.splitlines() if line.startswith("ceiling (in process, 4 tweets per call / 1): "))
+    assert float(ceiling.split(": ")[1].split("x")[0]) > 0 and "the batching service reaches" in ceiling
 
 
 def test_backend_f1_scores_torch_onnx_and_int8_on_the_shared_tiny_run(trained_run, corpus, tiny, tmp_path, capsys):

@@ -1,0 +1,116 @@
+"""Where cross-attention looks in the results table's caption-token runs, on entity and non-entity words.
+
+For every finished ``<corpus>-<variant>-s<seed>`` run of ``results.py`` whose
+fusion is ``cross-attention`` over ``caption-tokens``, tags that corpus's test
+split with the run's model (its captions file as the image) and summarises
+each word's attention over its caption's sub-words (the last layer's, averaged
+over heads), grouped by the word's gold tag (inside an entity, ``O``, each
+entity type):
+
+* ``peak``: the largest weight of the word's row (1 = all on one sub-word);
+* ``entropy``: the row's entropy over ``log N`` (1 = uniform over the ``N``
+  caption sub-words, 0 = one sub-word);
+* ``special``: the weight on the caption's ``[CLS]`` and ``[SEP]`` (its first
+  and last sub-word), a "look nowhere" sink a trained attention often uses.
+
+Tweets whose image has no caption (an empty caption: ``[CLS] [SEP]`` only)
+are left out. Writes ``<out>/attention.md`` and ``<out>/attention.json``.
+
+    python benchmarks/attention_stats.py --data-dir ../shared/data --out benchmarks/results
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import statistics
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+from mscmt_cli.data.conll import Tweet
+from mscmt_cli.data.corpus import load_split
+from mscmt_cli.labels import ENTITY_TYPES
+from mscmt_cli.tagging.tagger import Tagger
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import DEFAULT_DATA
+from results import CAPTIONS, TEST_SCORES, VARIANTS, cell_dir, cell_name
+
+#: The results table's variants whose fusion attends over caption sub-words.
+ATTENDING = [name for name, v in VARIANTS.items() if v.get("fusion") == "cross-attention" and v.get("image") == "caption-tokens"]
+MEASURES = ("peak", "entropy", "special")
+GROUPS = ["entity", "O", *ENTITY_TYPES]
+
+
+def row_measures(row: list[float]) -> dict[str, float]:
+    """``peak``, normalised ``entropy`` and ``special`` (first + last weight) of one word's attention row (N >= 3)."""
+    entropy = -sum(w * math.log(w) for w in row if w > 0)
+    return {"peak": max(row), "entropy": entropy / math.log(len(row)), "special": row[0] + row[-1]}
+
+
+def by_gold_tag(tweets: list[Tweet], rows: list[list[list[float]] | None]) -> dict[str, dict[str, list[float]]]:
+    """Each measure of each word's row, grouped by the word's gold tag (``entity``, ``O``, each type)."""
+    groups: dict[str, dict[str, list[float]]] = defaultdict(lambda: defaultdict(list))
+    for tweet, attention in zip(tweets, rows):
+        if not attention or len(attention[0]) < 3:  # no caption: nothing to attend over but [CLS] [SEP]
+            continue
+        for tag, row in zip(tweet.tags, attention):
+            keys = ["O"] if tag == "O" else ["entity", tag.split("-", 1)[1]]
+            for name, value in row_measures(row).items():
+                for key in keys:
+                    groups[key][name].append(value)
+    return groups
+
+
+def run_stats(run_dir: Path, data_dir: Path, corpus: str, batch_size: int, limit: int = 0) -> dict:
+    """Tag the test split with one run and summarise its attention rows by gold tag."""
+    tagger = Tagger.from_pretrained(
+        run_dir, device="cpu", captions=data_dir / "captions" / CAPTIONS[corpus], missing_images="blank", batch_size=batch_size
+    )
+    tweets = list(load_split(data_dir, corpus, "test").tweets)[: limit or None]
+    rows = [r.attention for r in tagger.tag_batch([list(t.tokens) for t in tweets], [t.image_id for t in tweets])]
+    groups = by_gold_tag(tweets, rows)
+    return {key: {name: statistics.mean(values) for name, values in m.items()} | {"words": len(m["peak"])} for key, m in groups.items()}
+
+
+def render(stats: dict[str, dict]) -> str:
+    lines = [
+        "Cross-attention over the caption's sub-words on the test split, by gold tag of the word "
+        "(mean over words of: peak = largest weight, H = entropy / log N, sink = weight on [CLS] + [SEP]):",
+        "",
+        "| run | " + " | ".join(f"{g} peak / H / sink" for g in GROUPS) + " |",
+        "|---|" + "---|" * len(GROUPS),
+    ]
+    for name, s in stats.items():
+        cells = [" / ".join(f"{s[g][m]:.2f}" for m in MEASURES) if g in s else "—" for g in GROUPS]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
+    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
+    parser.add_argument("--corpora", default="twitter2017,twitter2015")
+    parser.add_argument("--seeds", default="1,2,3")
+    parser.add_argument("--batch-size", type=int, default=32, help="tweets per forward pass")
+    parser.add_argument("--limit", type=int, default=0, help="only the first N test tweets (0: all)")
+    args = parser.parse_args()
+    stats = {}
+    for corpus in args.corpora.split(","):
+        for variant in ATTENDING:
+            for seed in (int(s) for s in args.seeds.split(",")):
+                run_dir = cell_dir(args.out, corpus, variant, seed)
+                if (run_dir / TEST_SCORES).is_file():
+                    stats[cell_name(corpus, variant, seed)] = run_stats(run_dir, args.data_dir, corpus, args.batch_size, args.limit)
+                    print(f"{run_dir.name}: done", flush=True)
+    page = render(stats)
+    (args.out / "attention.json").write_text(json.dumps(stats, indent=2))
+    (args.out / "attention.md").write_text(page)
+    print(page)
+
+
+if __name__ == "__main__":
+    main()
