@@ -88,13 +88,35 @@ def test_max_items_bounds_a_pass_and_a_request_is_never_split():
 
 
 def test_the_oldest_request_waits_for_others_up_to_max_items():
-    """With a long wait, three requests sent together make one pass, which starts as soon as it is full."""
+    """Once busy (the previous pass served two requests), three requests sent together make one pass, which
+    starts as soon as it is full, long before the 30 s wait is over."""
+
+    async def scenario() -> None:
+        model = FakeModel()
+        batcher = MicroBatcher(model, max_items=3, max_wait_s=30)
+        first = await blocked(model, batcher)
+        busy = [asyncio.create_task(batcher.submit([k])) for k in ("a", "b")]
+        await until(lambda: batcher.waiting == 2)
+        model.release.set()
+        await asyncio.gather(first, *busy)
+        together = asyncio.gather(batcher.submit(["x"]), batcher.submit(["y"]), batcher.submit(["z"]))
+        assert await asyncio.wait_for(together, 20) == [["out:x"], ["out:y"], ["out:z"]]
+        assert model.passes == [["first"], ["a", "b"], ["x", "y", "z"]]
+        batcher.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_lone_request_never_waits():
+    """The previous pass served one request and nothing else is queued: the next request runs at once,
+    however long ``max_wait_s`` is (an hour here; the test would time out if it waited)."""
 
     async def scenario() -> None:
         passes: list[list[str]] = []
-        batcher = MicroBatcher(lambda items: passes.append(items) or items, max_items=3, max_wait_s=30)
-        assert await asyncio.gather(batcher.submit(["x"]), batcher.submit(["y"]), batcher.submit(["z"])) == [["x"], ["y"], ["z"]]
-        assert passes == [["x", "y", "z"]]
+        batcher = MicroBatcher(lambda items: passes.append(items) or items, max_items=32, max_wait_s=3600)
+        for word in ("one", "two", "three"):
+            assert await asyncio.wait_for(batcher.submit([word]), 20) == [word]
+        assert passes == [["one"], ["two"], ["three"]] and batcher.stats.sizes == [1, 1, 1]
         batcher.close()
 
     asyncio.run(scenario())

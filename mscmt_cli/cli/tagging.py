@@ -89,7 +89,11 @@ def serve(
         32, "--batch-max", min=1, max=10_000, help="most tweets in one forward pass: requests arriving together are tagged together"
     ),
     batch_wait_ms: float = typer.Option(
-        5.0, "--batch-wait-ms", min=0.0, max=10_000.0, help="how long a request waits for others to share its forward pass"
+        5.0,
+        "--batch-wait-ms",
+        min=0.0,
+        max=10_000.0,
+        help="how long a request waits for others to share its forward pass (only while the service is busy)",
     ),
     api_key_file: Optional[Path] = typer.Option(
         None,

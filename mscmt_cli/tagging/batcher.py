@@ -8,6 +8,11 @@ in all (a request is never split: one larger than ``max_items`` runs alone, one
 that would overflow waits for the next pass). It calls ``run`` once on all their
 items, then hands each request its own slice of the outcomes, in order.
 
+The wait is only spent when the service is busy: when other requests are
+already queued, or the previous pass served more than one request. A lone
+client's request (the previous pass served only it, nothing else queued) runs
+at once, so batching adds no latency at low load.
+
 Why a thread rather than an asyncio task: the model is used by exactly one
 thread (no lock around every request), the forward pass never blocks the event
 loop, and the batcher does not belong to one event loop (Starlette's
@@ -88,6 +93,7 @@ class MicroBatcher(Generic[T, R]):
         self._thread: threading.Thread | None = None
         self._start_lock = threading.Lock()
         self._closed = False
+        self._last_requests = 0  # requests served by the previous pass (worker thread only)
 
     @property
     def waiting(self) -> int:
@@ -138,7 +144,8 @@ class MicroBatcher(Generic[T, R]):
     def _collect(self, first: _Request[T]) -> tuple[list[_Request[T]], Any]:
         """``first`` and the requests that join it; the request (or stop) left for the next pass."""
         group, n = [first], len(first.items)
-        deadline = first.arrived + self.max_wait_s
+        busy = self._last_requests > 1 or not self._queue.empty()
+        deadline = first.arrived + (self.max_wait_s if busy else 0.0)
         while n < self.max_items:
             try:
                 left = deadline - time.monotonic()
@@ -153,6 +160,7 @@ class MicroBatcher(Generic[T, R]):
 
     def _pass(self, group: list[_Request[T]]) -> None:
         live = [r for r in group if not r.future.done()]  # a caller that went away is not run
+        self._last_requests = len(live)
         if not live:
             return
         items = [item for r in live for item in r.items]
