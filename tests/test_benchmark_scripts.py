@@ -70,6 +70,7 @@ def test_report_only_tables_and_chart(tmp_path):
     precision = [100 * (v + 0.02) for v in text.values()]
     assert main[("twitter2017", "text-only")][0] == f"{statistics.mean(precision):.2f} ± {statistics.stdev(precision):.2f}"
     assert main[("twitter2017", "text-only")][4] == "3"
+    assert ("twitter2017", "context") not in main, "a variant without a finished run is not a row"
     assert main[("twitter2017", "caption+additive")] == [
         "77.00 (one seed)",
         "73.00 (one seed)",
@@ -98,6 +99,8 @@ def test_results_reruns_named_variants_and_refuses_an_unknown_one(tmp_path):
         "image": "caption-tokens",
         "fusion": "cross-attention",
     }
+    assert results.TRIALS["caption-tokens+cross-attention-no-gate"]["params"] == {"fusion": {"gate": False}}
+    assert set(results.TRIALS) <= set(results.VARIANTS) and not set(results.TRIALS) & set(results.MAIN)
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--out", str(tmp_path), "--variants", "text-only,bogus"], capture_output=True, text=True, timeout=120
     )
@@ -138,7 +141,8 @@ def test_attention_stats_measures_each_row_and_groups_them_by_gold_tag():
     from mscmt_cli.data.conll import Tweet
 
     script = load_script("attention_stats")
-    assert script.ATTENDING == ["caption-tokens+cross-attention", "context+caption-tokens+cross-attention"]
+    assert script.ATTENDING[:2] == ["caption-tokens+cross-attention", "context+caption-tokens+cross-attention"]
+    assert set(script.ATTENDING[2:]) == {f"caption-tokens+cross-attention-{t}" for t in ("no-gate", "8-heads", "2-layers")}
     uniform, peaked = [0.25] * 4, [0.0, 1.0, 0.0, 0.0]
     assert script.row_measures(uniform) == pytest.approx({"peak": 0.25, "entropy": 1.0, "special": 0.5})
     assert script.row_measures(peaked) == {"peak": 1.0, "entropy": 0.0, "special": 0.0}
