@@ -437,29 +437,12 @@ def test_resume_with_a_broken_state(trained_run, tiny, tmp_path, mscmt, damage):
 # -- 10 and from 14: a study reuses a finished row only if it is provably the same row -----------------
 
 
-def _grid_args(tiny, data_dir: Path, out: Path) -> list:
-    return [
-        "grid",
-        "--lrs",
-        "3e-5",
-        "--batch-sizes",
-        "8",
-        "--text",
-        "bertweet",
-        "--image",
-        "none",
-        "--fusion",
-        "none",
-        "--data-dir",
-        data_dir,
-        "--corpus",
-        "tiny",
-        "--epochs",
-        "1",
-        "--out",
-        out,
-        *tiny.model_path_args(),
-    ]
+GRID = ["grid", "--lrs", "3e-5", "--batch-sizes", "8", "--text", "bertweet", "--image", "none", "--fusion", "none"]
+
+
+def _study_args(tiny, data_dir: Path, out: Path, study: list = GRID) -> list:
+    """A one-epoch study (by default a one-cell text-only grid) on the tiny corpus under ``data_dir``."""
+    return [*study, "--data-dir", data_dir, "--corpus", "tiny", "--epochs", "1", "--out", out, *tiny.model_path_args()]
 
 
 @pytest.fixture
@@ -469,7 +452,7 @@ def finished_grid(tiny, corpus, tmp_path, mscmt):
     data = tmp_path / "a"
     shutil.copytree(corpus.data_dir / corpus.name, data / "tiny")
     out = tmp_path / "g2"
-    first = mscmt(_grid_args(tiny, data, out))
+    first = mscmt(_study_args(tiny, data, out))
     assert first.code == 0, first.err
     return data, out
 
@@ -480,13 +463,13 @@ def test_study_row_needs_the_same_data_bytes(finished_grid, tiny, tmp_path, mscm
     data, out = finished_grid
     moved = tmp_path / "b"
     shutil.copytree(data, moved)  # the same bytes elsewhere are the same data
-    again = mscmt(_grid_args(tiny, moved, out))
+    again = mscmt(_study_args(tiny, moved, out))
     assert again.code == 0 and "already finished" in again.err, again.err
     before = _snapshot(out)
     test = moved / "tiny" / "test.txt"
     blocks = test.read_text().strip().split("\n\n")
     test.write_text("\n\n".join(blocks[:-1]) + "\n")  # other bytes are other data
-    _one_line_error(mscmt(_grid_args(tiny, moved, out)), f"{out / 'lr3e-05-bs8'} was trained on other data: tiny/test.txt", str(test))
+    _one_line_error(mscmt(_study_args(tiny, moved, out)), f"{out / 'lr3e-05-bs8'} was trained on other data: tiny/test.txt", str(test))
     assert _snapshot(out) == before
 
 
@@ -517,7 +500,7 @@ def test_study_row_with_a_damaged_record(finished_grid, tiny, mscmt, damage, nee
     else:
         (row / name).write_text(text)
     before = _snapshot(out)
-    _one_line_error(mscmt(_grid_args(tiny, data, out)), str(row), needle)
+    _one_line_error(mscmt(_study_args(tiny, data, out)), str(row), needle)
     assert _snapshot(out) == before
 
 
@@ -536,21 +519,8 @@ def test_study_out_must_be_a_study_directory(finished_grid, tiny, tmp_path, monk
         (tmp_path / "f" / "g", "is a file"),
         (tmp_path / "docs", "not a study directory (it holds notes.txt)"),
     ):
-        _one_line_error(mscmt(_grid_args(tiny, data, target)), needle)
-    ablate = [
-        "ablate",
-        "--variant",
-        "t=bertweet,none,none,crf",
-        "--data-dir",
-        data,
-        "--corpus",
-        "tiny",
-        "--epochs",
-        "1",
-        "--out",
-        out,
-        *tiny.model_path_args(),
-    ]
+        _one_line_error(mscmt(_study_args(tiny, data, target)), needle)
+    ablate = _study_args(tiny, data, out, ["ablate", "--variant", "t=bertweet,none,none,crf"])
     _one_line_error(mscmt(ablate), f"--out {out} holds a grid study")
     assert _snapshot(tmp_path) == before
 
