@@ -112,31 +112,11 @@ def mscmt(capsys):
 def trained_run(tiny, corpus, tmp_path_factory) -> Path:
     """A bertweet + clip-vit-l14 + gated + crf run (tiny encoders, 2 epochs)."""
     from mscmt_cli.cli.main import main
+    from tests.cli_support import train_args
 
     out = tmp_path_factory.mktemp("runs") / "gated"
-    args = [
-        "train",
-        "--text",
-        "bertweet",
-        "--image",
-        "clip-vit-l14",
-        "--fusion",
-        "gated",
-        "--decoder",
-        "crf",
-        *corpus.args(),
-        "--out",
-        str(out),
-        "--epochs",
-        "2",
-        "--batch-size",
-        "8",
-        "--head-lr",
-        "1e-2",
-        "--lr",
-        "1e-3",
-        *tiny.model_path_args(),
-    ]
+    extra = ["--head-lr", "1e-2", "--lr", "1e-3"]
+    args = train_args(corpus, out, tiny, image="clip-vit-l14", fusion="gated", decoder="crf", epochs=2, batch_size=8, extra=extra)
     try:
         main(args)
     except SystemExit as exc:

@@ -15,6 +15,7 @@ from mscmt_cli.errors import MscmtError
 from mscmt_cli.labels import LABELS
 from mscmt_cli.model.bio import bio_table, canonical_tags, invalid_steps, transition_table
 from plugins.decoders import CRFDecoder, CRFParams, SoftmaxDecoder
+from tests.crf_oracle import brute_force, path_score
 
 SMALL = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
 
@@ -40,31 +41,16 @@ def _random_crf(labels=SMALL, seed: int = 0, scale: float = 2.0, **kwargs) -> CR
     return dec
 
 
-@torch.no_grad()
-def _path_score(crf, emissions: torch.Tensor, path: tuple[int, ...]) -> torch.Tensor:
-    """Raw pytorch-crf score of one path (emissions ``(T, C)``): valid paths never touch a forbidden entry."""
-    score = crf.start_transitions[path[0]] + emissions[0, path[0]]
-    for t in range(1, len(path)):
-        score = score + crf.transitions[path[t - 1], path[t]] + emissions[t, path[t]]
-    return score + crf.end_transitions[path[-1]]
-
-
 def _valid_paths(n: int, labels=SMALL) -> list[tuple[int, ...]]:
     return [p for p in itertools.product(range(len(labels)), repeat=n) if _valid(p, labels)]
 
 
-@torch.no_grad()
 def _brute_force(crf, emissions: torch.Tensor, n: int):
-    """(log Z over valid paths, best valid path, marginals (n, C) over valid paths)."""
-    paths = _valid_paths(n)
-    scores = torch.stack([_path_score(crf, emissions.double(), p) for p in paths]).double()
-    log_z = torch.logsumexp(scores, 0)
-    probs = torch.exp(scores - log_z)
-    marg = torch.zeros(n, emissions.size(-1), dtype=torch.double)
-    for p, pr in zip(paths, probs):
-        for t, tag in enumerate(p):
-            marg[t, tag] += pr
-    return log_z, list(paths[int(scores.argmax())]), marg
+    """(log Z over valid paths, best valid path, marginals (n, C) over valid paths), in double.
+
+    Valid paths never touch a forbidden entry of the transitions, so their raw pytorch-crf scores are finite.
+    """
+    return brute_force(crf, emissions.double(), _valid_paths(n))
 
 
 # -- the table -----------------------------------------------------------------
@@ -150,7 +136,7 @@ def test_constrained_crf_matches_brute_force_over_valid_paths(lengths, seed):
     expected_nll = 0.0
     for b, n in enumerate(lengths):
         log_z, best, marg = _brute_force(dec.crf, emissions[b], n)
-        expected_nll += float(log_z - _path_score(dec.crf, emissions[b].double(), tuple(tags[b, :n].tolist())))
+        expected_nll += float(log_z - path_score(dec.crf, emissions[b].double(), tuple(tags[b, :n].tolist())))
         assert paths[b] == best and _valid(best)
         assert torch.allclose(marginals[b, :n].double(), marg, atol=1e-5)
         assert torch.allclose(marginals[b, :n].sum(-1), torch.ones(n), atol=1e-5)
@@ -210,7 +196,7 @@ def test_invalid_gold_is_scored_as_the_same_spans_written_validly():
     written = torch.tensor([[SMALL.index(t) for t in ("O", "B-PER", "I-PER", "B-LOC")]])
     assert dec.loss(emissions, as_given, mask).item() == pytest.approx(dec.loss(emissions, written, mask).item())
     log_z, _, _ = _brute_force(dec.crf, emissions[0], 4)
-    gold = _path_score(dec.crf, emissions[0].double(), tuple(written[0].tolist()))
+    gold = path_score(dec.crf, emissions[0].double(), tuple(written[0].tolist()))
     assert dec.loss(emissions, as_given, mask).item() == pytest.approx(float(log_z - gold), rel=1e-5)
 
 

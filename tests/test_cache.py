@@ -8,6 +8,7 @@ import torch
 from mscmt_cli.data.images import ImageStore
 from mscmt_cli.features import FeatureCache, ImageFeatures
 from mscmt_cli.model.components import ImageEncoder, ImageTokens
+from tests.cli_support import train_args
 
 
 class CountingEncoder(ImageEncoder):
@@ -69,21 +70,7 @@ def test_second_train_never_calls_the_image_model(corpus, tiny, mscmt, tmp_path,
     monkeypatch.setattr(ClipVitL14Encoder, "encode", lambda self, x: calls.append(len(x)) or original(self, x))
     monkeypatch.setenv("MSCMT_CACHE_DIR", str(cache))
     for name in ("one", "two"):
-        result = mscmt(
-            [
-                "train",
-                "--text",
-                "bertweet",
-                "--image",
-                "clip-vit-l14",
-                *corpus.args(),
-                "--epochs",
-                "1",
-                "--out",
-                tmp_path / name,
-                *tiny.model_path_args(),
-            ]
-        )
+        result = mscmt(train_args(corpus, tmp_path / name, tiny, image="clip-vit-l14", fusion=None))
         assert result.code == 0, result.err
     assert calls == []
     info = mscmt(["cache", "info", "--cache-dir", cache])

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from mscmt_cli.data.captions import CaptionStore, image_key, read_captions
 from mscmt_cli.errors import DataError, ModelLoadError, MscmtError
 from mscmt_cli.registry import PluginSpec, Registry
+from tests.cli_support import train_args
 
 
 def _write(path: Path, text: str | bytes) -> Path:
@@ -287,26 +288,7 @@ def test_train_with_captions_then_evaluate_from_the_cache(corpus, tiny, mscmt, t
     monkeypatch.setenv("MSCMT_CACHE_DIR", str(tmp_path / "cache"))
     out = tmp_path / "run"
     captions = ["--captions", corpus.captions, "--model-path", f"caption={tiny.bert}"]
-    result = mscmt(
-        [
-            "train",
-            "--text",
-            "bertweet",
-            "--image",
-            "caption",
-            "--fusion",
-            "gated",
-            *corpus.args(images=False),
-            *captions,
-            "--out",
-            out,
-            "--epochs",
-            "1",
-            "--batch-size",
-            "8",
-            *tiny.model_path_args(),
-        ]
-    )
+    result = mscmt(train_args(corpus, out, tiny, image="caption", fusion="gated", batch_size=8, extra=captions))
     assert result.code == 0, result.err
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["components"]["image"] == "caption" and config["image_dim"] == 32
@@ -353,19 +335,6 @@ def test_train_with_captions_then_evaluate_from_the_cache(corpus, tiny, mscmt, t
 
 
 def test_caption_encoder_needs_captions_option(corpus, tiny, mscmt, tmp_path):
-    result = mscmt(
-        [
-            "train",
-            "--text",
-            "bertweet",
-            "--image",
-            "caption",
-            *corpus.args(images=False),
-            "--out",
-            tmp_path / "x",
-            "--model-path",
-            f"caption={tiny.bert}",
-            *tiny.model_path_args(),
-        ]
-    )
+    no_captions = ["--model-path", f"caption={tiny.bert}"]
+    result = mscmt(train_args(corpus, tmp_path / "x", tiny, image="caption", fusion=None, epochs=None, extra=no_captions))
     assert result.code == 2 and "--captions FILE" in result.err and len(result.err.strip().splitlines()) == 1

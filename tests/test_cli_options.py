@@ -13,6 +13,7 @@ from mscmt_cli.cli.main import build_app
 from mscmt_cli.cli.options import TRAIN
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.settings import Settings, fields_of, flag_of, load_settings
+from tests.cli_support import train_args
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -140,31 +141,8 @@ def test_plugins_shows_a_components_parameters_with_defaults(mscmt):
 
 def test_set_reaches_the_component_and_its_saved_config(corpus, tiny, mscmt, tmp_path):
     out = tmp_path / "proj"
-    result = mscmt(
-        [
-            "train",
-            "--text",
-            "bertweet",
-            "--image",
-            "clip-vit-l14",
-            "--fusion",
-            "gated",
-            "--decoder",
-            "crf",
-            "--set",
-            "fusion.proj_dim=12",
-            "--set",
-            "fusion.gate_bias=-2",
-            *corpus.args(),
-            "--out",
-            out,
-            "--epochs",
-            "1",
-            "--batch-size",
-            "8",
-            *tiny.model_path_args(),
-        ]
-    )
+    params = ["--set", "fusion.proj_dim=12", "--set", "fusion.gate_bias=-2"]
+    result = mscmt(train_args(corpus, out, tiny, image="clip-vit-l14", fusion="gated", decoder="crf", batch_size=8, extra=params))
     assert result.code == 0, result.err
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["params"]["fusion"] == {"proj_dim": 12, "gate_bias": -2.0}

@@ -14,6 +14,7 @@ from seqeval.metrics.sequence_labeling import get_entities
 
 from mscmt_cli.data.conll import read_conll
 from mscmt_cli.labels import ENTITY_TYPES
+from tests.cli_support import train_args
 
 
 def _check_run_dir(run: Path) -> list[dict]:
@@ -57,25 +58,7 @@ def test_train_gated_crf_then_evaluate(trained_run, corpus, tiny, mscmt, tmp_pat
 def test_train_softmax_variant(corpus, tiny, mscmt, tmp_path):
     out = tmp_path / "softmax"
     result = mscmt(
-        [
-            "train",
-            "--text",
-            "bert-base",
-            "--image",
-            "clip-vit-l14",
-            "--fusion",
-            "additive",
-            "--decoder",
-            "softmax",
-            *corpus.args(),
-            "--out",
-            out,
-            "--epochs",
-            "1",
-            "--batch-size",
-            "8",
-            *tiny.model_path_args(),
-        ]
+        train_args(corpus, out, tiny, text="bert-base", image="clip-vit-l14", fusion="additive", decoder="softmax", batch_size=8)
     )
     assert result.code == 0, result.err
     rows = _check_run_dir(out)
@@ -85,23 +68,7 @@ def test_train_softmax_variant(corpus, tiny, mscmt, tmp_path):
 
 def test_text_only_needs_no_images(corpus, tiny, mscmt, tmp_path):
     out = tmp_path / "textonly"
-    result = mscmt(
-        [
-            "train",
-            "--text",
-            "bertweet",
-            "--image",
-            "none",
-            "--fusion",
-            "none",
-            *corpus.args(images=False),
-            "--out",
-            out,
-            "--epochs",
-            "1",
-            *tiny.model_path_args(),
-        ]
-    )
+    result = mscmt(train_args(corpus, out, tiny))
     assert result.code == 0, result.err
     _check_run_dir(out)
     config = json.loads((out / "model" / "config.json").read_text())
@@ -111,19 +78,7 @@ def test_text_only_needs_no_images(corpus, tiny, mscmt, tmp_path):
 
 
 def test_image_encoder_without_images_dir_fails_up_front(corpus, tiny, mscmt, tmp_path):
-    result = mscmt(
-        [
-            "train",
-            "--text",
-            "bertweet",
-            "--image",
-            "clip-vit-l14",
-            *corpus.args(images=False),
-            "--out",
-            tmp_path / "x",
-            *tiny.model_path_args(),
-        ]
-    )
+    result = mscmt(train_args(corpus, tmp_path / "x", tiny, image="clip-vit-l14", fusion=None, images=False, epochs=None))
     assert result.code == 2
     assert "--images-dir" in result.err and "Traceback" not in result.err
     assert len(result.err.strip().splitlines()) == 1
@@ -149,23 +104,7 @@ def test_missing_image_is_counted_or_fatal(corpus, tiny, mscmt, tmp_path):
     images.mkdir()
     for f in sorted(corpus.images_dir.glob("*.jpg"))[3:]:
         (images / f.name).write_bytes(f.read_bytes())
-    base = [
-        "train",
-        "--text",
-        "bertweet",
-        "--image",
-        "clip-vit-l14",
-        "--data-dir",
-        corpus.data_dir,
-        "--corpus",
-        corpus.name,
-        "--images-dir",
-        images,
-        "--epochs",
-        "1",
-        "--no-cache",
-        *tiny.model_path_args(),
-    ]
+    base = train_args(corpus, None, tiny, image="clip-vit-l14", fusion=None, images=False, extra=["--images-dir", images, "--no-cache"])
     fatal = mscmt([*base, "--out", tmp_path / "a", "--missing-images", "error"])
     assert fatal.code == 2 and "image not found" in fatal.err and "Traceback" not in fatal.err
     blank = mscmt([*base, "--out", tmp_path / "b", "--missing-images", "blank"])

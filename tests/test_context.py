@@ -21,6 +21,7 @@ from mscmt_cli.engine.batching import collate, encode_examples
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.model.hf_text import HFTextEncoder
 from plugins.text_encoders import BertBaseEncoder, BertweetEncoder
+from tests.cli_support import train_args
 
 ENCODERS = {"bertweet": BertweetEncoder, "bert": BertBaseEncoder}
 
@@ -174,42 +175,16 @@ def test_segment_ids_reach_the_model(encoders):
 # ---------------------------------------------------------------------------
 # end to end: train, evaluate, save, tag
 # ---------------------------------------------------------------------------
-def _train(mscmt, corpus, tiny, out: Path, *args, captions: Path | None = None):
-    return mscmt(
-        [
-            "train",
-            *args,
-            "--context",
-            "caption",
-            "--captions",
-            captions or corpus.captions,
-            "--data-dir",
-            corpus.data_dir,
-            "--corpus",
-            corpus.name,
-            "--out",
-            out,
-            "--epochs",
-            "1",
-            "--batch-size",
-            "8",
-            "--head-lr",
-            "1e-2",
-            "--lr",
-            "1e-3",
-            *tiny.model_path_args(),
-            "--model-path",
-            f"minilm={tiny.bert}",
-            "--model-path",
-            f"caption={tiny.bert}",
-        ]
-    )
+def _train(mscmt, corpus, tiny, out: Path, *extra, captions: Path | None = None, **components):
+    context = ["--context", "caption", "--captions", captions or corpus.captions, "--head-lr", "1e-2", "--lr", "1e-3"]
+    paths = ["--model-path", f"minilm={tiny.bert}", "--model-path", f"caption={tiny.bert}"]
+    return mscmt(train_args(corpus, out, tiny, **components, batch_size=8, extra=[*extra, *context, *paths]))
 
 
 COMBINATIONS = {
-    "bertweet-text-only": ["--text", "bertweet", "--image", "none", "--fusion", "none"],
-    "minilm-clip-gated": ["--text", "minilm", "--image", "clip-vit-l14", "--fusion", "gated"],
-    "bert-caption-additive": ["--text", "bert-base", "--image", "caption", "--fusion", "additive", "--decoder", "softmax"],
+    "bertweet-text-only": {"text": "bertweet", "image": "none", "fusion": "none"},
+    "minilm-clip-gated": {"text": "minilm", "image": "clip-vit-l14", "fusion": "gated"},
+    "bert-caption-additive": {"text": "bert-base", "image": "caption", "fusion": "additive", "decoder": "softmax"},
 }
 
 
@@ -223,10 +198,10 @@ def test_train_evaluate_save_and_tag_with_caption_context(mscmt, corpus, tiny, t
     from mscmt_cli.model.build import load_model
     from mscmt_cli.registry import Registry
 
-    args = COMBINATIONS[combination]
+    components = COMBINATIONS[combination]
     out = tmp_path / "run"
-    images = ["--images-dir", corpus.images_dir] if "clip-vit-l14" in args else []
-    trained = _train(mscmt, corpus, tiny, out, *args, *images, "--cache-dir", tmp_path / "cache")
+    reads_images = components["image"] == "clip-vit-l14"
+    trained = _train(mscmt, corpus, tiny, out, "--cache-dir", tmp_path / "cache", **components)
     assert trained.code == 0, trained.err
     config = json.loads((out / "model" / "config.json").read_text(encoding="utf-8"))
     assert config["context"] == "caption" and config["training"]["context"] == "caption"
@@ -239,13 +214,9 @@ def test_train_evaluate_save_and_tag_with_caption_context(mscmt, corpus, tiny, t
         [
             "evaluate",
             out,
-            "--data-dir",
-            corpus.data_dir,
-            "--corpus",
-            corpus.name,
+            *corpus.args(images=reads_images),
             "--split",
             "test",
-            *images,
             *common,
             "--json",
             tmp_path / "s.json",
@@ -257,7 +228,7 @@ def test_train_evaluate_save_and_tag_with_caption_context(mscmt, corpus, tiny, t
     # mscmt tag (captions looked up by each tweet's image id) gives the tags of the training path's encoding
     test_file = corpus.data_dir / corpus.name / "test.txt"
     tagged = mscmt(
-        ["tag", test_file, "--model", out, "--missing-images", "error", *(["--images", corpus.images_dir] if images else []), *common]
+        ["tag", test_file, "--model", out, "--missing-images", "error", *(["--images", corpus.images_dir] if reads_images else []), *common]
     )
     assert tagged.code == 0, tagged.err
     rows = [json.loads(line) for line in tagged.out.splitlines()]
@@ -297,12 +268,11 @@ def test_a_missing_caption_at_training_follows_missing_images(mscmt, corpus, tin
         ),
         encoding="utf-8",
     )
-    text_only = ["--text", "bertweet", "--image", "none", "--fusion", "none"]
-    stopped = _train(mscmt, corpus, tiny, tmp_path / "stopped", *text_only, "--missing-images", "error", captions=partial)
+    stopped = _train(mscmt, corpus, tiny, tmp_path / "stopped", "--missing-images", "error", captions=partial)
     assert stopped.code == 2
     assert stopped.err.strip().startswith(f"error: {first.source}: no caption for image {first.image_id!r} in {partial}")
     assert not (tmp_path / "stopped").exists()
-    blank = _train(mscmt, corpus, tiny, tmp_path / "blank", *text_only, "--missing-images", "blank", captions=partial)
+    blank = _train(mscmt, corpus, tiny, tmp_path / "blank", "--missing-images", "blank", captions=partial)
     assert blank.code == 0, blank.err
     assert f"1 image(s) without a caption in {partial}" in " ".join(blank.err.split())
 

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.tagging.tagger import Tagger
 from plugins.fusions import CrossAttentionFusion, CrossAttentionLayer, CrossAttentionParams
+from tests.cli_support import train_args
 
 
 def _layer_by_hand(layer: CrossAttentionLayer, x: torch.Tensor, v: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
@@ -121,31 +122,8 @@ def test_every_cross_attention_parameter_trains_at_the_head_rate(tiny):
 
 
 def _train(mscmt, tiny, corpus, out, image: str, extra: list) -> dict:
-    result = mscmt(
-        [
-            "train",
-            "--text",
-            "bertweet",
-            "--image",
-            image,
-            "--fusion",
-            "cross-attention",
-            "--set",
-            "fusion.heads=2",
-            *extra,
-            "--out",
-            out,
-            "--epochs",
-            "2",
-            "--batch-size",
-            "8",
-            "--lr",
-            "1e-3",
-            "--head-lr",
-            "1e-2",
-            *tiny.model_path_args(),
-        ]
-    )
+    options = ["--set", "fusion.heads=2", *extra, "--lr", "1e-3", "--head-lr", "1e-2"]
+    result = mscmt(train_args(corpus, out, tiny, image=image, fusion="cross-attention", epochs=2, batch_size=8, extra=options))
     assert result.code == 0, result.err
     assert (out / "test_scores.json").is_file(), "the run scored its best epoch on the test split"
     return json.loads((out / "model" / "config.json").read_text())
@@ -180,7 +158,7 @@ def test_train_patches_with_cross_attention_then_tag_as_in_memory(mscmt, tiny, c
 
     monkeypatch.setenv("MSCMT_CACHE_DIR", str(tmp_path / "cache"))
     run, key = tmp_path / "run", f"clip-vit-l14-patches={tiny.clip_vision}"
-    config = _train(mscmt, tiny, corpus, run, "clip-vit-l14-patches", [*corpus.args(), "--model-path", key])
+    config = _train(mscmt, tiny, corpus, run, "clip-vit-l14-patches", ["--model-path", key])
     assert config["params"]["fusion"] == {"heads": 2, "layers": 1, "dropout": 0.1, "gate": True}
     assert config["components"]["image"] == "clip-vit-l14-patches" and config["image_dim"] == 32
     assert list((tmp_path / "cache").glob("*/*/*.npy")), "the patch tokens went to the cache"
@@ -201,7 +179,7 @@ def test_train_caption_tokens_without_a_cache_then_tag_as_in_memory(mscmt, tiny,
 
     run, key = tmp_path / "run", f"caption-tokens:bert-base={tiny.bert}"
     captions = ["--captions", corpus.captions, "--model-path", key]
-    config = _train(mscmt, tiny, corpus, run, "caption-tokens:bert-base", [*corpus.args(images=False), *captions, "--no-cache"])
+    config = _train(mscmt, tiny, corpus, run, "caption-tokens:bert-base", [*captions, "--no-cache"])
     assert config["params"]["fusion"]["heads"] == 2 and config["components"]["image"] == "caption-tokens:bert-base"
     src = corpus.data_dir / corpus.name / "test.txt"
     tweets, table = read_conll(src), read_captions(corpus.captions)
@@ -220,7 +198,7 @@ def test_train_a_timm_grid_with_image_and_fusion_parameters_then_tag(mscmt, tiny
     monkeypatch.setenv("MSCMT_CACHE_DIR", str(tmp_path / "cache"))
     key = f"timm-grid:test_resnet={make_timm_weights(tmp_path / 'timm.safetensors')}"
     run, extra = tmp_path / "run", ["--set", "image.grid=2", "--set", "fusion.gate=false", "--model-path", key]
-    config = _train(mscmt, tiny, corpus, run, "timm-grid:test_resnet", [*corpus.args(), *extra])
+    config = _train(mscmt, tiny, corpus, run, "timm-grid:test_resnet", extra)
     assert config["params"]["image"] == {"grid": 2} and config["params"]["fusion"]["gate"] is False
     src = corpus.data_dir / corpus.name / "test.txt"
     assert len(_tags_by_cli(mscmt, src, run, ["--images", corpus.images_dir, "--model-path", key])) == 16

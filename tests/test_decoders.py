@@ -14,30 +14,12 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from plugins.decoders import CRFDecoder, CRFParams, DecoderParams, SoftmaxDecoder
+from tests.crf_oracle import brute_force, path_score
 
 
-@torch.no_grad()
-def _path_score(crf, emissions: torch.Tensor, path: tuple[int, ...]) -> torch.Tensor:
-    """Unnormalised log-score of one tag path for one tweet (emissions (T, C))."""
-    score = crf.start_transitions[path[0]] + emissions[0, path[0]]
-    for t in range(1, len(path)):
-        score = score + crf.transitions[path[t - 1], path[t]] + emissions[t, path[t]]
-    return score + crf.end_transitions[path[-1]]
-
-
-@torch.no_grad()
 def _brute_force(crf, emissions: torch.Tensor, length: int):
     """(log Z, best path, marginals (length, C)) by enumerating all C**length paths."""
-    c = emissions.size(-1)
-    paths = list(itertools.product(range(c), repeat=length))
-    scores = torch.stack([_path_score(crf, emissions, p) for p in paths])
-    log_z = torch.logsumexp(scores, 0)
-    probs = torch.exp(scores - log_z)
-    marg = torch.zeros(length, c, dtype=torch.double)
-    for p, pr in zip(paths, probs):
-        for t, tag in enumerate(p):
-            marg[t, tag] += pr.double()
-    return log_z, list(paths[int(scores.argmax())]), marg
+    return brute_force(crf, emissions, list(itertools.product(range(emissions.size(-1)), repeat=length)))
 
 
 def _random_crf(num_tags: int, seed: int) -> CRFDecoder:
@@ -64,7 +46,7 @@ def test_crf_matches_brute_force(lengths, num_tags, seed):
     expected_nll = 0.0
     for i, n in enumerate(lengths):
         log_z, best, marg = _brute_force(dec.crf, emissions[i], n)
-        gold = _path_score(dec.crf, emissions[i], tuple(tags[i, :n].tolist()))
+        gold = path_score(dec.crf, emissions[i], tuple(tags[i, :n].tolist()))
         expected_nll += float(log_z - gold)
         assert paths[i] == best
         assert torch.allclose(marginals[i, :n].double(), marg, atol=1e-5)

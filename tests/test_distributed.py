@@ -12,6 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.cli_support import train_args
+
 REPO = Path(__file__).resolve().parents[1]
 
 
@@ -37,34 +39,9 @@ def _metrics(run: Path) -> list[dict]:
 @pytest.mark.slow
 def test_two_processes_match_one(tiny, corpus, tmp_path):
     bertweet = _no_dropout_copy(tiny.bertweet, tmp_path / "bertweet")
-    args = [
-        "train",
-        "--text",
-        "bertweet",
-        "--image",
-        "clip-vit-l14",
-        "--fusion",
-        "gated",
-        *corpus.args(),
-        "--epochs",
-        "2",
-        "--batch-size",
-        "8",
-        "--dropout",
-        "0",
-        "--lr",
-        "1e-3",
-        "--head-lr",
-        "1e-2",
-        "--seed",
-        "3",
-        "--device",
-        "cpu",
-        "--model-path",
-        f"bertweet={bertweet}",
-        "--model-path",
-        f"clip-vit-l14={tiny.clip_vision}",
-    ]
+    options = ["--dropout", "0", "--lr", "1e-3", "--head-lr", "1e-2", "--seed", "3", "--device", "cpu"]
+    paths = ["--model-path", f"bertweet={bertweet}", "--model-path", f"clip-vit-l14={tiny.clip_vision}"]
+    args = train_args(corpus, None, image="clip-vit-l14", fusion="gated", epochs=2, batch_size=8, extra=[*options, *paths])
     env = {**os.environ, "PYTHONPATH": str(REPO), "OMP_NUM_THREADS": "1"}
     single = tmp_path / "single"
     subprocess.run([sys.executable, "-m", "mscmt_cli", *args, "--out", str(single)], env=env, check=True, capture_output=True, timeout=600)

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache, encoder_key
+from tests.cli_support import train_args
 
 
 def _one_line_error(result, *needles: str) -> None:
@@ -211,34 +212,15 @@ def _copy_run(trained_run: Path, dest: Path, drop: tuple[str, ...] = ()) -> Path
     return dest
 
 
-def _train_args(tiny, corpus, out, *extra) -> list:
-    return [
-        "train",
-        "--text",
-        "bertweet",
-        "--image",
-        "none",
-        "--fusion",
-        "none",
-        *corpus.args(images=False),
-        "--out",
-        out,
-        "--epochs",
-        "1",
-        *tiny.model_path_args(),
-        *extra,
-    ]
-
-
 def test_finished_run_without_checkpoint_is_not_overwritten(trained_run, tiny, corpus, tmp_path, mscmt):
     run = _copy_run(trained_run, tmp_path / "R", drop=("checkpoint",))
     before = _snapshot(run)
-    _one_line_error(mscmt(_train_args(tiny, corpus, run)), f"--out {run} already holds a run", "model", "run.json")
+    _one_line_error(mscmt(train_args(corpus, run, tiny)), f"--out {run} already holds a run", "model", "run.json")
     assert _snapshot(run) == before
     (run / "test_scores.json").unlink()  # any one record is enough to refuse
     for name in ("model", "run.json"):
         only = _copy_run(trained_run, tmp_path / f"only-{name}", drop=tuple(n.name for n in trained_run.iterdir() if n.name != name))
-        _one_line_error(mscmt(_train_args(tiny, corpus, only)), "already holds a run", name)
+        _one_line_error(mscmt(train_args(corpus, only, tiny)), "already holds a run", name)
 
 
 def test_out_that_is_not_a_new_directory_is_refused_before_loading(tiny, tmp_path, monkeypatch, mscmt):
@@ -304,7 +286,7 @@ def test_fresh_run_dir_rules(trained_run, tmp_path):
 def test_non_finite_settings_are_refused_before_anything_is_written(tiny, corpus, tmp_path, mscmt, value):
     out = tmp_path / "wd"
     for option in ("--weight-decay", "--lr", "--dropout", "--max-grad-norm"):
-        _one_line_error(mscmt(_train_args(tiny, corpus, out, option, value)), f"option {option}")
+        _one_line_error(mscmt(train_args(corpus, out, tiny, extra=[option, value])), f"option {option}")
     assert not out.exists()
 
 
@@ -321,13 +303,13 @@ def test_a_diverging_first_epoch_stops_training_and_saves_nothing(tiny, corpus, 
 
     monkeypatch.setattr(MNERModel, "forward", poisoned_forward)
     out = tmp_path / "wd"
-    result = mscmt(_train_args(tiny, corpus, out, "--epochs", "2"))
+    result = mscmt(train_args(corpus, out, tiny, epochs=2))
     _one_line_error(result, "training diverged in epoch 1, step 1", "--weight-decay", "no epoch was saved")
     assert not (out / "model").exists() and not (out / "checkpoint").exists()
     assert (out / "metrics.jsonl").read_text() == ""
     monkeypatch.setattr(MNERModel, "forward", forward)
     # nothing was lost, so the same --out may be trained again
-    again = mscmt(_train_args(tiny, corpus, out))
+    again = mscmt(train_args(corpus, out, tiny))
     assert again.code == 0, again.err
 
 
@@ -353,7 +335,7 @@ def test_divergence_keeps_the_last_finite_epoch(tiny, corpus, tmp_path, monkeypa
     monkeypatch.setattr(trainer.Run, "run_epoch", counting_run_epoch)
     monkeypatch.setattr(MNERModel, "forward", poisoned_forward)
     out = tmp_path / "poisoned"
-    result = mscmt(_train_args(tiny, corpus, out, "--epochs", "3", "--patience", "3"))
+    result = mscmt(train_args(corpus, out, tiny, epochs=3, extra=["--patience", "3"]))
     _one_line_error(result, "training diverged in epoch 2, step 1: the loss is inf", "keeps epoch 1 in its checkpoint")
     weights = load_file(str(out / "model" / "model.safetensors"))
     assert all(torch.isfinite(w).all() for w in weights.values())
@@ -393,7 +375,7 @@ def test_every_seed_makes_a_generator(seed, epoch):
 
 def test_largest_seed_trains(tiny, corpus, tmp_path, mscmt):
     out = tmp_path / "seed"
-    result = mscmt(_train_args(tiny, corpus, out, "--seed", str(2**63 - 1)))
+    result = mscmt(train_args(corpus, out, tiny, extra=["--seed", 2**63 - 1]))
     assert result.code == 0, result.err
     assert (out / "test_scores.json").is_file()
 
@@ -455,29 +437,12 @@ def test_resume_with_a_broken_state(trained_run, tiny, tmp_path, mscmt, damage):
 # -- 10 and from 14: a study reuses a finished row only if it is provably the same row -----------------
 
 
-def _grid_args(tiny, data_dir: Path, out: Path) -> list:
-    return [
-        "grid",
-        "--lrs",
-        "3e-5",
-        "--batch-sizes",
-        "8",
-        "--text",
-        "bertweet",
-        "--image",
-        "none",
-        "--fusion",
-        "none",
-        "--data-dir",
-        data_dir,
-        "--corpus",
-        "tiny",
-        "--epochs",
-        "1",
-        "--out",
-        out,
-        *tiny.model_path_args(),
-    ]
+GRID = ["grid", "--lrs", "3e-5", "--batch-sizes", "8", "--text", "bertweet", "--image", "none", "--fusion", "none"]
+
+
+def _study_args(tiny, data_dir: Path, out: Path, study: list = GRID) -> list:
+    """A one-epoch study (by default a one-cell text-only grid) on the tiny corpus under ``data_dir``."""
+    return [*study, "--data-dir", data_dir, "--corpus", "tiny", "--epochs", "1", "--out", out, *tiny.model_path_args()]
 
 
 @pytest.fixture
@@ -487,7 +452,7 @@ def finished_grid(tiny, corpus, tmp_path, mscmt):
     data = tmp_path / "a"
     shutil.copytree(corpus.data_dir / corpus.name, data / "tiny")
     out = tmp_path / "g2"
-    first = mscmt(_grid_args(tiny, data, out))
+    first = mscmt(_study_args(tiny, data, out))
     assert first.code == 0, first.err
     return data, out
 
@@ -498,13 +463,13 @@ def test_study_row_needs_the_same_data_bytes(finished_grid, tiny, tmp_path, mscm
     data, out = finished_grid
     moved = tmp_path / "b"
     shutil.copytree(data, moved)  # the same bytes elsewhere are the same data
-    again = mscmt(_grid_args(tiny, moved, out))
+    again = mscmt(_study_args(tiny, moved, out))
     assert again.code == 0 and "already finished" in again.err, again.err
     before = _snapshot(out)
     test = moved / "tiny" / "test.txt"
     blocks = test.read_text().strip().split("\n\n")
     test.write_text("\n\n".join(blocks[:-1]) + "\n")  # other bytes are other data
-    _one_line_error(mscmt(_grid_args(tiny, moved, out)), f"{out / 'lr3e-05-bs8'} was trained on other data: tiny/test.txt", str(test))
+    _one_line_error(mscmt(_study_args(tiny, moved, out)), f"{out / 'lr3e-05-bs8'} was trained on other data: tiny/test.txt", str(test))
     assert _snapshot(out) == before
 
 
@@ -535,7 +500,7 @@ def test_study_row_with_a_damaged_record(finished_grid, tiny, mscmt, damage, nee
     else:
         (row / name).write_text(text)
     before = _snapshot(out)
-    _one_line_error(mscmt(_grid_args(tiny, data, out)), str(row), needle)
+    _one_line_error(mscmt(_study_args(tiny, data, out)), str(row), needle)
     assert _snapshot(out) == before
 
 
@@ -554,21 +519,8 @@ def test_study_out_must_be_a_study_directory(finished_grid, tiny, tmp_path, monk
         (tmp_path / "f" / "g", "is a file"),
         (tmp_path / "docs", "not a study directory (it holds notes.txt)"),
     ):
-        _one_line_error(mscmt(_grid_args(tiny, data, target)), needle)
-    ablate = [
-        "ablate",
-        "--variant",
-        "t=bertweet,none,none,crf",
-        "--data-dir",
-        data,
-        "--corpus",
-        "tiny",
-        "--epochs",
-        "1",
-        "--out",
-        out,
-        *tiny.model_path_args(),
-    ]
+        _one_line_error(mscmt(_study_args(tiny, data, target)), needle)
+    ablate = _study_args(tiny, data, out, ["ablate", "--variant", "t=bertweet,none,none,crf"])
     _one_line_error(mscmt(ablate), f"--out {out} holds a grid study")
     assert _snapshot(tmp_path) == before
 

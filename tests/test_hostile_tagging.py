@@ -21,6 +21,7 @@ from hypothesis import strategies as st
 
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.strict_json import loads as strict_loads
+from tests.cli_support import train_args
 from tests.tagging_support import image_bytes
 
 NON_FINITE_TEXTS = ["NaN", "Infinity", "-Infinity", "1e999", "-1e999", "1E400", "2.5e+308", "-123456789e999"]
@@ -643,25 +644,8 @@ def test_train_with_a_surrogate_in_the_captions_stops_naming_file_and_line(mscmt
     lines = [json.dumps({"image": f"{k}.jpg", "caption": c}) for k, c in read_captions(corpus.captions).items()]
     lines[3] = '{"image": "x.jpg", "caption": "a dog \\ud83d"}'
     captions = _write_lines(tmp_path / "captions.jsonl", lines)
-    result = mscmt(
-        [
-            "train",
-            "--text",
-            "bertweet",
-            "--image",
-            "caption",
-            *corpus.args(images=False),
-            "--captions",
-            captions,
-            "--model-path",
-            f"caption={tiny.bert}",
-            "--out",
-            tmp_path / "run",
-            "--epochs",
-            "1",
-            *tiny.model_path_args(),
-        ]
-    )
+    extra = ["--captions", captions, "--model-path", f"caption={tiny.bert}"]
+    result = mscmt(train_args(corpus, tmp_path / "run", tiny, image="caption", fusion=None, extra=extra))
     _one_line_error(result, f"{captions}:4: field 'caption' is not valid Unicode")
     with pytest.raises(MscmtError, match="is a directory"):
         read_captions(tmp_path)

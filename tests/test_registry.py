@@ -13,6 +13,7 @@ import pytest
 
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.registry import Registry
+from tests.cli_support import train_args
 
 BUILT_INS = {
     "text": {"bertweet", "bert-base", "minilm"},
@@ -86,24 +87,7 @@ def test_third_party_plugin_is_listed_and_trains(tmp_path, tiny, corpus):
     assert listed.returncode == 0 and "concat" in listed.stdout and "third-party test fusion" in listed.stdout
     out = tmp_path / "run"
     trained = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "mscmt_cli",
-            "train",
-            "--text",
-            "bertweet",
-            "--image",
-            "clip-vit-l14",
-            "--fusion",
-            "concat",
-            *corpus.args(),
-            "--out",
-            str(out),
-            "--epochs",
-            "1",
-            *tiny.model_path_args(),
-        ],
+        [sys.executable, "-m", "mscmt_cli", *train_args(corpus, out, tiny, image="clip-vit-l14", fusion="concat")],
         capture_output=True,
         text=True,
         env=env,

@@ -14,36 +14,18 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from tests.cli_support import train_args
+
 REPO = Path(__file__).resolve().parents[1]
 
 
 def _train_cmd(tiny, corpus, out: Path, extra: list[str] = ()) -> list[str]:
+    options = ["--patience", "4", "--lr", "1e-3", "--head-lr", "1e-2", *extra]
     return [
         sys.executable,
         "-m",
         "mscmt_cli",
-        "train",
-        "--text",
-        "bertweet",
-        "--image",
-        "clip-vit-l14",
-        "--fusion",
-        "gated",
-        *corpus.args(),
-        "--out",
-        str(out),
-        "--epochs",
-        "4",
-        "--patience",
-        "4",
-        "--batch-size",
-        "4",
-        "--lr",
-        "1e-3",
-        "--head-lr",
-        "1e-2",
-        *tiny.model_path_args(),
-        *extra,
+        *train_args(corpus, out, tiny, image="clip-vit-l14", fusion="gated", epochs=4, batch_size=4, extra=options),
     ]
 
 
@@ -97,25 +79,7 @@ def test_same_seed_same_metrics(tiny, corpus, tmp_path, mscmt):
     runs = []
     for name in ("a", "b"):
         out = tmp_path / name
-        result = mscmt(
-            [
-                "train",
-                "--text",
-                "bertweet",
-                "--image",
-                "none",
-                "--fusion",
-                "none",
-                *corpus.args(images=False),
-                "--out",
-                out,
-                "--epochs",
-                "2",
-                "--seed",
-                "7",
-                *tiny.model_path_args(),
-            ]
-        )
+        result = mscmt(train_args(corpus, out, tiny, epochs=2, extra=["--seed", "7"]))
         assert result.code == 0, result.err
         runs.append(_metrics(out))
     assert runs[0] == runs[1]

@@ -15,6 +15,7 @@ from mscmt_cli.engine.batching import collate, encode_examples
 from mscmt_cli.errors import ModelLoadError, MscmtError
 from mscmt_cli.model.build import build_image_encoder
 from mscmt_cli.registry import Registry
+from tests.cli_support import train_args
 from tests.tiny_models import HIDDEN_SIZE
 from tests.tiny_vlm import BLIP2_PROJECTION, make_timm_weights, make_tiny_blip2
 
@@ -190,29 +191,9 @@ def test_timm_without_variant_is_refused():
 
 def test_train_clip_text_with_timm_image(corpus, tiny, timm_file, mscmt, tmp_path):
     out = tmp_path / "vlm"
-    result = mscmt(
-        [
-            "train",
-            "--text",
-            "clip-text",
-            "--image",
-            "timm:test_resnet",
-            "--fusion",
-            "gated",
-            "--decoder",
-            "crf",
-            *corpus.args(),
-            "--out",
-            out,
-            "--epochs",
-            "1",
-            "--batch-size",
-            "16",
-            *tiny.model_path_args(),
-            "--model-path",
-            f"timm:test_resnet={timm_file}",
-        ]
-    )
+    timm = ["--model-path", f"timm:test_resnet={timm_file}"]
+    components = {"text": "clip-text", "image": "timm:test_resnet", "fusion": "gated", "decoder": "crf"}
+    result = mscmt(train_args(corpus, out, tiny, **components, batch_size=16, extra=timm))
     assert result.code == 0, result.err
     config = json.loads((out / "model" / "config.json").read_text())
     assert config["components"]["image"] == "timm:test_resnet" and config["components"]["text"] == "clip-text"
@@ -234,27 +215,7 @@ def test_train_clip_text_with_timm_image(corpus, tiny, timm_file, mscmt, tmp_pat
 
 def test_train_blip2_text_and_image(corpus, blip2, mscmt, tmp_path):
     out = tmp_path / "blip2"
-    result = mscmt(
-        [
-            "train",
-            "--text",
-            "blip2",
-            "--image",
-            "blip2",
-            "--fusion",
-            "additive",
-            "--decoder",
-            "softmax",
-            *corpus.args(),
-            "--out",
-            out,
-            "--epochs",
-            "1",
-            "--batch-size",
-            "16",
-            "--model-path",
-            f"blip2={blip2}",
-        ]
-    )
+    components = {"text": "blip2", "image": "blip2", "fusion": "additive", "decoder": "softmax"}
+    result = mscmt(train_args(corpus, out, **components, batch_size=16, extra=["--model-path", f"blip2={blip2}"]))
     assert result.code == 0, result.err
     assert json.loads((out / "model" / "config.json").read_text())["image_dim"] == BLIP2_PROJECTION

@@ -43,6 +43,8 @@ CLIP_IMAGE_SIZE = 32
 CLIP_PATCH_SIZE = 8
 CLIP_PROJECTION_DIM = 24
 CLIP_TEXT_MAX_POSITIONS = 77
+#: The transformer sizes of every tiny encoder (text, vision, Q-Former): ``Config(**LAYERS, ...)``.
+LAYERS = dict(hidden_size=HIDDEN_SIZE, intermediate_size=INTERMEDIATE_SIZE, num_hidden_layers=NUM_LAYERS, num_attention_heads=NUM_HEADS)
 
 # ---------------------------------------------------------------------------
 # word lists used to learn the tiny BPE / WordPiece vocabularies
@@ -401,11 +403,8 @@ def make_tiny_bertweet(path: Path) -> Path:
     )
     torch.manual_seed(0)
     config = RobertaConfig(
+        **LAYERS,
         vocab_size=len(tok),
-        hidden_size=HIDDEN_SIZE,
-        num_hidden_layers=NUM_LAYERS,
-        num_attention_heads=NUM_HEADS,
-        intermediate_size=INTERMEDIATE_SIZE,
         max_position_embeddings=BERTWEET_MAX_POSITIONS,
         type_vocab_size=1,
         pad_token_id=1,
@@ -461,11 +460,8 @@ def make_tiny_bert(path: Path) -> Path:
     tok = BertTokenizerFast(vocab={t: i for i, t in enumerate(vocab)}, do_lower_case=True, model_max_length=BERT_MAX_POSITIONS)
     torch.manual_seed(0)
     config = BertConfig(
+        **LAYERS,
         vocab_size=len(tok),
-        hidden_size=HIDDEN_SIZE,
-        num_hidden_layers=NUM_LAYERS,
-        num_attention_heads=NUM_HEADS,
-        intermediate_size=INTERMEDIATE_SIZE,
         max_position_embeddings=BERT_MAX_POSITIONS,
         type_vocab_size=2,
         pad_token_id=0,
@@ -492,10 +488,7 @@ def _image_processor():
 
 def _vision_config_kwargs() -> dict:
     return dict(
-        hidden_size=HIDDEN_SIZE,
-        intermediate_size=INTERMEDIATE_SIZE,
-        num_hidden_layers=NUM_LAYERS,
-        num_attention_heads=NUM_HEADS,
+        **LAYERS,
         image_size=CLIP_IMAGE_SIZE,
         patch_size=CLIP_PATCH_SIZE,
         projection_dim=CLIP_PROJECTION_DIM,
@@ -584,11 +577,8 @@ def make_tiny_clip(path: Path) -> Path:
     )
     torch.manual_seed(0)
     text_config = CLIPTextConfig(
+        **LAYERS,
         vocab_size=len(vocab),
-        hidden_size=HIDDEN_SIZE,
-        intermediate_size=INTERMEDIATE_SIZE,
-        num_hidden_layers=NUM_LAYERS,
-        num_attention_heads=NUM_HEADS,
         max_position_embeddings=CLIP_TEXT_MAX_POSITIONS,
         projection_dim=CLIP_PROJECTION_DIM,
         bos_token_id=tok.bos_token_id,

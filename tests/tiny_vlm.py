@@ -17,7 +17,7 @@ from pathlib import Path
 
 import torch
 
-from tests.tiny_models import HIDDEN_SIZE, INTERMEDIATE_SIZE, NUM_HEADS, NUM_LAYERS, make_tiny_bert
+from tests.tiny_models import HIDDEN_SIZE, LAYERS, make_tiny_bert
 
 BLIP2_IMAGE_SIZE = 32
 BLIP2_QUERY_TOKENS = 4
@@ -34,11 +34,10 @@ def make_tiny_blip2(path: Path) -> Path:
     tokenizer = AutoTokenizer.from_pretrained(path / "_bert")
     tokenizer.model_max_length = BLIP2_MAX_POSITIONS
     shutil.rmtree(path / "_bert")
-    layers = dict(hidden_size=HIDDEN_SIZE, intermediate_size=INTERMEDIATE_SIZE, num_hidden_layers=NUM_LAYERS, num_attention_heads=NUM_HEADS)
     config = Blip2Config(
-        vision_config=dict(**layers, image_size=BLIP2_IMAGE_SIZE, patch_size=8),
+        vision_config=dict(**LAYERS, image_size=BLIP2_IMAGE_SIZE, patch_size=8),
         qformer_config=dict(
-            **layers,
+            **LAYERS,
             vocab_size=len(tokenizer),
             max_position_embeddings=BLIP2_MAX_POSITIONS,
             encoder_hidden_size=HIDDEN_SIZE,
@@ -68,13 +67,7 @@ def make_tiny_blip_captioner(path: Path) -> Path:
     make_tiny_bert(path / "_bert")
     tokenizer = AutoTokenizer.from_pretrained(path / "_bert")
     shutil.rmtree(path / "_bert")
-    layers = dict(
-        hidden_size=HIDDEN_SIZE,
-        intermediate_size=INTERMEDIATE_SIZE,
-        num_hidden_layers=NUM_LAYERS,
-        num_attention_heads=NUM_HEADS,
-        initializer_range=BLIP_INIT_RANGE,
-    )
+    layers = dict(**LAYERS, initializer_range=BLIP_INIT_RANGE)
     config = BlipConfig(
         text_config=dict(
             **layers,

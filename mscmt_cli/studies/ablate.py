@@ -8,13 +8,15 @@ model, BERTweet + gated fusion. ``--variant NAME=text,image,fusion,decoder``
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.registry import Registry
-from mscmt_cli.settings import Settings, required_path
-from mscmt_cli.studies.common import PARTS, Row, RowResult, RowRunner, run_rows
-from mscmt_cli.studies.results import StudyOutcome, finish
+from mscmt_cli.settings import Settings
+from mscmt_cli.studies.common import PARTS, Row, RowResult, RowRunner
+from mscmt_cli.studies.results import StudyOutcome, run_study
 from mscmt_cli.studies.tables import METRICS, Column, StudyTable, pct, prf, type_cells, type_columns
 
 FULL = {"text": "bertweet", "image": "clip-vit-l14", "fusion": "gated", "decoder": "crf"}
@@ -67,6 +69,12 @@ def ablate_table(results: list[RowResult], ref: int) -> StudyTable:
     return StudyTable("Table V: ablation", columns, rows, notes)
 
 
+def ablate_summary(results: list[RowResult], console: Console) -> tuple[StudyTable, dict[str, Any]]:
+    """Table V against the reference row, which ``results.json`` names."""
+    ref = reference_index(results)
+    return ablate_table(results, ref), {"reference": results[ref].row.name}
+
+
 def run_ablate(
     settings: Settings,
     variants: list[str] | None = None,
@@ -75,11 +83,4 @@ def run_ablate(
     runner: RowRunner | None = None,
 ) -> StudyOutcome:
     """Train every variant (skipping finished ones) and write Table V."""
-    from mscmt_cli.console import make_console
-
-    console = console or make_console()
-    registry = registry or Registry.from_entry_points()
-    results = run_rows(settings, variant_rows(variants), registry, console, "ablate", runner)
-    ref = reference_index(results)
-    extra = {"reference": results[ref].row.name}
-    return finish(StudyOutcome("ablate", ablate_table(results, ref), results, extra), required_path(settings.out, "--out"), console)
+    return run_study("ablate", settings, variant_rows(variants), ablate_summary, registry, console, runner)

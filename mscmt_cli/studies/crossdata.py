@@ -19,9 +19,9 @@ from rich.console import Console
 from mscmt_cli.data.corpus import MERGED, canonical_name, corpus_dirs
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.registry import Registry
-from mscmt_cli.settings import Settings, required_path
-from mscmt_cli.studies.common import Row, RowResult, RowRunner, run_rows
-from mscmt_cli.studies.results import StudyOutcome, finish
+from mscmt_cli.settings import Settings
+from mscmt_cli.studies.common import Row, RowResult, RowRunner
+from mscmt_cli.studies.results import StudyOutcome, run_study
 from mscmt_cli.studies.tables import Column, StudyTable, prf
 
 SECTIONS = ("types", "micro", "weighted")
@@ -78,10 +78,8 @@ def run_crossdata(
     runner: RowRunner | None = None,
 ) -> StudyOutcome:
     """Train the three rows (skipping finished ones), score them and write Table VI."""
-    from mscmt_cli.console import make_console
 
-    console = console or make_console()
-    registry = registry or Registry.from_entry_points()
-    results = run_rows(settings, crossdata_rows(settings, first, second), registry, console, "crossdata", runner)
-    extra = {"corpora": [canonical_name(first), canonical_name(second)]}
-    return finish(StudyOutcome("crossdata", crossdata_table(results), results, extra), required_path(settings.out, "--out"), console)
+    def summary(results: list[RowResult], console: Console) -> tuple[StudyTable, dict[str, Any]]:
+        return crossdata_table(results), {"corpora": [canonical_name(first), canonical_name(second)]}
+
+    return run_study("crossdata", settings, crossdata_rows(settings, first, second), summary, registry, console, runner)

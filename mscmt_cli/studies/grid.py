@@ -7,13 +7,15 @@ validation weighted F1 (first cell on ties); its test scores are reported.
 
 from __future__ import annotations
 
+from typing import Any
+
 from rich.console import Console
 
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.registry import Registry
-from mscmt_cli.settings import Settings, required_path
-from mscmt_cli.studies.common import Row, RowResult, RowRunner, run_rows
-from mscmt_cli.studies.results import StudyOutcome, finish
+from mscmt_cli.settings import Settings
+from mscmt_cli.studies.common import Row, RowResult, RowRunner
+from mscmt_cli.studies.results import StudyOutcome, run_study
 from mscmt_cli.studies.tables import Column, StudyTable, prf
 
 DEFAULT_LRS = "1e-5,3e-5,5e-5"
@@ -68,6 +70,13 @@ def grid_table(results: list[RowResult], best: int) -> StudyTable:
     return StudyTable("Table III: learning rate x batch size", columns, rows, notes)
 
 
+def grid_summary(results: list[RowResult], console: Console) -> tuple[StudyTable, dict[str, Any]]:
+    """Table III with the best cell marked; the cell is printed and named in ``results.json``."""
+    best = best_index(results)
+    console.print(f"best cell: {results[best].row.shown} (validation weighted F1 {100 * results[best].valid_f1:.2f})")
+    return grid_table(results, best), {"selection": SELECTION_NOTE, "best": results[best].row.name}
+
+
 def run_grid(
     settings: Settings,
     lrs: str = DEFAULT_LRS,
@@ -77,13 +86,5 @@ def run_grid(
     runner: RowRunner | None = None,
 ) -> StudyOutcome:
     """Train every cell (skipping finished ones), choose the best on validation, write the results."""
-    from mscmt_cli.console import make_console
-
-    console = console or make_console()
-    registry = registry or Registry.from_entry_points()
     rows = grid_rows(parse_list(lrs, "--lrs", float), parse_list(batch_sizes, "--batch-sizes", int))
-    results = run_rows(settings, rows, registry, console, "grid", runner)
-    best = best_index(results)
-    extra = {"selection": SELECTION_NOTE, "best": results[best].row.name}
-    console.print(f"best cell: {results[best].row.shown} (validation weighted F1 {100 * results[best].valid_f1:.2f})")
-    return finish(StudyOutcome("grid", grid_table(results, best), results, extra), required_path(settings.out, "--out"), console)
+    return run_study("grid", settings, rows, grid_summary, registry, console, runner)

@@ -1,9 +1,10 @@
-"""Writing a study's results: ``results.json``, ``results.csv``, ``report.md``, ``chart.png``."""
+"""A study's end: its rows trained (:func:`run_study`) and its results written: ``results.json``, ``results.csv``, ``report.md``, ``chart.png``."""
 
 from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,8 +13,10 @@ from rich.console import Console
 
 from mscmt_cli.data.corpus import canonical_name
 from mscmt_cli.engine.rundir import write_json, write_text_atomic
+from mscmt_cli.registry import Registry
+from mscmt_cli.settings import Settings, required_path
 from mscmt_cli.studies.charts import study_chart
-from mscmt_cli.studies.common import PARTS, STUDY_FILES, RowResult
+from mscmt_cli.studies.common import PARTS, STUDY_FILES, Row, RowResult, RowRunner, run_rows
 from mscmt_cli.studies.tables import StudyTable
 
 FILES = STUDY_FILES[:4]  # results.json, results.csv, report.md, chart.png
@@ -95,3 +98,25 @@ def finish(outcome: StudyOutcome, out: Path, console: Console) -> StudyOutcome:
         f"results in {out} ({', '.join(FILES)})"
     )
     return outcome
+
+
+Summary = Callable[[list[RowResult], Console], tuple[StudyTable, dict[str, Any]]]
+"""A study's table and extra facts for ``results.json`` from its rows' results (it may print on the console)."""
+
+
+def run_study(
+    study: str,
+    settings: Settings,
+    rows: list[Row],
+    summary: Summary,
+    registry: Registry | None = None,
+    console: Console | None = None,
+    runner: RowRunner | None = None,
+) -> StudyOutcome:
+    """Train every row (skipping finished ones; on ``runner`` when given), then write ``summary``'s table and files."""
+    from mscmt_cli.console import make_console
+
+    console = console or make_console()
+    results = run_rows(settings, rows, registry or Registry.from_entry_points(), console, study, runner)
+    table, extra = summary(results, console)
+    return finish(StudyOutcome(study, table, results, extra), required_path(settings.out, "--out"), console)

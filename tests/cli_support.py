@@ -1,0 +1,43 @@
+"""Shared helpers of the tests that run ``mscmt train`` on the tiny models (the fixtures are in conftest.py)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from tests.conftest import Corpus, TinyModels
+
+
+def train_args(
+    corpus: Corpus,
+    out: Path | str | None,
+    tiny: TinyModels | None = None,
+    *,
+    text: str | None = "bertweet",
+    image: str | None = "none",
+    fusion: str | None = "none",
+    decoder: str | None = None,
+    images: bool | None = None,
+    epochs: int | None = 1,
+    batch_size: int | None = None,
+    extra: Sequence[object] = (),
+) -> list[str]:
+    """The arguments of ``mscmt train`` on the tiny corpus, as strings (for the ``mscmt`` fixture or a subprocess).
+
+    A component, ``out``, ``epochs`` or ``batch_size`` that is None is left out (the command's default); ``images``
+    (``--images-dir``) defaults to whether ``image`` reads image files (not ``none``, ``caption``, ``caption-tokens:…``); ``tiny`` adds
+    its ``--model-path`` options; ``extra`` comes last, so a repeated option there wins.
+    """
+    args: list[object] = ["train"]
+    for flag, value in (("--text", text), ("--image", image), ("--fusion", fusion), ("--decoder", decoder)):
+        if value is not None:
+            args += [flag, value]
+    reads_images = image is not None and image != "none" and not image.startswith("caption")
+    args += corpus.args(images=reads_images if images is None else images)
+    for flag, value in (("--out", out), ("--epochs", epochs), ("--batch-size", batch_size)):
+        if value is not None:
+            args += [flag, value]
+    args += tiny.model_path_args() if tiny is not None else []
+    return [str(a) for a in [*args, *extra]]
