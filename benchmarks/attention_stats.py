@@ -21,8 +21,6 @@ are left out. Writes ``<out>/attention.md`` and ``<out>/attention.json``.
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import statistics
 import sys
@@ -35,8 +33,8 @@ from mscmt_cli.labels import ENTITY_TYPES
 from mscmt_cli.tagging.tagger import Tagger
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA
-from results import CAPTIONS, TEST_SCORES, VARIANTS, cell_dir, cell_name
+from gate_stats import stats_of_runs
+from results import CAPTIONS, VARIANTS
 
 #: The results table's variants whose fusion attends over caption sub-words.
 ATTENDING = [name for name, v in VARIANTS.items() if v.get("fusion") == "cross-attention" and v.get("image") == "caption-tokens"]
@@ -90,26 +88,7 @@ def render(stats: dict[str, dict]) -> str:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
-    parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    parser.add_argument("--corpora", default="twitter2017,twitter2015")
-    parser.add_argument("--seeds", default="1,2,3")
-    parser.add_argument("--batch-size", type=int, default=32, help="tweets per forward pass")
-    parser.add_argument("--limit", type=int, default=0, help="only the first N test tweets (0: all)")
-    args = parser.parse_args()
-    stats = {}
-    for corpus in args.corpora.split(","):
-        for variant in ATTENDING:
-            for seed in (int(s) for s in args.seeds.split(",")):
-                run_dir = cell_dir(args.out, corpus, variant, seed)
-                if (run_dir / TEST_SCORES).is_file():
-                    stats[cell_name(corpus, variant, seed)] = run_stats(run_dir, args.data_dir, corpus, args.batch_size, args.limit)
-                    print(f"{run_dir.name}: done", flush=True)
-    page = render(stats)
-    (args.out / "attention.json").write_text(json.dumps(stats, indent=2))
-    (args.out / "attention.md").write_text(page)
-    print(page)
+    stats_of_runs(__doc__ or "", ATTENDING, run_stats, render, "attention")
 
 
 if __name__ == "__main__":

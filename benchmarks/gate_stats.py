@@ -17,6 +17,7 @@ import json
 import statistics
 import sys
 from collections import defaultdict
+from collections.abc import Callable
 from pathlib import Path
 
 from mscmt_cli.data.conll import Tweet
@@ -77,8 +78,10 @@ def render(stats: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+def stats_of_runs(doc: str, variants: list[str], stats_of: Callable[..., dict], render_page: Callable[[dict], str], stem: str) -> None:
+    """The command line both statistics scripts share: ``stats_of`` each finished run of ``variants`` in
+    results.py's ``--out``, then ``<out>/<stem>.json`` and ``<out>/<stem>.md`` (``render_page``)."""
+    parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
     parser.add_argument("--corpora", default="twitter2017,twitter2015")
@@ -88,15 +91,20 @@ def main() -> None:
     args = parser.parse_args()
     stats = {}
     for corpus in args.corpora.split(","):
-        for seed in (int(s) for s in args.seeds.split(",")):
-            run_dir = cell_dir(args.out, corpus, "caption+gated", seed)
-            if (run_dir / TEST_SCORES).is_file():
-                stats[cell_name(corpus, "caption+gated", seed)] = run_stats(run_dir, args.data_dir, corpus, args.batch_size, args.limit)
-                print(f"{run_dir.name}: done", flush=True)
-    page = render(stats)
-    (args.out / "gate.json").write_text(json.dumps(stats, indent=2))
-    (args.out / "gate.md").write_text(page)
+        for variant in variants:
+            for seed in (int(s) for s in args.seeds.split(",")):
+                run_dir = cell_dir(args.out, corpus, variant, seed)
+                if (run_dir / TEST_SCORES).is_file():
+                    stats[cell_name(corpus, variant, seed)] = stats_of(run_dir, args.data_dir, corpus, args.batch_size, args.limit)
+                    print(f"{run_dir.name}: done", flush=True)
+    page = render_page(stats)
+    (args.out / f"{stem}.json").write_text(json.dumps(stats, indent=2))
+    (args.out / f"{stem}.md").write_text(page)
     print(page)
+
+
+def main() -> None:
+    stats_of_runs(__doc__ or "", ["caption+gated"], run_stats, render, "gate")
 
 
 if __name__ == "__main__":
