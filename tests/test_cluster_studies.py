@@ -174,8 +174,9 @@ def test_driver_killed_midway_then_the_rerun_finishes_only_the_unfinished_rows(t
     others from their checkpoints, and every row scores as in an uninterrupted one-machine grid."""
     pytest.importorskip("ray")
     out = tmp_path / "study"
-    rows = ["lr0.001-bs48", "lr0.001-bs2", "lr0.001-bs1"]  # 1, 24 and 48 steps an epoch: the first row ends long before the others
-    args = ["grid", "--lrs", "1e-3", "--batch-sizes", "48,2,1", *corpus.args(images=False), "--epochs", "3", "--patience", "3"]
+    # 1, 48 and 24 steps an epoch: the first row ends long before the second, which trains beside it from the start
+    rows = ["lr0.001-bs48", "lr0.001-bs1", "lr0.001-bs2"]
+    args = ["grid", "--lrs", "1e-3", "--batch-sizes", "48,1,2", *corpus.args(images=False), "--epochs", "3", "--patience", "3"]
     args += ["--image", "none", "--fusion", "none", "--head-lr", "1e-2", *tiny.model_path_args()]
     cmd = [sys.executable, "-m", "mscmt_cli", *args, "--ray", "local", "--out", str(out)]
     driver = subprocess.Popen(cmd, env=_env(), stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
