@@ -213,6 +213,9 @@ def chart(results: Results, path: Path) -> Path:
     axes = fig.subplots(1, len(results), squeeze=False)[0]
     for ax, (corpus, all_variants) in zip(axes, results.items()):
         variants = ran(all_variants)
+        if not variants:
+            ax.set_title(f"{corpus}: no finished run")
+            continue
         for i, (_variant, runs) in enumerate(variants.items()):
             f1 = [100 * r["micro"]["f1"] for r in runs.values()]
             if not f1:
