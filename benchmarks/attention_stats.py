@@ -28,13 +28,11 @@ from collections import defaultdict
 from pathlib import Path
 
 from mscmt_cli.data.conll import Tweet
-from mscmt_cli.data.corpus import load_split
 from mscmt_cli.labels import ENTITY_TYPES
-from mscmt_cli.tagging.tagger import Tagger
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gate_stats import stats_of_runs
-from results import CAPTIONS, VARIANTS
+from gate_stats import stats_of_runs, tag_test_split
+from results import VARIANTS
 
 #: The results table's variants whose fusion attends over caption sub-words.
 ATTENDING = [name for name, v in VARIANTS.items() if v.get("fusion") == "cross-attention" and v.get("image") == "caption-tokens"]
@@ -64,11 +62,8 @@ def by_gold_tag(tweets: list[Tweet], rows: list[list[list[float]] | None]) -> di
 
 def run_stats(run_dir: Path, data_dir: Path, corpus: str, batch_size: int, limit: int = 0) -> dict:
     """Tag the test split with one run and summarise its attention rows by gold tag."""
-    tagger = Tagger.from_pretrained(
-        run_dir, device="cpu", captions=data_dir / "captions" / CAPTIONS[corpus], missing_images="blank", batch_size=batch_size
-    )
-    tweets = list(load_split(data_dir, corpus, "test").tweets)[: limit or None]
-    rows = [r.attention for r in tagger.tag_batch([list(t.tokens) for t in tweets], [t.image_id for t in tweets])]
+    tweets, results = tag_test_split(run_dir, data_dir, corpus, batch_size, limit)
+    rows = [r.attention for r in results]
     groups = by_gold_tag(tweets, rows)
     return {key: {name: statistics.mean(values) for name, values in m.items()} | {"words": len(m["peak"])} for key, m in groups.items()}
 

@@ -23,7 +23,7 @@ from pathlib import Path
 from mscmt_cli.data.conll import Tweet
 from mscmt_cli.data.corpus import load_split
 from mscmt_cli.labels import ENTITY_TYPES
-from mscmt_cli.tagging.tagger import Tagger
+from mscmt_cli.tagging.tagger import Tagger, TagResult
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import DEFAULT_DATA
@@ -43,13 +43,20 @@ def gate_by_group(tweets: list[Tweet], gates: list[list[float]]) -> dict[str, li
     return groups
 
 
-def run_stats(run_dir: Path, data_dir: Path, corpus: str, batch_size: int, limit: int = 0) -> dict:
-    """Tag the test split with one gated run and summarise its gate values."""
+def tag_test_split(run_dir: Path, data_dir: Path, corpus: str, batch_size: int, limit: int = 0) -> tuple[list[Tweet], list[TagResult]]:
+    """The test split of ``corpus`` (its first ``limit`` tweets; 0: all) and one run's results on it, with the
+    corpus's captions file as the image (an image without a caption reads the empty one)."""
     tagger = Tagger.from_pretrained(
         run_dir, device="cpu", captions=data_dir / "captions" / CAPTIONS[corpus], missing_images="blank", batch_size=batch_size
     )
     tweets = list(load_split(data_dir, corpus, "test").tweets)[: limit or None]
-    gates = [r.gate for r in tagger.tag_batch([list(t.tokens) for t in tweets], [t.image_id for t in tweets])]
+    return tweets, tagger.tag_batch([list(t.tokens) for t in tweets], [t.image_id for t in tweets])
+
+
+def run_stats(run_dir: Path, data_dir: Path, corpus: str, batch_size: int, limit: int = 0) -> dict:
+    """Tag the test split with one gated run and summarise its gate values."""
+    tweets, results = tag_test_split(run_dir, data_dir, corpus, batch_size, limit)
+    gates = [r.gate for r in results]
     groups = gate_by_group(tweets, gates)
     per_tweet = [statistics.mean(g) for g in gates if g]
     return {
