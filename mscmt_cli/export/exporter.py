@@ -53,7 +53,6 @@ from mscmt_cli.export.layout import (
     graph_inputs,
     is_export_dir,
     read_export_config,
-    takes_token_types,
     unpack_extras,
 )
 from mscmt_cli.export.runtime import batch_feeds, open_session, require
@@ -84,7 +83,7 @@ class EmissionGraph(nn.Module):
         self.model = model
         self.with_gate = "gate" in type(model.fusion).explains
         self.with_attention = "attention" in type(model.fusion).explains
-        self.with_token_types = takes_token_types(model.text)
+        self.with_token_types = model.text.takes_token_types
 
     @property
     def outputs(self) -> list[str]:

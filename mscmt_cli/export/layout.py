@@ -19,8 +19,8 @@ The graph's inputs are the padded tensors of :class:`~mscmt_cli.model.mner.MNERB
 the one place that names them: ``input_ids``, ``attention_mask``, ``word_index``,
 ``word_mask``; then ``token_type_ids`` ``(W, L)`` for a model whose text encoder
 reads the caption beside the tweet in a pair format with segment ids
-(:func:`takes_token_types`: BERT, MiniLM; not RoBERTa, BERTweet, nor any model
-without a caption); then the image inputs of :func:`image_feeds`, the one place
+(``TextEncoder.takes_token_types``: BERT, MiniLM; not RoBERTa, BERTweet, nor
+any model without a caption); then the image inputs of :func:`image_feeds`, the one place
 that says how a batch's image features enter the graph. Inside the graph,
 :func:`unpack_extras` reads the inputs after ``word_mask`` back in that order.
 """
@@ -34,7 +34,6 @@ import torch
 from pydantic import BaseModel, ValidationError
 
 from mscmt_cli.errors import ModelLoadError
-from mscmt_cli.model.components import TextEncoder
 from mscmt_cli.model.mner import MNERBatch
 
 EXPORT_FORMAT: Literal["mscmt-onnx"] = "mscmt-onnx"
@@ -52,7 +51,7 @@ TEXT_AXES: dict[str, dict[int, str]] = {
     "attention_mask": {0: "windows", 1: "subwords"},
     "word_index": {0: "batch", 1: "words"},
     "word_mask": {0: "batch", 1: "words"},
-    "token_type_ids": {0: "windows", 1: "subwords"},  # only where takes_token_types
+    "token_type_ids": {0: "windows", 1: "subwords"},  # only where TextEncoder.takes_token_types
 }
 #: The image inputs and their dynamic axes (see :func:`image_feeds`).
 IMAGE_AXES: dict[str, dict[int, str]] = {"image": {0: "batch", 1: "tokens"}, "image_mask": {0: "batch", 1: "tokens"}}
@@ -72,28 +71,17 @@ def image_feeds(image: torch.Tensor, image_mask: torch.Tensor) -> dict[str, torc
     return {"image": image, "image_mask": image_mask} if image.size(-1) else {}
 
 
-def takes_token_types(text: TextEncoder) -> bool:
-    """Whether the graph of a model with text encoder ``text`` takes ``token_type_ids``: the encoder reads the
-    caption beside the tweet and its model takes segment ids (:attr:`TextEncoder.takes_token_types`)."""
-    return text.takes_token_types
-
-
 def graph_inputs(batch: MNERBatch, token_types: bool) -> dict[str, torch.Tensor]:
     """The graph's named inputs of a collated batch, in the order of the exported function's arguments.
 
-    ``token_types``: whether the graph takes ``token_type_ids`` (:func:`takes_token_types`); a batch
+    ``token_types``: whether the graph takes ``token_type_ids`` (``TextEncoder.takes_token_types``); a batch
     without segment ids (``TextBatch.token_type_ids`` None) feeds zeros ``(W, L)``, the model's default.
     """
     t = batch.text
-    types = t.token_type_ids if t.token_type_ids is not None else torch.zeros_like(t.input_ids)
-    return {
-        "input_ids": t.input_ids,
-        "attention_mask": t.attention_mask,
-        "word_index": t.word_index,
-        "word_mask": t.word_mask.bool(),
-        **({"token_type_ids": types} if token_types else {}),
-        **image_feeds(batch.image.float(), batch.image_mask.bool()),
-    }
+    inputs = {"input_ids": t.input_ids, "attention_mask": t.attention_mask, "word_index": t.word_index, "word_mask": t.word_mask.bool()}
+    if token_types:
+        inputs["token_type_ids"] = t.token_type_ids if t.token_type_ids is not None else torch.zeros_like(t.input_ids)
+    return inputs | image_feeds(batch.image.float(), batch.image_mask.bool())
 
 
 def unpack_extras(

@@ -22,7 +22,7 @@ from typing import Any
 
 from mscmt_cli.errors import ModelLoadError, MscmtError
 from mscmt_cli.export.exporter import export_model, is_fresh, run_export_dir
-from mscmt_cli.export.layout import MODEL_DIR, is_export_dir, takes_token_types
+from mscmt_cli.export.layout import MODEL_DIR, is_export_dir
 from mscmt_cli.export.runtime import OnnxBackend, require
 from mscmt_cli.model.build import Assembled, build_model, load_model, read_spec
 
@@ -35,8 +35,8 @@ def weightless(export: Path, registry: Any, model_paths: Mapping[str, str]) -> A
 
 def check_fits(assembled: Assembled, backend: OnnxBackend) -> tuple[Assembled, OnnxBackend]:
     """``(assembled, backend)`` when the graph takes ``token_type_ids`` exactly where the rebuilt text encoder gives
-    them (:func:`~mscmt_cli.export.layout.takes_token_types`); else ``ModelLoadError`` (a graph and a model/ of two models)."""
-    wanted = takes_token_types(assembled.model.text)
+    them (``TextEncoder.takes_token_types``); else ``ModelLoadError`` (a graph and a model/ of two models)."""
+    wanted = assembled.model.text.takes_token_types
     if backend.token_types != wanted:
         raise ModelLoadError(
             f"{backend.directory}: model.onnx {'takes' if backend.token_types else 'takes no'} token_type_ids, but the text "
