@@ -26,8 +26,6 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "examples"))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from count_invalid import predict  # noqa: E402
 
 CONFIG = REPO / "examples" / "configs" / "example.toml"
 CAPTIONS = REPO / "examples" / "data" / "captions.txt"
@@ -70,11 +68,7 @@ def evaluate(run: Path, tweets: list, decided: set[str]) -> dict[str, Any]:
     table = read_captions(CAPTIONS)
     reads_caption = tagger.spec.context == "caption" or tagger.images.encoder.input_kind == "caption"
     captions = [table[t.image_id] for t in tweets] if reads_caption else None
-    tagged = (
-        [r.tags for r in tagger.tag_batch([list(t.tokens) for t in tweets], captions=captions)]
-        if captions
-        else predict(tagger, tweets, None)
-    )
+    tagged = [r.tags for r in tagger.tag_batch([list(t.tokens) for t in tweets], captions=captions)]
     parts = {"all": range(len(tweets))}
     parts["image-decided"] = [i for i, t in enumerate(tweets) if t.image_id in decided]
     parts["text-decided"] = [i for i, t in enumerate(tweets) if t.image_id not in decided]
