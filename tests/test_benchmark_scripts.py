@@ -100,6 +100,12 @@ def test_results_reruns_named_variants_and_refuses_an_unknown_one(tmp_path):
         "fusion": "cross-attention",
     }
     assert results.TRIALS["caption-tokens+cross-attention-no-gate"]["params"] == {"fusion": {"gate": False}}
+    assert results.TRIALS["context+caption-tokens+cross-attention-8-heads"] == {
+        "context": "caption",
+        "image": "caption-tokens",
+        "fusion": "cross-attention",
+        "params": {"fusion": {"heads": 8}},
+    }
     assert set(results.TRIALS) <= set(results.VARIANTS) and not set(results.TRIALS) & set(results.MAIN)
     done = subprocess.run(
         [sys.executable, str(SCRIPT), "--out", str(tmp_path), "--variants", "text-only,bogus"], capture_output=True, text=True, timeout=120
@@ -142,7 +148,8 @@ def test_attention_stats_measures_each_row_and_groups_them_by_gold_tag():
 
     script = load_script("attention_stats")
     assert script.ATTENDING[:2] == ["caption-tokens+cross-attention", "context+caption-tokens+cross-attention"]
-    assert set(script.ATTENDING[2:]) == {f"caption-tokens+cross-attention-{t}" for t in ("no-gate", "8-heads", "2-layers")}
+    trials = {f"caption-tokens+cross-attention-{t}" for t in ("no-gate", "8-heads", "2-layers")}
+    assert set(script.ATTENDING[2:]) == trials | {"context+caption-tokens+cross-attention-8-heads"}
     uniform, peaked = [0.25] * 4, [0.0, 1.0, 0.0, 0.0]
     assert script.row_measures(uniform) == pytest.approx({"peak": 0.25, "entropy": 1.0, "special": 0.5})
     assert script.row_measures(peaked) == {"peak": 1.0, "entropy": 0.0, "special": 0.0}
