@@ -8,7 +8,8 @@ encoder, three seeds each, trained with early stopping on validation weighted
 F1; ``--variants`` also takes the cross-attention trials of ``TRIALS`` (no
 gate, 8 heads, 2 layers; caption context with 8 heads). Every run goes to
 ``<out>/runs/<corpus>-<variant>-s<seed>/`` (finished runs are skipped, so an
-interrupted table resumes). From the finished runs it writes
+interrupted table resumes). From every finished run (and the cells an earlier
+``results.json`` holds with the same training settings) it writes
 ``<out>/results.md`` (mean ± standard deviation over seeds of test micro and
 weighted F1 with micro precision and recall, the per-seed difference of each captioned variant to text-only,
 per-type F1, the published numbers), ``<out>/results.json`` and
@@ -53,6 +54,9 @@ TRIALS["context+caption-tokens+cross-attention-8-heads"] = dict(context="caption
 MAIN = list(VARIANTS)
 VARIANTS |= TRIALS
 BASELINE = "text-only"
+CORPORA = ("twitter2017", "twitter2015")  # the report's order
+KEPT = ("micro", "weighted", "types", "best_epoch")  # what the report keeps of a cell's test scores
+TRAINING = ("epochs", "patience", "lr", "batch_size")  # an earlier report's cells count only if these match
 CAPTIONS = {"twitter2015": "BLIP2_15.txt", "twitter2017": "BLIP2_17.txt"}
 PUBLISHED = [  # (system, encoders, T-2015 micro F1, T-2017 micro F1) as their authors report them
     ("UMT (ACL 2020)", "BERT-base / ResNet-152", "73.41", "85.31"),
@@ -70,7 +74,11 @@ def cell_dir(out: Path, corpus: str, variant: str, seed: int) -> Path:
 
 
 def cell_name(corpus: str, variant: str, seed: int) -> str:
-    return f"{corpus}-{variant}-s{seed}"
+    return f"{cell_prefix(corpus, variant)}{seed}"
+
+
+def cell_prefix(corpus: str, variant: str) -> str:
+    return f"{corpus}-{variant}-s"
 
 
 def train_cells(args: argparse.Namespace, corpora: list[str], seeds: list[int]) -> None:
@@ -111,17 +119,34 @@ def train_cells(args: argparse.Namespace, corpora: list[str], seeds: list[int]) 
     run_rows(base, rows, Registry.from_entry_points(), make_console(), runner=runner)
 
 
-def collect(out: Path, corpora: list[str], seeds: list[int]) -> Results:
-    """Read the test scores of every finished cell (unfinished cells are absent)."""
-    results: Results = {c: {v: {} for v in VARIANTS} for c in corpora}
-    for corpus in corpora:
-        for variant in VARIANTS:
-            for seed in seeds:
-                done = cell_dir(out, corpus, variant, seed) / TEST_SCORES
-                if done.is_file():
-                    scores = json.loads(done.read_text())
-                    results[corpus][variant][seed] = {k: scores[k] for k in ("micro", "weighted", "types", "best_epoch")}
-    return results
+def collect(out: Path, args: argparse.Namespace) -> Results:
+    """The test scores of every finished cell of every corpus and seed: those under ``<out>/runs``,
+    then those an earlier ``results.json`` recorded with the same training settings whose run
+    directory is gone (rerunning one corpus, or cleaning the runs, never drops a cell from the
+    report). Corpora without a finished cell are left out."""
+    results: Results = {c: {v: {} for v in VARIANTS} for c in CORPORA}
+    for corpus, variants in results.items():
+        for variant, runs in variants.items():
+            for done in (out / "runs").glob(f"{cell_prefix(corpus, variant)}*/{TEST_SCORES}"):
+                seed = done.parent.name.removeprefix(cell_prefix(corpus, variant))
+                if seed.isdigit():
+                    runs[int(seed)] = {k: v for k, v in json.loads(done.read_text()).items() if k in KEPT}
+    for corpus, variants in recorded(out / "results.json", args).items():
+        for variant, runs in variants.items():
+            for seed, scores in runs.items():
+                if corpus in results and variant in VARIANTS:
+                    results[corpus][variant].setdefault(int(seed), scores)
+    return {c: vs for c, vs in results.items() if any(vs.values())} or results
+
+
+def recorded(path: Path, args: argparse.Namespace) -> dict[str, dict[str, dict[str, dict]]]:
+    """The cells of an earlier report, if it was trained with these settings (else none)."""
+    if not path.is_file():
+        return {}
+    saved = json.loads(path.read_text())
+    if any(saved["settings"].get(key) != getattr(args, key) for key in TRAINING):
+        return {}
+    return saved["results"]
 
 
 def mean_std(values: list[float]) -> str:
@@ -254,7 +279,7 @@ def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
-    parser.add_argument("--corpora", default="twitter2017,twitter2015")
+    parser.add_argument("--corpora", default=",".join(CORPORA), help="corpora to train [both]; the report covers every finished cell")
     parser.add_argument("--seeds", default="1,2,3")
     parser.add_argument(
         "--variants", default=",".join(MAIN), help=f"variants to train, comma separated [the main ones]; also: {', '.join(TRIALS)}"
@@ -283,7 +308,7 @@ def main() -> None:
             train_cells(args, corpora, seeds)
         except MscmtError as err:
             sys.exit(f"error: {err}")
-    print(write_report(args.out, collect(args.out, corpora, seeds), args))
+    print(write_report(args.out, collect(args.out, args), args))
 
 
 if __name__ == "__main__":

@@ -91,6 +91,31 @@ def test_report_only_tables_and_chart(tmp_path):
     assert (tmp_path / "results.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
+def test_the_report_keeps_every_finished_cell_and_an_earlier_reports_cells(tmp_path):
+    """Training one corpus, or losing the run directories, never drops a cell from results.json."""
+    import argparse
+
+    results = load_script("results")
+    settings = dict(epochs=3, patience=2, lr=5e-5, batch_size=16)
+    earlier = {
+        "twitter2015": {"text-only": {"1": {"micro": {"f1": 0.70}}}},
+        "twitter2017": {"text-only": {"1": {"micro": {"f1": 0.50}}}, "no-such-variant": {"1": {}}},
+    }
+    (tmp_path / "results.json").write_text(json.dumps({"settings": settings, "results": earlier}))
+    write_cell(tmp_path, "twitter2017-text-only-s1", 0.80, 0.80)  # a run directory beats the record
+    write_cell(tmp_path, "twitter2017-caption-tokens+cross-attention-8-heads-s12", 0.60, 0.60)
+
+    found = results.collect(tmp_path, argparse.Namespace(**settings))
+    assert found["twitter2015"]["text-only"] == {1: {"micro": {"f1": 0.70}}}
+    assert found["twitter2017"]["text-only"][1]["micro"]["f1"] == 0.80
+    assert set(found["twitter2017"]["caption-tokens+cross-attention-8-heads"]) == {12}
+    assert not found["twitter2017"]["caption-tokens+cross-attention"]
+    assert "no-such-variant" not in found["twitter2017"]
+
+    other = results.collect(tmp_path, argparse.Namespace(**(settings | {"epochs": 5})))
+    assert list(other) == ["twitter2017"], "an earlier report trained otherwise is not mixed in"
+
+
 def test_results_reruns_named_variants_and_refuses_an_unknown_one(tmp_path):
     results = load_script("results")
     assert {"caption-tokens+cross-attention", "context", "context+caption-tokens+cross-attention"} <= set(results.VARIANTS)
