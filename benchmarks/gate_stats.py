@@ -87,7 +87,8 @@ def render(stats: dict[str, dict]) -> str:
 
 def stats_of_runs(doc: str, variants: list[str], stats_of: Callable[..., dict], render_page: Callable[[dict], str], stem: str) -> None:
     """The command line both statistics scripts share: ``stats_of`` each finished run of ``variants`` in
-    results.py's ``--out``, then ``<out>/<stem>.json`` and ``<out>/<stem>.md`` (``render_page``)."""
+    results.py's ``--out``, then ``<out>/<stem>.json`` and ``<out>/<stem>.md`` (``render_page``). A row
+    an earlier ``<stem>.json`` holds is kept when its run directory is gone, and replaced when it is not."""
     parser = argparse.ArgumentParser(description=doc.splitlines()[0])
     parser.add_argument("--data-dir", type=Path, default=DEFAULT_DATA)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "results")
@@ -96,7 +97,8 @@ def stats_of_runs(doc: str, variants: list[str], stats_of: Callable[..., dict], 
     parser.add_argument("--batch-size", type=int, default=32, help="tweets per forward pass")
     parser.add_argument("--limit", type=int, default=0, help="only the first N test tweets (0: all)")
     args = parser.parse_args()
-    stats = {}
+    saved = args.out / f"{stem}.json"
+    stats = json.loads(saved.read_text()) if saved.is_file() else {}  # rows of runs since cleaned stay
     for corpus in args.corpora.split(","):
         for variant in variants:
             for seed in (int(s) for s in args.seeds.split(",")):
@@ -105,7 +107,7 @@ def stats_of_runs(doc: str, variants: list[str], stats_of: Callable[..., dict], 
                     stats[cell_name(corpus, variant, seed)] = stats_of(run_dir, args.data_dir, corpus, args.batch_size, args.limit)
                     print(f"{run_dir.name}: done", flush=True)
     page = render_page(stats)
-    (args.out / f"{stem}.json").write_text(json.dumps(stats, indent=2))
+    saved.write_text(json.dumps(stats, indent=2))
     (args.out / f"{stem}.md").write_text(page)
     print(page)
 

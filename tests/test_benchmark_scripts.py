@@ -187,6 +187,25 @@ def test_attention_stats_measures_each_row_and_groups_them_by_gold_tag():
     assert line == "| run-s1 | 1.00 / 0.00 / 0.00 | 0.25 / 1.00 / 0.50 | 1.00 / 0.00 / 0.00 | 1.00 / 0.00 / 0.00 | — | — |"
 
 
+def test_statistics_keep_the_rows_of_runs_since_cleaned_and_remeasure_the_others(tmp_path, monkeypatch):
+    gate_stats = load_script("gate_stats")
+    earlier = {"twitter2017-caption+gated-s1": {"x": 1}, "twitter2015-caption+gated-s2": {"x": 2}}
+    (tmp_path / "gate.json").write_text(json.dumps(earlier))
+    write_cell(tmp_path, "twitter2017-caption+gated-s1", 0.8, 0.8)  # still here: measured again
+    measured = []
+
+    def stats_of(run_dir, data_dir, corpus, batch_size, limit):
+        measured.append(run_dir.name)
+        return {"x": 9}
+
+    monkeypatch.setattr(sys, "argv", ["gate_stats.py", "--out", str(tmp_path)])
+    gate_stats.stats_of_runs("doc", ["caption+gated"], stats_of, lambda stats: json.dumps(stats), "gate")
+    assert measured == ["twitter2017-caption+gated-s1"]
+    expected = {"twitter2017-caption+gated-s1": {"x": 9}, "twitter2015-caption+gated-s2": {"x": 2}}
+    assert json.loads((tmp_path / "gate.json").read_text()) == expected
+    assert json.loads((tmp_path / "gate.md").read_text()) == expected
+
+
 @pytest.mark.slow
 def test_gpu_benchmark_smoke_runs_every_measurement_on_the_cpu():
     """benchmarks/gpu.sh --smoke: the prepared GPU check stays runnable without a GPU."""
