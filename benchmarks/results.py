@@ -243,13 +243,15 @@ def chart(results: Results, path: Path) -> Path:
         if not variants:
             ax.set_title(f"{corpus}: no finished run")
             continue
-        for i, (_variant, runs) in enumerate(variants.items()):
+        for i, (variant, runs) in enumerate(variants.items()):
             f1 = [100 * r["micro"]["f1"] for r in runs.values()]
             if not f1:
                 continue
             err = statistics.stdev(f1) if len(f1) > 1 else 0.0
             # a dot plot, not bars: the axis does not start at zero
-            ax.errorbar(i, statistics.mean(f1), yerr=err, fmt="D", markersize=9, capsize=8, color=f"C{i}")
+            ax.errorbar(
+                i, statistics.mean(f1), yerr=err, fmt="D", markersize=9, capsize=8, color=f"C{list(VARIANTS).index(variant) % 10}"
+            )  # one colour per variant in every panel
             ax.plot([i + 0.12] * len(f1), f1, "k.", markersize=7)
         ax.set_xticks(range(len(variants)), list(variants), rotation=25, ha="right", fontsize=8)
         ax.set_xlim(-0.5, len(variants) - 0.5)
