@@ -12,7 +12,8 @@ answer is checked: its tokens must be the request's own (``wrong`` counts the
 others, and a failed request, and makes the exit status 1).
 
 The model: ``--model RUN`` or, by default, an untrained minilm + crf text model
-(speed does not depend on training). The tweets: the TWITTER-2015 test split
+(speed does not depend on training), run by ``--backend torch`` or ``onnx``
+(both services and the ceiling; a run is exported into ``RUN/onnx/`` once). The tweets: the TWITTER-2015 test split
 (``--texts twitter2015``) or generated ones (``--texts synthetic``).
 
 Target: the batching service at 32 clients at least 4x its own 1-client throughput.
@@ -112,12 +113,14 @@ async def drive(url: str, clients: int, bodies: list[dict], max_requests: int, m
     return run
 
 
-def batching_ceiling(model: Path, tweets: list[list[str]], batch_max: int, device: str, repeats: int, model_paths: dict[str, str]) -> float:
+def batching_ceiling(
+    model: Path, tweets: list[list[str]], batch_max: int, device: str, repeats: int, model_paths: dict[str, str], backend: str = "torch"
+) -> float:
     """Throughput of ``Tagger.tag_batch`` in calls of ``batch_max`` tweets over calls of 1 tweet, in this
-    process (no HTTP): the most a batching service can gain here."""
+    process (no HTTP), with the services' backend: the most a batching service can gain here."""
     from mscmt_cli import Tagger
 
-    tagger = Tagger.from_pretrained(model, device=device, model_paths=model_paths, batch_size=batch_max)
+    tagger = Tagger.from_pretrained(model, device=device, model_paths=model_paths, batch_size=batch_max, backend=backend)
     tagger.tag_batch(tweets[:batch_max])  # warm-up
     sizes = {"calls of 1 tweet": 1, f"calls of {batch_max} tweets": batch_max}
 
@@ -192,6 +195,9 @@ def main() -> None:
     parser.add_argument("--batch-max", type=int, default=32, help="the batching service's --batch-max [%(default)s]")
     parser.add_argument("--batch-wait-ms", type=float, default=5.0, help="the batching service's --batch-wait-ms [%(default)s]")
     parser.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="where both services run the model [%(default)s]")
+    parser.add_argument(
+        "--backend", choices=("torch", "onnx"), default="torch", help="both services' and the ceiling's backend [%(default)s]"
+    )
     parser.add_argument("--ceiling-tweets", type=int, default=256, help="tweets of the in-process ceiling measurement [%(default)s]")
     parser.add_argument("--start-timeout", type=float, default=300.0, help="seconds a service may take to start [%(default)s]")
     args = parser.parse_args()
@@ -214,8 +220,8 @@ def main() -> None:
             model = Path(tmp) / "run"
         print(f"in-process ceiling: Tagger.tag_batch, {args.ceiling_tweets} tweets in calls of {args.batch_max} vs of 1")
         paths = dict(item.split("=", 1) for item in args.model_path)
-        ceiling = batching_ceiling(model, tweets[: args.ceiling_tweets], args.batch_max, args.device, args.repeats, paths)
-        serve_args = [f"--model-path={item}" for item in args.model_path] + args.serve_arg
+        ceiling = batching_ceiling(model, tweets[: args.ceiling_tweets], args.batch_max, args.device, args.repeats, paths, args.backend)
+        serve_args = [f"--model-path={item}" for item in args.model_path] + [f"--backend={args.backend}", *args.serve_arg]
         services = {
             name: start_service(model, bm, bw, args.threads, serve_args, args.start_timeout, args.device) for name, (bm, bw) in arms.items()
         }
@@ -230,7 +236,8 @@ def main() -> None:
             for proc, _ in services.values():
                 proc.terminate()
                 proc.wait(30)
-    print(f"/tag with {len(bodies)} {args.texts} tweets, {args.device}, {args.threads or 'default'} torch thread(s) per service")
+    threads = f"{args.threads or 'default'} {'torch' if args.backend == 'torch' else 'intra-op'} thread(s)"
+    print(f"/tag with {len(bodies)} {args.texts} tweets, {args.device}, {args.backend} backend, {threads} per service")
     print(f"{'arm':<34} {'clients':>7} {'requests':>8} {'seconds':>8} {'req/s':>8} {'p50 ms':>8} {'p99 ms':>8} {'wrong':>6}")
     for (name, n), run in results.items():
         rate = len(run.latencies) / run.seconds

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -253,9 +254,12 @@ def test_count_invalid_on_the_shared_tiny_run(trained_run, corpus, tiny, tmp_pat
 
 
 @pytest.mark.slow
-def test_bench_serve_smoke_drives_both_services_and_checks_every_answer(trained_run, tiny):
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_bench_serve_smoke_drives_both_services_and_checks_every_answer(trained_run, tiny, backend, tmp_path):
     """benchmarks/bench_serve.py on the tiny run, 1 and 4 clients, 12 requests each: every answer is its own."""
-    command = [sys.executable, str(REPO / "benchmarks" / "bench_serve.py"), "--model", str(trained_run)]
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)  # the onnx backend exports into the run
+    command = [sys.executable, str(REPO / "benchmarks" / "bench_serve.py"), "--model", str(run), "--backend", backend]
     command += ["--model-path", f"clip-vit-l14={tiny.clip_vision}", "--texts", "synthetic", "--repeats", "1", "--ceiling-tweets", "8"]
     command += ["--clients", "1,4", "--requests", "12", "--seconds", "120", "--start-timeout", "240", "--batch-max", "4"]
     done = subprocess.run(command, capture_output=True, text=True, timeout=600, cwd=REPO)
@@ -266,6 +270,8 @@ def test_bench_serve_smoke_drives_both_services_and_checks_every_answer(trained_
         clients, requests, rate, wrong = int(row[-7]), int(row[-6]), float(row[-4]), int(row[-1])
         assert clients in (1, 4) and requests == 12 and rate > 0 and wrong == 0
     assert sum("throughput =" in line for line in done.stdout.splitlines()) == 2
+    assert f"{backend} backend" in done.stdout
+    assert (run / "onnx" / "model.onnx").is_file() == (backend == "onnx"), "the services ran the backend asked for"
     ceiling = next(line for line in done.stdout.splitlines() if line.startswith("ceiling (in process, 4 tweets per call / 1): "))
     assert float(ceiling.split(": ")[1].split("x")[0]) > 0 and "the batching service reaches" in ceiling
 
