@@ -136,7 +136,8 @@ def collect(out: Path, args: argparse.Namespace) -> Results:
             for seed, scores in runs.items():
                 if corpus in results and variant in VARIANTS:
                     results[corpus][variant].setdefault(int(seed), scores)
-    return {c: vs for c, vs in results.items() if any(vs.values())} or results
+    ordered = {c: {v: dict(sorted(runs.items())) for v, runs in vs.items()} for c, vs in results.items()}
+    return {c: vs for c, vs in ordered.items() if any(vs.values())} or ordered
 
 
 def recorded(path: Path, args: argparse.Namespace) -> dict[str, dict[str, dict[str, dict]]]:
@@ -144,7 +145,7 @@ def recorded(path: Path, args: argparse.Namespace) -> dict[str, dict[str, dict[s
     if not path.is_file():
         return {}
     saved = json.loads(path.read_text())
-    if any(saved["settings"].get(key) != getattr(args, key) for key in TRAINING):
+    if any(saved.get("settings", {}).get(key) != getattr(args, key) for key in TRAINING):
         return {}
     return saved["results"]
 

@@ -105,11 +105,12 @@ def test_the_report_keeps_every_finished_cell_and_an_earlier_reports_cells(tmp_p
     (tmp_path / "results.json").write_text(json.dumps({"settings": settings, "results": earlier}))
     write_cell(tmp_path, "twitter2017-text-only-s1", 0.80, 0.80)  # a run directory beats the record
     write_cell(tmp_path, "twitter2017-caption-tokens+cross-attention-8-heads-s12", 0.60, 0.60)
+    write_cell(tmp_path, "twitter2017-caption-tokens+cross-attention-8-heads-s3", 0.60, 0.60)
 
     found = results.collect(tmp_path, argparse.Namespace(**settings))
     assert found["twitter2015"]["text-only"] == {1: {"micro": {"f1": 0.70}}}
     assert found["twitter2017"]["text-only"][1]["micro"]["f1"] == 0.80
-    assert set(found["twitter2017"]["caption-tokens+cross-attention-8-heads"]) == {12}
+    assert list(found["twitter2017"]["caption-tokens+cross-attention-8-heads"]) == [3, 12], "seeds in order"
     assert not found["twitter2017"]["caption-tokens+cross-attention"]
     assert "no-such-variant" not in found["twitter2017"]
 
