@@ -14,8 +14,9 @@ import os
 import platform
 import statistics
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -97,6 +98,38 @@ def save_text_model(model_dir: Path, model_paths: dict[str, str] | None = None) 
 def command_failed(command: list[str], stderr: str) -> SystemExit:
     """The exit for a benchmarked command that failed: its start and the end of its stderr."""
     return SystemExit(f"error: {' '.join(command[:4])} ... failed:\n{stderr[-2000:]}")
+
+
+def earlier_report(out: Path, stem: str, ours: Callable[[Any], bool], suffixes: Sequence[str] = (".json", ".md")) -> Any:
+    """The JSON of the report ``<out>/<stem>.json`` this script wrote before, or None when there is none.
+
+    Exits with one line, before anything is trained or written, when ``--out``
+    cannot hold a report (empty, ``.``, a file, below a file), when
+    ``<stem>.json`` is not one ``ours`` accepts (not JSON, someone else's), or
+    when there is no ``<stem>.json`` but another report file (``<stem>`` +
+    ``suffixes``) is there: a file of the user's is never overwritten.
+    """
+    from mscmt_cli import strict_json
+    from mscmt_cli.errors import MscmtError
+    from mscmt_cli.paths import check_dir_target, listing
+
+    try:
+        check_dir_target(out, "--out")
+    except MscmtError as err:
+        raise SystemExit(f"error: {err}") from None
+    saved = out / f"{stem}.json"
+    if not saved.is_file():
+        taken = [f"{stem}{suffix}" for suffix in suffixes if (out / f"{stem}{suffix}").exists()]
+        if taken:
+            raise SystemExit(f"error: --out {out} holds {listing(taken)} that this script did not write; move it or choose another --out")
+        return None
+    try:
+        report = strict_json.loads(saved.read_bytes())
+    except (ValueError, RecursionError):
+        report = None
+    if report is None or not ours(report):
+        raise SystemExit(f"error: {saved}: not a report this script wrote; move it or choose another --out")
+    return report
 
 
 def conll_blocks(path: Path) -> list[str]:

@@ -26,8 +26,8 @@ from mscmt_cli.labels import ENTITY_TYPES
 from mscmt_cli.tagging.tagger import Tagger, TagResult
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA
-from results import CAPTIONS, TEST_SCORES, cell_dir, cell_name
+from common import DEFAULT_DATA, earlier_report
+from results import CAPTIONS, CORPORA, TEST_SCORES, cell_dir, cell_name
 
 
 def gate_by_group(tweets: list[Tweet], gates: list[list[float]]) -> dict[str, list[float]]:
@@ -85,6 +85,13 @@ def render(stats: dict[str, dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def is_stats(report: object) -> bool:
+    """Whether a ``gate.json`` / ``attention.json`` is one of these scripts': run name -> statistics."""
+    return isinstance(report, dict) and all(
+        isinstance(stats, dict) and name.startswith(tuple(f"{c}-" for c in CORPORA)) for name, stats in report.items()
+    )
+
+
 def stats_of_runs(doc: str, variants: list[str], stats_of: Callable[..., dict], render_page: Callable[[dict], str], stem: str) -> None:
     """The command line both statistics scripts share: ``stats_of`` each finished run of ``variants`` in
     results.py's ``--out``, then ``<out>/<stem>.json`` and ``<out>/<stem>.md`` (``render_page``). A row
@@ -97,8 +104,7 @@ def stats_of_runs(doc: str, variants: list[str], stats_of: Callable[..., dict], 
     parser.add_argument("--batch-size", type=int, default=32, help="tweets per forward pass")
     parser.add_argument("--limit", type=int, default=0, help="only the first N test tweets (0: all)")
     args = parser.parse_args()
-    saved = args.out / f"{stem}.json"
-    stats = json.loads(saved.read_text()) if saved.is_file() else {}  # rows of runs since cleaned stay
+    stats = earlier_report(args.out, stem, is_stats) or {}  # rows of runs since cleaned stay
     for corpus in args.corpora.split(","):
         for variant in variants:
             for seed in (int(s) for s in args.seeds.split(",")):
@@ -107,7 +113,7 @@ def stats_of_runs(doc: str, variants: list[str], stats_of: Callable[..., dict], 
                     stats[cell_name(corpus, variant, seed)] = stats_of(run_dir, args.data_dir, corpus, args.batch_size, args.limit)
                     print(f"{run_dir.name}: done", flush=True)
     page = render_page(stats)
-    saved.write_text(json.dumps(stats, indent=2))
+    (args.out / f"{stem}.json").write_text(json.dumps(stats, indent=2))
     (args.out / f"{stem}.md").write_text(page)
     print(page)
 

@@ -32,7 +32,7 @@ from mscmt_cli.labels import ENTITY_TYPES
 from mscmt_cli.studies.common import TEST_SCORES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA
+from common import DEFAULT_DATA, earlier_report
 
 VARIANTS = {
     "text-only": dict(image="none", fusion="none"),
@@ -119,11 +119,11 @@ def train_cells(args: argparse.Namespace, corpora: list[str], seeds: list[int]) 
     run_rows(base, rows, Registry.from_entry_points(), make_console(), runner=runner)
 
 
-def collect(out: Path, args: argparse.Namespace) -> Results:
+def collect(out: Path, args: argparse.Namespace, earlier: dict | None) -> Results:
     """The test scores of every finished cell of every corpus and seed: those under ``<out>/runs``,
-    then those an earlier ``results.json`` recorded with the same training settings whose run
-    directory is gone (rerunning one corpus, or cleaning the runs, never drops a cell from the
-    report). Corpora without a finished cell are left out."""
+    then those the ``earlier`` report (``results.json``) recorded with the same training settings
+    whose run directory is gone (rerunning one corpus, or cleaning the runs, never drops a cell
+    from the report). Corpora without a finished cell are left out."""
     results: Results = {c: {v: {} for v in VARIANTS} for c in CORPORA}
     for corpus, variants in results.items():
         for variant, runs in variants.items():
@@ -131,7 +131,7 @@ def collect(out: Path, args: argparse.Namespace) -> Results:
                 seed = done.parent.name.removeprefix(cell_prefix(corpus, variant))
                 if seed.isdigit():
                     runs[int(seed)] = {k: v for k, v in json.loads(done.read_text()).items() if k in KEPT}
-    for corpus, variants in recorded(out / "results.json", args).items():
+    for corpus, variants in recorded(earlier, args).items():
         for variant, runs in variants.items():
             for seed, scores in runs.items():
                 if corpus in results and variant in VARIANTS:
@@ -140,14 +140,16 @@ def collect(out: Path, args: argparse.Namespace) -> Results:
     return {c: vs for c, vs in ordered.items() if any(vs.values())} or ordered
 
 
-def recorded(path: Path, args: argparse.Namespace) -> dict[str, dict[str, dict[str, dict]]]:
+def is_report(report: object) -> bool:
+    """Whether a ``results.json`` is one this script wrote."""
+    return isinstance(report, dict) and isinstance(report.get("settings"), dict) and isinstance(report.get("results"), dict)
+
+
+def recorded(earlier: dict | None, args: argparse.Namespace) -> dict[str, dict[str, dict[str, dict]]]:
     """The cells of an earlier report, if it was trained with these settings (else none)."""
-    if not path.is_file():
+    if earlier is None or any(earlier["settings"].get(key) != getattr(args, key) for key in TRAINING):
         return {}
-    saved = json.loads(path.read_text())
-    if any(saved.get("settings", {}).get(key) != getattr(args, key) for key in TRAINING):
-        return {}
-    return saved["results"]
+    return earlier["results"]
 
 
 def mean_std(values: list[float]) -> str:
@@ -303,6 +305,7 @@ def main() -> None:
     unknown = sorted(set(args.variants.split(",")) - set(VARIANTS))
     if unknown:
         sys.exit(f"error: unknown variant {unknown[0]!r}; known: {', '.join(VARIANTS)}")
+    earlier = earlier_report(args.out, "results", is_report, (".json", ".md", ".png"))
     args.out.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         from mscmt_cli.errors import MscmtError
@@ -311,7 +314,7 @@ def main() -> None:
             train_cells(args, corpora, seeds)
         except MscmtError as err:
             sys.exit(f"error: {err}")
-    print(write_report(args.out, collect(args.out, args), args))
+    print(write_report(args.out, collect(args.out, args, earlier), args))
 
 
 if __name__ == "__main__":

@@ -107,15 +107,49 @@ def test_the_report_keeps_every_finished_cell_and_an_earlier_reports_cells(tmp_p
     write_cell(tmp_path, "twitter2017-caption-tokens+cross-attention-8-heads-s12", 0.60, 0.60)
     write_cell(tmp_path, "twitter2017-caption-tokens+cross-attention-8-heads-s3", 0.60, 0.60)
 
-    found = results.collect(tmp_path, argparse.Namespace(**settings))
+    earlier = results.earlier_report(tmp_path, "results", results.is_report)
+    found = results.collect(tmp_path, argparse.Namespace(**settings), earlier)
     assert found["twitter2015"]["text-only"] == {1: {"micro": {"f1": 0.70}}}
     assert found["twitter2017"]["text-only"][1]["micro"]["f1"] == 0.80
     assert list(found["twitter2017"]["caption-tokens+cross-attention-8-heads"]) == [3, 12], "seeds in order"
     assert not found["twitter2017"]["caption-tokens+cross-attention"]
     assert "no-such-variant" not in found["twitter2017"]
 
-    other = results.collect(tmp_path, argparse.Namespace(**(settings | {"epochs": 5})))
+    other = results.collect(tmp_path, argparse.Namespace(**(settings | {"epochs": 5})), earlier)
     assert list(other) == ["twitter2017"], "an earlier report trained otherwise is not mixed in"
+
+
+@pytest.mark.parametrize(
+    "files",
+    [
+        {"results.json": '{"my": "notes"}', "results.md": "mine"},  # someone else's JSON
+        {"results.json": "not json at all"},
+        {"results.md": "my own notes"},  # a report file without the report
+        {"results.png": "my picture"},
+    ],
+)
+def test_the_report_never_overwrites_a_users_files(tmp_path, monkeypatch, capsys, files):
+    results = load_script("results")
+    for name, text in files.items():
+        (tmp_path / name).write_text(text)
+    monkeypatch.setattr(sys, "argv", ["results.py", "--report-only", "--out", str(tmp_path)])
+    with pytest.raises(SystemExit) as refused:
+        results.main()
+    assert str(refused.value).startswith("error: ") and "choose another --out" in str(refused.value)
+    assert {p.name: p.read_text() for p in tmp_path.iterdir()} == files, "nothing of the user's is touched"
+
+
+@pytest.mark.parametrize("out", ["", ".", "FILE", "FILE/below"])
+def test_the_report_refuses_an_out_that_cannot_hold_it(tmp_path, monkeypatch, out):
+    results = load_script("results")
+    user_file = tmp_path / "FILE"
+    user_file.write_text("the user's input")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "argv", ["results.py", "--report-only", "--out", out])
+    with pytest.raises(SystemExit) as refused:
+        results.main()
+    assert str(refused.value).startswith("error: --out")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["FILE"] and user_file.read_text() == "the user's input"
 
 
 def test_results_reruns_named_variants_and_refuses_an_unknown_one(tmp_path):
@@ -206,6 +240,11 @@ def test_statistics_keep_the_rows_of_runs_since_cleaned_and_remeasure_the_others
     expected = {"twitter2017-caption+gated-s1": {"x": 9}, "twitter2015-caption+gated-s2": {"x": 2}}
     assert json.loads((tmp_path / "gate.json").read_text()) == expected
     assert json.loads((tmp_path / "gate.md").read_text()) == expected
+
+    (tmp_path / "gate.json").write_text('{"my": "notes"}')  # not statistics: refused, kept
+    with pytest.raises(SystemExit, match="not a report this script wrote"):
+        gate_stats.stats_of_runs("doc", ["caption+gated"], stats_of, lambda stats: json.dumps(stats), "gate")
+    assert (tmp_path / "gate.json").read_text() == '{"my": "notes"}' and measured == ["twitter2017-caption+gated-s1"]
 
 
 @pytest.mark.slow
