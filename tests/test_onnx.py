@@ -17,9 +17,7 @@ import numpy as np
 import pytest
 
 from mscmt_cli.errors import MscmtError
-from tests.tagging_support import TRICKY_TEXTS, image_bytes
-
-SCORE_TOLERANCE = 1e-4
+from tests.tagging_support import SCORE_TOLERANCE, TRICKY_TEXTS, assert_same_but_floats, image_bytes
 
 
 def _clip(tiny) -> list[str]:
@@ -54,12 +52,9 @@ def _lines(path: Path) -> list[dict]:
 
 
 def _same_tags(got: list[dict], want: list[dict]) -> None:
-    """Identical tokens, tags and entity spans; entity scores within SCORE_TOLERANCE."""
+    """Identical lines (tokens, tags, entity spans, ...); scores within SCORE_TOLERANCE."""
     assert len(got) == len(want) > 0
-    for g, w in zip(got, want):
-        assert g["tokens"] == w["tokens"] and g["tags"] == w["tags"]
-        assert [(e["start"], e["end"], e["type"]) for e in g["entities"]] == [(e["start"], e["end"], e["type"]) for e in w["entities"]]
-        assert [e["score"] for e in g["entities"]] == pytest.approx([e["score"] for e in w["entities"]], abs=SCORE_TOLERANCE)
+    assert_same_but_floats(got, want)
 
 
 # --- the exported directory -------------------------------------------------------------------------------------------
