@@ -16,5 +16,7 @@ mscmt evaluate "$RUN" --config "$CONFIG" --split test --json "$RUN/test_eval.jso
 mscmt tag examples/tweets.jsonl --model "$RUN" --captions "$CAPTIONS" --out "$RUN/tagged.jsonl"
 echo "tagged tweets: $RUN/tagged.jsonl"
 mscmt explain --model "$RUN" --captions "$CAPTIONS" --text "can't stop thinking about Jordan today" --image ex_0001.jpg --out "$RUN/explain.html"
+# What the page shows, read from the page itself
+if grep -q 'ent-PER"[^>]*>Jordan<' "$RUN/explain.html"; then shown="the model tags it PER, a person"; else shown="this model did NOT tag it PER"; fi
 echo "explain page: $RUN/explain.html: \"Jordan\" could be a person, a place or a brand in the text alone;" \
-    "the image's caption (\"$(sed -n 's/^ex_0001\.jpg ://p' "$CAPTIONS")\") makes it a person, tagged PER."
+    "the image's caption (\"$(sed -n 's/^ex_0001\.jpg ://p' "$CAPTIONS")\") says a singer, and $shown."
