@@ -29,10 +29,11 @@ sys.path.insert(0, str(REPO / "examples"))
 
 CONFIG = REPO / "examples" / "configs" / "example.toml"
 CAPTIONS = REPO / "examples" / "data" / "captions.txt"
+#: Each variant names all three of context, image and fusion: the example's settings file trains one of them.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "text-only": dict(image="none", fusion="none"),
-    "caption+gated": dict(image="caption", fusion="gated"),
-    "caption-tokens+cross-attention": dict(image="caption-tokens", fusion="cross-attention"),
+    "text-only": dict(context="none", image="none", fusion="none"),
+    "caption+gated": dict(context="none", image="caption", fusion="gated"),
+    "caption-tokens+cross-attention": dict(context="none", image="caption-tokens", fusion="cross-attention"),
     "context": dict(context="caption", image="none", fusion="none"),
     "context+caption-tokens+cross-attention": dict(context="caption", image="caption-tokens", fusion="cross-attention"),
 }
