@@ -275,3 +275,179 @@ def test_ablate_rows_named_as_the_studys_files_are_refused_up_front(corpus, tiny
         )
         refused(result, f"row name {name!r} is a file the study writes")
     assert not (tmp_path / "s").exists()
+
+
+# -- export and RUN/onnx ---------------------------------------------------------------------------
+
+
+def _clip(tiny) -> list:
+    return ["--model-path", f"clip-vit-l14={tiny.clip_vision}"]
+
+
+@pytest.fixture(scope="module")
+def export_dirs(trained_run, tiny, tmp_path_factory):
+    """An fp32 export of the tiny run, and an int8 one (made once for this module)."""
+    from mscmt_cli.cli.main import main
+
+    root = tmp_path_factory.mktemp("guard-exports")
+    for name, extra in (("fp32", []), ("int8", ["--quantize", "int8"])):
+        try:
+            main([str(a) for a in ["export", trained_run, "--out", root / name, *extra, *_clip(tiny)]])
+        except SystemExit as exc:
+            assert not exc.code
+    return root / "fp32", root / "int8"
+
+
+def test_re_export_never_deletes_a_file_of_the_users_inside_model(export_dirs, trained_run, tiny, tmp_path, mscmt):
+    import shutil
+
+    fp32, _ = export_dirs
+    for inside in ("model/mynotes.txt", "model/text_encoder/mynotes.txt", "model/sub/deep.txt"):
+        out = tmp_path / inside.replace("/", "_")
+        shutil.copytree(fp32, out)
+        (out / inside).parent.mkdir(parents=True, exist_ok=True)
+        (out / inside).write_text("mine")
+        before = snapshot(out)
+        result = mscmt(["export", trained_run, "--out", out, *_clip(tiny)])
+        if inside.startswith("model/text_encoder/"):  # a name a tokenizer could have: caught when the new export lacks it
+            refused(result, f"--out {out}", "mynotes.txt")
+        else:
+            refused(result, f"--out {out}: an earlier export that also holds {inside}")
+        assert snapshot(out) == before
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary directory is left behind"
+
+
+def test_export_into_a_folder_it_cannot_write_is_one_line(trained_run, tiny, tmp_path, mscmt, monkeypatch):
+    import tempfile
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", denied)  # root ignores file modes: the refusal is simulated
+    refused(mscmt(["export", trained_run, "--out", tmp_path / "exp", *_clip(tiny)]), f"--out {tmp_path / 'exp'}", "Permission denied")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_given_as_the_run_is_named_as_such(export_dirs, tiny, tmp_path, mscmt):
+    fp32, _ = export_dirs
+    refused(mscmt(["export", fp32, "--out", tmp_path / "e2", *_clip(tiny)]), f"{fp32}: an ONNX export (mscmt export), not a trained run")
+    refused(mscmt(["evaluate", fp32, "--data-dir", tmp_path, *_clip(tiny)]), "an ONNX export")
+
+
+def _tag_onnx(mscmt, run: Path, tiny, tmp_path: Path):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "Obama visits Paris"}\n', encoding="utf-8")
+    return mscmt(["tag", source, "--model", run, "--backend", "onnx", "--out", tmp_path / "out.jsonl", *_clip(tiny)])
+
+
+def test_run_onnx_holding_foreign_files_or_an_int8_export_is_kept_and_named(export_dirs, trained_run, tiny, tmp_path, mscmt):
+    import shutil
+
+    _, int8 = export_dirs
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("onnx"))
+    (run / "onnx").mkdir()
+    (run / "onnx" / "notes.txt").write_text("mine")
+    before = snapshot(run)
+    result = _tag_onnx(mscmt, run, tiny, tmp_path)
+    refused(result, f"--backend onnx: {run / 'onnx'} holds notes.txt, not an export mscmt made")
+    assert "--out" not in result.err.split(";")[0] and snapshot(run) == before
+    shutil.rmtree(run / "onnx")
+    shutil.copytree(int8, run / "onnx")
+    before = snapshot(run)
+    refused(_tag_onnx(mscmt, run, tiny, tmp_path), "holds an int8 export")
+    assert snapshot(run) == before
+
+
+def test_re_export_over_a_symlinked_run_onnx_keeps_the_link_and_leaves_nothing_behind(trained_run, tiny, tmp_path, mscmt):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("onnx"))
+    (tmp_path / "elsewhere").mkdir()
+    (run / "onnx").symlink_to(tmp_path / "elsewhere" / "onnx")
+    (tmp_path / "elsewhere" / "onnx").mkdir()
+    for _ in range(2):
+        result = _tag_onnx(mscmt, run, tiny, tmp_path)
+        assert result.code == 0, result.err
+        config = json.loads((run / "onnx" / "config.json").read_text())
+        config["source_weights_sha256"] = "0" * 64  # stale: made again on the next run
+        (run / "onnx" / "config.json").write_text(json.dumps(config))
+    assert (run / "onnx").is_symlink() and (tmp_path / "elsewhere" / "onnx" / "model.onnx").is_file()
+    leftovers = [p.name for d in (run, tmp_path / "elsewhere") for p in d.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+# -- benchmark scripts ----------------------------------------------------------------------------
+
+
+def _script(name: str):
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(f"guard_{name}", REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("script", "mine"),
+    [
+        ("ablation", {"ablation.md": "my own notes"}),
+        ("example_variants", {"example_variants.md": "my own notes"}),
+        ("example_variants", {"example_variants.json": '{"my": "numbers"}'}),
+    ],
+)
+def test_benchmark_reports_never_overwrite_a_users_file_and_refuse_an_out_that_cannot_hold_them(script, mine, tmp_path, monkeypatch):
+    import sys
+
+    module = _script(script)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "FILE").write_text("the user's input")
+    (tmp_path / "bm1").mkdir()
+    for name, text in mine.items():
+        (tmp_path / "bm1" / name).write_text(text)
+    before = snapshot(tmp_path)
+    for out, needle in (("bm1", f"--out bm1/{next(iter(mine))} exists and is not"), ("", "--out: an empty path"), ("FILE", "is a file")):
+        monkeypatch.setattr(sys, "argv", [f"{script}.py", "--report-only", "--out", out])
+        with pytest.raises(SystemExit) as refusal:
+            module.main()
+        assert str(refusal.value).startswith("error: ") and needle in str(refusal.value) and "\n" not in str(refusal.value)
+    assert snapshot(tmp_path) == before
+    for _ in range(2):  # a missing folder is made; the script's own report is then replaced
+        monkeypatch.setattr(sys, "argv", [f"{script}.py", "--report-only", "--out", "new/deeper"])
+        module.main()
+        assert (tmp_path / "new" / "deeper" / f"{script}.md").read_text().startswith(module.FIRST_LINE)
+
+
+# -- tag and explain outputs ------------------------------------------------------------------------
+
+
+def test_tag_and_explain_outputs_never_replace_what_is_not_theirs(user_files, corpus, tiny, tmp_path, mscmt):
+    run, data, image = user_files
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "Obama visits Paris"}\n', encoding="utf-8")
+    (tmp_path / "other.jsonl").write_text('{"text": "a line of the user\'s"}\n')
+    before = snapshot(tmp_path)
+    model = ["--model", run, *tiny.model_path_args()]
+    for target, needle in (
+        (source, "is the same file as the input"),
+        (run / "model" / "model.safetensors", "is the same file as a file of --model"),
+        (run / "checkpoint" / "state.pt", "is a model file"),
+        (data / corpus.name / "train.txt", "is a data split"),
+        (image, "is an image"),
+        (tmp_path / "other.jsonl", "is not a tag output"),
+        (tmp_path / "notes.json", "is not a tag output"),
+    ):
+        refused(mscmt(["tag", source, "--out", target, *model]), f"--out {target}", needle)
+        if needle != "is the same file as the input":
+            kind = "is not an explain page" if "tag output" in needle else needle
+            refused(mscmt(["explain", "--text", "Obama visits Paris", "--out", target, *model]), f"--out {target}", kind)
+    assert snapshot(tmp_path) == before
+    out, page = tmp_path / "tags.jsonl", tmp_path / "page.html"
+    for _ in range(2):  # new, then its own earlier output: replaced
+        assert mscmt(["tag", source, "--out", out, *model]).code == 0
+        assert mscmt(["explain", "--text", "Obama visits Paris", "--out", page, *model]).code == 0
+    assert json.loads(out.read_text())["tokens"] == ["Obama", "visits", "Paris"]
