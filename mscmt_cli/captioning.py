@@ -20,9 +20,10 @@ ratio, decompression bombs), one batch of decoded pixels alive at a time.
 :func:`~mscmt_cli.data.captions.read_captions` reads), in file-name order.
 It is resumable: an image whose id is already in ``--out`` is skipped and new
 lines are appended; each batch's lines are written whole, flushed and synced,
-and a partial last line (a run killed mid-write) is dropped on start, so the
-file only ever holds whole lines and a rerun ends with the file an
-uninterrupted run writes. A caption is one line: its white space (new lines
+and a partial last line (a run killed mid-write) is dropped on start, once the
+file is recognised as a captions file (:func:`captions_done`: whole caption
+lines, then the start of a line for one of the images), so the file only ever
+holds whole lines and a rerun ends with the file an uninterrupted run writes. A caption is one line: its white space (new lines
 included) becomes single spaces and control characters are dropped.
 """
 
@@ -351,11 +352,6 @@ def captions_done(out: Path, files: Sequence[ImageFile] = ()) -> set[str]:
         return set(parse_captions(out, text)) if text.strip() else set()
     except DataError as err:
         raise MscmtError(f"--out {out} exists and is not a captions file mscmt caption can append to: {err}") from None
-
-
-def captioned_ids(out: Path) -> set[str]:
-    """Ids already captioned in ``out`` (empty when it does not exist or is empty)."""
-    return captions_done(out)
 
 
 class _Appender:

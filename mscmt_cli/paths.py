@@ -144,7 +144,7 @@ def protected_kind(path: Path) -> str | None:
     if _head(path, 256).lstrip().startswith(b"IMGID:"):
         return "a data split"
     if looks_like_image(path):
-        return "an image"
+        return "an image file"
     return None
 
 
@@ -232,7 +232,8 @@ def make_dir(path: Path, option: str = "output directory") -> Path:
     return Path(path)
 
 
-def _fsync(fh: IO[Any]) -> None:
+def sync(fh: IO[Any]) -> None:
+    """Flush ``fh`` and sync it to disk (a pipe or device that cannot sync is written as it is)."""
     fh.flush()
     try:
         os.fsync(fh.fileno())
@@ -256,7 +257,7 @@ def atomic_file(path: Path | str, option: str = "output file", durable: bool = T
         yield Path(tmp)
         if durable:
             with open(tmp, "rb+") as fh:
-                _fsync(fh)
+                sync(fh)
         os.chmod(tmp, 0o644)
         os.replace(tmp, path)
         tmp = None
@@ -298,11 +299,6 @@ def open_stream(path: Path, option: str, append: bool = False) -> BinaryIO:
         return open(path, "ab" if append else "wb")
     except OSError as err:
         raise MscmtError(f"{option} {path}: cannot write ({err.strerror or err})") from None
-
-
-def sync(fh: IO[Any]) -> None:
-    """Flush ``fh`` and sync it to disk (a pipe or device that cannot sync is written as it is)."""
-    _fsync(fh)
 
 
 def truncate_file(path: Path, size: int, option: str) -> None:

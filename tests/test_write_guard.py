@@ -451,3 +451,20 @@ def test_tag_and_explain_outputs_never_replace_what_is_not_theirs(user_files, co
         assert mscmt(["tag", source, "--out", out, *model]).code == 0
         assert mscmt(["explain", "--text", "Obama visits Paris", "--out", page, *model]).code == 0
     assert json.loads(out.read_text())["tokens"] == ["Obama", "visits", "Paris"]
+
+
+def test_benchmark_json_outputs_refuse_what_the_script_did_not_write(corpus, tmp_path):
+    common = _script("common")
+    split = corpus.data_dir / corpus.name / "test.txt"
+    (tmp_path / "mine.json").write_text('{"my": "numbers"}')
+    (tmp_path / "counts.json").write_text('{"predicted": {}, "gold": {}}')
+    ours = lambda data: isinstance(data, dict) and {"predicted", "gold"} <= set(data)  # noqa: E731
+    for target, needle in (
+        (split, "is the same file as --conll"),
+        (tmp_path / "mine.json", "is not a count"),
+        (tmp_path, "is a directory"),
+    ):
+        with pytest.raises(SystemExit) as refusal:
+            common.json_target(target, "a count this script wrote", ours, [("--conll", split)])
+        assert str(refusal.value).startswith("error: --json") and needle in str(refusal.value)
+    assert common.json_target(tmp_path / "counts.json", "a count this script wrote", ours) == tmp_path / "counts.json"
