@@ -160,7 +160,7 @@ def json_kind(name: str, accepts: Callable[[Any], bool]) -> FileKind:
     """A JSON file whose parsed value ``accepts`` (an empty file counts as new)."""
 
     def owns(path: Path) -> bool:
-        from mscmt_cli import strict_json
+        from mscmt_cli.strict_json import loads
 
         data = _read_bounded(path)
         if data is None:
@@ -168,7 +168,7 @@ def json_kind(name: str, accepts: Callable[[Any], bool]) -> FileKind:
         if not data.strip():
             return True
         try:
-            return bool(accepts(strict_json.loads(data)))
+            return bool(accepts(loads(data)))
         except (ValueError, RecursionError):
             return False
 

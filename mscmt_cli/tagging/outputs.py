@@ -34,7 +34,7 @@ PAGE_START = b'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><tit
 
 def _is_tag_output(path: Path) -> bool:
     """An empty file, or one whose first line is a JSON object with a tagged line's ``tokens``, ``tags`` and ``entities``."""
-    from mscmt_cli import strict_json
+    from mscmt_cli.strict_json import loads
 
     try:
         with open(path, "rb") as fh:
@@ -44,7 +44,7 @@ def _is_tag_output(path: Path) -> bool:
     if not first.strip():
         return first == b""
     try:
-        record = strict_json.loads(first)
+        record = loads(first)
     except (ValueError, RecursionError):
         return False
     return isinstance(record, dict) and {"tokens", "tags", "entities"} <= set(record)
