@@ -445,6 +445,8 @@ def test_tag_and_explain_outputs_never_replace_what_is_not_theirs(user_files, co
         if needle != "is the same file as the input":
             kind = "is not an explain page" if "tag output" in needle else needle
             refused(mscmt(["explain", "--text", "Obama visits Paris", "--out", target, *model]), f"--out {target}", kind)
+    for empty in ("", "."):
+        refused(mscmt(["tag", source, "--out", tmp_path / "t.jsonl", "--explain", empty, *model]), "--explain: an empty path")
     assert snapshot(tmp_path) == before
     out, page = tmp_path / "tags.jsonl", tmp_path / "page.html"
     for _ in range(2):  # new, then its own earlier output: replaced

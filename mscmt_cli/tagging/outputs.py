@@ -22,7 +22,7 @@ import sys
 from pathlib import Path
 
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.paths import FileKind, Reads, check_write, looks_like_image, make_dir, prefix_kind, same_file
+from mscmt_cli.paths import FileKind, Reads, check_not_empty, check_write, looks_like_image, make_dir, prefix_kind, same_file
 
 #: The name of the explain page of input line N (``--explain DIR``).
 PAGE_NAME = re.compile(r"line-\d{6,}\.html")
@@ -114,9 +114,10 @@ def check_stdout(reads: Reads) -> None:
 def check_explain_dir(directory: str | os.PathLike[str], writes: Reads, option: str = "--explain") -> Path:
     """``--explain DIR``: a directory (or a name to create), whose page names replace none of ``writes``.
 
-    ``writes`` are the files the run reads or writes (the input, ``--out``).
+    ``writes`` are the files the run reads or writes (the input, ``--out``). An empty path (``--explain ""``)
+    would mean the current directory and is refused.
     """
-    directory = Path(directory)
+    directory = check_not_empty(directory, option, "pages")
     if directory.exists() and not directory.is_dir():
         raise MscmtError(f"{option} {directory}: exists and is not a directory")
     for what, path in writes:
