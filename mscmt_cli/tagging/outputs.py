@@ -117,7 +117,7 @@ def check_explain_dir(directory: str | os.PathLike[str], writes: Reads, option: 
     ``writes`` are the files the run reads or writes (the input, ``--out``). An empty path (``--explain ""``)
     would mean the current directory and is refused.
     """
-    directory = check_not_empty(directory, option, "pages")
+    directory = check_not_empty(Path(directory), option, "pages")
     if directory.exists() and not directory.is_dir():
         raise MscmtError(f"{option} {directory}: exists and is not a directory")
     for what, path in writes:
