@@ -34,4 +34,4 @@ def evaluate(
     """Score a trained model on a split (seqeval, conlleval-compatible spans): P, R and F1 per type and averaged."""
     from mscmt_cli.engine.evaluation_job import run_evaluate
 
-    run_evaluate(run_dir, given.settings(), split, json_out=json_out)
+    run_evaluate(run_dir, given.settings(), split, json_out=json_out, also_reads=given.reads)

@@ -18,17 +18,23 @@ from mscmt_cli.engine.data import (
 )
 from mscmt_cli.engine.evaluate import evaluate, resolve_device
 from mscmt_cli.engine.report import scores_table
-from mscmt_cli.engine.rundir import write_json
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.model.build import Assembled, load_model
-from mscmt_cli.paths import check_file_target
+from mscmt_cli.paths import Reads, check_write, json_kind, write_json
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings
 
 
 def model_dir(path: Path) -> Path:
     """A run directory's ``model/`` sub-directory, or ``path`` itself if it is a model."""
+    from mscmt_cli.export.layout import is_export_dir
+
     path = Path(path)
+    if is_export_dir(path):
+        raise MscmtError(
+            f"{path}: an ONNX export (mscmt export), not a trained run; pass the run it was exported from, "
+            f"or tag with it: mscmt tag --backend onnx --model {path}"
+        )
     if (path / "model" / "config.json").is_file():
         return path / "model"
     if (path / "config.json").is_file():
@@ -65,14 +71,35 @@ def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Regist
     return scores
 
 
-def check_scores_target(path: Path | None) -> Path | None:
-    """Refuse an unusable ``--json`` target (empty, ``.``, a directory, below a file) before any scoring."""
-    return None if path is None else check_file_target(path, "--json")
+#: What ``--json`` writes: the scores of one split (an existing file is replaced only when it is one).
+SCORES_FILE = json_kind("a scores file", lambda data: isinstance(data, dict) and {"micro", "weighted", "types"} <= set(data))
 
 
-def save_scores(path: Path, scores: dict) -> None:
+def evaluate_reads(run_dir: Path, settings: Settings, split: str) -> list[tuple[str, Path]]:
+    """The files ``mscmt evaluate`` reads, which ``--json`` must not replace: the run's, the split's, ``--captions``."""
+    from mscmt_cli.data.corpus import corpus_dirs
+    from mscmt_cli.tagging.outputs import model_files
+
+    reads: list[tuple[str, Path]] = model_files(run_dir, "a file of the run")
+    if settings.captions is not None:
+        reads.append(("--captions", Path(settings.captions)))
+    if settings.data_dir is not None:
+        try:
+            reads += [(f"the {split} split", d / f"{split}.txt") for d in corpus_dirs(settings.data_dir, settings.corpus)]
+        except MscmtError:  # no such corpus: scoring reports it
+            pass
+    return reads
+
+
+def check_scores_target(path: Path | None, reads: Reads = ()) -> Path | None:
+    """Refuse an unusable ``--json`` target before any scoring: empty, ``.``, a directory, below a file, a file the
+    command reads, a model file, a data split, an image, or an existing file that is not a scores file."""
+    return None if path is None else check_write(path, "--json", SCORES_FILE, reads)
+
+
+def save_scores(path: Path, scores: dict, reads: Reads = ()) -> None:
     """Write the scores as JSON (atomically) to ``path``."""
-    write_json(check_file_target(path, "--json"), scores)
+    write_json(check_write(path, "--json", SCORES_FILE, reads), scores)
 
 
 def run_evaluate(
@@ -82,10 +109,14 @@ def run_evaluate(
     registry: Registry | None = None,
     console: Console | None = None,
     json_out: Path | None = None,
+    also_reads: Reads = (),
 ) -> dict:
-    """``mscmt evaluate``: check the ``--json`` target, score, then write the scores there."""
-    check_scores_target(json_out)
+    """``mscmt evaluate``: check the ``--json`` target, score, then write the scores there.
+
+    ``also_reads``: more files the command reads (the CLI adds its ``--config`` file)."""
+    reads = [*evaluate_reads(run_dir, settings, split), *also_reads]
+    check_scores_target(json_out, reads)
     scores = evaluate_run(run_dir, settings, split, registry, console)
     if json_out is not None:
-        save_scores(json_out, scores)
+        save_scores(json_out, scores, reads)
     return scores

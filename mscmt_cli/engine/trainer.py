@@ -43,7 +43,7 @@ from mscmt_cli.errors import MscmtError, TrainingInterrupted
 from mscmt_cli.features import check_cache_dir
 from mscmt_cli.labels import LABELS
 from mscmt_cli.model.build import Assembled, Components, ModelSpec, build_model, new_spec, save_model, weights_mismatch
-from mscmt_cli.paths import listing
+from mscmt_cli.paths import listing, make_dir
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings, identity_fields
 
@@ -384,7 +384,7 @@ def train(settings: Settings, registry: Registry | None = None, console: Console
         run.resume()
         run.console.print(f"resuming {run.run_dir} after epoch {run.state.epoch}")
     elif run.dist.is_main:
-        run.run_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(run.run_dir, "--out")
         RunInfo.create(settings, run.data).write(run.run_dir)
         rewrite_metrics(run.run_dir, [])
     try:

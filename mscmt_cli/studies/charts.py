@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from mscmt_cli.labels import ENTITY_TYPES
+from mscmt_cli.paths import save_figure
 from mscmt_cli.studies.common import RowResult
 
 
@@ -27,7 +28,7 @@ def study_chart(results: list[RowResult], path: Path, title: str) -> Path:
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     return path
 
 
