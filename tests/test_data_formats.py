@@ -289,3 +289,57 @@ def test_labels_fix_the_set_and_map_renames_types(tiny, mscmt, tmp_path):
     labels = json.loads((tmp_path / "b" / "model" / "config.json").read_text())["labels"]
     assert labels == ["O", "B-thing", "I-thing", "B-person", "I-person", "B-location", "I-location"]
     assert "scored as missed" not in result.out + result.err
+
+
+def test_a_study_takes_the_data_by_path_and_checks_it_on_a_rerun(tiny, mscmt, tmp_path):
+    for split, n in (("train", 30), ("valid", 8), ("test", 8)):
+        write_conll(tmp_path / f"{split}.conll", six_type(split, n))
+    data = ["--train", tmp_path / "train.conll", "--valid", tmp_path / "valid.conll"]
+    base = ["grid", "--lrs", "1e-3", "--batch-sizes", "8", "--text", "bertweet", "--image", "none", "--fusion", "none", "--epochs", "1"]
+    args = [*base, *data, "--test", tmp_path / "test.conll", "--out", tmp_path / "grid", *tiny.model_path_args()]
+    first = mscmt(args)
+    assert first.code == 0, first.err
+    assert json.loads((tmp_path / "grid" / "lr0.001-bs8" / "model" / "config.json").read_text())["labels"][1:3] == [
+        "B-corporation",
+        "I-corporation",
+    ]
+    again = mscmt(args)
+    assert again.code == 0 and "already finished" in again.err
+    write_conll(tmp_path / "train.conll", six_type("train", 29))
+    changed = mscmt(args)
+    assert changed.code == 2 and "was trained on other data: train.conll" in changed.err.replace(f"{tmp_path.name}/", "")
+    no_test = mscmt([*base, *data, "--out", tmp_path / "grid2", *tiny.model_path_args()])
+    assert no_test.code == 2 and "with --train FILE, give --test FILE too" in no_test.err
+
+
+def test_a_multimodal_model_on_text_only_data_follows_missing_images(tiny, mscmt, tmp_path):
+    rows = six_type("train", 24)
+    write_jsonl_ids(tmp_path / "train.jsonl", rows)  # no image in any record
+    (tmp_path / "images").mkdir()
+    args = ["train", "--text", "bertweet", "--image", "clip-vit-l14", "--fusion", "gated", "--images-dir", tmp_path / "images"]
+    args += ["--train", tmp_path / "train.jsonl", "--valid", tmp_path / "train.jsonl", "--tag-names", TAG_NAMES, "--epochs", "1"]
+    refused = mscmt([*args, "--out", tmp_path / "a", "--missing-images", "error", *tiny.model_path_args()])
+    assert refused.code == 2 and f"{tmp_path / 'train.jsonl'}:1: the tweet names no image (48 tweet(s) name none)" in refused.err
+    done = mscmt([*args, "--out", tmp_path / "b", *tiny.model_path_args()])
+    assert done.code == 0, done.err
+    said = " ".join((done.out + done.err).split())
+    assert "48 tweet(s) name no image: read as a missing image (policy 'blank')" in said
+    assert "replaced by a blank image" not in said
+
+
+def test_a_six_type_model_exports_and_tags_alike_on_onnx(tiny, mscmt, tmp_path):
+    pytest.importorskip("onnxruntime")
+    for split, n in (("train", 30), ("valid", 8)):
+        write_conll(tmp_path / f"{split}.conll", six_type(split, n))
+    run = _train(mscmt, tiny, tmp_path, tmp_path / "train.conll", tmp_path / "valid.conll", tmp_path / "valid.conll")
+    assert mscmt(["export", run, "--out", tmp_path / "onnx", *tiny.model_path_args()]).code == 0
+    labels = json.loads((run / "model" / "config.json").read_text())["labels"]
+    assert json.loads((tmp_path / "onnx" / "decoding.json").read_text())["labels"] == labels
+    _write(tmp_path, "in.jsonl", "".join(json.dumps({"tokens": list(tk)}) + "\n" for tk, _, _ in six_type("test", 6)))
+    tags = {}
+    for backend, model in (("torch", run), ("onnx", tmp_path / "onnx")):
+        out = tmp_path / f"{backend}.jsonl"
+        result = mscmt(["tag", tmp_path / "in.jsonl", "--model", model, "--backend", backend, "--out", out, *tiny.model_path_args()])
+        assert result.code == 0, result.err
+        tags[backend] = [json.loads(line)["tags"] for line in out.read_text().splitlines()]
+    assert tags["onnx"] == tags["torch"]

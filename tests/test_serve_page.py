@@ -250,12 +250,13 @@ def _check_shown(driver, answer: dict) -> None:
     """The page shows ``answer``'s entities in their type's class and colour, its gate, and the image."""
     from selenium.webdriver.common.by import By
 
-    from mscmt_cli.tagging.explain import TYPE_COLOURS
+    from mscmt_cli.labels import ENTITY_TYPES
+    from mscmt_cli.tagging.explain import type_colours
 
     shown = driver.execute_script(SHOWN_ENTITIES)
     assert [(s["text"], s["badge"]) for s in shown] == [(e["text"], e["type"]) for e in answer["entities"]]
     for s, e in zip(shown, answer["entities"]):
-        assert s["cls"] == f"ent ent-{e['type']}" and s["background"] == _rgb(TYPE_COLOURS[e["type"]])
+        assert s["cls"] == f"ent ent-{e['type']}" and s["background"] == _rgb(type_colours(ENTITY_TYPES)[e["type"]])
     titles = [c.get_attribute("title") for c in driver.find_elements(By.CSS_SELECTOR, "#result .cell")]
     assert titles == [f"g = {g:.4f}" for g in answer["explain"]["gate"]]
     shown_image = _data_uri_image(driver.find_element(By.ID, "result").get_attribute("innerHTML"))

@@ -119,6 +119,22 @@ def tweet_caption(tweet: Tweet, context: CaptionStore) -> str:
     return context.load(tweet.image_id).content
 
 
+def imageless_note(tweets: list[Tweet], input_kind: str, policy: str) -> str | None:
+    """For an image encoder reading images or captions: how many tweets name no image (read as the blank image, or
+    their caption left empty), or None when all do; under ``--missing-images error`` such a tweet is an error."""
+    if input_kind == "none":
+        return None
+    missing = [t for t in tweets if not t.image_id]
+    if not missing:
+        return None
+    if policy == "error":
+        raise MscmtError(
+            f"{missing[0].source}: the tweet names no image ({len(missing)} tweet(s) name none) and the image encoder reads one; "
+            "give each record an image, or pass --missing-images blank"
+        )
+    return f"{len(missing)} tweet(s) name no image: read as a missing image (policy 'blank')"
+
+
 def read_options(settings: Settings) -> ReadOptions:
     """How the data files of ``settings`` are read."""
     names = None if settings.tag_names is None else tuple(t.strip() for t in settings.tag_names.split(","))

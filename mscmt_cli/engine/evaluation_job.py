@@ -14,6 +14,7 @@ from mscmt_cli.engine.data import (
     data_notes,
     encode_split,
     feature_table,
+    imageless_note,
     load_data_split,
     precompute_features,
 )
@@ -56,6 +57,9 @@ def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Regist
     for note in list(data.notes) + ([unseen] if unseen else []):
         console.print(f"[yellow]warning:[/] {note}")
     features = feature_table(settings.model_copy(update={"image": assembled.spec.components.image}), assembled.image)
+    imageless = imageless_note(data.tweets, assembled.image.input_kind, settings.missing_images)
+    if imageless:
+        console.print(f"[yellow]warning:[/] {imageless}")
     context = context_store(settings, assembled.spec.context, features)
     check_captions(context, data.tweets)
     precompute_features(features, data.tweets, console)

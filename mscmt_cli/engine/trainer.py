@@ -34,6 +34,7 @@ from mscmt_cli.engine.data import (
     data_labels,
     encode_split,
     feature_table,
+    imageless_note,
     precompute_features,
 )
 from mscmt_cli.engine.distributed import DistContext, device_for, init_distributed
@@ -187,6 +188,9 @@ class Run:
         check_image_inputs(settings, registry.resolve("image", settings.image)[0].input_kind)
         self.assembled: Assembled = build_model(spec, registry, settings.model_paths)
         self.features = feature_table(settings, self.assembled.image)
+        imageless = imageless_note(self.data.all_tweets(), self.assembled.image.input_kind, settings.missing_images)
+        if imageless:
+            self.console.print(f"[yellow]warning:[/] {imageless}")
         self.context = context_store(settings, spec.context, self.features)
         check_captions(self.context, self.data.all_tweets())
         self._precompute()
