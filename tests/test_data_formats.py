@@ -343,3 +343,12 @@ def test_a_six_type_model_exports_and_tags_alike_on_onnx(tiny, mscmt, tmp_path):
         assert result.code == 0, result.err
         tags[backend] = [json.loads(line)["tags"] for line in out.read_text().splitlines()]
     assert tags["onnx"] == tags["torch"]
+
+
+def test_the_type_map_and_data_options_are_settings_in_toml_too(tmp_path):
+    from mscmt_cli.settings import load_settings
+
+    config = _write(tmp_path, "c.toml", 'train = "a.conll"\nformat = "conll"\nlabels = "PER,LOC"\n[map]\nMISC = "OTHER"\ngeo-loc = "LOC"\n')
+    s = load_settings(config, {"type_map": {"MISC": "MISC"}})
+    assert (s.train_file, s.data_format, s.labels) == (Path("a.conll"), "conll", "PER,LOC")
+    assert s.type_map == {"MISC": "MISC", "geo-loc": "LOC"}  # the command line's entry over the file's, key by key
