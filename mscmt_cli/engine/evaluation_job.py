@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from mscmt_cli.data.corpus import load_split
+from mscmt_cli.data.labelset import unseen_types
 from mscmt_cli.engine.data import (
     check_captions,
     check_context_inputs,
@@ -14,6 +14,8 @@ from mscmt_cli.engine.data import (
     data_notes,
     encode_split,
     feature_table,
+    imageless_note,
+    load_data_split,
     precompute_features,
 )
 from mscmt_cli.engine.evaluate import evaluate, resolve_device
@@ -48,16 +50,22 @@ def load_trained(path: Path, settings: Settings, registry: Registry) -> Assemble
 
 
 def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Registry | None = None, console: Console | None = None) -> dict:
-    """Scores of the saved model on ``split`` of ``settings.corpus``."""
+    """Scores of the saved model on ``--test FILE``, else on ``split`` of ``settings.corpus``."""
     from mscmt_cli.console import make_console
 
     console = console or make_console()
-    if settings.data_dir is None:
-        raise MscmtError("no data directory: pass --data-dir DIR")
+    if settings.test_file is None and settings.data_dir is None:
+        raise MscmtError("no data: pass --test FILE, or --data-dir DIR (with --corpus)")
     assembled = load_trained(run_dir, settings, registry or Registry.from_entry_points())
     check_context_inputs(settings, assembled.spec.context)
-    data = load_split(settings.data_dir, settings.corpus, split)
+    data = load_data_split(settings, "test" if settings.test_file is not None else split)
+    unseen = unseen_types(assembled.spec.labels, {data.name: data.tweets})
+    for note in list(data.notes) + ([unseen] if unseen else []):
+        console.print(f"[yellow]warning:[/] {note}")
     features = feature_table(settings.model_copy(update={"image": assembled.spec.components.image}), assembled.image)
+    imageless = imageless_note(data.tweets, assembled.image.input_kind, settings.missing_images)
+    if imageless:
+        console.print(f"[yellow]warning:[/] {imageless}")
     context = context_store(settings, assembled.spec.context, features)
     check_captions(context, data.tweets)
     precompute_features(features, data.tweets, console)

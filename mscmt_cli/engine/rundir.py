@@ -54,7 +54,7 @@ class RunInfo:
 
     @classmethod
     def create(cls, settings: Settings, data: Any) -> RunInfo:
-        files = [f for split in (data.train, data.valid, data.test) for f in split.files]
+        files = [f for split in (data.train, data.valid, data.test) if split is not None for f in split.files]
         return cls(
             settings=settings.model_dump(mode="json"),
             components={"text": settings.text, "image": settings.image, "fusion": settings.fusion, "decoder": settings.decoder},

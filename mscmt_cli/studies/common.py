@@ -158,7 +158,12 @@ def check_same_settings(run_dir: Path, settings: Settings, registry: Registry) -
 
 
 def current_data(settings: Settings, corpus: str, splits: tuple[str, ...] = SPLITS) -> dict[str, tuple[Path, str]]:
-    """``{"<corpus folder>/<split>.txt": (path, SHA-256)}`` of the files ``corpus`` is read from now."""
+    """``{"<corpus folder>/<split>.txt": (path, SHA-256)}`` of the files ``corpus`` is read from now
+    (the ``--train``/``--valid``/``--test`` files when the data is given by path)."""
+    if settings.train_file is not None:
+        named = {"train": settings.train_file, "valid": settings.valid_file, "test": settings.test_file}
+        paths = [Path(p) for p in (named.get(split) for split in splits) if p is not None]
+        return {name: (f, digest) for f in paths for name, digest in data_identity([(f, _digest(f))]).items()}
     if settings.data_dir is None:
         raise MscmtError("no data directory: pass --data-dir DIR (the study checks its finished rows against their data)")
     files = [d / f"{split}.txt" for d in corpus_dirs(Path(settings.data_dir), corpus) for split in splits]
@@ -337,6 +342,8 @@ def run_rows(
     check_rows(rows, registry, base)
     if base.out is None:
         raise MscmtError("no study directory: pass --out DIR")
+    if base.train_file is not None and base.test_file is None:
+        raise MscmtError("a study scores every row on a test split: with --train FILE, give --test FILE too")
     all_settings = [row_settings(base, row, Path(base.out)) for row in rows]
     for row, settings in zip(rows, all_settings):
         try:
