@@ -168,8 +168,8 @@ Row = tuple[str, float, str, float]  # (what, median seconds, throughput text, F
 
 def measure_training(model, device: torch.device, args: argparse.Namespace, vocab: int, dim: int, n_text: int) -> list[Row]:
     """The engine's training loop, then the same steps on batches already on the device."""
+    from mscmt_cli.backends.device import autocast
     from mscmt_cli.engine.batching import EncodedDataset, collate, length_batches
-    from mscmt_cli.engine.evaluate import autocast
     from mscmt_cli.engine.trainer import POOL_BATCHES, linear_schedule, train_epoch
 
     pad = model.text.pad_id
@@ -203,7 +203,7 @@ def measure_inference(
     model, vision, device: torch.device, args: argparse.Namespace, sizes_text: dict, sizes_vision: dict, n_text: int, n_vision: int
 ) -> list[Row]:
     """The frozen vision tower alone, then ``Tagger.predict`` without and with it."""
-    from mscmt_cli.engine.evaluate import autocast
+    from mscmt_cli.backends.device import autocast
     from mscmt_cli.labels import LABELS
     from mscmt_cli.model.build import Assembled, Components, ModelSpec
     from mscmt_cli.tagging.doc import doc_from_value

@@ -6,6 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from mscmt_cli.backends.device import resolve_device
 from mscmt_cli.data.corpus import load_split
 from mscmt_cli.engine.data import (
     check_captions,
@@ -16,24 +17,14 @@ from mscmt_cli.engine.data import (
     feature_table,
     precompute_features,
 )
-from mscmt_cli.engine.evaluate import evaluate, resolve_device
+from mscmt_cli.engine.evaluate import evaluate
 from mscmt_cli.engine.report import scores_table
 from mscmt_cli.engine.rundir import write_json
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.model.build import Assembled, load_model
+from mscmt_cli.model.build import Assembled, load_model, model_dir
 from mscmt_cli.paths import check_file_target
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings
-
-
-def model_dir(path: Path) -> Path:
-    """A run directory's ``model/`` sub-directory, or ``path`` itself if it is a model."""
-    path = Path(path)
-    if (path / "model" / "config.json").is_file():
-        return path / "model"
-    if (path / "config.json").is_file():
-        return path
-    raise MscmtError(f"{path}: no trained model here (expected {path}/model/config.json)")
 
 
 def load_trained(path: Path, settings: Settings, registry: Registry) -> Assembled:

@@ -20,6 +20,7 @@ from rich.console import Console
 from torch.optim import AdamW
 from torch.optim.lr_scheduler import LambdaLR
 
+from mscmt_cli.backends.device import autocast, resolve_device
 from mscmt_cli.console import make_console, progress
 from mscmt_cli.data.sampler import balanced_weights
 from mscmt_cli.engine.batching import EncodedDataset, epoch_indices, iter_batches, length_batches
@@ -35,7 +36,7 @@ from mscmt_cli.engine.data import (
     precompute_features,
 )
 from mscmt_cli.engine.distributed import DistContext, device_for, init_distributed
-from mscmt_cli.engine.evaluate import autocast, predict, resolve_device
+from mscmt_cli.engine.evaluate import predict
 from mscmt_cli.engine.finish import TrainOutcome, finish_run
 from mscmt_cli.engine.metrics import score
 from mscmt_cli.engine.rundir import RUN_FILE, RunInfo, append_metrics, check_fresh_run_dir, rewrite_metrics

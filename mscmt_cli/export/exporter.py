@@ -57,7 +57,7 @@ from mscmt_cli.export.layout import (
 )
 from mscmt_cli.export.runtime import batch_feeds, open_session, require
 from mscmt_cli.model.build import CONFIG_FILE as MODEL_CONFIG
-from mscmt_cli.model.build import TEXT_DIR, WEIGHTS_FILE, Assembled
+from mscmt_cli.model.build import TEXT_DIR, WEIGHTS_FILE, Assembled, model_dir
 from mscmt_cli.model.components import TextBatch
 from mscmt_cli.model.mner import MNERBatch, MNERModel
 from mscmt_cli.paths import check_dir_target, listing
@@ -293,7 +293,6 @@ def export_run(
     run: Path, out: Path, registry: Any, model_paths: Mapping[str, str] | None = None, *, quantize: str = "none", opset: int = OPSET
 ) -> ExportConfig:
     """``mscmt export RUN --out DIR``: load a run (or model) directory and export it."""
-    from mscmt_cli.engine.evaluation_job import model_dir
     from mscmt_cli.model.build import load_model
 
     if quantize not in QUANTIZATIONS:
@@ -306,8 +305,6 @@ def export_run(
 
 def run_export_dir(path: Path) -> Path:
     """Where ``--backend onnx`` exports a model on the fly: ``RUN/onnx`` for a run directory, ``MODEL/onnx`` for a model directory."""
-    from mscmt_cli.engine.evaluation_job import model_dir
-
     return model_dir(Path(path)).parent / RUN_EXPORT_DIR if (Path(path) / "model" / MODEL_CONFIG).is_file() else Path(path) / RUN_EXPORT_DIR
 
 

@@ -21,7 +21,7 @@ import numpy as np
 import numpy.typing as npt
 import torch
 
-from mscmt_cli.engine.evaluate import autocast
+from mscmt_cli.backends.device import autocast
 from mscmt_cli.model.mner import MNERBatch, MNERModel, MNEROutput
 
 BACKENDS = ("torch", "onnx")

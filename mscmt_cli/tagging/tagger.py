@@ -25,9 +25,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from mscmt_cli.backends.device import resolve_device
 from mscmt_cli.captioning import DEFAULT_MAX_NEW_TOKENS, Captioner, CaptionMaker
 from mscmt_cli.engine.batching import Example, collate, eval_batches
-from mscmt_cli.engine.evaluate import resolve_device
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache
 from mscmt_cli.model.build import Assembled
@@ -388,9 +388,8 @@ def reads_captions(assembled: Assembled) -> bool:
 
 def _load(run_dir: Path, registry: Any, model_paths: dict[str, str], device: str, backend: str) -> tuple[Assembled, Backend | None]:
     """The model of ``run_dir`` and the backend that runs it (None: the torch backend, made by the Tagger)."""
-    from mscmt_cli.engine.evaluation_job import model_dir
     from mscmt_cli.export.layout import is_export_dir
-    from mscmt_cli.model.build import load_model
+    from mscmt_cli.model.build import load_model, model_dir
 
     if backend not in BACKENDS:
         raise MscmtError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
