@@ -20,6 +20,7 @@ from mscmt_cli.labels import LABELS
 from mscmt_cli.model.build import WEIGHTS_FILE, load_weights
 from mscmt_cli.model.mner import MNERModel
 from mscmt_cli.settings import Settings
+from mscmt_cli.tagging.tagger import Tagger
 
 
 @dataclass
@@ -67,6 +68,10 @@ class FinishedRun(Protocol):
     @property
     def state(self) -> TrainingProgress: ...
 
+    def tagger(self) -> Tagger:
+        """The run's model (its best epoch once reloaded) as a :class:`Tagger` on the run's device."""
+        ...
+
 
 def finish_run(run: FinishedRun) -> TrainOutcome:
     """Score the best epoch of a finished run on the test split and report it."""
@@ -74,8 +79,7 @@ def finish_run(run: FinishedRun) -> TrainOutcome:
     load_weights(run.model, Path(run.run_dir) / "model" / WEIGHTS_FILE)
     run.model.to(run.device)
     test_set = encode_split(run.data.test, run.model.text, run.features, list(LABELS), run.context)
-    gold = [t.tags for t in run.data.test.tweets]
-    test = evaluate(run.model, test_set, gold, LABELS, s.eval_batch_size, run.device)
+    test = evaluate(run.tagger(), run.data.test.tweets, test_set)
     best_valid = next((m for m in state.metrics if m["epoch"] == state.best_epoch), {})
     if run.dist.is_main:
         write_json(Path(run.run_dir) / TEST_SCORES, {"corpus": s.corpus, "split": "test", "best_epoch": state.best_epoch, **test})

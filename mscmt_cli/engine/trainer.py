@@ -36,7 +36,7 @@ from mscmt_cli.engine.data import (
     precompute_features,
 )
 from mscmt_cli.engine.distributed import DistContext, device_for, init_distributed
-from mscmt_cli.engine.evaluate import predict
+from mscmt_cli.engine.evaluate import tag_split
 from mscmt_cli.engine.finish import TrainOutcome, finish_run
 from mscmt_cli.engine.metrics import score
 from mscmt_cli.engine.rundir import RUN_FILE, RunInfo, append_metrics, check_fresh_run_dir, rewrite_metrics
@@ -47,6 +47,7 @@ from mscmt_cli.model.build import Assembled, Components, ModelSpec, build_model,
 from mscmt_cli.paths import listing
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings, identity_fields
+from mscmt_cli.tagging.tagger import Tagger
 
 POOL_BATCHES = 50  # batches per length-sorted pool
 STATE_KEYS = ("optimizer", "scheduler", "torch_rng", "python_rng", "progress")  # what checkpoint() writes into state.pt
@@ -314,15 +315,19 @@ class Run:
         )
 
     def validate(self) -> dict:
-        """Validation scores; under DDP each rank predicts a shard and the shards are gathered."""
+        """Validation scores: the valid split tagged by :meth:`tagger`, then scored; under DDP each rank tags a shard
+        and the shards are gathered."""
         mine = list(range(self.dist.rank, len(self.valid_set), self.dist.world))
-        shard = EncodedDataset([self.valid_set[i] for i in mine])
-        paths = predict(self.model, shard, self.settings.eval_batch_size, self.device)
-        merged: dict[int, list[int]] = {}
-        for indices, part in self.dist.gather((mine, paths)):
+        tweets = self.data.valid.tweets
+        tags = tag_split(self.tagger(), [tweets[i] for i in mine], EncodedDataset([self.valid_set[i] for i in mine]))
+        merged: dict[int, list[str]] = {}
+        for indices, part in self.dist.gather((mine, tags)):
             merged.update(zip(indices, part))
-        predicted = [[LABELS[i] for i in merged[k]] for k in range(len(self.valid_set))]
-        return score([t.tags for t in self.data.valid.tweets], predicted)
+        return score([t.tags for t in tweets], [merged[k] for k in range(len(self.valid_set))])
+
+    def tagger(self) -> Tagger:
+        """The model in training as a :class:`Tagger` (in eval mode, on the run's device), batching as ``mscmt evaluate``."""
+        return Tagger(self.assembled, self.device, batch_size=self.settings.eval_batch_size, max_batch_subwords=None)
 
     def fit(self) -> None:
         s = self.settings

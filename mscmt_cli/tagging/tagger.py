@@ -17,7 +17,7 @@ PyTorch (``backend="torch"``) or, exported, in ONNX Runtime (``backend="onnx"``,
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,7 +29,7 @@ from mscmt_cli.backends.device import resolve_device
 from mscmt_cli.captioning import DEFAULT_MAX_NEW_TOKENS, Captioner, CaptionMaker
 from mscmt_cli.engine.batching import Example, collate, eval_batches
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.features import FeatureCache
+from mscmt_cli.features import FeatureCache, TokenRef
 from mscmt_cli.model.build import Assembled
 from mscmt_cli.model.components import EncodedTweet
 from mscmt_cli.tagging.backend import BACKENDS, Backend, TorchBackend
@@ -99,7 +99,7 @@ class Tagger:
         cache: FeatureCache | None = None,
         missing_images: str = "error",
         batch_size: int = 32,
-        max_batch_subwords: int = 16384,
+        max_batch_subwords: int | None = 16384,
         captions: dict[str, str] | None = None,
         captions_file: str = "",
         captioner: CaptionMaker | None = None,
@@ -164,7 +164,7 @@ class Tagger:
         from mscmt_cli.registry import Registry
 
         registry = registry or Registry.from_entry_points()
-        assembled, runner = _load(Path(run_dir), registry, model_paths or {}, device, backend)
+        assembled, runner = load_backend(Path(run_dir), registry, model_paths or {}, device, backend)
         cache = FeatureCache(Path(cache_dir) if cache_dir is not None else None)
         table = None
         if captions is not None and reads_captions(assembled):
@@ -343,14 +343,18 @@ class Tagger:
     def predict(
         self,
         docs: Sequence[Doc],
-        features: Sequence[torch.Tensor],
+        features: Sequence[TokenRef],
         encoded: Sequence[EncodedTweet] | None = None,
         captions: Sequence[str] | None = None,
     ) -> list[TagResult]:
         """Tag prepared tweets; ``features[i]`` is tweet ``i``'s image tokens ``(N_i, D)`` (a ``(D,)`` vector is
-        one token), ``captions[i]`` the caption read beside it (caption-context models, when ``encoded`` is not given).
+        one token; or the cached file holding them), ``captions[i]`` the caption read beside it (caption-context
+        models, when ``encoded`` is not given).
 
-        Tweets are sorted by length into batches and the input order is restored.
+        The one function that runs the model: :meth:`tag_outcomes` (``mscmt tag``, ``serve``, ``explain``) and
+        evaluation (:func:`mscmt_cli.engine.evaluate.tag_split`: validation, test scores, ``mscmt evaluate``)
+        call it. Tweets are sorted by length into batches (at most ``batch_size`` tweets and, unless
+        ``max_batch_subwords`` is None, about that many padded sub-words) and the input order is restored.
         """
         if encoded is None:
             encoded = [self.encode(d, None if captions is None else captions[i]) for i, d in enumerate(docs)]
@@ -386,7 +390,9 @@ def reads_captions(assembled: Assembled) -> bool:
     return assembled.image.input_kind == "caption" or assembled.spec.context == "caption"
 
 
-def _load(run_dir: Path, registry: Any, model_paths: dict[str, str], device: str, backend: str) -> tuple[Assembled, Backend | None]:
+def load_backend(
+    run_dir: Path, registry: Any, model_paths: Mapping[str, str], device: str, backend: str
+) -> tuple[Assembled, Backend | None]:
     """The model of ``run_dir`` and the backend that runs it (None: the torch backend, made by the Tagger)."""
     from mscmt_cli.export.layout import is_export_dir
     from mscmt_cli.model.build import load_model, model_dir
