@@ -125,7 +125,7 @@ def compute_params(module: torch.nn.Module, skip: tuple[str, ...]) -> int:
 
 def synthetic_tweets(n: int, vocab: int, image_dim: int, seed: int = 0):
     """``n`` labelled examples with random sub-word ids and image features (lengths like TWITTER-2015)."""
-    from mscmt_cli.engine.batching import Example
+    from mscmt_cli.backends.batches import Example
     from mscmt_cli.model.components import EncodedTweet
 
     rng = random.Random(seed)
@@ -168,8 +168,9 @@ Row = tuple[str, float, str, float]  # (what, median seconds, throughput text, F
 
 def measure_training(model, device: torch.device, args: argparse.Namespace, vocab: int, dim: int, n_text: int) -> list[Row]:
     """The engine's training loop, then the same steps on batches already on the device."""
+    from mscmt_cli.backends.batches import collate
     from mscmt_cli.backends.device import autocast
-    from mscmt_cli.engine.batching import EncodedDataset, collate, length_batches
+    from mscmt_cli.engine.batching import EncodedDataset, length_batches
     from mscmt_cli.engine.trainer import POOL_BATCHES, linear_schedule, train_epoch
 
     pad = model.text.pad_id

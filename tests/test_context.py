@@ -17,7 +17,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mscmt_cli.engine.batching import collate, encode_examples
+from mscmt_cli.backends.batches import collate, encode_examples
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.model.hf_text import HFTextEncoder
 from plugins.text_encoders import BertBaseEncoder, BertweetEncoder

@@ -68,7 +68,7 @@ def _same_tags(got: list[dict], want: list[dict]) -> None:
 def test_export_writes_the_graph_what_decoding_needs_and_how_it_was_made(exported, trained_run):
     import onnx
 
-    from mscmt_cli.export.decoding import Decoding
+    from mscmt_cli.backends.decoding import Decoding
     from mscmt_cli.version import __version__
 
     config = json.loads((exported / "config.json").read_text())
@@ -94,7 +94,7 @@ def test_export_writes_the_graph_what_decoding_needs_and_how_it_was_made(exporte
 
 
 def test_the_decoding_file_holds_the_trained_crf_scores(exported, tagger):
-    from mscmt_cli.export.decoding import Decoding
+    from mscmt_cli.backends.decoding import Decoding
 
     decoding = Decoding.load(exported)
     crf = tagger.model.decoder.crf
@@ -104,7 +104,7 @@ def test_the_decoding_file_holds_the_trained_crf_scores(exported, tagger):
 
 
 def test_emissions_of_the_two_backends_agree_on_batches_of_any_shape(onnx_tagger, tagger):
-    from mscmt_cli.engine.batching import Example, collate
+    from mscmt_cli.backends.batches import Example, collate
 
     texts = ["one", "two words", "a much longer tweet about New York and Paris " * 6, "mid length tweet here", "x y"]
     feats, _ = tagger.images.features([image_bytes((k * 40, 10, 200)) for k in range(len(texts))])
@@ -329,7 +329,7 @@ def test_an_earlier_export_holding_a_file_of_the_users_is_refused_and_kept(mscmt
 
 
 def test_a_decoder_that_cannot_run_outside_torch_is_refused_before_exporting():
-    from mscmt_cli.export.decoding import decoding_of
+    from mscmt_cli.backends.decoding import decoding_of
     from mscmt_cli.model.components import Decoder
 
     class Beam(Decoder):

@@ -37,9 +37,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from mscmt_cli.engine.batching import Example, collate
+from mscmt_cli.backends.batches import Example, collate
+from mscmt_cli.backends.decoding import DECODING_FILE, decoding_of
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.export.decoding import DECODING_FILE, decoding_of
 from mscmt_cli.export.layout import (
     CONFIG_FILE,
     IMAGE_AXES,

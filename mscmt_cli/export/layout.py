@@ -6,7 +6,7 @@ the fly by ``--backend onnx``)::
     config.json      how it was made: mscmt version, source model and its weights'
                      SHA-256, opset, quantization, the graph's inputs and outputs
     model.onnx       text encoder + fusion + emission head (dynamic batch and lengths)
-    decoding.json    labels, decoder kind, BIO table, CRF scores (mscmt_cli.export.decoding)
+    decoding.json    labels, decoder kind, BIO table, CRF scores (mscmt_cli.backends.decoding)
     model/           the source model's config.json and text_encoder/ (tokenizer and
                      architecture, no weights): how tweets become sub-word ids, and
                      which frozen image encoder gives the image features

@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from mscmt_cli.backends.base import Emitted, Scored
+from mscmt_cli.backends.decoding import Decoding
 from mscmt_cli.errors import ModelLoadError, MscmtError
-from mscmt_cli.export.decoding import Decoding
 from mscmt_cli.export.layout import ONNX_FILE, graph_inputs, read_export_config
 from mscmt_cli.model.mner import MNERBatch
-from mscmt_cli.tagging.backend import Emitted, Scored
 
 INSTALL_HINT = "pip install 'mscmt[onnx]' (or: pip install onnx onnxruntime)"
 

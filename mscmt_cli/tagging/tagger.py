@@ -11,7 +11,7 @@
 
 Entity offsets and scores follow :mod:`mscmt_cli.tagging.entities`. The model runs in
 PyTorch (``backend="torch"``) or, exported, in ONNX Runtime (``backend="onnx"``,
-:mod:`mscmt_cli.export`); :mod:`mscmt_cli.tagging.backend` is the one step that differs.
+:mod:`mscmt_cli.export`); :mod:`mscmt_cli.backends.base` is the one step that differs.
 """
 
 from __future__ import annotations
@@ -25,14 +25,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from mscmt_cli.backends.base import BACKENDS, Backend
+from mscmt_cli.backends.batches import Example, collate, eval_batches
 from mscmt_cli.backends.device import resolve_device
+from mscmt_cli.backends.torch_backend import TorchBackend
 from mscmt_cli.captioning import DEFAULT_MAX_NEW_TOKENS, Captioner, CaptionMaker
-from mscmt_cli.engine.batching import Example, collate, eval_batches
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache, TokenRef
 from mscmt_cli.model.build import Assembled
 from mscmt_cli.model.components import EncodedTweet
-from mscmt_cli.tagging.backend import BACKENDS, Backend, TorchBackend
 from mscmt_cli.tagging.context import CaptionReader
 from mscmt_cli.tagging.doc import Doc, InputError, doc_from_value
 from mscmt_cli.tagging.entities import Entity, extract_entities
