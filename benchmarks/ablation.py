@@ -24,9 +24,13 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA
-from results import mean_std
+if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
+    from _script import run_as_module
+
+    run_as_module(__file__)
+
+from benchmarks.common import DEFAULT_DATA
+from mscmt_cli.studies.tables import mean_std
 
 REFERENCE = "defaults"
 FACTORS: dict[str, dict[str, Any]] = {

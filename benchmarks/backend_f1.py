@@ -23,8 +23,13 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, corpus_tweets, quiet_transformers
+if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
+    from _script import run_as_module
+
+    run_as_module(__file__)
+
+from benchmarks.common import DEFAULT_DATA, corpus_tweets
+from mscmt_cli.console import quiet_transformers
 
 BACKENDS = {"torch": None, "onnx": "none", "onnx int8": "int8"}
 

@@ -25,12 +25,25 @@ from __future__ import annotations
 import hashlib
 import shutil
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Segment, Stopwatch, base_parser, interleaved, machine_line, report, set_threads, subset_corpus, training_segments
+if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
+    from _script import run_as_module
+
+    run_as_module(__file__)
+
+from benchmarks.common import (
+    Segment,
+    Stopwatch,
+    base_parser,
+    interleaved,
+    machine_line,
+    report,
+    set_threads,
+    subset_corpus,
+    training_segments,
+)
 
 
 def make_vision_tower(directory: Path) -> Path:

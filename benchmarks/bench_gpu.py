@@ -37,6 +37,11 @@ import tempfile
 import time
 from pathlib import Path
 
+if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
+    from _script import run_as_module
+
+    run_as_module(__file__)
+
 import torch
 
 FULL_TEXT = dict(
@@ -297,5 +302,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     sys.exit(main())

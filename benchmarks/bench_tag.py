@@ -37,8 +37,12 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (
+if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
+    from _script import run_as_module
+
+    run_as_module(__file__)
+
+from benchmarks.common import (
     REPO,
     Stopwatch,
     base_parser,

@@ -24,8 +24,12 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import quiet_transformers
+if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
+    from _script import run_as_module
+
+    run_as_module(__file__)
+
+from mscmt_cli.console import quiet_transformers
 
 EXAMPLES = 5
 
