@@ -30,9 +30,7 @@ from mscmt_cli.data.conll import Tweet
 from mscmt_cli.labels import ENTITY_TYPES
 
 if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
-    from _script import run_as_module
-
-    run_as_module(__file__)
+    __import__("_script").run_as_module(__file__)
 
 from benchmarks.gate_stats import stats_of_runs, tag_test_split
 from benchmarks.results import VARIANTS

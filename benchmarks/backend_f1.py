@@ -24,9 +24,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
-    from _script import run_as_module
-
-    run_as_module(__file__)
+    __import__("_script").run_as_module(__file__)
 
 from benchmarks.common import DEFAULT_DATA, corpus_tweets
 from mscmt_cli.console import quiet_transformers

@@ -26,9 +26,7 @@ import tempfile
 from pathlib import Path
 
 if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
-    from _script import run_as_module
-
-    run_as_module(__file__)
+    __import__("_script").run_as_module(__file__)
 
 from benchmarks.common import REPO, Stopwatch, base_parser, command_failed, corpus_tweets, machine_line, save_text_model, set_threads
 from mscmt_cli.data.corpus import SPLITS

@@ -33,9 +33,7 @@ from pathlib import Path
 import torch
 
 if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
-    from _script import run_as_module
-
-    run_as_module(__file__)
+    __import__("_script").run_as_module(__file__)
 
 from benchmarks.common import (
     Segment,

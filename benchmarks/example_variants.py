@@ -27,9 +27,7 @@ from typing import Any
 from mscmt_cli.studies.tables import mean_std
 
 if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
-    from _script import run_as_module
-
-    run_as_module(__file__)
+    __import__("_script").run_as_module(__file__)
 
 REPO = Path(__file__).resolve().parents[1]
 

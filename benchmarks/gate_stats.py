@@ -25,9 +25,7 @@ from mscmt_cli.labels import ENTITY_TYPES
 from mscmt_cli.tagging.tagger import Tagger, TagResult
 
 if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
-    from _script import run_as_module
-
-    run_as_module(__file__)
+    __import__("_script").run_as_module(__file__)
 
 from benchmarks.common import DEFAULT_DATA, earlier_report
 from benchmarks.results import CAPTIONS, CORPORA, TEST_SCORES, cell_dir, cell_name

@@ -28,9 +28,12 @@ RUNS = {
 
 @pytest.fixture(scope="module")
 def runs(trained_run, tiny, corpus, tmp_path_factory) -> dict[str, Path]:
+    import shutil
+
     from mscmt_cli.cli.main import main
 
-    out = {"gated": trained_run}
+    out = {"gated": tmp_path_factory.mktemp("eval-runs") / "gated"}
+    shutil.copytree(trained_run, out["gated"])  # --backend onnx exports into the run: never into the shared one
     for name, components in RUNS.items():
         if components is None:
             continue
@@ -101,3 +104,26 @@ def test_evaluate_scores_the_tags_mscmt_tag_writes_for_the_split(mscmt, runs, na
     # and training's own test score is that of mscmt evaluate on the saved best epoch
     trained = json.loads((runs[name] / "test_scores.json").read_text(encoding="utf-8"))
     assert _numbers(evaluated) == pytest.approx(_numbers({k: v for k, v in trained.items() if k != "best_epoch"}), abs=SCORE_TOLERANCE)
+
+
+@pytest.mark.parametrize("backend", ["torch", "onnx"])
+def test_predict_without_scores_gives_the_same_tags_and_nothing_else(tagger, trained_run, tiny, backend, tmp_path):
+    """Evaluation asks the Tagger for tags alone (no marginals, no entities): the tags are those of a full answer."""
+    import shutil
+
+    from mscmt_cli.tagging.doc import doc_from_value
+    from mscmt_cli.tagging.tagger import Tagger
+    from tests.tagging_support import TRICKY_TEXTS, image_bytes
+
+    if backend == "onnx":
+        run = tmp_path / "run"
+        shutil.copytree(trained_run, run)
+        tagger = Tagger.from_pretrained(run, {"clip-vit-l14": str(tiny.clip_vision)}, backend="onnx", missing_images="error")
+    docs = [doc_from_value(t) for t in TRICKY_TEXTS]
+    feats, errors = tagger.images.features([image_bytes((k * 30 % 256, 10, 200)) for k in range(len(docs))])
+    assert not errors
+    full = tagger.predict(docs, feats)
+    bare = tagger.predict(docs, feats, scores=False)
+    assert [r.tags for r in bare] == [r.tags for r in full]
+    assert all(r.tag_probs == [] and r.entities == [] and r.gate is None for r in bare)
+    assert any(r.entities for r in full) or all(set(r.tags) == {"O"} for r in full)

@@ -56,14 +56,14 @@ class Scored:
 
     Attributes:
         paths: the best label ids of each tweet (as long as the tweet).
-        probs: ``(B, T, C)`` float32 per-word label probabilities.
+        probs: ``(B, T, C)`` float32 per-word label probabilities, or None when not asked for (evaluation).
         gate: ``(B, T)`` float32 mean gate, or None when the fusion has no gate.
         attention: ``(B, T, N)`` float32 attention over the image tokens, or None when the
             fusion does not explain attention.
     """
 
     paths: list[list[int]]
-    probs: npt.NDArray[np.float32]
+    probs: npt.NDArray[np.float32] | None
     gate: npt.NDArray[np.float32] | None
     attention: npt.NDArray[np.float32] | None = None
 
@@ -78,8 +78,8 @@ class Backend(Protocol):
         """Emissions ``(B, T, C)`` (and the gate) of a collated batch."""
         ...
 
-    def decode(self, emitted: Emitted) -> Scored:
-        """Paths and marginals of :meth:`forward`'s output."""
+    def decode(self, emitted: Emitted, marginals: bool = True) -> Scored:
+        """Paths and (with ``marginals``) the per-word label probabilities of :meth:`forward`'s output."""
         ...
 
     def describe(self) -> dict[str, Any]:

@@ -29,10 +29,10 @@ class TorchBackend:
         return Emitted(output.emissions, output.mask, gate, attention)
 
     @torch.inference_mode()
-    def decode(self, emitted: Emitted) -> Scored:
+    def decode(self, emitted: Emitted, marginals: bool = True) -> Scored:
         output = MNEROutput(emitted.emissions, emitted.mask)
         paths = self.model.decode(output)
-        probs = self.model.marginals(output).float().cpu().numpy()  # (B, T, C)
+        probs = self.model.marginals(output).float().cpu().numpy() if marginals else None  # (B, T, C)
         gate = emitted.gate.cpu().numpy() if emitted.gate is not None else None
         attention = emitted.attention.cpu().numpy() if emitted.attention is not None else None
         return Scored(paths, probs, gate, attention)

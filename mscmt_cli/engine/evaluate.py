@@ -34,12 +34,14 @@ def corpus_doc(tokens: Sequence[str]) -> Doc:
 
 
 def tag_split(tagger: Tagger, tweets: Sequence[Tweet], dataset: EncodedDataset) -> list[list[str]]:
-    """The tags the Tagger predicts for every tweet, in order; ``dataset[i]`` is tweet ``i`` encoded (sub-words, image tokens)."""
+    """The tags the Tagger predicts for every tweet, in order; ``dataset[i]`` is tweet ``i`` encoded (sub-words, image tokens).
+
+    Scoring needs the tags only: the Tagger skips the probabilities and entities (``scores=False``)."""
     if len(tweets) != len(dataset):
         raise ValueError(f"{len(tweets)} tweets but {len(dataset)} encoded examples")
     examples = [dataset[i] for i in range(len(dataset))]
     docs = [corpus_doc(t.tokens) for t in tweets]
-    results = tagger.predict(docs, [e.image for e in examples], [e.encoded for e in examples])
+    results = tagger.predict(docs, [e.image for e in examples], [e.encoded for e in examples], scores=False)
     return [r.tags for r in results]
 
 

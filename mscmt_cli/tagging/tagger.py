@@ -347,6 +347,8 @@ class Tagger:
         features: Sequence[TokenRef],
         encoded: Sequence[EncodedTweet] | None = None,
         captions: Sequence[str] | None = None,
+        *,
+        scores: bool = True,
     ) -> list[TagResult]:
         """Tag prepared tweets; ``features[i]`` is tweet ``i``'s image tokens ``(N_i, D)`` (a ``(D,)`` vector is
         one token; or the cached file holding them), ``captions[i]`` the caption read beside it (caption-context
@@ -356,6 +358,8 @@ class Tagger:
         evaluation (:func:`mscmt_cli.engine.evaluate.tag_split`: validation, test scores, ``mscmt evaluate``)
         call it. Tweets are sorted by length into batches (at most ``batch_size`` tweets and, unless
         ``max_batch_subwords`` is None, about that many padded sub-words) and the input order is restored.
+        Without ``scores`` (evaluation) the results hold the tags alone: no probabilities (the decoder's
+        marginals are not computed) and no entities.
         """
         if encoded is None:
             encoded = [self.encode(d, None if captions is None else captions[i]) for i, d in enumerate(docs)]
@@ -364,21 +368,24 @@ class Tagger:
         lengths = [e.n_subwords for e in encoded]
         for idx in eval_batches(lengths, self.batch_size, self.max_batch_subwords):
             batch = collate([Example(encoded[i], [], features[i]) for i in idx], self.model.text.pad_id)
-            scored = self.backend.decode(self.backend.forward(batch))
+            scored = self.backend.decode(self.backend.forward(batch), marginals=scores)
             counts = batch.image_mask.sum(dim=1).tolist()
             for b, i in enumerate(idx):
                 gate = None if scored.gate is None else scored.gate[b]
-                result = self._result(docs[i], scored.paths[b], scored.probs[b], gate)
-                if scored.attention is not None:
+                probs = None if scored.probs is None else scored.probs[b]
+                result = self._result(docs[i], scored.paths[b], probs, gate)
+                if scored.attention is not None and scores:
                     rows = scored.attention[b, : len(docs[i].tokens), : counts[b]].tolist()
                     result.attention = [[round(w, 4) for w in row] for row in rows]
                 results[i] = result
         return results  # type: ignore[return-value]
 
-    def _result(self, doc: Doc, path: list[int], probs: np.ndarray, gate: np.ndarray | None) -> TagResult:
-        """probs ``(T, C)``, gate ``(T,)`` (padded past the tweet's length)."""
+    def _result(self, doc: Doc, path: list[int], probs: np.ndarray | None, gate: np.ndarray | None) -> TagResult:
+        """probs ``(T, C)`` (None: the tags alone), gate ``(T,)`` (padded past the tweet's length)."""
         n = len(doc.tokens)
         tags = [self.labels[k] for k in path[:n]]
+        if probs is None:
+            return TagResult(doc, tags, [], [])
         tag_probs = np.clip(probs[np.arange(n), np.asarray(path[:n], dtype=np.int64)], 0.0, 1.0).tolist()
         entities = extract_entities(doc.text, doc.offsets, tags, tag_probs)
         return TagResult(
