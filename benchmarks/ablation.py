@@ -24,9 +24,11 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, report_target, write_files
-from results import mean_std
+if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
+    __import__("_script").run_as_module(__file__)
+
+from benchmarks.common import DEFAULT_DATA, report_target, write_files
+from mscmt_cli.studies.tables import mean_std
 
 REFERENCE = "defaults"
 FACTORS: dict[str, dict[str, Any]] = {

@@ -23,16 +23,17 @@ from __future__ import annotations
 
 import math
 import statistics
-import sys
 from collections import defaultdict
 from pathlib import Path
 
 from mscmt_cli.data.conll import Tweet
 from mscmt_cli.labels import ENTITY_TYPES
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from gate_stats import stats_of_runs, tag_test_split
-from results import VARIANTS
+if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
+    __import__("_script").run_as_module(__file__)
+
+from benchmarks.gate_stats import stats_of_runs, tag_test_split
+from benchmarks.results import VARIANTS
 
 #: The results table's variants whose fusion attends over caption sub-words.
 ATTENDING = [name for name, v in VARIANTS.items() if v.get("fusion") == "cross-attention" and v.get("image") == "caption-tokens"]

@@ -3,8 +3,9 @@
 Not a speed benchmark: the F1 change that ``mscmt export --quantize int8`` costs,
 on the test split of each corpus. The run is exported twice into a temporary
 directory (fp32 and int8), then each corpus's test tweets are tagged from their
-own tokens by the three backends (``Tagger.tag_batch``) and scored with
-mscmt's seqeval scoring (micro F1, as ``mscmt evaluate``)::
+own tokens by the three backends through mscmt's evaluation
+(:func:`mscmt_cli.engine.evaluate.tag_tweets`, the road of ``mscmt evaluate``) and
+scored with mscmt's seqeval scoring (micro F1, as ``mscmt evaluate``)::
 
     python benchmarks/backend_f1.py runs/minilm
     python benchmarks/backend_f1.py runs/gated --images-dir IMAGES --model-path clip-vit-l14=/models/clip
@@ -22,9 +23,11 @@ import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, corpus_tweets, json_target, quiet_transformers, write_files
-from count_invalid import predict
+if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
+    __import__("_script").run_as_module(__file__)
+
+from benchmarks.common import DEFAULT_DATA, corpus_tweets, json_target, write_files
+from mscmt_cli.console import quiet_transformers
 
 BACKENDS = {"torch": None, "onnx": "none", "onnx int8": "int8"}
 
@@ -59,12 +62,16 @@ def taggers(run: Path, tmp: Path, paths: dict[str, str], captions: Path | None) 
     return out
 
 
-def scores(loaded: dict, tweets: list, images_dir: Path | None) -> dict:
+def scores(loaded: dict, tweets: list, images_dir: Path | None, captions: Path | None = None) -> dict:
     """``{backend: {"precision", "recall", "f1", "same_tags"}}`` on ``tweets``."""
+    from mscmt_cli.console import make_console
+    from mscmt_cli.engine.evaluate import tag_tweets
     from mscmt_cli.engine.metrics import score
+    from mscmt_cli.settings import Settings
 
     gold = [list(t.tags) for t in tweets]
-    predicted = {name: predict(tagger, tweets, images_dir) for name, tagger in loaded.items()}
+    settings = Settings(images_dir=images_dir, captions=captions, missing_images="blank", no_cache=True)
+    predicted = {name: tag_tweets(tagger, tweets, settings, make_console(quiet=True))[0] for name, tagger in loaded.items()}
     out = {}
     for name, tags in predicted.items():
         micro = score(gold, tags)["micro"]
@@ -85,7 +92,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         try:
             loaded = taggers(args.run, Path(tmp), paths, args.captions)
             for corpus in [c.strip() for c in args.corpora.split(",") if c.strip()]:
-                results[corpus] = scores(loaded, corpus_tweets(args.data_dir, corpus, ("test",)), args.images_dir)
+                results[corpus] = scores(loaded, corpus_tweets(args.data_dir, corpus, ("test",)), args.images_dir, args.captions)
         except MscmtError as err:
             raise SystemExit(f"error: {err}") from None
     print(f"{'corpus':<14} {'backend':<10} {'P':>7} {'R':>7} {'F1':>7} {'dF1':>7}   same tags as torch")

@@ -24,13 +24,23 @@ from __future__ import annotations
 
 import hashlib
 import statistics
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Segment, Stopwatch, base_parser, interleaved, machine_line, report, set_threads, subset_corpus, training_segments
+if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
+    __import__("_script").run_as_module(__file__)
 
+from benchmarks.common import (
+    Segment,
+    Stopwatch,
+    base_parser,
+    interleaved,
+    machine_line,
+    report,
+    set_threads,
+    subset_corpus,
+    training_segments,
+)
 from mscmt_cli.paths import make_dir, remove_tree, save_pretrained, write_atomic
 
 

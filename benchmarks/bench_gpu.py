@@ -37,6 +37,9 @@ import tempfile
 import time
 from pathlib import Path
 
+if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
+    __import__("_script").run_as_module(__file__)
+
 import torch
 
 from mscmt_cli.paths import save_pretrained, write_text_atomic
@@ -128,7 +131,7 @@ def compute_params(module: torch.nn.Module, skip: tuple[str, ...]) -> int:
 
 def synthetic_tweets(n: int, vocab: int, image_dim: int, seed: int = 0):
     """``n`` labelled examples with random sub-word ids and image features (lengths like TWITTER-2015)."""
-    from mscmt_cli.engine.batching import Example
+    from mscmt_cli.backends.batches import Example
     from mscmt_cli.model.components import EncodedTweet
 
     rng = random.Random(seed)
@@ -171,8 +174,9 @@ Row = tuple[str, float, str, float]  # (what, median seconds, throughput text, F
 
 def measure_training(model, device: torch.device, args: argparse.Namespace, vocab: int, dim: int, n_text: int) -> list[Row]:
     """The engine's training loop, then the same steps on batches already on the device."""
-    from mscmt_cli.engine.batching import EncodedDataset, collate, length_batches
-    from mscmt_cli.engine.evaluate import autocast
+    from mscmt_cli.backends.batches import collate
+    from mscmt_cli.backends.device import autocast
+    from mscmt_cli.engine.batching import EncodedDataset, length_batches
     from mscmt_cli.engine.trainer import POOL_BATCHES, linear_schedule, train_epoch
 
     pad = model.text.pad_id
@@ -206,7 +210,7 @@ def measure_inference(
     model, vision, device: torch.device, args: argparse.Namespace, sizes_text: dict, sizes_vision: dict, n_text: int, n_vision: int
 ) -> list[Row]:
     """The frozen vision tower alone, then ``Tagger.predict`` without and with it."""
-    from mscmt_cli.engine.evaluate import autocast
+    from mscmt_cli.backends.device import autocast
     from mscmt_cli.labels import LABELS
     from mscmt_cli.model.build import Assembled, Components, ModelSpec
     from mscmt_cli.tagging.doc import doc_from_value
@@ -299,5 +303,4 @@ def main() -> int:
 
 
 if __name__ == "__main__":
-    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
     sys.exit(main())

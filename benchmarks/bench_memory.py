@@ -25,9 +25,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, Stopwatch, base_parser, command_failed, corpus_tweets, machine_line, save_text_model, set_threads
+if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
+    __import__("_script").run_as_module(__file__)
 
+from benchmarks.common import REPO, Stopwatch, base_parser, command_failed, corpus_tweets, machine_line, save_text_model, set_threads
 from mscmt_cli.data.corpus import SPLITS
 from mscmt_cli.paths import save_pretrained, write_text_atomic
 

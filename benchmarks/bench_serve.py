@@ -44,8 +44,10 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import REPO, Stopwatch, base_parser, chunks, corpus_tweets, interleaved, machine_line, save_text_model, set_threads
+if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
+    __import__("_script").run_as_module(__file__)
+
+from benchmarks.common import REPO, Stopwatch, base_parser, chunks, corpus_tweets, interleaved, machine_line, save_text_model, set_threads
 
 
 @dataclass

@@ -37,8 +37,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import (
+if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
+    __import__("_script").run_as_module(__file__)
+
+from benchmarks.common import (
     REPO,
     Stopwatch,
     base_parser,
@@ -50,7 +52,6 @@ from common import (
     save_text_model,
     set_threads,
 )
-
 from mscmt_cli.paths import remove_file, save_pretrained, write_text_atomic
 
 PIPELINE_BATCH = 32

@@ -27,14 +27,26 @@ from __future__ import annotations
 import cProfile
 import io
 import pstats
-import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import Segment, Stopwatch, base_parser, chunks, interleaved, machine_line, report, set_threads, subset_corpus, training_segments
+if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
+    __import__("_script").run_as_module(__file__)
+
+from benchmarks.common import (
+    Segment,
+    Stopwatch,
+    base_parser,
+    chunks,
+    interleaved,
+    machine_line,
+    report,
+    set_threads,
+    subset_corpus,
+    training_segments,
+)
 
 BATCH, LR, SEED = 16, 5e-5, 13
 STEPS_PER_SEGMENT = 5  # the arms take turns every 5 training steps

@@ -24,8 +24,11 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import json_target, quiet_transformers, write_files
+if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
+    __import__("_script").run_as_module(__file__)
+
+from benchmarks.common import json_target, write_files
+from mscmt_cli.console import quiet_transformers
 
 EXAMPLES = 5
 
@@ -49,26 +52,15 @@ def count(tag_lists: Sequence[Sequence[str]], tokens: Sequence[Sequence[str]] | 
     }
 
 
-def image_inputs(tagger, image_ids: Sequence[str], images_dir: Path | None) -> list:
-    """What the tagger reads per tweet: nothing (text only), an image id (captions) or ``<images_dir>/<id>.jpg``."""
-    kind = tagger.images.encoder.input_kind
-    if kind == "none":
-        return [None] * len(image_ids)
-    if kind == "caption":
-        return list(image_ids)
-    if images_dir is None:
-        raise SystemExit(f"error: the model's image encoder ({tagger.spec.components.image}) reads images: pass --images-dir DIR")
-    return [str(Path(images_dir) / f"{i}.jpg") for i in image_ids]
+def predicted_tags(tagger, tweets: list, args: argparse.Namespace) -> list[list[str]]:
+    """The tags the tagger predicts for every tweet, tagged from its own tokens by mscmt's evaluation
+    (:func:`mscmt_cli.engine.evaluate.tag_tweets`: images and captions read as ``mscmt evaluate`` reads them)."""
+    from mscmt_cli.console import make_console
+    from mscmt_cli.engine.evaluate import tag_tweets
+    from mscmt_cli.settings import Settings
 
-
-def predict(tagger, tweets: list, images_dir: Path | None, chunk: int = 512) -> list[list[str]]:
-    """The predicted tags of every tweet, tagged from its own tokens."""
-    images = image_inputs(tagger, [t.image_id for t in tweets], images_dir)
-    out: list[list[str]] = []
-    for start in range(0, len(tweets), chunk):
-        part = tweets[start : start + chunk]
-        out += [r.tags for r in tagger.tag_batch([list(t.tokens) for t in part], images[start : start + chunk])]
-    return out
+    settings = Settings(images_dir=args.images_dir, captions=args.captions, missing_images=args.missing_images, no_cache=True)
+    return tag_tweets(tagger, tweets, settings, make_console(quiet=True))[0]
 
 
 def old_params(tagger) -> dict:
@@ -130,7 +122,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         if args.constraints != "bio":
             with_constraints(tagger, args.constraints)
-        predicted = count(predict(tagger, tweets, args.images_dir), [t.tokens for t in tweets])
+        predicted = count(predicted_tags(tagger, tweets, args), [t.tokens for t in tweets])
     except MscmtError as err:
         raise SystemExit(f"error: {err}") from None
     gold = count([t.tags for t in tweets], [t.tokens for t in tweets])

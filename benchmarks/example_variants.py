@@ -24,11 +24,14 @@ import sys
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import report_target, write_files
+from mscmt_cli.studies.tables import mean_std
+
+if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
+    __import__("_script").run_as_module(__file__)
+
+from benchmarks.common import report_target, write_files
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "examples"))
 
 CONFIG = REPO / "examples" / "configs" / "example.toml"
 CAPTIONS = REPO / "examples" / "data" / "captions.txt"
@@ -45,8 +48,13 @@ SHOWCASE = (["can't", "stop", "thinking", "about", "Jordan", "today"], "ex_0001"
 
 def image_decided_ids() -> set[str]:
     """Image ids of the test tweets whose entity type only the caption tells (the generator's own record)."""
-    from make_corpus import build
+    import importlib.util
 
+    spec = importlib.util.spec_from_file_location("make_corpus", REPO / "examples" / "make_corpus.py")
+    assert spec is not None and spec.loader is not None
+    make_corpus = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(make_corpus)
+    build = make_corpus.build
     return {image_id for image_id, _toks, _caption, decided in build()["test"] if decided}
 
 
@@ -103,8 +111,7 @@ def render(found: dict[str, dict[int, dict[str, Any]]]) -> str:
     """Mean ± std of test micro F1 per variant and part, paired gain over text-only, the showcase's type."""
 
     def cell(values: list[float]) -> str:
-        pct = [100 * v for v in values]
-        return f"{statistics.mean(pct):.2f} ± {statistics.stdev(pct):.2f}" if len(pct) > 1 else f"{pct[0]:.2f}"
+        return mean_std(values, one_seed="")
 
     lines = [
         FIRST_LINE + 'image-decided tweets; "Jordan": the type each seed gives the showcase tweet (gold: PER).',

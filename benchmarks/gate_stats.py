@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
-import sys
 from collections import defaultdict
 from collections.abc import Callable
 from pathlib import Path
@@ -25,9 +24,11 @@ from mscmt_cli.data.corpus import load_split
 from mscmt_cli.labels import ENTITY_TYPES
 from mscmt_cli.tagging.tagger import Tagger, TagResult
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, earlier_report, write_files
-from results import CAPTIONS, CORPORA, TEST_SCORES, cell_dir, cell_name
+if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
+    __import__("_script").run_as_module(__file__)
+
+from benchmarks.common import DEFAULT_DATA, earlier_report, write_files
+from benchmarks.results import CAPTIONS, CORPORA, TEST_SCORES, cell_dir, cell_name
 
 
 def gate_by_group(tweets: list[Tweet], gates: list[list[float]]) -> dict[str, list[float]]:

@@ -30,9 +30,12 @@ from pathlib import Path
 
 from mscmt_cli.labels import ENTITY_TYPES
 from mscmt_cli.studies.common import TEST_SCORES
+from mscmt_cli.studies.tables import mean_std
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, earlier_report, write_files
+if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
+    __import__("_script").run_as_module(__file__)
+
+from benchmarks.common import DEFAULT_DATA, earlier_report, write_files
 
 VARIANTS = {
     "text-only": dict(image="none", fusion="none"),
@@ -150,16 +153,6 @@ def recorded(earlier: dict | None, args: argparse.Namespace) -> dict[str, dict[s
     if earlier is None or any(earlier["settings"].get(key) != getattr(args, key) for key in TRAINING):
         return {}
     return earlier["results"]
-
-
-def mean_std(values: list[float]) -> str:
-    """``mean ± std`` in percent (sample std); one value has no spread to report."""
-    if not values:
-        return "—"
-    pct = [100 * v for v in values]
-    if len(pct) == 1:
-        return f"{pct[0]:.2f} (one seed)"
-    return f"{statistics.mean(pct):.2f} ± {statistics.stdev(pct):.2f}"
 
 
 def ran(variants: dict[str, dict[int, dict]]) -> dict[str, dict[int, dict]]:

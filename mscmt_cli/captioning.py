@@ -98,7 +98,7 @@ class Captioner:
         """
         from transformers import AutoModelForImageTextToText, AutoProcessor
 
-        from mscmt_cli.engine.evaluate import resolve_device
+        from mscmt_cli.backends.device import resolve_device
 
         name = os.fspath(source)
         if not name.strip():

@@ -30,7 +30,7 @@ from typing import Any
 
 import torch
 
-from mscmt_cli.engine.batching import collate
+from mscmt_cli.backends.batches import collate
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.labels import LABELS
 from mscmt_cli.model.components import Decoder, Fusion, FusionOutput, ImageEncoder, ImageTokens, TextEncoder, feature_identity
@@ -190,7 +190,7 @@ def check_text_encoder(encoder: TextEncoder, rebuild: Callable[[Path], TextEncod
     encoder.eval()
     encoded = [encoder.encode_words(w) for w in TWEETS]
     assert [len(e.word_positions) for e in encoded] == [len(w) for w in TWEETS]
-    from mscmt_cli.engine.batching import Example
+    from mscmt_cli.backends.batches import Example
 
     def words_of(examples: list[Any]) -> torch.Tensor:
         return encoder(collate(examples, encoder.pad_id).text)
@@ -216,7 +216,7 @@ def _check_caption_context(encoder: TextEncoder) -> None:
         encoder.check_context("caption")
     except MscmtError:
         return  # this encoder does not read a caption: nothing more to check
-    from mscmt_cli.engine.batching import Example
+    from mscmt_cli.backends.batches import Example
 
     encoder.context, saved = "caption", encoder.context
     try:

@@ -27,11 +27,9 @@ import torch.nn.functional as F
 from pydantic import Field
 from torchcrf import CRF
 
-from mscmt_cli.model.bio import begin_index, transition_table
+from mscmt_cli.model.bio import FORBIDDEN, begin_index, transition_table
 from mscmt_cli.model.components import ComponentParams, Decoder
 from mscmt_cli.model.viterbi import backtrack
-
-FORBIDDEN = -1.0e4
 
 
 class DecoderParams(ComponentParams):

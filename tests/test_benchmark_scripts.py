@@ -176,13 +176,30 @@ def test_results_reruns_named_variants_and_refuses_an_unknown_one(tmp_path):
 
 
 def load_script(name: str):
-    """Import a benchmarks/ script as a module (benchmarks/ is not a package)."""
-    import importlib.util
+    """A benchmarks/ script, imported as the module ``benchmarks.<name>`` of the package."""
+    import importlib
 
-    spec = importlib.util.spec_from_file_location(f"bench_{name}", REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return importlib.import_module(f"benchmarks.{name}")
+
+
+SCRIPTS = sorted(p.stem for p in (REPO / "benchmarks").glob("*.py") if not p.stem.startswith("_"))
+
+
+def test_benchmarks_is_a_package_whose_scripts_import_without_path_hacks():
+    assert len(SCRIPTS) == 14 and "common" in SCRIPTS
+    for name in SCRIPTS:
+        assert "sys.path" not in (REPO / "benchmarks" / f"{name}.py").read_text(encoding="utf-8"), name
+    code = f"import importlib, sys; [importlib.import_module('benchmarks.' + n) for n in {SCRIPTS!r}]; print(len(sys.modules) > 0)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=REPO)
+    assert done.returncode == 0, done.stderr[-2000:]
+
+
+def test_a_script_run_as_a_file_runs_as_a_module_of_the_package(tmp_path):
+    """``python benchmarks/X.py`` from anywhere: the script hands over to ``python -m benchmarks.X`` (benchmarks/_script.py)."""
+    script = REPO / "benchmarks" / "count_invalid.py"
+    done = subprocess.run([sys.executable, str(script), "--help"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert done.stdout.startswith("usage: count_invalid.py") and "--fail-on-invalid" in done.stdout
 
 
 def test_gate_stats_groups_gate_values_by_gold_tag():

@@ -257,7 +257,7 @@ def test_state_dict_is_pytorch_crf_parameters_only():
 @torch.no_grad()
 def test_constraints_hold_across_encoder_windows(tiny):
     """Decoding runs on the word-level emissions after the windows are gathered: one path over the whole tweet."""
-    from mscmt_cli.engine.batching import collate, encode_examples
+    from mscmt_cli.backends.batches import collate, encode_examples
     from mscmt_cli.model.mner import MNERModel
     from plugins.fusions import NoFusion
     from plugins.text_encoders import BertweetEncoder

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import ast
 import importlib
+import os
+import subprocess
 import sys
 from pathlib import Path
 
@@ -97,3 +99,103 @@ def test_every_module_imports_on_its_own(module):
         for key in [k for k in sys.modules if k.split(".")[0] in ROOTS]:
             del sys.modules[key]
         sys.modules.update(saved)
+
+
+# --- the floors (issue 25) --------------------------------------------------------------------------------------------
+
+#: The project's floors, lowest first. A module imports modules of its own floor and of the floors below, never one
+#: above (anywhere: top level, in functions, under TYPE_CHECKING). A module belongs to the entry naming the longest
+#: prefix of its dotted name; the package root ``mscmt_cli`` (its lazy ``Tagger``) is the top.
+FLOORS: tuple[tuple[str, ...], ...] = (
+    # foundations: errors, settings, registry, paths, JSON, console
+    (
+        "mscmt_cli.errors",
+        "mscmt_cli.version",
+        "mscmt_cli.labels",
+        "mscmt_cli.strict_json",
+        "mscmt_cli.paths",
+        "mscmt_cli.console",
+        "mscmt_cli.registry",
+        "mscmt_cli.settings",
+    ),
+    ("mscmt_cli.model",),  # component contracts, their composition, saved model directories, BIO table
+    ("plugins", "mscmt_cli.data"),  # the built-in components; corpora, images, captions
+    ("mscmt_cli.features",),  # image features and their cache
+    ("mscmt_cli.backends",),  # what runs a model: device, batches, the Backend protocol, the torch backend, numpy decoding
+    ("mscmt_cli.export", "mscmt_cli.captioning", "mscmt_cli.contracts"),  # the ONNX backend; the captioner; contract checks
+    ("mscmt_cli.tagging",),  # the Tagger, the one predictor: tag, serve, explain
+    ("mscmt_cli.engine",),  # training and evaluation, which tag through the Tagger
+    ("mscmt_cli.studies",),
+    ("mscmt_cli.cluster",),
+    ("mscmt_cli.cli", "mscmt_cli.__main__", "mscmt_cli"),
+)
+
+#: Imports up a floor that are known and left to other work; each must still exist (remove it here when it goes).
+KNOWN_UP_IMPORTS = {
+    # check_output / same_file and write_text_atomic move with the write-guard work on every write call
+    ("mscmt_cli.captioning", "mscmt_cli.tagging.outputs"),
+    ("mscmt_cli.tagging.jobs", "mscmt_cli.engine.rundir"),
+}
+
+
+def floor_of(module: str, floors: tuple[tuple[str, ...], ...] = FLOORS) -> int:
+    """The floor of a dotted module name: that of the entry naming its longest prefix (KeyError for none)."""
+    best = max(
+        ((len(entry), k) for k, entries in enumerate(floors) for entry in entries if module == entry or module.startswith(entry + ".")),
+        default=None,
+    )
+    if best is None:
+        raise KeyError(module)
+    return best[1]
+
+
+def up_imports(graph: dict[str, set[str]], floors: tuple[tuple[str, ...], ...] = FLOORS) -> set[tuple[str, str]]:
+    """Every import ``(importer, imported)`` from a lower floor to a higher one."""
+    return {(a, b) for a, targets in graph.items() for b in targets if floor_of(a, floors) < floor_of(b, floors)}
+
+
+def test_every_module_has_a_floor_of_its_own():
+    """A new package is placed on a floor when it is added (the root entry is for ``mscmt_cli/__init__.py`` only)."""
+    for module in project_modules():
+        if module != "mscmt_cli":
+            assert any(module == e or module.startswith(e + ".") for floor in FLOORS for e in floor if e != "mscmt_cli"), module
+
+
+def test_nothing_imports_up_a_floor():
+    found = up_imports(import_graph(project_modules()))
+    assert found - KNOWN_UP_IMPORTS == set()
+    assert found >= KNOWN_UP_IMPORTS, "a known exception is gone: remove it from KNOWN_UP_IMPORTS"
+
+
+def test_the_never_rules_the_floors_give():
+    """Spelled out: tagging never imports the engine, the backends and export never import tagging or the engine."""
+    graph = import_graph(project_modules())
+
+    def imports(low: str, high: str) -> set[tuple[str, str]]:
+        return {(a, b) for a, bs in graph.items() if a.startswith(low) for b in bs if b.startswith(high)} - KNOWN_UP_IMPORTS
+
+    assert imports("mscmt_cli.tagging", "mscmt_cli.engine") == set()
+    for low in ("mscmt_cli.backends", "mscmt_cli.export"):
+        for high in ("mscmt_cli.tagging", "mscmt_cli.engine"):
+            assert imports(low, high) == set(), (low, high)
+
+
+def test_the_floor_checker_finds_an_import_up_a_floor():
+    floors = (("a.low",), ("a.mid",), ("a.high", "a"))
+    graph = {"a.low.x": {"a.mid.y"}, "a.mid.y": {"a.low.z"}, "a.high": {"a.mid.y"}, "a.low.z": set(), "a": {"a.high"}}
+    assert up_imports(graph, floors) == {("a.low.x", "a.mid.y")}
+    assert floor_of("a.mid.y.deep", floors) == 1 and floor_of("a", floors) == 2
+
+
+def test_the_backend_protocol_and_numpy_decoding_import_no_torch():
+    """What the ONNX path needs of the backend floor (the protocol, its data, numpy decoding) runs without torch.
+
+    (Tagging with ``--backend onnx`` still imports torch: ``transformers``, which the tokenizer comes from, imports it
+    when it is installed, and the Tagger collates a torch ``MNERBatch``.)
+    """
+    code = "import sys; import mscmt_cli.backends.base, mscmt_cli.backends.decoding; print('torch' in sys.modules)"
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() == "False"

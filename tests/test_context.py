@@ -17,7 +17,7 @@ import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from mscmt_cli.engine.batching import collate, encode_examples
+from mscmt_cli.backends.batches import collate, encode_examples
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.model.hf_text import HFTextEncoder
 from plugins.text_encoders import BertBaseEncoder, BertweetEncoder
@@ -193,7 +193,7 @@ def test_train_evaluate_save_and_tag_with_caption_context(mscmt, corpus, tiny, t
     from mscmt_cli.data.captions import CaptionStore
     from mscmt_cli.data.conll import read_conll
     from mscmt_cli.engine.data import encode_split
-    from mscmt_cli.engine.evaluate import predict
+    from mscmt_cli.engine.evaluate import tag_split
     from mscmt_cli.features import FeatureCache, ImageFeatures
     from mscmt_cli.model.build import load_model
     from mscmt_cli.registry import Registry
@@ -239,8 +239,10 @@ def test_train_evaluate_save_and_tag_with_caption_context(mscmt, corpus, tiny, t
     source = CaptionStore.from_file(corpus.captions) if assembled.image.input_kind == "caption" else ImageStore(corpus.images_dir)
     features = ImageFeatures(assembled.image, None if assembled.image.input_kind == "none" else source, FeatureCache(None))
     dataset = encode_split(tweets, assembled.model.text, features, assembled.spec.labels, CaptionStore.from_file(corpus.captions, "error"))
-    paths_in_memory = predict(assembled.model, dataset, 8, torch.device("cpu"))
-    assert [r["tags"] for r in rows] == [[assembled.spec.labels[i] for i in p] for p in paths_in_memory]
+    from mscmt_cli.tagging.tagger import Tagger
+
+    in_memory = tag_split(Tagger(assembled, "cpu", batch_size=8, max_batch_subwords=None), tweets, dataset)
+    assert [r["tags"] for r in rows] == in_memory
     assert len(rows) == len(tweets) == 16
 
 

@@ -132,7 +132,7 @@ def _train(mscmt, tiny, corpus, out, image: str, extra: list) -> dict:
 def _in_memory(run, paths: dict, tweets, contents: list) -> tuple[list[list[str]], list[float]]:
     """The saved model, run directly on encoder tokens computed here (rounded to the encoder's token dtype):
     each tweet's tags, and the probability of every tag (all tweets, in order)."""
-    from mscmt_cli.engine.batching import collate, encode_examples
+    from mscmt_cli.backends.batches import collate, encode_examples
     from mscmt_cli.model.build import load_model
     from mscmt_cli.registry import Registry
 

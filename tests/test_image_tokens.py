@@ -12,8 +12,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
+from mscmt_cli.backends.batches import Example, collate, pad_images
 from mscmt_cli.data.images import ImageStore
-from mscmt_cli.engine.batching import Example, collate, pad_images
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache, ImageFeatures, encoder_key
 from mscmt_cli.model.components import EncodedTweet, ImageEncoder, ImageTokens, feature_identity, masked_mean

@@ -7,7 +7,7 @@ import json
 import pytest
 import torch
 
-from mscmt_cli.engine.batching import collate, encode_examples
+from mscmt_cli.backends.batches import collate, encode_examples
 from mscmt_cli.errors import ModelLoadError
 from mscmt_cli.model.build import load_model, save_model
 from mscmt_cli.registry import Registry

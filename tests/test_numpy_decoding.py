@@ -1,4 +1,4 @@
-"""Numpy decoding (:mod:`mscmt_cli.export.decoding`) against the torch decoders of ``plugins/decoders.py``.
+"""Numpy decoding (:mod:`mscmt_cli.backends.decoding`) against the torch decoders of ``plugins/decoders.py``.
 
 Random emissions, masks, CRF scores and label sets (BIO, and unconstrained):
 the paths are identical to the torch decoder's, and the marginals are within
@@ -18,10 +18,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 
+from mscmt_cli.backends.decoding import Decoding, decoding_of
 from mscmt_cli.errors import ModelLoadError
-from mscmt_cli.export.decoding import Decoding, decoding_of
 from mscmt_cli.labels import LABELS
-from plugins.decoders import FORBIDDEN, CRFDecoder, CRFParams, DecoderParams, SoftmaxDecoder, backward_scores, forward_scores
+from mscmt_cli.model.bio import FORBIDDEN
+from plugins.decoders import CRFDecoder, CRFParams, DecoderParams, SoftmaxDecoder, backward_scores, forward_scores
 
 TOLERANCE = 1e-5
 FLOAT32_TOLERANCE = 5e-5

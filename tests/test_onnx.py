@@ -63,7 +63,7 @@ def _same_tags(got: list[dict], want: list[dict]) -> None:
 def test_export_writes_the_graph_what_decoding_needs_and_how_it_was_made(exported, trained_run):
     import onnx
 
-    from mscmt_cli.export.decoding import Decoding
+    from mscmt_cli.backends.decoding import Decoding
     from mscmt_cli.version import __version__
 
     config = json.loads((exported / "config.json").read_text())
@@ -89,7 +89,7 @@ def test_export_writes_the_graph_what_decoding_needs_and_how_it_was_made(exporte
 
 
 def test_the_decoding_file_holds_the_trained_crf_scores(exported, tagger):
-    from mscmt_cli.export.decoding import Decoding
+    from mscmt_cli.backends.decoding import Decoding
 
     decoding = Decoding.load(exported)
     crf = tagger.model.decoder.crf
@@ -99,7 +99,7 @@ def test_the_decoding_file_holds_the_trained_crf_scores(exported, tagger):
 
 
 def test_emissions_of_the_two_backends_agree_on_batches_of_any_shape(onnx_tagger, tagger):
-    from mscmt_cli.engine.batching import Example, collate
+    from mscmt_cli.backends.batches import Example, collate
 
     texts = ["one", "two words", "a much longer tweet about New York and Paris " * 6, "mid length tweet here", "x y"]
     feats, _ = tagger.images.features([image_bytes((k * 40, 10, 200)) for k in range(len(texts))])
@@ -290,7 +290,7 @@ def test_backend_and_export_mistakes_are_one_line_errors(mscmt, trained_run, exp
     (tmp_path / "busy").mkdir()
     (tmp_path / "busy" / "notes.txt").write_text("keep me")
     cases = [
-        (["tag", source, "--model", exported], "an exported ONNX model; run it with --backend onnx"),
+        (["tag", source, "--model", exported], "an ONNX export (mscmt export), not a trained run; run it with --backend onnx"),
         (["tag", source, "--model", trained_run, "--backend", "onnx", "--device", "cuda"], "runs on the CPU"),
         (["tag", source, "--model", trained_run, "--backend", "tensorrt"], "option --backend: Input should be 'torch' or 'onnx'"),
         (["export", trained_run, "--out", tmp_path / "busy"], "not an exported model; pass a new or empty directory"),
@@ -324,7 +324,7 @@ def test_an_earlier_export_holding_a_file_of_the_users_is_refused_and_kept(mscmt
 
 
 def test_a_decoder_that_cannot_run_outside_torch_is_refused_before_exporting():
-    from mscmt_cli.export.decoding import decoding_of
+    from mscmt_cli.backends.decoding import decoding_of
     from mscmt_cli.model.components import Decoder
 
     class Beam(Decoder):

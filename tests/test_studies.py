@@ -298,3 +298,11 @@ def test_interrupted_row_says_how_to_finish_the_study(tmp_path, monkeypatch, sto
         common.run_row(row, Settings(out=tmp_path / "V1"), None, Console(file=io.StringIO()), tmp_path)
     epoch = " after epoch 2" if stop == "training" else ""
     assert str(err.value) == f"row V1: interrupted{epoch}; run the same command with --out {tmp_path} to finish the remaining rows"
+
+
+def test_mean_std_is_the_one_seed_aggregate_of_the_studies_and_the_benchmarks():
+    from mscmt_cli.studies.tables import mean_std
+
+    assert mean_std([0.80, 0.78, 0.79]) == "79.00 ± 1.00"
+    assert mean_std([0.5]) == "50.00 (one seed)" and mean_std([0.5], one_seed="") == "50.00"
+    assert mean_std([]) == "—"

@@ -99,7 +99,7 @@ def _softmax_rows(tagger, result):
     """Per-token softmax probabilities recomputed from the model (the softmax decoder's marginals)."""
     import torch
 
-    from mscmt_cli.engine.batching import Example, collate
+    from mscmt_cli.backends.batches import Example, collate
 
     batch = collate([Example(tagger.encode(result.doc), [], tagger.images.features([None])[0][0])], tagger.model.text.pad_id)
     with torch.no_grad():

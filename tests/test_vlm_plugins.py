@@ -11,7 +11,7 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file, save_file
 
-from mscmt_cli.engine.batching import collate, encode_examples
+from mscmt_cli.backends.batches import collate, encode_examples
 from mscmt_cli.errors import ModelLoadError, MscmtError
 from mscmt_cli.model.build import build_image_encoder
 from mscmt_cli.registry import Registry

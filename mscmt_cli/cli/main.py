@@ -9,7 +9,6 @@ says so (``--debug`` shows the traceback), exit 1.
 from __future__ import annotations
 
 import functools
-import os
 import sys
 import traceback
 from collections.abc import Callable
@@ -18,6 +17,7 @@ from typing import Any
 import typer
 
 from mscmt_cli.cli import cache, captioning, exporting, plugins, studies, tagging, training
+from mscmt_cli.console import quiet_transformers
 from mscmt_cli.errors import MscmtError
 
 COMMANDS: tuple[Callable[..., Any], ...] = (
@@ -82,20 +82,10 @@ def build_app() -> typer.Typer:
     return app
 
 
-def _quiet_libraries() -> None:
-    """Our own progress bars replace transformers' per-load bars and info logs."""
-    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
-
-
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; user errors become one line and exit code 2."""
     args = list(sys.argv[1:] if argv is None else argv)
-    _quiet_libraries()
+    quiet_transformers()
     try:
         build_app()(args=args, prog_name="mscmt", standalone_mode=True)
     except MscmtError as err:

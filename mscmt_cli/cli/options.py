@@ -29,7 +29,7 @@ TRAIN = fields_of("components", "data", "training", "runtime")
 #: What the commands applying a trained model take: tag, serve, explain.
 APPLY = fields_of("tagging", "runtime") + ("model_paths",)
 #: Settings of ``evaluate``.
-EVALUATE = fields_of("data", "runtime", without=("train_file", "valid_file")) + ("model_paths",)
+EVALUATE = fields_of("data", "runtime", without=("train_file", "valid_file")) + ("model_paths", "backend")
 
 _REPEATABLE = {"model_paths": parse_model_paths, "params": parse_params, "type_map": parse_type_map}
 

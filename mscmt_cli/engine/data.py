@@ -7,6 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from mscmt_cli.backends.batches import encode_examples
 from mscmt_cli.console import progress
 from mscmt_cli.data.captions import CaptionStore
 from mscmt_cli.data.conll import Tweet
@@ -14,7 +15,7 @@ from mscmt_cli.data.corpus import Split, load_split, read_files, type_order
 from mscmt_cli.data.images import ImageStore
 from mscmt_cli.data.labelset import parse_types, training_labels, unseen_types
 from mscmt_cli.data.reading import ReadOptions
-from mscmt_cli.engine.batching import EncodedDataset, encode_examples
+from mscmt_cli.engine.batching import EncodedDataset
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache, ImageFeatures
 from mscmt_cli.labels import label_to_id

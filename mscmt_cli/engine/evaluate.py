@@ -1,53 +1,66 @@
-"""Prediction over an encoded dataset, and scoring against gold tags."""
+"""Evaluation is tagging, then scoring: a split's tweets go through the :class:`Tagger`, as ``mscmt tag`` does.
+
+As spaCy's ``nlp.evaluate``, nothing here predicts: :func:`tag_split` hands an
+encoded split (its sub-words and image features, made by the training data
+path) to :meth:`Tagger.predict <mscmt_cli.tagging.tagger.Tagger.predict>`, the
+one prediction function of tagging, and :func:`evaluate` scores the tags it
+gives against the gold ones. So validation each epoch, the test score at the
+end of training and ``mscmt evaluate`` run the model as ``mscmt tag`` runs it,
+under either backend (``--backend torch|onnx``).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from contextlib import nullcontext
 
-import torch
+from rich.console import Console
 
-from mscmt_cli.engine.batching import EncodedDataset, eval_batches, iter_batches
-from mscmt_cli.model.mner import MNERModel
-
-
-def resolve_device(name: str) -> torch.device:
-    """``auto`` -> CUDA when present, else CPU."""
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        from mscmt_cli.errors import MscmtError
-
-        raise MscmtError("--device cuda: no CUDA device is available")
-    return torch.device(name)
+from mscmt_cli.data.conll import Tweet
+from mscmt_cli.engine.batching import EncodedDataset
+from mscmt_cli.engine.data import check_captions, context_store, data_notes, encode_split, feature_table, precompute_features
+from mscmt_cli.settings import Settings
+from mscmt_cli.tagging.doc import Doc
+from mscmt_cli.tagging.entities import joined_offsets
+from mscmt_cli.tagging.tagger import Tagger
 
 
-def autocast(device: torch.device):
-    """bf16 autocast on CUDA, nothing on the CPU."""
-    if device.type == "cuda":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
+def corpus_doc(tokens: Sequence[str]) -> Doc:
+    """A corpus tweet as the Tagger's :class:`Doc`: its own tokens, offsets into the tokens joined by spaces.
+
+    Built as ``make_doc(tokens=...)`` builds a tokens-only tweet, without refusing a token a
+    request may not have (the corpus reader decided what a token is)."""
+    text, offsets = joined_offsets(list(tokens))
+    return Doc(text, tuple(tokens), tuple(offsets), has_text=False)
 
 
-@torch.inference_mode()
-def predict(model: MNERModel, dataset: EncodedDataset, batch_size: int, device: torch.device) -> list[list[int]]:
-    """Best label ids per tweet, in the dataset's order."""
-    model.eval()
-    out: list[list[int] | None] = [None] * len(dataset)
-    for idx, batch in iter_batches(dataset, eval_batches(dataset.lengths, batch_size), model.text.pad_id):
-        with autocast(device):
-            output = model(batch.to(device))
-        for i, path in zip(idx, model.decode(output)):
-            out[i] = path
-    return out  # type: ignore[return-value]
+def tag_split(tagger: Tagger, tweets: Sequence[Tweet], dataset: EncodedDataset) -> list[list[str]]:
+    """The tags the Tagger predicts for every tweet, in order; ``dataset[i]`` is tweet ``i`` encoded (sub-words, image tokens).
+
+    Scoring needs the tags only: the Tagger skips the probabilities and entities (``scores=False``)."""
+    if len(tweets) != len(dataset):
+        raise ValueError(f"{len(tweets)} tweets but {len(dataset)} encoded examples")
+    examples = [dataset[i] for i in range(len(dataset))]
+    docs = [corpus_doc(t.tokens) for t in tweets]
+    results = tagger.predict(docs, [e.image for e in examples], [e.encoded for e in examples], scores=False)
+    return [r.tags for r in results]
 
 
-def evaluate(
-    model: MNERModel, dataset: EncodedDataset, gold: Sequence[Sequence[str]], labels: Sequence[str], batch_size: int, device: torch.device
-) -> dict:
-    """seqeval scores of the model's predictions on ``dataset`` (see :func:`score`)."""
+def evaluate(tagger: Tagger, tweets: Sequence[Tweet], dataset: EncodedDataset) -> dict:
+    """seqeval scores (see :func:`~mscmt_cli.engine.metrics.score`) of the Tagger's tags of ``tweets`` against their gold tags."""
     from mscmt_cli.engine.metrics import score  # seqeval pulls in scikit-learn; tagging never needs it
     from mscmt_cli.labels import types_of
 
-    predicted = [[labels[i] for i in path] for path in predict(model, dataset, batch_size, device)]
-    return score(gold, predicted, types_of(labels))
+    return score([t.tags for t in tweets], tag_split(tagger, tweets, dataset), types_of(tagger.labels))
+
+
+def tag_tweets(tagger: Tagger, tweets: Sequence[Tweet], settings: Settings, console: Console) -> tuple[list[list[str]], list[str]]:
+    """The Tagger's tags of labelled tweets (a split, a CoNLL file), their images or captions read as training reads
+    them (``settings``: ``--images-dir``, ``--captions``, ``--missing-images``, the feature cache); and the notes on
+    missing images and captions (``mscmt evaluate`` prints them as warnings)."""
+    tweets = list(tweets)
+    features = feature_table(settings.model_copy(update={"image": tagger.spec.components.image}), tagger.images.encoder)
+    context = context_store(settings, tagger.spec.context, features)
+    check_captions(context, tweets)
+    precompute_features(features, tweets, console)
+    dataset = encode_split(tweets, tagger.model.text, features, tagger.labels, context)
+    return tag_split(tagger, tweets, dataset), data_notes(features, context)

@@ -7,74 +7,43 @@ from pathlib import Path
 from rich.console import Console
 
 from mscmt_cli.data.labelset import unseen_types
-from mscmt_cli.engine.data import (
-    check_captions,
-    check_context_inputs,
-    context_store,
-    data_notes,
-    encode_split,
-    feature_table,
-    imageless_note,
-    load_data_split,
-    precompute_features,
-)
-from mscmt_cli.engine.evaluate import evaluate, resolve_device
+from mscmt_cli.engine.data import check_context_inputs, imageless_note, load_data_split
+from mscmt_cli.engine.evaluate import tag_tweets
+from mscmt_cli.engine.metrics import score
 from mscmt_cli.engine.report import scores_table
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.model.build import Assembled, load_model
 from mscmt_cli.paths import Reads, check_write, json_kind, write_json
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings
+from mscmt_cli.tagging.tagger import Tagger, load_backend
 
 
-def model_dir(path: Path) -> Path:
-    """A run directory's ``model/`` sub-directory, or ``path`` itself if it is a model."""
-    from mscmt_cli.export.layout import is_export_dir
-
-    path = Path(path)
-    if is_export_dir(path):
-        raise MscmtError(
-            f"{path}: an ONNX export (mscmt export), not a trained run; pass the run it was exported from, "
-            f"or tag with it: mscmt tag --backend onnx --model {path}"
-        )
-    if (path / "model" / "config.json").is_file():
-        return path / "model"
-    if (path / "config.json").is_file():
-        return path
-    raise MscmtError(f"{path}: no trained model here (expected {path}/model/config.json)")
-
-
-def load_trained(path: Path, settings: Settings, registry: Registry) -> Assembled:
-    """Reload a trained model, honouring ``--model-path`` for its frozen image encoder."""
-    return load_model(model_dir(path), registry, settings.model_paths)
+def evaluation_tagger(run_dir: Path, settings: Settings, registry: Registry) -> Tagger:
+    """The Tagger that scores a split: the model of ``run_dir`` under ``settings.backend`` (``--model-path`` honoured for
+    its frozen image encoder), batching as training's evaluation does (``--eval-batch-size`` tweets, no sub-word budget)."""
+    assembled, backend = load_backend(run_dir, registry, settings.model_paths, settings.device, settings.backend)
+    return Tagger(assembled, settings.device, backend=backend, batch_size=settings.eval_batch_size, max_batch_subwords=None)
 
 
 def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Registry | None = None, console: Console | None = None) -> dict:
-    """Scores of the saved model on ``--test FILE``, else on ``split`` of ``settings.corpus``."""
+    """Scores of the saved model on ``--test FILE``, else on ``split`` of ``settings.corpus``: tagged by the Tagger, then scored."""
     from mscmt_cli.console import make_console
+    from mscmt_cli.labels import types_of
 
     console = console or make_console()
     if settings.test_file is None and settings.data_dir is None:
         raise MscmtError("no data: pass --test FILE, or --data-dir DIR (with --corpus)")
-    assembled = load_trained(run_dir, settings, registry or Registry.from_entry_points())
-    check_context_inputs(settings, assembled.spec.context)
+    tagger = evaluation_tagger(run_dir, settings, registry or Registry.from_entry_points())
+    check_context_inputs(settings, tagger.spec.context)
     data = load_data_split(settings, "test" if settings.test_file is not None else split)
-    unseen = unseen_types(assembled.spec.labels, {data.name: data.tweets})
-    for note in list(data.notes) + ([unseen] if unseen else []):
+    unseen = unseen_types(tagger.labels, {data.name: data.tweets})
+    imageless = imageless_note(data.tweets, tagger.images.encoder.input_kind, settings.missing_images)
+    for note in list(data.notes) + [n for n in (unseen, imageless) if n]:
         console.print(f"[yellow]warning:[/] {note}")
-    features = feature_table(settings.model_copy(update={"image": assembled.spec.components.image}), assembled.image)
-    imageless = imageless_note(data.tweets, assembled.image.input_kind, settings.missing_images)
-    if imageless:
-        console.print(f"[yellow]warning:[/] {imageless}")
-    context = context_store(settings, assembled.spec.context, features)
-    check_captions(context, data.tweets)
-    precompute_features(features, data.tweets, console)
-    device = resolve_device(settings.device)
-    model = assembled.model.to(device)
-    dataset = encode_split(data, model.text, features, assembled.spec.labels, context)
-    scores = evaluate(model, dataset, [t.tags for t in data.tweets], assembled.spec.labels, settings.eval_batch_size, device)
+    tags, notes = tag_tweets(tagger, data.tweets, settings, console)
+    scores = score([t.tags for t in data.tweets], tags, types_of(tagger.labels))
     console.print(scores_table(scores, f"{data.corpus} {split}"))
-    for note in data_notes(features, context):
+    for note in notes:
         console.print(f"[yellow]warning:[/] {note}")
     return scores
 

@@ -19,6 +19,7 @@ from mscmt_cli.features import ImageFeatures
 from mscmt_cli.model.build import WEIGHTS_FILE, load_weights
 from mscmt_cli.model.mner import MNERModel
 from mscmt_cli.settings import Settings
+from mscmt_cli.tagging.tagger import Tagger
 
 
 @dataclass
@@ -68,6 +69,10 @@ class FinishedRun(Protocol):
     @property
     def state(self) -> TrainingProgress: ...
 
+    def tagger(self) -> Tagger:
+        """The run's model (its best epoch once reloaded) as a :class:`Tagger` on the run's device."""
+        ...
+
 
 def finish_run(run: FinishedRun) -> TrainOutcome:
     """Score the best epoch of a finished run on the test split (when there is one) and report it."""
@@ -78,8 +83,7 @@ def finish_run(run: FinishedRun) -> TrainOutcome:
         load_weights(run.model, Path(run.run_dir) / "model" / WEIGHTS_FILE)
         run.model.to(run.device)
         test_set = encode_split(run.data.test, run.model.text, run.features, list(run.labels), run.context)
-        gold = [t.tags for t in run.data.test.tweets]
-        test = evaluate(run.model, test_set, gold, run.labels, s.eval_batch_size, run.device)
+        test = evaluate(run.tagger(), run.data.test.tweets, test_set)
         if run.dist.is_main:
             record = {
                 "corpus": s.corpus if s.train_file is None else run.data.name,

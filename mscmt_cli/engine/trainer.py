@@ -21,6 +21,7 @@ from rich.console import Console
 from torch.optim import AdamW
 from torch.optim.lr_scheduler import LambdaLR
 
+from mscmt_cli.backends.device import autocast, resolve_device
 from mscmt_cli.console import make_console, progress
 from mscmt_cli.data.sampler import balanced_weights
 from mscmt_cli.engine.batching import EncodedDataset, epoch_indices, iter_batches, length_batches
@@ -38,7 +39,7 @@ from mscmt_cli.engine.data import (
     precompute_features,
 )
 from mscmt_cli.engine.distributed import DistContext, device_for, init_distributed
-from mscmt_cli.engine.evaluate import autocast, predict, resolve_device
+from mscmt_cli.engine.evaluate import tag_split
 from mscmt_cli.engine.finish import TrainOutcome, finish_run
 from mscmt_cli.engine.metrics import score
 from mscmt_cli.engine.rundir import RUN_FILE, RunInfo, append_metrics, check_fresh_run_dir, rewrite_metrics
@@ -49,6 +50,7 @@ from mscmt_cli.model.build import Assembled, Components, ModelSpec, build_model,
 from mscmt_cli.paths import listing, make_dir
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings, identity_fields
+from mscmt_cli.tagging.tagger import Tagger
 
 POOL_BATCHES = 50  # batches per length-sorted pool
 STATE_KEYS = ("optimizer", "scheduler", "torch_rng", "python_rng", "progress")  # what checkpoint() writes into state.pt
@@ -323,15 +325,19 @@ class Run:
         )
 
     def validate(self) -> dict:
-        """Validation scores; under DDP each rank predicts a shard and the shards are gathered."""
+        """Validation scores: the valid split tagged by :meth:`tagger`, then scored; under DDP each rank tags a shard
+        and the shards are gathered."""
         mine = list(range(self.dist.rank, len(self.valid_set), self.dist.world))
-        shard = EncodedDataset([self.valid_set[i] for i in mine])
-        paths = predict(self.model, shard, self.settings.eval_batch_size, self.device)
-        merged: dict[int, list[int]] = {}
-        for indices, part in self.dist.gather((mine, paths)):
+        tweets = self.data.valid.tweets
+        tags = tag_split(self.tagger(), [tweets[i] for i in mine], EncodedDataset([self.valid_set[i] for i in mine]))
+        merged: dict[int, list[str]] = {}
+        for indices, part in self.dist.gather((mine, tags)):
             merged.update(zip(indices, part))
-        predicted = [[self.labels[i] for i in merged[k]] for k in range(len(self.valid_set))]
-        return score([t.tags for t in self.data.valid.tweets], predicted, types_of(self.labels))
+        return score([t.tags for t in tweets], [merged[k] for k in range(len(self.valid_set))], types_of(self.labels))
+
+    def tagger(self) -> Tagger:
+        """The model in training as a :class:`Tagger` (in eval mode, on the run's device), batching as ``mscmt evaluate``."""
+        return Tagger(self.assembled, self.device, batch_size=self.settings.eval_batch_size, max_batch_subwords=None)
 
     def fit(self) -> None:
         s = self.settings

@@ -35,9 +35,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from mscmt_cli.engine.batching import Example, collate
+from mscmt_cli.backends.batches import Example, collate
+from mscmt_cli.backends.decoding import DECODING_FILE, decoding_of
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.export.decoding import DECODING_FILE, decoding_of
 from mscmt_cli.export.layout import (
     CONFIG_FILE,
     IMAGE_AXES,
@@ -51,11 +51,12 @@ from mscmt_cli.export.layout import (
     graph_inputs,
     is_export_dir,
     read_export_config,
+    refuse_export_dir,
     unpack_extras,
 )
 from mscmt_cli.export.runtime import batch_feeds, open_session, require
 from mscmt_cli.model.build import CONFIG_FILE as MODEL_CONFIG
-from mscmt_cli.model.build import TEXT_DIR, WEIGHTS_FILE, Assembled
+from mscmt_cli.model.build import TEXT_DIR, WEIGHTS_FILE, Assembled, model_dir
 from mscmt_cli.model.components import TextBatch
 from mscmt_cli.model.mner import MNERBatch, MNERModel
 from mscmt_cli.paths import (
@@ -306,13 +307,13 @@ def export_run(
     run: Path, out: Path, registry: Any, model_paths: Mapping[str, str] | None = None, *, quantize: str = "none", opset: int = OPSET
 ) -> ExportConfig:
     """``mscmt export RUN --out DIR``: load a run (or model) directory and export it."""
-    from mscmt_cli.engine.evaluation_job import model_dir
     from mscmt_cli.model.build import load_model
 
     if quantize not in QUANTIZATIONS:
         raise MscmtError(f"--quantize {quantize!r}: expected one of {', '.join(QUANTIZATIONS)}")
     require("onnx"), require("onnxruntime")
     check_export_target(out)
+    refuse_export_dir(Path(run))
     source = model_dir(Path(run))
     if same_file(source.parent, out) or same_file(source, out):
         raise MscmtError(f"--out {out}: is the run being exported ({run}); pass another directory")
@@ -321,8 +322,6 @@ def export_run(
 
 def run_export_dir(path: Path) -> Path:
     """Where ``--backend onnx`` exports a model on the fly: ``RUN/onnx`` for a run directory, ``MODEL/onnx`` for a model directory."""
-    from mscmt_cli.engine.evaluation_job import model_dir
-
     return model_dir(Path(path)).parent / RUN_EXPORT_DIR if (Path(path) / "model" / MODEL_CONFIG).is_file() else Path(path) / RUN_EXPORT_DIR
 
 

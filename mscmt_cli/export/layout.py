@@ -6,7 +6,7 @@ the fly by ``--backend onnx``)::
     config.json      how it was made: mscmt version, source model and its weights'
                      SHA-256, opset, quantization, the graph's inputs and outputs
     model.onnx       text encoder + fusion + emission head (dynamic batch and lengths)
-    decoding.json    labels, decoder kind, BIO table, CRF scores (mscmt_cli.export.decoding)
+    decoding.json    labels, decoder kind, BIO table, CRF scores (mscmt_cli.backends.decoding)
     model/           the source model's config.json and text_encoder/ (tokenizer and
                      architecture, no weights): how tweets become sub-word ids, and
                      which frozen image encoder gives the image features
@@ -33,7 +33,7 @@ from typing import Literal
 import torch
 from pydantic import BaseModel, ValidationError
 
-from mscmt_cli.errors import ModelLoadError
+from mscmt_cli.errors import ModelLoadError, MscmtError
 from mscmt_cli.model.mner import MNERBatch
 
 EXPORT_FORMAT: Literal["mscmt-onnx"] = "mscmt-onnx"
@@ -123,6 +123,14 @@ def is_export_dir(path: Path) -> bool:
         return config.is_file() and f'"format": "{EXPORT_FORMAT}"' in config.read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError):
         return False
+
+
+def refuse_export_dir(path: Path) -> None:
+    """Refuse an exported directory where a trained run is expected (``mscmt export``, ``evaluate``, ``tag --backend torch``)."""
+    if is_export_dir(path):
+        raise MscmtError(
+            f"{path}: an ONNX export (mscmt export), not a trained run; run it with --backend onnx, or pass the run it was exported from"
+        )
 
 
 def read_export_config(directory: Path) -> ExportConfig:

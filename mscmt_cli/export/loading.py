@@ -24,7 +24,7 @@ from mscmt_cli.errors import ModelLoadError, MscmtError
 from mscmt_cli.export.exporter import export_model, is_fresh, run_export_dir
 from mscmt_cli.export.layout import MODEL_DIR, is_export_dir, read_export_config
 from mscmt_cli.export.runtime import OnnxBackend, require
-from mscmt_cli.model.build import Assembled, build_model, load_model, read_spec
+from mscmt_cli.model.build import Assembled, build_model, load_model, model_dir, read_spec
 from mscmt_cli.paths import listing
 
 
@@ -66,8 +66,6 @@ def check_run_export(run: Path, export: Path) -> None:
 
 def load_onnx(path: Path, registry: Any, model_paths: Mapping[str, str], threads: int | None = None) -> tuple[Assembled, OnnxBackend]:
     """The weightless model and the ONNX backend of ``path`` (an exported directory, or a run exported on the fly)."""
-    from mscmt_cli.engine.evaluation_job import model_dir
-
     require("onnxruntime"), require("onnx")
     path = Path(path)
     if is_export_dir(path):

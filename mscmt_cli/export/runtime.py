@@ -28,11 +28,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from mscmt_cli.backends.base import Emitted, Scored
+from mscmt_cli.backends.decoding import Decoding
 from mscmt_cli.errors import ModelLoadError, MscmtError
-from mscmt_cli.export.decoding import Decoding
 from mscmt_cli.export.layout import ONNX_FILE, graph_inputs, read_export_config
 from mscmt_cli.model.mner import MNERBatch
-from mscmt_cli.tagging.backend import Emitted, Scored
 
 INSTALL_HINT = "pip install 'mscmt[onnx]' (or: pip install onnx onnxruntime)"
 
@@ -100,9 +100,9 @@ class OnnxBackend:
         found = dict(zip(self.outputs, self.session.run(self.outputs, {k: feeds[k] for k in self.inputs})))
         return Emitted(found["emissions"], batch.text.word_mask.cpu().numpy(), found.get("gate"), found.get("attention"))
 
-    def decode(self, emitted: Emitted) -> Scored:
+    def decode(self, emitted: Emitted, marginals: bool = True) -> Scored:
         paths = self.decoding.decode(emitted.emissions, emitted.mask)
-        probs = self.decoding.marginals(emitted.emissions, emitted.mask)
+        probs = self.decoding.marginals(emitted.emissions, emitted.mask) if marginals else None
         gate = None if emitted.gate is None else np.asarray(emitted.gate, dtype=np.float32)
         attention = None if emitted.attention is None else np.asarray(emitted.attention, dtype=np.float32)
         return Scored(paths, probs, gate, attention)

@@ -33,6 +33,9 @@ from dataclasses import dataclass
 from mscmt_cli.errors import MscmtError
 
 CONSTRAINTS: tuple[str, ...] = ("bio", "none")
+#: The score of a forbidden step in forward-backward and the CRF likelihood (Viterbi uses ``-inf``): the torch
+#: decoders (``plugins/decoders.py``) and the numpy ones (:mod:`mscmt_cli.backends.decoding`) both read it here.
+FORBIDDEN = -1.0e4
 
 
 @dataclass(frozen=True)

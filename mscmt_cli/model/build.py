@@ -240,6 +240,16 @@ def read_spec(directory: Path) -> ModelSpec:
         raise ModelLoadError(f"{path}: field {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
 
 
+def model_dir(path: Path) -> Path:
+    """A run directory's ``model/`` sub-directory, or ``path`` itself if it is a model."""
+    path = Path(path)
+    if (path / "model" / CONFIG_FILE).is_file():
+        return path / "model"
+    if (path / CONFIG_FILE).is_file():
+        return path
+    raise MscmtError(f"{path}: no trained model here (expected {path}/model/{CONFIG_FILE})")
+
+
 def load_model(directory: Path, registry: Registry, model_paths: Mapping[str, str] | None = None) -> Assembled:
     """Reload a saved model directory in one call (JSON + safetensors only)."""
     return build_model(read_spec(Path(directory)), registry, model_paths, directory=Path(directory))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import csv
 import io
+import statistics
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -78,6 +79,17 @@ def _md_row(cells: list[str]) -> str:
 def pct(value: float) -> float:
     """A fraction as a percentage rounded to 2 decimals."""
     return round(100.0 * float(value), 2)
+
+
+def mean_std(values: list[float], one_seed: str = " (one seed)") -> str:
+    """Scores of several seeds (fractions) as ``mean ± std`` in percent, sample std, 2 decimals; one value has no
+    spread to report (it is shown followed by ``one_seed``), none is ``—``."""
+    if not values:
+        return "—"
+    percent = [100 * v for v in values]
+    if len(percent) == 1:
+        return f"{percent[0]:.2f}{one_seed}"
+    return f"{statistics.mean(percent):.2f} ± {statistics.stdev(percent):.2f}"
 
 
 def prf(scores: dict[str, Any]) -> list[float]:

@@ -11,13 +11,13 @@
 
 Entity offsets and scores follow :mod:`mscmt_cli.tagging.entities`. The model runs in
 PyTorch (``backend="torch"``) or, exported, in ONNX Runtime (``backend="onnx"``,
-:mod:`mscmt_cli.export`); :mod:`mscmt_cli.tagging.backend` is the one step that differs.
+:mod:`mscmt_cli.export`); :mod:`mscmt_cli.backends.base` is the one step that differs.
 """
 
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -25,14 +25,15 @@ from typing import Any
 import numpy as np
 import torch
 
+from mscmt_cli.backends.base import BACKENDS, Backend
+from mscmt_cli.backends.batches import Example, collate, eval_batches
+from mscmt_cli.backends.device import resolve_device
+from mscmt_cli.backends.torch_backend import TorchBackend
 from mscmt_cli.captioning import DEFAULT_MAX_NEW_TOKENS, Captioner, CaptionMaker
-from mscmt_cli.engine.batching import Example, collate, eval_batches
-from mscmt_cli.engine.evaluate import resolve_device
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.features import FeatureCache
+from mscmt_cli.features import FeatureCache, TokenRef
 from mscmt_cli.model.build import Assembled
 from mscmt_cli.model.components import EncodedTweet
-from mscmt_cli.tagging.backend import BACKENDS, Backend, TorchBackend
 from mscmt_cli.tagging.context import CaptionReader
 from mscmt_cli.tagging.doc import Doc, InputError, doc_from_value
 from mscmt_cli.tagging.entities import Entity, extract_entities
@@ -99,7 +100,7 @@ class Tagger:
         cache: FeatureCache | None = None,
         missing_images: str = "error",
         batch_size: int = 32,
-        max_batch_subwords: int = 16384,
+        max_batch_subwords: int | None = 16384,
         captions: dict[str, str] | None = None,
         captions_file: str = "",
         captioner: CaptionMaker | None = None,
@@ -164,7 +165,7 @@ class Tagger:
         from mscmt_cli.registry import Registry
 
         registry = registry or Registry.from_entry_points()
-        assembled, runner = _load(Path(run_dir), registry, model_paths or {}, device, backend)
+        assembled, runner = load_backend(Path(run_dir), registry, model_paths or {}, device, backend)
         cache = FeatureCache(Path(cache_dir) if cache_dir is not None else None)
         table = None
         if captions is not None and reads_captions(assembled):
@@ -343,14 +344,22 @@ class Tagger:
     def predict(
         self,
         docs: Sequence[Doc],
-        features: Sequence[torch.Tensor],
+        features: Sequence[TokenRef],
         encoded: Sequence[EncodedTweet] | None = None,
         captions: Sequence[str] | None = None,
+        *,
+        scores: bool = True,
     ) -> list[TagResult]:
         """Tag prepared tweets; ``features[i]`` is tweet ``i``'s image tokens ``(N_i, D)`` (a ``(D,)`` vector is
-        one token), ``captions[i]`` the caption read beside it (caption-context models, when ``encoded`` is not given).
+        one token; or the cached file holding them), ``captions[i]`` the caption read beside it (caption-context
+        models, when ``encoded`` is not given).
 
-        Tweets are sorted by length into batches and the input order is restored.
+        The one function that runs the model: :meth:`tag_outcomes` (``mscmt tag``, ``serve``, ``explain``) and
+        evaluation (:func:`mscmt_cli.engine.evaluate.tag_split`: validation, test scores, ``mscmt evaluate``)
+        call it. Tweets are sorted by length into batches (at most ``batch_size`` tweets and, unless
+        ``max_batch_subwords`` is None, about that many padded sub-words) and the input order is restored.
+        Without ``scores`` (evaluation) the results hold the tags alone: no probabilities (the decoder's
+        marginals are not computed) and no entities.
         """
         if encoded is None:
             encoded = [self.encode(d, None if captions is None else captions[i]) for i, d in enumerate(docs)]
@@ -359,21 +368,24 @@ class Tagger:
         lengths = [e.n_subwords for e in encoded]
         for idx in eval_batches(lengths, self.batch_size, self.max_batch_subwords):
             batch = collate([Example(encoded[i], [], features[i]) for i in idx], self.model.text.pad_id)
-            scored = self.backend.decode(self.backend.forward(batch))
+            scored = self.backend.decode(self.backend.forward(batch), marginals=scores)
             counts = batch.image_mask.sum(dim=1).tolist()
             for b, i in enumerate(idx):
                 gate = None if scored.gate is None else scored.gate[b]
-                result = self._result(docs[i], scored.paths[b], scored.probs[b], gate)
-                if scored.attention is not None:
+                probs = None if scored.probs is None else scored.probs[b]
+                result = self._result(docs[i], scored.paths[b], probs, gate)
+                if scored.attention is not None and scores:
                     rows = scored.attention[b, : len(docs[i].tokens), : counts[b]].tolist()
                     result.attention = [[round(w, 4) for w in row] for row in rows]
                 results[i] = result
         return results  # type: ignore[return-value]
 
-    def _result(self, doc: Doc, path: list[int], probs: np.ndarray, gate: np.ndarray | None) -> TagResult:
-        """probs ``(T, C)``, gate ``(T,)`` (padded past the tweet's length)."""
+    def _result(self, doc: Doc, path: list[int], probs: np.ndarray | None, gate: np.ndarray | None) -> TagResult:
+        """probs ``(T, C)`` (None: the tags alone), gate ``(T,)`` (padded past the tweet's length)."""
         n = len(doc.tokens)
         tags = [self.labels[k] for k in path[:n]]
+        if probs is None:
+            return TagResult(doc, tags, [], [])
         tag_probs = np.clip(probs[np.arange(n), np.asarray(path[:n], dtype=np.int64)], 0.0, 1.0).tolist()
         entities = extract_entities(doc.text, doc.offsets, tags, tag_probs)
         return TagResult(
@@ -386,17 +398,17 @@ def reads_captions(assembled: Assembled) -> bool:
     return assembled.image.input_kind == "caption" or assembled.spec.context == "caption"
 
 
-def _load(run_dir: Path, registry: Any, model_paths: dict[str, str], device: str, backend: str) -> tuple[Assembled, Backend | None]:
+def load_backend(
+    run_dir: Path, registry: Any, model_paths: Mapping[str, str], device: str, backend: str
+) -> tuple[Assembled, Backend | None]:
     """The model of ``run_dir`` and the backend that runs it (None: the torch backend, made by the Tagger)."""
-    from mscmt_cli.engine.evaluation_job import model_dir
-    from mscmt_cli.export.layout import is_export_dir
-    from mscmt_cli.model.build import load_model
+    from mscmt_cli.export.layout import refuse_export_dir
+    from mscmt_cli.model.build import load_model, model_dir
 
     if backend not in BACKENDS:
         raise MscmtError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     if backend == "torch":
-        if is_export_dir(run_dir):
-            raise MscmtError(f"{run_dir}: an exported ONNX model; run it with --backend onnx (or pass the run directory it came from)")
+        refuse_export_dir(run_dir)
         return load_model(model_dir(run_dir), registry, model_paths), None
     if device == "cuda":
         raise MscmtError("--backend onnx runs on the CPU (onnxruntime's CPU build); pass --device cpu, or --backend torch for the GPU")

@@ -1,4 +1,4 @@
-"""What runs the model: the one step of tagging that ``--backend torch|onnx`` swaps.
+"""What runs the model: the one step of tagging that ``--backend torch|onnx`` swaps (the protocol and its data).
 
 :meth:`Tagger.predict <mscmt_cli.tagging.tagger.Tagger.predict>` collates
 tweets into an :class:`~mscmt_cli.model.mner.MNERBatch` and hands it to its
@@ -7,22 +7,28 @@ backend: :meth:`Backend.forward` gives the emissions (and the gate), and
 before (tokenizing, image features and their cache, errors per tweet) and
 after (entities, scores, the answer) is the same code for every backend.
 
-* :class:`TorchBackend`: the trained ``MNERModel`` and its decoder (any device).
+* :class:`~mscmt_cli.backends.torch_backend.TorchBackend`: the trained ``MNERModel``
+  and its decoder (any device).
 * :class:`~mscmt_cli.export.runtime.OnnxBackend`: the exported graph in ONNX
-  Runtime on the CPU and the decoder in numpy (:mod:`mscmt_cli.export.decoding`).
+  Runtime on the CPU and the decoder in numpy (:mod:`mscmt_cli.backends.decoding`).
+
+This module sits below both :mod:`mscmt_cli.tagging` (which calls a backend) and
+:mod:`mscmt_cli.export` (which implements one), and imports no torch: the types
+of the protocol are named for the type checker only.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 import numpy.typing as npt
-import torch
 
-from mscmt_cli.engine.evaluate import autocast
-from mscmt_cli.model.mner import MNERBatch, MNERModel, MNEROutput
+if TYPE_CHECKING:
+    import torch
+
+    from mscmt_cli.model.mner import MNERBatch
 
 BACKENDS = ("torch", "onnx")
 
@@ -50,14 +56,14 @@ class Scored:
 
     Attributes:
         paths: the best label ids of each tweet (as long as the tweet).
-        probs: ``(B, T, C)`` float32 per-word label probabilities.
+        probs: ``(B, T, C)`` float32 per-word label probabilities, or None when not asked for (evaluation).
         gate: ``(B, T)`` float32 mean gate, or None when the fusion has no gate.
         attention: ``(B, T, N)`` float32 attention over the image tokens, or None when the
             fusion does not explain attention.
     """
 
     paths: list[list[int]]
-    probs: npt.NDArray[np.float32]
+    probs: npt.NDArray[np.float32] | None
     gate: npt.NDArray[np.float32] | None
     attention: npt.NDArray[np.float32] | None = None
 
@@ -72,40 +78,10 @@ class Backend(Protocol):
         """Emissions ``(B, T, C)`` (and the gate) of a collated batch."""
         ...
 
-    def decode(self, emitted: Emitted) -> Scored:
-        """Paths and marginals of :meth:`forward`'s output."""
+    def decode(self, emitted: Emitted, marginals: bool = True) -> Scored:
+        """Paths and (with ``marginals``) the per-word label probabilities of :meth:`forward`'s output."""
         ...
 
     def describe(self) -> dict[str, Any]:
         """What ``GET /info`` shows about the backend."""
         ...
-
-
-class TorchBackend:
-    """The trained :class:`MNERModel` in PyTorch (autocast on CUDA), decoded by its own decoder."""
-
-    name = "torch"
-
-    def __init__(self, model: MNERModel, device: torch.device) -> None:
-        self.device = device
-        self.model = model.eval().to(device)
-
-    @torch.inference_mode()
-    def forward(self, batch: MNERBatch) -> Emitted:
-        with autocast(self.device):
-            output = self.model(batch.to(self.device))
-        gate = output.gate.float().mean(dim=-1) if output.gate is not None else None  # (B, T)
-        attention = output.attention.float() if output.attention is not None else None  # (B, T, N)
-        return Emitted(output.emissions, output.mask, gate, attention)
-
-    @torch.inference_mode()
-    def decode(self, emitted: Emitted) -> Scored:
-        output = MNEROutput(emitted.emissions, emitted.mask)
-        paths = self.model.decode(output)
-        probs = self.model.marginals(output).float().cpu().numpy()  # (B, T, C)
-        gate = emitted.gate.cpu().numpy() if emitted.gate is not None else None
-        attention = emitted.attention.cpu().numpy() if emitted.attention is not None else None
-        return Scored(paths, probs, gate, attention)
-
-    def describe(self) -> dict[str, Any]:
-        return {"name": self.name}

@@ -1,7 +1,7 @@
 """Decoding outside torch: constrained Viterbi and marginals in numpy, as ``plugins/decoders.py`` computes them.
 
 An exported model (:mod:`mscmt_cli.export.exporter`) gives emissions; this
-module turns them into tag paths and per-tag probabilities with the results of
+module (below both :mod:`mscmt_cli.export` and :mod:`mscmt_cli.tagging`, and free of torch) turns them into tag paths and per-tag probabilities with the results of
 the torch decoders:
 
 * ``crf``: Viterbi over start/transition/end scores with every forbidden BIO
@@ -38,10 +38,10 @@ import numpy as np
 import numpy.typing as npt
 
 from mscmt_cli.errors import ModelLoadError, MscmtError
+from mscmt_cli.model.bio import FORBIDDEN
 from mscmt_cli.model.viterbi import backtrack
 from mscmt_cli.paths import write_text_atomic
 
-FORBIDDEN = -1.0e4  # as plugins/decoders.FORBIDDEN: forbidden steps in forward-backward
 DECODING_FILE = "decoding.json"
 KINDS = ("crf", "softmax")
 
