@@ -47,9 +47,8 @@ from mscmt_cli.data.images import IMAGE_EXTENSIONS, check_policy, image_loader, 
 from mscmt_cli.errors import DataError, MscmtError
 from mscmt_cli.features import FeatureCache
 from mscmt_cli.model.hub import config_digest, load_pretrained, weights_fingerprint
-from mscmt_cli.paths import open_stream, sync, truncate_file
+from mscmt_cli.paths import check_output, open_stream, same_file, sync, truncate_file
 from mscmt_cli.settings import Settings
-from mscmt_cli.tagging.outputs import check_output, same_file
 
 #: The name a captioner goes by in messages and in its cache identity.
 CAPTIONER = "captioner"

@@ -442,3 +442,24 @@ def save_pretrained(obj: Any, directory: Path) -> None:
 def move_file(source: Path, target: Path) -> None:
     """Rename a finished file of mscmt's own (a shard written as ``.NAME.partial``) to its name."""
     os.replace(source, target)
+
+
+#: Any existing file (an output option without a kind of its own).
+ANY_FILE = FileKind("a file", lambda path: True)
+
+
+def check_out_dir(out: str | os.PathLike[str], option: str = "--out") -> Path:
+    """``out`` as a Path: a file whose directory exists, not an existing directory."""
+    out = Path(out)
+    if out.is_dir():
+        raise MscmtError(f"{option} {out}: is a directory (give a file name)")
+    if not out.parent.is_dir():
+        raise MscmtError(f"{option} {out}: directory {out.parent} does not exist")
+    return out
+
+
+def check_output(out: str | os.PathLike[str], reads: Reads, option: str = "--out", kind: FileKind | None = None) -> Path:
+    """Refuse an output that is an existing directory, one of ``reads`` (any path to it), a model file, a run's
+    record, a data split, an image file, or (with ``kind``) an existing file that is not one of that kind."""
+    out = check_out_dir(out, option)
+    return check_write(out, option, kind or ANY_FILE, reads, streams=True)

@@ -32,11 +32,11 @@ from rich.console import Console
 from mscmt_cli.cluster.connect import check_address, connected, gpus_per_task, require_ray, task_error, worker_settings
 from mscmt_cli.console import progress
 from mscmt_cli.errors import DataError, MscmtError
-from mscmt_cli.paths import make_dir, move_file, open_stream
+from mscmt_cli.paths import check_output, make_dir, move_file, open_stream
 from mscmt_cli.settings import Settings
 from mscmt_cli.tagging.inputs import BadLine
 from mscmt_cli.tagging.jobs import NO_MODEL, Sink, load_tagger, open_output, tag_reads
-from mscmt_cli.tagging.outputs import TAG_OUTPUT, check_output, check_stdout
+from mscmt_cli.tagging.outputs import TAG_OUTPUT, check_stdout
 from mscmt_cli.tagging.shards import Chunk, Shard, find_shards, ignored_note, read_chunks, tag_chunk
 from mscmt_cli.tagging.stream import Tally, image_resolver
 

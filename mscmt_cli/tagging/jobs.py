@@ -15,7 +15,7 @@ from rich.console import Console
 from mscmt_cli.captioning import captioner_files
 from mscmt_cli.console import progress
 from mscmt_cli.errors import DataError, MscmtError
-from mscmt_cli.paths import check_write, open_stream, write_text_atomic
+from mscmt_cli.paths import check_out_dir, check_output, check_write, open_stream, write_text_atomic
 from mscmt_cli.settings import Settings
 from mscmt_cli.strict_json import dumps
 from mscmt_cli.tagging.heap import limit_heap_fragmentation
@@ -24,8 +24,6 @@ from mscmt_cli.tagging.outputs import (
     EXPLAIN_PAGE,
     TAG_OUTPUT,
     check_explain_dir,
-    check_out_dir,
-    check_output,
     check_stdin,
     check_stdout,
     make_explain_dir,

@@ -22,12 +22,19 @@ import sys
 from pathlib import Path
 
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.paths import FileKind, Reads, check_not_empty, check_write, looks_like_image, make_dir, prefix_kind, same_file
+from mscmt_cli.paths import (
+    FileKind,
+    Reads,
+    check_not_empty,
+    looks_like_image,
+    make_dir,
+    prefix_kind,
+    same_file,
+)
 
 #: The name of the explain page of input line N (``--explain DIR``).
 PAGE_NAME = re.compile(r"line-\d{6,}\.html")
 #: Any file that is not a model file, a run's record, a data split or an image.
-ANY_FILE = FileKind("a file", lambda path: True)
 #: The first bytes of an explain page (mscmt_cli.tagging.explain.render_page).
 PAGE_START = b'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>mscmt explain'
 
@@ -57,23 +64,6 @@ TAG_OUTPUT = FileKind("a tag output (JSON Lines with tokens, tags and entities)"
 #: What ``mscmt explain --out`` writes.
 EXPLAIN_PAGE = prefix_kind("an explain page", PAGE_START)
 __all__ = ["Reads", "looks_like_image", "same_file"]  # kept here for their callers; defined in mscmt_cli.paths
-
-
-def check_out_dir(out: str | os.PathLike[str], option: str = "--out") -> Path:
-    """``out`` as a Path: a file whose directory exists, not an existing directory."""
-    out = Path(out)
-    if out.is_dir():
-        raise MscmtError(f"{option} {out}: is a directory (give a file name)")
-    if not out.parent.is_dir():
-        raise MscmtError(f"{option} {out}: directory {out.parent} does not exist")
-    return out
-
-
-def check_output(out: str | os.PathLike[str], reads: Reads, option: str = "--out", kind: FileKind | None = None) -> Path:
-    """Refuse an output that is an existing directory, one of ``reads`` (any path to it), a model file, a run's
-    record, a data split, an image file, or (with ``kind``) an existing file that is not one of that kind."""
-    out = check_out_dir(out, option)
-    return check_write(out, option, kind or ANY_FILE, reads, streams=True)
 
 
 def _stream_file(stream: object) -> os.stat_result | None:
