@@ -174,7 +174,16 @@ def _parquet_lines(shard: Shard, batch_rows: int) -> Iterator[tuple[RawLine, int
     ``batch_rows`` and at most a chunk's worth of bytes as the file's metadata gives uncompressed sizes."""
     parquet = _parquet_file(shard.path)
     number = 0
-    for batch in parquet.iter_batches(batch_size=_rows_per_batch(parquet.metadata, batch_rows)):
+    batches = parquet.iter_batches(batch_size=_rows_per_batch(parquet.metadata, batch_rows))
+    while True:
+        try:
+            batch = next(batches, None)
+        except (OSError, ValueError) as err:  # pyarrow: corrupt pages behind an intact footer (ArrowInvalid is a ValueError)
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            yield BadLine(number + 1, f"unreadable Parquet data from row {number + 1} on ({first}); the rest of this shard is skipped"), 1
+            return
+        if batch is None:
+            return
         for row in batch.to_pylist():
             number += 1
             try:
