@@ -9,10 +9,8 @@ from __future__ import annotations
 
 import logging
 import socket
-import threading
 import time
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from typing import Any
 
 import httpx
@@ -21,31 +19,10 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.tagging.connections import BACKLOG, FD_RESERVE, MAX_LINGERING, Connections, RepeatLimit, fd_limit, make_server
+from mscmt_cli.tagging.connections import BACKLOG, FD_RESERVE, MAX_LINGERING, Connections, RepeatLimit, fd_limit
+from tests.tagging_support import serving
 
 HALF_OPEN = b"GET /health HTTP/1.1\r\nHost: x\r\n"  # no blank line: the headers never end
-
-
-@contextmanager
-def serving(tagger: Any, bounds: Connections, limits: Any = None) -> Iterator[tuple[int, Any]]:
-    """A real server on a free loopback port, stopped on exit: (port, uvicorn.Server)."""
-    from mscmt_cli.tagging.server import create_app
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    srv = make_server(create_app(tagger, limits), "127.0.0.1", port, bounds, log_level="warning", log_config=None)
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 30
-    while not srv.started:
-        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    try:
-        yield port, srv
-    finally:
-        srv.should_exit = True
-        thread.join(10)
 
 
 def _open(port: int, data: bytes, stack: ExitStack) -> socket.socket:
