@@ -26,6 +26,7 @@ Environment variables are the upper-case keys with the ``MSCMT_`` prefix
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -362,17 +363,30 @@ def parse_model_paths(items: list[str] | None) -> dict[str, str] | None:
     return parse_pairs(items, "--model-path")
 
 
-def parse_params(items: list[str] | None) -> dict[str, dict[str, str]] | None:
-    """``["fusion.proj_dim=256", ...]`` -> ``{"fusion": {"proj_dim": "256"}}`` (values are typed by the component)."""
+def parse_value(text: str) -> bool | int | float | str:
+    """A ``--set`` value as a TOML file would give it: ``true``/``false`` a bool, ``256`` an int,
+    ``0.5``/``1e-3`` a float, anything else the string. The component's parameters then take
+    it strictly, as they take a TOML or JSON value (no bool read as an int, no "1" as a number)."""
+    if text.lower() in ("true", "false"):
+        return text.lower() == "true"
+    if re.fullmatch(r"[+-]?\d+", text):
+        return int(text)
+    if re.fullmatch(r"[+-]?(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?", text):
+        return float(text)
+    return text
+
+
+def parse_params(items: list[str] | None) -> dict[str, dict[str, Any]] | None:
+    """``["fusion.proj_dim=256", ...]`` -> ``{"fusion": {"proj_dim": 256}}`` (see :func:`parse_value`)."""
     pairs = parse_pairs(items, "--set")
     if pairs is None:
         return None
-    out: dict[str, dict[str, str]] = {}
+    out: dict[str, dict[str, Any]] = {}
     for key, value in pairs.items():
         kind, dot, name = key.partition(".")
         if not dot or kind not in KINDS or not name:
             raise MscmtError(f"--set expects KIND.KEY=VALUE with KIND one of {', '.join(KINDS)}, got {key}={value!r}")
-        out.setdefault(kind, {})[name.replace("-", "_")] = value
+        out.setdefault(kind, {})[name.replace("-", "_")] = parse_value(value)
     return out
 
 

@@ -19,11 +19,19 @@ from torch import nn
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.model.components import ComponentParams, Fusion, FusionOutput, masked_mean
 
+#: Largest gate projection: W_g then holds (768 + 8192) x 8192 floats (294 MB) for BERTweet; 10^10 asked for 640 GB.
+MAX_PROJ_DIM = 8192
+
 
 class GatedParams(ComponentParams):
     """Parameters of the paper's gate."""
 
-    proj_dim: int | None = Field(None, ge=1, description="size P of v_proj = W_p v (default: the text hidden size H, as in the paper)")
+    proj_dim: int | None = Field(
+        None,
+        ge=1,
+        le=MAX_PROJ_DIM,
+        description="size P of v_proj = W_p v (default: the text hidden size H, as in the paper); W_g holds (H + P) x P weights",
+    )
     gate_bias: float = Field(0.0, ge=-20, le=20, description="initial b_g: negative starts with the gate mostly closed")
 
 

@@ -3,8 +3,12 @@
 from __future__ import annotations
 
 import io
+import socket
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 import pytest
 import torch
@@ -68,3 +72,26 @@ def image_bytes(colour: tuple[int, int, int] = (200, 30, 30), size: tuple[int, i
     buf = io.BytesIO()
     Image.new("RGB", size, colour).save(buf, format=fmt)
     return buf.getvalue()
+
+
+@contextmanager
+def serving(tagger: Any, bounds: Any = None, limits: Any = None) -> Iterator[tuple[int, Any]]:
+    """A real server on a free loopback port, stopped on exit: (port, uvicorn.Server)."""
+    from mscmt_cli.tagging.connections import Connections, make_server
+    from mscmt_cli.tagging.server import create_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    srv = make_server(create_app(tagger, limits), "127.0.0.1", port, bounds or Connections(), log_level="warning", log_config=None)
+    thread = threading.Thread(target=srv.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 30
+    while not srv.started:
+        assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
+        time.sleep(0.05)
+    try:
+        yield port, srv
+    finally:
+        srv.should_exit = True
+        thread.join(10)

@@ -172,3 +172,37 @@ def test_entity_offsets_index_the_original_text(tiny):
         result = tagger.tag(text)
         assert [e.text for e in result.entities] == _words(text)  # raw words: 😂, @JohnDoe, the URL, &amp's pieces
         assert all(text[e.start : e.end] == e.text for e in result.entities)
+
+
+def _b3b468d_rule(word: str) -> str:
+    """BERTweet's input before its pre-training normalisation (mscmt at b3b468d): ``@name`` and URLs only."""
+    if len(word) > 1 and word.startswith("@"):
+        return "@USER"
+    return "HTTPURL" if word.lower().startswith(("http://", "https://", "www.")) else word
+
+
+def test_a_model_saved_before_the_normalisation_parameter_sees_the_input_it_was_trained_on(trained_run, tiny, tmp_path):
+    """A config.json without ``text.normalization`` (written before it existed; format 2 configs of that time too)
+    loads with the old rule, a lone ``@`` kept as it is; its decoder without ``constraints`` loads unconstrained."""
+    import json
+    import shutil
+
+    from mscmt_cli.export.decoding import decoding_of
+    from mscmt_cli.model.build import load_model
+    from mscmt_cli.registry import Registry
+
+    old = tmp_path / "model"
+    shutil.copytree(trained_run / "model", old)
+    config = json.loads((old / "config.json").read_text(encoding="utf-8"))
+    assert config["format_version"] == 2 and config["params"]["text"].pop("normalization") == "pretraining"
+    for key in ("constraints", "constrain_training"):
+        config["params"]["decoder"].pop(key)
+    (old / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    registry, paths = Registry.from_entry_points(), {"clip-vit-l14": str(tiny.clip_vision)}
+    then, now = load_model(old, registry, paths).model, load_model(trained_run / "model", registry, paths).model
+    words = _words("RT @ jehnnybgoode : @ SwansOfficial via @ AP 😀 it’s @AP http://t.co/x")
+    tokenizer = then.text.tokenizer
+    want = [tokenizer.convert_tokens_to_ids(tokenizer.tokenize(_b3b468d_rule(w))) for w in words]
+    assert [then.text.word_ids(w) for w in words] == want
+    assert [now.text.word_ids(w) for w in words] != want, "today's rule reads these words otherwise"
+    assert not decoding_of(then.decoder).constrained and decoding_of(now.decoder).constrained

@@ -8,6 +8,8 @@ from pathlib import Path
 
 import pytest
 import typer
+from hypothesis import given
+from hypothesis import strategies as st
 
 from mscmt_cli.cli.main import build_app
 from mscmt_cli.cli.options import TRAIN
@@ -156,7 +158,7 @@ def test_set_reaches_the_component_and_its_saved_config(corpus, tiny, mscmt, tmp
     model = load_model(out / "model", Registry.from_entry_points(), {"clip-vit-l14": str(tiny.clip_vision)}).model
     assert model.fusion.proj.out_features == 12 and model.fusion.output_dim == 44
     run = json.loads((out / "run.json").read_text())
-    assert run["settings"]["params"]["fusion"] == {"proj_dim": "12", "gate_bias": "-2"}
+    assert run["settings"]["params"]["fusion"] == {"proj_dim": 12, "gate_bias": -2}
 
 
 @pytest.mark.parametrize(
@@ -165,6 +167,10 @@ def test_set_reaches_the_component_and_its_saved_config(corpus, tiny, mscmt, tmp
         ("fusion.heads=4", "fusion component 'gated' has no parameter 'heads'; its parameters: proj_dim, gate_bias"),
         ("fusion.proj_dim=abc", "fusion.proj_dim (component 'gated'): Input should be a valid integer"),
         ("fusion.proj_dim=0", "greater than or equal to 1"),
+        ("fusion.proj_dim=true", "fusion.proj_dim (component 'gated'): Input should be a valid integer"),
+        ("fusion.proj_dim=12.0", "fusion.proj_dim (component 'gated'): Input should be a valid integer"),
+        ("fusion.proj_dim=10000000000", "fusion.proj_dim (component 'gated'): Input should be less than or equal to 8192"),
+        ("fusion.gate_bias=yes", "fusion.gate_bias (component 'gated'): Input should be a valid number"),
         ("decoder.x=1", "decoder component 'crf' has no parameter 'x'"),
         ("proj_dim=4", "--set expects KIND.KEY=VALUE"),
         ("fusion.proj_dim", "--set expects NAME=VALUE"),
@@ -189,8 +195,36 @@ def test_bad_parameters_are_refused_before_any_loading(mscmt, tmp_path, value, n
         ]
     )
     assert result.code == 2
-    assert needle in result.err, result.err
+    assert needle in result.err and len(result.err.strip().splitlines()) == 1, result.err
     assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "table, needle",
+    [
+        ("proj_dim = true", "Input should be a valid integer"),
+        ('proj_dim = "64"', "Input should be a valid integer"),
+        ("proj_dim = 10000000000", "less than or equal to 8192"),
+        ('gate_bias = "1"', "Input should be a valid number"),
+    ],
+)
+def test_toml_parameters_are_strictly_typed(mscmt, tmp_path, table, needle):
+    """A TOML boolean is not an integer, a TOML string not a number (``proj_dim = true`` trained with proj_dim 1)."""
+    config = tmp_path / "c.toml"
+    config.write_text(f'[fusion]\nname = "gated"\n{table}\n', encoding="utf-8")
+    args = ["train", "--config", config, "--image", "clip-vit-l14", "--data-dir", tmp_path, "--out", tmp_path / "run"]
+    result = mscmt([*args, "--model-path", f"bertweet={tmp_path}"])
+    assert result.code == 2 and needle in result.err and len(result.err.strip().splitlines()) == 1, result.err
+    assert not (tmp_path / "run").exists()
+
+
+@given(st.one_of(st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False)))
+def test_a_set_value_is_typed_as_toml_types_it(value):
+    """``--set`` parses its string to the value TOML would give (then the parameter takes it strictly)."""
+    from mscmt_cli.settings import parse_value
+
+    text = str(value).lower() if isinstance(value, bool) else repr(value)
+    assert parse_value(text) == value and type(parse_value(text)) is type(value)
 
 
 # --- a run directory written before component parameters existed ----------------------------------------------------

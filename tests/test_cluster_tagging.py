@@ -170,6 +170,52 @@ def test_chunks_keep_line_numbers_within_windows_and_bytes(tmp_path):
     assert isinstance(next(c for c in chunks if c.shard == 2 and len(c.lines) == 1 and c.first_line == 2).lines[0], LongLine)
 
 
+def test_parquet_rows_have_the_line_limit_and_chunk_bound_of_json_lines(tmp_path):
+    """Rows of 1.5 MB (compressing to almost nothing) are over the 1 MiB line limit as they are in JSON Lines,
+    and a chunk's size is the decoded lines' bytes, so no chunk holds more than its bound of them."""
+    from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, LongLine
+
+    rows = [{"text": ("x" * 1_500_000 if k % 3 == 0 else "y" * 300_000), "n": k} for k in range(12)]
+    _write_parquet(tmp_path / "p.parquet", rows)
+    _write_jsonl(tmp_path / "j.jsonl", [json.dumps(r) for r in rows])
+    (jsonl, parquet), _ = find_shards(str(tmp_path))
+    assert parquet.size < 100_000, "the file is small: its compressed size says nothing of its rows"
+    seen = {}
+    for shard in (jsonl, parquet):
+        chunks = list(read_chunks([shard], window=1024, max_bytes=1_000_000))
+        lines = [line for chunk in chunks for line in chunk.lines]
+        seen[shard.kind] = [line.size if isinstance(line, LongLine) else json.loads(line) for line in lines]
+        for chunk in chunks:
+            kept = sum(len(line.rstrip(b"\n")) + 1 for line in chunk.lines if isinstance(line, bytes))
+            assert kept <= 1_000_000 or len(chunk.lines) == 1
+            assert chunk.size >= kept
+    assert seen["parquet"] == seen["jsonl"]
+    assert [s for s in seen["parquet"] if isinstance(s, int)] == [len(json.dumps({"text": "x" * 1_500_000, "n": k})) for k in (0, 3, 6, 9)]
+    assert all(s > MAX_LINE_BYTES for s in seen["parquet"] if isinstance(s, int))
+
+
+def test_a_parquet_shard_with_corrupt_pages_is_one_bad_line_and_keeps_its_readable_rows(tmp_path):
+    """Pages garbled behind an intact footer (the footer still gives the row count): the rows before them are
+    read, then one bad line names the row reached; a good shard beside it is read whole."""
+    import pyarrow.parquet as pq
+
+    rows = [{"text": f"tweet number {k}", "n": k} for k in range(500)]
+    _write_parquet(tmp_path / "a-bad.parquet", rows)
+    _write_parquet(tmp_path / "b-good.parquet", rows)
+    page = pq.ParquetFile(tmp_path / "a-bad.parquet").metadata.row_group(2).column(0).data_page_offset
+    data = bytearray((tmp_path / "a-bad.parquet").read_bytes())
+    data[page + 20 : page + 60] = bytes(b ^ 0x5A for b in data[page + 20 : page + 60])
+    (tmp_path / "a-bad.parquet").write_bytes(bytes(data))
+    shards, _ = find_shards(str(tmp_path))
+    assert shards[0].rows == 500
+    items = {k: [i for c in read_chunks(shards, window=64) if c.shard == k for i in parse_chunk(c)] for k in (0, 1)}
+    bad = [i for i in items[0] if isinstance(i, BadLine)]
+    assert len(bad) == 1 and bad[0] is items[0][-1] and "unreadable Parquet data from row" in bad[0].message
+    good = [i.record["n"] for i in items[0] if not isinstance(i, BadLine)]
+    assert good == list(range(len(good))) and 100 <= len(good) < 500 and bad[0].line == len(good) + 1
+    assert [i.record["n"] for i in items[1]] == list(range(500))
+
+
 def test_a_chunk_is_tagged_as_one_process_tags_its_lines(mscmt, trained_run, tiny, corpus, tmp_path):
     image = sorted(corpus.images_dir.glob("*.jpg"))[0].name
     lines = [json.dumps({"id": i, "text": t, **({"image": image} if i % 2 else {})}) for i, t in enumerate(TRICKY_TEXTS)]

@@ -89,3 +89,41 @@ def test_mismatched_or_missing_weights_are_named(trained_run, tiny, tmp_path):
     (broken / "config.json").write_text("{not json")
     with pytest.raises(ModelLoadError, match="config.json: not valid JSON"):
         load_model(broken, registry, paths)
+
+
+def test_loading_through_the_python_api_prints_no_transformers_load_report(trained_run, tiny, capfd):
+    """A full CLIP checkpoint as the vision tower: transformers would log a LOAD REPORT of UNEXPECTED keys
+    (and draw a progress bar) into the caller's stderr; ``Tagger.from_pretrained`` keeps them quiet and
+    leaves transformers' own settings as it found them."""
+    import logging
+
+    from transformers import CLIPVisionModelWithProjection
+    from transformers.utils import logging as hf_logging
+
+    from mscmt_cli import Tagger
+
+    class Records(logging.Handler):
+        def __init__(self) -> None:
+            super().__init__()
+            self.messages: list[str] = []
+
+        def emit(self, record: logging.LogRecord) -> None:
+            self.messages.append(record.getMessage())
+
+    records, library = Records(), logging.getLogger("transformers")
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_warning()
+    hf_logging.enable_progress_bar()
+    library.addHandler(records)
+    try:
+        CLIPVisionModelWithProjection.from_pretrained(str(tiny.clip))
+        assert any("LOAD REPORT" in m for m in records.messages), "the checkpoint makes transformers report"
+        assert "Loading weights" in capfd.readouterr().err
+        records.messages.clear()
+        Tagger.from_pretrained(trained_run, {"clip-vit-l14": str(tiny.clip)}, device="cpu")
+        assert records.messages == [] and capfd.readouterr().err == ""
+        assert hf_logging.get_verbosity() == hf_logging.WARNING and hf_logging.is_progress_bar_enabled()
+    finally:
+        library.removeHandler(records)
+        hf_logging.set_verbosity(verbosity)
+        (hf_logging.enable_progress_bar if bars else hf_logging.disable_progress_bar)()

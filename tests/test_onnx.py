@@ -175,6 +175,52 @@ def test_backend_onnx_exports_a_run_on_the_fly_reuses_it_and_redoes_it_when_the_
     assert retagged["tags"] == ["O"] * len(tagged["tokens"]) and retagged["entities"] == []
 
 
+def test_backend_onnx_redoes_the_export_when_the_config_changes_and_agrees_with_torch(mscmt, trained_run, tiny, tmp_path):
+    """Same weights, other decoding: ``decoder.constraints`` bio -> none in config.json makes ``RUN/onnx`` stale."""
+    from safetensors.torch import load_file, save_file
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run)
+    weights = run / "model" / "model.safetensors"
+    state = load_file(str(weights))
+    state["classifier.bias"][:] = -30.0
+    state["classifier.bias"][2] = 30.0  # I-PER everywhere, which BIO constraints forbid at the start
+    save_file(state, str(weights), metadata={"format": "mscmt-model"})
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "Obama visits Paris"}\n', encoding="utf-8")
+
+    def tag(backend: str) -> list[str]:
+        out = tmp_path / f"{backend}.jsonl"
+        result = mscmt(["tag", source, "--model", run, "--backend", backend, "--out", out, *_clip(tiny)])
+        assert result.code == 0, result.err
+        return _lines(out)[0]["tags"]
+
+    bio = tag("onnx")
+    assert bio[0] != "I-PER" and bio == tag("torch")
+    first = json.loads((run / "onnx" / "config.json").read_text())
+    config = json.loads((run / "model" / "config.json").read_text())
+    config["params"]["decoder"]["constraints"] = "none"
+    (run / "model" / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    unconstrained = tag("torch")
+    assert unconstrained == ["I-PER"] * len(bio)
+    assert tag("onnx") == unconstrained
+    redone = json.loads((run / "onnx" / "config.json").read_text())
+    assert redone["source_sha256"] != first["source_sha256"] and redone["source_weights_sha256"] == first["source_weights_sha256"]
+
+
+def test_an_export_without_the_model_digest_is_stale(trained_run, exported, tmp_path):
+    """Exports written before the digest covered the config record only the weights: they are remade, not trusted."""
+    from mscmt_cli.export.exporter import is_fresh
+
+    old = tmp_path / "old"
+    shutil.copytree(exported, old)
+    assert is_fresh(old, trained_run / "model")
+    config = json.loads((old / "config.json").read_text())
+    del config["source_sha256"]
+    (old / "config.json").write_text(json.dumps(config, indent=2), encoding="utf-8")
+    assert not is_fresh(old, trained_run / "model")
+
+
 def test_explain_backend_onnx_shows_the_gate_of_the_torch_backend(mscmt, trained_run, exported, tiny, corpus, tmp_path):
     import re
 

@@ -3,41 +3,20 @@
 from __future__ import annotations
 
 import base64
-import socket
-import threading
-import time
 
 import httpx
 import pytest
 
-from tests.tagging_support import TRICKY_TEXTS, image_bytes
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from tests.tagging_support import TRICKY_TEXTS, image_bytes, serving
 
 
 @pytest.fixture(scope="module")
 def server(tagger):
-    import uvicorn
-
-    from mscmt_cli.tagging.server import Limits, create_app
+    from mscmt_cli.tagging.server import Limits
 
     limits = Limits(max_body_bytes=200_000, max_image_bytes=100_000, max_batch=4, max_text_chars=500, max_tokens=100)
-    port = _free_port()
-    srv = uvicorn.Server(uvicorn.Config(create_app(tagger, limits), host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=srv.run, daemon=True)
-    thread.start()
-    deadline = time.time() + 30
-    while not srv.started:
-        assert time.time() < deadline and thread.is_alive(), "server did not start"
-        time.sleep(0.05)
-    with httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
+    with serving(tagger, limits=limits) as (port, _), httpx.Client(base_url=f"http://127.0.0.1:{port}", timeout=60) as client:
         yield client
-    srv.should_exit = True
-    thread.join(10)
 
 
 def test_health_and_info(server, tagger):

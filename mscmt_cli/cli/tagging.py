@@ -101,9 +101,20 @@ def serve(
         help="file holding the API key (one line): every request but GET /health and the page at GET / must send 'Authorization: Bearer <key>'"
         " (default: the key in $MSCMT_API_KEY, else no key)",
     ),
+    max_connections: int = typer.Option(
+        512,
+        "--max-connections",
+        min=1,
+        max=1_000_000,
+        help="most open connections: one more closes the one waiting longest for its request (408), or gets a 503 when all are busy",
+    ),
+    header_timeout: float = typer.Option(
+        10.0, "--header-timeout", min=0.001, max=3600.0, help="seconds a client has to send a request's headers (else 408)"
+    ),
 ) -> None:
     """Serve the model over HTTP: POST /tag, POST /tag/batch, GET /health, GET /info, and a page to try it at GET /."""
     from mscmt_cli.console import make_console
+    from mscmt_cli.tagging.connections import Connections
     from mscmt_cli.tagging.jobs import run_serve
     from mscmt_cli.tagging.server import Batching, Limits
 
@@ -111,7 +122,8 @@ def serve(
         max_body_bytes=max_body, max_image_bytes=min(max_body, Limits.max_image_bytes), max_batch=max_batch, max_text_chars=max_text
     )
     batching = Batching(batch_max=batch_max, batch_wait_ms=batch_wait_ms)
-    run_serve(given.settings(), host, port, limits, make_console(), api_key_file=api_key_file, batching=batching)
+    connections = Connections(max_connections=max_connections, header_timeout=header_timeout)
+    run_serve(given.settings(), host, port, limits, make_console(), api_key_file=api_key_file, batching=batching, connections=connections)
 
 
 @settings_options(*APPLY, "captions")

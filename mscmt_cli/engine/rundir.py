@@ -163,9 +163,12 @@ def _no_constant(name: str) -> Any:
 def resumed_settings(run_dir: Path, given: dict[str, Any], config: Path | None, flags: dict[str, str]) -> Settings:
     """The settings ``run_dir`` was started with (``run.json``), with the given options that may change on resume.
 
+    ``--set`` values recorded as strings (runs started before parameters were typed strictly) are typed as
+    ``--set`` types them now (:func:`~mscmt_cli.settings.parse_value`).
+
     Options that change what the run learns (or where it lives) are refused, naming the ones that may change.
     """
-    from mscmt_cli.settings import flag_of, load_settings, resumable_fields
+    from mscmt_cli.settings import flag_of, load_settings, parse_value, resumable_fields
 
     saved = read_run_settings(run_dir)
     if saved is None:
@@ -181,7 +184,10 @@ def resumed_settings(run_dir: Path, given: dict[str, Any], config: Path | None, 
             f"{Path(run_dir) / RUN_FILE}); options that may change: {may}"
         )
     paths = {**saved.get("model_paths", {}), **given.get("model_paths", {})}
-    return load_settings(None, {**saved, **given, "model_paths": paths, "out": str(run_dir)}, flags)
+    params = {
+        kind: {k: parse_value(v) if isinstance(v, str) else v for k, v in table.items()} for kind, table in saved.get("params", {}).items()
+    }
+    return load_settings(None, {**saved, **given, "model_paths": paths, "params": params, "out": str(run_dir)}, flags)
 
 
 def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:

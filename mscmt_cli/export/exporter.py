@@ -194,12 +194,32 @@ def check_export(path: Path, graph: EmissionGraph, batch: MNERBatch, bounded: bo
     return diff
 
 
-def weights_digest(model_dir: Path) -> str:
-    """SHA-256 of a saved model's weights file (what an export records, to know when it is stale)."""
-    digest = hashlib.sha256()
-    with open(Path(model_dir) / WEIGHTS_FILE, "rb") as fh:
+def _file_digest(path: Path, digest: Any) -> None:
+    with open(path, "rb") as fh:
         while chunk := fh.read(1 << 22):
             digest.update(chunk)
+
+
+def weights_digest(model_dir: Path) -> str:
+    """SHA-256 of a saved model's weights file (recorded in an export, for the reader)."""
+    digest = hashlib.sha256()
+    _file_digest(Path(model_dir) / WEIGHTS_FILE, digest)
+    return digest.hexdigest()
+
+
+def model_digest(model_dir: Path) -> str:
+    """SHA-256 over everything of a saved model that shapes its output: ``config.json`` (components,
+    labels, decoding constraints, context, text normalisation), the weights, and every file of
+    ``text_encoder/`` (tokenizer and architecture), each with its relative path. An export records
+    it; a change to any of them makes ``RUN/onnx`` stale (a change of config.json alone left it in use)."""
+    model_dir = Path(model_dir)
+    text = model_dir / TEXT_DIR
+    files = [model_dir / MODEL_CONFIG, model_dir / WEIGHTS_FILE] + sorted(p for p in text.rglob("*") if p.is_file())
+    digest = hashlib.sha256()
+    for path in files:
+        digest.update(path.relative_to(model_dir).as_posix().encode("utf-8") + b"\0")
+        _file_digest(path, digest)
+        digest.update(b"\0")
     return digest.hexdigest()
 
 
@@ -289,6 +309,7 @@ def _config(assembled: Assembled, tmp: Path, source: Path, opset: int, quantize:
         created=datetime.now(timezone.utc).isoformat(timespec="seconds"),
         source_model=str(Path(source).resolve()),
         source_weights_sha256=weights_digest(source),
+        source_sha256=model_digest(source),
         components=assembled.spec.components.model_dump(),
         opset=opset,
         quantization=quantize,
@@ -326,11 +347,11 @@ def run_export_dir(path: Path) -> Path:
 
 
 def is_fresh(export: Path, source: Path) -> bool:
-    """Whether ``export`` is an fp32 export of the current weights of the model directory ``source``."""
+    """Whether ``export`` is an fp32 export of the model directory ``source`` as it is now (:func:`model_digest`)."""
     if not is_export_dir(export):
         return False
     try:
         config = read_export_config(export)
     except MscmtError:
         return False
-    return config.quantization == "none" and config.source_weights_sha256 == weights_digest(source)
+    return config.quantization == "none" and config.source_sha256 == model_digest(source)

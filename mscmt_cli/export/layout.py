@@ -103,6 +103,7 @@ class ExportConfig(BaseModel, extra="forbid"):
     created: str
     source_model: str
     source_weights_sha256: str
+    source_sha256: str | None = None  # model_digest of the source (config, weights, tokenizer); absent in older exports, which are stale
     components: dict[str, str]
     opset: int
     quantization: Literal["none", "int8"]

@@ -160,14 +160,16 @@ def build_model(
 
 
 def _params_of(spec: ModelSpec, registry: Registry) -> dict[str, dict[str, Any]]:
-    """The spec's parameters per kind; a model saved before parameters existed gets the values it was trained with."""
+    """The spec's parameters per kind. A parameter the saved config does not record takes its
+    component's ``legacy_params`` value (how models were trained before the parameter existed),
+    not today's default: a config is written with every parameter, so one without, say,
+    ``text.normalization`` was saved before BERTweet's pre-training normalisation (format 2
+    configs of that time included) and must see its input as it was trained on."""
     out = {}
     for kind in KINDS:
         name = getattr(spec.components, kind)
-        values = spec.params.get(kind)
-        if values is None and spec.format_version < 2:
-            values = getattr(registry.resolve(kind, name)[0], "legacy_params", {})
-        out[kind] = resolved_params(registry, kind, name, values or {})
+        legacy = getattr(registry.resolve(kind, name)[0], "legacy_params", {})
+        out[kind] = resolved_params(registry, kind, name, {**legacy, **(spec.params.get(kind) or {})})
     return out
 
 

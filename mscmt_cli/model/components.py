@@ -40,9 +40,13 @@ from mscmt_cli.errors import MscmtError
 
 
 class ComponentParams(BaseModel):
-    """Base of a component's declared parameters: typed, with defaults; unknown keys are refused."""
+    """Base of a component's declared parameters: typed, with defaults; unknown keys are refused.
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    Strict: a value of another type is refused, never converted (``proj_dim = true`` is not 1, ``"64"``
+    is not 64); an int is still a float. ``--set`` strings are typed first (:func:`mscmt_cli.settings.parse_value`).
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 def expect_shape(name: str, tensor: Any, shape: tuple[int | str, ...]) -> None:

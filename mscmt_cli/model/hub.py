@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -25,7 +26,8 @@ def load_pretrained(component: str, source: str, load: Callable[[str], T], *, lo
     local = Path(source).expanduser()
     is_local = local.exists()
     try:
-        return load(str(local) if is_local else source)
+        with quiet_transformers():
+            return load(str(local) if is_local else source)
     except (OSError, ValueError) as err:
         if is_local:
             detail = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
@@ -35,6 +37,27 @@ def load_pretrained(component: str, source: str, load: Callable[[str], T], *, lo
             f"{component}: cannot load {source!r} (the model hub is unreachable and no local copy was given); "
             f"download it elsewhere and pass {how}/path/to/{source.split('/')[-1]}"
         ) from err
+
+
+@contextmanager
+def quiet_transformers() -> Iterator[None]:
+    """transformers' warnings and progress bars off while a part loads, then as they were.
+
+    Its multi-line "LOAD REPORT" tables (e.g. the text tower's keys UNEXPECTED when a full CLIP
+    checkpoint is loaded as its vision tower, which is what we ask for) reached the stderr of
+    every ``Tagger.from_pretrained`` caller; the CLI had quieted them only for itself.
+    """
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity(hf_logging.ERROR)
+    hf_logging.disable_progress_bar()  # type: ignore[no-untyped-call]
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()  # type: ignore[no-untyped-call]
 
 
 def resolve_source(component: str, default: str, model_paths: Mapping[str, str]) -> str:

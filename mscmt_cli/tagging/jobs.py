@@ -353,21 +353,30 @@ def run_explain(settings: Settings, text: str, image: Path | None, out: Path, al
 
 
 def run_serve(
-    settings: Settings, host: str, port: int, limits: Any, console: Console, api_key_file: Path | None = None, batching: Any = None
+    settings: Settings,
+    host: str,
+    port: int,
+    limits: Any,
+    console: Console,
+    api_key_file: Path | None = None,
+    batching: Any = None,
+    connections: Any = None,
 ) -> None:
     """Load the model once and serve it over HTTP until interrupted.
 
     The API key (``api_key_file``, else ``$MSCMT_API_KEY``) is read before the model is loaded,
     so a bad key file fails at once; a non-loopback ``host`` without a key is warned about.
+    ``connections`` bounds open connections and unfinished requests (:mod:`mscmt_cli.tagging.connections`).
     """
-    import uvicorn
-
     from mscmt_cli.tagging.auth import open_warning, resolve_api_key
+    from mscmt_cli.tagging.connections import Connections, make_server, reserve_fds
     from mscmt_cli.tagging.server import create_app
 
+    connections = connections or Connections()
     api_key = resolve_api_key(api_key_file, os.environ)
     warning = open_warning(host, api_key is not None)
     if warning is not None:
         console.print(warning, markup=False, highlight=False, soft_wrap=True)
     tagger = load_tagger(settings, missing_images="error")
-    uvicorn.run(create_app(tagger, limits, api_key=api_key, batching=batching), host=host, port=port, log_level="info")
+    reserve_fds(connections.max_connections)
+    make_server(create_app(tagger, limits, api_key=api_key, batching=batching), host, port, connections).run()

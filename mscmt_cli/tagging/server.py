@@ -31,6 +31,7 @@ oversized image). A 500 says the model's scores were not finite (broken weights)
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import codecs
@@ -65,6 +66,7 @@ class Limits:
     max_batch: int = 64
     max_text_chars: int = 10_000  # also the longest 'caption', and all 'tokens' together
     max_tokens: int = 2_000
+    body_seconds: float = 60.0  # a request's whole body must arrive within this (else 408): a half-sent body holds no slot for ever
 
 
 @dataclass
@@ -77,11 +79,13 @@ class Item:
 
 
 class BodyLimit:
-    """ASGI middleware: refuse request bodies over ``limit`` bytes with 413, before any parsing."""
+    """ASGI middleware: refuse request bodies over ``limit`` bytes with 413, before any parsing,
+    and bodies not all sent within ``seconds`` with 408."""
 
-    def __init__(self, app: Callable[..., Awaitable[None]], limit: int) -> None:
+    def __init__(self, app: Callable[..., Awaitable[None]], limit: int, seconds: float = 60.0) -> None:
         self.app = app
         self.limit = limit
+        self.seconds = seconds
 
     async def __call__(self, scope: dict, receive: Callable, send: Callable) -> None:
         if scope["type"] != "http":
@@ -92,16 +96,15 @@ class BodyLimit:
                 return await _reply(scope, receive, send, 400, "invalid Content-Length header")
             if int(declared) > self.limit:
                 return await _reply(scope, receive, send, 413, f"request body over {self.limit} bytes")
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] != "http.request":
-                return  # client went away
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.limit:
-                return await _reply(scope, receive, send, 413, f"request body over {self.limit} bytes")
-            more = message.get("more_body", False)
+        chunks: list[bytes] = []
+        try:
+            async with asyncio.timeout(self.seconds):
+                if not await self._read(chunks, receive):
+                    return  # client went away
+        except TimeoutError:
+            return await _reply(scope, receive, send, 408, f"request body not sent within {self.seconds:g} seconds")
+        except _TooLarge:
+            return await _reply(scope, receive, send, 413, f"request body over {self.limit} bytes")
         body, sent = b"".join(chunks), False
 
         async def replay() -> dict:
@@ -112,6 +115,24 @@ class BodyLimit:
             return await receive()
 
         await self.app(scope, replay, send)
+
+    async def _read(self, chunks: list[bytes], receive: Callable) -> bool:
+        """Read the whole body into ``chunks``; False if the client went away."""
+        size, more = 0, True
+        while more:
+            message = await receive()
+            if message["type"] != "http.request":
+                return False
+            chunks.append(message.get("body", b""))
+            size += len(chunks[-1])
+            if size > self.limit:
+                raise _TooLarge
+            more = message.get("more_body", False)
+        return True
+
+
+class _TooLarge(Exception):
+    """A body over the limit (raised inside :meth:`BodyLimit._read`)."""
 
 
 async def _reply(scope: dict, receive: Callable, send: Callable, status: int, detail: str) -> None:
@@ -398,7 +419,7 @@ def create_app(tagger: Tagger, limits: Limits | None = None, *, api_key: str | N
         parsed = [parse_item(obj, limits, f"items[{k}]: ") for k, obj in enumerate(items)]
         return {"results": await tag_items(parsed, _explain_flag(request))}
 
-    app.add_middleware(BodyLimit, limit=limits.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=limits.max_body_bytes, seconds=limits.body_seconds)
     if api_key is not None:  # added last, so it runs first: no body is read for a caller without the key
         app.add_middleware(BearerAuth, key=api_key)
     return app

@@ -168,16 +168,37 @@ def _jsonl_lines(shard: Shard) -> Iterator[tuple[RawLine, int]]:
 
 
 def _parquet_lines(shard: Shard, batch_rows: int) -> Iterator[tuple[RawLine, int]]:
-    """Each row as its JSON line (or a bad line), read ``batch_rows`` rows at a time."""
-    per_row = shard.size // max(1, shard.rows or 1)
+    """Each row as its JSON line (or a bad line), with the line's size: the same limits as a JSON Lines
+    shard, on the decoded values (a row whose line is over :data:`MAX_LINE_BYTES` is a :class:`LongLine`;
+    a chunk's bound counts decoded bytes, never compressed ones). Rows are read in batches of at most
+    ``batch_rows`` and at most a chunk's worth of bytes as the file's metadata gives uncompressed sizes."""
+    parquet = _parquet_file(shard.path)
     number = 0
-    for batch in _parquet_file(shard.path).iter_batches(batch_size=batch_rows):
+    batches = parquet.iter_batches(batch_size=_rows_per_batch(parquet.metadata, batch_rows))
+    while True:
+        try:
+            batch = next(batches, None)
+        except (OSError, ValueError) as err:  # pyarrow: corrupt pages behind an intact footer (ArrowInvalid is a ValueError)
+            first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
+            yield BadLine(number + 1, f"unreadable Parquet data from row {number + 1} on ({first}); the rest of this shard is skipped"), 1
+            return
+        if batch is None:
+            return
         for row in batch.to_pylist():
             number += 1
             try:
-                yield parquet_line(row), per_row
+                line = parquet_line(row)
             except InputError as err:
-                yield BadLine(number, str(err)), per_row
+                yield BadLine(number, str(err)), 1
+                continue
+            yield (LongLine(len(line), MAX_LINE_BYTES) if len(line) > MAX_LINE_BYTES else line), len(line) + 1
+
+
+def _rows_per_batch(metadata: Any, most: int) -> int:
+    """Rows per read: at most ``most``, and about :data:`CHUNK_BYTES` of uncompressed data (the largest row group's rows' mean)."""
+    groups = [metadata.row_group(i) for i in range(metadata.num_row_groups)]
+    per_row = max((g.total_byte_size / g.num_rows for g in groups if g.num_rows), default=1.0)
+    return max(1, min(most, int(CHUNK_BYTES // max(per_row, 1.0))))
 
 
 def parquet_line(row: dict[str, Any]) -> bytes:
