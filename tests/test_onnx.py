@@ -183,8 +183,9 @@ def test_backend_onnx_redoes_the_export_when_the_config_changes_and_agrees_with_
     shutil.copytree(trained_run, run)
     weights = run / "model" / "model.safetensors"
     state = load_file(str(weights))
+    labels = json.loads((run / "model" / "config.json").read_text())["labels"]
     state["classifier.bias"][:] = -30.0
-    state["classifier.bias"][2] = 30.0  # I-PER everywhere, which BIO constraints forbid at the start
+    state["classifier.bias"][labels.index("I-PER")] = 30.0  # I-PER everywhere, which BIO constraints forbid at the start
     save_file(state, str(weights), metadata={"format": "mscmt-model"})
     source = tmp_path / "in.jsonl"
     source.write_text('{"text": "Obama visits Paris"}\n', encoding="utf-8")
