@@ -126,13 +126,18 @@ def _gate_cell(token: str, value: float) -> str:
     )
 
 
-def gate_strip(result: TagResult, fusion: str) -> str:
-    """The per-token gate heat strip, or the note that the fusion has no gate."""
+def gate_strip(result: TagResult, fusion: str, context: str = "none") -> str:
+    """The per-token gate heat strip, or the note that the fusion has no gate (``context``: the model's ``--context``)."""
     if result.gate is None:
         name = f"The fusion of this model (<b>{_esc(fusion)}</b>) has no gate"
         if result.attention is not None:
             return f'<p class="nogate">{name}: each token attends over the image tokens instead (see below).</p>'
-        how = "the model is text-only" if fusion == "none" else "every token takes the image in the same way"
+        if fusion != "none":
+            how = "every token takes the image in the same way"
+        elif context == "caption":
+            how = "the model reads the image only as its caption, as text beside the tweet"
+        else:
+            how = "the model is text-only"
         return f'<p class="nogate">{name}: {how}, so there is nothing to show per token.</p>'
     cells = "".join(_gate_cell(tok, g) for tok, g in zip(result.doc.tokens, result.gate))
     return (
@@ -158,6 +163,8 @@ def _media(image: Image.Image | None, caption: str | None, info: dict[str, Any],
     if info.get("image_input") == "caption":
         return f"<p>The model reads the image as its caption: <q>{_esc(caption or '')}</q></p>"
     if info.get("image_input") == "none":
+        if info.get("context") == "caption":
+            return '<p class="meta">This model has no image encoder: it reads the image as its caption (below).</p>'
         return '<p class="meta">This model is text-only.</p>'
     return '<p class="meta">No image was given (the model saw the neutral blank image).</p>'
 
@@ -216,7 +223,7 @@ def render_sections(
         f'<h2>Tweet</h2><div class="tweet">{highlighted_text(result, colours)}</div>{origin}\n'
         f'<div class="legend">{_legend(colours)}</div>\n'
         f'<h2>Image</h2><div class="media">{media}</div>\n'
-        f"<h2>Visual gate per token</h2>{gate_strip(result, str(comps.get('fusion', '?')))}\n"
+        f"<h2>Visual gate per token</h2>{gate_strip(result, str(comps.get('fusion', '?')), str(info.get('context') or 'none'))}\n"
         f"{_attention(result, image, info, token_texts)}"
         f"<h2>Entities</h2>{_entity_table(result)}\n"
     )
