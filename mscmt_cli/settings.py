@@ -144,6 +144,13 @@ class Settings(BaseSettings):
     eval_batch_size: int = setting(64, "tweets per forward pass when predicting", group="runtime", resumable=True, ge=1, le=100_000)
     cache_dir: Path = setting(default_cache_dir, "image feature cache directory", group="runtime", resumable=True)
     no_cache: bool = setting(False, "bypass the image feature cache", group="runtime", resumable=True, flags="--no-cache/--cache")
+    progress_every: float = setting(
+        30.0,
+        "where stderr is not a terminal (a log, CI), print a progress line at most every this many seconds (0: at every step)",
+        group="runtime",
+        resumable=True,
+        ge=0,
+    )
     # tagging
     model: Path | None = setting(None, "trained run directory (or its model/) for tag, serve and explain", group="tagging")
     backend: Literal["torch", "onnx"] = setting(

@@ -1,7 +1,8 @@
 """Shared fixtures: tiny random encoders, a small corpus with images, a trained tiny run.
 
 Everything is built offline into temporary directories; nothing touches a model
-hub (``HF_HUB_OFFLINE=1``) or the user's cache (``MSCMT_CACHE_DIR``).
+hub (``HF_HUB_OFFLINE=1``) or the user's cache (``MSCMT_CACHE_DIR``); no progress line
+is printed unless a test asks (``MSCMT_PROGRESS_EVERY``).
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ["MSCMT_CACHE_DIR"] = tempfile.mkdtemp(prefix="mscmt-test-cache-")
+# progress lines on a non-terminal stderr come with time: none unless a test asks (--progress-every 0), so no test's
+# stderr depends on how fast this machine is
+os.environ["MSCMT_PROGRESS_EVERY"] = "1e9"
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_DATA = REPO / "examples" / "data"

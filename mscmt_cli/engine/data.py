@@ -76,13 +76,13 @@ def feature_table(settings: Settings, encoder: ImageEncoder) -> ImageFeatures:
     return ImageFeatures(encoder, record_source(settings, encoder), cache)
 
 
-def precompute_features(features: ImageFeatures, tweets: list[Tweet], console: Console) -> None:
-    """Compute (or read from the cache) every image feature with a progress bar."""
+def precompute_features(features: ImageFeatures, tweets: list[Tweet], console: Console, progress_every: float) -> None:
+    """Compute (or read from the cache) every image feature, showing progress (see :func:`~mscmt_cli.console.progress`)."""
     if features.source is None:
         return
     ids = list(dict.fromkeys(t.image_id for t in tweets))
-    with progress(console) as bar:
-        task = bar.add_task(f"image features ({features.encoder.name})", total=len(ids), info="")
+    with progress(console, progress_every) as bar:
+        task = bar.add_task(f"image features ({features.encoder.name})", total=len(ids), unit="images", info="")
         features.precompute(ids, on_progress=lambda n: bar.advance(task, n))
 
 

@@ -54,7 +54,7 @@ def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Regist
     features = feature_table(settings.model_copy(update={"image": assembled.spec.components.image}), assembled.image)
     context = context_store(settings, assembled.spec.context, features)
     check_captions(context, data.tweets)
-    precompute_features(features, data.tweets, console)
+    precompute_features(features, data.tweets, console, settings.progress_every)
     device = resolve_device(settings.device)
     model = assembled.model.to(device)
     dataset = encode_split(data, model.text, features, assembled.spec.labels, context)

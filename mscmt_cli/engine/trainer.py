@@ -201,7 +201,8 @@ class Run:
         """Image features: rank 0 fills the cache first, the other ranks then read it."""
         if not self.dist.is_main:
             self.dist.barrier()
-        precompute_features(self.features, self.data.all_tweets(), self.console if self.dist.is_main else make_console(quiet=True))
+        console = self.console if self.dist.is_main else make_console(quiet=True)
+        precompute_features(self.features, self.data.all_tweets(), console, self.settings.progress_every)
         if self.dist.is_main:
             self.dist.barrier()
 
@@ -264,8 +265,8 @@ class Run:
     def run_epoch(self, epoch: int) -> dict[str, Any]:
         s = self.settings
         batches = self.epoch_batches(epoch)
-        with progress(self.console, enabled=self.dist.is_main) as bar:
-            task = bar.add_task(f"epoch {epoch}/{s.epochs}", total=len(batches), info="")
+        with progress(self.console, s.progress_every, enabled=self.dist.is_main) as bar:
+            task = bar.add_task(f"epoch {epoch}/{s.epochs}", total=len(batches), unit="steps", info="")
             try:
                 loss = train_epoch(
                     self.step_model,
