@@ -252,14 +252,20 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def load_settings(
-    config_file: Path | None = None, overrides: dict[str, Any] | None = None, flags: Mapping[str, str] | None = None
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    flags: Mapping[str, str] | None = None,
+    under: tuple[Path, dict[str, Any]] | None = None,
 ) -> Settings:
-    """Merge defaults, the TOML file, ``MSCMT_*`` variables and command-line values.
+    """Merge defaults, ``under``, the TOML file, ``MSCMT_*`` variables and command-line values.
 
     ``flags`` maps a setting to the option a command spells it with (for messages).
     ``model_paths`` and ``params`` are merged key by key rather than replaced.
+    ``under``: settings read from a file (a run's ``run.json``) that take the place of the defaults.
     """
     layers: list[tuple[str, dict[str, Any]]] = []
+    if under is not None:
+        layers.append((f"{under[0]}: setting", under[1]))
     if config_file is not None:
         layers.append((f"{config_file}: field", read_toml(config_file)))
     try:

@@ -55,6 +55,26 @@ def test_train_gated_crf_then_evaluate(trained_run, corpus, tiny, mscmt, tmp_pat
     assert test_scores["micro"] == scores["micro"], "evaluate must reproduce the training run's own test scores"
 
 
+def test_evaluate_alone_scores_the_runs_own_corpus_and_says_so(trained_run, corpus, tiny, mscmt, tmp_path):
+    """No --corpus, --data-dir or --images-dir: the run's run.json gives them (the default corpus, merged, is not it)."""
+    for path in (trained_run, trained_run / "model"):
+        result = mscmt(["evaluate", path, "--json", tmp_path / "s.json", *tiny.model_path_args()])
+        assert result.code == 0, result.err
+        assert result.err.startswith(
+            f"scoring {path} on the test split of {corpus.name} ({corpus.data_dir}), the corpus it was trained on\n"
+        )
+        assert json.loads((tmp_path / "s.json").read_text())["micro"] == json.loads((trained_run / "test_scores.json").read_text())["micro"]
+
+    # what is given wins over what the run recorded, and the line says the run was trained on another corpus
+    other = tmp_path / "data"
+    (other / "copy").mkdir(parents=True)
+    for split in ("train", "valid", "test"):
+        (other / "copy" / f"{split}.txt").write_bytes((corpus.data_dir / corpus.name / f"{split}.txt").read_bytes())
+    result = mscmt(["evaluate", trained_run, "--data-dir", other, "--corpus", "copy", "--split", "valid", *tiny.model_path_args()])
+    assert result.code == 0, result.err
+    assert result.err.startswith(f"scoring {trained_run} on the valid split of copy ({other}); it was trained on {corpus.name}\n")
+
+
 def test_train_softmax_variant(corpus, tiny, mscmt, tmp_path):
     out = tmp_path / "softmax"
     result = mscmt(

@@ -42,9 +42,10 @@ class Given:
     values: dict[str, Any] = field(default_factory=dict)
     flags: dict[str, str] = field(default_factory=dict)
 
-    def settings(self, **extra: Any) -> Settings:
-        """Defaults < ``--config`` file < ``MSCMT_*`` environment < these values < ``extra``."""
-        return load_settings(self.config, {**self.values, **extra}, self.flags)
+    def settings(self, under: tuple[Path, dict[str, Any]] | None = None, **extra: Any) -> Settings:
+        """Defaults < ``under`` (settings read from that file) < ``--config`` file < ``MSCMT_*`` environment < these values
+        < ``extra``."""
+        return load_settings(self.config, {**self.values, **extra}, self.flags, under)
 
     @property
     def reads(self) -> list[tuple[str, Path]]:

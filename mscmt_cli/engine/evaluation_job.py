@@ -18,7 +18,7 @@ from mscmt_cli.engine.data import (
 )
 from mscmt_cli.engine.evaluate import evaluate, resolve_device
 from mscmt_cli.engine.report import scores_table
-from mscmt_cli.engine.rundir import write_json
+from mscmt_cli.engine.rundir import recorded_data, write_json
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.model.build import Assembled, load_model
 from mscmt_cli.paths import check_file_target
@@ -65,6 +65,20 @@ def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Regist
     return scores
 
 
+def scoring_line(run_dir: Path, settings: Settings, split: str) -> str:
+    """``scoring RUN on the test split of twitter2017 (DATA_DIR), the corpus it was trained on``."""
+    recorded = recorded_data(run_dir)
+    trained_on = None if recorded is None else recorded[1].get("corpus")
+    where = f" ({settings.data_dir})" if settings.data_dir is not None else ""
+    if trained_on is None:
+        whose = ""
+    elif trained_on == settings.corpus:
+        whose = ", the corpus it was trained on"
+    else:
+        whose = f"; it was trained on {trained_on}"
+    return f"scoring {run_dir} on the {split} split of {settings.corpus}{where}{whose}"
+
+
 def check_scores_target(path: Path | None) -> Path | None:
     """Refuse an unusable ``--json`` target (empty, ``.``, a directory, below a file) before any scoring."""
     return None if path is None else check_file_target(path, "--json")
@@ -83,8 +97,12 @@ def run_evaluate(
     console: Console | None = None,
     json_out: Path | None = None,
 ) -> dict:
-    """``mscmt evaluate``: check the ``--json`` target, score, then write the scores there."""
+    """``mscmt evaluate``: check the ``--json`` target, say what is scored, score, then write the scores there."""
+    from mscmt_cli.console import make_console
+
     check_scores_target(json_out)
+    console = console or make_console()
+    console.print(scoring_line(run_dir, settings, split), markup=False, highlight=False, soft_wrap=True)
     scores = evaluate_run(run_dir, settings, split, registry, console)
     if json_out is not None:
         save_scores(json_out, scores)
