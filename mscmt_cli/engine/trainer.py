@@ -341,6 +341,17 @@ class Run:
                 f"epoch {epoch}: loss {row['train_loss']:.4f}  valid micro F1 {100 * row['valid_micro_f1']:.2f}  weighted F1 {100 * row['valid_weighted_f1']:.2f}"
                 + ("  (best)" if improved else "")
             )
+        if self.state.epoch < s.epochs and self.state.bad_epochs >= s.patience:
+            self.console.print(early_stop_line(self.state, s), markup=False, highlight=False, soft_wrap=True)
+
+
+def early_stop_line(state: Progress, settings: Settings) -> str:
+    """``stopped early after epoch 5 of 20: ...``: why training ended before ``--epochs``, and which epoch is kept."""
+    return (
+        f"stopped early after epoch {state.epoch} of {settings.epochs}: no gain in validation {settings.monitor} F1 for "
+        f"{state.bad_epochs} epoch(s) (--patience {settings.patience}); best epoch {state.best_epoch} "
+        f"({settings.monitor} F1 {100 * state.best_f1:.2f}) is the saved model"
+    )
 
 
 def model_spec(settings: Settings, registry: Registry) -> ModelSpec:
