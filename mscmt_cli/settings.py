@@ -34,6 +34,7 @@ import tomllib
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
+from mscmt_cli.data.corpus import DATA_DIR_LAYOUT
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.registry import KINDS
 
@@ -82,10 +83,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MSCMT_", extra="forbid", populate_by_name=True)
 
     # components
-    text: str = setting("bertweet", "text encoder (see mscmt plugins)", group="components", identity=True)
+    text: str = setting("bertweet", "text encoder", group="components", identity=True)
     image: str = setting("clip-vit-l14", "image encoder", group="components", identity=True)
-    fusion: str = setting("gated", "fusion: gated, additive, none", group="components", identity=True)
-    decoder: str = setting("crf", "decoder: crf, softmax", group="components", identity=True)
+    fusion: str = setting("gated", "fusion", group="components", identity=True)
+    decoder: str = setting("crf", "decoder", group="components", identity=True)
     context: Literal["none", "caption"] = setting(
         "none",
         "what the text encoder reads beside the tweet: none, or caption (the image's caption as a second segment, "
@@ -105,7 +106,7 @@ class Settings(BaseSettings):
     )
     # data
     corpus: str = setting("merged", "twitter2015, twitter2017, merged, or any corpus directory name", group="data", identity=True)
-    data_dir: Path | None = setting(None, "data directory laid out like ../shared/data", group="data")
+    data_dir: Path | None = setting(None, f"data directory: {DATA_DIR_LAYOUT}", group="data")
     images_dir: Path | None = setting(None, "directory of <id>.jpg images", group="data")
     captions: Path | None = setting(
         None, "captions file (<id>.jpg :<caption> lines or JSONL) for --image caption and --context caption", group="data"

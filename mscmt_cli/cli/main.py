@@ -64,7 +64,8 @@ def _help_without_command(ctx: typer.Context) -> None:
 
 
 def _typer(help_text: str | None) -> typer.Typer:
-    return typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=help_text)
+    # plain help (click's): no rich markup, which ate "[ray]" and "[model_paths]" from help texts and showed "<bool>" for flags
+    return typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=help_text, rich_markup_mode=None)
 
 
 def build_app() -> typer.Typer:

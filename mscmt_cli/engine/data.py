@@ -10,7 +10,7 @@ from rich.console import Console
 from mscmt_cli.console import progress
 from mscmt_cli.data.captions import CaptionStore
 from mscmt_cli.data.conll import Tweet
-from mscmt_cli.data.corpus import Split, load_split
+from mscmt_cli.data.corpus import NO_DATA_DIR, Split, load_split
 from mscmt_cli.data.images import ImageStore
 from mscmt_cli.engine.batching import EncodedDataset, encode_examples
 from mscmt_cli.errors import MscmtError
@@ -126,7 +126,7 @@ class CorpusData:
     @classmethod
     def load(cls, data_dir: Path | None, corpus: str) -> CorpusData:
         if data_dir is None:
-            raise MscmtError("no data directory: pass --data-dir DIR (laid out like ../shared/data)")
+            raise MscmtError(NO_DATA_DIR)
         return cls(*(load_split(Path(data_dir), corpus, s) for s in ("train", "valid", "test")))
 
     def all_tweets(self) -> list[Tweet]:

@@ -51,9 +51,9 @@ def ablate_table(results: list[RowResult], ref: int) -> StudyTable:
     """Table V: per-type P/R/F1 per variant, weighted P/R/F1 and the F1 difference to the reference row."""
     columns = [
         Column("Variant", ""),
-        Column("Components", ""),
+        Column("Components", "", brief=False),
         *type_columns(),
-        *(Column(f"Weighted {short}") for _, short in METRICS),
+        *(Column(f"Weighted {short}", brief=short == "F1") for _, short in METRICS),
         Column("Δ F1", "+.2f"),
     ]
     base = pct(results[ref].test["weighted"]["f1"])
