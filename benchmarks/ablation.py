@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA
+from common import DEFAULT_DATA, report_target, write_files
 from results import mean_std
 
 REFERENCE = "defaults"
@@ -84,11 +84,20 @@ def collect(out: Path, corpora: list[str], factors: list[str], seeds: list[int])
     return scores
 
 
+def _report_kind() -> Any:
+    from mscmt_cli.paths import prefix_kind
+
+    return prefix_kind("an ablation report this script wrote", FIRST_LINE.encode("utf-8"))
+
+
+#: How the page starts (an earlier ablation.md is recognised by it).
+FIRST_LINE = "Test micro P / R / F1 (%), mean ± sample std over seeds; Δ: the cell minus the reference cell "
+
+
 def render(scores: Scores) -> str:
     """Mean ± std per cell, paired differences to the reference cell, gap to the recipe."""
     lines = [
-        "Test micro P / R / F1 (%), mean ± sample std over seeds; Δ: the cell minus the reference cell "
-        f"(`{REFERENCE}`) with the same seed; vs recipe: mean F1 minus the HF recipe's mean (ANCHORS.md).",
+        FIRST_LINE + f"(`{REFERENCE}`) with the same seed; vs recipe: mean F1 minus the HF recipe's mean (ANCHORS.md).",
         "",
         "| corpus | cell | micro P | micro R | micro F1 | Δ F1 per seed | mean Δ | vs recipe | seeds |",
         "|---|---|---|---|---|---|---|---|---|",
@@ -127,7 +136,7 @@ def main() -> None:
     unknown = sorted(set(factors) - set(FACTORS))
     if unknown:
         sys.exit(f"error: unknown factor {unknown[0]!r}; known: {', '.join(FACTORS)}")
-    args.out.mkdir(parents=True, exist_ok=True)
+    report_target(args.out, {"ablation.md": _report_kind()})
     if not args.report_only:
         from mscmt_cli.errors import MscmtError
 
@@ -136,7 +145,7 @@ def main() -> None:
         except MscmtError as err:
             sys.exit(f"error: {err}")
     page = render(collect(args.out, corpora, list(FACTORS), seeds))
-    (args.out / "ablation.md").write_text(page, encoding="utf-8")
+    write_files(args.out, {"ablation.md": page})
     print(page)
 
 

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, corpus_tweets, quiet_transformers
+from common import DEFAULT_DATA, corpus_tweets, json_target, quiet_transformers, write_files
 from count_invalid import predict
 
 BACKENDS = {"torch": None, "onnx": "none", "onnx int8": "int8"}
@@ -79,6 +79,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mscmt_cli.errors import MscmtError
 
     paths = dict(p.split("=", 1) for p in args.model_path if "=" in p)
+    json_target(args.json, "a comparison this script wrote", lambda d: isinstance(d, dict) and {"run", "results"} <= set(d))
     results = {}
     with tempfile.TemporaryDirectory(prefix="backend-f1-") as tmp:
         try:
@@ -96,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"   {row['same_tags']}/{row['tweets']}"
             )
     if args.json:
-        args.json.write_text(json.dumps({"run": str(args.run), "results": results}, indent=2) + "\n")
+        write_files(args.json.parent, {args.json.name: json.dumps({"run": str(args.run), "results": results}, indent=2) + "\n"}, "--json")
     return 0
 
 

@@ -23,7 +23,6 @@ text-only epoch. Target: cached epoch 2 <= 1.1x the text-only epoch.
 from __future__ import annotations
 
 import hashlib
-import shutil
 import statistics
 import sys
 import tempfile
@@ -31,6 +30,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import Segment, Stopwatch, base_parser, interleaved, machine_line, report, set_threads, subset_corpus, training_segments
+
+from mscmt_cli.paths import make_dir, remove_tree, save_pretrained, write_atomic
 
 
 def make_vision_tower(directory: Path) -> Path:
@@ -48,8 +49,8 @@ def make_vision_tower(directory: Path) -> Path:
         patch_size=16,
         projection_dim=256,
     )
-    CLIPVisionModelWithProjection(config).save_pretrained(directory)
-    CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}).save_pretrained(directory)
+    save_pretrained(CLIPVisionModelWithProjection(config), directory)
+    save_pretrained(CLIPImageProcessor(size={"shortest_edge": 224}, crop_size={"height": 224, "width": 224}), directory)
     return directory
 
 
@@ -58,7 +59,7 @@ def make_images(directory: Path, ids: list[str], size: tuple[int, int] = (480, 3
     import numpy as np
     from PIL import Image, ImageDraw
 
-    directory.mkdir(parents=True, exist_ok=True)
+    make_dir(directory)
     for image_id in ids:
         seed = int.from_bytes(hashlib.sha256(image_id.encode()).digest()[:4], "little")
         rng = np.random.default_rng(seed)
@@ -68,7 +69,7 @@ def make_images(directory: Path, ids: list[str], size: tuple[int, int] = (480, 3
         for _ in range(4):
             x, y = int(rng.integers(0, size[0] - 60)), int(rng.integers(0, size[1] - 60))
             draw.ellipse([x, y, x + 60, y + 40], fill=tuple(int(c) for c in rng.integers(0, 256, 3)))
-        img.save(directory / f"{image_id}.jpg", quality=90)
+        write_atomic(directory / f"{image_id}.jpg", lambda fh, img=img: img.save(fh, "JPEG", quality=90))
 
 
 def arm(settings, registry, features: list[float], fresh_cache: bool):
@@ -85,7 +86,7 @@ def arm(settings, registry, features: list[float], fresh_cache: bool):
 
     def prepare() -> list[Segment]:
         if fresh_cache:
-            shutil.rmtree(settings.cache_dir, ignore_errors=True)
+            remove_tree(settings.cache_dir)
         run = TimedRun(settings, registry, make_console(quiet=True))
         features.append(run.feature_seconds)
         return [lambda: run.feature_seconds] + training_segments(run, run.epoch_batches(1))

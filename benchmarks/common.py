@@ -132,6 +132,53 @@ def earlier_report(out: Path, stem: str, ours: Callable[[Any], bool], suffixes: 
     return report
 
 
+def report_target(out: Path, kinds: dict[str, Any]) -> Path:
+    """``--out`` of a script that writes the report files named in ``kinds`` (name -> ``mscmt_cli.paths.FileKind``
+    recognising an earlier one of them), checked before anything is trained or written: not empty or ``.``, not a
+    file, not below a file, and none of those names an existing file the script did not write. Other files in
+    ``--out`` are never touched. Exits with one line."""
+    from mscmt_cli.errors import MscmtError
+    from mscmt_cli.paths import check_dir_target, check_write
+
+    try:
+        check_dir_target(out, "--out")
+        for name, kind in kinds.items():
+            check_write(out / name, "--out", kind)
+    except MscmtError as err:
+        raise SystemExit(f"error: {err}") from None
+    return out
+
+
+def write_files(out: Path, files: dict[str, Any], option: str = "--out") -> None:
+    """Write each of ``files`` (name -> text, or a matplotlib figure for ``.png``) into ``out`` atomically
+    (the folder is made when missing); exits with one line when it cannot."""
+    from mscmt_cli.errors import MscmtError
+    from mscmt_cli.paths import make_dir, save_figure, write_text_atomic
+
+    try:
+        make_dir(out, option)
+        for name, content in files.items():
+            if isinstance(content, str):
+                write_text_atomic(out / name, content, option)
+            else:
+                save_figure(content, out / name, dpi=110)
+    except MscmtError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
+def json_target(path: Path | None, what: str, accepts: Callable[[Any], bool], reads: Sequence[tuple[str, Path]] = ()) -> Path | None:
+    """A ``--json`` file the script will write: refused (one line) unless new or an earlier one ``accepts``."""
+    from mscmt_cli.errors import MscmtError
+    from mscmt_cli.paths import check_write, json_kind
+
+    if path is None:
+        return None
+    try:
+        return check_write(path, "--json", json_kind(what, accepts), reads)
+    except MscmtError as err:
+        raise SystemExit(f"error: {err}") from None
+
+
 def conll_blocks(path: Path) -> list[str]:
     """The tweets of an IMGID CoNLL file as raw text blocks (``IMGID:`` line included)."""
     text = Path(path).read_text(encoding="utf-8")
@@ -145,10 +192,8 @@ def subset_corpus(data_dir: Path, corpus: str, dest: Path, n_train: int, n_eval:
     if not (src / "train.txt").is_file():
         raise SystemExit(f"error: {src}/train.txt not found; pass --data-dir (laid out like ../shared/data)")
     name = f"{corpus}-{n_train}"
-    (dest / name).mkdir(parents=True, exist_ok=True)
-    for split, n in (("train", n_train), ("valid", n_eval), ("test", n_eval)):
-        blocks = conll_blocks(src / f"{split}.txt")[:n]
-        (dest / name / f"{split}.txt").write_text("\n\n".join(blocks) + "\n\n", encoding="utf-8")
+    sizes = {"train": n_train, "valid": n_eval, "test": n_eval}
+    write_files(dest / name, {f"{split}.txt": "\n\n".join(conll_blocks(src / f"{split}.txt")[:n]) + "\n\n" for split, n in sizes.items()})
     return dest, name
 
 

@@ -25,7 +25,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import quiet_transformers
+from common import json_target, quiet_transformers, write_files
 
 EXAMPLES = 5
 
@@ -120,6 +120,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mscmt_cli.tagging.tagger import Tagger
 
     paths = dict(p.split("=", 1) for p in args.model_path if "=" in p)
+    json_target(
+        args.json, "a count this script wrote", lambda d: isinstance(d, dict) and {"predicted", "gold"} <= set(d), [("--conll", args.conll)]
+    )
     try:
         tweets = read_conll(args.conll)
         tagger = Tagger.from_pretrained(
@@ -133,8 +136,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     gold = count([t.tags for t in tweets], [t.tokens for t in tweets])
     print(render(args.conll, predicted, gold))
     if args.json:
-        args.json.write_text(
-            json.dumps({"file": str(args.conll), "run": str(args.run), "predicted": predicted, "gold": gold}, indent=2) + "\n"
+        write_files(
+            args.json.parent,
+            {
+                args.json.name: json.dumps({"file": str(args.conll), "run": str(args.run), "predicted": predicted, "gold": gold}, indent=2)
+                + "\n"
+            },
+            "--json",
         )
     return 1 if args.fail_on_invalid and predicted["invalid_transitions"] else 0
 

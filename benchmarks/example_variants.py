@@ -24,15 +24,19 @@ import sys
 from pathlib import Path
 from typing import Any
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from common import report_target, write_files
+
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO / "examples"))
 
 CONFIG = REPO / "examples" / "configs" / "example.toml"
 CAPTIONS = REPO / "examples" / "data" / "captions.txt"
+#: Each variant names all three of context, image and fusion: the example's settings file trains one of them.
 VARIANTS: dict[str, dict[str, Any]] = {
-    "text-only": dict(image="none", fusion="none"),
-    "caption+gated": dict(image="caption", fusion="gated"),
-    "caption-tokens+cross-attention": dict(image="caption-tokens", fusion="cross-attention"),
+    "text-only": dict(context="none", image="none", fusion="none"),
+    "caption+gated": dict(context="none", image="caption", fusion="gated"),
+    "caption-tokens+cross-attention": dict(context="none", image="caption-tokens", fusion="cross-attention"),
     "context": dict(context="caption", image="none", fusion="none"),
     "context+caption-tokens+cross-attention": dict(context="caption", image="caption-tokens", fusion="cross-attention"),
 }
@@ -78,6 +82,23 @@ def evaluate(run: Path, tweets: list, decided: set[str]) -> dict[str, Any]:
     return {"f1": f1, "jordan": showcase.tags[words.index("Jordan")], "caption": table[image_id] if reads_caption else None}
 
 
+#: How the page starts (an earlier example_variants.md is recognised by it).
+FIRST_LINE = "Bundled example, test split, micro F1 (%) mean ± std over seeds; Δ: paired by seed against text-only on the "
+
+
+def report_kinds() -> dict[str, Any]:
+    """The two report files, each recognised when an earlier run of this script wrote it."""
+    from mscmt_cli.paths import json_kind, prefix_kind
+
+    def is_found(data: Any) -> bool:
+        return isinstance(data, dict) and set(data) <= set(VARIANTS) and all(isinstance(v, dict) for v in data.values())
+
+    return {
+        "example_variants.md": prefix_kind("a report this script wrote", FIRST_LINE.encode("utf-8")),
+        "example_variants.json": json_kind("a report this script wrote", is_found),
+    }
+
+
 def render(found: dict[str, dict[int, dict[str, Any]]]) -> str:
     """Mean ± std of test micro F1 per variant and part, paired gain over text-only, the showcase's type."""
 
@@ -86,8 +107,7 @@ def render(found: dict[str, dict[int, dict[str, Any]]]) -> str:
         return f"{statistics.mean(pct):.2f} ± {statistics.stdev(pct):.2f}" if len(pct) > 1 else f"{pct[0]:.2f}"
 
     lines = [
-        "Bundled example, test split, micro F1 (%) mean ± std over seeds; Δ: paired by seed against text-only on the "
-        'image-decided tweets; "Jordan": the type each seed gives the showcase tweet (gold: PER).',
+        FIRST_LINE + 'image-decided tweets; "Jordan": the type each seed gives the showcase tweet (gold: PER).',
         "",
         '| variant | all | image-decided | text-decided | Δ image-decided | "Jordan" | seeds |',
         "|---|---|---|---|---|---|---|",
@@ -118,6 +138,7 @@ def main() -> None:
     unknown = sorted(set(variants) - set(VARIANTS))
     if unknown:
         sys.exit(f"error: unknown variant {unknown[0]!r}; known: {', '.join(VARIANTS)}")
+    report_target(args.out, report_kinds())
     if not args.report_only:
         from mscmt_cli.errors import MscmtError
 
@@ -135,8 +156,7 @@ def main() -> None:
             if (run / "test_scores.json").is_file():
                 found[v][seed] = evaluate(run, tweets, decided)
     page = render(found)
-    (args.out / "example_variants.md").write_text(page, encoding="utf-8")
-    (args.out / "example_variants.json").write_text(json.dumps(found, indent=1), encoding="utf-8")
+    write_files(args.out, {"example_variants.md": page, "example_variants.json": json.dumps(found, indent=1)})
     print(page)
 
 

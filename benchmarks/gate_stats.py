@@ -26,7 +26,7 @@ from mscmt_cli.labels import ENTITY_TYPES
 from mscmt_cli.tagging.tagger import Tagger, TagResult
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, earlier_report
+from common import DEFAULT_DATA, earlier_report, write_files
 from results import CAPTIONS, CORPORA, TEST_SCORES, cell_dir, cell_name
 
 
@@ -113,8 +113,7 @@ def stats_of_runs(doc: str, variants: list[str], stats_of: Callable[..., dict], 
                     stats[cell_name(corpus, variant, seed)] = stats_of(run_dir, args.data_dir, corpus, args.batch_size, args.limit)
                     print(f"{run_dir.name}: done", flush=True)
     page = render_page(stats)
-    (args.out / f"{stem}.json").write_text(json.dumps(stats, indent=2))
-    (args.out / f"{stem}.md").write_text(page)
+    write_files(args.out, {f"{stem}.json": json.dumps(stats, indent=2), f"{stem}.md": page})
     print(page)
 
 

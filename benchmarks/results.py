@@ -32,7 +32,7 @@ from mscmt_cli.labels import ENTITY_TYPES
 from mscmt_cli.studies.common import TEST_SCORES
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import DEFAULT_DATA, earlier_report
+from common import DEFAULT_DATA, earlier_report, write_files
 
 VARIANTS = {
     "text-only": dict(image="none", fusion="none"),
@@ -265,7 +265,7 @@ def chart(results: Results, path: Path) -> Path:
         ax.grid(axis="y", alpha=0.3)
     fig.suptitle("Text only vs BLIP-2 captions as the image (diamond: mean ± std over seeds; dots: seeds)")
     fig.tight_layout()
-    fig.savefig(path, dpi=110)
+    write_files(Path(path).parent, {Path(path).name: fig})
     return path
 
 
@@ -273,9 +273,8 @@ def write_report(out: Path, results: Results, args: argparse.Namespace) -> str:
     """Write results.json, results.md and results.png; return the Markdown."""
     settings = {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items()}
     serial = {c: {v: {str(s): r for s, r in runs.items()} for v, runs in vs.items()} for c, vs in results.items()}
-    (out / "results.json").write_text(json.dumps({"settings": settings, "results": serial}, indent=2))
     page = render(results)
-    (out / "results.md").write_text(page)
+    write_files(out, {"results.json": json.dumps({"settings": settings, "results": serial}, indent=2), "results.md": page})
     chart(results, out / "results.png")
     return page
 
@@ -306,7 +305,6 @@ def main() -> None:
     if unknown:
         sys.exit(f"error: unknown variant {unknown[0]!r}; known: {', '.join(VARIANTS)}")
     earlier = earlier_report(args.out, "results", is_report, (".json", ".md", ".png"))
-    args.out.mkdir(parents=True, exist_ok=True)
     if not args.report_only:
         from mscmt_cli.errors import MscmtError
 

@@ -20,9 +20,10 @@ ratio, decompression bombs), one batch of decoded pixels alive at a time.
 :func:`~mscmt_cli.data.captions.read_captions` reads), in file-name order.
 It is resumable: an image whose id is already in ``--out`` is skipped and new
 lines are appended; each batch's lines are written whole, flushed and synced,
-and a partial last line (a run killed mid-write) is dropped on start, so the
-file only ever holds whole lines and a rerun ends with the file an
-uninterrupted run writes. A caption is one line: its white space (new lines
+and a partial last line (a run killed mid-write) is dropped on start, once the
+file is recognised as a captions file (:func:`captions_done`: whole caption
+lines, then the start of a line for one of the images), so the file only ever
+holds whole lines and a rerun ends with the file an uninterrupted run writes. A caption is one line: its white space (new lines
 included) becomes single spaces and control characters are dropped.
 """
 
@@ -41,11 +42,12 @@ from typing import Any
 import torch
 from rich.console import Console
 
-from mscmt_cli.data.captions import image_key, read_captions
+from mscmt_cli.data.captions import decode_captions, image_key, parse_captions
 from mscmt_cli.data.images import IMAGE_EXTENSIONS, check_policy, image_loader, pixel_bounded, substitution_report
 from mscmt_cli.errors import DataError, MscmtError
 from mscmt_cli.features import FeatureCache
 from mscmt_cli.model.hub import config_digest, load_pretrained, weights_fingerprint
+from mscmt_cli.paths import open_stream, sync, truncate_file
 from mscmt_cli.settings import Settings
 from mscmt_cli.tagging.outputs import check_output, same_file
 
@@ -299,47 +301,55 @@ def check_caption_paths(images_dir: Path, out: Path, reads: Sequence[tuple[str, 
     return out
 
 
+def _complete_end(data: bytes) -> int:
+    """Where the whole lines of ``data`` end (after its last newline; 0 when it has none)."""
+    return data.rfind(b"\n") + 1
+
+
 def repair_tail(path: Path) -> bool:
     """Drop a partial last line (no final newline: a write cut short); whether anything was dropped.
 
-    Only a regular file is repaired (``/dev/stdout`` or a pipe is written as it is)."""
+    Only a regular file is repaired (``/dev/stdout`` or a pipe is written as it is). The caller has
+    recognised the file as a captions file first (:func:`captions_done`)."""
     if not path.is_file():
         return False
     try:
-        with open(path, "r+b") as fh:
-            end = fh.seek(0, os.SEEK_END)
-            pos = end
-            while pos > 0:
-                step = min(1 << 16, pos)
-                fh.seek(pos - step)
-                chunk = fh.read(step)
-                newline = chunk.rfind(b"\n")
-                if newline >= 0:
-                    pos = pos - step + newline + 1
-                    break
-                pos -= step
-            if pos == end:
-                return False
-            fh.truncate(pos)
-            return True
-    except FileNotFoundError:
-        return False
+        data = path.read_bytes()
     except OSError as err:
-        raise MscmtError(f"--out {path}: cannot repair its last line ({err.strerror or err})") from None
+        raise MscmtError(f"--out {path}: cannot read it ({err.strerror or err})") from None
+    keep = _complete_end(data)
+    if keep == len(data):
+        return False
+    truncate_file(path, keep, "--out")
+    return True
 
 
-def captioned_ids(out: Path) -> set[str]:
-    """Ids already captioned in ``out`` (empty when it does not exist or is empty)."""
+def captions_done(out: Path, files: Sequence[ImageFile] = ()) -> set[str]:
+    """Ids already captioned in ``out`` (empty when it does not exist or is empty), read before anything is cut.
+
+    ``out`` must be a captions file mscmt caption can append to: whole ``<id>.jpg :<caption>`` lines,
+    then at most a partial line that is the start of a line it writes for one of ``files`` (a run killed
+    mid-write). Anything else is refused, and nothing is changed.
+    """
     if not out.is_file() or out.stat().st_size == 0:
         return set()
     try:
-        head = out.read_bytes()[:1024].lstrip()
+        data = out.read_bytes()
     except OSError as err:
         raise MscmtError(f"--out {out}: cannot read it ({err.strerror or err})") from None
-    if head[:1] == b"{":
+    if data.lstrip()[:1] == b"{":
         raise MscmtError(f"--out {out}: holds JSON Lines; mscmt caption appends '<id>.jpg :<caption>' lines, give another file")
+    end = _complete_end(data)
+    tail = data[end:].decode("utf-8", errors="replace")
+    heads = [f"{f.path.name} :" for f in files]
+    if tail and not any(h.startswith(tail) or tail.startswith(h) for h in heads):
+        raise MscmtError(
+            f"--out {out} exists and is not a captions file mscmt caption can append to: its last line {tail[:40]!r} "
+            "is not the start of a line it writes; give another file"
+        )
     try:
-        return set(read_captions(out))
+        text = decode_captions(out, data[:end])
+        return set(parse_captions(out, text)) if text.strip() else set()
     except DataError as err:
         raise MscmtError(f"--out {out} exists and is not a captions file mscmt caption can append to: {err}") from None
 
@@ -349,22 +359,14 @@ class _Appender:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        try:
-            self.fh = open(path, "ab")
-        except OSError as err:
-            raise MscmtError(f"--out {path}: cannot write ({err.strerror or err})") from None
+        self.fh = open_stream(path, "--out", append=True)
 
     def write(self, lines: list[str]) -> None:
         if not lines:
             return
         try:
             self.fh.write("".join(lines).encode("utf-8"))
-            self.fh.flush()
-            try:
-                os.fsync(self.fh.fileno())
-            except OSError as err:
-                if err.errno not in (22, 95):  # EINVAL, EOPNOTSUPP: a pipe or device cannot sync
-                    raise
+            sync(self.fh)
         except OSError as err:
             raise MscmtError(f"--out {self.path}: cannot write ({err.strerror or err})") from None
 
@@ -399,8 +401,8 @@ def caption_directory(
     check_policy(policy)
     out = check_caption_paths(images_dir, out, reads)
     files, notes = list_images(images_dir)
+    done = captions_done(out, files)  # recognised before its partial last line is dropped
     tally = CaptionTally(images=len(files), notes=notes, repaired=repair_tail(out))
-    done = captioned_ids(out)
     todo = [f for f in files if f.key not in done]
     tally.already = len(files) - len(todo)
     console = console or Console(stderr=True, quiet=True)
@@ -488,7 +490,7 @@ def run_caption(
     if settings.captioner is None:
         raise MscmtError(NO_CAPTIONER)
     check_policy(settings.missing_images)
-    check_caption_paths(images_dir, out, reads)
+    captions_done(check_caption_paths(images_dir, out, reads), list_images(images_dir)[0])
     maker = load_maker(settings, batch_size, prompt)
     tally = caption_directory(
         images_dir, out, maker, policy=settings.missing_images, console=console, progress_every=settings.progress_every, reads=reads

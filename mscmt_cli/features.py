@@ -22,7 +22,6 @@ is written before the entry's first feature and is how ``cache info`` and
 from __future__ import annotations
 
 import hashlib
-import os
 import re
 import tempfile
 from collections.abc import Callable, Iterable
@@ -36,7 +35,7 @@ import torch
 from mscmt_cli.data.images import pixel_bounded
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.model.components import ImageEncoder, ImageTokens, feature_identity
-from mscmt_cli.paths import check_dir_target
+from mscmt_cli.paths import check_dir_target, remove_empty_dir, remove_file, write_atomic
 
 #: One image's tokens: in memory ``(N_i, D)`` (a ``(D,)`` vector is one token), or the cached ``.npy`` file holding them.
 TokenRef = torch.Tensor | Path
@@ -52,7 +51,7 @@ KEY_LENGTH = 20
 IDENTITY_FILE = "identity.txt"
 _KEY = re.compile(rf"^[0-9a-f]{{{KEY_LENGTH}}}$")
 _SHARD = re.compile(r"^[0-9a-f]{2}$")
-_FEATURE = re.compile(r"^[0-9a-f]{64}\.(npy|txt)$|^tmp[^/]*\.tmp$")
+_FEATURE = re.compile(r"^[0-9a-f]{64}\.(npy|txt)$|^tmp[^/]*\.tmp$|^\.[0-9a-f]{64}\.(npy|txt)\.[^/]*\.tmp$")
 
 
 def read_tokens(path: Path) -> torch.Tensor:
@@ -159,15 +158,7 @@ class FeatureCache:
         """Write ``path`` through ``write(binary file)`` to a temporary file, then rename it into place."""
         if not path.parent.is_dir():
             _label_entry(path.parent.parent, identity)
-            path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".tmp")
-        try:
-            with os.fdopen(fd, "wb") as fh:
-                write(fh)
-            os.replace(tmp, path)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
+        write_atomic(path, write, "--cache-dir", durable=False)
 
     def entries(self) -> list[tuple[Path, str]]:
         """(directory, encoder identity) of every provable cache entry under the root."""
@@ -209,15 +200,7 @@ def _label_entry(entry: Path, identity: str) -> None:
     label = entry / IDENTITY_FILE
     if label.is_file():
         return
-    entry.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=entry, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(identity + "\n")
-        os.replace(tmp, label)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    write_atomic(label, lambda fh: fh.write((identity + "\n").encode("utf-8")), "--cache-dir", durable=False)
 
 
 def _entry_identity(d: Path) -> str | None:
@@ -240,20 +223,13 @@ def _clear_entry(d: Path) -> None:
         if shard.is_dir() and not shard.is_symlink() and _SHARD.match(shard.name):
             for f in shard.iterdir():
                 if _FEATURE.match(f.name) and (f.is_file() or f.is_symlink()):
-                    f.unlink(missing_ok=True)
-            _rmdir_if_empty(shard)
+                    remove_file(f)
+            remove_empty_dir(shard)  # not empty: something that is not ours stays
         elif shard.name.endswith(".tmp") and shard.is_file():
-            shard.unlink(missing_ok=True)
+            remove_file(shard)
     if not any(p.name != IDENTITY_FILE for p in d.iterdir()):
-        (d / IDENTITY_FILE).unlink(missing_ok=True)
-        _rmdir_if_empty(d)
-
-
-def _rmdir_if_empty(d: Path) -> None:
-    try:
-        d.rmdir()
-    except OSError:  # not empty: something that is not ours stays
-        pass
+        remove_file(d / IDENTITY_FILE)
+        remove_empty_dir(d)
 
 
 @dataclass

@@ -1,17 +1,54 @@
-"""Checks on the paths mscmt writes to, made before anything is loaded or written.
+"""The one way mscmt writes, replaces or removes a file or directory: checked first, then atomic.
 
-``Path("")`` is ``Path(".")``: an empty option (``--out ""``, ``MSCMT_OUT=``)
-would silently mean the current directory, so an empty or ``.`` path is
-refused wherever mscmt creates or deletes things. A target must also be of the
-right kind: a directory option refuses an existing file (or a path inside one),
-a file option refuses an existing directory.
+Every command and every benchmark script writes through this module (a test
+walks the source and fails on a write anywhere else). It guarantees:
+
+- **A usable path.** ``Path("")`` is ``Path(".")``: an empty option (``--out ""``,
+  ``MSCMT_OUT=``) would silently mean the current directory, so an empty or
+  ``.`` path is refused. A directory option refuses an existing file (or a path
+  inside one), a file option refuses an existing directory.
+- **Nothing of the user's is replaced** (:func:`check_write`): a file named by
+  the user is refused when it is one the same command reads (by identity, so
+  every spelling is caught: ``./a``, ``d/../a``, a symbolic or hard link), a
+  model file, a run's record, a data split or an image, and when it exists
+  and is not recognised as the kind of file the option writes (a scores file,
+  a captions file, a tag output...). The check reads the file before anything
+  is truncated or repaired.
+- **Atomic writes** (:func:`write_text_atomic`, :func:`atomic_file`,
+  :func:`atomic_dir`): a temporary file (or directory) beside the target,
+  synced, then renamed into place, so a reader (or a kill) never sees half of it.
+- **A directory is ours only when a marker says so**: a directory is replaced
+  (:func:`replace_dir`) only when every file in it is one the new version
+  writes too, and files are removed (:func:`remove_file`) only where the caller
+  has proved they are its own.
+
+Every refusal is one :class:`~mscmt_cli.errors.MscmtError` naming the option and the path.
 """
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
+import warnings
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
+from typing import IO, Any, BinaryIO
 
 from mscmt_cli.errors import MscmtError
+
+#: ``(what, path)``: a file the command reads, e.g. ``("the input", Path("a.jsonl"))``.
+Reads = Sequence[tuple[str, "str | os.PathLike[str]"]]
+#: Suffixes of model weights and graphs: never replaced by an output.
+MODEL_SUFFIXES = frozenset({".safetensors", ".onnx", ".pt", ".pth", ".bin", ".ckpt", ".gguf", ".h5", ".msgpack", ".pkl"})
+#: A directory holding ``config.json`` and one of these is a saved model (a run's model/, an export, a checkpoint).
+MODEL_MARKERS = ("model.safetensors", "model.onnx", "state.pt", "pytorch_model.bin")
+#: A run directory's records (beside its ``run.json``): never replaced by an output.
+RUN_RECORD_NAMES = frozenset({"run.json", "metrics.jsonl", "test_scores.json", "study.json"})
+#: How much of an existing file a recogniser reads (a larger file is not one mscmt wrote).
+RECOGNISE_BYTES = 64 << 20
 
 
 def check_not_empty(path: Path | str | None, option: str, example: str = "runs/mine") -> Path:
@@ -55,3 +92,353 @@ def listing(names: list[str], limit: int = 4) -> str:
     """``a, b, c, d and 3 more`` for messages that name what a directory holds."""
     shown = ", ".join(names[:limit])
     return shown + (f" and {len(names) - limit} more" if len(names) > limit else "")
+
+
+# -- what an existing file is --------------------------------------------------------------------
+
+
+def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
+    """Whether ``a`` and ``b`` are the same existing file or directory, however spelled."""
+    try:
+        return os.path.samefile(a, b)
+    except (OSError, ValueError):  # missing, unreadable, NUL in the name
+        return False
+
+
+def looks_like_image(path: Path) -> bool:
+    """Whether ``path`` is an existing file whose header Pillow reads as an image (nothing is decoded)."""
+    from PIL import Image
+
+    try:
+        if not path.is_file():
+            return False
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            with Image.open(path):
+                return True
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        return True
+    except Exception:  # not an image (Pillow raises many types)
+        return False
+
+
+def _head(path: Path, size: int = 4096) -> bytes:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read(size)
+    except OSError:
+        return b""
+
+
+def _is_model_dir(directory: Path) -> bool:
+    return (directory / "config.json").is_file() and any((directory / name).is_file() for name in MODEL_MARKERS)
+
+
+def protected_kind(path: Path) -> str | None:
+    """What an existing file is when mscmt never replaces it: a model file, a run's record, a data split, an image."""
+    path = Path(path)
+    if path.suffix.lower() in MODEL_SUFFIXES or any(_is_model_dir(d) for d in (path.parent, path.parent.parent)):
+        return "a model file"
+    if path.name in RUN_RECORD_NAMES:
+        return "a run's record"
+    if _head(path, 256).lstrip().startswith(b"IMGID:"):
+        return "a data split"
+    if looks_like_image(path):
+        return "an image file"
+    return None
+
+
+@dataclass(frozen=True)
+class FileKind:
+    """A kind of file mscmt writes: its name in messages, and how an existing one is recognised (``owns``)."""
+
+    name: str
+    owns: Callable[[Path], bool]
+
+
+def json_kind(name: str, accepts: Callable[[Any], bool]) -> FileKind:
+    """A JSON file whose parsed value ``accepts`` (an empty file counts as new)."""
+
+    def owns(path: Path) -> bool:
+        from mscmt_cli.strict_json import loads
+
+        data = _read_bounded(path)
+        if data is None:
+            return False
+        if not data.strip():
+            return True
+        try:
+            return bool(accepts(loads(data)))
+        except (ValueError, RecursionError):
+            return False
+
+    return FileKind(name, owns)
+
+
+def prefix_kind(name: str, *prefixes: bytes) -> FileKind:
+    """A text file that starts with one of ``prefixes`` (an empty file counts as new)."""
+
+    def owns(path: Path) -> bool:
+        head = _head(path, max(len(p) for p in prefixes))
+        return head == b"" or any(head.startswith(p) for p in prefixes)
+
+    return FileKind(name, owns)
+
+
+def _read_bounded(path: Path) -> bytes | None:
+    try:
+        if path.stat().st_size > RECOGNISE_BYTES:
+            return None
+        return path.read_bytes()
+    except OSError:
+        return None
+
+
+def check_write(path: Path | str | None, option: str, kind: FileKind, reads: Reads = (), *, streams: bool = False) -> Path:
+    """A file the user named for ``option`` to write, refused before anything is read or written when it would
+    replace something that is not an earlier output of the same kind (see the module doc).
+
+    ``streams``: a device or pipe (``/dev/stdout``) is accepted and written through as it is.
+    """
+    path = check_file_target(path, option)
+    for what, other in reads:
+        if same_file(path, other):
+            raise MscmtError(f"{option} {path} is the same file as {what} {other}: refusing to overwrite it")
+    if not (path.exists() or path.is_symlink()):
+        if not path.parent.is_dir() and streams:
+            raise MscmtError(f"{option} {path}: directory {path.parent} does not exist")
+        return path
+    if not path.is_file():
+        if streams and path.exists():
+            return path
+        raise MscmtError(f"{option} {path}: not a regular file; refusing to replace it")
+    found = protected_kind(path)
+    if found is not None:
+        raise MscmtError(f"{option} {path} is {found}: refusing to overwrite it; give a new file name")
+    if not kind.owns(path):
+        raise MscmtError(f"{option} {path} exists and is not {kind.name} mscmt wrote: refusing to overwrite it; give a new file name")
+    return path
+
+
+# -- writing ------------------------------------------------------------------------------------
+
+
+def make_dir(path: Path, option: str = "output directory") -> Path:
+    """Create ``path`` and its parents (an existing directory is fine); a failure is one line naming it."""
+    try:
+        Path(path).mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise MscmtError(f"{option} {path}: cannot create the directory ({err.strerror or err})") from None
+    return Path(path)
+
+
+def sync(fh: IO[Any]) -> None:
+    """Flush ``fh`` and sync it to disk (a pipe or device that cannot sync is written as it is)."""
+    fh.flush()
+    try:
+        os.fsync(fh.fileno())
+    except OSError as err:
+        if err.errno not in (22, 95):  # EINVAL, EOPNOTSUPP: a pipe or device cannot sync
+            raise
+
+
+@contextmanager
+def atomic_file(path: Path | str, option: str = "output file", durable: bool = True) -> Iterator[Path]:
+    """A temporary path beside ``path`` to write; on success it is synced (``durable``) and renamed to ``path``.
+
+    The temporary file never outlives a failed write; an OS error is one line naming ``path``.
+    """
+    path = check_file_target(path, option)
+    tmp: str | None = None
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+        os.close(fd)
+        yield Path(tmp)
+        if durable:
+            with open(tmp, "rb+") as fh:
+                sync(fh)
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+        tmp = None
+    except OSError as err:
+        raise MscmtError(f"{path}: cannot write ({err.strerror or err})") from None
+    finally:
+        if tmp is not None and os.path.lexists(tmp):
+            os.unlink(tmp)
+
+
+def write_atomic(path: Path | str, write: Callable[[IO[bytes]], object], option: str = "output file", durable: bool = True) -> None:
+    """Write ``path`` through ``write(binary file)`` atomically (temporary file beside it, synced, then renamed)."""
+    with atomic_file(path, option, durable) as tmp, open(tmp, "wb") as fh:
+        write(fh)
+
+
+def write_bytes_atomic(path: Path | str, data: bytes, option: str = "output file") -> None:
+    """Write ``data`` to ``path`` atomically (temporary file beside it, synced, then renamed)."""
+    write_atomic(path, lambda fh: fh.write(data), option)
+
+
+def write_text_atomic(path: Path | str, text: str, option: str = "output file") -> None:
+    """Write a UTF-8 text file atomically; creates the parent folder. A directory at ``path`` (or a file where a
+    parent folder should be) is refused, and nothing is written when ``text`` cannot be encoded."""
+    write_bytes_atomic(path, text.encode("utf-8"), option)
+
+
+def write_json(path: Path | str, data: Any) -> None:
+    """Write strict JSON atomically (temporary file, then rename); a NaN or infinity raises before anything is written."""
+    from mscmt_cli.strict_json import dumps
+
+    write_text_atomic(path, dumps(data, str(path), indent=2, sort_keys=False) + "\n")
+
+
+def open_stream(path: Path, option: str, append: bool = False) -> BinaryIO:
+    """``path`` opened (binary) to write as it goes, or to append whole lines (``append``): a tag output, a
+    captions file, ``metrics.jsonl``. The caller has checked ``path`` (:func:`check_write`) first."""
+    try:
+        return open(path, "ab" if append else "wb")
+    except OSError as err:
+        raise MscmtError(f"{option} {path}: cannot write ({err.strerror or err})") from None
+
+
+def truncate_file(path: Path, size: int, option: str) -> None:
+    """Cut ``path`` to ``size`` bytes (a partial last line of a file the caller has recognised as its own)."""
+    try:
+        with open(path, "r+b") as fh:
+            fh.truncate(size)
+    except OSError as err:
+        raise MscmtError(f"{option} {path}: cannot repair its last line ({err.strerror or err})") from None
+
+
+def remove_file(path: Path) -> None:
+    """Remove one file the caller has proved its own (a stale score, a temporary file, a cache entry's feature)."""
+    Path(path).unlink(missing_ok=True)
+
+
+def remove_empty_dir(path: Path) -> bool:
+    """Remove ``path`` when it is an empty directory; whether it went (a directory holding anything stays)."""
+    try:
+        Path(path).rmdir()
+        return True
+    except OSError:
+        return False
+
+
+def remove_tree(path: Path) -> None:
+    """Remove a directory mscmt made itself (a temporary directory, a superseded copy); errors are ignored."""
+    if Path(path).is_symlink():
+        Path(path).unlink(missing_ok=True)
+    else:
+        shutil.rmtree(path, ignore_errors=True)
+
+
+def copy_file(source: Path | str, target: Path) -> None:
+    """Copy ``source`` into a directory mscmt is building (:func:`atomic_dir`)."""
+    shutil.copyfile(source, target)
+
+
+def _files(root: Path) -> set[str]:
+    """Every file below ``root`` (links not followed), as paths relative to it."""
+    found = set()
+    for base, dirs, names in os.walk(root):
+        for name in names + [d for d in dirs if os.path.islink(os.path.join(base, d))]:
+            found.add(os.path.relpath(os.path.join(base, name), root))
+    return found
+
+
+def foreign_files(old: Path, ours: Callable[[str], bool]) -> list[str]:
+    """The files below ``old`` (relative paths, sorted) that ``ours`` does not accept."""
+    return sorted(name for name in _files(old) if not ours(name))
+
+
+@contextmanager
+def atomic_dir(out: Path, option: str = "--out", keep: Callable[[str], bool] | None = None, old_name: str | None = None) -> Iterator[Path]:
+    """A temporary directory beside ``out`` to build; on success it replaces ``out`` (:func:`replace_dir`).
+
+    ``keep``: relative paths below an existing ``out`` that may go although the new version lacks them
+    (an earlier version's own files); by default only the paths the new version writes too.
+    """
+    out = Path(out)
+    real = out.resolve() if out.is_symlink() else out  # a link to a directory: build beside the directory it names
+    make_dir(real.parent, option)
+    try:
+        tmp = Path(tempfile.mkdtemp(dir=real.parent, prefix=f".{real.name}."))
+    except OSError as err:
+        raise MscmtError(f"{option} {out}: cannot write into {real.parent} ({err.strerror or err})") from None
+    try:
+        os.chmod(tmp, 0o755)
+        yield tmp
+        replace_dir(tmp, out, option, keep, old_name)
+    except OSError as err:
+        raise MscmtError(f"{option} {out}: cannot write ({err.strerror or err})") from None
+    finally:
+        remove_tree(tmp)
+
+
+def replace_dir(
+    tmp: Path, out: Path, option: str = "--out", keep: Callable[[str], bool] | None = None, old_name: str | None = None
+) -> None:
+    """Put the finished directory ``tmp`` at ``out`` (absent, empty, or an earlier version of it).
+
+    An earlier ``out`` is replaced only when every file in it is one ``tmp`` holds too (or one ``keep``
+    accepts): a file of the user's anywhere inside is refused, nothing deleted. A symbolic link to a
+    directory stays a link (the directory it names is replaced); nothing of the old version is left behind.
+    ``old_name``: where the old version waits between the two renames (:func:`recover_dir` finds it there).
+    """
+    out = Path(out)
+    real = out.resolve() if out.is_symlink() else out
+    new = _files(tmp)
+    if real.is_dir():
+        foreign = foreign_files(real, lambda name: name in new or (keep is not None and keep(name)))
+        if foreign:
+            raise MscmtError(
+                f"{option} {out}: holds {listing(foreign)}, which mscmt did not write there; move it out or pass another {option}"
+            )
+    old = real.with_name(old_name or f".{real.name}.old.{os.getpid()}") if real.exists() else None
+    if old is not None:
+        remove_tree(old)
+        os.replace(real, old)
+    os.replace(tmp, real)
+    if old is not None:
+        remove_tree(old)
+
+
+def recover_dir(out: Path, old: Path) -> None:
+    """Put ``old`` back at ``out`` when a kill fell between the two renames of :func:`replace_dir`."""
+    if not Path(out).exists() and Path(old).exists():
+        os.replace(old, out)
+
+
+def save_tensors(path: Path, tensors: dict[str, Any], metadata: dict[str, str] | None = None) -> None:
+    """Write a safetensors file atomically."""
+    from safetensors.torch import save_file
+
+    with atomic_file(path) as tmp:
+        save_file(tensors, str(tmp), metadata=metadata)
+
+
+def save_torch(path: Path, obj: Any) -> None:
+    """Write ``torch.save(obj)`` atomically (a checkpoint's optimizer and progress state)."""
+    import torch
+
+    with atomic_file(path) as tmp:
+        torch.save(obj, tmp)
+
+
+def save_figure(figure: Any, path: Path, **options: Any) -> None:
+    """Write a matplotlib figure atomically (its format from ``path``'s suffix)."""
+    suffix = Path(path).suffix.lstrip(".") or "png"
+    with atomic_file(path) as tmp:
+        figure.savefig(tmp, format=suffix, **options)
+
+
+def save_pretrained(obj: Any, directory: Path) -> None:
+    """``obj.save_pretrained(directory)`` (a Hugging Face config, tokenizer or model) into a directory mscmt is
+    building (:func:`atomic_dir`) or a temporary one."""
+    make_dir(directory)
+    obj.save_pretrained(directory)
+
+
+def move_file(source: Path, target: Path) -> None:
+    """Rename a finished file of mscmt's own (a shard written as ``.NAME.partial``) to its name."""
+    os.replace(source, target)

@@ -114,6 +114,37 @@ class Settings(BaseSettings):
     missing_images: Literal["blank", "error"] = setting(
         "blank", "missing or unreadable images: blank (counted, reported) or error", group="data"
     )
+    train_file: Path | None = setting(
+        None, "training file (any --format), instead of --corpus under --data-dir", group="data", identity=True, flags="--train"
+    )
+    valid_file: Path | None = setting(None, "validation file, with --train", group="data", identity=True, flags="--valid")
+    test_file: Path | None = setting(
+        None, "test file: with --train, scored after training; with evaluate, the file scored", group="data", flags="--test"
+    )
+    data_format: Literal["auto", "imgid", "conll", "jsonl", "parquet", "label-studio"] = setting(
+        "auto",
+        "format of the data files: auto (by extension: .jsonl, .parquet, .json = Label Studio; else IMGID or column CoNLL "
+        "by the first line), imgid, conll (columns), jsonl (tokens+tags or text+entities), parquet, label-studio",
+        group="data",
+        identity=True,
+        flags="--format",
+    )
+    scheme: Literal["auto", "bio", "iob1", "bioes"] = setting(
+        "auto", "tagging scheme of the data, converted to BIO: auto (detected), bio, iob1, bioes (BILOU too)", group="data", identity=True
+    )
+    label_column: int = setting(-1, "column CoNLL: the tag's column (0 = the token; -1 = the last)", group="data", identity=True)
+    image_column: int | None = setting(None, "column CoNLL: the column holding the tweet's image id", group="data", identity=True)
+    tag_names: str | None = setting(
+        None, "T0,T1,...: the tag of each integer id, for JSONL/Parquet integer tags (a ClassLabel's names)", group="data", identity=True
+    )
+    type_map: dict[str, str] = setting(
+        dict,
+        "FROM=TO: rename an entity type on reading (repeatable; e.g. MISC=OTHER, the default of twitter2015/twitter2017/merged)",
+        group="data",
+        identity=True,
+        flags="--map",
+    )
+    strict: bool = setting(False, "refuse a data file with a skippable bad line (an empty token) instead of skipping it", group="data")
     # training
     out: Path | None = setting(None, "run directory to create", group="training")
     lr: float = setting(3e-5, "learning rate of the text encoder and W_p", group="training", identity=True, gt=0, le=1)
@@ -134,6 +165,13 @@ class Settings(BaseSettings):
     batch_size: int = setting(16, "training batch size", group="training", identity=True, ge=1, le=100_000)
     max_grad_norm: float = setting(1.0, "gradient clipping norm", group="training", identity=True, gt=0)
     seed: int = setting(13, "random seed (any integer)", group="training", identity=True)
+    labels: str | None = setting(
+        None,
+        "T1,T2,...: the entity types to learn, in this order; a training tag of another type is refused "
+        "(default: the training split's types, sorted)",
+        group="training",
+        identity=True,
+    )
     balance: bool = setting(
         False,
         "the paper's class-balanced WeightedRandomSampler (drawn with replacement; off: each tweet once per epoch, shuffled)",
@@ -242,6 +280,7 @@ def read_toml(path: Path) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for key, value in data.items():
         key = key.replace("-", "_")
+        key = _FLAG_KEYS.get(key, key)
         if key in KINDS and isinstance(value, dict):
             table = {k.replace("-", "_"): v for k, v in value.items()}
             if "name" in table:
@@ -250,6 +289,14 @@ def read_toml(path: Path) -> dict[str, Any]:
         else:
             out[key] = value
     return out
+
+
+#: TOML keys spelled as a setting's option where it differs from the field (``map`` -> ``type_map``).
+_FLAG_KEYS: dict[str, str] = {
+    flag_of(name)[2:].replace("-", "_"): name
+    for name in Settings.model_fields
+    if flag_of(name)[2:].replace("-", "_") != name and name != "params"  # [KIND] tables, not "set"
+}
 
 
 def load_settings(
@@ -261,7 +308,7 @@ def load_settings(
     """Merge defaults, ``under``, the TOML file, ``MSCMT_*`` variables and command-line values.
 
     ``flags`` maps a setting to the option a command spells it with (for messages).
-    ``model_paths`` and ``params`` are merged key by key rather than replaced.
+    ``model_paths``, ``type_map`` and ``params`` are merged key by key rather than replaced.
     ``under``: settings read from a file (a run's ``run.json``) that take the place of the defaults.
     """
     layers: list[tuple[str, dict[str, Any]]] = []
@@ -283,10 +330,11 @@ def load_settings(
 
 
 def _merge_tables(merged: dict[str, Any], values: dict[str, Any]) -> dict[str, Any]:
-    """``values`` with its ``model_paths`` and ``params`` merged over those already in ``merged``."""
+    """``values`` with its ``model_paths``, ``type_map`` and ``params`` merged over those already in ``merged``."""
     out = dict(values)
-    if "model_paths" in values:
-        out["model_paths"] = {**merged.get("model_paths", {}), **values["model_paths"]}
+    for table in ("model_paths", "type_map"):
+        if table in values:
+            out[table] = {**merged.get(table, {}), **values[table]}
     if "params" in values:
         params = {k: dict(v) for k, v in merged.get("params", {}).items()}
         for kind, table in values["params"].items():
@@ -340,3 +388,8 @@ def parse_params(items: list[str] | None) -> dict[str, dict[str, str]] | None:
             raise MscmtError(f"--set expects KIND.KEY=VALUE with KIND one of {', '.join(KINDS)}, got {key}={value!r}")
         out.setdefault(kind, {})[name.replace("-", "_")] = value
     return out
+
+
+def parse_type_map(items: list[str] | None) -> dict[str, str] | None:
+    """``["MISC=OTHER", ...]`` -> ``{"MISC": "OTHER"}``."""
+    return parse_pairs(items, "--map")

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-import shutil
 from collections.abc import Callable
 from functools import lru_cache
 from pathlib import Path
@@ -143,9 +142,11 @@ class BertweetEncoder(HFTextEncoder):
         from ``bpe.codes`` while its loader expects them, so a re-saved tokenizer
         splits words differently; the source files are copied instead.
         """
+        from mscmt_cli.paths import copy_file
+
         super().save_architecture(directory)
-        shutil.copyfile(str(self.tokenizer.vocab_file), Path(directory) / "vocab.txt")
-        shutil.copyfile(str(self.tokenizer.merges_file), Path(directory) / "bpe.codes")
+        copy_file(str(self.tokenizer.vocab_file), Path(directory) / "vocab.txt")
+        copy_file(str(self.tokenizer.merges_file), Path(directory) / "bpe.codes")
 
 
 class BertBaseEncoder(HFTextEncoder):

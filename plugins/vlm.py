@@ -91,9 +91,10 @@ class Blip2TextEncoder(HFTextEncoder):
 
     def save_architecture(self, directory: Path) -> None:
         """The full ``Blip2Config`` (not the Q-Former part) and the tokenizer."""
-        directory.mkdir(parents=True, exist_ok=True)
-        self.model.blip.config.save_pretrained(directory)  # self.model is the _QFormerText wrapper
-        self.tokenizer.save_pretrained(directory)
+        from mscmt_cli.paths import save_pretrained
+
+        save_pretrained(self.model.blip.config, directory)  # self.model is the _QFormerText wrapper
+        save_pretrained(self.tokenizer, directory)
 
 
 class Blip2ImageEncoder(HFVisionEncoder):

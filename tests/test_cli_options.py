@@ -73,7 +73,7 @@ def test_a_library_error_is_one_line_exit_2(mscmt, tmp_path):
 
 def test_train_offers_exactly_the_settings_of_its_groups():
     expected = {flag_of(n) for n in fields_of("components", "data", "training", "runtime")}
-    expected |= {"--no-balance", "--cache", "--resume", "--config"}
+    expected |= {"--no-balance", "--no-strict", "--cache", "--resume", "--config"}
     assert _flags(_command("train")) == expected
 
 

@@ -124,10 +124,12 @@ def test_ablate_on_ray_equals_one_machine_and_a_rerun_trains_only_the_failed_row
     here = mscmt([*base, "--out", tmp_path / "here"])
     assert here.code == 0, here.err
 
-    # V1's directory holds a run this study did not write: V1 fails on its worker with that error, V2 and full still train
+    # V1's directory (in a directory this study marked as its own) holds a run this study did not write:
+    # V1 fails on its worker with that error, V2 and full still train
     out = tmp_path / "cluster"
     (out / "V1").mkdir(parents=True)
     (out / "V1" / "run.json").write_text("{}")
+    shutil.copy(tmp_path / "here" / "study.json", out / "study.json")
     broken = mscmt([*base, "--ray", "local", "--out", out])
     assert broken.code == 2
     assert f"V1: failed: --out {out / 'V1'} already holds a run (run.json)" in broken.err

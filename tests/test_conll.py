@@ -1,4 +1,4 @@
-"""The IMGID CoNLL reader: real-data counts, label mapping, and every malformed case."""
+"""The IMGID CoNLL reader: real-data counts, tags of any type, and every malformed case."""
 
 from __future__ import annotations
 
@@ -11,8 +11,9 @@ from seqeval.metrics.sequence_labeling import get_entities
 
 from mscmt_cli.data.conll import read_conll
 from mscmt_cli.data.corpus import load_split
+from mscmt_cli.data.problems import Problems
 from mscmt_cli.errors import DataError, MscmtError
-from mscmt_cli.labels import LABELS, normalise_label
+from mscmt_cli.labels import LABELS, map_tag, split_tag
 from tests.conftest import SHARED_DATA
 
 # (sentences, tokens, entity spans) from ../shared/data/README.md
@@ -44,11 +45,20 @@ def test_merged_is_both_corpora():
     assert load_split(SHARED_DATA, "2017", "test").corpus == "twitter2017"
 
 
-def test_label_mapping():
-    assert normalise_label("B-MISC") == "B-OTHER" and normalise_label("I-OTHER") == "I-OTHER"
-    assert normalise_label("O") == "O"
-    for bad in ("B-FOO", "X-PER", "PER", "b-per", ""):
-        assert normalise_label(bad) is None
+def test_tags_of_any_type_and_the_type_map():
+    assert split_tag("B-geo-loc") == ("B", "geo-loc") and split_tag("O") == ("O", "")
+    for bad in ("B-", "PER", "", "-PER", "B- x"):
+        assert split_tag(bad) is None
+    assert map_tag("B-MISC", {"MISC": "OTHER"}) == "B-OTHER" and map_tag("I-PER", {"MISC": "OTHER"}) == "I-PER"
+
+
+def test_bundled_corpus_reads_misc_as_other_by_default(tmp_path):
+    (tmp_path / "twitter2017").mkdir()
+    (tmp_path / "twitter2017" / "test.txt").write_text("IMGID:1\nx\tB-MISC\ny\tI-MISC\n")
+    assert load_split(tmp_path, "twitter2017", "test").tweets[0].tags == ("B-OTHER", "I-OTHER")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "test.txt").write_text("IMGID:1\nx\tB-MISC\n")
+    assert load_split(tmp_path, "mine", "test").tweets[0].tags == ("B-MISC",)
 
 
 def _write(tmp_path: Path, content: bytes | str, name: str = "f.txt") -> Path:
@@ -73,11 +83,11 @@ def test_odd_tokens_are_kept(tmp_path):
     "content, line, fragment",
     [
         ("IMGID:1\nhello O\n", 2, "no tab"),
-        ("IMGID:1\nhello\tB-FOO\n", 2, "unknown label 'B-FOO'"),
+        ("IMGID:1\nhello\tB-\n", 2, "label 'B-' is a tag with an empty type"),
+        ("IMGID:1\nhello\tPER\n", 2, "label 'PER' is not a tag"),
         ("hello\tO\nIMGID:1\n", 1, "token line before the first IMGID"),
         ("IMGID:1\n\nIMGID:2\nx\tO\n", 1, "IMGID:1 has no tokens"),
         ("IMGID:\nx\tO\n", 1, "IMGID line without an id"),
-        ("IMGID:1\n\tO\n", 2, "empty token"),
     ],
 )
 def test_malformed_lines_name_file_and_line(tmp_path, content, line, fragment):
@@ -85,6 +95,15 @@ def test_malformed_lines_name_file_and_line(tmp_path, content, line, fragment):
     with pytest.raises(DataError) as err:
         read_conll(path)
     assert str(err.value).startswith(f"{path}:{line}: ") and fragment in str(err.value)
+
+
+def test_an_empty_token_is_skipped_and_reported_or_refused_under_strict(tmp_path):
+    path = _write(tmp_path, "IMGID:1\na\tO\n\tO\nb\tB-PER\n")
+    problems = Problems()
+    assert read_conll(path, problems)[0].tokens == ("a", "b")
+    assert problems.report() == f"1 record(s) skipped: {path}:3: empty token before the tab"
+    with pytest.raises(DataError, match=rf"^{path}:3: empty token before the tab \(--strict"):
+        read_conll(path, Problems(strict=True))
 
 
 def test_empty_file_and_bad_bytes(tmp_path):

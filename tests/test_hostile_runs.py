@@ -580,6 +580,7 @@ def test_run_json_names_its_own_bad_settings(trained_run, tiny, tmp_path, mscmt)
 
 
 def test_atomic_write_refuses_a_directory_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    from mscmt_cli import paths
     from mscmt_cli.engine import rundir
 
     (tmp_path / "d").mkdir()
@@ -587,7 +588,7 @@ def test_atomic_write_refuses_a_directory_and_leaves_no_temp_file(tmp_path, monk
     for target, needle in ((tmp_path / "d", "is a directory"), (tmp_path / "f" / "x.json", "is a file")):
         with pytest.raises(MscmtError, match=needle):
             rundir.write_json(target, {"a": 1})
-    monkeypatch.setattr(rundir.os, "replace", lambda *a: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
+    monkeypatch.setattr(paths.os, "replace", lambda *a: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
     with pytest.raises(MscmtError, match="x.json: cannot write"):
         rundir.write_json(tmp_path / "x.json", {"a": 1})
     with pytest.raises(UnicodeEncodeError):

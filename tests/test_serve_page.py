@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import io
+import json
 import os
 import re
 import shutil
@@ -166,7 +167,7 @@ def cycling_model(trained_run, tmp_path_factory) -> Path:
     model = tmp_path_factory.mktemp("cycling") / "model"
     shutil.copytree(trained_run / "model", model)
     weights = load_file(model / "model.safetensors")
-    labels = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG", "B-OTHER", "I-OTHER"]
+    labels = json.loads((model / "config.json").read_text())["labels"]
     begins = [labels.index(f"B-{t}") for t in ("PER", "LOC", "ORG", "OTHER")]
     weights["classifier.weight"] = torch.zeros_like(weights["classifier.weight"])
     weights["classifier.bias"] = torch.full_like(weights["classifier.bias"], -20.0)
@@ -246,16 +247,17 @@ def _rgb(colour: str) -> str:
     return f"rgb({r}, {g}, {b})"
 
 
-def _check_shown(driver, answer: dict) -> None:
+def _check_shown(driver, answer: dict, labels: list[str]) -> None:
     """The page shows ``answer``'s entities in their type's class and colour, its gate, and the image."""
     from selenium.webdriver.common.by import By
 
-    from mscmt_cli.tagging.explain import TYPE_COLOURS
+    from mscmt_cli.labels import types_of
+    from mscmt_cli.tagging.explain import type_colours
 
     shown = driver.execute_script(SHOWN_ENTITIES)
     assert [(s["text"], s["badge"]) for s in shown] == [(e["text"], e["type"]) for e in answer["entities"]]
     for s, e in zip(shown, answer["entities"]):
-        assert s["cls"] == f"ent ent-{e['type']}" and s["background"] == _rgb(TYPE_COLOURS[e["type"]])
+        assert s["cls"] == f"ent ent-{e['type']}" and s["background"] == _rgb(type_colours(types_of(labels))[e["type"]])
     titles = [c.get_attribute("title") for c in driver.find_elements(By.CSS_SELECTOR, "#result .cell")]
     assert titles == [f"g = {g:.4f}" for g in answer["explain"]["gate"]]
     shown_image = _data_uri_image(driver.find_element(By.ID, "result").get_attribute("innerHTML"))
@@ -277,7 +279,7 @@ def test_the_page_tags_a_tweet_with_an_image_in_headless_chromium(browser, cycli
             answer = http.post("/tag?explain=true", data={"text": TWEET}, files=files).json()
         assert [e["type"] for e in answer["entities"][:5]] == ["PER", "LOC", "ORG", "OTHER", "PER"]
         assert len(answer["entities"]) == len(answer["tokens"]) > 5
-        _check_shown(browser, answer)
+        _check_shown(browser, answer, json.loads((cycling_model / "config.json").read_text())["labels"])
         assert browser.find_element("id", "status").text == f"{len(answer['entities'])} entities"
         assert browser.find_element("id", "model").text == "model: bertweet + clip-vit-l14 + gated + crf; reads the image"
 
@@ -301,7 +303,7 @@ def test_the_page_works_with_the_api_key(browser, cycling_model, tiny, tmp_path)
         with httpx.Client(base_url=url, timeout=60, headers={"Authorization": f"Bearer {KEY}"}) as http:
             files = {"image": ("red.png", image.read_bytes(), "image/png")}
             answer = http.post("/tag?explain=true", data={"text": TWEET}, files=files).json()
-        _check_shown(browser, answer)
+        _check_shown(browser, answer, json.loads((cycling_model / "config.json").read_text())["labels"])
         assert browser.execute_script("return localStorage.length + sessionStorage.length + document.cookie.length") == 0
         assert KEY not in browser.execute_script("return document.documentElement.outerHTML")
 

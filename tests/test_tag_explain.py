@@ -60,13 +60,14 @@ def test_explain_page_shows_every_token_the_image_and_the_gate(mscmt, trained_ru
 
 
 def test_entities_are_highlighted_in_their_colour(tagger):
-    from mscmt_cli.tagging.explain import TYPE_COLOURS, render_page
+    from mscmt_cli.labels import types_of
+    from mscmt_cli.tagging.explain import render_page, type_colours
 
     with forced_tag(tagger, "B-ORG"):
         result = tagger.tag("Apple and Google")
     page = render_page(result, None, tagger.info())
     marks = re.findall(r'<mark class="ent ent-ORG" style="background:(#[0-9a-f]+)"[^>]*>(.*?)<span', page)
-    assert marks == [(TYPE_COLOURS["ORG"], w) for w in ("Apple", "and", "Google")]
+    assert marks == [(type_colours(types_of(tagger.labels))["ORG"], w) for w in ("Apple", "and", "Google")]
     assert "No image was given" in page
 
 
@@ -140,3 +141,19 @@ def test_explain_checks_the_out_directory_before_loading_the_model(mscmt, tmp_pa
     result = mscmt(["explain", "--model", tmp_path / "no-such-run", "--text", "Obama", "--out", out])
     assert result.code == 2
     assert result.err.strip() == f"error: --out {out}: directory {out.parent} does not exist"
+
+
+def test_every_type_gets_its_own_colour_and_a_legend_entry(tagger):
+    from mscmt_cli.labels import label_set
+    from mscmt_cli.tagging.explain import render_page, type_colours
+
+    colours = type_colours([f"type-{k}" for k in range(40)])
+    assert len(set(colours.values())) == 40 and all(re.fullmatch(r"#[0-9a-f]{6}", c) for c in colours.values())
+    assert type_colours(ENTITY_TYPES) == {"PER": "#f4a6a6", "LOC": "#9fc8f0", "ORG": "#a8e0a0", "OTHER": "#f5d77a"}
+    six = ("corporation", "creative-work", "group", "location", "person", "product")
+    page = render_page(tagger.tag("Apple and Google"), None, {**tagger.info(), "labels": list(label_set(six))})
+    legend = re.search(r'<div class="legend">(.*?)</div>', page)
+    assert legend is not None
+    assert re.findall(r'<span style="background:(#[0-9a-f]+)">([^<]*)</span>', legend.group(1))[:6] == [
+        (type_colours(six)[t], t) for t in six
+    ]

@@ -22,7 +22,7 @@ from typing import Any, Optional
 import typer
 
 from mscmt_cli.registry import KINDS, Registry
-from mscmt_cli.settings import Settings, fields_of, flag_of, load_settings, parse_model_paths, parse_params
+from mscmt_cli.settings import Settings, fields_of, flag_of, load_settings, parse_model_paths, parse_params, parse_type_map
 
 CONFIG = "config"
 #: What the training commands take: train, and every study (less what a study sets per row).
@@ -30,9 +30,9 @@ TRAIN = fields_of("components", "data", "training", "runtime")
 #: What the commands applying a trained model take: tag, serve, explain.
 APPLY = fields_of("tagging", "runtime") + ("model_paths",)
 #: Settings of ``evaluate``.
-EVALUATE = fields_of("data", "runtime") + ("model_paths",)
+EVALUATE = fields_of("data", "runtime", without=("train_file", "valid_file")) + ("model_paths",)
 
-_REPEATABLE = {"model_paths": parse_model_paths, "params": parse_params}
+_REPEATABLE = {"model_paths": parse_model_paths, "params": parse_params, "type_map": parse_type_map}
 
 
 @dataclass

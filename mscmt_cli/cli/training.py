@@ -38,4 +38,4 @@ def evaluate(
     from mscmt_cli.engine.evaluation_job import run_evaluate
     from mscmt_cli.engine.rundir import recorded_data
 
-    run_evaluate(run_dir, given.settings(under=recorded_data(run_dir)), split, json_out=json_out)
+    run_evaluate(run_dir, given.settings(under=recorded_data(run_dir)), split, json_out=json_out, also_reads=given.reads)

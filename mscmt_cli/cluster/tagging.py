@@ -32,10 +32,11 @@ from rich.console import Console
 from mscmt_cli.cluster.connect import check_address, connected, gpus_per_task, require_ray, task_error, worker_settings
 from mscmt_cli.console import progress
 from mscmt_cli.errors import DataError, MscmtError
+from mscmt_cli.paths import make_dir, move_file, open_stream
 from mscmt_cli.settings import Settings
 from mscmt_cli.tagging.inputs import BadLine
 from mscmt_cli.tagging.jobs import NO_MODEL, Sink, load_tagger, open_output, tag_reads
-from mscmt_cli.tagging.outputs import check_output, check_stdout
+from mscmt_cli.tagging.outputs import TAG_OUTPUT, check_output, check_stdout
 from mscmt_cli.tagging.shards import Chunk, Shard, find_shards, ignored_note, read_chunks, tag_chunk
 from mscmt_cli.tagging.stream import Tally, image_resolver
 
@@ -81,7 +82,7 @@ def plan_output(out: str | os.PathLike[str] | None, shards: list[Shard], reads: 
         check_stdout(reads)
         return Layout()
     if not (Path(out).is_dir() or os.fspath(out).endswith(("/", os.sep))):
-        return Layout(file=check_output(out, reads))
+        return Layout(file=check_output(out, reads, kind=TAG_OUTPUT))
     directory = Path(out)
     if directory.exists() and not directory.is_dir():
         raise MscmtError(f"--out {out}: exists and is not a directory")
@@ -91,7 +92,7 @@ def plan_output(out: str | os.PathLike[str] | None, shards: list[Shard], reads: 
             raise MscmtError(f"--out {out}: {seen[shard.out_name]} and {shard.path} would both be written to {shard.out_name}")
         seen[shard.out_name] = shard.path
         if directory.is_dir():
-            check_output(directory / shard.out_name, reads)
+            check_output(directory / shard.out_name, reads, kind=TAG_OUTPUT)
     return Layout(directory=directory)
 
 
@@ -116,10 +117,7 @@ class Outputs:
         assert self.directory is not None
         final = self.directory / self.shards[shard].out_name
         partial = final.with_name(f".{final.name}.partial")
-        try:
-            stream = open(partial, "wb")
-        except OSError as err:
-            raise MscmtError(f"--out {self.directory}: cannot write {partial.name} ({err.strerror or err})") from None
+        stream = open_stream(partial, f"--out {self.directory}: shard")
         self.current = (shard, Sink(stream, f"--out {final}"), partial, final)
         return self.current[1]
 
@@ -136,7 +134,7 @@ class Outputs:
                 raise
             return  # the run already failed: keep its error, not this one
         if complete:
-            os.replace(partial, final)
+            move_file(partial, final)
 
 
 @contextmanager
@@ -146,10 +144,7 @@ def run_outputs(layout: Layout, shards: list[Shard]) -> Iterator[Outputs]:
         with open_output(layout.file) as sink:
             yield Outputs(shards, shared=sink)
         return
-    try:
-        layout.directory.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise MscmtError(f"--out {layout.directory}: cannot create the directory ({err.strerror or err})") from None
+    make_dir(layout.directory, "--out")
     outputs = Outputs(shards, directory=layout.directory)
     try:
         yield outputs

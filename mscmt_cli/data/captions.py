@@ -69,7 +69,11 @@ def _read_text(path: Path) -> str:
         raise MscmtError(f"captions file {path}: is a directory")
     if not path.is_file():
         raise MscmtError(f"captions file {path} does not exist")
-    data = path.read_bytes()
+    return decode_captions(path, path.read_bytes())
+
+
+def decode_captions(path: Path, data: bytes) -> str:
+    """``data`` (the bytes of captions file ``path``) as text; bad UTF-8 or a NUL is a ``file:line`` error."""
     try:
         text = data.decode("utf-8-sig")
     except UnicodeDecodeError as err:
@@ -120,7 +124,11 @@ def _parse_json_line(path: Path, number: int, line: str) -> tuple[str, str]:
 def read_captions(path: Path) -> dict[str, str]:
     """Image id (no extension) -> caption, from either format (see the module doc)."""
     path = Path(path)
-    text = _read_text(path)
+    return parse_captions(path, _read_text(path))
+
+
+def parse_captions(path: Path, text: str) -> dict[str, str]:
+    """Image id -> caption of the text of captions file ``path`` (either format)."""
     parse = _parse_json_line if text.lstrip()[:1] == "{" else _parse_text_line
     captions: dict[str, str] = {}
     first_line: dict[str, int] = {}

@@ -4,6 +4,13 @@
 ``train.txt``, ``valid.txt`` and ``test.txt``; ``merged`` concatenates both,
 split by split. Any other sub-directory with the three files is a corpus too
 (the bundled example is one). ``2015`` and ``2017`` are accepted as short names.
+A split may also be a file named by path (``--train``, ``--valid``, ``--test``),
+in any format :mod:`mscmt_cli.data.reading` reads.
+
+The bundled corpora are read with the type map ``MISC=OTHER`` (TWITTER-2017
+calls the class MISC that TWITTER-2015 calls OTHER) unless ``--map`` says
+otherwise, and keep the type order of the runs trained before the label set
+came from the data.
 """
 
 from __future__ import annotations
@@ -12,8 +19,10 @@ import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
-from mscmt_cli.data.conll import Tweet, read_conll
+from mscmt_cli.data.conll import Tweet
+from mscmt_cli.data.reading import ReadOptions, read_data_file
 from mscmt_cli.errors import MscmtError
+from mscmt_cli.labels import ENTITY_TYPES
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 MERGED: dict[str, tuple[str, ...]] = {"merged": ("twitter2015", "twitter2017")}
@@ -21,6 +30,10 @@ SHORT_NAMES: dict[str, str] = {"2015": "twitter2015", "2017": "twitter2017"}
 #: What ``--data-dir`` must hold, for help texts and errors.
 DATA_DIR_LAYOUT = "one sub-directory per corpus (twitter2015, twitter2017, ...) holding train.txt, valid.txt and test.txt"
 NO_DATA_DIR = f"no data directory: pass --data-dir DIR ({DATA_DIR_LAYOUT})"
+#: The corpora read with :data:`BUNDLED_MAP` and :data:`BUNDLED_ORDER` by default.
+BUNDLED: tuple[str, ...] = ("twitter2015", "twitter2017")
+BUNDLED_MAP: dict[str, str] = {"MISC": "OTHER"}
+BUNDLED_ORDER: tuple[str, ...] = ENTITY_TYPES
 
 
 @dataclass(frozen=True)
@@ -31,6 +44,7 @@ class Split:
     name: str
     tweets: list[Tweet]
     files: tuple[Path, ...]
+    notes: tuple[str, ...] = ()
 
 
 def canonical_name(name: str) -> str:
@@ -61,15 +75,42 @@ def available_corpora(data_dir: Path) -> list[str]:
     return found
 
 
-def load_split(data_dir: Path, corpus: str, split: str) -> Split:
-    """Read one split of a corpus (``train``, ``valid`` or ``test``)."""
+def is_bundled(corpus: str) -> bool:
+    """Whether every part of ``corpus`` is one of the bundled corpora."""
+    corpus = canonical_name(corpus)
+    parts = MERGED.get(corpus) or tuple(canonical_name(p) for p in corpus.split("+"))
+    return all(p in BUNDLED for p in parts)
+
+
+def corpus_options(corpus: str | None, options: ReadOptions) -> ReadOptions:
+    """``options`` with the bundled corpora's default type map under the given ``--map`` entries."""
+    if corpus is None or not is_bundled(corpus):
+        return options
+    return ReadOptions(**{**options.__dict__, "type_map": {**BUNDLED_MAP, **options.type_map}})
+
+
+def type_order(corpus: str | None) -> tuple[str, ...]:
+    """The types a corpus's label set puts first (the bundled corpora's order), before the others sorted."""
+    return BUNDLED_ORDER if corpus is not None and is_bundled(corpus) else ()
+
+
+def read_files(corpus: str, split: str, files: tuple[Path, ...], options: ReadOptions) -> Split:
+    """One split made of ``files``, read under ``options``."""
+    tweets: list[Tweet] = []
+    notes: list[str] = []
+    for f in files:
+        read = read_data_file(f, options)
+        tweets.extend(read.tweets)
+        notes.extend(read.notes)
+    return Split(corpus, split, tweets, files, tuple(notes))
+
+
+def load_split(data_dir: Path, corpus: str, split: str, options: ReadOptions | None = None) -> Split:
+    """Read one split of a corpus (``train``, ``valid`` or ``test``), IMGID CoNLL unless ``options`` say otherwise."""
     if split not in SPLITS:
         raise MscmtError(f"unknown split {split!r}; choose one of {', '.join(SPLITS)}")
     files = tuple(d / f"{split}.txt" for d in corpus_dirs(data_dir, corpus))
-    tweets: list[Tweet] = []
-    for f in files:
-        tweets.extend(read_conll(f))
-    return Split(canonical_name(corpus), split, tweets, files)
+    return read_files(canonical_name(corpus), split, files, corpus_options(corpus, options or ReadOptions()))
 
 
 def file_digest(path: Path) -> str:

@@ -242,8 +242,9 @@ def check_policy(policy: str) -> None:
 
 
 def substitution_report(ids: list[str], what: str, shown: int = 5) -> str | None:
-    """``"<n> <what>: id1, id2, ..."`` over the distinct ``ids``, or None when there are none."""
-    unique = sorted(set(ids))
+    """``"<n> <what>: id1, id2, ..."`` over the distinct ``ids``, or None when there are none (the empty id of a
+    tweet naming no image is left out: those are counted where the data is read)."""
+    unique = sorted(set(ids) - {""})
     if not unique:
         return None
     return f"{len(unique)} {what}: " + ", ".join(unique[:shown]) + (", ..." if len(unique) > shown else "")

@@ -42,7 +42,7 @@ def build_cache(settings: Settings, registry: Registry, console: Console) -> Cac
     from mscmt_cli.model.build import build_image_encoder
 
     check_cache_build(settings, registry)
-    data = CorpusData.load(settings.data_dir, settings.corpus)
+    data = CorpusData.from_settings(settings)
     features = feature_table(settings, build_image_encoder(registry, settings.image, settings.model_paths))
     tweets = data.all_tweets()
     precompute_features(features, tweets, console, settings.progress_every)

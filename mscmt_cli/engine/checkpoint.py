@@ -10,21 +10,20 @@ either the old or the new state. ``state.pt`` is read with
 
 from __future__ import annotations
 
-import os
-import shutil
 import signal
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from mscmt_cli.errors import MscmtError
+from mscmt_cli.paths import atomic_dir, recover_dir, save_tensors, save_torch
 
 CHECKPOINT_DIR = "checkpoint"
+OLD_CHECKPOINT = ".checkpoint.old"  # where the previous checkpoint waits between the two renames
 
 
 @contextmanager
@@ -46,27 +45,14 @@ def deferred_sigint() -> Iterator[None]:
 
 def save_checkpoint(run_dir: Path, model: torch.nn.Module, state: dict[str, Any]) -> None:
     """Write weights and state atomically to ``run_dir/checkpoint``."""
-    target = Path(run_dir) / CHECKPOINT_DIR
-    tmp = Path(tempfile.mkdtemp(dir=run_dir, prefix=".checkpoint."))
-    os.chmod(tmp, 0o755)
-    try:
-        save_file({k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}, str(tmp / "model.safetensors"))
-        torch.save(state, tmp / "state.pt")
-        old = Path(run_dir) / ".checkpoint.old"
-        shutil.rmtree(old, ignore_errors=True)
-        if target.exists():
-            os.replace(target, old)
-        os.replace(tmp, target)
-        shutil.rmtree(old, ignore_errors=True)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+    with atomic_dir(Path(run_dir) / CHECKPOINT_DIR, "checkpoint", old_name=OLD_CHECKPOINT) as tmp:
+        save_tensors(tmp / "model.safetensors", {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()})
+        save_torch(tmp / "state.pt", state)
 
 
 def recover_checkpoint(run_dir: Path) -> None:
     """If a kill fell between the two renames, put the old state back."""
-    target, old = Path(run_dir) / CHECKPOINT_DIR, Path(run_dir) / ".checkpoint.old"
-    if not target.exists() and old.exists():
-        os.replace(old, target)
+    recover_dir(Path(run_dir) / CHECKPOINT_DIR, Path(run_dir) / OLD_CHECKPOINT)
 
 
 def check_resumable(run_dir: Path | str | None) -> Path:

@@ -10,8 +10,10 @@ from rich.console import Console
 from mscmt_cli.console import progress
 from mscmt_cli.data.captions import CaptionStore
 from mscmt_cli.data.conll import Tweet
-from mscmt_cli.data.corpus import NO_DATA_DIR, Split, load_split
+from mscmt_cli.data.corpus import NO_DATA_DIR, Split, load_split, read_files, type_order
 from mscmt_cli.data.images import ImageStore
+from mscmt_cli.data.labelset import parse_types, training_labels, unseen_types
+from mscmt_cli.data.reading import ReadOptions
 from mscmt_cli.engine.batching import EncodedDataset, encode_examples
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache, ImageFeatures
@@ -93,7 +95,7 @@ def encode_split(
     tweets = split.tweets if isinstance(split, Split) else split
     index = label_to_id(tuple(labels))
     images = features.lookup([t.image_id for t in tweets])
-    tag_ids = [[index[tag] for tag in t.tags] for t in tweets]
+    tag_ids = [[index.get(tag, 0) for tag in t.tags] for t in tweets]  # a type the model lacks is O here; scored as missed
     captions = None if context is None else [tweet_caption(t, context) for t in tweets]
     return EncodedDataset(encode_examples(text, [t.tokens for t in tweets], tag_ids, images, captions))
 
@@ -107,6 +109,8 @@ def check_captions(context: CaptionStore | None, tweets: list[Tweet]) -> None:
 
 def tweet_caption(tweet: Tweet, context: CaptionStore) -> str:
     """The caption of a tweet's image; under ``--missing-images error`` a missing one is an error naming the tweet's file:line."""
+    if tweet.caption is not None:
+        return tweet.caption
     if context.policy == "error" and tweet.image_id not in context:
         raise MscmtError(
             f"{tweet.source or tweet.image_id}: no caption for image {tweet.image_id!r} in {context.path} "
@@ -115,13 +119,59 @@ def tweet_caption(tweet: Tweet, context: CaptionStore) -> str:
     return context.load(tweet.image_id).content
 
 
+def imageless_note(tweets: list[Tweet], input_kind: str, policy: str) -> str | None:
+    """For an image encoder reading images or captions: how many tweets name no image (read as the blank image, or
+    their caption left empty), or None when all do; under ``--missing-images error`` such a tweet is an error."""
+    if input_kind == "none":
+        return None
+    missing = [t for t in tweets if not t.image_id]
+    if not missing:
+        return None
+    if policy == "error":
+        raise MscmtError(
+            f"{missing[0].source}: the tweet names no image ({len(missing)} tweet(s) name none) and the image encoder reads one; "
+            "give each record an image, or pass --missing-images blank"
+        )
+    return f"{len(missing)} tweet(s) name no image: read as a missing image (policy 'blank')"
+
+
+def read_options(settings: Settings) -> ReadOptions:
+    """How the data files of ``settings`` are read."""
+    names = None if settings.tag_names is None else tuple(t.strip() for t in settings.tag_names.split(","))
+    return ReadOptions(
+        settings.data_format, settings.scheme, settings.type_map, settings.label_column, settings.image_column, names, settings.strict
+    )
+
+
+def path_split(split: str, path: Path, options: ReadOptions) -> Split:
+    """A split read from one file named by path (``--train``, ``--valid``, ``--test``)."""
+    return read_files(str(path), split, (Path(path),), options)
+
+
+def test_split(settings: Settings) -> Split:
+    """The split ``mscmt evaluate`` scores by default: ``--test FILE``, else ``test`` of ``--corpus``."""
+    return load_data_split(settings, "test")
+
+
+def load_data_split(settings: Settings, split: str) -> Split:
+    """One split: its file when ``--train``/``--valid``/``--test`` names one, else the split of ``--corpus`` under ``--data-dir``."""
+    path = {"train": settings.train_file, "valid": settings.valid_file, "test": settings.test_file}.get(split)
+    if path is not None:
+        return path_split(split, Path(path), read_options(settings))
+    if settings.train_file is not None:
+        raise MscmtError(f"--train reads the data by path: give the {split} file too (--{split} FILE)")
+    if settings.data_dir is None:
+        raise MscmtError("no data: pass --train FILE --valid FILE [--test FILE], or --data-dir DIR (laid out like ../shared/data)")
+    return load_split(Path(settings.data_dir), settings.corpus, split, read_options(settings))
+
+
 @dataclass
 class CorpusData:
-    """The three splits of a corpus, read once."""
+    """The splits of a corpus, read once (``test`` is None when training by path without ``--test``)."""
 
     train: Split
     valid: Split
-    test: Split
+    test: Split | None
 
     @classmethod
     def load(cls, data_dir: Path | None, corpus: str) -> CorpusData:
@@ -129,5 +179,35 @@ class CorpusData:
             raise MscmtError(NO_DATA_DIR)
         return cls(*(load_split(Path(data_dir), corpus, s) for s in ("train", "valid", "test")))
 
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CorpusData:
+        """``--train``/``--valid``/``--test`` files, else ``--corpus`` under ``--data-dir`` (``--test`` may replace its test split)."""
+        by_path = settings.train_file is not None
+        if settings.valid_file is not None and not by_path:
+            raise MscmtError("--valid needs --train (the data by path), or leave both out for --corpus")
+        train, valid = load_data_split(settings, "train"), load_data_split(settings, "valid")
+        return cls(train, valid, None if by_path and settings.test_file is None else load_data_split(settings, "test"))
+
+    @property
+    def splits(self) -> list[Split]:
+        return [s for s in (self.train, self.valid, self.test) if s is not None]
+
+    @property
+    def name(self) -> str:
+        """The corpus name (the training file's path when read by path)."""
+        return self.train.corpus
+
     def all_tweets(self) -> list[Tweet]:
-        return self.train.tweets + self.valid.tweets + self.test.tweets
+        return [t for split in self.splits for t in split.tweets]
+
+    def notes(self) -> list[str]:
+        """What reading the splits skipped or converted."""
+        return [n for split in self.splits for n in split.notes]
+
+
+def data_labels(settings: Settings, data: CorpusData) -> tuple[tuple[str, ...], str | None]:
+    """The label set learnt from the training split, and the warning about types only valid/test have (or None)."""
+    corpus = None if settings.train_file is not None else settings.corpus
+    labels = training_labels(data.train.tweets, parse_types(settings.labels), type_order(corpus))
+    others = {s.name: s.tweets for s in data.splits[1:]}
+    return labels, unseen_types(labels, others)

@@ -47,6 +47,7 @@ def evaluate(
 ) -> dict:
     """seqeval scores of the model's predictions on ``dataset`` (see :func:`score`)."""
     from mscmt_cli.engine.metrics import score  # seqeval pulls in scikit-learn; tagging never needs it
+    from mscmt_cli.labels import types_of
 
     predicted = [[labels[i] for i in path] for path in predict(model, dataset, batch_size, device)]
-    return score(gold, predicted)
+    return score(gold, predicted, types_of(labels))

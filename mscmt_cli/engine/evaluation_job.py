@@ -6,7 +6,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from mscmt_cli.data.corpus import load_split
+from mscmt_cli.data.labelset import unseen_types
 from mscmt_cli.engine.data import (
     check_captions,
     check_context_inputs,
@@ -14,21 +14,30 @@ from mscmt_cli.engine.data import (
     data_notes,
     encode_split,
     feature_table,
+    imageless_note,
+    load_data_split,
     precompute_features,
 )
 from mscmt_cli.engine.evaluate import evaluate, resolve_device
 from mscmt_cli.engine.report import scores_table
-from mscmt_cli.engine.rundir import recorded_data, write_json
+from mscmt_cli.engine.rundir import recorded_data
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.model.build import Assembled, load_model
-from mscmt_cli.paths import check_file_target
+from mscmt_cli.paths import Reads, check_write, json_kind, write_json
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings
 
 
 def model_dir(path: Path) -> Path:
     """A run directory's ``model/`` sub-directory, or ``path`` itself if it is a model."""
+    from mscmt_cli.export.layout import is_export_dir
+
     path = Path(path)
+    if is_export_dir(path):
+        raise MscmtError(
+            f"{path}: an ONNX export (mscmt export), not a trained run; pass the run it was exported from, "
+            f"or tag with it: mscmt tag --backend onnx --model {path}"
+        )
     if (path / "model" / "config.json").is_file():
         return path / "model"
     if (path / "config.json").is_file():
@@ -42,16 +51,22 @@ def load_trained(path: Path, settings: Settings, registry: Registry) -> Assemble
 
 
 def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Registry | None = None, console: Console | None = None) -> dict:
-    """Scores of the saved model on ``split`` of ``settings.corpus``."""
+    """Scores of the saved model on ``--test FILE``, else on ``split`` of ``settings.corpus``."""
     from mscmt_cli.console import make_console
 
     console = console or make_console()
-    if settings.data_dir is None:
-        raise MscmtError("no data directory: pass --data-dir DIR")
+    if settings.test_file is None and settings.data_dir is None:
+        raise MscmtError("no data: pass --test FILE, or --data-dir DIR (with --corpus)")
     assembled = load_trained(run_dir, settings, registry or Registry.from_entry_points())
     check_context_inputs(settings, assembled.spec.context)
-    data = load_split(settings.data_dir, settings.corpus, split)
+    data = load_data_split(settings, "test" if settings.test_file is not None else split)
+    unseen = unseen_types(assembled.spec.labels, {data.name: data.tweets})
+    for note in list(data.notes) + ([unseen] if unseen else []):
+        console.print(f"[yellow]warning:[/] {note}")
     features = feature_table(settings.model_copy(update={"image": assembled.spec.components.image}), assembled.image)
+    imageless = imageless_note(data.tweets, assembled.image.input_kind, settings.missing_images)
+    if imageless:
+        console.print(f"[yellow]warning:[/] {imageless}")
     context = context_store(settings, assembled.spec.context, features)
     check_captions(context, data.tweets)
     precompute_features(features, data.tweets, console, settings.progress_every)
@@ -69,6 +84,8 @@ def scoring_line(run_dir: Path, settings: Settings, split: str) -> str:
     """``scoring RUN on the test split of twitter2017 (DATA_DIR), the corpus it was trained on``."""
     recorded = recorded_data(run_dir)
     trained_on = None if recorded is None else recorded[1].get("corpus")
+    if settings.test_file is not None:
+        return f"scoring {run_dir} on {settings.test_file}"
     where = f" ({settings.data_dir})" if settings.data_dir is not None else ""
     if trained_on is None:
         whose = ""
@@ -79,14 +96,35 @@ def scoring_line(run_dir: Path, settings: Settings, split: str) -> str:
     return f"scoring {run_dir} on the {split} split of {settings.corpus}{where}{whose}"
 
 
-def check_scores_target(path: Path | None) -> Path | None:
-    """Refuse an unusable ``--json`` target (empty, ``.``, a directory, below a file) before any scoring."""
-    return None if path is None else check_file_target(path, "--json")
+#: What ``--json`` writes: the scores of one split (an existing file is replaced only when it is one).
+SCORES_FILE = json_kind("a scores file", lambda data: isinstance(data, dict) and {"micro", "weighted", "types"} <= set(data))
 
 
-def save_scores(path: Path, scores: dict) -> None:
+def evaluate_reads(run_dir: Path, settings: Settings, split: str) -> list[tuple[str, Path]]:
+    """The files ``mscmt evaluate`` reads, which ``--json`` must not replace: the run's, the split's, ``--captions``."""
+    from mscmt_cli.data.corpus import corpus_dirs
+    from mscmt_cli.tagging.outputs import model_files
+
+    reads: list[tuple[str, Path]] = model_files(run_dir, "a file of the run")
+    if settings.captions is not None:
+        reads.append(("--captions", Path(settings.captions)))
+    if settings.data_dir is not None:
+        try:
+            reads += [(f"the {split} split", d / f"{split}.txt") for d in corpus_dirs(settings.data_dir, settings.corpus)]
+        except MscmtError:  # no such corpus: scoring reports it
+            pass
+    return reads
+
+
+def check_scores_target(path: Path | None, reads: Reads = ()) -> Path | None:
+    """Refuse an unusable ``--json`` target before any scoring: empty, ``.``, a directory, below a file, a file the
+    command reads, a model file, a data split, an image, or an existing file that is not a scores file."""
+    return None if path is None else check_write(path, "--json", SCORES_FILE, reads)
+
+
+def save_scores(path: Path, scores: dict, reads: Reads = ()) -> None:
     """Write the scores as JSON (atomically) to ``path``."""
-    write_json(check_file_target(path, "--json"), scores)
+    write_json(check_write(path, "--json", SCORES_FILE, reads), scores)
 
 
 def run_evaluate(
@@ -96,14 +134,18 @@ def run_evaluate(
     registry: Registry | None = None,
     console: Console | None = None,
     json_out: Path | None = None,
+    also_reads: Reads = (),
 ) -> dict:
-    """``mscmt evaluate``: check the ``--json`` target, say what is scored, score, then write the scores there."""
+    """``mscmt evaluate``: check the ``--json`` target, say what is scored, score, then write the scores there.
+
+    ``also_reads``: more files the command reads (the CLI adds its ``--config`` file)."""
     from mscmt_cli.console import make_console
 
-    check_scores_target(json_out)
+    reads = [*evaluate_reads(run_dir, settings, split), *also_reads]
+    check_scores_target(json_out, reads)
     console = console or make_console()
     console.print(scoring_line(run_dir, settings, split), markup=False, highlight=False, soft_wrap=True)
     scores = evaluate_run(run_dir, settings, split, registry, console)
     if json_out is not None:
-        save_scores(json_out, scores)
+        save_scores(json_out, scores, reads)
     return scores

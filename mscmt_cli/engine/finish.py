@@ -16,7 +16,6 @@ from mscmt_cli.engine.evaluate import evaluate
 from mscmt_cli.engine.report import scores_table
 from mscmt_cli.engine.rundir import TEST_SCORES, write_json
 from mscmt_cli.features import ImageFeatures
-from mscmt_cli.labels import LABELS
 from mscmt_cli.model.build import WEIGHTS_FILE, load_weights
 from mscmt_cli.model.mner import MNERModel
 from mscmt_cli.settings import Settings
@@ -57,6 +56,8 @@ class FinishedRun(Protocol):
     @property
     def data(self) -> CorpusData: ...
     @property
+    def labels(self) -> tuple[str, ...]: ...
+    @property
     def features(self) -> ImageFeatures: ...
     @property
     def context(self) -> CaptionStore | None: ...
@@ -69,17 +70,27 @@ class FinishedRun(Protocol):
 
 
 def finish_run(run: FinishedRun) -> TrainOutcome:
-    """Score the best epoch of a finished run on the test split and report it."""
+    """Score the best epoch of a finished run on the test split (when there is one) and report it."""
     s, state = run.settings, run.state
-    load_weights(run.model, Path(run.run_dir) / "model" / WEIGHTS_FILE)
-    run.model.to(run.device)
-    test_set = encode_split(run.data.test, run.model.text, run.features, list(LABELS), run.context)
-    gold = [t.tags for t in run.data.test.tweets]
-    test = evaluate(run.model, test_set, gold, LABELS, s.eval_batch_size, run.device)
     best_valid = next((m for m in state.metrics if m["epoch"] == state.best_epoch), {})
-    if run.dist.is_main:
-        write_json(Path(run.run_dir) / TEST_SCORES, {"corpus": s.corpus, "split": "test", "best_epoch": state.best_epoch, **test})
-    run.console.print(scores_table(test, f"{s.corpus} test (best epoch {state.best_epoch})"))
+    test: dict[str, Any] = {}
+    if run.data.test is not None:
+        load_weights(run.model, Path(run.run_dir) / "model" / WEIGHTS_FILE)
+        run.model.to(run.device)
+        test_set = encode_split(run.data.test, run.model.text, run.features, list(run.labels), run.context)
+        gold = [t.tags for t in run.data.test.tweets]
+        test = evaluate(run.model, test_set, gold, run.labels, s.eval_batch_size, run.device)
+        if run.dist.is_main:
+            record = {
+                "corpus": s.corpus if s.train_file is None else run.data.name,
+                "split": "test",
+                "best_epoch": state.best_epoch,
+                **test,
+            }
+            write_json(Path(run.run_dir) / TEST_SCORES, record)
+        run.console.print(scores_table(test, f"{run.data.test.corpus} test (best epoch {state.best_epoch})"))
+    else:
+        run.console.print(f"best epoch {state.best_epoch} saved in {Path(run.run_dir) / 'model'}; no test split (--test FILE scores one)")
     for note in data_notes(run.features, run.context):
         run.console.print(f"[yellow]warning:[/] {note}")
     return TrainOutcome(Path(run.run_dir), state.best_epoch, best_valid, test, state.metrics)

@@ -15,12 +15,13 @@ from seqeval.metrics import classification_report
 from mscmt_cli.labels import ENTITY_TYPES
 
 
-def score(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> dict:
+def score(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]], types: Sequence[str] = ENTITY_TYPES) -> dict:
     """Per-type precision/recall/F1/support, micro and weighted averages.
 
     Returns ``{"micro": {...}, "weighted": {...}, "types": {"PER": {...}, ...}}``
     with precision, recall and f1 as fractions in [0, 1]; ``support`` is the
-    number of gold spans.
+    number of gold spans. Every type of ``types`` (the model's) is listed, with
+    zeros when neither side has it, then any other type found in gold or predictions.
     """
     with warnings.catch_warnings():  # numpy warns on empty averages when nothing was predicted
         warnings.simplefilter("ignore", RuntimeWarning)
@@ -34,6 +35,6 @@ def score(gold: Sequence[Sequence[str]], predicted: Sequence[Sequence[str]]) -> 
             "support": int(row["support"]),
         }
 
-    types = {t: pick(report[t]) if t in report else {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0} for t in ENTITY_TYPES}
-    extra = {t: pick(row) for t, row in report.items() if t not in ENTITY_TYPES and not t.endswith("avg")}
-    return {"micro": pick(report["micro avg"]), "weighted": pick(report["weighted avg"]), "types": {**types, **extra}}
+    listed = {t: pick(report[t]) if t in report else {"precision": 0.0, "recall": 0.0, "f1": 0.0, "support": 0} for t in types}
+    extra = {t: pick(row) for t, row in report.items() if t not in listed and not t.endswith("avg")}
+    return {"micro": pick(report["micro avg"]), "weighted": pick(report["weighted avg"]), "types": {**listed, **extra}}

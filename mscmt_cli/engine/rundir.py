@@ -8,16 +8,14 @@ exactly what produced it.
 from __future__ import annotations
 
 import json
-import os
 import platform
-import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from mscmt_cli.data.corpus import file_digest
 from mscmt_cli.errors import DataError, MscmtError
-from mscmt_cli.paths import check_dir_target, check_file_target, listing
+from mscmt_cli.paths import check_dir_target, listing, open_stream, write_json, write_text_atomic
 from mscmt_cli.settings import Settings
 from mscmt_cli.strict_json import dumps
 from mscmt_cli.version import __version__
@@ -30,34 +28,6 @@ RUN_RECORDS = ("checkpoint", ".checkpoint.old", "model", TEST_SCORES, RUN_FILE, 
 # Temporary names of mscmt's own atomic writes (left behind only by a kill).
 OWN_TEMPORARY = (".checkpoint.", ".model.", f".{RUN_FILE}.", f".{METRICS_FILE}.")
 LIBRARIES = ("torch", "transformers", "timm", "pytorch-crf", "seqeval", "tokenizers", "safetensors")
-
-
-def write_text_atomic(path: Path, text: str) -> None:
-    """Write a text file atomically (temporary file beside it, then rename); creates the parent folder.
-
-    A directory at ``path`` (or a file where a parent folder should be) is
-    refused, and the temporary file never outlives a failed write.
-    """
-    path = check_file_target(path, "output file")
-    tmp: str | None = None
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.")
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-        tmp = None
-    except OSError as err:
-        raise MscmtError(f"{path}: cannot write ({err.strerror or err})") from None
-    finally:
-        if tmp is not None and os.path.lexists(tmp):
-            os.unlink(tmp)
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write strict JSON atomically (temporary file, then rename); a NaN or infinity raises before anything is written."""
-    write_text_atomic(path, dumps(data, str(path), indent=2, sort_keys=False) + "\n")
 
 
 def library_versions() -> dict[str, str]:
@@ -84,7 +54,7 @@ class RunInfo:
 
     @classmethod
     def create(cls, settings: Settings, data: Any) -> RunInfo:
-        files = [f for split in (data.train, data.valid, data.test) for f in split.files]
+        files = [f for split in (data.train, data.valid, data.test) if split is not None for f in split.files]
         return cls(
             settings=settings.model_dump(mode="json"),
             components={"text": settings.text, "image": settings.image, "fusion": settings.fusion, "decoder": settings.decoder},
@@ -163,7 +133,8 @@ def recorded_data(path: Path) -> tuple[Path, dict[str, Any]] | None:
     saved = read_run_settings(run_dir)
     if saved is None:
         return None
-    return run_dir / RUN_FILE, {k: v for k, v in saved.items() if k in fields_of("data") and v is not None}
+    wanted = set(fields_of("data")) - {"train_file", "valid_file"}  # what trained it is not what is scored
+    return run_dir / RUN_FILE, {k: v for k, v in saved.items() if k in wanted and v is not None}
 
 
 def check_recorded_settings(path: Path, recorded: dict[str, Any]) -> None:
@@ -231,8 +202,8 @@ def append_metrics(run_dir: Path, row: dict[str, Any]) -> None:
     """Append one epoch's row to ``metrics.jsonl`` (strict JSON: a NaN metric raises, nothing is appended)."""
     path = Path(run_dir) / METRICS_FILE
     line = dumps(row, str(path)) + "\n"
-    with open(path, "a", encoding="utf-8") as fh:
-        fh.write(line)
+    with open_stream(path, "metrics", append=True) as fh:
+        fh.write(line.encode("utf-8"))
 
 
 def rewrite_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:

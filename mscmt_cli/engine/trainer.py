@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import math
 import random
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -30,8 +31,10 @@ from mscmt_cli.engine.data import (
     check_context_inputs,
     check_image_inputs,
     context_store,
+    data_labels,
     encode_split,
     feature_table,
+    imageless_note,
     precompute_features,
 )
 from mscmt_cli.engine.distributed import DistContext, device_for, init_distributed
@@ -41,9 +44,9 @@ from mscmt_cli.engine.metrics import score
 from mscmt_cli.engine.rundir import RUN_FILE, RunInfo, append_metrics, check_fresh_run_dir, rewrite_metrics
 from mscmt_cli.errors import MscmtError, TrainingInterrupted
 from mscmt_cli.features import check_cache_dir
-from mscmt_cli.labels import LABELS
+from mscmt_cli.labels import LABELS, types_of
 from mscmt_cli.model.build import Assembled, Components, ModelSpec, build_model, new_spec, save_model, weights_mismatch
-from mscmt_cli.paths import listing
+from mscmt_cli.paths import listing, make_dir
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings, identity_fields
 
@@ -177,16 +180,23 @@ class Run:
             self.console = make_console(quiet=True)
         self.device = device_for(self.dist, resolve_device(settings.device))
         seed_everything(settings.seed)
-        self.data = CorpusData.load(settings.data_dir, settings.corpus)
+        self.data = CorpusData.from_settings(settings)
+        self.labels, unseen = data_labels(settings, self.data)
+        for note in self.data.notes() + ([unseen] if unseen else []):
+            self.console.print(f"[yellow]warning:[/] {note}")
+        spec = model_spec(settings, registry, self.labels)
         check_image_inputs(settings, registry.resolve("image", settings.image)[0].input_kind)
         self.assembled: Assembled = build_model(spec, registry, settings.model_paths)
         self.features = feature_table(settings, self.assembled.image)
+        imageless = imageless_note(self.data.all_tweets(), self.assembled.image.input_kind, settings.missing_images)
+        if imageless:
+            self.console.print(f"[yellow]warning:[/] {imageless}")
         self.context = context_store(settings, spec.context, self.features)
         check_captions(self.context, self.data.all_tweets())
         self._precompute()
         text = self.assembled.model.text
         self.train_set, self.valid_set = (
-            encode_split(s, text, self.features, list(LABELS), self.context) for s in (self.data.train, self.data.valid)
+            encode_split(s, text, self.features, list(self.labels), self.context) for s in (self.data.train, self.data.valid)
         )
         self.model = self.assembled.model.to(self.device)
         self.step_model = wrap_ddp(self.model, self.dist, self.device)
@@ -321,8 +331,8 @@ class Run:
         merged: dict[int, list[int]] = {}
         for indices, part in self.dist.gather((mine, paths)):
             merged.update(zip(indices, part))
-        predicted = [[LABELS[i] for i in merged[k]] for k in range(len(self.valid_set))]
-        return score([t.tags for t in self.data.valid.tweets], predicted)
+        predicted = [[self.labels[i] for i in merged[k]] for k in range(len(self.valid_set))]
+        return score([t.tags for t in self.data.valid.tweets], predicted, types_of(self.labels))
 
     def fit(self) -> None:
         s = self.settings
@@ -354,10 +364,13 @@ def early_stop_line(state: Progress, settings: Settings) -> str:
     )
 
 
-def model_spec(settings: Settings, registry: Registry) -> ModelSpec:
-    """The spec of the model ``settings`` describe (checked; nothing loaded), with the training settings recorded."""
+def model_spec(settings: Settings, registry: Registry, labels: Sequence[str] = LABELS) -> ModelSpec:
+    """The spec of the model ``settings`` describe over ``labels`` (checked; nothing loaded), with the training settings recorded.
+
+    Before the data is read the bundled label set stands in, so components and parameters are checked first.
+    """
     components = Components(text=settings.text, image=settings.image, fusion=settings.fusion, decoder=settings.decoder)
-    spec = new_spec(registry, components, LABELS, settings.model_paths, settings.params, settings.dropout, settings.context)
+    spec = new_spec(registry, components, labels, settings.model_paths, settings.params, settings.dropout, settings.context)
     return spec.model_copy(update={"training": settings.model_dump(mode="json", include=set(identity_fields()))})
 
 
@@ -396,7 +409,7 @@ def train(settings: Settings, registry: Registry | None = None, console: Console
         run.resume()
         run.console.print(f"resuming {run.run_dir} after epoch {run.state.epoch}")
     elif run.dist.is_main:
-        run.run_dir.mkdir(parents=True, exist_ok=True)
+        make_dir(run.run_dir, "--out")
         RunInfo.create(settings, run.data).write(run.run_dir)
         rewrite_metrics(run.run_dir, [])
     try:

@@ -39,6 +39,7 @@ import numpy.typing as npt
 
 from mscmt_cli.errors import ModelLoadError, MscmtError
 from mscmt_cli.model.viterbi import backtrack
+from mscmt_cli.paths import write_text_atomic
 
 FORBIDDEN = -1.0e4  # as plugins/decoders.FORBIDDEN: forbidden steps in forward-backward
 DECODING_FILE = "decoding.json"
@@ -209,7 +210,7 @@ class Decoding:
     def save(self, directory: Path) -> Path:
         """Write ``decoding.json`` into ``directory``."""
         path = Path(directory) / DECODING_FILE
-        path.write_text(json.dumps({"format": "mscmt-decoding", **asdict(self)}, indent=1) + "\n", encoding="utf-8")
+        write_text_atomic(path, json.dumps({"format": "mscmt-decoding", **asdict(self)}, indent=1) + "\n")
         return path
 
     @classmethod

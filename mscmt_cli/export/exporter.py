@@ -24,9 +24,7 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import shutil
-import tempfile
+import re
 import warnings
 from collections.abc import Mapping, Sequence
 from datetime import datetime, timezone
@@ -60,7 +58,17 @@ from mscmt_cli.model.build import CONFIG_FILE as MODEL_CONFIG
 from mscmt_cli.model.build import TEXT_DIR, WEIGHTS_FILE, Assembled
 from mscmt_cli.model.components import TextBatch
 from mscmt_cli.model.mner import MNERBatch, MNERModel
-from mscmt_cli.paths import check_dir_target, listing
+from mscmt_cli.paths import (
+    atomic_dir,
+    check_dir_target,
+    copy_file,
+    foreign_files,
+    listing,
+    make_dir,
+    remove_file,
+    same_file,
+    write_text_atomic,
+)
 from mscmt_cli.version import __version__
 
 #: What an exported directory holds (mscmt_cli.export.layout); only these are replaced by a new export.
@@ -194,45 +202,64 @@ def weights_digest(model_dir: Path) -> str:
     return digest.hexdigest()
 
 
-def check_export_target(out: Path) -> Path:
+#: Files of an earlier export's model/text_encoder/ that a new export may drop (a tokenizer's files differ by model).
+TOKENIZER_FILE = re.compile(
+    r"(config|tokenizer|tokenizer_config|special_tokens_map|added_tokens|generation_config|preprocessor_config)\.json"
+    r"|vocab\.(txt|json)|merges\.txt|bpe\.codes|[a-z_.]*\.model|chat_template\.(jinja|json)"
+)
+
+
+def own_export_file(name: str) -> bool:
+    """Whether ``name`` (relative to an export directory) is a file some export writes there."""
+    parts = Path(name).parts
+    if len(parts) == 1:
+        return name in EXPORT_ENTRIES
+    if parts[:1] != (MODEL_DIR,):
+        return False
+    return parts[1:] == (MODEL_CONFIG,) or (len(parts) == 3 and parts[1] == TEXT_DIR and TOKENIZER_FILE.fullmatch(parts[2]) is not None)
+
+
+def check_export_target(out: Path, option: str = "--out") -> Path:
     """``--out``: a new or empty directory, or an earlier export holding only an export's own files (replaced
-    whole); anything else is refused, so no file of the user's is ever deleted."""
-    out = check_dir_target(out, "--out")
+    whole); anything else is refused, so no file of the user's is ever deleted (nor one inside ``model/``)."""
+    out = check_dir_target(out, option)
     if out.is_dir():
         found = sorted(p.name for p in out.iterdir())
         if found and not is_export_dir(out):
             raise MscmtError(
-                f"--out {out}: holds {listing(found)}, not an exported model; pass a new or empty directory (an earlier export is replaced)"
+                f"{option} {out}: holds {listing(found)}, not an exported model; pass a new or empty directory (an earlier export is replaced)"
             )
-        foreign = [name for name in found if name not in EXPORT_ENTRIES]
+        foreign = foreign_files(out.resolve(), own_export_file)
         if foreign:
-            raise MscmtError(f"--out {out}: an earlier export that also holds {listing(foreign)}; move them out or pass another --out")
+            raise MscmtError(
+                f"{option} {out}: an earlier export that also holds {listing(foreign)}, which mscmt did not write; move them out first"
+            )
     return out
 
 
-def export_model(assembled: Assembled, out: Path, *, source: Path, quantize: str = "none", opset: int = OPSET) -> ExportConfig:
+def export_model(
+    assembled: Assembled, out: Path, *, source: Path, quantize: str = "none", opset: int = OPSET, option: str = "--out"
+) -> ExportConfig:
     """Write the exported directory of a loaded model into ``out`` (see :mod:`mscmt_cli.export.layout`).
 
     ``source`` is the saved model directory the model was loaded from (recorded,
-    with its weights' digest). ``quantize``: ``none`` or ``int8``.
+    with its weights' digest). ``quantize``: ``none`` or ``int8``. ``option`` names
+    ``out`` in messages.
     """
     if quantize not in QUANTIZATIONS:
         raise MscmtError(f"--quantize {quantize!r}: expected one of {', '.join(QUANTIZATIONS)}")
     onnx, ort = require("onnx"), require("onnxruntime")
     decoding = decoding_of(assembled.model.decoder)
-    out = check_export_target(out)
+    out = check_export_target(out, option)
     model = assembled.model.eval().cpu()
     graph = EmissionGraph(model).eval()
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}."))
-    try:
-        os.chmod(tmp, 0o755)
+    with atomic_dir(out, option, keep=own_export_file) as tmp:
         _write_model_dir(tmp / MODEL_DIR, assembled, source)
         traced = tmp / ("model.fp32.onnx" if quantize == "int8" else ONNX_FILE)
         trace(graph, example_batch(model, assembled.spec.image_dim, TRACE_LENGTHS, 0, assembled.image.max_tokens), traced, opset)
         if quantize == "int8":
             quantize_int8(traced, tmp / ONNX_FILE)
-            traced.unlink()
+            remove_file(traced)
         diff = check_export(
             tmp / ONNX_FILE,
             graph,
@@ -241,17 +268,14 @@ def export_model(assembled: Assembled, out: Path, *, source: Path, quantize: str
         )
         decoding.save(tmp)
         config = _config(assembled, tmp, source, opset, quantize, diff, onnx.__version__, ort.__version__)
-        (tmp / CONFIG_FILE).write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        _move_into_place(tmp, out)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        write_text_atomic(tmp / CONFIG_FILE, config.model_dump_json(indent=2) + "\n")
     return config
 
 
 def _write_model_dir(directory: Path, assembled: Assembled, source: Path) -> None:
     """The source model's config.json and text_encoder/ (tokenizer and architecture, no weights)."""
-    directory.mkdir(parents=True)
-    shutil.copyfile(Path(source) / MODEL_CONFIG, directory / MODEL_CONFIG)
+    make_dir(directory)
+    copy_file(Path(source) / MODEL_CONFIG, directory / MODEL_CONFIG)
     assembled.model.text.save_architecture(directory / TEXT_DIR)
 
 
@@ -278,17 +302,6 @@ def _config(assembled: Assembled, tmp: Path, source: Path, opset: int, quantize:
     )
 
 
-def _move_into_place(tmp: Path, out: Path) -> None:
-    """Replace ``out`` (absent, empty, or an earlier export) by the finished directory ``tmp``."""
-    old = None
-    if out.exists():
-        old = out.with_name(f".{out.name}.old.{os.getpid()}")
-        os.replace(out, old)
-    os.replace(tmp, out)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
-
-
 def export_run(
     run: Path, out: Path, registry: Any, model_paths: Mapping[str, str] | None = None, *, quantize: str = "none", opset: int = OPSET
 ) -> ExportConfig:
@@ -301,6 +314,8 @@ def export_run(
     require("onnx"), require("onnxruntime")
     check_export_target(out)
     source = model_dir(Path(run))
+    if same_file(source.parent, out) or same_file(source, out):
+        raise MscmtError(f"--out {out}: is the run being exported ({run}); pass another directory")
     return export_model(load_model(source, registry, model_paths or {}), out, source=source, quantize=quantize, opset=opset)
 
 

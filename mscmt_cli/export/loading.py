@@ -22,9 +22,10 @@ from typing import Any
 
 from mscmt_cli.errors import ModelLoadError, MscmtError
 from mscmt_cli.export.exporter import export_model, is_fresh, run_export_dir
-from mscmt_cli.export.layout import MODEL_DIR, is_export_dir
+from mscmt_cli.export.layout import MODEL_DIR, is_export_dir, read_export_config
 from mscmt_cli.export.runtime import OnnxBackend, require
 from mscmt_cli.model.build import Assembled, build_model, load_model, read_spec
+from mscmt_cli.paths import listing
 
 
 def weightless(export: Path, registry: Any, model_paths: Mapping[str, str]) -> Assembled:
@@ -45,6 +46,24 @@ def check_fits(assembled: Assembled, backend: OnnxBackend) -> tuple[Assembled, O
     return assembled, backend
 
 
+def check_run_export(run: Path, export: Path) -> None:
+    """Refuse to make ``RUN/onnx`` over what an on-the-fly export must not replace: files that are not an
+    export, or an export the user made with ``--quantize int8`` (replacing it by fp32 would undo their choice)."""
+    if not export.is_dir() or not any(export.iterdir()):
+        return
+    if not is_export_dir(export):
+        found = sorted(p.name for p in export.iterdir())
+        raise MscmtError(
+            f"--backend onnx: {export} holds {listing(found)}, not an export mscmt made, so {run} cannot be exported there; "
+            f"move them out, or export elsewhere with: mscmt export {run} --out DIR, then pass --model DIR"
+        )
+    if read_export_config(export).quantization != "none":
+        raise MscmtError(
+            f"--backend onnx: {export} holds an int8 export, which is not made again as fp32 over it; "
+            f"tag with it as it is (--model {export}), or remove it to have {run} exported as fp32"
+        )
+
+
 def load_onnx(path: Path, registry: Any, model_paths: Mapping[str, str], threads: int | None = None) -> tuple[Assembled, OnnxBackend]:
     """The weightless model and the ONNX backend of ``path`` (an exported directory, or a run exported on the fly)."""
     from mscmt_cli.engine.evaluation_job import model_dir
@@ -56,13 +75,11 @@ def load_onnx(path: Path, registry: Any, model_paths: Mapping[str, str], threads
     source, export = model_dir(path), run_export_dir(path)
     if is_fresh(export, source):
         return check_fits(weightless(export, registry, model_paths), OnnxBackend(export, threads))
+    check_run_export(path, export)
     assembled = load_model(source, registry, model_paths)
     try:
-        export_model(assembled, export, source=source)
-    except OSError as err:
-        raise MscmtError(
-            f"--backend onnx: cannot export {path} into {export} ({err.strerror or err}); "
-            f"export it elsewhere with: mscmt export {path} --out DIR, then pass --model DIR"
-        ) from None
+        export_model(assembled, export, source=source, option="--backend onnx: the run's export")
+    except MscmtError as err:
+        raise MscmtError(f"{err}; or export it elsewhere with: mscmt export {path} --out DIR, then pass --model DIR") from None
     assembled.model.to("meta")  # the graph has the weights now; the tagger keeps the tokenizer and the classes
     return check_fits(assembled, OnnxBackend(export, threads))

@@ -13,9 +13,6 @@ Loading reads JSON and safetensors only: nothing is unpickled.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import tempfile
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -25,12 +22,13 @@ from typing import Any, Literal
 import torch
 from pydantic import BaseModel, ValidationError
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from mscmt_cli.errors import ModelLoadError, MscmtError
 from mscmt_cli.model.components import ImageEncoder
 from mscmt_cli.model.hub import resolve_source
 from mscmt_cli.model.mner import MNERModel
+from mscmt_cli.paths import atomic_dir, save_tensors, write_text_atomic
 from mscmt_cli.registry import KINDS, Registry, component_params, params_model
 from mscmt_cli.version import __version__
 
@@ -213,30 +211,12 @@ def _check_sizes(directory: Path, spec: ModelSpec, sizes: dict[str, int]) -> Non
 
 def save_model(directory: Path, model: MNERModel, spec: ModelSpec) -> None:
     """Write a self-describing model directory atomically (build aside, then swap in)."""
-    directory = Path(directory)
-    directory.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(dir=directory.parent, prefix=f".{directory.name}."))
-    os.chmod(tmp, 0o755)
-    try:
+    with atomic_dir(Path(directory), "model directory", old_name=f".{Path(directory).name}.old") as tmp:
         model.text.save_architecture(tmp / TEXT_DIR)
         state = {k: v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-        save_file(state, str(tmp / WEIGHTS_FILE), metadata={"format": "mscmt-model"})
+        save_tensors(tmp / WEIGHTS_FILE, state, metadata={"format": "mscmt-model"})
         plain = {"context"} if spec.context == "none" else None  # a model without context: config.json as before
-        (tmp / CONFIG_FILE).write_text(spec.model_dump_json(indent=2, exclude=plain) + "\n", encoding="utf-8")
-        _swap_in(tmp, directory)
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
-
-def _swap_in(tmp: Path, directory: Path) -> None:
-    old = None
-    if directory.exists():
-        old = directory.with_name(f".{directory.name}.old")
-        shutil.rmtree(old, ignore_errors=True)
-        os.replace(directory, old)
-    os.replace(tmp, directory)
-    if old is not None:
-        shutil.rmtree(old, ignore_errors=True)
+        write_text_atomic(tmp / CONFIG_FILE, spec.model_dump_json(indent=2, exclude=plain) + "\n")
 
 
 def read_spec(directory: Path) -> ModelSpec:

@@ -297,6 +297,7 @@ class HFTextEncoder(TextEncoder):
         return words
 
     def save_architecture(self, directory: Path) -> None:
-        directory.mkdir(parents=True, exist_ok=True)
-        self.model.config.save_pretrained(directory)
-        self.tokenizer.save_pretrained(directory)
+        from mscmt_cli.paths import save_pretrained
+
+        save_pretrained(self.model.config, directory)
+        save_pretrained(self.tokenizer, directory)

@@ -17,7 +17,7 @@ from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings
 from mscmt_cli.studies.common import PARTS, Row, RowResult, RowRunner
 from mscmt_cli.studies.results import StudyOutcome, run_study
-from mscmt_cli.studies.tables import METRICS, Column, StudyTable, pct, prf, type_cells, type_columns
+from mscmt_cli.studies.tables import METRICS, Column, StudyTable, pct, prf, scored_types, type_cells, type_columns
 
 FULL = {"text": "bertweet", "image": "clip-vit-l14", "fusion": "gated", "decoder": "crf"}
 DEFAULT_VARIANTS = ("V1=bert-base,clip-vit-l14,additive,crf", "V2=bert-base,clip-vit-l14,gated,crf", "full=bertweet,clip-vit-l14,gated,crf")
@@ -49,10 +49,11 @@ def reference_index(results: list[RowResult]) -> int:
 
 def ablate_table(results: list[RowResult], ref: int) -> StudyTable:
     """Table V: per-type P/R/F1 per variant, weighted P/R/F1 and the F1 difference to the reference row."""
+    types = scored_types([r.test for r in results])
     columns = [
         Column("Variant", ""),
         Column("Components", "", brief=False),
-        *type_columns(),
+        *type_columns(types),
         *(Column(f"Weighted {short}", brief=short == "F1") for _, short in METRICS),
         Column("Δ F1", "+.2f"),
     ]
@@ -61,7 +62,7 @@ def ablate_table(results: list[RowResult], ref: int) -> StudyTable:
     for r in results:
         weighted = prf(r.test["weighted"])
         components = " + ".join(getattr(r.settings, k) for k in PARTS)
-        rows.append([r.row.shown, components, *type_cells(r.test), *weighted, round(weighted[-1] - base, 2)])
+        rows.append([r.row.shown, components, *type_cells(r.test, types), *weighted, round(weighted[-1] - base, 2)])
     notes = [
         f"test split of {results[ref].eval_corpus}, in percent; same data and seed for every variant",
         f"Δ F1 = weighted F1 minus that of {results[ref].row.shown} (the first full model row)",

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from mscmt_cli.labels import ENTITY_TYPES
+from mscmt_cli.paths import save_figure
 from mscmt_cli.studies.common import RowResult
+from mscmt_cli.studies.tables import scored_types
 
 
 def study_chart(results: list[RowResult], path: Path, title: str) -> Path:
@@ -27,14 +28,15 @@ def study_chart(results: list[RowResult], path: Path, title: str) -> Path:
     fig.suptitle(title)
     fig.tight_layout()
     path = Path(path)
-    fig.savefig(path, dpi=110)
+    save_figure(fig, path, dpi=110)
     return path
 
 
 def _type_bars(ax, results: list[RowResult]) -> None:
-    n_types = len(ENTITY_TYPES)
+    types = scored_types([r.test for r in results])
+    n_types = max(1, len(types))
     width = 0.8 / n_types
-    for k, etype in enumerate(ENTITY_TYPES):
+    for k, etype in enumerate(types):
         xs = [i + (k - (n_types - 1) / 2) * width for i in range(len(results))]
         ys = [100.0 * r.test["types"].get(etype, {}).get("f1", 0.0) for r in results]
         ax.bar_label(ax.bar(xs, ys, width, label=etype), fmt="%.1f", fontsize=7, padding=1)

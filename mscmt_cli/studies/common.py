@@ -27,7 +27,7 @@ from mscmt_cli.engine.rundir import (
 from mscmt_cli.engine.trainer import model_spec
 from mscmt_cli.errors import DataError, MscmtError, TrainingInterrupted
 from mscmt_cli.model.build import resolved_params
-from mscmt_cli.paths import check_dir_target, listing
+from mscmt_cli.paths import check_dir_target, listing, make_dir, remove_file
 from mscmt_cli.registry import KINDS, Registry
 from mscmt_cli.settings import Settings, identity_fields, required_path
 
@@ -92,6 +92,8 @@ def check_rows(rows: list[Row], registry: Registry, base: Settings) -> None:
     for row in rows:
         if not ROW_NAME.match(row.name):
             raise MscmtError(f"row name {row.name!r}: use letters, digits, '.', '_', '+' or '-' (it names a directory)")
+        if row.name in STUDY_FILES:
+            raise MscmtError(f"row name {row.name!r} is a file the study writes into --out ({', '.join(STUDY_FILES)}); choose another name")
         if row.name in seen:
             raise MscmtError(f"row name {row.name!r} appears twice; every row needs its own name")
         seen.add(row.name)
@@ -156,7 +158,12 @@ def check_same_settings(run_dir: Path, settings: Settings, registry: Registry) -
 
 
 def current_data(settings: Settings, corpus: str, splits: tuple[str, ...] = SPLITS) -> dict[str, tuple[Path, str]]:
-    """``{"<corpus folder>/<split>.txt": (path, SHA-256)}`` of the files ``corpus`` is read from now."""
+    """``{"<corpus folder>/<split>.txt": (path, SHA-256)}`` of the files ``corpus`` is read from now
+    (the ``--train``/``--valid``/``--test`` files when the data is given by path)."""
+    if settings.train_file is not None:
+        named = {"train": settings.train_file, "valid": settings.valid_file, "test": settings.test_file}
+        paths = [Path(p) for p in (named.get(split) for split in splits) if p is not None]
+        return {name: (f, digest) for f in paths for name, digest in data_identity([(f, _digest(f))]).items()}
     if settings.data_dir is None:
         raise MscmtError("no data directory: pass --data-dir DIR (the study checks its finished rows against their data)")
     files = [d / f"{split}.txt" for d in corpus_dirs(Path(settings.data_dir), corpus) for split in splits]
@@ -200,7 +207,7 @@ def train_row(settings: Settings, state: str, registry: Registry, console: Conso
 
     if state == "resumable":  # a new row's directory is checked by train() and has nothing of ours to drop
         for stale in required_path(settings.out, "--out").glob("eval_*_test.json"):
-            stale.unlink()
+            remove_file(stale)
     train(settings, registry=registry, console=console, resume=state == "resumable")
 
 
@@ -305,11 +312,11 @@ def claim_study_dir(out: Path | str | None, study: str) -> Path:
         if marker.get("study") != study:
             raise MscmtError(f"--out {path} holds a {marker.get('study')} study; choose another --out for this {study}")
         return path
-    # a study directory from before study.json: run directories and result files only
+    # a study directory from before study.json: its results.json, result files and run directories only
     foreign = [n for n in names if n not in STUDY_FILES and not (path / n / RUN_FILE).is_file()]
-    if foreign:
+    if foreign or (names and "results.json" not in names):
         raise MscmtError(
-            f"--out {path} is not empty and not a study directory (it holds {listing(foreign)}); choose a new or empty directory"
+            f"--out {path} is not empty and not a study directory (it holds {listing(foreign or names)}); choose a new or empty directory"
         )
     if "results.json" in names:
         kind = read_json(path / "results.json")
@@ -318,7 +325,7 @@ def claim_study_dir(out: Path | str | None, study: str) -> Path:
             raise MscmtError(f"--out {path} holds a results.json no mscmt study wrote; choose a new or empty directory")
         if kind != study:
             raise MscmtError(f"--out {path} holds the results of a {kind} study; choose another --out for this {study}")
-    path.mkdir(parents=True, exist_ok=True)
+    make_dir(path, "--out")
     write_json(path / STUDY_FILE, {"format": "mscmt-study", "study": study})
     return path
 
@@ -335,6 +342,8 @@ def run_rows(
     check_rows(rows, registry, base)
     if base.out is None:
         raise MscmtError("no study directory: pass --out DIR")
+    if base.train_file is not None and base.test_file is None:
+        raise MscmtError("a study scores every row on a test split: with --train FILE, give --test FILE too")
     all_settings = [row_settings(base, row, Path(base.out)) for row in rows]
     for row, settings in zip(rows, all_settings):
         try:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from rich.table import Table
-
-from mscmt_cli.labels import ENTITY_TYPES
 
 METRICS: tuple[tuple[str, str], ...] = (("precision", "P"), ("recall", "R"), ("f1", "F1"))
 
@@ -91,12 +90,17 @@ def prf(scores: dict[str, Any]) -> list[float]:
     return [pct(scores.get(key, 0.0)) for key, _ in METRICS]
 
 
-def type_columns(types: tuple[str, ...] = ENTITY_TYPES) -> list[Column]:
+def scored_types(scores: Sequence[dict[str, Any]]) -> tuple[str, ...]:
+    """The entity types of test scores, in the order the scores list them (the model's order first)."""
+    return tuple(dict.fromkeys(t for s in scores for t in s.get("types", {})))
+
+
+def type_columns(types: tuple[str, ...]) -> list[Column]:
     """``PER P``, ``PER R``, ``PER F1``, ... for every entity type (the terminal shows the F1 columns)."""
     return [Column(f"{t} {short}", brief=short == "F1") for t in types for _, short in METRICS]
 
 
-def type_cells(scores: dict[str, Any], types: tuple[str, ...] = ENTITY_TYPES) -> list[float]:
+def type_cells(scores: dict[str, Any], types: tuple[str, ...]) -> list[float]:
     """Per-type P, R, F1 (percent) in the order of :func:`type_columns`."""
     empty = {"precision": 0.0, "recall": 0.0, "f1": 0.0}
     return [v for t in types for v in prf(scores["types"].get(t, empty))]

@@ -15,23 +15,48 @@ No scripts, no external resources.
 from __future__ import annotations
 
 import base64
+import colorsys
 import html
 import io
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
 from mscmt_cli.data.images import decode_image, read_image_file
-from mscmt_cli.labels import ENTITY_TYPES
+from mscmt_cli.labels import types_of
 from mscmt_cli.registry import KINDS
 from mscmt_cli.tagging.attention import CSS as ATTENTION_CSS
 from mscmt_cli.tagging.attention import attention_section
 from mscmt_cli.tagging.tagger import TagResult
 
 MAX_SIDE = 480
-TYPE_COLOURS: dict[str, str] = {"PER": "#f4a6a6", "LOC": "#9fc8f0", "ORG": "#a8e0a0", "OTHER": "#f5d77a"}
-FALLBACK_COLOUR = "#d9c2f0"
+#: Light background colours, one per entity type in the model's order (PER, LOC, ORG, OTHER of the bundled
+#: corpora keep the first four, theirs since the first page); types past the palette get generated hues.
+PALETTE: tuple[str, ...] = (
+    "#f4a6a6", "#9fc8f0", "#a8e0a0", "#f5d77a", "#d9c2f0", "#f7c08a", "#9fe0d8", "#e8a8d8", "#c8d88a", "#b8c0f0",
+)  # fmt: skip
+GOLDEN_ANGLE = 137.508  # degrees between successive generated hues: no two near each other for a long while
+
+
+def type_colours(types: Sequence[str]) -> dict[str, str]:
+    """A distinct light colour for every type, in order: the palette, then hues spaced by the golden angle."""
+    out = {}
+    for k, etype in enumerate(dict.fromkeys(types)):
+        if k < len(PALETTE):
+            out[etype] = PALETTE[k]
+        else:
+            r, g, b = colorsys.hls_to_rgb(((k - len(PALETTE)) * GOLDEN_ANGLE % 360) / 360, 0.82, 0.65)
+            out[etype] = f"#{round(r * 255):02x}{round(g * 255):02x}{round(b * 255):02x}"
+    return out
+
+
+def page_types(result: TagResult, info: dict[str, Any]) -> list[str]:
+    """The types the page colours: the model's (``info["labels"]``), then any other the tweet's entities have."""
+    known = list(types_of(info.get("labels") or []))
+    return known + sorted({e.type for e in result.entities} - set(known))
+
 
 #: The stylesheet of the explain page (and of the service's page, which shows the same sections).
 _BASE_CSS = """
@@ -68,22 +93,18 @@ def image_data_uri(image: Image.Image) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def _colour(etype: str) -> str:
-    return TYPE_COLOURS.get(etype, FALLBACK_COLOUR)
-
-
 def _esc(text: str) -> str:
     return html.escape(text.encode("utf-8", "replace").decode("utf-8"), quote=True)
 
 
-def highlighted_text(result: TagResult) -> str:
-    """The tweet as HTML, each entity in a ``<mark>`` of its type's colour."""
+def highlighted_text(result: TagResult, colours: dict[str, str]) -> str:
+    """The tweet as HTML, each entity in a ``<mark>`` of its type's colour (``colours``: :func:`type_colours`)."""
     text, parts, cursor = result.doc.text, [], 0
     for ent in result.entities:
         parts.append(_esc(text[cursor : ent.start]))
         title = f"{ent.type} (score {ent.score:.2f})"
         parts.append(
-            f'<mark class="ent ent-{_esc(ent.type)}" style="background:{_colour(ent.type)}" title="{_esc(title)}">'
+            f'<mark class="ent ent-{_esc(ent.type)}" style="background:{colours[ent.type]}" title="{_esc(title)}">'
             f'{_esc(text[ent.start : ent.end])}<span class="t">{_esc(ent.type)}</span></mark>'
         )
         cursor = ent.end
@@ -91,9 +112,8 @@ def highlighted_text(result: TagResult) -> str:
     return "".join(parts)
 
 
-def _legend(result: TagResult) -> str:
-    types = list(ENTITY_TYPES) + sorted({e.type for e in result.entities} - set(ENTITY_TYPES))
-    return "".join(f'<span style="background:{_colour(t)}">{_esc(t)}</span>' for t in types)
+def _legend(colours: dict[str, str]) -> str:
+    return "".join(f'<span style="background:{colour}">{_esc(t)}</span>' for t, colour in colours.items())
 
 
 def _gate_cell(token: str, value: float) -> str:
@@ -191,9 +211,10 @@ def render_sections(
     if info.get("context") == "caption":
         media += f"<p>The text encoder reads the caption beside the tweet: <q>{_esc(caption or '')}</q></p>"
     origin = "" if result.doc.has_text else '<p class="meta">Given as tokens; shown joined by single spaces.</p>'
+    colours = type_colours(page_types(result, info))
     return (
-        f'<h2>Tweet</h2><div class="tweet">{highlighted_text(result)}</div>{origin}\n'
-        f'<div class="legend">{_legend(result)}</div>\n'
+        f'<h2>Tweet</h2><div class="tweet">{highlighted_text(result, colours)}</div>{origin}\n'
+        f'<div class="legend">{_legend(colours)}</div>\n'
         f'<h2>Image</h2><div class="media">{media}</div>\n'
         f"<h2>Visual gate per token</h2>{gate_strip(result, str(comps.get('fusion', '?')))}\n"
         f"{_attention(result, image, info, token_texts)}"

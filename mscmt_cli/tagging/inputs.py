@@ -30,7 +30,7 @@ from typing import Any, Protocol
 
 from mscmt_cli.data.conll import IMGID_PREFIX
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.labels import normalise_label
+from mscmt_cli.labels import split_tag
 from mscmt_cli.strict_json import loads as strict_loads
 from mscmt_cli.tagging.doc import Doc, InputError, make_doc
 
@@ -202,9 +202,9 @@ def _token_line(block: _Block, number: int, line: str) -> None:
     if not sep:
         token, tag = line, None
     else:
-        tag = normalise_label(label.strip())
+        tag = label.strip() if split_tag(label.strip()) is not None else None
         if tag is None and block.error is None:
-            block.error = f"line {number}: unknown label {label.strip()[:20]!r}"
+            block.error = f"line {number}: unknown label {label.strip()[:20]!r} (expected O or PREFIX-TYPE)"
     block.tokens.append(token)
     block.tags.append(tag)
 

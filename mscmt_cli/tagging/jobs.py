@@ -15,11 +15,14 @@ from rich.console import Console
 from mscmt_cli.captioning import captioner_files
 from mscmt_cli.console import progress
 from mscmt_cli.errors import DataError, MscmtError
+from mscmt_cli.paths import check_write, open_stream, write_text_atomic
 from mscmt_cli.settings import Settings
 from mscmt_cli.strict_json import dumps
 from mscmt_cli.tagging.heap import limit_heap_fragmentation
 from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadLine, TagInput, read_inputs
 from mscmt_cli.tagging.outputs import (
+    EXPLAIN_PAGE,
+    TAG_OUTPUT,
     check_explain_dir,
     check_out_dir,
     check_output,
@@ -158,10 +161,7 @@ def open_output(out: Path | None) -> Iterator[Sink]:
         yield sink
         sink.flush()
         return
-    try:
-        fh = open(check_out_dir(out), "wb")
-    except OSError as err:
-        raise MscmtError(f"--out {out}: cannot write ({err.strerror or err})") from None
+    fh = open_stream(check_out_dir(out), "--out")
     sink = Sink(fh, f"--out {out}")
     try:
         yield sink
@@ -198,7 +198,7 @@ def check_tag_paths(
         raise MscmtError(f"--images {images}: " + ("is not a directory" if Path(images).exists() else "directory not found"))
     reads = tag_reads(settings, input_name) + list(also_reads)
     if out is not None:
-        check_output(out, reads)
+        check_output(out, reads, kind=TAG_OUTPUT)
         if input_name == "-":
             check_stdin(out)
     else:
@@ -276,7 +276,6 @@ def line_explainer(tagger: Tagger, directory: Path, images_dir: Path | None) -> 
     An image that cannot be shown (missing, unreadable, refused by the size checks) never stops
     the run: the page says why, and that the model saw the blank image (policy ``blank``).
     """
-    from mscmt_cli.engine.rundir import write_text_atomic
     from mscmt_cli.tagging.explain import render_page
     from mscmt_cli.tagging.stream import image_resolver
 
@@ -298,7 +297,7 @@ def line_explainer(tagger: Tagger, directory: Path, images_dir: Path | None) -> 
         )
         page = directory / f"line-{item.line:06d}.html"
         try:  # atomic: a page never writes through a link, and is never left half written
-            write_text_atomic(page, html)
+            write_text_atomic(check_write(page, "--explain", EXPLAIN_PAGE), html, "--explain")
         except OSError as err:
             raise MscmtError(f"--explain {directory}: cannot write {page.name} ({err.strerror or err})") from None
 
@@ -331,7 +330,8 @@ def run_explain(settings: Settings, text: str, image: Path | None, out: Path, al
     reads = ([("--image", Path(image))] if image is not None else []) + (
         [("--captions", Path(settings.captions))] if settings.captions else []
     )
-    out = check_output(out, reads + model_files(settings.model) + captioner_files(settings.captioner) + list(also_reads))
+    reads = reads + model_files(settings.model) + captioner_files(settings.captioner) + list(also_reads)
+    out = check_output(out, reads, kind=EXPLAIN_PAGE)
     tagger = load_tagger(settings, missing_images="error")
     pixels = tagger.images.encoder.input_kind == "pixels"
     if pixels and image is not None and not Path(image).is_file():
@@ -346,10 +346,11 @@ def run_explain(settings: Settings, text: str, image: Path | None, out: Path, al
     result = tagger.tag(text, image if pixels or image is None else str(image))
     shown = page_image(Path(image)) if image is not None and pixels else None
     html = render_page(result, shown, tagger.info(), caption=result.caption, token_texts=token_texts(tagger, result))
-    try:  # not atomic: --out may be a device (/dev/stdout) or a link, written through as given
-        out.write_text(html, encoding="utf-8")
-    except OSError as err:
-        raise MscmtError(f"--out {out}: cannot write ({err.strerror or err})") from None
+    if out.exists() and not out.is_file():  # a device (/dev/stdout) or a pipe, written through as given
+        with open_stream(out, "--out") as sink:
+            sink.write(html.encode("utf-8"))
+    else:
+        write_text_atomic(out, html, "--out")
     return out
 
 

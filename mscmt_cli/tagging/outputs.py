@@ -19,41 +19,44 @@ import os
 import re
 import stat
 import sys
-import warnings
-from collections.abc import Sequence
 from pathlib import Path
 
 from mscmt_cli.errors import MscmtError
+from mscmt_cli.paths import FileKind, Reads, check_not_empty, check_write, looks_like_image, make_dir, prefix_kind, same_file
 
 #: The name of the explain page of input line N (``--explain DIR``).
 PAGE_NAME = re.compile(r"line-\d{6,}\.html")
-#: ``(what, path)``: a file the run reads, e.g. ``("the input", Path("a.jsonl"))``.
-Reads = Sequence[tuple[str, "str | os.PathLike[str]"]]
+#: Any file that is not a model file, a run's record, a data split or an image.
+ANY_FILE = FileKind("a file", lambda path: True)
+#: The first bytes of an explain page (mscmt_cli.tagging.explain.render_page).
+PAGE_START = b'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8"><title>mscmt explain'
 
 
-def same_file(a: str | os.PathLike[str], b: str | os.PathLike[str]) -> bool:
-    """Whether ``a`` and ``b`` are the same existing file or directory, however spelled."""
-    try:
-        return os.path.samefile(a, b)
-    except (OSError, ValueError):  # missing, unreadable, NUL in the name
-        return False
-
-
-def looks_like_image(path: Path) -> bool:
-    """Whether ``path`` is an existing file whose header Pillow reads as an image (nothing is decoded)."""
-    from PIL import Image
+def _is_tag_output(path: Path) -> bool:
+    """An empty file, or one whose first line is a JSON object with a tagged line's ``tokens``, ``tags`` and ``entities``."""
+    from mscmt_cli.strict_json import loads
 
     try:
-        if not path.is_file():
-            return False
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")
-            with Image.open(path):
-                return True
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        return True
-    except Exception:  # not an image (Pillow raises many types)
+        with open(path, "rb") as fh:
+            first = fh.readline(TAG_LINE_BYTES)
+    except OSError:
         return False
+    if not first.strip():
+        return first == b""
+    try:
+        record = loads(first)
+    except (ValueError, RecursionError):
+        return False
+    return isinstance(record, dict) and {"tokens", "tags", "entities"} <= set(record)
+
+
+#: How much of a tag output's first line is read to recognise it.
+TAG_LINE_BYTES = 16 << 20
+#: What ``mscmt tag --out`` writes: an existing file is replaced only when it is an earlier tag output.
+TAG_OUTPUT = FileKind("a tag output (JSON Lines with tokens, tags and entities)", _is_tag_output)
+#: What ``mscmt explain --out`` writes.
+EXPLAIN_PAGE = prefix_kind("an explain page", PAGE_START)
+__all__ = ["Reads", "looks_like_image", "same_file"]  # kept here for their callers; defined in mscmt_cli.paths
 
 
 def check_out_dir(out: str | os.PathLike[str], option: str = "--out") -> Path:
@@ -66,15 +69,11 @@ def check_out_dir(out: str | os.PathLike[str], option: str = "--out") -> Path:
     return out
 
 
-def check_output(out: str | os.PathLike[str], reads: Reads, option: str = "--out") -> Path:
-    """Refuse an output that is an existing directory, one of ``reads`` (any path to it) or an image file."""
+def check_output(out: str | os.PathLike[str], reads: Reads, option: str = "--out", kind: FileKind | None = None) -> Path:
+    """Refuse an output that is an existing directory, one of ``reads`` (any path to it), a model file, a run's
+    record, a data split, an image file, or (with ``kind``) an existing file that is not one of that kind."""
     out = check_out_dir(out, option)
-    for what, path in reads:
-        if same_file(out, path):
-            raise MscmtError(f"{option} {out} is the same file as {what} {path}: refusing to overwrite it")
-    if looks_like_image(out):
-        raise MscmtError(f"{option} {out} is an image file: refusing to overwrite it")
-    return out
+    return check_write(out, option, kind or ANY_FILE, reads, streams=True)
 
 
 def _stream_file(stream: object) -> os.stat_result | None:
@@ -115,9 +114,10 @@ def check_stdout(reads: Reads) -> None:
 def check_explain_dir(directory: str | os.PathLike[str], writes: Reads, option: str = "--explain") -> Path:
     """``--explain DIR``: a directory (or a name to create), whose page names replace none of ``writes``.
 
-    ``writes`` are the files the run reads or writes (the input, ``--out``).
+    ``writes`` are the files the run reads or writes (the input, ``--out``). An empty path (``--explain ""``)
+    would mean the current directory and is refused.
     """
-    directory = Path(directory)
+    directory = check_not_empty(Path(directory), option, "pages")
     if directory.exists() and not directory.is_dir():
         raise MscmtError(f"{option} {directory}: exists and is not a directory")
     for what, path in writes:
@@ -131,20 +131,17 @@ def check_explain_dir(directory: str | os.PathLike[str], writes: Reads, option: 
 
 def make_explain_dir(directory: Path, option: str = "--explain") -> None:
     """Create ``--explain DIR`` (and its parents)."""
-    try:
-        directory.mkdir(parents=True, exist_ok=True)
-    except OSError as err:
-        raise MscmtError(f"{option} {directory}: cannot create the directory ({err.strerror or err})") from None
+    make_dir(directory, option)
 
 
-def model_files(model: str | os.PathLike[str] | None) -> list[tuple[str, Path]]:
+def model_files(model: str | os.PathLike[str] | None, what: str = "a file of --model") -> list[tuple[str, Path]]:
     """The files of a trained run directory, its ``model/`` and its ``onnx/`` (what ``--model`` reads), as ``reads``."""
     if model is None:
         return []
     found = []
     for folder in (Path(model), Path(model) / "model", Path(model) / "onnx"):
         try:
-            found += [("a file of --model", p) for p in folder.iterdir() if p.is_file()]
+            found += [(what, p) for p in folder.iterdir() if p.is_file()]
         except OSError:  # not a directory; loading the model reports it
             continue
     return found

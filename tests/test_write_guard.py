@@ -1,0 +1,472 @@
+"""Every write goes through mscmt_cli.paths, and the guard keeps the user's files byte-identical.
+
+The first test walks the source of ``mscmt_cli``, ``plugins`` and ``benchmarks`` and fails on any
+call that writes, replaces or removes a file outside the guard module, so the next command cannot
+forget it. The others run the data-loss examples of issue 24 (and their siblings) on tiny models:
+each answer is one line, exit code 2, and every file of the user's is unchanged.
+"""
+
+from __future__ import annotations
+
+import ast
+import hashlib
+import json
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+GUARD = "mscmt_cli/paths.py"
+#: Attribute calls that write, replace or remove a file whatever their receiver.
+WRITING_METHODS = {
+    "write_text",
+    "write_bytes",
+    "unlink",
+    "rmtree",
+    "rmdir",
+    "rename",
+    "savefig",
+    "save_pretrained",
+    "truncate",
+    "touch",
+    "symlink_to",
+    "hardlink_to",
+}
+#: Flags of ``os.open`` that write.
+WRITING_FLAGS = {"O_WRONLY", "O_RDWR", "O_CREAT", "O_TRUNC", "O_APPEND"}
+#: ``module.function`` calls that do.
+WRITING_FUNCTIONS = {
+    ("os", "replace"),
+    ("os", "rename"),
+    ("os", "remove"),
+    ("os", "unlink"),
+    ("os", "rmdir"),
+    ("os", "removedirs"),
+    ("os", "truncate"),
+    ("os", "symlink"),
+    ("os", "link"),
+    ("shutil", "move"),
+    ("shutil", "copy"),
+    ("shutil", "copy2"),
+    ("shutil", "copyfile"),
+    ("shutil", "copytree"),
+    ("shutil", "rmtree"),
+    ("torch", "save"),
+    ("tempfile", "mkstemp"),
+    ("tempfile", "mkdtemp"),
+}
+#: Plain names that do (imported functions).
+WRITING_NAMES = {"save_file", "rmtree", "copyfile", "mkstemp", "mkdtemp"}
+#: Reviewed exceptions: (file, line's call) -> why it is not a write of a user's file.
+ALLOWED: dict[tuple[str, str], str] = {
+    ("mscmt_cli/tagging/jobs.py", "os.open"): "points a broken stdout at /dev/null (opens no file of the user's)",
+}
+
+
+def _mode(call: ast.Call) -> str:
+    """The mode of an ``open``/``fdopen`` call ('r' when not given or not a constant)."""
+    args = call.args[1:2] + [k.value for k in call.keywords if k.arg == "mode"]
+    mode = args[0] if args else None
+    return mode.value if isinstance(mode, ast.Constant) and isinstance(mode.value, str) else "r"
+
+
+def _writes(call: ast.Call) -> str | None:
+    """The name of the write ``call`` makes, or None when it writes nothing."""
+    func = call.func
+    if isinstance(func, ast.Name):
+        if func.id == "open" and set(_mode(call)) & set("wax+"):
+            return f"open(..., {_mode(call)!r})"
+        return func.id if func.id in WRITING_NAMES else None
+    if not isinstance(func, ast.Attribute):
+        return None
+    owner = func.value.id if isinstance(func.value, ast.Name) else None
+    if (owner, func.attr) in WRITING_FUNCTIONS:
+        return f"{owner}.{func.attr}"
+    if owner == "os" and func.attr == "open":
+        flags = {n.attr for arg in call.args[1:] for n in ast.walk(arg) if isinstance(n, ast.Attribute)}
+        return "os.open" if flags & WRITING_FLAGS else None
+    if func.attr in ("open", "fdopen") and set(_mode(call)) & set("wax+"):
+        return f"{func.attr}(..., {_mode(call)!r})"
+    if func.attr in WRITING_METHODS:
+        return f".{func.attr}()"
+    if func.attr == "replace" and len(call.args) == 1 and not call.keywords:  # Path.replace(target); str.replace takes two
+        return ".replace()"
+    return None
+
+
+def writes_outside_the_guard(root: Path = REPO) -> list[str]:
+    """``file:line: call`` of every write outside :data:`GUARD` and :data:`ALLOWED`."""
+    found = []
+    for folder in ("mscmt_cli", "plugins", "benchmarks"):
+        for path in sorted((root / folder).rglob("*.py")):
+            name = path.relative_to(root).as_posix()
+            if name == GUARD:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"), name)):
+                if isinstance(node, ast.Call) and (what := _writes(node)) is not None and (name, what) not in ALLOWED:
+                    found.append(f"{name}:{node.lineno}: {what}")
+    return found
+
+
+def test_every_write_goes_through_the_guard():
+    assert writes_outside_the_guard() == [], "write through mscmt_cli.paths (or add a reviewed entry to ALLOWED)"
+
+
+def test_the_walk_finds_each_kind_of_write(tmp_path):
+    """The check itself: a module with one write of each kind is caught on every line."""
+    (tmp_path / "mscmt_cli").mkdir()
+    (tmp_path / "plugins").mkdir()
+    (tmp_path / "benchmarks").mkdir()
+    lines = [
+        "open(p, 'w')",
+        "open(p, mode='ab')",
+        "os.fdopen(fd, 'w')",
+        "p.write_text('x')",
+        "p.write_bytes(b'x')",
+        "p.unlink()",
+        "os.remove(p)",
+        "shutil.rmtree(p)",
+        "os.replace(a, b)",
+        "p.replace(q)",
+        "p.rename(q)",
+        "shutil.move(a, b)",
+        "fig.savefig(p)",
+        "save_file(state, p)",
+        "torch.save(state, p)",
+        "model.save_pretrained(d)",
+        "fh.truncate(0)",
+        "os.open(p, os.O_WRONLY | os.O_CREAT)",
+        "p.touch()",
+    ]
+    (tmp_path / "benchmarks" / "bad.py").write_text("\n".join(lines) + "\n'a'.replace('a', 'b')\nopen(p)\n")
+    found = writes_outside_the_guard(tmp_path)
+    assert [int(f.split(":")[1]) for f in found] == list(range(1, len(lines) + 1))
+
+
+# -- the data-loss examples, on tiny models ------------------------------------------------------------
+
+
+def snapshot(root: Path) -> dict[str, str]:
+    """SHA-256 of every file below ``root`` (links by their target's name), to compare before and after."""
+    out = {}
+    for path in sorted(root.rglob("*")):
+        key = path.relative_to(root).as_posix()
+        if path.is_symlink():
+            out[key] = "-> " + str(path.readlink())
+        elif path.is_file():
+            out[key] = hashlib.sha256(path.read_bytes()).hexdigest()
+        else:
+            out[key] = "dir"
+    return out
+
+
+def refused(result, *needles: str) -> None:
+    """Exit code 2 and one line ``error: ...`` holding every needle."""
+    lines = result.err.strip().splitlines()
+    assert result.code == 2 and len(lines) == 1 and lines[0].startswith("error: "), result.err
+    for needle in needles:
+        assert needle in lines[0], lines[0]
+
+
+def test_every_allowed_entry_is_still_needed():
+    """A stale allow-list entry would let a new write of the same name through unreviewed."""
+    for (name, what), _reason in ALLOWED.items():
+        tree = ast.parse((REPO / name).read_text(encoding="utf-8"))
+        assert any(isinstance(n, ast.Call) and _writes(n) == what for n in ast.walk(tree)), (name, what)
+
+
+@pytest.fixture
+def user_files(trained_run, corpus, tmp_path):
+    """A copy of the tiny run, of the data and an image, and files of the user's beside them."""
+    import shutil
+
+    run, data = tmp_path / "run", tmp_path / "data"
+    shutil.copytree(trained_run, run)
+    shutil.copytree(corpus.data_dir, data)
+    image = tmp_path / "photo.jpg"
+    shutil.copy(next(corpus.images_dir.glob("*.jpg")), image)
+    (tmp_path / "notes.json").write_text('{"mine": true}\n')
+    (tmp_path / "notes.txt").write_text("line one\nline two")
+    return run, data, image
+
+
+def test_evaluate_json_never_replaces_an_input_a_model_file_a_split_or_a_file_of_the_users(user_files, corpus, tiny, tmp_path, mscmt):
+    run, data, image = user_files
+    (tmp_path / "link.json").symlink_to(run / "model" / "config.json")
+    before = snapshot(tmp_path)
+    evaluate = ["evaluate", run, "--data-dir", data, "--corpus", corpus.name, "--images-dir", corpus.images_dir, *tiny.model_path_args()]
+    for target, needle in (
+        (run / "model" / "config.json", "is the same file as a file of the run"),
+        (run / "model" / "model.safetensors", "is the same file as a file of the run"),
+        (run / "checkpoint" / "state.pt", "is a model file"),
+        (data / corpus.name / "test.txt", "is the same file as the test split"),
+        (data / corpus.name / "train.txt", "is a data split"),
+        (run / "run.json", "is the same file as a file of the run"),
+        (run / "test_scores.json", "is the same file as a file of the run"),
+        (tmp_path / "link.json", "is the same file as a file of the run"),
+        (image, "is an image"),
+        (tmp_path / "notes.json", "is not a scores file mscmt wrote"),
+        (tmp_path / "notes.txt", "is not a scores file mscmt wrote"),
+        (run, "is a directory"),
+        ("", "an empty path"),
+    ):
+        refused(mscmt([*evaluate, "--json", target]), "--json", needle)
+    assert snapshot(tmp_path) == before
+    scores = tmp_path / "scores.json"
+    for _ in range(2):  # new, then an earlier scores file: replaced
+        result = mscmt([*evaluate, "--json", scores])
+        assert result.code == 0, result.err
+    assert set(json.loads(scores.read_text())) >= {"micro", "weighted", "types"}
+
+
+def test_caption_out_is_recognised_before_its_last_line_is_cut(corpus, tmp_path, mscmt):
+    """Issue 24 item 2: a file that is not a captions file is refused with every byte still there."""
+    cases = {
+        "notes.txt": b"line one\nline two",
+        "one.txt": b"just one line",
+        "records.jsonl": b'{"image": "1.jpg", "caption": "a"}\n{"image": "2.jpg", "capt',
+        "words.txt": b"1.jpg :a dog\nsome words",
+    }
+    for name, data in cases.items():
+        (tmp_path / name).write_bytes(data)
+    before = snapshot(tmp_path)
+    for name in cases:
+        result = mscmt(["caption", corpus.images_dir, "--captioner", tmp_path / "no-model", "--out", tmp_path / name])
+        refused(result, f"--out {tmp_path / name}")
+    assert snapshot(tmp_path) == before
+
+
+def test_a_partial_caption_line_of_an_image_of_the_directory_is_still_repaired(tmp_path):
+    from mscmt_cli.captioning import ImageFile, captions_done, repair_tail
+
+    files = [ImageFile("101", tmp_path / "101.jpg"), ImageFile("102", tmp_path / "102.jpg")]
+    out = tmp_path / "c.txt"
+    for data, done in ((b"101.jpg :a dog\n10", {"101"}), (b"101.jpg :a dog\n102.jpg :a c", {"101"}), (b"10", set())):
+        out.write_bytes(data)
+        assert captions_done(out, files) == done
+        assert repair_tail(out) and out.read_bytes() == data[: data.rfind(b"\n") + 1]
+
+
+def _copy_runs(trained_run, folder: Path, names: list[str]) -> None:
+    import shutil
+
+    for name in names:
+        shutil.copytree(trained_run, folder / name)
+
+
+def test_a_study_never_takes_over_a_plain_folder_or_a_folder_of_runs(trained_run, corpus, tiny, tmp_path, mscmt):
+    myruns, runs = tmp_path / "myruns", tmp_path / "runs"
+    _copy_runs(trained_run, myruns, ["a"])
+    (myruns / "report.md").write_text("my report\n")
+    (myruns / "results.csv").write_text("mine,1\n")
+    _copy_runs(trained_run, runs, ["a", "b"])
+    before = snapshot(tmp_path)
+    grid = ["grid", "--lrs", "3e-5", "--batch-sizes", "8", "--text", "bertweet", "--image", "none", "--fusion", "none"]
+    for out in (myruns, runs):
+        result = mscmt([*grid, *corpus.args(), "--epochs", "1", "--out", out, *tiny.model_path_args()])
+        refused(result, f"--out {out}", "not a study directory")
+    assert snapshot(tmp_path) == before
+
+
+def test_ablate_rows_named_as_the_studys_files_are_refused_up_front(corpus, tiny, tmp_path, mscmt):
+    for name in ("results.json", "study.json", "report.md"):
+        result = mscmt(
+            ["ablate", "--variant", f"{name}=bertweet,none,none,crf", *corpus.args(), "--out", tmp_path / "s", *tiny.model_path_args()]
+        )
+        refused(result, f"row name {name!r} is a file the study writes")
+    assert not (tmp_path / "s").exists()
+
+
+# -- export and RUN/onnx ---------------------------------------------------------------------------
+
+
+def _clip(tiny) -> list:
+    return ["--model-path", f"clip-vit-l14={tiny.clip_vision}"]
+
+
+@pytest.fixture(scope="module")
+def export_dirs(trained_run, tiny, tmp_path_factory):
+    """An fp32 export of the tiny run, and an int8 one (made once for this module)."""
+    from mscmt_cli.cli.main import main
+
+    root = tmp_path_factory.mktemp("guard-exports")
+    for name, extra in (("fp32", []), ("int8", ["--quantize", "int8"])):
+        try:
+            main([str(a) for a in ["export", trained_run, "--out", root / name, *extra, *_clip(tiny)]])
+        except SystemExit as exc:
+            assert not exc.code
+    return root / "fp32", root / "int8"
+
+
+def test_re_export_never_deletes_a_file_of_the_users_inside_model(export_dirs, trained_run, tiny, tmp_path, mscmt):
+    import shutil
+
+    fp32, _ = export_dirs
+    for inside in ("model/mynotes.txt", "model/text_encoder/mynotes.txt", "model/sub/deep.txt"):
+        out = tmp_path / inside.replace("/", "_")
+        shutil.copytree(fp32, out)
+        (out / inside).parent.mkdir(parents=True, exist_ok=True)
+        (out / inside).write_text("mine")
+        before = snapshot(out)
+        result = mscmt(["export", trained_run, "--out", out, *_clip(tiny)])
+        if inside.startswith("model/text_encoder/"):  # a name a tokenizer could have: caught when the new export lacks it
+            refused(result, f"--out {out}", "mynotes.txt")
+        else:
+            refused(result, f"--out {out}: an earlier export that also holds {inside}")
+        assert snapshot(out) == before
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")], "no temporary directory is left behind"
+
+
+def test_export_into_a_folder_it_cannot_write_is_one_line(trained_run, tiny, tmp_path, mscmt, monkeypatch):
+    import tempfile
+
+    def denied(*args, **kwargs):
+        raise PermissionError(13, "Permission denied")
+
+    monkeypatch.setattr(tempfile, "mkdtemp", denied)  # root ignores file modes: the refusal is simulated
+    refused(mscmt(["export", trained_run, "--out", tmp_path / "exp", *_clip(tiny)]), f"--out {tmp_path / 'exp'}", "Permission denied")
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_an_export_given_as_the_run_is_named_as_such(export_dirs, tiny, tmp_path, mscmt):
+    fp32, _ = export_dirs
+    refused(mscmt(["export", fp32, "--out", tmp_path / "e2", *_clip(tiny)]), f"{fp32}: an ONNX export (mscmt export), not a trained run")
+    refused(mscmt(["evaluate", fp32, "--data-dir", tmp_path, *_clip(tiny)]), "an ONNX export")
+
+
+def _tag_onnx(mscmt, run: Path, tiny, tmp_path: Path):
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "Obama visits Paris"}\n', encoding="utf-8")
+    return mscmt(["tag", source, "--model", run, "--backend", "onnx", "--out", tmp_path / "out.jsonl", *_clip(tiny)])
+
+
+def test_run_onnx_holding_foreign_files_or_an_int8_export_is_kept_and_named(export_dirs, trained_run, tiny, tmp_path, mscmt):
+    import shutil
+
+    _, int8 = export_dirs
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("onnx"))
+    (run / "onnx").mkdir()
+    (run / "onnx" / "notes.txt").write_text("mine")
+    before = snapshot(run)
+    result = _tag_onnx(mscmt, run, tiny, tmp_path)
+    refused(result, f"--backend onnx: {run / 'onnx'} holds notes.txt, not an export mscmt made")
+    assert "--out" not in result.err.split(";")[0] and snapshot(run) == before
+    shutil.rmtree(run / "onnx")
+    shutil.copytree(int8, run / "onnx")
+    before = snapshot(run)
+    refused(_tag_onnx(mscmt, run, tiny, tmp_path), "holds an int8 export")
+    assert snapshot(run) == before
+
+
+def test_re_export_over_a_symlinked_run_onnx_keeps_the_link_and_leaves_nothing_behind(trained_run, tiny, tmp_path, mscmt):
+    import shutil
+
+    run = tmp_path / "run"
+    shutil.copytree(trained_run, run, ignore=shutil.ignore_patterns("onnx"))
+    (tmp_path / "elsewhere").mkdir()
+    (run / "onnx").symlink_to(tmp_path / "elsewhere" / "onnx")
+    (tmp_path / "elsewhere" / "onnx").mkdir()
+    for _ in range(2):
+        result = _tag_onnx(mscmt, run, tiny, tmp_path)
+        assert result.code == 0, result.err
+        config = json.loads((run / "onnx" / "config.json").read_text())
+        config["source_weights_sha256"] = "0" * 64  # stale: made again on the next run
+        (run / "onnx" / "config.json").write_text(json.dumps(config))
+    assert (run / "onnx").is_symlink() and (tmp_path / "elsewhere" / "onnx" / "model.onnx").is_file()
+    leftovers = [p.name for d in (run, tmp_path / "elsewhere") for p in d.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+# -- benchmark scripts ----------------------------------------------------------------------------
+
+
+def _script(name: str):
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, str(REPO / "benchmarks"))
+    spec = importlib.util.spec_from_file_location(f"guard_{name}", REPO / "benchmarks" / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.mark.parametrize(
+    ("script", "mine"),
+    [
+        ("ablation", {"ablation.md": "my own notes"}),
+        ("example_variants", {"example_variants.md": "my own notes"}),
+        ("example_variants", {"example_variants.json": '{"my": "numbers"}'}),
+    ],
+)
+def test_benchmark_reports_never_overwrite_a_users_file_and_refuse_an_out_that_cannot_hold_them(script, mine, tmp_path, monkeypatch):
+    import sys
+
+    module = _script(script)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "FILE").write_text("the user's input")
+    (tmp_path / "bm1").mkdir()
+    for name, text in mine.items():
+        (tmp_path / "bm1" / name).write_text(text)
+    before = snapshot(tmp_path)
+    for out, needle in (("bm1", f"--out bm1/{next(iter(mine))} exists and is not"), ("", "--out: an empty path"), ("FILE", "is a file")):
+        monkeypatch.setattr(sys, "argv", [f"{script}.py", "--report-only", "--out", out])
+        with pytest.raises(SystemExit) as refusal:
+            module.main()
+        assert str(refusal.value).startswith("error: ") and needle in str(refusal.value) and "\n" not in str(refusal.value)
+    assert snapshot(tmp_path) == before
+    for _ in range(2):  # a missing folder is made; the script's own report is then replaced
+        monkeypatch.setattr(sys, "argv", [f"{script}.py", "--report-only", "--out", "new/deeper"])
+        module.main()
+        assert (tmp_path / "new" / "deeper" / f"{script}.md").read_text().startswith(module.FIRST_LINE)
+
+
+# -- tag and explain outputs ------------------------------------------------------------------------
+
+
+def test_tag_and_explain_outputs_never_replace_what_is_not_theirs(user_files, corpus, tiny, tmp_path, mscmt):
+    run, data, image = user_files
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "Obama visits Paris"}\n', encoding="utf-8")
+    (tmp_path / "other.jsonl").write_text('{"text": "a line of the user\'s"}\n')
+    before = snapshot(tmp_path)
+    model = ["--model", run, *tiny.model_path_args()]
+    for target, needle in (
+        (source, "is the same file as the input"),
+        (run / "model" / "model.safetensors", "is the same file as a file of --model"),
+        (run / "checkpoint" / "state.pt", "is a model file"),
+        (data / corpus.name / "train.txt", "is a data split"),
+        (image, "is an image"),
+        (tmp_path / "other.jsonl", "is not a tag output"),
+        (tmp_path / "notes.json", "is not a tag output"),
+    ):
+        refused(mscmt(["tag", source, "--out", target, *model]), f"--out {target}", needle)
+        if needle != "is the same file as the input":
+            kind = "is not an explain page" if "tag output" in needle else needle
+            refused(mscmt(["explain", "--text", "Obama visits Paris", "--out", target, *model]), f"--out {target}", kind)
+    for empty in ("", "."):
+        refused(mscmt(["tag", source, "--out", tmp_path / "t.jsonl", "--explain", empty, *model]), "--explain: an empty path")
+    assert snapshot(tmp_path) == before
+    out, page = tmp_path / "tags.jsonl", tmp_path / "page.html"
+    for _ in range(2):  # new, then its own earlier output: replaced
+        assert mscmt(["tag", source, "--out", out, *model]).code == 0
+        assert mscmt(["explain", "--text", "Obama visits Paris", "--out", page, *model]).code == 0
+    assert json.loads(out.read_text())["tokens"] == ["Obama", "visits", "Paris"]
+
+
+def test_benchmark_json_outputs_refuse_what_the_script_did_not_write(corpus, tmp_path):
+    common = _script("common")
+    split = corpus.data_dir / corpus.name / "test.txt"
+    (tmp_path / "mine.json").write_text('{"my": "numbers"}')
+    (tmp_path / "counts.json").write_text('{"predicted": {}, "gold": {}}')
+    ours = lambda data: isinstance(data, dict) and {"predicted", "gold"} <= set(data)  # noqa: E731
+    for target, needle in (
+        (split, "is the same file as --conll"),
+        (tmp_path / "mine.json", "is not a count"),
+        (tmp_path, "is a directory"),
+    ):
+        with pytest.raises(SystemExit) as refusal:
+            common.json_target(target, "a count this script wrote", ours, [("--conll", split)])
+        assert str(refusal.value).startswith("error: --json") and needle in str(refusal.value)
+    assert common.json_target(tmp_path / "counts.json", "a count this script wrote", ours) == tmp_path / "counts.json"
