@@ -27,7 +27,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: become python -
     __import__("_script").run_as_module(__file__)
 
 from benchmarks.common import DEFAULT_DATA, corpus_tweets, json_target, write_files
-from mscmt_cli.console import quiet_transformers
+from mscmt_cli.console import quiet_libraries
 
 BACKENDS = {"torch": None, "onnx": "none", "onnx int8": "int8"}
 
@@ -82,7 +82,7 @@ def scores(loaded: dict, tweets: list, images_dir: Path | None, captions: Path |
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    quiet_transformers()
+    quiet_libraries()
     from mscmt_cli.errors import MscmtError
 
     paths = dict(p.split("=", 1) for p in args.model_path if "=" in p)

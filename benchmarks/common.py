@@ -18,7 +18,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from mscmt_cli.console import quiet_transformers
+from mscmt_cli.console import quiet_libraries
 
 REPO = Path(__file__).resolve().parent.parent
 DEFAULT_DATA = REPO.parent / "shared" / "data"
@@ -46,7 +46,7 @@ def set_threads(threads: int) -> None:
 
         os.environ["OMP_NUM_THREADS"] = os.environ["MKL_NUM_THREADS"] = str(threads)
         torch.set_num_threads(threads)
-    quiet_transformers()
+    quiet_libraries()
 
 
 def machine_line() -> str:

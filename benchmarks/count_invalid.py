@@ -28,7 +28,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: become python -
     __import__("_script").run_as_module(__file__)
 
 from benchmarks.common import json_target, write_files
-from mscmt_cli.console import quiet_transformers
+from mscmt_cli.console import quiet_libraries
 
 EXAMPLES = 5
 
@@ -106,7 +106,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
-    quiet_transformers()
+    quiet_libraries()
     from mscmt_cli.data.conll import read_conll
     from mscmt_cli.errors import MscmtError
     from mscmt_cli.tagging.tagger import Tagger

@@ -383,9 +383,13 @@ def caption_directory(
     *,
     policy: str = "blank",
     console: Console | None = None,
+    progress_every: float = 0.0,
     reads: Sequence[tuple[str, Path]] = (),
 ) -> CaptionTally:
     """Caption every image of ``images_dir`` not yet in ``out`` and append their lines (see the module doc).
+
+    ``console``: where warnings and progress go (None: nowhere); ``progress_every``: seconds between progress lines
+    where that console is not a terminal (see :func:`~mscmt_cli.console.progress`).
 
     ``policy``: ``blank`` reports an unreadable image and goes on without its line (a rerun tries
     it again); ``error`` writes the lines before it and stops with its path.
@@ -403,8 +407,8 @@ def caption_directory(
     console = console or Console(stderr=True, quiet=True)
     writer = _Appender(out)
     try:
-        with progress(console) as bar:
-            task = bar.add_task("captioning", total=len(todo), info="")
+        with progress(console, progress_every) as bar:
+            task = bar.add_task("captioning", total=len(todo), unit="images", info="")
             for start in range(0, len(todo), maker.batch_size):
                 batch = todo[start : start + maker.batch_size]
                 skipped = len(tally.skipped)
@@ -487,7 +491,9 @@ def run_caption(
     check_policy(settings.missing_images)
     captions_done(check_caption_paths(images_dir, out, reads), list_images(images_dir)[0])
     maker = load_maker(settings, batch_size, prompt)
-    tally = caption_directory(images_dir, out, maker, policy=settings.missing_images, console=console, reads=reads)
+    tally = caption_directory(
+        images_dir, out, maker, policy=settings.missing_images, console=console, progress_every=settings.progress_every, reads=reads
+    )
     for line in summary(tally, maker, out):
         console.print(line, markup=False, highlight=False, soft_wrap=True)
     return tally

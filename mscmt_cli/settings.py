@@ -35,6 +35,7 @@ import tomllib
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
+from mscmt_cli.data.corpus import DATA_DIR_LAYOUT
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.registry import KINDS
 
@@ -83,10 +84,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="MSCMT_", extra="forbid", populate_by_name=True)
 
     # components
-    text: str = setting("bertweet", "text encoder (see mscmt plugins)", group="components", identity=True)
+    text: str = setting("bertweet", "text encoder", group="components", identity=True)
     image: str = setting("clip-vit-l14", "image encoder", group="components", identity=True)
-    fusion: str = setting("gated", "fusion: gated, additive, none", group="components", identity=True)
-    decoder: str = setting("crf", "decoder: crf, softmax", group="components", identity=True)
+    fusion: str = setting("gated", "fusion", group="components", identity=True)
+    decoder: str = setting("crf", "decoder", group="components", identity=True)
     context: Literal["none", "caption"] = setting(
         "none",
         "what the text encoder reads beside the tweet: none, or caption (the image's caption as a second segment, "
@@ -106,7 +107,7 @@ class Settings(BaseSettings):
     )
     # data
     corpus: str = setting("merged", "twitter2015, twitter2017, merged, or any corpus directory name", group="data", identity=True)
-    data_dir: Path | None = setting(None, "data directory laid out like ../shared/data", group="data")
+    data_dir: Path | None = setting(None, f"data directory: {DATA_DIR_LAYOUT}", group="data")
     images_dir: Path | None = setting(None, "directory of <id>.jpg images", group="data")
     captions: Path | None = setting(
         None, "captions file (<id>.jpg :<caption> lines or JSONL) for --image caption and --context caption", group="data"
@@ -183,6 +184,13 @@ class Settings(BaseSettings):
     eval_batch_size: int = setting(64, "tweets per forward pass when predicting", group="runtime", resumable=True, ge=1, le=100_000)
     cache_dir: Path = setting(default_cache_dir, "image feature cache directory", group="runtime", resumable=True)
     no_cache: bool = setting(False, "bypass the image feature cache", group="runtime", resumable=True, flags="--no-cache/--cache")
+    progress_every: float = setting(
+        30.0,
+        "where stderr is not a terminal (a log, CI), print a progress line at most every this many seconds (0: at every step)",
+        group="runtime",
+        resumable=True,
+        ge=0,
+    )
     # tagging
     model: Path | None = setting(None, "trained run directory (or its model/) for tag, serve and explain", group="tagging")
     backend: Literal["torch", "onnx"] = setting(
@@ -293,14 +301,20 @@ _FLAG_KEYS: dict[str, str] = {
 
 
 def load_settings(
-    config_file: Path | None = None, overrides: dict[str, Any] | None = None, flags: Mapping[str, str] | None = None
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+    flags: Mapping[str, str] | None = None,
+    under: tuple[Path, dict[str, Any]] | None = None,
 ) -> Settings:
-    """Merge defaults, the TOML file, ``MSCMT_*`` variables and command-line values.
+    """Merge defaults, ``under``, the TOML file, ``MSCMT_*`` variables and command-line values.
 
     ``flags`` maps a setting to the option a command spells it with (for messages).
     ``model_paths``, ``type_map`` and ``params`` are merged key by key rather than replaced.
+    ``under``: settings read from a file (a run's ``run.json``) that take the place of the defaults.
     """
     layers: list[tuple[str, dict[str, Any]]] = []
+    if under is not None:
+        layers.append((f"{under[0]}: setting", under[1]))
     if config_file is not None:
         layers.append((f"{config_file}: field", read_toml(config_file)))
     try:

@@ -85,7 +85,7 @@ class Blip2TextEncoder(HFTextEncoder):
                 f"use an image-text retrieval checkpoint such as {BLIP2_SOURCE}"
             )
         if pretrained:
-            load = lambda s: Blip2TextModelWithProjection.from_pretrained(s, config=config)  # noqa: E731 (config read once)
+            load = lambda s, **hub: Blip2TextModelWithProjection.from_pretrained(s, config=config, **hub)  # noqa: E731 (config read once)
             return _QFormerText(load_pretrained(self.name, source, load))
         return _QFormerText(Blip2TextModelWithProjection(config))
 
@@ -161,11 +161,13 @@ def _timm_variant(name: str, variant: str | None) -> str:
     return variant
 
 
-def _timm_loader(component: str, variant: str, local: bool) -> Callable[[str], nn.Module]:
+def _timm_loader(component: str, variant: str, local: bool) -> Callable[..., nn.Module]:
     """A loader for :func:`load_pretrained`: failures become ``OSError``/``ValueError``."""
     import timm
 
-    def load(source: str) -> nn.Module:
+    def load(source: str, local_files_only: bool = False) -> nn.Module:
+        if not local and local_files_only:
+            raise OSError("timm's own weights are not looked up in the Hugging Face cache")  # load_pretrained asks the hub
         if not local:
             _check_has_weights(component, variant)
             return timm.create_model(variant, pretrained=True, num_classes=0)

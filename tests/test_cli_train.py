@@ -55,6 +55,42 @@ def test_train_gated_crf_then_evaluate(trained_run, corpus, tiny, mscmt, tmp_pat
     assert test_scores["micro"] == scores["micro"], "evaluate must reproduce the training run's own test scores"
 
 
+def test_evaluate_alone_scores_the_runs_own_corpus_and_says_so(trained_run, corpus, tiny, mscmt, tmp_path):
+    """No --corpus, --data-dir or --images-dir: the run's run.json gives them (the default corpus, merged, is not it)."""
+    for path in (trained_run, trained_run / "model"):
+        result = mscmt(["evaluate", path, "--json", tmp_path / "s.json", *tiny.model_path_args()])
+        assert result.code == 0, result.err
+        assert result.err.startswith(
+            f"scoring {path} on the test split of {corpus.name} ({corpus.data_dir}), the corpus it was trained on\n"
+        )
+        assert json.loads((tmp_path / "s.json").read_text())["micro"] == json.loads((trained_run / "test_scores.json").read_text())["micro"]
+
+    # what is given wins over what the run recorded, and the line says the run was trained on another corpus
+    other = tmp_path / "data"
+    (other / "copy").mkdir(parents=True)
+    for split in ("train", "valid", "test"):
+        (other / "copy" / f"{split}.txt").write_bytes((corpus.data_dir / corpus.name / f"{split}.txt").read_bytes())
+    result = mscmt(["evaluate", trained_run, "--data-dir", other, "--corpus", "copy", "--split", "valid", *tiny.model_path_args()])
+    assert result.code == 0, result.err
+    assert result.err.startswith(f"scoring {trained_run} on the valid split of copy ({other}); it was trained on {corpus.name}\n")
+
+
+def test_training_that_stops_early_says_so_in_one_line(corpus, tiny, mscmt, tmp_path):
+    """Learning rates near zero: the validation F1 never beats epoch 1's, so patience 1 stops after epoch 2 of 5."""
+    extra = ["--patience", "1", "--lr", "1e-12", "--head-lr", "1e-12"]
+    result = mscmt(train_args(corpus, tmp_path / "run", tiny, epochs=5, extra=extra))
+    assert result.code == 0, result.err
+    rows = _check_run_dir(tmp_path / "run")
+    assert [r["epoch"] for r in rows] == [1, 2] and rows[1]["valid_weighted_f1"] <= rows[0]["valid_weighted_f1"]
+    stopped = [line for line in result.err.splitlines() if line.startswith("stopped early")]
+    assert stopped == [
+        "stopped early after epoch 2 of 5: no gain in validation weighted F1 for 1 epoch(s) (--patience 1); "
+        f"best epoch 1 (weighted F1 {100 * rows[0]['valid_weighted_f1']:.2f}) is the saved model"
+    ]
+    whole = mscmt(train_args(corpus, tmp_path / "whole", tiny, epochs=1))
+    assert whole.code == 0 and "stopped early" not in whole.err
+
+
 def test_train_softmax_variant(corpus, tiny, mscmt, tmp_path):
     out = tmp_path / "softmax"
     result = mscmt(

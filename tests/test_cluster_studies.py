@@ -17,6 +17,7 @@ import pytest
 from mscmt_cli.cluster.connect import INSTALL_HINT, check_address, gpus_per_task, task_error, worker_settings
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.settings import Settings
+from tests.conftest import import_or_skip
 
 REPO = Path(__file__).resolve().parents[1]
 FAST = ["--epochs", "1", "--head-lr", "1e-2"]
@@ -174,7 +175,7 @@ def _kill_session(sid: int) -> None:
 def test_driver_killed_midway_then_the_rerun_finishes_only_the_unfinished_rows(tiny, corpus, mscmt, one_thread, tmp_path):
     """SIGKILL of the driver and its local cluster while rows train; the rerun skips the finished row, resumes the
     others from their checkpoints, and every row scores as in an uninterrupted one-machine grid."""
-    pytest.importorskip("ray")
+    import_or_skip("ray")
     out = tmp_path / "study"
     # 1, 48 and 24 steps an epoch: the first row ends long before the second, which trains beside it from the start
     rows = ["lr0.001-bs48", "lr0.001-bs1", "lr0.001-bs2"]

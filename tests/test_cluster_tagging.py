@@ -20,6 +20,7 @@ from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadLine, LongLine
 from mscmt_cli.tagging.jobs import load_tagger
 from mscmt_cli.tagging.shards import Chunk, Shard, find_shards, parquet_line, parse_chunk, read_chunks, tag_chunk
 from mscmt_cli.tagging.stream import image_resolver
+from tests.conftest import import_or_skip, needs
 from tests.tagging_support import TRICKY_TEXTS
 
 WORDS = [
@@ -73,7 +74,7 @@ def _write_jsonl(path: Path, lines: list[str | bytes]) -> None:
 
 
 def _write_parquet(path: Path, rows: list[dict]) -> None:
-    pa = pytest.importorskip("pyarrow")
+    pa = import_or_skip("pyarrow")
     import pyarrow.parquet as pq
 
     pq.write_table(pa.Table.from_pylist(rows), path, row_group_size=100)
@@ -96,7 +97,7 @@ def test_without_ray_the_option_says_how_to_install_it(mscmt, trained_run, monke
         (["--workers", "2"], "--workers needs --ray ADDRESS"),
         (["--gpus-per-worker", "1"], "--gpus-per-worker needs --ray ADDRESS"),
         (["--ray", "local", "--explain", "pages"], "--explain is not available with --ray"),
-        (["--ray", "nowhere"], "--ray 'nowhere': expected local, auto, ray://HOST:PORT or HOST:PORT"),
+        pytest.param(["--ray", "nowhere"], "--ray 'nowhere': expected local, auto, ray://HOST:PORT or HOST:PORT", marks=needs("ray")),
     ],
 )
 def test_ray_options_are_checked_before_anything_runs(mscmt, trained_run, tmp_path, extra, message):

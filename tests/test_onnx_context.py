@@ -21,7 +21,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.conftest import needs
 from tests.test_onnx import SCORE_TOLERANCE, _same_tags
+
+pytestmark = needs("onnx", "onnxruntime")  # every test here exports
 
 TEXT_INPUTS = {
     "input_ids": ["windows", "subwords"],

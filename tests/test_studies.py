@@ -279,6 +279,33 @@ def test_ablate_table_shows_weighted_precision_and_recall():
     assert table.rows[0][2:5] == [70.0, 80.0, 75.0]  # PER P, R, F1
 
 
+def test_the_ablate_table_fits_an_80_column_terminal_and_the_report_keeps_every_column():
+    from types import SimpleNamespace
+
+    from rich.console import Console
+
+    from mscmt_cli.studies.ablate import ablate_table
+    from mscmt_cli.studies.common import Row, RowResult
+
+    comps = SimpleNamespace(
+        text="bertweet", image="clip-vit-l14-patches", fusion="cross-attention", decoder="softmax", corpus="twitter2017"
+    )
+    results = [
+        RowResult(Row(n, {}), comps, Path(n), 1, {}, _scores(p, r, f))
+        for n, (p, r, f) in (("full", (0.7012, 0.8034, 0.7512)), ("caption-tokens", (0.6, 0.9, 0.7234)))
+    ]
+    table = ablate_table(results, 0)
+    console = Console(width=80, record=True)
+    console.print(table.to_rich())
+    lines = console.export_text().splitlines()
+    assert max(len(line) for line in lines) <= 80
+    rows = {cells[0]: cells[1:] for cells in ([c.strip() for c in line.strip("│ ").split("│")] for line in lines if "│" in line)}
+    assert rows["caption-tokens"] == ["72.34", "72.34", "72.34", "72.34", "72.34", "-2.78"]  # one line per row: PER..OTHER F1, W. F1, Δ
+    assert "the other columns (P, R, ...) are in report.md and results.csv" in " ".join(lines)
+    markdown = table.to_markdown()
+    assert "Weighted P" in markdown and "bertweet + clip-vit-l14-patches + cross-attention + softmax" in markdown
+
+
 @pytest.mark.parametrize("stop", [KeyboardInterrupt(), "training"])
 def test_interrupted_row_says_how_to_finish_the_study(tmp_path, monkeypatch, stop):
     import io

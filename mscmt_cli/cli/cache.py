@@ -10,7 +10,7 @@ from mscmt_cli.settings import fields_of
 HELP = "The on-disk cache of frozen image-encoder features."
 
 
-@settings_options("image", "model_paths", *fields_of("data"), "cache_dir")
+@settings_options("image", "model_paths", *fields_of("data"), "cache_dir", "progress_every")
 def build(given: Given) -> None:
     """Compute every image feature of a corpus once (later runs read them from disk)."""
     from mscmt_cli.console import make_console

@@ -10,7 +10,7 @@ import typer
 from mscmt_cli.cli.options import Given, settings_options
 
 
-@settings_options("captioner", "max_new_tokens", "missing_images", "device", "cache_dir", "no_cache")
+@settings_options("captioner", "max_new_tokens", "missing_images", "device", "cache_dir", "no_cache", "progress_every")
 def caption(
     given: Given,
     images_dir: Path = typer.Argument(..., help="directory of images (.jpg, .jpeg, .png)"),

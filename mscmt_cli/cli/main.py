@@ -17,7 +17,7 @@ from typing import Any
 import typer
 
 from mscmt_cli.cli import cache, captioning, exporting, plugins, studies, tagging, training
-from mscmt_cli.console import quiet_transformers
+from mscmt_cli.console import quiet_libraries
 from mscmt_cli.errors import MscmtError
 
 COMMANDS: tuple[Callable[..., Any], ...] = (
@@ -64,7 +64,8 @@ def _help_without_command(ctx: typer.Context) -> None:
 
 
 def _typer(help_text: str | None) -> typer.Typer:
-    return typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=help_text)
+    # plain help (click's): no rich markup, which ate "[ray]" and "[model_paths]" from help texts and showed "<bool>" for flags
+    return typer.Typer(add_completion=False, pretty_exceptions_enable=False, help=help_text, rich_markup_mode=None)
 
 
 def build_app() -> typer.Typer:
@@ -85,7 +86,7 @@ def build_app() -> typer.Typer:
 def main(argv: list[str] | None = None) -> None:
     """Entry point: run the app; user errors become one line and exit code 2."""
     args = list(sys.argv[1:] if argv is None else argv)
-    quiet_transformers()
+    quiet_libraries()
     try:
         build_app()(args=args, prog_name="mscmt", standalone_mode=True)
     except MscmtError as err:

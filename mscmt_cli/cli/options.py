@@ -21,6 +21,7 @@ from typing import Any, Optional
 
 import typer
 
+from mscmt_cli.registry import KINDS, Registry
 from mscmt_cli.settings import Settings, fields_of, flag_of, load_settings, parse_model_paths, parse_params, parse_type_map
 
 CONFIG = "config"
@@ -42,9 +43,10 @@ class Given:
     values: dict[str, Any] = field(default_factory=dict)
     flags: dict[str, str] = field(default_factory=dict)
 
-    def settings(self, **extra: Any) -> Settings:
-        """Defaults < ``--config`` file < ``MSCMT_*`` environment < these values < ``extra``."""
-        return load_settings(self.config, {**self.values, **extra}, self.flags)
+    def settings(self, under: tuple[Path, dict[str, Any]] | None = None, **extra: Any) -> Settings:
+        """Defaults < ``under`` (settings read from that file) < ``--config`` file < ``MSCMT_*`` environment < these values
+        < ``extra``."""
+        return load_settings(self.config, {**self.values, **extra}, self.flags, under)
 
     @property
     def reads(self) -> list[tuple[str, Path]]:
@@ -92,11 +94,18 @@ def _parameter(name: str, spelled: tuple[str, ...] | None) -> inspect.Parameter:
     """The typer option of one setting: always optional (None = not given), help with the default."""
     info = Settings.model_fields[name]
     flags = (spelled or (flag_of(name),)) if name in _REPEATABLE or info.annotation is not bool else (spelled or (_bool_flags(name),))
-    help_text = f"{info.description} {_default_text(name)}".strip()
+    described = f"{info.description}: {', '.join(installed_names(name))} (see mscmt plugins)" if name in KINDS else info.description
+    help_text = f"{described} {_default_text(name)}".strip()
     annotation: Any = Optional[list[str]] if name in _REPEATABLE else Optional[_option_type(info.annotation)]
     return inspect.Parameter(
         name, inspect.Parameter.KEYWORD_ONLY, default=typer.Option(None, *flags, help=help_text), annotation=annotation
     )
+
+
+@functools.cache  # the installed entry points, read once per process (every command's component options show them)
+def installed_names(kind: str) -> tuple[str, ...]:
+    """The registered names of one component kind (entry points only: no plugin is imported)."""
+    return tuple(Registry.from_entry_points().names(kind))
 
 
 def _bool_flags(name: str) -> str:

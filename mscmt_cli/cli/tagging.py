@@ -12,6 +12,8 @@ from mscmt_cli.cli.options import APPLY, Given, settings_options
 from mscmt_cli.errors import MscmtError
 
 TAG_NAMES = {"images_dir": ("--images", "--images-dir"), "eval_batch_size": ("--batch-size",)}
+#: serve and explain show no progress
+APPLY_AT_ONCE = tuple(name for name in APPLY if name != "progress_every")
 
 
 @settings_options(*APPLY, "images_dir", "captions", "missing_images", rename=TAG_NAMES)
@@ -77,7 +79,7 @@ def tag(
     run_tag(given.settings(), input, out_path, strict=strict, explain_dir=explain, console=make_console(), also_reads=given.reads)
 
 
-@settings_options(*APPLY)
+@settings_options(*APPLY_AT_ONCE)
 def serve(
     given: Given,
     host: str = typer.Option("127.0.0.1", "--host", help="address to listen on (loopback by default)"),
@@ -126,7 +128,7 @@ def serve(
     run_serve(given.settings(), host, port, limits, make_console(), api_key_file=api_key_file, batching=batching, connections=connections)
 
 
-@settings_options(*APPLY, "captions")
+@settings_options(*APPLY_AT_ONCE, "captions")
 def explain(
     given: Given,
     text: str = typer.Option(..., "--text", help="the tweet"),

@@ -31,7 +31,11 @@ def evaluate(
     split: str = typer.Option("test", "--split", help="train, valid or test"),
     json_out: Optional[Path] = typer.Option(None, "--json", help="write the scores as JSON"),
 ) -> None:
-    """Score a trained model on a split (seqeval, conlleval-compatible spans): P, R and F1 per type and averaged."""
-    from mscmt_cli.engine.evaluation_job import run_evaluate
+    """Score a trained model on a split (seqeval, conlleval-compatible spans): P, R and F1 per type and averaged.
 
-    run_evaluate(run_dir, given.settings(), split, json_out=json_out, also_reads=given.reads)
+    The corpus, data and images directories and captions default to those the run recorded in its run.json.
+    """
+    from mscmt_cli.engine.evaluation_job import run_evaluate
+    from mscmt_cli.engine.rundir import recorded_data
+
+    run_evaluate(run_dir, given.settings(under=recorded_data(run_dir)), split, json_out=json_out, also_reads=given.reads)

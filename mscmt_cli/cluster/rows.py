@@ -63,7 +63,8 @@ class RayRows:
             task = ray.remote(num_cpus=1, num_gpus=gpus, max_calls=1)(train_row_task)  # a fresh process per row
             console.print(f"{len(jobs)} row(s) on the Ray cluster at {self.address}, {gpus:g} GPU(s) each")
             refs = [task.remote(row, settings, Path(out).absolute()) for (row, _), settings in zip(jobs, shipped)]
-            outcome = _wait(ray, refs, [row for row, _ in jobs], console, out)
+            every = min(settings.progress_every for _, settings in jobs) if jobs else 0.0
+            outcome = _wait(ray, refs, [row for row, _ in jobs], console, every, out)
         failed = [row.name for row, _ in jobs if isinstance(outcome[row.name], str)]
         if failed:
             raise MscmtError(
@@ -73,13 +74,13 @@ class RayRows:
         return [bool(outcome[row.name]) for row, _ in jobs]
 
 
-def _wait(ray: Any, refs: list[Any], rows: list[Row], console: Console, out: Path) -> dict[str, bool | str]:
+def _wait(ray: Any, refs: list[Any], rows: list[Row], console: Console, progress_every: float, out: Path) -> dict[str, bool | str]:
     """Each row's outcome as its task ends: whether it was trained now, or its error (a string)."""
     outcome: dict[str, bool | str] = {}
     row_of = dict(zip(refs, rows))
     pending = list(refs)
-    with progress(console) as bar:
-        shown = bar.add_task("rows", total=len(rows), info="")
+    with progress(console, progress_every) as bar:
+        shown = bar.add_task("rows", total=len(rows), unit="rows", info="")
         try:
             while pending:
                 done, pending = ray.wait(pending, num_returns=1)

@@ -243,7 +243,7 @@ def run_tag_cluster(
                 ray.get([a.load.remote() for a in actors])  # every worker loads the model once, before any line is sent
             except Exception as err:
                 raise MscmtError(f"a worker could not load the model: {task_error(err)}") from None
-            tally = _tag_all(ray, actors, shards, layout, strict, window, console)
+            tally = _tag_all(ray, actors, shards, layout, strict, window, console, settings.progress_every)
             for line in sorted({n for n in ray.get([a.report.remote() for a in actors]) if n}):
                 console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
         finally:
@@ -275,12 +275,18 @@ def _check_paths(
     return shards, layout
 
 
-def _tag_all(ray: Any, actors: list[Any], shards: list[Shard], layout: Layout, strict: bool, window: int, console: Console) -> Tally:
+def _tag_all(
+    ray: Any, actors: list[Any], shards: list[Shard], layout: Layout, strict: bool, window: int, console: Console, progress_every: float
+) -> Tally:
     """Send every chunk, write every result in order, report the bad lines; the tally."""
     tally = Tally()
     results = ordered_results(ray, actors, read_chunks(shards, window), shards)
-    with closing(results), run_outputs(layout, shards) as outputs, progress(console) as bar:  # closing: in-flight chunks cancelled
-        shown = bar.add_task("tagging (bytes read)", total=sum(s.size for s in shards), info="")
+    with (
+        closing(results),
+        run_outputs(layout, shards) as outputs,
+        progress(console, progress_every) as bar,
+    ):  # closing: in-flight chunks cancelled
+        shown = bar.add_task("tagging", total=sum(s.size for s in shards), unit="bytes", info="")
         for chunk, result in results:
             sink = outputs.sink(chunk.shard)
             source = shards[chunk.shard].path

@@ -45,7 +45,7 @@ def build_cache(settings: Settings, registry: Registry, console: Console) -> Cac
     data = CorpusData.from_settings(settings)
     features = feature_table(settings, build_image_encoder(registry, settings.image, settings.model_paths))
     tweets = data.all_tweets()
-    precompute_features(features, tweets, console)
+    precompute_features(features, tweets, console, settings.progress_every)
     done = CacheBuild(len({t.image_id for t in tweets}), features.encoder_calls, Path(settings.cache_dir))
     console.print(
         f"{settings.image}: {done.images} images of {data.train.corpus} cached in {done.cache_dir} "

@@ -11,7 +11,7 @@ from mscmt_cli.backends.batches import encode_examples
 from mscmt_cli.console import progress
 from mscmt_cli.data.captions import CaptionStore
 from mscmt_cli.data.conll import Tweet
-from mscmt_cli.data.corpus import Split, load_split, read_files, type_order
+from mscmt_cli.data.corpus import NO_DATA_DIR, Split, load_split, read_files, type_order
 from mscmt_cli.data.images import ImageStore
 from mscmt_cli.data.labelset import parse_types, training_labels, unseen_types
 from mscmt_cli.data.reading import ReadOptions
@@ -79,13 +79,13 @@ def feature_table(settings: Settings, encoder: ImageEncoder) -> ImageFeatures:
     return ImageFeatures(encoder, record_source(settings, encoder), cache)
 
 
-def precompute_features(features: ImageFeatures, tweets: list[Tweet], console: Console) -> None:
-    """Compute (or read from the cache) every image feature with a progress bar."""
+def precompute_features(features: ImageFeatures, tweets: list[Tweet], console: Console, progress_every: float) -> None:
+    """Compute (or read from the cache) every image feature, showing progress (see :func:`~mscmt_cli.console.progress`)."""
     if features.source is None:
         return
     ids = list(dict.fromkeys(t.image_id for t in tweets))
-    with progress(console) as bar:
-        task = bar.add_task(f"image features ({features.encoder.name})", total=len(ids), info="")
+    with progress(console, progress_every) as bar:
+        task = bar.add_task(f"image features ({features.encoder.name})", total=len(ids), unit="images", info="")
         features.precompute(ids, on_progress=lambda n: bar.advance(task, n))
 
 
@@ -177,7 +177,7 @@ class CorpusData:
     @classmethod
     def load(cls, data_dir: Path | None, corpus: str) -> CorpusData:
         if data_dir is None:
-            raise MscmtError("no data directory: pass --data-dir DIR (laid out like ../shared/data)")
+            raise MscmtError(NO_DATA_DIR)
         return cls(*(load_split(Path(data_dir), corpus, s) for s in ("train", "valid", "test")))
 
     @classmethod

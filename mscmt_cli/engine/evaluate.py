@@ -61,6 +61,6 @@ def tag_tweets(tagger: Tagger, tweets: Sequence[Tweet], settings: Settings, cons
     features = feature_table(settings.model_copy(update={"image": tagger.spec.components.image}), tagger.images.encoder)
     context = context_store(settings, tagger.spec.context, features)
     check_captions(context, tweets)
-    precompute_features(features, tweets, console)
+    precompute_features(features, tweets, console, settings.progress_every)
     dataset = encode_split(tweets, tagger.model.text, features, tagger.labels, context)
     return tag_split(tagger, tweets, dataset), data_notes(features, context)

@@ -11,6 +11,7 @@ from mscmt_cli.engine.data import check_context_inputs, imageless_note, load_dat
 from mscmt_cli.engine.evaluate import tag_tweets
 from mscmt_cli.engine.metrics import score
 from mscmt_cli.engine.report import scores_table
+from mscmt_cli.engine.rundir import recorded_data
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.paths import Reads, check_write, json_kind, write_json
 from mscmt_cli.registry import Registry
@@ -46,6 +47,22 @@ def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Regist
     for note in notes:
         console.print(f"[yellow]warning:[/] {note}")
     return scores
+
+
+def scoring_line(run_dir: Path, settings: Settings, split: str) -> str:
+    """``scoring RUN on the test split of twitter2017 (DATA_DIR), the corpus it was trained on``."""
+    recorded = recorded_data(run_dir)
+    trained_on = None if recorded is None else recorded[1].get("corpus")
+    if settings.test_file is not None:
+        return f"scoring {run_dir} on {settings.test_file}"
+    where = f" ({settings.data_dir})" if settings.data_dir is not None else ""
+    if trained_on is None:
+        whose = ""
+    elif trained_on == settings.corpus:
+        whose = ", the corpus it was trained on"
+    else:
+        whose = f"; it was trained on {trained_on}"
+    return f"scoring {run_dir} on the {split} split of {settings.corpus}{where}{whose}"
 
 
 #: What ``--json`` writes: the scores of one split (an existing file is replaced only when it is one).
@@ -88,11 +105,15 @@ def run_evaluate(
     json_out: Path | None = None,
     also_reads: Reads = (),
 ) -> dict:
-    """``mscmt evaluate``: check the ``--json`` target, score, then write the scores there.
+    """``mscmt evaluate``: check the ``--json`` target, say what is scored, score, then write the scores there.
 
     ``also_reads``: more files the command reads (the CLI adds its ``--config`` file)."""
+    from mscmt_cli.console import make_console
+
     reads = [*evaluate_reads(run_dir, settings, split), *also_reads]
     check_scores_target(json_out, reads)
+    console = console or make_console()
+    console.print(scoring_line(run_dir, settings, split), markup=False, highlight=False, soft_wrap=True)
     scores = evaluate_run(run_dir, settings, split, registry, console)
     if json_out is not None:
         save_scores(json_out, scores, reads)

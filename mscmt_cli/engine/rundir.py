@@ -123,6 +123,20 @@ def read_run_settings(run_dir: Path) -> dict[str, Any] | None:
     return None if record is None else dict(record["settings"])
 
 
+def recorded_data(path: Path) -> tuple[Path, dict[str, Any]] | None:
+    """The data a run was trained on (corpus, data and images directories, captions...) as its ``run.json`` records them,
+    with that file's path; ``path`` is the run or its ``model/`` directory. None without a ``run.json``."""
+    from mscmt_cli.settings import fields_of
+
+    path = Path(path)
+    run_dir = path.parent if (path / "config.json").is_file() and not (path / RUN_FILE).is_file() else path
+    saved = read_run_settings(run_dir)
+    if saved is None:
+        return None
+    wanted = set(fields_of("data")) - {"train_file", "valid_file"}  # what trained it is not what is scored
+    return run_dir / RUN_FILE, {k: v for k, v in saved.items() if k in wanted and v is not None}
+
+
 def check_recorded_settings(path: Path, recorded: dict[str, Any]) -> None:
     """Name an unknown or invalid setting as a setting of ``path`` (not as a command-line option)."""
     from pydantic import ValidationError

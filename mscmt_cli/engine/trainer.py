@@ -213,7 +213,8 @@ class Run:
         """Image features: rank 0 fills the cache first, the other ranks then read it."""
         if not self.dist.is_main:
             self.dist.barrier()
-        precompute_features(self.features, self.data.all_tweets(), self.console if self.dist.is_main else make_console(quiet=True))
+        console = self.console if self.dist.is_main else make_console(quiet=True)
+        precompute_features(self.features, self.data.all_tweets(), console, self.settings.progress_every)
         if self.dist.is_main:
             self.dist.barrier()
 
@@ -276,8 +277,8 @@ class Run:
     def run_epoch(self, epoch: int) -> dict[str, Any]:
         s = self.settings
         batches = self.epoch_batches(epoch)
-        with progress(self.console, enabled=self.dist.is_main) as bar:
-            task = bar.add_task(f"epoch {epoch}/{s.epochs}", total=len(batches), info="")
+        with progress(self.console, s.progress_every, enabled=self.dist.is_main) as bar:
+            task = bar.add_task(f"epoch {epoch}/{s.epochs}", total=len(batches), unit="steps", info="")
             try:
                 loss = train_epoch(
                     self.step_model,
@@ -356,6 +357,17 @@ class Run:
                 f"epoch {epoch}: loss {row['train_loss']:.4f}  valid micro F1 {100 * row['valid_micro_f1']:.2f}  weighted F1 {100 * row['valid_weighted_f1']:.2f}"
                 + ("  (best)" if improved else "")
             )
+        if self.state.epoch < s.epochs and self.state.bad_epochs >= s.patience:
+            self.console.print(early_stop_line(self.state, s), markup=False, highlight=False, soft_wrap=True)
+
+
+def early_stop_line(state: Progress, settings: Settings) -> str:
+    """``stopped early after epoch 5 of 20: ...``: why training ended before ``--epochs``, and which epoch is kept."""
+    return (
+        f"stopped early after epoch {state.epoch} of {settings.epochs}: no gain in validation {settings.monitor} F1 for "
+        f"{state.bad_epochs} epoch(s) (--patience {settings.patience}); best epoch {state.best_epoch} "
+        f"({settings.monitor} F1 {100 * state.best_f1:.2f}) is the saved model"
+    )
 
 
 def model_spec(settings: Settings, registry: Registry, labels: Sequence[str] = LABELS) -> ModelSpec:

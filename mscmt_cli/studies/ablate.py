@@ -52,9 +52,9 @@ def ablate_table(results: list[RowResult], ref: int) -> StudyTable:
     types = scored_types([r.test for r in results])
     columns = [
         Column("Variant", ""),
-        Column("Components", ""),
+        Column("Components", "", brief=False),
         *type_columns(types),
-        *(Column(f"Weighted {short}") for _, short in METRICS),
+        *(Column(f"Weighted {short}", brief=short == "F1") for _, short in METRICS),
         Column("Δ F1", "+.2f"),
     ]
     base = pct(results[ref].test["weighted"]["f1"])

@@ -16,7 +16,7 @@ from typing import Any
 
 from rich.console import Console
 
-from mscmt_cli.data.corpus import MERGED, canonical_name, corpus_dirs
+from mscmt_cli.data.corpus import MERGED, NO_DATA_DIR, canonical_name, corpus_dirs
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings
@@ -38,7 +38,7 @@ def crossdata_rows(settings: Settings, first: str, second: str) -> list[Row]:
     if a == b:
         raise MscmtError(f"crossdata needs two different corpora, got {first!r} twice")
     if settings.data_dir is None:
-        raise MscmtError("no data directory: pass --data-dir DIR (laid out like ../shared/data)")
+        raise MscmtError(NO_DATA_DIR)
     if settings.out is None:
         raise MscmtError("no study directory: pass --out DIR")
     for corpus in (a, b):
@@ -57,7 +57,7 @@ def _type_scores(etype: str, scores: dict[str, Any]) -> dict[str, Any]:
 
 def crossdata_table(results: list[RowResult]) -> StudyTable:
     """Table VI: one line per entity type, then micro and weighted averages; P/R/F1 per setting."""
-    columns = [Column("Type", "")] + [Column(f"{r.row.shown} {m}") for r in results for m in ("P", "R", "F1")]
+    columns = [Column("Type", "")] + [Column(f"{r.row.shown} {m}", brief=m == "F1") for r in results for m in ("P", "R", "F1")]
     types = list(results[0].test["types"]) if results else []
     lines: list[tuple[str, Callable[[dict[str, Any]], dict[str, Any]]]] = [(t, functools.partial(_type_scores, t)) for t in types]
     lines += [("micro avg", lambda s: s["micro"]), ("weighted avg", lambda s: s["weighted"])]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -84,8 +83,8 @@ def write_results(outcome: StudyOutcome, out: Path) -> dict[str, Path]:
 
 
 def print_table(table: StudyTable) -> None:
-    """The table on stdout (wide enough for every column when stdout is not a terminal)."""
-    Console(width=None if sys.stdout.isatty() else 240, highlight=False).print(table.to_rich())
+    """The table's brief columns on stdout (the whole table is in report.md and results.csv)."""
+    Console(highlight=False).print(table.to_rich())
 
 
 def finish(outcome: StudyOutcome, out: Path, console: Console) -> StudyOutcome:

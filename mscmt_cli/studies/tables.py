@@ -20,10 +20,12 @@ METRICS: tuple[tuple[str, str], ...] = (("precision", "P"), ("recall", "R"), ("f
 
 @dataclass(frozen=True)
 class Column:
-    """A column: its header and how its numbers print (``.2f``, ``+.2f``; ``""`` for text)."""
+    """A column: its header, how its numbers print (``.2f``, ``+.2f``; ``""`` for text) and whether the terminal shows it
+    (``brief``; every column is in the report and the CSV)."""
 
     name: str
     fmt: str = ".2f"
+    brief: bool = True
 
 
 @dataclass
@@ -45,11 +47,14 @@ class StudyTable:
         return [[self.cell(c, v) for c, v in zip(self.columns, row)] for row in self.rows]
 
     def to_rich(self) -> Table:
-        table = Table(title=self.title, caption="\n".join(self.notes) or None, caption_justify="left")
-        for col in self.columns:
-            table.add_column(col.name, justify="right" if col.fmt else "left")
+        """The brief columns, for an 80-column terminal; a note says where the others are."""
+        shown = [i for i, c in enumerate(self.columns) if c.brief]
+        left_out = [] if len(shown) == len(self.columns) else ["the other columns (P, R, ...) are in report.md and results.csv"]
+        table = Table(title=self.title, caption="\n".join(self.notes + left_out) or None, caption_justify="left")
+        for i in shown:
+            table.add_column(self.columns[i].name, justify="right" if self.columns[i].fmt else "left")
         for row in self.text_rows():
-            table.add_row(*row)
+            table.add_row(*(row[i] for i in shown))
         return table
 
     def to_markdown(self) -> str:
@@ -103,8 +108,8 @@ def scored_types(scores: Sequence[dict[str, Any]]) -> tuple[str, ...]:
 
 
 def type_columns(types: tuple[str, ...]) -> list[Column]:
-    """``PER P``, ``PER R``, ``PER F1``, ... for every entity type."""
-    return [Column(f"{t} {short}") for t in types for _, short in METRICS]
+    """``PER P``, ``PER R``, ``PER F1``, ... for every entity type (the terminal shows the F1 columns)."""
+    return [Column(f"{t} {short}", brief=short == "F1") for t in types for _, short in METRICS]
 
 
 def type_cells(scores: dict[str, Any], types: tuple[str, ...]) -> list[float]:

@@ -225,9 +225,9 @@ def run_tag(
     tagger = load_tagger(settings)
     source = "<stdin>" if input_name == "-" else input_name
     explain = None if explain_dir is None else line_explainer(tagger, Path(explain_dir), settings.images_dir)
-    with open_input(input_name) as (stream, size), open_output(out) as sink, progress(console) as bar:
+    with open_input(input_name) as (stream, size), open_output(out) as sink, progress(console, settings.progress_every) as bar:
         reader = _CountingReader(stream)
-        task = bar.add_task("tagging (bytes read)" if size is not None else "tagging", total=size, info="")
+        task = bar.add_task("tagging", total=size, unit="bytes" if size is not None else "lines", info="")
 
         def on_result(item: TagInput, result: TagResult) -> None:
             sink.write(output_line(item.record, result))
