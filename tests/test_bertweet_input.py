@@ -187,7 +187,7 @@ def test_a_model_saved_before_the_normalisation_parameter_sees_the_input_it_was_
     import json
     import shutil
 
-    from mscmt_cli.export.decoding import decoding_of
+    from mscmt_cli.backends.decoding import decoding_of
     from mscmt_cli.model.build import load_model
     from mscmt_cli.registry import Registry
 
