@@ -463,3 +463,12 @@ def check_output(out: str | os.PathLike[str], reads: Reads, option: str = "--out
     record, a data split, an image file, or (with ``kind``) an existing file that is not one of that kind."""
     out = check_out_dir(out, option)
     return check_write(out, option, kind or ANY_FILE, reads, streams=True)
+
+
+def missing_local_copy(path: str | os.PathLike[str]) -> str | None:
+    """``"no such directory: PATH"`` (``file`` for a path with a suffix: a few components take a weights file) when
+    a local copy given by ``--model-path NAME=PATH`` does not exist, else None."""
+    local = Path(path).expanduser()
+    if local.exists():
+        return None
+    return f"no such {'file' if local.suffix else 'directory'}: {local}"

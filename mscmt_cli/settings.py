@@ -35,8 +35,8 @@ import tomllib
 from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
-from mscmt_cli.data.corpus import DATA_DIR_LAYOUT
 from mscmt_cli.errors import MscmtError
+from mscmt_cli.paths import missing_local_copy
 from mscmt_cli.registry import KINDS
 
 GROUPS = ("components", "data", "training", "runtime", "tagging")
@@ -76,6 +76,10 @@ def setting(
     if callable(default):
         return Field(default_factory=default, description=help, json_schema_extra=extra, **constraints)
     return Field(default, description=help, json_schema_extra=extra, **constraints)
+
+
+#: What ``--data-dir`` holds (its help and the errors about it say so).
+DATA_DIR_LAYOUT = "one sub-directory per corpus (twitter2015, twitter2017, ...) holding train.txt, valid.txt and test.txt"
 
 
 class Settings(BaseSettings):
@@ -217,6 +221,16 @@ class Settings(BaseSettings):
             raise ValueError(f"must be a finite number, got {value!r}")
         return value
 
+    @field_validator("model_paths")
+    @classmethod
+    def _local_copies_exist(cls, value: dict[str, str]) -> dict[str, str]:
+        """A ``--model-path`` that does not exist is refused before anything loads (the loader checks it again)."""
+        for name, path in value.items():
+            missing = missing_local_copy(path)
+            if missing is not None:
+                raise ValueError(f"{name}={path}: {missing}")
+        return value
+
     @field_validator("params")
     @classmethod
     def _kinds(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
@@ -262,7 +276,8 @@ def flag_of(name: str) -> str:
 
 def _first_error(err: ValidationError) -> tuple[str, str]:
     first = err.errors()[0]
-    return ".".join(str(p) for p in first["loc"]) or "(top level)", first["msg"]
+    message = first["msg"].removeprefix("Value error, ")  # pydantic's prefix for a validator's own words
+    return ".".join(str(p) for p in first["loc"]) or "(top level)", message
 
 
 def read_toml(path: Path) -> dict[str, Any]:

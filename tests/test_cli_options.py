@@ -156,9 +156,9 @@ def test_precedence_file_then_environment_then_command_line(tmp_path, monkeypatc
 @pytest.mark.parametrize(
     "overrides, needle",
     [
-        ({"out": ""}, "option --out: Value error, empty path"),
-        ({"weight_decay": float("inf")}, "option --weight-decay: Value error, must be a finite number"),
-        ({"lr": "nan"}, "option --lr: Value error, must be a finite number"),
+        ({"out": ""}, "option --out: empty path"),
+        ({"weight_decay": float("inf")}, "option --weight-decay: must be a finite number"),
+        ({"lr": "nan"}, "option --lr: must be a finite number"),
         ({"seed": "abc"}, "option --seed: Input should be a valid integer"),
         ({"params": {"bogus": {"a": 1}}}, "unknown component kind 'bogus'"),
     ],
@@ -171,7 +171,7 @@ def test_settings_refuse_empty_paths_non_finite_numbers_and_unknown_kinds(overri
 
 def test_an_empty_path_in_the_environment_is_refused(monkeypatch):
     monkeypatch.setenv("MSCMT_OUT", "")
-    with pytest.raises(MscmtError, match="environment variable MSCMT_OUT: Value error, empty path"):
+    with pytest.raises(MscmtError, match="environment variable MSCMT_OUT: empty path"):
         load_settings(None, {})
 
 

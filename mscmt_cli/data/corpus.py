@@ -23,12 +23,12 @@ from mscmt_cli.data.conll import Tweet
 from mscmt_cli.data.reading import ReadOptions, read_data_file
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.labels import ENTITY_TYPES
+from mscmt_cli.settings import DATA_DIR_LAYOUT
 
 SPLITS: tuple[str, ...] = ("train", "valid", "test")
 MERGED: dict[str, tuple[str, ...]] = {"merged": ("twitter2015", "twitter2017")}
 SHORT_NAMES: dict[str, str] = {"2015": "twitter2015", "2017": "twitter2017"}
 #: What ``--data-dir`` must hold, for help texts and errors.
-DATA_DIR_LAYOUT = "one sub-directory per corpus (twitter2015, twitter2017, ...) holding train.txt, valid.txt and test.txt"
 NO_DATA_DIR = f"no data directory: pass --data-dir DIR ({DATA_DIR_LAYOUT})"
 #: The corpora read with :data:`BUNDLED_MAP` and :data:`BUNDLED_ORDER` by default.
 BUNDLED: tuple[str, ...] = ("twitter2015", "twitter2017")

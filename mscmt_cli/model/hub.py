@@ -17,6 +17,7 @@ import huggingface_hub.constants
 import torch
 
 from mscmt_cli.errors import ModelLoadError
+from mscmt_cli.paths import missing_local_copy
 
 T = TypeVar("T")
 
@@ -131,11 +132,10 @@ def resolve_source(component: str, default: str, model_paths: Mapping[str, str])
     path = model_paths.get(component)
     if path is None:
         return default
-    local = Path(path).expanduser()
-    if not local.exists():
-        what = "file" if local.suffix else "directory"  # a few components take a weights file (timm.safetensors)
-        raise ModelLoadError(f"--model-path {component}={path}: no such {what}: {local}")
-    return str(local)
+    missing = missing_local_copy(path)
+    if missing is not None:
+        raise ModelLoadError(f"--model-path {component}={path}: {missing}")
+    return str(Path(path).expanduser())
 
 
 def weights_fingerprint(source: str, model: torch.nn.Module) -> str:
