@@ -61,7 +61,7 @@ def test_evaluate_alone_scores_the_runs_own_corpus_and_says_so(trained_run, corp
         result = mscmt(["evaluate", path, "--json", tmp_path / "s.json", *tiny.model_path_args()])
         assert result.code == 0, result.err
         assert result.err.startswith(
-            f"scoring {path} on the test split of {corpus.name} ({corpus.data_dir}), the corpus it was trained on\n"
+            f"scored {path} on the test split of {corpus.name} ({corpus.data_dir}), the corpus it was trained on\n"
         )
         assert json.loads((tmp_path / "s.json").read_text())["micro"] == json.loads((trained_run / "test_scores.json").read_text())["micro"]
 
@@ -72,7 +72,7 @@ def test_evaluate_alone_scores_the_runs_own_corpus_and_says_so(trained_run, corp
         (other / "copy" / f"{split}.txt").write_bytes((corpus.data_dir / corpus.name / f"{split}.txt").read_bytes())
     result = mscmt(["evaluate", trained_run, "--data-dir", other, "--corpus", "copy", "--split", "valid", *tiny.model_path_args()])
     assert result.code == 0, result.err
-    assert result.err.startswith(f"scoring {trained_run} on the valid split of copy ({other}); it was trained on {corpus.name}\n")
+    assert result.err.startswith(f"scored {trained_run} on the valid split of copy ({other}); it was trained on {corpus.name}\n")
 
 
 def test_training_that_stops_early_says_so_in_one_line(corpus, tiny, mscmt, tmp_path):

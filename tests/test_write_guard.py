@@ -219,6 +219,17 @@ def test_evaluate_json_never_replaces_an_input_a_model_file_a_split_or_a_file_of
     assert set(json.loads(scores.read_text())) >= {"micro", "weighted", "types"}
 
 
+def test_evaluate_json_never_replaces_the_test_file_it_scores(trained_run, tiny, tmp_path, mscmt):
+    """``evaluate --test F --json F``: the file being scored (any format, any path to it) is refused and kept."""
+    test = tmp_path / "mine.jsonl"
+    test.write_text('{"tokens": ["Obama", "visits", "Paris"], "tags": ["B-PER", "O", "B-LOC"]}\n', encoding="utf-8")
+    (tmp_path / "link.jsonl").symlink_to(test)
+    before = snapshot(tmp_path)
+    for target in (test, tmp_path / "link.jsonl"):
+        refused(mscmt(["evaluate", trained_run, "--test", test, "--json", target, *tiny.model_path_args()]), "--json", "is the same file as --test")
+    assert snapshot(tmp_path) == before
+
+
 def test_caption_out_is_recognised_before_its_last_line_is_cut(corpus, tmp_path, mscmt):
     """Issue 24 item 2: a file that is not a captions file is refused with every byte still there."""
     cases = {

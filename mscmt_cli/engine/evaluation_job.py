@@ -43,18 +43,20 @@ def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Regist
         console.print(f"[yellow]warning:[/] {note}")
     tags, notes = tag_tweets(tagger, data.tweets, settings, console)
     scores = score([t.tags for t in data.tweets], tags, types_of(tagger.labels))
+    console.print(scored_line(run_dir, settings, split), markup=False, highlight=False, soft_wrap=True)
     console.print(scores_table(scores, f"{data.corpus} {split}"))
     for note in notes:
         console.print(f"[yellow]warning:[/] {note}")
     return scores
 
 
-def scoring_line(run_dir: Path, settings: Settings, split: str) -> str:
-    """``scoring RUN on the test split of twitter2017 (DATA_DIR), the corpus it was trained on``."""
+def scored_line(run_dir: Path, settings: Settings, split: str) -> str:
+    """``scored RUN on the test split of twitter2017 (DATA_DIR), the corpus it was trained on`` (printed with the scores,
+    so that an error before them stays the one line printed)."""
     recorded = recorded_data(run_dir)
     trained_on = None if recorded is None else recorded[1].get("corpus")
     if settings.test_file is not None:
-        return f"scoring {run_dir} on {settings.test_file}"
+        return f"scored {run_dir} on {settings.test_file}"
     where = f" ({settings.data_dir})" if settings.data_dir is not None else ""
     if trained_on is None:
         whose = ""
@@ -62,7 +64,7 @@ def scoring_line(run_dir: Path, settings: Settings, split: str) -> str:
         whose = ", the corpus it was trained on"
     else:
         whose = f"; it was trained on {trained_on}"
-    return f"scoring {run_dir} on the {split} split of {settings.corpus}{where}{whose}"
+    return f"scored {run_dir} on the {split} split of {settings.corpus}{where}{whose}"
 
 
 #: What ``--json`` writes: the scores of one split (an existing file is replaced only when it is one).
@@ -77,7 +79,9 @@ def evaluate_reads(run_dir: Path, settings: Settings, split: str) -> list[tuple[
     reads: list[tuple[str, Path]] = model_files(run_dir, "a file of the run")
     if settings.captions is not None:
         reads.append(("--captions", Path(settings.captions)))
-    if settings.data_dir is not None:
+    if settings.test_file is not None:
+        reads.append(("--test", Path(settings.test_file)))
+    elif settings.data_dir is not None:
         try:
             reads += [(f"the {split} split", d / f"{split}.txt") for d in corpus_dirs(settings.data_dir, settings.corpus)]
         except MscmtError:  # no such corpus: scoring reports it
@@ -105,15 +109,12 @@ def run_evaluate(
     json_out: Path | None = None,
     also_reads: Reads = (),
 ) -> dict:
-    """``mscmt evaluate``: check the ``--json`` target, say what is scored, score, then write the scores there.
+    """``mscmt evaluate``: check the ``--json`` target, score (saying what was scored), then write the scores there.
 
     ``also_reads``: more files the command reads (the CLI adds its ``--config`` file)."""
-    from mscmt_cli.console import make_console
 
     reads = [*evaluate_reads(run_dir, settings, split), *also_reads]
     check_scores_target(json_out, reads)
-    console = console or make_console()
-    console.print(scoring_line(run_dir, settings, split), markup=False, highlight=False, soft_wrap=True)
     scores = evaluate_run(run_dir, settings, split, registry, console)
     if json_out is not None:
         save_scores(json_out, scores, reads)
