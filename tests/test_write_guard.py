@@ -226,7 +226,11 @@ def test_evaluate_json_never_replaces_the_test_file_it_scores(trained_run, tiny,
     (tmp_path / "link.jsonl").symlink_to(test)
     before = snapshot(tmp_path)
     for target in (test, tmp_path / "link.jsonl"):
-        refused(mscmt(["evaluate", trained_run, "--test", test, "--json", target, *tiny.model_path_args()]), "--json", "is the same file as --test")
+        refused(
+            mscmt(["evaluate", trained_run, "--test", test, "--json", target, *tiny.model_path_args()]),
+            "--json",
+            "is the same file as --test",
+        )
     assert snapshot(tmp_path) == before
 
 
