@@ -36,7 +36,6 @@ from pydantic import Field, ValidationError, field_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.paths import missing_local_copy
 from mscmt_cli.registry import KINDS
 
 GROUPS = ("components", "data", "training", "runtime", "tagging")
@@ -219,16 +218,6 @@ class Settings(BaseSettings):
             raise ValueError(f"must be a finite number, got {value}")
         if isinstance(value, str) and field.annotation is float and value.strip().lower().lstrip("+-") in ("inf", "infinity", "nan"):
             raise ValueError(f"must be a finite number, got {value!r}")
-        return value
-
-    @field_validator("model_paths")
-    @classmethod
-    def _local_copies_exist(cls, value: dict[str, str]) -> dict[str, str]:
-        """A ``--model-path`` that does not exist is refused before anything loads (the loader checks it again)."""
-        for name, path in value.items():
-            missing = missing_local_copy(path)
-            if missing is not None:
-                raise ValueError(f"{name}={path}: {missing}")
         return value
 
     @field_validator("params")

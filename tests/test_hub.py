@@ -105,7 +105,7 @@ def test_a_missing_directory_is_named_not_sent_to_the_hub(mscmt, corpus, tmp_pat
     assert load.calls == []
     train = ["train", "--text", "bertweet", "--image", "none", "--fusion", "none", *corpus.args(images=False), "--out", tmp_path / "r"]
     result = mscmt([*train, "--model-path", "bertweet=/nope"])
-    assert result.code == 2 and result.err == "error: option --model-path: bertweet=/nope: no such directory: /nope\n"
+    assert result.code == 2 and result.err == "error: --model-path bertweet=/nope: no such directory: /nope\n"
     (tmp_path / "img").mkdir()
     result = mscmt(["caption", tmp_path / "img", "--captioner", tmp_path / "nope", "--out", tmp_path / "c.txt"])
     assert result.code == 2 and result.err.strip().endswith(f"no such directory: {tmp_path / 'nope'}"), result.err
