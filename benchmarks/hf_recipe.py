@@ -40,6 +40,7 @@ import time
 from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from common import set_threads
@@ -204,13 +205,17 @@ def train(args: argparse.Namespace) -> None:
     set_seed(args.seed)
     model = AutoModelForTokenClassification.from_pretrained(path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=index)
     generator = torch.Generator().manual_seed(args.seed)
-    loader = DataLoader(
-        features, batch_size=args.batch_size, shuffle=True, collate_fn=DataCollatorForTokenClassification(tokenizer), generator=generator
+    loader: DataLoader = DataLoader(
+        features,
+        batch_size=args.batch_size,
+        shuffle=True,
+        collate_fn=DataCollatorForTokenClassification(tokenizer),
+        generator=generator,  # type: ignore[arg-type]
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     scheduler = get_linear_schedule_with_warmup(optimizer, 0, args.epochs * len(loader))
     out.mkdir(parents=True, exist_ok=True)
-    record = {
+    record: dict[str, Any] = {
         "settings": {k: (str(v) if isinstance(v, Path) else v) for k, v in vars(args).items() if k != "func"},
         "encoder": path,
         "labels": labels,
@@ -230,7 +235,7 @@ def train(args: argparse.Namespace) -> None:
             optimizer.zero_grad()
             total += loss.item()
         seconds = time.perf_counter() - tick
-        entry = {"epoch": epoch, "loss": total / len(loader), "seconds": seconds, "tweets_per_s": len(features) / seconds}
+        entry: dict[str, Any] = {"epoch": epoch, "loss": total / len(loader), "seconds": seconds, "tweets_per_s": len(features) / seconds}
         if "valid" in data:
             valid = evaluate_file(model, tokenizer, labels, data["valid"], out, "valid", args.valid)
             entry["valid"] = {"micro": valid["micro"], "weighted": valid["weighted"]}
