@@ -206,11 +206,11 @@ def train(args: argparse.Namespace) -> None:
     model = AutoModelForTokenClassification.from_pretrained(path, num_labels=len(labels), id2label=dict(enumerate(labels)), label2id=index)
     generator = torch.Generator().manual_seed(args.seed)
     loader: DataLoader = DataLoader(
-        features,
+        features,  # type: ignore[arg-type]  # a list is a map-style dataset
         batch_size=args.batch_size,
         shuffle=True,
         collate_fn=DataCollatorForTokenClassification(tokenizer),
-        generator=generator,  # type: ignore[arg-type]
+        generator=generator,
     )
     optimizer = torch.optim.AdamW(model.parameters(), lr=args.lr, betas=(0.9, 0.999), eps=1e-8, weight_decay=0.0)
     scheduler = get_linear_schedule_with_warmup(optimizer, 0, args.epochs * len(loader))
