@@ -42,8 +42,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from common import set_threads
+if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
+    __import__("_script").run_as_module(__file__)
+
+from benchmarks.common import set_threads
+from mscmt_cli.paths import save_pretrained, write_text_atomic
 
 EPOCHS, BATCH, LR, EVAL_BATCH = 3, 16, 5e-5, 64
 
@@ -125,7 +128,7 @@ def encode(tokenizer, sentence: Sentence, index: dict[str, int] | None) -> dict:
     return feature
 
 
-def predict(model, tokenizer, sentences: list[Sentence], labels: list[str]) -> tuple[list[list[str]], int]:
+def recipe_tags(model, tokenizer, sentences: list[Sentence], labels: list[str]) -> tuple[list[list[str]], int]:
     """Predicted tags per word (the first sub-word's argmax; ``O`` for a word with no sub-word) and how many words had none."""
     import torch
     from transformers import DataCollatorWithPadding
@@ -154,14 +157,12 @@ def evaluate_file(model, tokenizer, labels: list[str], sentences: list[Sentence]
     """Score ``sentences``; write ``<name>_scores.json`` and ``<name>_predictions.tsv`` into ``out``."""
     from mscmt_cli.engine.metrics import score
 
-    predicted, empty = predict(model, tokenizer, sentences, labels)
+    predicted, empty = recipe_tags(model, tokenizer, sentences, labels)
     scores = score([s.tags for s in sentences], predicted)
     scores |= {"file": str(source), "sentences": len(sentences), "words_without_subword": empty}
-    (out / f"{name}_scores.json").write_text(json.dumps(scores, indent=2))
-    with (out / f"{name}_predictions.tsv").open("w", encoding="utf-8") as handle:
-        for sentence, tags in zip(sentences, predicted):
-            handle.writelines(f"{w}\t{g}\t{p}\n" for w, g, p in zip(sentence.tokens, sentence.tags, tags))
-            handle.write("\n")
+    write_text_atomic(out / f"{name}_scores.json", json.dumps(scores, indent=2))
+    rows = ("".join(f"{w}\t{g}\t{p}\n" for w, g, p in zip(s.tokens, s.tags, tags)) + "\n" for s, tags in zip(sentences, predicted))
+    write_text_atomic(out / f"{name}_predictions.tsv", "".join(rows))
     return scores
 
 
@@ -241,11 +242,11 @@ def train(args: argparse.Namespace) -> None:
             entry["valid"] = {"micro": valid["micro"], "weighted": valid["weighted"]}
             print(f"epoch {epoch}: loss {entry['loss']:.4f}, {seconds:.0f} s; valid {shown(valid)}", flush=True)
         record["epochs"].append(entry)
-        (out / "recipe.json").write_text(json.dumps(record, indent=2))
+        write_text_atomic(out / "recipe.json", json.dumps(record, indent=2))
     record["train_seconds"] = time.perf_counter() - started
-    model.save_pretrained(out / "model")
-    tokenizer.save_pretrained(out / "model")
-    (out / "recipe.json").write_text(json.dumps(record, indent=2))
+    save_pretrained(model, out / "model")
+    save_pretrained(tokenizer, out / "model")
+    write_text_atomic(out / "recipe.json", json.dumps(record, indent=2))
     if "test" in data:
         test = evaluate_file(model, tokenizer, labels, data["test"], out, "test", args.test)
         print(f"test {shown(test)}")
