@@ -41,3 +41,29 @@ def train_args(
             args += [flag, value]
     args += tiny.model_path_args() if tiny is not None else []
     return [str(a) for a in [*args, *extra]]
+
+
+def one_line_error(result, *needles: str) -> None:
+    """Exit 2, one ``error:`` line on stderr (the last) containing every needle, no traceback."""
+    assert result.code == 2, (result.code, result.err)
+    lines = result.err.strip().splitlines()
+    errors = [line for line in lines if line.startswith("error: ")]
+    assert len(errors) == 1 and lines[-1] == errors[0], result.err
+    assert "Traceback" not in result.err and "error: unexpected" not in result.err, result.err
+    for needle in needles:
+        assert needle in errors[0], (needle, errors[0])
+
+
+def snapshot(root: Path) -> dict[str, bytes | None]:
+    """Every path under ``root`` with its bytes (None for folders)."""
+    return {str(p.relative_to(root)): (None if p.is_dir() else p.read_bytes()) for p in sorted(root.rglob("*"))}
+
+
+def copy_run(trained_run: Path, dest: Path, drop: tuple[str, ...] = ()) -> Path:
+    """A copy of ``trained_run`` at ``dest`` without the files or folders named in ``drop``."""
+    import shutil
+
+    shutil.copytree(trained_run, dest)
+    for name in drop:
+        shutil.rmtree(dest / name) if (dest / name).is_dir() else (dest / name).unlink()
+    return dest

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import io
+import json
 import socket
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -95,3 +97,43 @@ def serving(tagger: Any, bounds: Any = None, limits: Any = None) -> Iterator[tup
     finally:
         srv.should_exit = True
         thread.join(10)
+
+
+def clip_args(tiny) -> list[str]:
+    """The ``--model-path`` option pointing ``clip-vit-l14`` at the tiny CLIP vision model."""
+    return ["--model-path", f"clip-vit-l14={tiny.clip_vision}"]
+
+
+def write_lines(path: Path, lines: list[str]) -> Path:
+    """``path`` holding ``lines``, each ended by a newline (UTF-8)."""
+    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
+    return path
+
+
+def write_jsonl(path: Path, records: list[dict]) -> Path:
+    """``path`` holding ``records`` as JSON lines (UTF-8)."""
+    path.write_text("".join(json.dumps(r) + "\n" for r in records), encoding="utf-8")
+    return path
+
+
+def one_line_error(result, *needles: str) -> None:
+    """Exit 2 and an ``error:`` line on stderr naming every needle, no traceback."""
+    assert result.code == 2, (result.code, result.err)
+    errors = [line for line in result.err.splitlines() if line.startswith("error: ")]
+    assert len(errors) == 1, result.err
+    assert all(n in errors[0] for n in needles), (needles, errors[0])
+    assert "Traceback" not in result.err and "unexpected" not in result.err
+
+
+@contextmanager
+def nan_weights(tagger) -> Iterator[None]:
+    """Make the tagger's classifier produce NaN scores, then restore it."""
+    head = tagger.model.classifier
+    saved = head.weight.detach().clone()
+    with torch.no_grad():
+        head.weight.fill_(float("nan"))
+    try:
+        yield
+    finally:
+        with torch.no_grad():
+            head.weight.copy_(saved)

@@ -15,6 +15,7 @@ import pytest
 import torch
 
 from mscmt_cli.engine.checkpoint import load_checkpoint
+from mscmt_cli.errors import MscmtError
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -50,3 +51,23 @@ def test_kill_during_writes_leaves_a_whole_state(tmp_path, delay):
     assert torch.all(weights["weight"] == float(epoch)), "weights and state must come from the same write"
     scores = json.loads((run / "scores.json").read_text())
     assert scores["pad"] == "x" * 200000 and scores["epoch"] >= 1
+
+
+# --- an atomic write that fails leaves no temporary file --------------------------------------------------------------
+
+
+def test_atomic_write_refuses_a_directory_and_leaves_no_temp_file(tmp_path, monkeypatch):
+    from mscmt_cli import paths
+    from mscmt_cli.engine import rundir
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "f").write_text("keep")
+    for target, needle in ((tmp_path / "d", "is a directory"), (tmp_path / "f" / "x.json", "is a file")):
+        with pytest.raises(MscmtError, match=needle):
+            rundir.write_json(target, {"a": 1})
+    monkeypatch.setattr(paths.os, "replace", lambda *a: (_ for _ in ()).throw(PermissionError(13, "Permission denied")))
+    with pytest.raises(MscmtError, match="x.json: cannot write"):
+        rundir.write_json(tmp_path / "x.json", {"a": 1})
+    with pytest.raises(UnicodeEncodeError):
+        rundir.write_text_atomic(tmp_path / "y.txt", "lone \ud800")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d", "f"] and list((tmp_path / "d").iterdir()) == []

@@ -17,6 +17,8 @@ from mscmt_cli.errors import DataError, ModelLoadError, MscmtError
 from mscmt_cli.registry import PluginSpec, Registry
 from tests.cli_support import train_args
 from tests.conftest import import_or_skip
+from tests.tagging_support import one_line_error as _one_line_error
+from tests.tagging_support import write_lines as _write_lines
 
 
 def _write(path: Path, text: str | bytes) -> Path:
@@ -339,3 +341,50 @@ def test_caption_encoder_needs_captions_option(corpus, tiny, mscmt, tmp_path):
     no_captions = ["--model-path", f"caption={tiny.bert}"]
     result = mscmt(train_args(corpus, tmp_path / "x", tiny, image="caption", fusion=None, epochs=None, extra=no_captions))
     assert result.code == 2 and "--captions FILE" in result.err and len(result.err.strip().splitlines()) == 1
+
+
+# --- a captions file that is not text names its file and line ---------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "data, line, message",
+    [
+        (
+            b'{"image": "1.jpg", "caption": "a"}\n{"image": "2.jpg", "caption": "dog \\ud800"}\n',
+            2,
+            "field 'caption' is not valid Unicode (lone surrogate",
+        ),
+        (b'{"image": "1.jpg", "caption": "a"}\n{"image": "\\udfff.jpg", "caption": "b"}\n', 2, "field 'image' is not valid Unicode"),
+        (b'{"image": "1.jpg", "caption": "a", "score": NaN}\n', 1, "NaN is not valid JSON"),
+        (b'{"image": "1.jpg", "caption": "a", "score": 1e999}\n', 1, "not a finite double"),
+        (b'{"image": "1.jpg", "caption": "a", "n": ' + b"9" * 5000 + b"}\n", 1, "not valid JSON"),
+        (b'{"image": "1.jpg", "caption": "a"}\n' + b"[" * 100_000 + b"]" * 100_000 + b"\n", 2, "not valid JSON"),
+        (b"1.jpg :ok\n2.jpg :caf\xe9 au lait\n", 2, "not valid UTF-8 (byte 0xe9 at byte 11 of the line)"),
+        (b"1.jpg :ok\n2.jpg :\xed\xa0\x80 encoded surrogate\n", 2, "not valid UTF-8 (byte 0xed"),
+        ("1.jpg :a dog\n2.jpg :a cat\n".encode("utf-16-le"), 1, "NUL character in the file (is it UTF-16?"),
+        ("1.jpg :a dog\n".encode("utf-16"), 1, "not valid UTF-8"),
+        (b"1.jpg :ok\n2.jpg :nul\x00inside\n", 2, "NUL character"),
+    ],
+)
+def test_captions_that_are_not_text_name_the_file_and_line(tmp_path, data, line, message):
+    from mscmt_cli.data.captions import read_captions
+    from mscmt_cli.errors import DataError
+
+    path = tmp_path / "captions.txt"
+    path.write_bytes(data)
+    with pytest.raises(DataError) as err:
+        read_captions(path)
+    assert str(err.value).startswith(f"{path}:{line}: ") and message in str(err.value) and "\n" not in str(err.value)
+
+
+def test_train_with_a_surrogate_in_the_captions_stops_naming_file_and_line(mscmt, corpus, tiny, tmp_path):
+    from mscmt_cli.data.captions import read_captions
+
+    lines = [json.dumps({"image": f"{k}.jpg", "caption": c}) for k, c in read_captions(corpus.captions).items()]
+    lines[3] = '{"image": "x.jpg", "caption": "a dog \\ud83d"}'
+    captions = _write_lines(tmp_path / "captions.jsonl", lines)
+    extra = ["--captions", captions, "--model-path", f"caption={tiny.bert}"]
+    result = mscmt(train_args(corpus, tmp_path / "run", tiny, image="caption", fusion=None, extra=extra))
+    _one_line_error(result, f"{captions}:4: field 'caption' is not valid Unicode")
+    with pytest.raises(MscmtError, match="is a directory"):
+        read_captions(tmp_path)

@@ -9,11 +9,17 @@ from importlib.metadata import version
 from pathlib import Path
 
 import pytest
+import torch
+from hypothesis import given
+from hypothesis import settings as hyp_settings
+from hypothesis import strategies as st
 from safetensors.torch import load_file
 from seqeval.metrics.sequence_labeling import get_entities
 
 from mscmt_cli.data.conll import read_conll
+from mscmt_cli.errors import MscmtError
 from mscmt_cli.labels import ENTITY_TYPES
+from tests.cli_support import one_line_error as _one_line_error
 from tests.cli_support import train_args
 
 
@@ -192,3 +198,133 @@ def test_bad_settings_file(content, fragment, mscmt, tmp_path):
 def test_negative_learning_rate(mscmt, tmp_path):
     result = mscmt(["train", "--lr", "-1", "--out", tmp_path / "x"])
     assert result.code == 2 and "--lr: Input should be greater than 0" in result.err
+
+
+# --- a non-finite loss stops training and never becomes "best" --------------------------------------------------------
+
+
+@pytest.mark.parametrize("value", ["inf", "-inf", "nan", "1e999"])
+def test_non_finite_settings_are_refused_before_anything_is_written(tiny, corpus, tmp_path, mscmt, value):
+    out = tmp_path / "wd"
+    for option in ("--weight-decay", "--lr", "--dropout", "--max-grad-norm"):
+        _one_line_error(mscmt(train_args(corpus, out, tiny, extra=[option, value])), f"option {option}")
+    assert not out.exists()
+
+
+def test_a_diverging_first_epoch_stops_training_and_saves_nothing(tiny, corpus, tmp_path, monkeypatch, mscmt):
+    from mscmt_cli.model.mner import MNERModel
+
+    forward = MNERModel.forward
+
+    def poisoned_forward(self, batch):
+        output = forward(self, batch)
+        if output.loss is not None and self.training:
+            output.loss = output.loss * float("nan")
+        return output
+
+    monkeypatch.setattr(MNERModel, "forward", poisoned_forward)
+    out = tmp_path / "wd"
+    result = mscmt(train_args(corpus, out, tiny, epochs=2))
+    _one_line_error(result, "training diverged in epoch 1, step 1", "--weight-decay", "no epoch was saved")
+    assert not (out / "model").exists() and not (out / "checkpoint").exists()
+    assert (out / "metrics.jsonl").read_text() == ""
+    monkeypatch.setattr(MNERModel, "forward", forward)
+    # nothing was lost, so the same --out may be trained again
+    again = mscmt(train_args(corpus, out, tiny))
+    assert again.code == 0, again.err
+
+
+def test_divergence_keeps_the_last_finite_epoch(tiny, corpus, tmp_path, monkeypatch, mscmt):
+    from safetensors.torch import load_file
+
+    from mscmt_cli.engine import trainer
+    from mscmt_cli.model.mner import MNERModel
+
+    epoch = {"now": 0}
+    run_epoch, forward = trainer.Run.run_epoch, MNERModel.forward
+
+    def counting_run_epoch(self, n):
+        epoch["now"] = n
+        return run_epoch(self, n)
+
+    def poisoned_forward(self, batch):
+        output = forward(self, batch)
+        if epoch["now"] == 2 and output.loss is not None:
+            output.loss = output.loss * float("inf")
+        return output
+
+    monkeypatch.setattr(trainer.Run, "run_epoch", counting_run_epoch)
+    monkeypatch.setattr(MNERModel, "forward", poisoned_forward)
+    out = tmp_path / "poisoned"
+    result = mscmt(train_args(corpus, out, tiny, epochs=3, extra=["--patience", "3"]))
+    _one_line_error(result, "training diverged in epoch 2, step 1: the loss is inf", "keeps epoch 1 in its checkpoint")
+    weights = load_file(str(out / "model" / "model.safetensors"))
+    assert all(torch.isfinite(w).all() for w in weights.values())
+    checkpoint = load_file(str(out / "checkpoint" / "model.safetensors"))
+    assert all(torch.equal(weights[k], checkpoint[k]) for k in weights), "epoch 1 was the best and the last kept"
+    assert [line.count('"epoch": 1') for line in (out / "metrics.jsonl").read_text().splitlines()] == [1]
+
+
+def test_non_finite_weights_are_found():
+    from mscmt_cli.engine.trainer import non_finite_parameters
+
+    model = torch.nn.Sequential(torch.nn.Linear(3, 3), torch.nn.Linear(3, 2))
+    assert non_finite_parameters(model) == []
+    with torch.no_grad():
+        model[1].bias[0] = float("nan")
+        model[0].weight[2, 1] = float("-inf")
+    assert non_finite_parameters(model) == ["0.weight", "1.bias"]
+
+
+# --- any integer seed trains; the seeds torch accepted keep their batches ---------------------------------------------
+
+
+@hyp_settings(max_examples=60, deadline=None)
+@given(seed=st.integers(min_value=-(2**80), max_value=2**80), epoch=st.integers(min_value=1, max_value=500))
+def test_every_seed_makes_a_generator(seed, epoch):
+    from mscmt_cli.engine.trainer import epoch_seed, seed_everything, torch_seed
+
+    generator = torch.Generator().manual_seed(epoch_seed(seed, epoch))
+    seed_everything(seed)
+    if 0 <= seed * 1000 + epoch < 2**64:
+        assert epoch_seed(seed, epoch) == seed * 1000 + epoch  # unchanged: old runs resume with the same batches
+    if -(2**63) <= seed * 1000 + epoch < 2**64:  # what torch took before: the very same generator
+        old = torch.Generator().manual_seed(seed * 1000 + epoch)
+        assert torch.equal(torch.randperm(20, generator=old), torch.randperm(20, generator=generator))
+    assert 0 <= torch_seed(seed) < 2**64
+
+
+def test_largest_seed_trains(tiny, corpus, tmp_path, mscmt):
+    out = tmp_path / "seed"
+    result = mscmt(train_args(corpus, out, tiny, extra=["--seed", 2**63 - 1]))
+    assert result.code == 0, result.err
+    assert (out / "test_scores.json").is_file()
+
+
+# --- evaluate --json: a directory or an empty path is refused before scoring ------------------------------------------
+
+
+def test_evaluate_json_target_is_checked_before_scoring(trained_run, tmp_path, monkeypatch):
+    import io
+
+    from rich.console import Console
+
+    from mscmt_cli.engine import evaluation_job
+    from mscmt_cli.settings import Settings
+
+    scored = []
+    monkeypatch.setattr(evaluation_job, "evaluate_run", lambda *a, **k: scored.append(1) or {"micro": {}})
+    (tmp_path / "d").mkdir()
+    console = Console(file=io.StringIO())
+    for target, needle in ((tmp_path / "d", "--json .*: is a directory"), (Path(""), "--json: an empty path")):
+        with pytest.raises(MscmtError, match=needle):
+            evaluation_job.run_evaluate(trained_run, Settings(), "test", None, console, target)
+    assert scored == [] and list((tmp_path / "d").iterdir()) == []
+    evaluation_job.run_evaluate(trained_run, Settings(), "test", None, console, tmp_path / "d" / "s.json")
+    assert scored == [1] and (tmp_path / "d" / "s.json").read_text().strip() == '{\n  "micro": {}\n}'
+
+
+def test_evaluate_json_dir_through_the_cli(trained_run, corpus, tiny, tmp_path, mscmt):
+    (tmp_path / "d").mkdir()
+    _one_line_error(mscmt(["evaluate", trained_run, *corpus.args(), "--json", tmp_path / "d", *tiny.model_path_args()]), "is a directory")
+    assert list((tmp_path / "d").iterdir()) == []

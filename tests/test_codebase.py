@@ -193,3 +193,139 @@ def test_the_backend_protocol_and_numpy_decoding_import_no_torch():
     )
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "False"
+
+
+# --- one prediction function, one predictor, one encode path ----------------------------------------------------------
+
+
+def _functions(path: Path) -> dict[str, ast.AST]:
+    """Every function of a module by qualified name (``Class.method``, ``outer.inner``)."""
+    found: dict[str, ast.AST] = {}
+
+    def visit(node: ast.AST, prefix: str) -> None:
+        for child in ast.iter_child_nodes(node):
+            if isinstance(child, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                name = f"{prefix}{child.name}"
+                if not isinstance(child, ast.ClassDef):
+                    found[name] = child
+                visit(child, f"{name}.")
+            else:
+                visit(child, prefix)
+
+    visit(ast.parse(path.read_text(encoding="utf-8")), "")
+    return found
+
+
+def _calls(node: ast.AST, attr: str, owner: str | None = None, by_name: bool = True) -> list[ast.Call]:
+    """Calls ``<x>.attr(...)`` (with ``owner``: ``<x>.owner.attr(...)``) inside ``node``; without ``owner`` (and with
+    ``by_name``) also calls of a function imported by that name, ``attr(...)``."""
+    out = []
+    for call in ast.walk(node):
+        if not isinstance(call, ast.Call):
+            continue
+        if isinstance(call.func, ast.Attribute) and call.func.attr == attr:
+            value = call.func.value
+            if owner is None or (isinstance(value, ast.Attribute) and value.attr == owner):
+                out.append(call)
+        elif by_name and owner is None and isinstance(call.func, ast.Name) and call.func.id == attr:
+            out.append(call)
+    return out
+
+
+SCANNED = ("mscmt_cli", "plugins", "benchmarks")
+
+
+def _outside_functions(tree: ast.Module) -> ast.Module:
+    """The module with every function and method body left out: what runs when it is imported or run as a script."""
+
+    class Strip(ast.NodeTransformer):
+        def visit_FunctionDef(self, node: ast.FunctionDef) -> None:
+            return None
+
+        def visit_AsyncFunctionDef(self, node: ast.AsyncFunctionDef) -> None:
+            return None
+
+    return Strip().visit(tree)
+
+
+def _where_called(
+    attr: str, owner: str | None = None, roots: tuple[str, ...] = SCANNED, repo: Path = REPO, by_name: bool = True
+) -> set[str]:
+    """``module:function`` of every function in ``roots`` calling ``.attr(...)`` or ``attr(...)`` (innermost function),
+    ``module:<module>`` for a call at a module's top level (a script's body, a module-level constant)."""
+    places = set()
+    for path in sorted(p for root in roots for p in (repo / root).rglob("*.py")):
+        functions = _functions(path)
+        where = path.relative_to(repo).as_posix()
+        for name, node in functions.items():
+            inner = {n for n in functions if n.startswith(name + ".")}
+            own = len(_calls(node, attr, owner, by_name)) - sum(
+                len(_calls(functions[n], attr, owner, by_name)) for n in inner if n.count(".") == name.count(".") + 1
+            )
+            if own > 0:
+                places.add(f"{where}:{name}")
+        if _calls(_outside_functions(ast.parse(path.read_text(encoding="utf-8"))), attr, owner, by_name):
+            places.add(f"{where}:<module>")
+    return places
+
+
+def _defined(name: str, roots: tuple[str, ...] = SCANNED) -> set[str]:
+    """``module:function`` of every function or method called ``name`` in ``roots``."""
+    return {
+        f"{path.relative_to(REPO).as_posix()}:{qual}"
+        for path in sorted(p for root in roots for p in (REPO / root).rglob("*.py"))
+        for qual in _functions(path)
+        if qual.rpartition(".")[2] == name
+    }
+
+
+def test_every_tagging_entry_point_calls_the_one_prediction_function():
+    assert _where_called("tag_outcomes", roots=("mscmt_cli",)) == {
+        "mscmt_cli/tagging/tagger.py:Tagger.tag_batch",
+        "mscmt_cli/tagging/stream.py:tag_window",
+        "mscmt_cli/tagging/server.py:create_app.run",
+    }
+    one = "mscmt_cli/tagging/tagger.py:Tagger.tag_outcomes"
+    # its steps are called nowhere else: features and errors, then predict
+    # (the method; tagging.inputs.read_inputs, a function of the same name, reads JSONL lines)
+    assert _where_called("read_inputs", roots=("mscmt_cli",), by_name=False) == {one}
+    assert _where_called("features", owner="images", roots=("mscmt_cli",)) == {"mscmt_cli/tagging/tagger.py:Tagger.read_inputs"}
+
+
+def test_the_tagger_is_the_only_predictor():
+    """One ``predict`` in the source tree (the Tagger's), called by tagging and by evaluation only (issue 25)."""
+    assert _defined("predict") == {"mscmt_cli/tagging/tagger.py:Tagger.predict"}
+    assert _where_called("predict", roots=("mscmt_cli", "plugins")) == {
+        "mscmt_cli/tagging/tagger.py:Tagger.tag_outcomes",  # mscmt tag, serve, explain, the Tagger API
+        "mscmt_cli/engine/evaluate.py:tag_split",  # validation, test scores, mscmt evaluate, backend_f1, count_invalid
+    }
+    assert _where_called("predict", roots=("benchmarks",)) == {"benchmarks/bench_gpu.py:measure_inference"}  # times it
+
+
+def test_the_call_finder_sees_calls_by_name_at_module_level_in_functions_and_methods(tmp_path):
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "script.py").write_text(
+        "from x import predict\n"
+        "import x\n"
+        "scores = predict(model, data)\n"
+        "if __name__ == '__main__':\n"
+        "    x.predict(model)\n"
+        "def run():\n"
+        "    def inner():\n"
+        "        return predict(1)\n"
+        "    return inner\n"
+        "class Job:\n"
+        "    def go(self):\n"
+        "        return self.tagger.predict(2)\n"
+        "def quiet():\n"
+        "    return predicted(3)\n",
+        encoding="utf-8",
+    )
+    found = _where_called("predict", roots=("pkg",), repo=tmp_path)
+    assert found == {"pkg/script.py:<module>", "pkg/script.py:run.inner", "pkg/script.py:Job.go"}
+
+
+def test_one_encode_path_writes_the_feature_cache():
+    encode = "mscmt_cli/features.py:FeatureEncoder.encode"
+    assert _where_called("put", owner="cache", roots=("mscmt_cli",)) == {encode}
+    assert _where_called("encode_checked", roots=("mscmt_cli",)) == {encode}

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import io
+import json
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from mscmt_cli.data.images import BLANK_DIGEST, ImageStore, decode_image
 from mscmt_cli.errors import MscmtError
+from tests.tagging_support import clip_args as _clip_args
+from tests.tagging_support import image_bytes
+from tests.tagging_support import write_lines as _write_lines
 
 
 def _encode(img: Image.Image, fmt: str) -> bytes:
@@ -79,3 +85,130 @@ def test_debug_flag_shows_the_traceback(mscmt, tmp_path):
     assert plain.code == 2 and "Traceback" not in plain.err and "no trained model here" in plain.err
     debug = mscmt(["--debug", "evaluate", tmp_path, "--data-dir", tmp_path])
     assert debug.code == 2 and "Traceback" in debug.err
+
+
+# --- what an image may cost is bounded before it is decoded -----------------------------------------------------------
+
+
+def _png_header(width: int, height: int) -> bytes:
+    """A tiny PNG file that declares ``width x height`` RGB pixels and holds none (Pillow reads the size only)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data) & 0xFFFFFFFF)
+
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)) + chunk(b"IEND", b"")
+
+
+@pytest.fixture(scope="module")
+def long_thin_png() -> bytes:
+    """The sweep's image: a real 63,000,000 x 1 PNG (about 61 KB), under the pixel limit."""
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.new("L", (63_000_000, 1), 0).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+EXTREME_SHAPES = [(63_000_000, 1), (1, 63_000_000), (5_000, 2), (2, 5_000), (100_000, 100_000), (8_001, 8_000), (2**31 - 1, 2**31 - 1)]
+
+
+def _extreme_images(long_thin_png: bytes) -> dict[str, bytes]:
+    images = {f"declared-{w}x{h}.png": _png_header(w, h) for w, h in EXTREME_SHAPES}
+    images["real-63000000x1.png"] = long_thin_png
+    images["real-1x60.png"] = image_bytes(size=(1, 60))
+    return images
+
+
+def test_extreme_shapes_and_declared_sizes_are_refused_before_decoding(long_thin_png, monkeypatch):
+    from mscmt_cli.data import images as image_module
+    from mscmt_cli.data.images import decode_image
+
+    for name, data in _extreme_images(long_thin_png).items():
+        with pytest.raises(MscmtError) as err:
+            decode_image(data, name)
+        assert str(err.value).startswith(f"{name}: ") and "\n" not in str(err.value), str(err.value)
+    assert decode_image(image_bytes(size=(50, 1)), "ok").size == (50, 1)
+    monkeypatch.setattr(image_module, "MAX_IMAGE_BYTES", 100)
+    with pytest.raises(MscmtError, match="x.png: image file over 100 bytes"):
+        decode_image(image_bytes(size=(64, 64)), "x.png")
+
+
+@settings(max_examples=30, deadline=None)
+@given(st.integers(1, 300), st.integers(1, 300))
+def test_an_image_is_decoded_exactly_when_its_sides_are_within_the_ratio(width, height):
+    from mscmt_cli.data.images import MAX_ASPECT_RATIO, decode_image
+
+    data = image_bytes(size=(width, height))
+    if max(width, height) <= MAX_ASPECT_RATIO * min(width, height):
+        assert decode_image(data, "x").size == (width, height)
+    else:
+        with pytest.raises(MscmtError, match=f"refused: sides over {MAX_ASPECT_RATIO} to 1"):
+            decode_image(data, "x")
+
+
+def test_tag_with_extreme_images_keeps_every_good_line_under_both_policies(mscmt, trained_run, tiny, long_thin_png, tmp_path):
+    images = tmp_path / "imgs"
+    images.mkdir()
+    extreme = _extreme_images(long_thin_png)
+    for name, data in extreme.items():
+        (images / name).write_bytes(data)
+    (images / "fine.png").write_bytes(image_bytes())
+    refs = ["fine.png", *extreme, "fine.png"]
+    src = _write_lines(tmp_path / "in.jsonl", [json.dumps({"n": i, "text": "Obama in Paris", "image": r}) for i, r in enumerate(refs)])
+    args = ["tag", src, "--model", trained_run, "--images", images, *_clip_args(tiny)]
+
+    result = mscmt([*args, "--out", tmp_path / "blank.jsonl"])
+    assert result.code == 0, result.err
+    assert [json.loads(r)["n"] for r in (tmp_path / "blank.jsonl").read_text().splitlines()] == list(range(len(refs)))
+    assert f"{len(extreme)} missing or unreadable image(s) replaced by a blank image" in result.err
+
+    result = mscmt([*args, "--out", tmp_path / "error.jsonl", "--missing-images", "error"])
+    assert result.code == 0, result.err
+    assert [json.loads(r)["n"] for r in (tmp_path / "error.jsonl").read_text().splitlines()] == [0, len(refs) - 1]
+    for line, name in enumerate(extreme, start=2):
+        assert f"in.jsonl:{line}: {images / name}: " in result.err
+
+
+def test_the_api_the_service_and_the_training_store_refuse_extreme_images(tagger, long_thin_png, tmp_path):
+    import base64
+
+    from fastapi.testclient import TestClient
+    from PIL import Image
+
+    from mscmt_cli.data.images import BLANK_DIGEST, ImageStore
+    from mscmt_cli.tagging.server import create_app
+
+    with pytest.raises(MscmtError, match="tweet 0: .*refused: sides over"):
+        tagger.tag("Obama", image=Image.new("RGB", (3000, 2)))
+    with pytest.raises(MscmtError, match="tweet 0: .*refused: sides over"):
+        tagger.tag("Obama", image=long_thin_png)
+    answer = TestClient(create_app(tagger)).post("/tag", json={"text": "Obama", "image": base64.b64encode(long_thin_png).decode()})
+    assert answer.status_code == 422 and "refused: sides over" in answer.json()["detail"]
+
+    (tmp_path / "thin.png").write_bytes(long_thin_png)
+    (tmp_path / "big.png").write_bytes(_png_header(100_000, 100_000))
+    blank = ImageStore(tmp_path, "blank")
+    assert [blank.load(i).digest for i in ("thin", "big")] == [BLANK_DIGEST, BLANK_DIGEST] and blank.substituted == ["thin", "big"]
+    with pytest.raises(MscmtError, match=f"{tmp_path / 'thin.png'}: image of 63000000x1 pixels refused"):
+        ImageStore(tmp_path, "error").load("thin")
+
+
+@settings(max_examples=50, deadline=None)
+@given(st.lists(st.one_of(st.none(), st.integers(0, 100)), max_size=12), st.integers(1, 100))
+def test_pixel_bounded_chunks_keep_order_and_stay_under_the_budget(sizes, budget):
+    from PIL import Image
+
+    from mscmt_cli.data.images import pixel_bounded, pixel_count
+
+    def load(k: int):
+        return None if sizes[k] is None else Image.new("L", (sizes[k] or 1, 1))
+
+    chunks = list(pixel_bounded(range(len(sizes)), load, budget))
+    assert [k for keys, _ in chunks for k in keys] == [k for k, s in enumerate(sizes) if s is not None]
+    for keys, contents in chunks:
+        assert len(keys) == len(contents) >= 1
+        assert len(contents) == 1 or sum(pixel_count(c) for c in contents) <= budget

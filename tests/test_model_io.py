@@ -12,6 +12,8 @@ from mscmt_cli.errors import ModelLoadError
 from mscmt_cli.model.build import load_model, save_model
 from mscmt_cli.registry import Registry
 from plugins.text_encoders import BertBaseEncoder, BertweetEncoder
+from tests.cli_support import copy_run as _copy_run
+from tests.cli_support import one_line_error as _one_line_error
 
 
 def test_bertweet_normalises_mentions_and_urls(tiny):
@@ -127,3 +129,17 @@ def test_loading_through_the_python_api_prints_no_transformers_load_report(train
         library.removeHandler(records)
         hf_logging.set_verbosity(verbosity)
         (hf_logging.enable_progress_bar if bars else hf_logging.disable_progress_bar)()
+
+
+# --- a model directory that is not ours, weights that are cut short ---------------------------------------------------
+
+
+def test_a_foreign_config_json_is_not_a_model(tiny, tmp_path, mscmt, corpus):
+    _one_line_error(mscmt(["evaluate", tiny.bertweet, *corpus.args()]), f"{tiny.bertweet}: not an mscmt model directory")
+
+
+def test_truncated_model_weights_are_named(trained_run, corpus, tiny, tmp_path, mscmt):
+    run = _copy_run(trained_run, tmp_path / "R")
+    weights = run / "model" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])
+    _one_line_error(mscmt(["evaluate", run, *corpus.args(), *tiny.model_path_args()]), f"{weights}: unreadable weights")

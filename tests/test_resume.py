@@ -14,6 +14,10 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
+from mscmt_cli.errors import MscmtError
+from tests.cli_support import copy_run as _copy_run
+from tests.cli_support import one_line_error as _one_line_error
+from tests.cli_support import snapshot as _snapshot
 from tests.cli_support import train_args
 
 REPO = Path(__file__).resolve().parents[1]
@@ -117,3 +121,82 @@ def test_ctrl_c_says_how_to_resume(tiny, corpus, tmp_path):
     assert proc.returncode == 2 and f"mscmt train --resume {run}" in err and "Traceback" not in err
     state = torch.load(run / "checkpoint" / "state.pt", weights_only=True)
     assert state["progress"]["epoch"] == len(_metrics(run)) >= 1
+
+
+# --- resuming a checkpoint that does not fit the run ------------------------------------------------------------------
+
+
+def _resume(mscmt, tiny, run: Path):
+    return mscmt(["train", "--resume", run, *tiny.model_path_args()])
+
+
+@pytest.mark.parametrize("change", ["drop", "add", "reshape"])
+def test_resume_with_weights_of_another_model(trained_run, tiny, tmp_path, mscmt, change):
+    from safetensors.torch import load_file, save_file
+
+    run = _copy_run(trained_run, tmp_path / "R")
+    path = run / "checkpoint" / "model.safetensors"
+    weights = load_file(str(path))
+    name = sorted(k for k in weights if k.startswith("fusion."))[0]
+    if change == "drop":
+        del weights[name]
+    elif change == "add":
+        weights["fusion.extra.weight"] = torch.zeros(2, 2)
+    else:
+        weights[name] = torch.zeros(*weights[name].shape, 2)
+    save_file(weights, str(path))
+    before = _snapshot(run)
+    label = {"drop": "missing", "add": "unexpected", "reshape": "wrong shape"}[change]
+    _one_line_error(_resume(mscmt, tiny, run), f"{path}: the checkpoint's weights do not fit", label)
+    assert _snapshot(run) == before
+
+
+@pytest.mark.parametrize("damage", ["no optimizer", "not a dict", "other optimizer", "truncated"])
+def test_resume_with_a_broken_state(trained_run, tiny, tmp_path, mscmt, damage):
+    run = _copy_run(trained_run, tmp_path / "R")
+    path = run / "checkpoint" / "state.pt"
+    state = torch.load(path, weights_only=True)
+    if damage == "no optimizer":
+        del state["optimizer"]
+        torch.save(state, path)
+    elif damage == "not a dict":
+        torch.save([1, 2, 3], path)
+    elif damage == "other optimizer":
+        state["optimizer"]["param_groups"][0]["params"] = [0]
+        torch.save(state, path)
+    else:
+        path.write_bytes(path.read_bytes()[:100])
+    before = _snapshot(run)
+    needle = {
+        "no optimizer": "no optimizer",
+        "not a dict": "not a whole training state",
+        "other optimizer": "does not fit this run",
+        "truncated": "unreadable checkpoint",
+    }[damage]
+    _one_line_error(_resume(mscmt, tiny, run), str(path.parent), needle)
+    assert _snapshot(run) == before
+
+
+# --- a run.json with bad settings is named ----------------------------------------------------------------------------
+
+
+def test_run_json_names_its_own_bad_settings(trained_run, tiny, tmp_path, mscmt):
+    import json
+
+    from mscmt_cli.engine.rundir import read_run_settings
+
+    run = _copy_run(trained_run, tmp_path / "R")
+    record = json.loads((run / "run.json").read_text())
+    for change, needle in (
+        ({"foo": 1}, "run.json: unknown setting 'foo'"),
+        ({"lr": "fast"}, "run.json: setting 'lr'"),
+        ({"epochs": 0}, "run.json: setting 'epochs'"),
+    ):
+        (run / "run.json").write_text(json.dumps({**record, "settings": {**record["settings"], **change}}))
+        with pytest.raises(MscmtError, match=needle):
+            read_run_settings(run)
+        result = _resume(mscmt, tiny, run)
+        _one_line_error(result, str(run / "run.json"), needle)
+        assert "option --" not in result.err
+    (run / "run.json").write_text('{"settings": {}, \n  oops')
+    _one_line_error(_resume(mscmt, tiny, run), f"{run / 'run.json'}:2: not valid JSON")

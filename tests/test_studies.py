@@ -18,6 +18,8 @@ from mscmt_cli.labels import ENTITY_TYPES, map_tag
 from mscmt_cli.studies.ablate import DEFAULT_VARIANTS, parse_variant
 from mscmt_cli.studies.grid import parse_list
 from mscmt_cli.studies.tables import Column, StudyTable
+from tests.cli_support import one_line_error as _one_line_error
+from tests.cli_support import snapshot as _snapshot
 
 FILES = ("results.json", "results.csv", "report.md", "chart.png")
 FAST = ["--epochs", "1", "--head-lr", "1e-2"]
@@ -333,3 +335,123 @@ def test_mean_std_is_the_one_seed_aggregate_of_the_studies_and_the_benchmarks():
     assert mean_std([0.80, 0.78, 0.79]) == "79.00 ± 1.00"
     assert mean_std([0.5]) == "50.00 (one seed)" and mean_std([0.5], one_seed="") == "50.00"
     assert mean_std([]) == "—"
+
+
+# --- a study reuses a finished row only if it is provably the same row ------------------------------------------------
+
+
+GRID = ["grid", "--lrs", "3e-5", "--batch-sizes", "8", "--text", "bertweet", "--image", "none", "--fusion", "none"]
+
+
+def _study_args(tiny, data_dir: Path, out: Path, study: list = GRID) -> list:
+    """A one-epoch study (by default a one-cell text-only grid) on the tiny corpus under ``data_dir``."""
+    return [*study, "--data-dir", data_dir, "--corpus", "tiny", "--epochs", "1", "--out", out, *tiny.model_path_args()]
+
+
+@pytest.fixture
+def finished_grid(tiny, corpus, tmp_path, mscmt):
+    import shutil
+
+    data = tmp_path / "a"
+    shutil.copytree(corpus.data_dir / corpus.name, data / "tiny")
+    out = tmp_path / "g2"
+    first = mscmt(_study_args(tiny, data, out))
+    assert first.code == 0, first.err
+    return data, out
+
+
+def test_study_row_needs_the_same_data_bytes(finished_grid, tiny, tmp_path, mscmt):
+    import shutil
+
+    data, out = finished_grid
+    moved = tmp_path / "b"
+    shutil.copytree(data, moved)  # the same bytes elsewhere are the same data
+    again = mscmt(_study_args(tiny, moved, out))
+    assert again.code == 0 and "already finished" in again.err, again.err
+    before = _snapshot(out)
+    test = moved / "tiny" / "test.txt"
+    blocks = test.read_text().strip().split("\n\n")
+    test.write_text("\n\n".join(blocks[:-1]) + "\n")  # other bytes are other data
+    _one_line_error(mscmt(_study_args(tiny, moved, out)), f"{out / 'lr3e-05-bs8'} was trained on other data: tiny/test.txt", str(test))
+    assert _snapshot(out) == before
+
+
+@pytest.mark.parametrize(
+    "damage, needle",
+    [
+        (("metrics.jsonl", '{"epoch": 1, "train_loss": 1.0,'), "metrics.jsonl:1: not valid JSON"),
+        (("metrics.jsonl", '{"epoch": 1}\n'), "metrics.jsonl:1: not an epoch record"),
+        (
+            ("metrics.jsonl", '\n{"epoch": 1, "train_loss": NaN, "valid_micro_f1": 0, "valid_weighted_f1": 0}\n'),
+            "metrics.jsonl:2: NaN is not a JSON number",
+        ),
+        (("test_scores.json", '{"best_epoch": 1,\n "micro": '), "test_scores.json:2: not valid JSON"),
+        (
+            ("test_scores.json", '{"best_epoch": 1, "micro": {"precision": 1, "recall": 1, "f1": 1}, "types": {}}'),
+            "test_scores.json: no weighted scores",
+        ),
+        (("run.json", '{"settings": {"foo": 1}}'), "run.json: unknown setting 'foo'"),
+        (("run.json", None), "has no run.json"),
+    ],
+)
+def test_study_row_with_a_damaged_record(finished_grid, tiny, mscmt, damage, needle):
+    data, out = finished_grid
+    name, text = damage
+    row = out / "lr3e-05-bs8"
+    if text is None:
+        (row / name).unlink()
+    else:
+        (row / name).write_text(text)
+    before = _snapshot(out)
+    _one_line_error(mscmt(_study_args(tiny, data, out)), str(row), needle)
+    assert _snapshot(out) == before
+
+
+def test_study_out_must_be_a_study_directory(finished_grid, tiny, tmp_path, monkeypatch, mscmt):
+    data, out = finished_grid
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "f").write_text("keep")
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "report.md").write_text("my report")
+    (tmp_path / "docs" / "notes.txt").write_text("keep")
+    before = _snapshot(tmp_path)
+    for target, needle in (
+        ("", "--out: an empty path"),
+        (".", "--out: an empty path"),
+        (tmp_path / "f", "is a file"),
+        (tmp_path / "f" / "g", "is a file"),
+        (tmp_path / "docs", "not a study directory (it holds notes.txt)"),
+    ):
+        _one_line_error(mscmt(_study_args(tiny, data, target)), needle)
+    ablate = _study_args(tiny, data, out, ["ablate", "--variant", "t=bertweet,none,none,crf"])
+    _one_line_error(mscmt(ablate), f"--out {out} holds a grid study")
+    assert _snapshot(tmp_path) == before
+
+
+def test_other_corpus_scores_are_recomputed_for_other_data(tmp_path, monkeypatch, corpus):
+    import io
+    import json
+
+    from rich.console import Console
+
+    from mscmt_cli.settings import Settings
+    from mscmt_cli.studies import common
+
+    calls, prf = [], {"precision": 0.5, "recall": 0.5, "f1": 0.5, "support": 2}
+    monkeypatch.setattr(
+        "mscmt_cli.engine.evaluation_job.evaluate_run",
+        lambda *a, **k: calls.append(1) or {"micro": prf, "weighted": prf, "types": {"PER": prf}},
+    )
+    run = tmp_path / "run"
+    run.mkdir()
+    settings = Settings.model_validate({"data_dir": corpus.data_dir, "corpus": corpus.name, "out": run})
+    console = Console(file=io.StringIO())
+    common.eval_scores(run, settings, corpus.name, None, console)
+    common.eval_scores(run, settings, corpus.name, None, console)
+    assert len(calls) == 1, "the same data: the kept scores are read"
+    kept = json.loads((run / f"eval_{corpus.name}_test.json").read_text())
+    assert list(kept["data_files"]) == [f"{corpus.name}/test.txt"]
+    kept["data_files"][f"{corpus.name}/test.txt"] = "0" * 64
+    (run / f"eval_{corpus.name}_test.json").write_text(json.dumps(kept))
+    common.eval_scores(run, settings, corpus.name, None, console)
+    assert len(calls) == 2, "other data: scored again"

@@ -6,7 +6,6 @@ import io
 import itertools
 import json
 import sys
-from pathlib import Path
 
 import pytest
 import torch
@@ -17,10 +16,9 @@ from PIL import Image
 from mscmt_cli.tagging.inputs import BadLine, iter_jsonl
 from mscmt_cli.tagging.stream import tag_stream
 from tests.tagging_support import TRICKY_TEXTS, forced_tag, image_bytes
-
-
-def _clip_args(tiny) -> list[str]:
-    return ["--model-path", f"clip-vit-l14={tiny.clip_vision}"]
+from tests.tagging_support import clip_args as _clip_args
+from tests.tagging_support import one_line_error as _one_line_error
+from tests.tagging_support import write_lines as _write_lines
 
 
 def test_offsets_round_trip_through_the_model(tagger):
@@ -94,11 +92,6 @@ def test_features_come_from_the_disk_cache(tagger, tmp_path):
 
     again, _ = FeatureStore(Refuses(), FeatureCache(tmp_path)).features([data, None])  # type: ignore[arg-type]
     assert again[0].tolist() == feats[0].tolist() and again[1].tolist() == feats[2].tolist()
-
-
-def _write_lines(path: Path, lines: list[str]) -> Path:
-    path.write_text("".join(line + "\n" for line in lines), encoding="utf-8")
-    return path
 
 
 def test_cli_keeps_order_and_count_with_bad_lines_in_the_middle(mscmt, trained_run, tiny, corpus, tmp_path):
@@ -262,3 +255,75 @@ def test_caption_models_read_the_captions_file_or_a_caption_field(mscmt, tiny, c
     tagger = Tagger.from_pretrained(tmp_path / "run", captions=corpus.captions)
     assert tagger.tag("Obama in Paris", caption="a red bus").gate != tagger.tag("Obama in Paris", caption="three cats asleep").gate
     assert tagger.tag("x", image=image_id).gate == tagger.tag("x", caption=tagger.images.captions[image_id.rsplit(".", 1)[0]]).gate
+
+
+# --- inputs that are directories, pipes or unreadable -----------------------------------------------------------------
+
+
+def test_inputs_that_are_directories_pipes_or_unreadable(mscmt, trained_run, tiny, tmp_path):
+    import os
+    import threading
+
+    lines = [json.dumps({"n": i, "text": f"Obama in Paris {i}"}) for i in range(5)]
+    fifo = tmp_path / "fifo"
+    os.mkfifo(fifo)
+
+    def feed() -> None:
+        with open(fifo, "w", encoding="utf-8") as fh:
+            fh.write("".join(line + "\n" for line in lines))
+
+    writer = threading.Thread(target=feed, daemon=True)
+    writer.start()
+    result = mscmt(["tag", fifo, "--model", trained_run, "--out", tmp_path / "o.jsonl", *_clip_args(tiny)])
+    writer.join(10)
+    assert result.code == 0, result.err
+    assert [json.loads(r)["n"] for r in (tmp_path / "o.jsonl").read_text().splitlines()] == list(range(5))
+    _one_line_error(mscmt(["tag", tmp_path, "--model", trained_run]), f"{tmp_path}: is a directory")
+    _one_line_error(mscmt(["tag", tmp_path / "nope.jsonl", "--model", trained_run]), "nope.jsonl: input file not found")
+
+
+# --- a line over the size limit is a bad line -------------------------------------------------------------------------
+
+
+def test_tag_reports_over_long_lines_in_json_lines_and_conll_and_keeps_the_rest(mscmt, trained_run, tiny, tmp_path):
+    from mscmt_cli.tagging.inputs import MAX_LINE_BYTES
+
+    long_text = json.dumps({"text": "x " * MAX_LINE_BYTES})
+    src = _write_lines(tmp_path / "in.jsonl", [json.dumps({"n": 0, "text": "Obama"}), long_text, json.dumps({"n": 2, "text": "Paris"})])
+    result = mscmt(["tag", src, "--model", trained_run, "--out", tmp_path / "o.jsonl", *_clip_args(tiny)])
+    assert result.code == 0, result.err
+    assert [json.loads(r)["n"] for r in (tmp_path / "o.jsonl").read_text().splitlines()] == [0, 2]
+    assert f"in.jsonl:2: line of {len(long_text)} bytes is over the limit of {MAX_LINE_BYTES} bytes" in result.err
+
+    conll = tmp_path / "in.txt"
+    conll.write_text(f"IMGID:1\nObama\tB-PER\n\nIMGID:2\n{'y' * (MAX_LINE_BYTES + 5)}\tO\n\nIMGID:3\nParis\tB-LOC\n", encoding="utf-8")
+    result = mscmt(["tag", conll, "--model", trained_run, *_clip_args(tiny)])
+    assert result.code == 0, result.err
+    assert [json.loads(r)["tokens"] for r in result.out.splitlines()] == [["Obama"], ["Paris"]]
+    assert "in.txt:4: line 5: line of" in result.err
+
+
+# --- writes that fail, an --images that is not a directory ------------------------------------------------------------
+
+
+def test_a_full_disk_a_closed_pipe_and_a_wrong_images_option_are_one_line_errors(mscmt, trained_run, tiny, tmp_path, monkeypatch):
+    import io
+    import os
+    import sys
+
+    src = _write_lines(tmp_path / "in.jsonl", [json.dumps({"text": "Obama in Paris"})] * 3)
+    base = ["tag", src, "--model", trained_run, *_clip_args(tiny)]
+    if os.path.exists("/dev/full"):
+        _one_line_error(mscmt([*base, "--out", "/dev/full"]), "--out /dev/full: cannot write (No space left on device)")
+    _one_line_error(mscmt([*base, "--images", src]), f"--images {src}: is not a directory")
+    _one_line_error(mscmt([*base, "--images", tmp_path / "nope"]), f"--images {tmp_path / 'nope'}: directory not found")
+
+    class ClosedPipe(io.BytesIO):
+        def write(self, data):
+            raise BrokenPipeError(32, "Broken pipe")
+
+    class Stdout(io.StringIO):
+        buffer = ClosedPipe()
+
+    monkeypatch.setattr(sys, "stdout", Stdout())
+    _one_line_error(mscmt(base), "stdout was closed by its reader (broken pipe)")

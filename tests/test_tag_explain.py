@@ -12,6 +12,8 @@ from PIL import Image
 
 from mscmt_cli.labels import ENTITY_TYPES
 from tests.tagging_support import TRICKY_TEXTS, forced_tag
+from tests.tagging_support import clip_args as _clip_args
+from tests.tagging_support import write_lines as _write_lines
 
 
 def _check_image(page: str) -> Image.Image:
@@ -157,3 +159,35 @@ def test_every_type_gets_its_own_colour_and_a_legend_entry(tagger):
     assert re.findall(r'<span style="background:(#[0-9a-f]+)">([^<]*)</span>', legend.group(1))[:6] == [
         (type_colours(six)[t], t) for t in six
     ]
+
+
+# --- tag --explain follows the missing-image policy and never stops the run -------------------------------------------
+
+
+def test_tag_explain_notes_missing_and_unreadable_images_and_keeps_every_line(mscmt, trained_run, tiny, corpus, tmp_path):
+    images = tmp_path / "imgs"
+    images.mkdir()
+    good = sorted(corpus.images_dir.glob("*.jpg"))[0]
+    (images / "good.jpg").write_bytes(good.read_bytes())
+    (images / "bad.jpg").write_bytes(b"\xff\xd8 not really a jpeg")
+    (images / "folder.jpg").mkdir()
+    refs = ["good.jpg", "bad.jpg", "gone.jpg", "folder.jpg", "good.jpg"]
+    src = _write_lines(tmp_path / "in.jsonl", [json.dumps({"n": i, "text": "Obama in Paris", "image": r}) for i, r in enumerate(refs)])
+    args = ["tag", src, "--model", trained_run, "--images", images, *_clip_args(tiny)]
+
+    result = mscmt([*args, "--explain", tmp_path / "pages", "--out", tmp_path / "o.jsonl"])
+    assert result.code == 0, result.err
+    assert [json.loads(r)["n"] for r in (tmp_path / "o.jsonl").read_text().splitlines()] == list(range(5))
+    pages = {p.name: p.read_text(encoding="utf-8") for p in (tmp_path / "pages").iterdir()}
+    assert sorted(pages) == [f"line-{i:06d}.html" for i in range(1, 6)]
+    for line, why in ((2, "bad.jpg: unreadable image"), (3, "gone.jpg"), (4, "folder.jpg")):
+        assert "Image not shown" in pages[f"line-{line:06d}.html"] and why in pages[f"line-{line:06d}.html"]
+        assert "neutral blank image (policy &#x27;blank&#x27;)" in pages[f"line-{line:06d}.html"]
+    assert 'src="data:image/png' in pages["line-000001.html"] and 'src="data:image/png' in pages["line-000005.html"]
+    assert "3 missing or unreadable image(s) replaced by a blank image" in result.err
+
+    result = mscmt([*args, "--explain", tmp_path / "strict-pages", "--out", tmp_path / "o2.jsonl", "--missing-images", "error"])
+    assert result.code == 0, result.err
+    assert [json.loads(r)["n"] for r in (tmp_path / "o2.jsonl").read_text().splitlines()] == [0, 4]
+    assert all(f"in.jsonl:{n}: " in result.err for n in (2, 3, 4))
+    assert sorted(p.name for p in (tmp_path / "strict-pages").iterdir()) == ["line-000001.html", "line-000005.html"]

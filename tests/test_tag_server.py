@@ -1,4 +1,5 @@
-"""``mscmt serve``'s app started for real (uvicorn on a free loopback port) and called over HTTP."""
+"""``mscmt serve``'s app started for real (uvicorn on a free loopback port) and called over HTTP; odd request bodies
+through FastAPI's test client."""
 
 from __future__ import annotations
 
@@ -6,6 +7,8 @@ import base64
 
 import httpx
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from tests.tagging_support import TRICKY_TEXTS, image_bytes, serving
 
@@ -108,3 +111,94 @@ def test_malformed_batches_are_4xx(server, body, status):
 def test_wrong_methods_and_paths_are_4xx(server):
     assert server.get("/tag").status_code == 405
     assert server.get("/nope").status_code == 404
+
+
+# --- request bodies: 4xx with a detail, never 500, and text is never silently replaced --------------------------------
+
+
+@pytest.fixture(scope="module")
+def client(tagger):
+    from fastapi.testclient import TestClient
+
+    from mscmt_cli.tagging.server import Limits, create_app
+
+    limits = Limits(max_body_bytes=200_000, max_image_bytes=100_000, max_batch=4, max_text_chars=500, max_tokens=100)
+    return TestClient(create_app(tagger, limits))
+
+
+def _json_post(client, path: str, raw: str):
+    return client.post(path, content=raw.encode("ascii"), headers={"content-type": "application/json"})
+
+
+@settings(max_examples=25, deadline=None)
+@given(st.integers(0xD800, 0xDFFF), st.sampled_from(["text", "tokens", "caption", "batch"]), st.text("ab ", min_size=1, max_size=6))
+def test_lone_surrogates_anywhere_are_a_400_naming_the_field(client, code, field, prefix):
+    escape = f"\\u{code:04x}"
+    body = {
+        "text": f'{{"text": "{prefix}{escape}"}}',
+        "tokens": f'{{"tokens": ["ok", "{prefix}{escape}"]}}',
+        "caption": f'{{"text": "Obama", "caption": "{prefix}{escape}"}}',
+        "batch": f'{{"items": [{{"text": "fine"}}, {{"text": "{prefix}{escape}"}}]}}',
+    }[field]
+    answer = _json_post(client, "/tag/batch" if field == "batch" else "/tag", body)
+    assert answer.status_code == 400, answer.text
+    name = {"text": "'text'", "tokens": "'tokens'[1]", "caption": "'caption'", "batch": "items[1]: 'text'"}[field]
+    assert f"{name} is not valid Unicode: lone surrogate" in answer.json()["detail"]
+
+
+def test_caption_text_and_form_fields_over_the_limit_or_not_utf8(client):
+    assert client.post("/tag", json={"text": "Obama", "caption": "c" * 501}).status_code == 413
+    assert "'caption' over 500 characters" in client.post("/tag", json={"text": "Obama", "caption": "c" * 501}).json()["detail"]
+    multipart = [
+        (
+            b'--zz\r\nContent-Disposition: form-data; name="text"\r\n\r\nObama \xff\xfe in Paris\r\n--zz--\r\n',
+            "multipart/form-data; boundary=zz",
+        ),
+        (
+            b'--zz\r\nContent-Disposition: form-data; name="caption"\r\n\r\n\xc3\r\n--zz\r\nContent-Disposition: form-data; name="text"\r\n\r\nhi\r\n--zz--\r\n',
+            "multipart/form-data; boundary=zz",
+        ),
+        (b"text=Obama+%FF+Paris", "application/x-www-form-urlencoded"),
+        (b"text=Obama \xe9", "application/x-www-form-urlencoded"),
+    ]
+    for body, kind in multipart:
+        answer = client.post("/tag", content=body, headers={"content-type": kind})
+        assert answer.status_code == 400 and "is not valid utf-8" in answer.json()["detail"], (body, answer.text)
+    good = [
+        (b'--zz\r\nContent-Disposition: form-data; name="text"\r\n\r\ncaf\xc3\xa9 Obama\r\n--zz--\r\n', "multipart/form-data; boundary=zz"),
+        (
+            b'--zz\r\nContent-Disposition: form-data; name="text"\r\n\r\ncaf\xe9 Obama\r\n--zz--\r\n',
+            "multipart/form-data; boundary=zz; charset=latin-1",
+        ),
+        (b"text=caf%C3%A9+Obama", "application/x-www-form-urlencoded"),
+    ]
+    for body, kind in good:
+        answer = client.post("/tag", content=body, headers={"content-type": kind})
+        assert answer.status_code == 200 and answer.json()["text"] == "café Obama", answer.text
+    files = {"image": ("x.png", image_bytes(), "image/png"), "other": ("y.png", image_bytes(), "image/png")}
+    assert client.post("/tag", data={"text": "hi"}, files=files).status_code == 400
+    assert client.post("/tag", data={"caption": "x"}, files={"text": ("t.txt", b"hi", "text/plain")}).status_code == 422
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        '{"text": "Obama \\u0000 Paris"}',
+        '{"text": "a\\u2028b\\u0085c"}',
+        '{"text": "x", "n": ' + "9" * 5000 + "}",
+        "[" * 100_000 + "]" * 100_000,
+        '{"text": "x", "image": "\\ud800"}',
+        '{"text": "x", "image": "data:,"}',
+        '{"tokens": ["\\u0000"]}',
+        '{"text": "x", "caption": ["a"]}',
+        '{"text": {"a": 1}}',
+        '"just a string"',
+        "1e999",
+        '{"text": "x", "y": -1e999}',
+        "",
+    ],
+)
+def test_odd_bodies_are_answered_below_500(client, raw):
+    answer = _json_post(client, "/tag", raw) if raw.isascii() else None
+    assert answer is not None and answer.status_code < 500, answer.text
+    assert answer.status_code == 200 or answer.json()["detail"]

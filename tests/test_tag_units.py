@@ -128,3 +128,65 @@ def test_any_json_value_is_parsed_or_reported(value):
     if isinstance(item, TagInput):
         assert item.record == value
         assert all(item.doc.text[s:e] == t for t, (s, e) in zip(item.doc.tokens, item.doc.offsets))
+
+
+# --- a line over the size limit is a bad line, read past without being held -------------------------------------------
+
+
+class _HugeLineStream:
+    """A stream of: a good line, one line of ``size`` bytes made on the fly, a good line; records the largest read."""
+
+    def __init__(self, size: int) -> None:
+        self.parts = [b'{"text": "first"}\n', size, b'{"text": "last"}\n']
+        self.largest = 0
+
+    def readline(self, limit: int = -1) -> bytes:
+        assert limit > 0, "a line must never be read without a size limit"
+        while self.parts:
+            part = self.parts[0]
+            if isinstance(part, int):
+                n = min(limit, part + 1)  # the long line's bytes, then its newline
+                self.parts[0] = part - n
+                if self.parts[0] < 0:
+                    self.parts.pop(0)
+                    out = b"x" * (n - 1) + b"\n"
+                else:
+                    out = b"x" * n
+            else:
+                out = self.parts.pop(0)
+            self.largest = max(self.largest, len(out))
+            return out
+        return b""
+
+
+def test_a_200_mb_line_is_a_bad_line_and_never_held_in_memory():
+    from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadLine, read_inputs
+
+    stream = _HugeLineStream(200 * 2**20)
+    items = list(read_inputs(stream))
+    assert [i.line for i in items] == [1, 2, 3] and [i.record["text"] for i in (items[0], items[2])] == ["first", "last"]
+    assert (
+        isinstance(items[1], BadLine)
+        and items[1].message == f"line of {200 * 2**20} bytes is over the limit of {MAX_LINE_BYTES} bytes; skipped"
+    )
+    assert stream.largest <= MAX_LINE_BYTES + 1
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.binary(max_size=40).map(lambda b: b.replace(b"\n", b"")), max_size=8), st.integers(1, 24), st.booleans())
+def test_bounded_lines_gives_every_line_or_its_size(lines, limit, final_newline):
+    import io
+
+    from mscmt_cli.tagging.inputs import LongLine, bounded_lines
+
+    data = b"\n".join(lines) + (b"\n" if final_newline and lines else b"")
+    got = list(bounded_lines(io.BytesIO(data), limit))
+    expected = list(data.split(b"\n"))
+    if expected and expected[-1] == b"":
+        expected.pop()
+    assert len(got) == len(expected)
+    for item, line in zip(got, expected):
+        if len(line) <= limit:
+            assert item.rstrip(b"\n") == line
+        else:
+            assert item == LongLine(len(line), limit)
