@@ -44,7 +44,8 @@ def train_args(
 
 
 def one_line_error(result, *needles: str) -> None:
-    """Exit 2, one ``error:`` line on stderr (the last) containing every needle, no traceback."""
+    """Exit 2, one ``error:`` line on stderr (the last: nothing is printed after the error) containing every needle,
+    no traceback. The one check of a command's one-line error, for the tagging tests too."""
     assert result.code == 2, (result.code, result.err)
     lines = result.err.strip().splitlines()
     errors = [line for line in lines if line.startswith("error: ")]

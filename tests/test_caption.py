@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from mscmt_cli.data.captions import CaptionStore, image_key, read_captions
 from mscmt_cli.errors import DataError, ModelLoadError, MscmtError
 from mscmt_cli.registry import PluginSpec, Registry
+from tests.cli_support import one_line_error as _one_line_error
 from tests.cli_support import train_args
 from tests.conftest import import_or_skip
-from tests.tagging_support import one_line_error as _one_line_error
 from tests.tagging_support import write_lines as _write_lines
 
 
