@@ -223,8 +223,7 @@ def test_study_errors_are_one_line(corpus, mscmt, tmp_path):
         (["crossdata", corpus.name, "nope"], "corpus 'nope'"),
     ):
         result = mscmt([*args, *data, "--out", tmp_path / "x"])
-        assert result.code == 2, (args, result.err)
-        assert expected in result.err and len(result.err.strip().splitlines()) == 1, result.err
+        _one_line_error(result, expected, alone=True)
 
 
 def test_parsers():
