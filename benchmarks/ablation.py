@@ -28,7 +28,7 @@ if __name__ == "__main__" and not __package__:  # run as a file: become python -
     __import__("_script").run_as_module(__file__)
 
 from benchmarks.common import DEFAULT_DATA, report_target, write_files
-from mscmt_cli.studies.tables import mean_std
+from mscmt_cli.studies.tables import PairedDeltas, average_cells, markdown_table, paired_deltas, seed_scores
 
 REFERENCE = "defaults"
 FACTORS: dict[str, dict[str, Any]] = {
@@ -98,27 +98,19 @@ FIRST_LINE = "Test micro P / R / F1 (%), mean ± sample std over seeds; Δ: the 
 
 def render(scores: Scores) -> str:
     """Mean ± std per cell, paired differences to the reference cell, gap to the recipe."""
-    lines = [
-        FIRST_LINE + f"(`{REFERENCE}`) with the same seed; vs recipe: mean F1 minus the HF recipe's mean (ANCHORS.md).",
-        "",
-        "| corpus | cell | micro P | micro R | micro F1 | Δ F1 per seed | mean Δ | vs recipe | seeds |",
-        "|---|---|---|---|---|---|---|---|---|",
-    ]
+    header = ["corpus", "cell", "micro P", "micro R", "micro F1", "Δ F1 per seed", "mean Δ", "vs recipe", "seeds"]
+    rows = []
     for corpus, cells in scores.items():
-        ref = cells.get(REFERENCE, {})
+        reference = seed_scores(cells.get(REFERENCE, {}))
         for factor, runs in cells.items():
             if not runs:
                 continue
-            p, r, f = ([runs[s]["micro"][m] for s in sorted(runs)] for m in ("precision", "recall", "f1"))
-            paired = sorted(set(runs) & set(ref))
-            deltas = [100 * (runs[s]["micro"]["f1"] - ref[s]["micro"]["f1"]) for s in paired]
-            shown = ", ".join(f"s{s}: {d:+.2f}" for s, d in zip(paired, deltas)) if factor != REFERENCE else "—"
-            mean_delta = f"{statistics.mean(deltas):+.2f}" if deltas and factor != REFERENCE else "—"
-            gap = f"{100 * statistics.mean(f) - RECIPE[corpus]:+.2f}" if corpus in RECIPE else "—"
-            lines.append(
-                f"| {corpus} | {factor} | {mean_std(p)} | {mean_std(r)} | {mean_std(f)} | {shown} | {mean_delta} | {gap} | {len(runs)} |"
-            )
-    return "\n".join(lines) + "\n"
+            seeds = [runs[s] for s in sorted(runs)]
+            deltas = paired_deltas(seed_scores(runs), reference) if factor != REFERENCE else PairedDeltas({})
+            gap = f"{100 * statistics.mean(f for f in seed_scores(runs).values()) - RECIPE[corpus]:+.2f}" if corpus in RECIPE else "—"
+            rows.append([corpus, factor, *average_cells(seeds, "micro"), deltas.per_seed(), deltas.mean(), gap, str(len(runs))])
+    first = FIRST_LINE + f"(`{REFERENCE}`) with the same seed; vs recipe: mean F1 minus the HF recipe's mean (ANCHORS.md)."
+    return "\n".join([first, "", *markdown_table(header, rows)]) + "\n"
 
 
 def parse_args() -> argparse.Namespace:

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from mscmt_cli.data.conll import Tweet
 from mscmt_cli.labels import ENTITY_TYPES
+from mscmt_cli.studies.tables import markdown_table
 
 if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
     __import__("_script").run_as_module(__file__)
@@ -70,17 +71,13 @@ def run_stats(run_dir: Path, data_dir: Path, corpus: str, batch_size: int, limit
 
 
 def render(stats: dict[str, dict]) -> str:
-    lines = [
+    rows = [[name, *(" / ".join(f"{s[g][m]:.2f}" for m in MEASURES) if g in s else "—" for g in GROUPS)] for name, s in stats.items()]
+    table = markdown_table(["run", *(f"{g} peak / H / sink" for g in GROUPS)], rows)
+    intro = (
         "Cross-attention over the caption's sub-words on the test split, by gold tag of the word "
-        "(mean over words of: peak = largest weight, H = entropy / log N, sink = weight on [CLS] + [SEP]):",
-        "",
-        "| run | " + " | ".join(f"{g} peak / H / sink" for g in GROUPS) + " |",
-        "|---|" + "---|" * len(GROUPS),
-    ]
-    for name, s in stats.items():
-        cells = [" / ".join(f"{s[g][m]:.2f}" for m in MEASURES) if g in s else "—" for g in GROUPS]
-        lines.append(f"| {name} | " + " | ".join(cells) + " |")
-    return "\n".join(lines) + "\n"
+        "(mean over words of: peak = largest weight, H = entropy / log N, sink = weight on [CLS] + [SEP]):"
+    )
+    return "\n".join([intro, "", *table]) + "\n"
 
 
 def main() -> None:

@@ -19,12 +19,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 from typing import Any
 
-from mscmt_cli.studies.tables import mean_std
+from mscmt_cli.studies.tables import average_cells, markdown_table, paired_deltas, seed_scores
 
 if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
     __import__("_script").run_as_module(__file__)
@@ -43,6 +42,7 @@ VARIANTS: dict[str, dict[str, Any]] = {
     "context": dict(context="caption", image="none", fusion="none"),
     "context+caption-tokens+cross-attention": dict(context="caption", image="caption-tokens", fusion="cross-attention"),
 }
+PARTS = ("all", "image-decided", "text-decided")  # the test tweets each F1 is computed on
 SHOWCASE = (["can't", "stop", "thinking", "about", "Jordan", "today"], "ex_0001")  # the quickstart's explain tweet
 
 
@@ -109,29 +109,18 @@ def report_kinds() -> dict[str, Any]:
 
 def render(found: dict[str, dict[int, dict[str, Any]]]) -> str:
     """Mean ± std of test micro F1 per variant and part, paired gain over text-only, the showcase's type."""
-
-    def cell(values: list[float]) -> str:
-        return mean_std(values, one_seed="")
-
-    lines = [
-        FIRST_LINE + 'image-decided tweets; "Jordan": the type each seed gives the showcase tweet (gold: PER).',
-        "",
-        '| variant | all | image-decided | text-decided | Δ image-decided | "Jordan" | seeds |',
-        "|---|---|---|---|---|---|---|",
-    ]
-    base = found.get("text-only", {})
+    header = ["variant", "all", "image-decided", "text-decided", "Δ image-decided", '"Jordan"', "seeds"]
+    base = seed_scores(found.get("text-only", {}), "f1", "image-decided")
+    rows = []
     for variant, runs in found.items():
         if not runs:
             continue
-        seeds = sorted(runs)
-        parts = {p: [runs[s]["f1"][p] for s in seeds] for p in ("all", "image-decided", "text-decided")}
-        paired = [100 * (runs[s]["f1"]["image-decided"] - base[s]["f1"]["image-decided"]) for s in seeds if s in base]
-        delta = f"{statistics.mean(paired):+.2f}" if paired and variant != "text-only" else "—"
-        jordan = ", ".join(runs[s]["jordan"] for s in seeds)
-        lines.append(
-            f"| {variant} | {cell(parts['all'])} | {cell(parts['image-decided'])} | {cell(parts['text-decided'])} | {delta} | {jordan} | {len(seeds)} |"
-        )
-    return "\n".join(lines) + "\n"
+        seeds = [runs[s] for s in sorted(runs)]
+        delta = paired_deltas(seed_scores(runs, "f1", "image-decided"), base).mean() if variant != "text-only" else "—"
+        jordan = ", ".join(r["jordan"] for r in seeds)
+        rows.append([variant, *average_cells(seeds, "f1", PARTS, one_seed=""), delta, jordan, str(len(seeds))])
+    first = FIRST_LINE + 'image-decided tweets; "Jordan": the type each seed gives the showcase tweet (gold: PER).'
+    return "\n".join([first, "", *markdown_table(header, rows)]) + "\n"
 
 
 def main() -> None:

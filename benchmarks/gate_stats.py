@@ -22,6 +22,7 @@ from pathlib import Path
 from mscmt_cli.data.conll import Tweet
 from mscmt_cli.data.corpus import load_split
 from mscmt_cli.labels import ENTITY_TYPES
+from mscmt_cli.studies.tables import markdown_table
 from mscmt_cli.tagging.tagger import Tagger, TagResult
 
 if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
@@ -73,17 +74,13 @@ def run_stats(run_dir: Path, data_dir: Path, corpus: str, batch_size: int, limit
 
 def render(stats: dict[str, dict]) -> str:
     cols = ["entity", "O", *ENTITY_TYPES]
-    lines = [
-        "Mean visual gate g_i (0 = closed, 1 = open) on the test split, by gold tag of the token:",
-        "",
-        "| run | " + " | ".join(cols) + " | per-tweet mean: std (min–max) |",
-        "|---|" + "---|" * (len(cols) + 1),
-    ]
+    rows = []
     for name, s in stats.items():
         cells = [f"{s['tokens'][c]['mean']:.3f}" if c in s["tokens"] else "—" for c in cols]
         t = s["per_tweet_mean"]
-        lines.append(f"| {name} | " + " | ".join(cells) + f" | {t['std']:.3f} ({t['min']:.3f}–{t['max']:.3f}) |")
-    return "\n".join(lines) + "\n"
+        rows.append([name, *cells, f"{t['std']:.3f} ({t['min']:.3f}–{t['max']:.3f})"])
+    table = markdown_table(["run", *cols, "per-tweet mean: std (min–max)"], rows)
+    return "\n".join(["Mean visual gate g_i (0 = closed, 1 = open) on the test split, by gold tag of the token:", "", *table]) + "\n"
 
 
 def is_stats(report: object) -> bool:

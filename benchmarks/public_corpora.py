@@ -23,8 +23,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 from pathlib import Path
+
+from mscmt_cli.studies.tables import PairedDeltas, average_cells, markdown_table, mean_std, type_f1_cells
 
 SEEDS = {("wnut", "mscmt"): "13,14,15", ("wnut", "recipe"): "13,14,15", ("t17", "mscmt"): "1,2,3", ("t17", "recipe"): "13,14,15"}
 
@@ -35,15 +36,6 @@ def load(path: Path) -> dict | None:
 
 def pct(value: float | None) -> str:
     return "—" if value is None else f"{100 * value:.2f}"
-
-
-def mean_std(values: list[float]) -> str:
-    """``mean ± std`` in percent (sample std over seeds)."""
-    if not values:
-        return "—"
-    if len(values) == 1:
-        return f"{100 * values[0]:.2f} (one seed)"
-    return f"{100 * statistics.mean(values):.2f} ± {100 * statistics.stdev(values):.2f}"
 
 
 def micro(scores: dict | None, key: str = "f1") -> float | None:
@@ -57,26 +49,41 @@ def runs(root: Path, corpus: str, system: str, seeds: str, name: str) -> list[tu
 
 def paired(a: list[tuple[int, dict | None]], b: list[tuple[int, dict | None]]) -> list[str]:
     """Per seed pair: mscmt P/R/F1, recipe P/R/F1, difference of F1 in points; then means."""
-    lines = [
-        "| pair | mscmt seed | mscmt P | mscmt R | mscmt F1 | recipe seed | recipe P | recipe R | recipe F1 | Δ F1 (mscmt − recipe) |",
-        "|---|---|---|---|---|---|---|---|---|---|",
+    header = [
+        "pair",
+        "mscmt seed",
+        "mscmt P",
+        "mscmt R",
+        "mscmt F1",
+        "recipe seed",
+        "recipe P",
+        "recipe R",
+        "recipe F1",
+        "Δ F1 (mscmt − recipe)",
     ]
-    deltas = []
+    rows, deltas = [], {}
     for i, ((sa, ra), (sb, rb)) in enumerate(zip(a, b), 1):
         delta = None if ra is None or rb is None else 100 * (micro(ra) - micro(rb))  # type: ignore[operator]
         if delta is not None:
-            deltas.append(delta)
+            deltas[i] = delta
         cells = [pct(micro(ra, "precision")), pct(micro(ra, "recall")), pct(micro(ra))]
         other = [pct(micro(rb, "precision")), pct(micro(rb, "recall")), pct(micro(rb))]
-        shown = "—" if delta is None else f"{delta:+.2f}"
-        lines.append(f"| {i} | {sa} | {' | '.join(cells)} | {sb} | {' | '.join(other)} | {shown} |")
+        rows.append([str(i), str(sa), *cells, str(sb), *other, "—" if delta is None else f"{delta:+.2f}"])
     done_a = [r for _, r in a if r is not None]
     done_b = [r for _, r in b if r is not None]
-    mean = [mean_std([micro(r, k) for r in done_a]) for k in ("precision", "recall", "f1")]  # type: ignore[misc]
-    mean_b = [mean_std([micro(r, k) for r in done_b]) for k in ("precision", "recall", "f1")]  # type: ignore[misc]
-    summary = "—" if not deltas else f"{statistics.mean(deltas):+.2f} (mscmt ahead in {sum(d > 0 for d in deltas)} of {len(deltas)})"
-    lines.append(f"| mean ± std | {len(done_a)} seeds | {' | '.join(mean)} | {len(done_b)} seeds | {' | '.join(mean_b)} | {summary} |")
-    return lines
+    pairs = PairedDeltas(deltas)
+    summary = "—" if not deltas else f"{pairs.mean()} (mscmt ahead in {pairs.better} of {len(deltas)})"
+    rows.append(
+        [
+            "mean ± std",
+            f"{len(done_a)} seeds",
+            *average_cells(done_a, "micro"),
+            f"{len(done_b)} seeds",
+            *average_cells(done_b, "micro"),
+            summary,
+        ]
+    )
+    return markdown_table(header, rows)
 
 
 def out_of_domain(root: Path) -> list[str]:
@@ -84,11 +91,18 @@ def out_of_domain(root: Path) -> list[str]:
     names = ("test_scores.json", "tweebank_scores.json")
     m = {n: runs(root, "t17", "mscmt", SEEDS["t17", "mscmt"], n) for n in names}
     r = {n: runs(root, "t17", "recipe", SEEDS["t17", "recipe"], n) for n in names}
-    lines = [
-        "| pair | mscmt seed | mscmt T17 test F1 | mscmt Tweebank F1 | recipe seed | recipe T17 test F1 | recipe Tweebank F1 "
-        "| Δ T17 (mscmt − recipe) | Δ Tweebank (mscmt − recipe) |",
-        "|---|---|---|---|---|---|---|---|---|",
+    header = [
+        "pair",
+        "mscmt seed",
+        "mscmt T17 test F1",
+        "mscmt Tweebank F1",
+        "recipe seed",
+        "recipe T17 test F1",
+        "recipe Tweebank F1",
+        "Δ T17 (mscmt − recipe)",
+        "Δ Tweebank (mscmt − recipe)",
     ]
+    rows = []
     columns: dict[str, list[float]] = {k: [] for k in ("m_in", "m_out", "r_in", "r_out", "d_in", "d_out")}
     for i in range(3):
         (sm, m_in), (_, m_out) = m[names[0]][i], m[names[1]][i]
@@ -105,29 +119,32 @@ def out_of_domain(root: Path) -> list[str]:
             else:
                 columns[key].append(va - vb)
                 diffs.append(f"{100 * (va - vb):+.2f}")
-        lines.append(
-            f"| {i + 1} | {sm} | {pct(values['m_in'])} | {pct(values['m_out'])} | {sr} | {pct(values['r_in'])} | {pct(values['r_out'])} "
-            f"| {' | '.join(diffs)} |"
+        rows.append(
+            [str(i + 1), str(sm), pct(values["m_in"]), pct(values["m_out"]), str(sr), pct(values["r_in"]), pct(values["r_out"]), *diffs]
         )
-    lines.append(
-        f"| mean ± std | | {mean_std(columns['m_in'])} | {mean_std(columns['m_out'])} | | {mean_std(columns['r_in'])} "
-        f"| {mean_std(columns['r_out'])} | {signed(columns['d_in'])} | {signed(columns['d_out'])} |"
-    )
+    spread = [mean_std(columns[k]) for k in ("m_in", "m_out", "r_in", "r_out")]
+    rows.append(["mean ± std", "", *spread[:2], "", *spread[2:], signed(columns["d_in"]), signed(columns["d_out"])])
+    lines = markdown_table(header, rows)
     lines += ["", "Per-type Tweebank test F1 (%), mean ± std over the finished seeds (Tweebank MISC scored as mscmt's OTHER):", ""]
-    lines += ["| system | PER | LOC | ORG | MISC / OTHER | micro P | micro R |", "|---|---|---|---|---|---|---|"]
+    per_type = []
     for system, found, misc in (("mscmt", m[names[1]], "OTHER"), ("recipe", r[names[1]], "MISC")):
         done = [s for _, s in found if s is not None]
-        cells = [mean_std([s["types"].get(t, {}).get("f1", 0.0) for s in done]) for t in ("PER", "LOC", "ORG", misc)]
-        pr = [mean_std([s["micro"][k] for s in done]) for k in ("precision", "recall")]
-        lines.append(f"| {system} ({len(done)} seeds) | {' | '.join(cells)} | {' | '.join(pr)} |")
-    return lines
+        per_type.append(
+            [
+                f"{system} ({len(done)} seeds)",
+                *type_f1_cells(done, ("PER", "LOC", "ORG", misc)),
+                *average_cells(done, "micro", ("precision", "recall")),
+            ]
+        )
+    return lines + markdown_table(["system", "PER", "LOC", "ORG", "MISC / OTHER", "micro P", "micro R"], per_type)
 
 
 def signed(deltas: list[float]) -> str:
     """Mean difference in points and how many pairs favour mscmt."""
     if not deltas:
         return "—"
-    return f"{100 * statistics.mean(deltas):+.2f} ({sum(d > 0 for d in deltas)} of {len(deltas)} pairs)"
+    pairs = PairedDeltas({i: 100 * d for i, d in enumerate(deltas)})
+    return f"{pairs.mean()} ({pairs.better} of {len(deltas)} pairs)"
 
 
 def main() -> None:

@@ -24,13 +24,13 @@ from __future__ import annotations
 
 import argparse
 import json
-import statistics
 import sys
 from pathlib import Path
 
 from mscmt_cli.labels import ENTITY_TYPES
+from mscmt_cli.studies.charts import seed_figure
 from mscmt_cli.studies.common import TEST_SCORES
-from mscmt_cli.studies.tables import mean_std
+from mscmt_cli.studies.tables import average_cells, markdown_table, paired_deltas, seed_scores, type_f1_cells
 
 if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
     __import__("_script").run_as_module(__file__)
@@ -162,44 +162,40 @@ def ran(variants: dict[str, dict[int, dict]]) -> dict[str, dict[int, dict]]:
 
 def main_table(results: Results) -> list[str]:
     """Test micro P, R and F1 (precision and recall: what the balanced sampler trades), weighted F1, seeds."""
-    lines = [
-        "| corpus | variant (minilm + CRF) | test micro P | test micro R | test micro F1 | test weighted F1 | seeds |",
-        "|---|---|---|---|---|---|---|",
+    header = ["corpus", "variant (minilm + CRF)", "test micro P", "test micro R", "test micro F1", "test weighted F1", "seeds"]
+    rows = [
+        [
+            corpus,
+            variant,
+            *average_cells(list(runs.values()), "micro"),
+            *average_cells(list(runs.values()), "weighted", ["f1"]),
+            str(len(runs)),
+        ]
+        for corpus, variants in results.items()
+        for variant, runs in ran(variants).items()
     ]
-    for corpus, variants in results.items():
-        for variant, runs in ran(variants).items():
-            micro = [mean_std([r["micro"].get(m, 0.0) for r in runs.values()]) for m in ("precision", "recall", "f1")]
-            lines.append(
-                f"| {corpus} | {variant} | {' | '.join(micro)} | {mean_std([r['weighted']['f1'] for r in runs.values()])} | {len(runs)} |"
-            )
-    return lines
+    return markdown_table(header, rows)
 
 
-def paired_deltas(results: Results) -> list[str]:
+def delta_table(results: Results) -> list[str]:
     """Per seed, test micro F1 of each captioned variant minus text-only with the same seed (points)."""
-    lines = ["| corpus | variant | Δ micro F1 vs text-only, per seed | mean Δ | seeds better |", "|---|---|---|---|---|"]
+    rows = []
     for corpus, variants in results.items():
-        base = variants[BASELINE]
+        base = seed_scores(variants[BASELINE])
         for variant, runs in variants.items():
-            seeds = sorted(set(runs) & set(base))
-            if variant == BASELINE or not seeds:
-                continue
-            deltas = [100 * (runs[s]["micro"]["f1"] - base[s]["micro"]["f1"]) for s in seeds]
-            shown = ", ".join(f"s{s}: {d:+.2f}" for s, d in zip(seeds, deltas))
-            better = sum(d > 0 for d in deltas)
-            lines.append(f"| {corpus} | {variant} | {shown} | {statistics.mean(deltas):+.2f} | {better} of {len(deltas)} |")
-    return lines
+            deltas = paired_deltas(seed_scores(runs), base)
+            if variant != BASELINE and deltas.by_seed:
+                rows.append([corpus, variant, deltas.per_seed(), deltas.mean(), f"{deltas.better} of {len(deltas.by_seed)}"])
+    return markdown_table(["corpus", "variant", "Δ micro F1 vs text-only, per seed", "mean Δ", "seeds better"], rows)
 
 
 def type_table(results: Results) -> list[str]:
-    header = "| corpus | variant | " + " | ".join(ENTITY_TYPES) + " |"
-    lines = [header, "|---|---|" + "---|" * len(ENTITY_TYPES)]
-    for corpus, variants in results.items():
-        for variant, runs in variants.items():
-            if runs:
-                cells = [mean_std([r["types"].get(t, {}).get("f1", 0.0) for r in runs.values()]) for t in ENTITY_TYPES]
-                lines.append(f"| {corpus} | {variant} | " + " | ".join(cells) + " |")
-    return lines
+    rows = [
+        [corpus, variant, *type_f1_cells(list(runs.values()), ENTITY_TYPES)]
+        for corpus, vs in results.items()
+        for variant, runs in ran(vs).items()
+    ]
+    return markdown_table(["corpus", "variant", *ENTITY_TYPES], rows)
 
 
 def render(results: Results) -> str:
@@ -211,7 +207,7 @@ def render(results: Results) -> str:
         "",
         "Paired by seed (each captioned run minus the text-only run with the same seed, in points):",
         "",
-        *paired_deltas(results),
+        *delta_table(results),
         "",
         "Per-type test F1 (%), mean ± std over seeds:",
         "",
@@ -219,45 +215,18 @@ def render(results: Results) -> str:
         "",
         "Published, with their own encoders (not comparable encoder-for-encoder):",
         "",
-        "| system | text / image encoder | TWITTER-2015 | TWITTER-2017 |",
-        "|---|---|---|---|",
+        *markdown_table(["system", "text / image encoder", "TWITTER-2015", "TWITTER-2017"], PUBLISHED),
     ]
-    lines += [f"| {a} | {b} | {c} | {d} |" for a, b, c, d in PUBLISHED]
     return "\n".join(lines) + "\n"
 
 
 def chart(results: Results, path: Path) -> Path:
-    """One panel per corpus: test micro F1 per variant, mean bar, std error bar, one dot per seed."""
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.5 * len(results), 5.5))
-    FigureCanvasAgg(fig)
-    axes = fig.subplots(1, len(results), squeeze=False)[0]
-    for ax, (corpus, all_variants) in zip(axes, results.items()):
-        variants = ran(all_variants)
-        if not variants:
-            ax.set_title(f"{corpus}: no finished run")
-            continue
-        for i, (variant, runs) in enumerate(variants.items()):
-            f1 = [100 * r["micro"]["f1"] for r in runs.values()]
-            if not f1:
-                continue
-            err = statistics.stdev(f1) if len(f1) > 1 else 0.0
-            # a dot plot, not bars: the axis does not start at zero
-            ax.errorbar(
-                i, statistics.mean(f1), yerr=err, fmt="D", markersize=9, capsize=8, color=f"C{list(VARIANTS).index(variant) % 10}"
-            )  # one colour per variant in every panel
-            ax.plot([i + 0.12] * len(f1), f1, "k.", markersize=7)
-        ax.set_xticks(range(len(variants)), list(variants), rotation=25, ha="right", fontsize=8)
-        ax.set_xlim(-0.5, len(variants) - 0.5)
-        lows = [100 * r["micro"]["f1"] for runs in variants.values() for r in runs.values()]
-        ax.set_ylim(max(0.0, min(lows, default=0.0) - 5), min(100.0, max(lows, default=95.0) + 3))
-        ax.set_ylabel("test micro F1 (%)")
-        ax.set_title(f"{corpus}: minilm + CRF")
-        ax.grid(axis="y", alpha=0.3)
-    fig.suptitle("Text only vs BLIP-2 captions as the image (diamond: mean ± std over seeds; dots: seeds)")
-    fig.tight_layout()
+    """One panel per corpus: test micro F1 per variant, mean ± std over seeds and one dot per seed (one colour per variant)."""
+    panels = {
+        corpus: {variant: [100 * f for f in seed_scores(runs).values()] for variant, runs in vs.items()} for corpus, vs in results.items()
+    }
+    title = "Text only vs BLIP-2 captions as the image (diamond: mean ± std over seeds; dots: seeds)"
+    fig = seed_figure(panels, title, "test micro F1 (%)", "minilm + CRF", order=list(VARIANTS))
     write_files(Path(path).parent, {Path(path).name: fig})
     return path
 

@@ -43,12 +43,14 @@ def train_args(
     return [str(a) for a in [*args, *extra]]
 
 
-def one_line_error(result, *needles: str) -> None:
-    """Exit 2, one ``error:`` line on stderr (the last) containing every needle, no traceback."""
+def one_line_error(result, *needles: str, alone: bool = False) -> None:
+    """Exit 2, one ``error:`` line on stderr (the last: nothing is printed after the error) containing every needle,
+    no traceback; ``alone``: nothing is printed before it either. The one check of a command's one-line error."""
     assert result.code == 2, (result.code, result.err)
     lines = result.err.strip().splitlines()
     errors = [line for line in lines if line.startswith("error: ")]
     assert len(errors) == 1 and lines[-1] == errors[0], result.err
+    assert not alone or len(lines) == 1, result.err
     assert "Traceback" not in result.err and "error: unexpected" not in result.err, result.err
     for needle in needles:
         assert needle in errors[0], (needle, errors[0])

@@ -116,15 +116,6 @@ def write_jsonl(path: Path, records: list[dict]) -> Path:
     return path
 
 
-def one_line_error(result, *needles: str) -> None:
-    """Exit 2 and an ``error:`` line on stderr naming every needle, no traceback."""
-    assert result.code == 2, (result.code, result.err)
-    errors = [line for line in result.err.splitlines() if line.startswith("error: ")]
-    assert len(errors) == 1, result.err
-    assert all(n in errors[0] for n in needles), (needles, errors[0])
-    assert "Traceback" not in result.err and "unexpected" not in result.err
-
-
 @contextmanager
 def nan_weights(tagger) -> Iterator[None]:
     """Make the tagger's classifier produce NaN scores, then restore it."""

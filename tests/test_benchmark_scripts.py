@@ -194,6 +194,14 @@ def test_benchmarks_is_a_package_whose_scripts_import_without_path_hacks():
     assert done.returncode == 0, done.stderr[-2000:]
 
 
+def test_the_scripts_render_tables_and_seed_aggregates_with_the_library():
+    """Markdown tables, mean ± std over seeds, paired differences and seed charts come from mscmt_cli.studies, not a second copy."""
+    for name in SCRIPTS:
+        text = (REPO / "benchmarks" / f"{name}.py").read_text(encoding="utf-8")
+        for own in ("|---", "| ---", "def mean_std", "statistics.stdev", "ax.errorbar", "def quiet_transformers"):
+            assert own not in text, (name, own)
+
+
 def test_a_script_run_as_a_file_runs_as_a_module_of_the_package(tmp_path):
     """``python benchmarks/X.py`` from anywhere: the script hands over to ``python -m benchmarks.X`` (benchmarks/_script.py)."""
     script = REPO / "benchmarks" / "count_invalid.py"

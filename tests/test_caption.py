@@ -15,9 +15,9 @@ from hypothesis import strategies as st
 from mscmt_cli.data.captions import CaptionStore, image_key, read_captions
 from mscmt_cli.errors import DataError, ModelLoadError, MscmtError
 from mscmt_cli.registry import PluginSpec, Registry
+from tests.cli_support import one_line_error as _one_line_error
 from tests.cli_support import train_args
 from tests.conftest import import_or_skip
-from tests.tagging_support import one_line_error as _one_line_error
 from tests.tagging_support import write_lines as _write_lines
 
 
@@ -340,7 +340,7 @@ def test_train_with_captions_then_evaluate_from_the_cache(corpus, tiny, mscmt, t
 def test_caption_encoder_needs_captions_option(corpus, tiny, mscmt, tmp_path):
     no_captions = ["--model-path", f"caption={tiny.bert}"]
     result = mscmt(train_args(corpus, tmp_path / "x", tiny, image="caption", fusion=None, epochs=None, extra=no_captions))
-    assert result.code == 2 and "--captions FILE" in result.err and len(result.err.strip().splitlines()) == 1
+    _one_line_error(result, "--captions FILE", alone=True)
 
 
 # --- a captions file that is not text names its file and line ---------------------------------------------------------

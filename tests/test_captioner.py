@@ -16,6 +16,7 @@ from mscmt_cli.captioning import Captioner, CaptionMaker, caption_directory, cle
 from mscmt_cli.data.captions import read_captions
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache
+from tests.cli_support import one_line_error
 from tests.tiny_models import make_images
 from tests.tiny_vlm import make_tiny_blip_captioner
 
@@ -150,7 +151,7 @@ def test_missing_images_error_stops_at_the_unreadable_image_after_the_lines_befo
     (tmp_path / "img" / "b.jpg").write_bytes(b"\xff\xd8 truncated")
     out = tmp_path / "captions.txt"
     result = _caption(mscmt, tmp_path / "img", blip, out, "--missing-images", "error", "--no-cache")
-    assert result.code == 2 and "b.jpg: unreadable image" in result.err and len(result.err.strip().splitlines()) == 1
+    one_line_error(result, "b.jpg: unreadable image", alone=True)
     assert list(read_captions(out)) == ["a"]
 
 
@@ -181,8 +182,7 @@ def test_usage_errors_are_one_line(mscmt, blip, tiny, images, tmp_path):
         (["caption", images, "--captioner", tiny.bert, "--out", out], "captioner: cannot load local model directory"),
     ]
     for args, message in cases:
-        result = mscmt(args)
-        assert result.code == 2 and message in result.err and len(result.err.strip().splitlines()) == 1, result.err
+        one_line_error(mscmt(args), message, alone=True)
     out.write_text('{"image": "a.jpg", "caption": "x"}\n', encoding="utf-8")
     assert "holds JSON Lines" in mscmt(["caption", images, "--captioner", blip, "--out", out]).err
     out.write_text("not a captions line\n", encoding="utf-8")

@@ -16,7 +16,7 @@ from mscmt_cli.cli.main import build_app
 from mscmt_cli.cli.options import TRAIN
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.settings import Settings, fields_of, flag_of, load_settings
-from tests.cli_support import train_args
+from tests.cli_support import one_line_error, train_args
 from tests.conftest import needs
 from tests.tagging_support import assert_same_but_floats
 
@@ -66,8 +66,7 @@ def test_usage_errors_exit_2_without_unexpected(mscmt, args, needle):
 
 def test_a_library_error_is_one_line_exit_2(mscmt, tmp_path):
     result = mscmt(["train", "--data-dir", tmp_path / "nowhere", "--out", tmp_path / "run", "--image", "none", "--fusion", "none"])
-    assert result.code == 2
-    assert result.err.strip().count("\n") == 0 and result.err.startswith("error: ")
+    one_line_error(result, alone=True)
 
 
 # --- options are generated from Settings ----------------------------------------------------------------------
@@ -239,8 +238,7 @@ def test_bad_parameters_are_refused_before_any_loading(mscmt, tmp_path, value, n
             f"bertweet={tmp_path}",
         ]
     )
-    assert result.code == 2
-    assert needle in result.err and len(result.err.strip().splitlines()) == 1, result.err
+    one_line_error(result, needle, alone=True)
     assert not (tmp_path / "run").exists()
 
 
@@ -259,7 +257,7 @@ def test_toml_parameters_are_strictly_typed(mscmt, tmp_path, table, needle):
     config.write_text(f'[fusion]\nname = "gated"\n{table}\n', encoding="utf-8")
     args = ["train", "--config", config, "--image", "clip-vit-l14", "--data-dir", tmp_path, "--out", tmp_path / "run"]
     result = mscmt([*args, "--model-path", f"bertweet={tmp_path}"])
-    assert result.code == 2 and needle in result.err and len(result.err.strip().splitlines()) == 1, result.err
+    one_line_error(result, needle, alone=True)
     assert not (tmp_path / "run").exists()
 
 

@@ -20,6 +20,7 @@ from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadLine, LongLine
 from mscmt_cli.tagging.jobs import load_tagger
 from mscmt_cli.tagging.shards import Chunk, Shard, find_shards, parquet_line, parse_chunk, read_chunks, tag_chunk
 from mscmt_cli.tagging.stream import image_resolver
+from tests.cli_support import one_line_error
 from tests.conftest import import_or_skip, needs
 from tests.tagging_support import TRICKY_TEXTS
 
@@ -103,7 +104,7 @@ def test_without_ray_the_option_says_how_to_install_it(mscmt, trained_run, monke
 def test_ray_options_are_checked_before_anything_runs(mscmt, trained_run, tmp_path, extra, message):
     _write_jsonl(tmp_path / "a.jsonl", ['{"text": "x"}'])
     result = mscmt(["tag", tmp_path / "a.jsonl", "--model", trained_run, *extra])
-    assert result.code == 2 and result.err.startswith(f"error: {message}") and len(result.err.strip().splitlines()) == 1
+    one_line_error(result, f"error: {message}", alone=True)
 
 
 def test_shards_of_a_directory_a_glob_and_a_file(tmp_path):

@@ -7,27 +7,23 @@ math is pytorch-crf's. The BIO-constrained decoders are tested in test_bio.py.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Callable
 
 import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from plugins.decoders import CRFDecoder, CRFParams, DecoderParams, SoftmaxDecoder
-from tests.crf_oracle import brute_force, path_score
-
-
-def _brute_force(crf, emissions: torch.Tensor, length: int):
-    """(log Z, best path, marginals (length, C)) by enumerating all C**length paths."""
-    return brute_force(crf, emissions, list(itertools.product(range(emissions.size(-1)), repeat=length)))
+from plugins.decoders import CRFDecoder, DecoderParams, SoftmaxDecoder
+from tests.crf_oracle import check_crf, random_crf
 
 
 def _random_crf(num_tags: int, seed: int) -> CRFDecoder:
-    torch.manual_seed(seed)
-    dec = CRFDecoder([f"t{k}" for k in range(num_tags)], CRFParams(constraints="none", constrain_training=False))
-    for p in dec.parameters():
-        torch.nn.init.uniform_(p, -1, 1)
-    return dec
+    return random_crf([f"t{k}" for k in range(num_tags)], seed, 1.0, constraints="none", constrain_training=False)
+
+
+def _all_paths(num_tags: int) -> Callable[[int], list[tuple[int, ...]]]:
+    return lambda n: list(itertools.product(range(num_tags), repeat=n))
 
 
 @settings(max_examples=25, deadline=None)
@@ -39,18 +35,7 @@ def test_crf_matches_brute_force(lengths, num_tags, seed):
     emissions = torch.randn(b, t, num_tags)
     mask = torch.tensor([[i < n for i in range(t)] for n in lengths])
     tags = torch.randint(num_tags, (b, t)) * mask
-    with torch.no_grad():
-        nll = dec.loss(emissions, tags, mask)
-        paths = dec.decode(emissions, mask)
-        marginals = dec.marginals(emissions, mask)
-    expected_nll = 0.0
-    for i, n in enumerate(lengths):
-        log_z, best, marg = _brute_force(dec.crf, emissions[i], n)
-        gold = path_score(dec.crf, emissions[i], tuple(tags[i, :n].tolist()))
-        expected_nll += float(log_z - gold)
-        assert paths[i] == best
-        assert torch.allclose(marginals[i, :n].double(), marg, atol=1e-5)
-    assert nll.item() == pytest.approx(expected_nll / b, rel=1e-5, abs=1e-5)
+    check_crf(dec, emissions, tags, mask, lengths, _all_paths(num_tags))
 
 
 def test_crf_marginals_sum_to_one_on_real_words():

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from tests.cli_support import one_line_error
 from tests.conftest import needs
 from tests.test_onnx import SCORE_TOLERANCE, _same_tags
 
@@ -264,9 +265,7 @@ def test_a_graph_and_a_model_dir_of_two_models_are_refused(mscmt, exports, tiny,
     source = tmp_path / "in.jsonl"
     source.write_text('{"text": "Obama"}\n', encoding="utf-8")
     result = mscmt(["tag", source, "--model", mixed, "--backend", "onnx", *_clip(tiny)])
-    assert result.code == 2
-    assert "model.onnx takes token_type_ids, but the text encoder of its model/ (context 'none') gives none" in result.err
-    assert len(result.err.strip().splitlines()) == 1
+    one_line_error(result, "model.onnx takes token_type_ids, but the text encoder of its model/ (context 'none') gives none", alone=True)
 
 
 def test_with_a_captioner_both_backends_read_the_same_generated_caption(runs, exports, tiny, corpus, tmp_path):

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.tagging.auth import KEY_VARIABLE, is_loopback, open_warning, read_key_file, resolve_api_key
+from tests.cli_support import one_line_error
 
 KEY = "s3cret-Key_0123456789abcdefXYZ"
 BEARER = {"Authorization": f"Bearer {KEY}"}
@@ -98,8 +99,7 @@ def test_an_open_service_beyond_loopback_is_warned_about_unless_it_has_a_key(hos
 
 def test_cli_refuses_a_bad_key_file_before_loading_anything(mscmt, tmp_path):
     result = mscmt(["serve", "--model", tmp_path / "no-model", "--api-key-file", tmp_path / "absent"])
-    assert result.code == 2 and "--api-key-file" in result.err and "no such file" in result.err
-    assert "Traceback" not in result.err and len(result.err.strip().splitlines()) == 1
+    one_line_error(result, "--api-key-file", "no such file", alone=True)
 
 
 # --- the service ------------------------------------------------------------------------------------------------------

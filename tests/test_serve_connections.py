@@ -20,6 +20,7 @@ from hypothesis import strategies as st
 
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.tagging.connections import BACKLOG, FD_RESERVE, MAX_LINGERING, Connections, RepeatLimit, fd_limit
+from tests.cli_support import one_line_error
 from tests.tagging_support import serving
 
 HALF_OPEN = b"GET /health HTTP/1.1\r\nHost: x\r\n"  # no blank line: the headers never end
@@ -158,7 +159,7 @@ def test_serve_refuses_a_bound_the_file_limit_cannot_hold(mscmt, trained_run, ti
     if hard == resource.RLIM_INFINITY:
         pytest.skip("no hard limit on open files here")
     result = mscmt(["serve", "--model", trained_run, "--model-path", f"clip-vit-l14={tiny.clip_vision}", "--max-connections", hard + 1])
-    assert result.code == 2 and "ulimit -n" in result.err and len(result.err.strip().splitlines()) == 1, result.err
+    one_line_error(result, "ulimit -n", alone=True)
 
 
 @pytest.mark.parametrize("kwargs", [{"max_connections": 0}, {"header_timeout": 0}, {"header_timeout": float("nan")}])

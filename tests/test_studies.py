@@ -4,10 +4,13 @@ from __future__ import annotations
 
 import csv
 import json
+import re
 import shutil
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 from PIL import Image
 
 from mscmt_cli.data.conll import read_conll
@@ -220,8 +223,7 @@ def test_study_errors_are_one_line(corpus, mscmt, tmp_path):
         (["crossdata", corpus.name, "nope"], "corpus 'nope'"),
     ):
         result = mscmt([*args, *data, "--out", tmp_path / "x"])
-        assert result.code == 2, (args, result.err)
-        assert expected in result.err and len(result.err.strip().splitlines()) == 1, result.err
+        _one_line_error(result, expected, alone=True)
 
 
 def test_parsers():
@@ -335,6 +337,95 @@ def test_mean_std_is_the_one_seed_aggregate_of_the_studies_and_the_benchmarks():
     assert mean_std([0.80, 0.78, 0.79]) == "79.00 ± 1.00"
     assert mean_std([0.5]) == "50.00 (one seed)" and mean_std([0.5], one_seed="") == "50.00"
     assert mean_std([]) == "—"
+
+
+def _parse_markdown(lines: list[str]) -> list[list[str]]:
+    """The cells of each line of a Markdown table, ``\\|`` read back as ``|``."""
+    return [[c.strip().replace("\\|", "|") for c in re.split(r"(?<!\\)\|", line)[1:-1]] for line in lines]
+
+
+@given(
+    st.lists(
+        st.lists(
+            st.text(st.characters(blacklist_categories=("Cc", "Cs", "Zl", "Zp", "Zs")).filter(lambda c: c != "\\"), min_size=1),
+            min_size=3,
+            max_size=3,
+        ),
+        max_size=4,
+    )
+)
+def test_a_markdown_table_reads_back_as_its_cells(rows):
+    from mscmt_cli.studies.tables import markdown_table
+
+    lines = markdown_table(["a", "b|c", "d"], rows, [":---", "---:", "---"])
+    assert len(lines) == 2 + len(rows)
+    assert _parse_markdown(lines) == [["a", "b|c", "d"], [":---", "---:", "---"], *rows]
+    assert markdown_table(["x", "y"], [])[1] == "| --- | --- |", "the default alignment, one per column"
+
+
+def test_seed_cells_are_mean_std_over_seeds_of_one_score():
+    from mscmt_cli.studies.tables import average_cells, seed_scores, type_f1_cells
+
+    runs = {3: _scores(0.70, 0.60, 0.65), 1: _scores(0.80, 0.62, 0.70)}
+    runs[3]["types"] = {"PER": {"f1": 0.5}}  # LOC not scored: counts as 0
+    seeds = [runs[s] for s in sorted(runs)]
+    assert average_cells(seeds, "micro") == ["75.00 ± 7.07", "61.00 ± 1.41", "67.50 ± 3.54"]
+    assert average_cells(seeds, "weighted", ["precision"]) == ["65.00 ± 7.07"]
+    assert type_f1_cells(seeds, ["PER", "LOC"]) == ["60.00 ± 14.14", "35.00 ± 49.50"]
+    assert type_f1_cells(seeds[:1], ["PER"], one_seed="") == ["70.00"]
+    assert average_cells([], "micro", ["f1"]) == ["—"]
+    assert list(seed_scores(runs)) == [1, 3] and seed_scores(runs, "weighted", "precision") == pytest.approx({1: 0.7, 3: 0.6})
+
+
+@given(
+    st.dictionaries(st.integers(0, 20), st.floats(0, 1), max_size=6),
+    st.dictionaries(st.integers(0, 20), st.floats(0, 1), max_size=6),
+)
+def test_paired_deltas_compare_seeds_both_have_in_points(cell, reference):
+    import statistics
+
+    from mscmt_cli.studies.tables import paired_deltas
+
+    deltas = paired_deltas(cell, reference)
+    both = sorted(set(cell) & set(reference))
+    assert list(deltas.by_seed) == both
+    for seed in both:
+        assert deltas.by_seed[seed] == pytest.approx(100 * (cell[seed] - reference[seed]), abs=1e-9)
+    assert deltas.better == sum(cell[s] > reference[s] for s in both)
+    if not both:
+        assert deltas.per_seed() == deltas.mean() == "—"
+        return
+    assert float(deltas.mean()) == pytest.approx(statistics.mean(deltas.by_seed.values()), abs=0.005 + 1e-9)
+    shown = [part.split(": ") for part in deltas.per_seed().split(", ")]
+    assert [int(s[1:]) for s, _ in shown] == both
+    assert [float(d) for _, d in shown] == pytest.approx(list(deltas.by_seed.values()), abs=0.005 + 1e-9)
+
+
+def test_the_seed_chart_keeps_a_colour_per_cell_across_panels():
+    from matplotlib.colors import to_hex
+
+    from mscmt_cli.studies.charts import seed_figure
+
+    panels = {"a": {"x": [70.0, 72.0], "y": [80.0], "z": []}, "b": {"y": [60.0, 61.0, 65.0], "x": [50.0]}, "c": {"x": []}}
+    fig = seed_figure(panels, "title", "F1 (%)", "minilm", order=["w", "y", "x"])
+    a, b, c = fig.axes
+    assert [t.get_text() for t in a.get_xticklabels()] == ["x", "y"] and [t.get_text() for t in b.get_xticklabels()] == ["y", "x"]
+    assert (a.get_title(), c.get_title(), fig.get_suptitle()) == ("a: minilm", "c: no finished run", "title")
+    assert a.get_ylim() == (65.0, 83.0) and b.get_ylim() == (45.0, 68.0), "the axis spans the values"
+
+    def diamonds(ax) -> dict[float, tuple[float, str]]:  # x -> (mean, colour) of each cell's diamond
+        found = {}
+        for line in ax.get_lines():
+            if line.get_marker() == "D":
+                x, y = line.get_xydata()[0]
+                found[float(x)] = (float(y), to_hex(line.get_color()))
+        return found
+
+    colour = {"y": to_hex("C1"), "x": to_hex("C2")}  # their places in order
+    assert diamonds(a) == {0.0: (71.0, colour["x"]), 1.0: (80.0, colour["y"])}
+    assert diamonds(b) == {0.0: (pytest.approx(62.0), colour["y"]), 1.0: (50.0, colour["x"])}
+    dots = [line.get_ydata().tolist() for line in b.get_lines() if line.get_marker() == "."]
+    assert dots == [[60.0, 61.0, 65.0], [50.0]], "one dot per seed"
 
 
 # --- a study reuses a finished row only if it is provably the same row ------------------------------------------------

@@ -15,9 +15,9 @@ from PIL import Image
 
 from mscmt_cli.tagging.inputs import BadLine, iter_jsonl
 from mscmt_cli.tagging.stream import tag_stream
+from tests.cli_support import one_line_error as _one_line_error
 from tests.tagging_support import TRICKY_TEXTS, forced_tag, image_bytes
 from tests.tagging_support import clip_args as _clip_args
-from tests.tagging_support import one_line_error as _one_line_error
 from tests.tagging_support import write_lines as _write_lines
 
 

@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 
 from mscmt_cli.errors import MscmtError
+from tests.cli_support import one_line_error as _one_line_error
 from tests.tagging_support import clip_args as _clip_args
-from tests.tagging_support import one_line_error as _one_line_error
 from tests.tagging_support import write_lines as _write_lines
 
 

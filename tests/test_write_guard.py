@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import hashlib
+import importlib
 import json
 from pathlib import Path
 
@@ -396,17 +397,6 @@ def test_re_export_over_a_symlinked_run_onnx_keeps_the_link_and_leaves_nothing_b
 # -- benchmark scripts ----------------------------------------------------------------------------
 
 
-def _script(name: str):
-    import importlib.util
-    import sys
-
-    sys.path.insert(0, str(REPO / "benchmarks"))
-    spec = importlib.util.spec_from_file_location(f"guard_{name}", REPO / "benchmarks" / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.mark.parametrize(
     ("script", "mine"),
     [
@@ -418,7 +408,7 @@ def _script(name: str):
 def test_benchmark_reports_never_overwrite_a_users_file_and_refuse_an_out_that_cannot_hold_them(script, mine, tmp_path, monkeypatch):
     import sys
 
-    module = _script(script)
+    module = importlib.import_module(f"benchmarks.{script}")
     monkeypatch.chdir(tmp_path)
     (tmp_path / "FILE").write_text("the user's input")
     (tmp_path / "bm1").mkdir()
@@ -471,7 +461,8 @@ def test_tag_and_explain_outputs_never_replace_what_is_not_theirs(user_files, co
 
 
 def test_benchmark_json_outputs_refuse_what_the_script_did_not_write(corpus, tmp_path):
-    common = _script("common")
+    from benchmarks import common
+
     split = corpus.data_dir / corpus.name / "test.txt"
     (tmp_path / "mine.json").write_text('{"my": "numbers"}')
     (tmp_path / "counts.json").write_text('{"predicted": {}, "gold": {}}')

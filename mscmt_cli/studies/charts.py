@@ -1,12 +1,18 @@
-"""The study chart: per-type test F1 per row, and validation F1 per epoch per row."""
+"""The study chart (per-type test F1 per row, and validation F1 per epoch per row) and the seed chart (a score per seed of each cell)."""
 
 from __future__ import annotations
 
+import statistics
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from mscmt_cli.paths import save_figure
 from mscmt_cli.studies.common import RowResult
 from mscmt_cli.studies.tables import scored_types
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def study_chart(results: list[RowResult], path: Path, title: str) -> Path:
@@ -66,3 +72,44 @@ def _valid_curves(ax, results: list[RowResult]) -> None:
     ax.set_title("validation weighted F1 per epoch (training corpus)")
     ax.legend(fontsize="small")
     ax.grid(alpha=0.3)
+
+
+def seed_figure(
+    panels: Mapping[str, Mapping[str, Sequence[float]]], title: str, ylabel: str, subtitle: str, order: Sequence[str] = ()
+) -> Figure:
+    """A figure of one panel per key of ``panels`` (side by side), to save with :func:`mscmt_cli.paths.save_figure`.
+
+    A panel maps each cell's name to its values (percent, one per seed) and
+    shows them as a dot plot: a diamond at the mean with a sample-std error bar
+    (none for one seed) and one dot per seed beside it, the y axis spanning the
+    values (it does not start at zero). Cells without values are left out; a
+    panel without any says "no finished run". A cell has the same colour in
+    every panel: its place in ``order`` (else in the panels, first seen first).
+    """
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    colours = list(dict.fromkeys([*order, *(name for cells in panels.values() for name in cells)]))
+    fig = Figure(figsize=(6.5 * len(panels), 5.5))
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (panel, all_cells) in zip(axes, panels.items()):
+        cells = {name: list(values) for name, values in all_cells.items() if values}
+        if not cells:
+            ax.set_title(f"{panel}: no finished run")
+            continue
+        for i, (name, values) in enumerate(cells.items()):
+            err = statistics.stdev(values) if len(values) > 1 else 0.0
+            colour = f"C{colours.index(name) % 10}"
+            ax.errorbar(i, statistics.mean(values), yerr=err, fmt="D", markersize=9, capsize=8, color=colour)
+            ax.plot([i + 0.12] * len(values), values, "k.", markersize=7)
+        ax.set_xticks(range(len(cells)), list(cells), rotation=25, ha="right", fontsize=8)
+        ax.set_xlim(-0.5, len(cells) - 0.5)
+        every = [v for values in cells.values() for v in values]
+        ax.set_ylim(max(0.0, min(every) - 5), min(100.0, max(every) + 3))
+        ax.set_ylabel(ylabel)
+        ax.set_title(f"{panel}: {subtitle}")
+        ax.grid(axis="y", alpha=0.3)
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig

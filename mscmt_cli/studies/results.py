@@ -16,7 +16,7 @@ from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings, required_path
 from mscmt_cli.studies.charts import study_chart
 from mscmt_cli.studies.common import PARTS, STUDY_FILES, Row, RowResult, RowRunner, run_rows
-from mscmt_cli.studies.tables import StudyTable
+from mscmt_cli.studies.tables import StudyTable, markdown_table
 
 FILES = STUDY_FILES[:4]  # results.json, results.csv, report.md, chart.png
 
@@ -53,20 +53,27 @@ def row_record(result: RowResult, out: Path) -> dict[str, Any]:
 
 def markdown_report(outcome: StudyOutcome, records: list[dict[str, Any]]) -> str:
     """The table as the paper lays it out, the runs behind it (``records``: :func:`row_record` of each row) and the chart."""
+    header = ["row", "run directory", "components", "train corpus", "test corpus", "best epoch", "valid weighted F1"]
+    runs = [
+        [
+            r.row.shown,
+            rec["run_dir"],
+            " + ".join(rec["components"].values()),
+            rec["train_corpus"],
+            rec["eval_corpus"],
+            str(r.best_epoch),
+            f"{100 * r.valid_f1:.2f}",
+        ]
+        for r, rec in zip(outcome.results, records)
+    ]
     lines = [
         f"# mscmt {outcome.study}",
         "",
         outcome.table.to_markdown(),
         "## Runs",
         "",
-        "| row | run directory | components | train corpus | test corpus | best epoch | valid weighted F1 |",
-        "| :--- | :--- | :--- | :--- | :--- | ---: | ---: |",
+        *markdown_table(header, runs, [":---"] * 5 + ["---:"] * 2),
     ]
-    for r, rec in zip(outcome.results, records):
-        comps = " + ".join(rec["components"].values())
-        lines.append(
-            f"| {r.row.shown} | {rec['run_dir']} | {comps} | {rec['train_corpus']} | {rec['eval_corpus']} | {r.best_epoch} | {100 * r.valid_f1:.2f} |"
-        )
     return "\n".join(lines + ["", "![per-type test F1 and validation F1 per epoch](chart.png)", ""])
 
 

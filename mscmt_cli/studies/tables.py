@@ -1,4 +1,4 @@
-"""A study's table, rendered for the terminal (rich), Markdown and CSV.
+"""A study's table, rendered for the terminal (rich), Markdown and CSV; the seed aggregates of the benchmark tables.
 
 Cells are plain values: text, or numbers in percent (scores are fractions in
 the results and percentages in tables, as the paper prints them).
@@ -9,7 +9,7 @@ from __future__ import annotations
 import csv
 import io
 import statistics
-from collections.abc import Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,8 +60,7 @@ class StudyTable:
     def to_markdown(self) -> str:
         """A GitHub-flavoured Markdown table with the title above and notes below."""
         align = ["---:" if c.fmt else ":---" for c in self.columns]
-        lines = [f"## {self.title}", "", _md_row([c.name for c in self.columns]), _md_row(align)]
-        lines += [_md_row(row) for row in self.text_rows()]
+        lines = [f"## {self.title}", "", *markdown_table([c.name for c in self.columns], self.text_rows(), align)]
         return "\n".join(lines + [""] + [f"{note}  " for note in self.notes]) + "\n"
 
     def to_csv(self) -> str:
@@ -77,7 +76,14 @@ class StudyTable:
         return {"title": self.title, "columns": [c.name for c in self.columns], "rows": self.rows, "notes": self.notes}
 
 
-def _md_row(cells: list[str]) -> str:
+def markdown_table(header: Sequence[str], rows: Iterable[Sequence[str]], align: Sequence[str] | None = None) -> list[str]:
+    """A GitHub-flavoured Markdown table as lines: the header, the alignment row and the rows, each ``| a | b |``
+    with a ``|`` inside a cell escaped. ``align`` gives each column's ``:---`` (left), ``---:`` (right) or ``---``
+    (the renderer's default, which is also the default for every column)."""
+    return [_md_row(header), _md_row(align if align is not None else ["---"] * len(header)), *(_md_row(row) for row in rows)]
+
+
+def _md_row(cells: Sequence[str]) -> str:
     return "| " + " | ".join(c.replace("|", "\\|") for c in cells) + " |"
 
 
@@ -116,3 +122,46 @@ def type_cells(scores: dict[str, Any], types: tuple[str, ...]) -> list[float]:
     """Per-type P, R, F1 (percent) in the order of :func:`type_columns`."""
     empty = {"precision": 0.0, "recall": 0.0, "f1": 0.0}
     return [v for t in types for v in prf(scores["types"].get(t, empty))]
+
+
+def average_cells(
+    runs: Sequence[Mapping[str, Any]], average: str, keys: Sequence[str] = ("precision", "recall", "f1"), one_seed: str = " (one seed)"
+) -> list[str]:
+    """:func:`mean_std` over seeds of ``keys`` of one average (``micro``, ``weighted``) of test scores, one cell per key
+    (a key a run lacks counts as 0)."""
+    return [mean_std([float(r[average].get(key, 0.0)) for r in runs], one_seed) for key in keys]
+
+
+def type_f1_cells(runs: Sequence[Mapping[str, Any]], types: Sequence[str], one_seed: str = " (one seed)") -> list[str]:
+    """:func:`mean_std` over seeds of each entity type's test F1, one cell per type (a type a run did not score counts as 0)."""
+    return [mean_std([float(r["types"].get(t, {}).get("f1", 0.0)) for r in runs], one_seed) for t in types]
+
+
+def seed_scores(runs: Mapping[int, Mapping[str, Any]], average: str = "micro", key: str = "f1") -> dict[int, float]:
+    """One score of every seed's scores, in seed order: ``{seed: runs[seed][average][key]}``."""
+    return {seed: float(runs[seed][average][key]) for seed in sorted(runs)}
+
+
+@dataclass(frozen=True)
+class PairedDeltas:
+    """A cell's differences to a reference run with the same seed, in points: ``{seed: cell - reference}``."""
+
+    by_seed: dict[int, float]
+
+    def per_seed(self) -> str:
+        """``s1: +1.00, s2: -0.50`` (``—`` when no seed has both)."""
+        return ", ".join(f"s{seed}: {d:+.2f}" for seed, d in self.by_seed.items()) or "—"
+
+    def mean(self) -> str:
+        """The mean difference, signed, 2 decimals (``—`` when no seed has both)."""
+        return f"{statistics.mean(self.by_seed.values()):+.2f}" if self.by_seed else "—"
+
+    @property
+    def better(self) -> int:
+        """How many seeds the cell beats the reference on."""
+        return sum(d > 0 for d in self.by_seed.values())
+
+
+def paired_deltas(cell: Mapping[int, float], reference: Mapping[int, float]) -> PairedDeltas:
+    """Per seed both have (in seed order), ``cell - reference`` of a score (fractions) in points."""
+    return PairedDeltas({seed: 100 * (cell[seed] - reference[seed]) for seed in sorted(set(cell) & set(reference))})
