@@ -12,7 +12,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mscmt_cli.data.captions import CaptionStore, image_key, read_captions
+from mscmt_cli.data.captions import CaptionSource, image_key, read_captions
 from mscmt_cli.errors import DataError, ModelLoadError, MscmtError
 from mscmt_cli.registry import PluginSpec, Registry
 from tests.cli_support import one_line_error as _one_line_error
@@ -105,20 +105,20 @@ def test_duplicate_with_same_caption_is_accepted(tmp_path):
 
 def test_unreadable_files(tmp_path):
     with pytest.raises(MscmtError, match="does not exist"):
-        CaptionStore.from_file(tmp_path / "nope.txt")
+        CaptionSource.from_file(tmp_path / "nope.txt")
     with pytest.raises(DataError, match=r"c\.txt: no captions"):
         read_captions(_write(tmp_path / "c.txt", "\n  \n"))
     with pytest.raises(DataError, match=r"b\.txt:2: not valid UTF-8"):
         read_captions(_write(tmp_path / "b.txt", b"1.jpg :ok\n2.jpg :caf\xe9\n"))
     with pytest.raises(MscmtError, match="unknown missing-image policy 'skip'"):
-        CaptionStore.from_file(_write(tmp_path / "d.txt", "1.jpg :a\n"), "skip")
+        CaptionSource.from_file(_write(tmp_path / "d.txt", "1.jpg :a\n"), "skip")
 
 
 # ---------------------------------------------------------------------------
 # the store: records and the missing-caption policy
 # ---------------------------------------------------------------------------
 def test_records_digest_the_caption_text(tmp_path):
-    store = CaptionStore.from_file(_write(tmp_path / "c.txt", "1.jpg :a dog\n2.jpg :a dog\n3.jpg :a cat\n"))
+    store = CaptionSource.from_file(_write(tmp_path / "c.txt", "1.jpg :a dog\n2.jpg :a dog\n3.jpg :a cat\n"))
     one, two, three = (store.load(i) for i in ("1", "2.jpg", "3"))
     assert one.content == "a dog" and one.digest == _sha("a dog") == two.digest != three.digest
     assert store.load("1", decode=False).digest == one.digest
@@ -127,7 +127,7 @@ def test_records_digest_the_caption_text(tmp_path):
 
 def test_missing_caption_blank_is_empty_and_reported_once(tmp_path):
     path = _write(tmp_path / "c.txt", "1.jpg :a dog\n")
-    store = CaptionStore.from_file(path, "blank")
+    store = CaptionSource.from_file(path, "blank")
     for _ in range(3):
         record = store.load("17_06_9")
         assert record.content == "" and record.digest == _sha("")
@@ -139,11 +139,11 @@ def test_missing_caption_blank_is_empty_and_reported_once(tmp_path):
 
 def test_missing_caption_error_names_file_and_id(tmp_path):
     path = _write(tmp_path / "c.txt", "1.jpg :a dog\n")
-    store = CaptionStore.from_file(path, "error")
+    store = CaptionSource.from_file(path, "error")
     assert store.load("1").content == "a dog"
     with pytest.raises(MscmtError) as err:
         store.load("17_06_9")
-    assert str(err.value) == f"{path}: no caption for image '17_06_9' (policy 'error')"
+    assert str(err.value) == f"no caption for image '17_06_9' in {path}"
 
 
 # ---------------------------------------------------------------------------
@@ -331,7 +331,7 @@ def test_train_with_captions_then_evaluate_from_the_cache(corpus, tiny, mscmt, t
     )
     evaluate = ["evaluate", out, *corpus.args(images=False), "--captions", partial, "--split", "test"]
     result = mscmt([*evaluate, "--missing-images", "error"])
-    assert result.code == 2 and result.err.strip() == f"error: {partial}: no caption for image '{dropped}' (policy 'error')"
+    assert result.code == 2 and result.err.strip() == f"error: no caption for image '{dropped}' in {partial}"
     result = mscmt([*evaluate, "--missing-images", "blank"])
     assert result.code == 0, result.err
     assert result.err.count("without a caption") == 1 and f"1 image(s) without a caption in {partial}" in " ".join(result.err.split())

@@ -190,7 +190,7 @@ COMBINATIONS = {
 
 @pytest.mark.parametrize("combination", sorted(COMBINATIONS))
 def test_train_evaluate_save_and_tag_with_caption_context(mscmt, corpus, tiny, tmp_path, combination):
-    from mscmt_cli.data.captions import CaptionStore
+    from mscmt_cli.data.captions import CaptionSource
     from mscmt_cli.data.conll import read_conll
     from mscmt_cli.engine.data import encode_split
     from mscmt_cli.engine.evaluate import tag_split
@@ -236,9 +236,9 @@ def test_train_evaluate_save_and_tag_with_caption_context(mscmt, corpus, tiny, t
     assembled = load_model(out / "model", Registry.from_entry_points(), {"caption": str(tiny.bert), "clip-vit-l14": str(tiny.clip_vision)})
     from mscmt_cli.data.images import ImageStore
 
-    source = CaptionStore.from_file(corpus.captions) if assembled.image.input_kind == "caption" else ImageStore(corpus.images_dir)
+    source = CaptionSource.from_file(corpus.captions) if assembled.image.input_kind == "caption" else ImageStore(corpus.images_dir)
     features = ImageFeatures(assembled.image, None if assembled.image.input_kind == "none" else source, FeatureCache(None))
-    dataset = encode_split(tweets, assembled.model.text, features, assembled.spec.labels, CaptionStore.from_file(corpus.captions, "error"))
+    dataset = encode_split(tweets, assembled.model.text, features, assembled.spec.labels, CaptionSource.from_file(corpus.captions, "error"))
     from mscmt_cli.tagging.tagger import Tagger
 
     in_memory = tag_split(Tagger(assembled, "cpu", batch_size=8, max_batch_subwords=None), tweets, dataset)
@@ -308,7 +308,7 @@ def test_the_tagger_reads_the_caption_given_or_looked_up_and_shows_it(context_ru
     assert other.tag_probs != given.tag_probs, "the caption beside the tweet changes nothing"
     assert tagger.info()["context"] == "caption"
     assert tagger.tag("Obama", image=None).caption == ""  # no image: the empty caption
-    with pytest.raises(MscmtError, match="no caption in"):
+    with pytest.raises(MscmtError, match=f"no caption for image '.*not-in-the-file.jpg' in {corpus.captions}"):
         tagger.tag("Obama", image=str(corpus.images_dir / "not-in-the-file.jpg"))
 
 
@@ -336,13 +336,15 @@ def test_tag_cli_missing_captions_follow_missing_images(mscmt, context_run, tiny
     strict = mscmt([*common, "--missing-images", "error"])
     assert strict.code == 0, strict.err
     rows = [json.loads(line) for line in strict.out.splitlines()]
-    assert len(rows) == 4 and "in.jsonl:4: image 'unknown.jpg': no caption in" in strict.err
+    assert len(rows) == 4 and f"in.jsonl:4: no caption for image 'unknown.jpg' in {corpus.captions}" in strict.err
     assert rows[0]["tags"] == rows[1]["tags"] and rows[0]["entities"] == rows[1]["entities"]
     lenient = mscmt([*common, "--missing-images", "blank"])
     assert lenient.code == 0, lenient.err
     rows = [json.loads(line) for line in lenient.out.splitlines()]
     assert len(rows) == 5 and rows[3]["entities"] == rows[2]["entities"]  # a missing caption reads as the empty caption
-    assert "1 tweet(s) read an empty caption beside them" in " ".join(lenient.err.split())
+    assert f"1 image(s) without a caption in {corpus.captions} read as an empty caption (policy 'blank'): unknown.jpg" in " ".join(
+        lenient.err.split()
+    )
 
 
 @pytest.fixture(scope="module")

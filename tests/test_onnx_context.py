@@ -195,7 +195,9 @@ def test_tag_backend_onnx_reads_the_captions_as_torch_does_and_gives_its_tags(ms
         args = ["tag", source, "--model", model, "--backend", backend, "--images", images, "--captions", corpus.captions]
         result = mscmt([*args, "--missing-images", "blank", "--no-cache", "--out", out, *_clip(tiny)])
         assert result.code == 0, result.err
-        assert "1 tweet(s) read an empty caption beside them" in " ".join(result.err.split())
+        assert f"1 image(s) without a caption in {corpus.captions} read as an empty caption (policy 'blank'): unknown.jpg" in " ".join(
+            result.err.split()
+        )
         tagged[backend] = _lines(out)
     assert len(tagged["onnx"]) == len(records) and len(tagged["onnx"][5]["tokens"]) == 156
     _same_tags(tagged["onnx"], tagged["torch"])

@@ -136,7 +136,7 @@ def test_a_caption_model_agrees_across_entry_points_also_on_missing_captions(msc
     assert [_answer(r) for r in cli_rows] == expected
     assert served.status_code == 200 and [_answer(r) for r in served.json()["results"]] == expected[1:]
     assert [r.caption for r in results] == [captions[known], "a singer on a stage", ""]
-    no_caption = f"image 'unknown.jpg': no caption in {corpus.captions}"
+    no_caption = f"no caption for image 'unknown.jpg' in {corpus.captions}"
     assert f"{src}:2: {no_caption}" in cli.err.splitlines()
     assert str(missing.value) == f"tweet 0: {no_caption}"
     assert refused.status_code == 422 and f"tweet 0: {refused.json()['detail']}" == str(as_bytes.value)

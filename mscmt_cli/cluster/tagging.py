@@ -62,9 +62,9 @@ class TagWorker:
         self.load()
         return tag_chunk(self.tagger, chunk, self.resolve)
 
-    def report(self) -> str | None:
-        """The images replaced by the blank image, in one line, or None."""
-        return None if self.tagger is None else self.tagger.images.report()
+    def report(self) -> list[str]:
+        """The end-of-run lines about missing images and captions (:meth:`Tagger.reports`)."""
+        return [] if self.tagger is None else self.tagger.reports()
 
 
 @dataclass
@@ -244,7 +244,7 @@ def run_tag_cluster(
             except Exception as err:
                 raise MscmtError(f"a worker could not load the model: {task_error(err)}") from None
             tally = _tag_all(ray, actors, shards, layout, strict, window, console, settings.progress_every)
-            for line in sorted({n for n in ray.get([a.report.remote() for a in actors]) if n}):
+            for line in sorted({n for notes in ray.get([a.report.remote() for a in actors]) for n in notes}):
                 console.print(f"warning: {line}", markup=False, highlight=False, soft_wrap=True)
         finally:
             for a in actors:

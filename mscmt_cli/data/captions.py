@@ -19,10 +19,11 @@ UTF-16 file), an empty id. A duplicate id is accepted when it repeats the
 same caption and is an error when the caption differs: keeping either one
 would silently drop the other, and the real files have no duplicates.
 
-Missing captions follow the image store's policies:
+Missing captions follow one policy, the image store's, in one message
+(:func:`no_caption`: ``[file:line: ]no caption for image 'ID' in FILE``):
     ``blank``  an image without a caption reads as the empty caption ""; each
                such id is counted and reported once, at the end of the run.
-    ``error``  it stops the run, naming the captions file and the id.
+    ``error``  it stops the run (``mscmt tag``: reports the line), naming the captions file and the id.
 
 A record's digest is the SHA-256 of the caption's UTF-8 text, so the feature
 cache keys on the caption's content (the blank stand-in shares the digest of a
@@ -149,22 +150,40 @@ def parse_captions(path: Path, text: str) -> dict[str, str]:
     return captions
 
 
-@dataclass
-class CaptionStore:
-    """Captions by image id under a missing-caption policy (``blank`` or ``error``)."""
+def no_caption(name: str, path: Path | None, where: str | None = None) -> str:
+    """The one message for an image without a caption: ``[file:line: ]no caption for image 'ID' in FILE``."""
+    head = f"{where}: " if where else ""
+    return f"{head}no caption for image {name[:80]!r} in {path if path is not None else '(no --captions file given)'}"
 
-    path: Path
+
+class MissingCaption(MscmtError):
+    """An image without a caption under policy ``error`` (its message is :func:`no_caption`'s)."""
+
+
+@dataclass
+class CaptionSource:
+    """Captions by image id under one missing-caption policy (``blank`` or ``error``), with one end-of-run report.
+
+    Every caption any road reads (training's image and context captions, evaluation, tagging, the
+    service) is looked up here, by :meth:`read`: an id without a caption raises :class:`MissingCaption`
+    under ``error`` and reads as "" under ``blank``, counted once per id for :meth:`report`.
+    ``path`` None is no captions file (every id is missing).
+    """
+
+    path: Path | None
     captions: dict[str, str]
     policy: str = "blank"
-    substituted: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         check_policy(self.policy)
 
     @classmethod
-    def from_file(cls, path: Path, policy: str = "blank") -> CaptionStore:
-        """Read a captions file (``<id>.jpg :<caption>`` lines or JSON Lines)."""
+    def from_file(cls, path: Path | None, policy: str = "blank") -> CaptionSource:
+        """Read a captions file (``<id>.jpg :<caption>`` lines or JSON Lines); None: no file, no captions."""
         check_policy(policy)  # before reading a possibly large file
+        if path is None:
+            return cls(None, {}, policy)
         return cls(Path(path), read_captions(Path(path)), policy)
 
     def __len__(self) -> int:
@@ -173,19 +192,27 @@ class CaptionStore:
     def __contains__(self, image_id: object) -> bool:
         return isinstance(image_id, str) and image_key(image_id) in self.captions
 
-    def load(self, image_id: str, decode: bool = True) -> CaptionRecord:
-        """The caption of ``image_id`` (``decode`` is accepted for the store protocol; captions are always returned).
-
-        An id without a caption raises under ``error`` and reads as "" under ``blank``.
-        """
+    def read(self, image_id: str, where: str | None = None) -> str:
+        """The caption of ``image_id``; a missing one raises :class:`MissingCaption` (message :func:`no_caption`,
+        prefixed with ``where``, a ``file:line``) under ``error``, and reads as "" (counted) under ``blank``."""
         caption = self.captions.get(image_key(image_id))
-        if caption is None:
-            if self.policy == "error":
-                raise MscmtError(f"{self.path}: no caption for image {image_id!r} (policy 'error')")
-            self.substituted.append(image_id)
-            caption = BLANK_CAPTION
+        if caption is not None:
+            return caption
+        if self.policy == "error":
+            raise MissingCaption(no_caption(image_id, self.path, where))
+        self.missing.append(image_id)
+        return BLANK_CAPTION
+
+    def record(self, image_id: str, where: str | None = None) -> CaptionRecord:
+        """The caption of ``image_id`` (:meth:`read`) with its digest, the feature cache's key."""
+        caption = self.read(image_id, where)
         return CaptionRecord(caption_digest(caption), caption)
+
+    def load(self, image_id: str, decode: bool = True) -> CaptionRecord:
+        """:meth:`record` under the record-source protocol of training's image features (``decode`` is ignored)."""
+        return self.record(image_id)
 
     def report(self) -> str | None:
         """One line about images without a caption, or None when there were none."""
-        return substitution_report(self.substituted, f"image(s) without a caption in {self.path} read as an empty caption (policy 'blank')")
+        where = self.path if self.path is not None else "(no --captions file given)"
+        return substitution_report(self.missing, f"image(s) without a caption in {where} read as an empty caption (policy 'blank')")

@@ -9,7 +9,7 @@ from rich.console import Console
 
 from mscmt_cli.backends.batches import encode_examples
 from mscmt_cli.console import progress
-from mscmt_cli.data.captions import CaptionStore
+from mscmt_cli.data.captions import CaptionSource
 from mscmt_cli.data.conll import Tweet
 from mscmt_cli.data.corpus import NO_DATA_DIR, Split, load_split, read_files, type_order
 from mscmt_cli.data.images import ImageStore
@@ -39,7 +39,7 @@ def check_context_inputs(settings: Settings, context: str) -> None:
         raise MscmtError("--context caption: the text encoder reads each tweet's caption beside it; pass --captions FILE")
 
 
-def context_store(settings: Settings, context: str, features: ImageFeatures) -> CaptionStore | None:
+def context_store(settings: Settings, context: str, features: ImageFeatures) -> CaptionSource | None:
     """The captions a caption-context model reads (``--captions`` under ``--missing-images``), or None without context.
 
     When the image encoder reads the same captions file, its store is shared, so both read one
@@ -49,12 +49,12 @@ def context_store(settings: Settings, context: str, features: ImageFeatures) -> 
         return None
     check_context_inputs(settings, context)
     path = required_path(settings.captions, "--captions")
-    if isinstance(features.source, CaptionStore) and features.source.path == Path(path):
+    if isinstance(features.source, CaptionSource) and features.source.path == Path(path):
         return features.source
-    return CaptionStore.from_file(path, settings.missing_images)
+    return CaptionSource.from_file(path, settings.missing_images)
 
 
-def data_notes(features: ImageFeatures, context: CaptionStore | None) -> list[str]:
+def data_notes(features: ImageFeatures, context: CaptionSource | None) -> list[str]:
     """The end-of-run lines about missing images and captions (each store once)."""
     stores = [features.source] + ([context] if context is not None and context is not features.source else [])
     notes = [getattr(store, "report", lambda: None)() for store in stores]
@@ -67,9 +67,7 @@ def record_source(settings: Settings, encoder: ImageEncoder):
     if encoder.input_kind == "none":
         return None
     if encoder.input_kind == "caption":
-        from mscmt_cli.data.captions import CaptionStore
-
-        return CaptionStore.from_file(required_path(settings.captions, "--captions"), settings.missing_images)
+        return CaptionSource.from_file(required_path(settings.captions, "--captions"), settings.missing_images)
     return ImageStore(required_path(settings.images_dir, "--images-dir"), settings.missing_images)
 
 
@@ -90,7 +88,7 @@ def precompute_features(features: ImageFeatures, tweets: list[Tweet], console: C
 
 
 def encode_split(
-    split: Split | list[Tweet], text: TextEncoder, features: ImageFeatures, labels: list[str], context: CaptionStore | None = None
+    split: Split | list[Tweet], text: TextEncoder, features: ImageFeatures, labels: list[str], context: CaptionSource | None = None
 ) -> EncodedDataset:
     """Tokenize a split (with each tweet's caption from ``context`` for a caption-context model) and attach its image features."""
     tweets = split.tweets if isinstance(split, Split) else split
@@ -101,23 +99,18 @@ def encode_split(
     return EncodedDataset(encode_examples(text, [t.tokens for t in tweets], tag_ids, images, captions))
 
 
-def check_captions(context: CaptionStore | None, tweets: list[Tweet]) -> None:
+def check_captions(context: CaptionSource | None, tweets: list[Tweet]) -> None:
     """Read every tweet's caption once, so a missing one under ``--missing-images error`` stops the run before any work."""
     if context is not None:
         for tweet in tweets:
             tweet_caption(tweet, context)
 
 
-def tweet_caption(tweet: Tweet, context: CaptionStore) -> str:
+def tweet_caption(tweet: Tweet, context: CaptionSource) -> str:
     """The caption of a tweet's image; under ``--missing-images error`` a missing one is an error naming the tweet's file:line."""
     if tweet.caption is not None:
         return tweet.caption
-    if context.policy == "error" and tweet.image_id not in context:
-        raise MscmtError(
-            f"{tweet.source or tweet.image_id}: no caption for image {tweet.image_id!r} in {context.path} "
-            f"(--context caption reads it beside the tweet; --missing-images blank reads an empty caption)"
-        )
-    return context.load(tweet.image_id).content
+    return context.read(tweet.image_id, tweet.source or None)
 
 
 def imageless_note(tweets: list[Tweet], input_kind: str, policy: str) -> str | None:

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 import torch
 from rich.console import Console
 
-from mscmt_cli.data.captions import CaptionStore
+from mscmt_cli.data.captions import CaptionSource
 from mscmt_cli.engine.data import CorpusData, data_notes, encode_split
 from mscmt_cli.engine.distributed import DistContext
 from mscmt_cli.engine.evaluate import evaluate
@@ -61,7 +61,7 @@ class FinishedRun(Protocol):
     @property
     def features(self) -> ImageFeatures: ...
     @property
-    def context(self) -> CaptionStore | None: ...
+    def context(self) -> CaptionSource | None: ...
     @property
     def dist(self) -> DistContext: ...
     @property

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from mscmt_cli.data.captions import image_key
+from mscmt_cli.data.captions import CaptionSource
 from mscmt_cli.data.images import check_policy
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.tagging.images import SHOWN_EXAMPLES, Caption, MissingImage
@@ -39,8 +39,7 @@ READS = "this model reads the image's caption beside the tweet (context 'caption
 class CaptionReader:
     """Each tweet's caption for a caption-context model, from the given caption, the captions file or a captioner."""
 
-    captions: dict[str, str] | None = None
-    captions_file: str = ""
+    captions: CaptionSource | None = None
     policy: str = "error"
     captioner: CaptionMaker | None = None
     substituted: int = 0
@@ -56,7 +55,7 @@ class CaptionReader:
 
     def needs_captioner(self, image_id: str) -> bool:
         """Whether image ``image_id`` is captioned by the captioner (there is one, and the captions file has no line for it)."""
-        return self.captioner is not None and (self.captions is None or image_key(image_id) not in self.captions)
+        return self.captioner is not None and (self.captions is None or image_id not in self.captions)
 
     def read(self, inputs: Sequence[Any]) -> tuple[list[str | None], dict[int, str]]:
         """One caption per input, and ``{index: message}`` for the inputs that fail under policy ``error`` (their caption is None).
@@ -107,10 +106,7 @@ class CaptionReader:
         name = os.fspath(item)
         if self.captions is None:
             raise MscmtError(f"image {name[:80]!r}: {READS}; pass --captions FILE or --captioner, or give a 'caption'")
-        found = self.captions.get(image_key(name))
-        if found is None:
-            raise MscmtError(f"image {name[:80]!r}: no caption in {self.captions_file or 'the captions file'}")
-        return found
+        return self.captions.read(name)
 
     def report(self) -> str | None:
         """One line about tweets whose image had no caption and that read the empty caption, or None."""

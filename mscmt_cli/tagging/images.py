@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 import torch
 from PIL import Image
 
-from mscmt_cli.data.captions import caption_digest, image_key
+from mscmt_cli.data.captions import CaptionSource, caption_digest, image_key
 from mscmt_cli.data.images import BLANK_DIGEST, blank_image, check_policy, image_loader
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache, FeatureEncoder, OnFeatureEncoder
@@ -86,8 +86,8 @@ def _caption_key(text: str) -> tuple[str, Callable[[], Any]]:
     return digest, lambda: text
 
 
-def load_caption(item: Any, captions: dict[str, str] | None, captions_file: str = "") -> tuple[str, Callable[[], Any]]:
-    """``(digest, loader)`` of a caption: a :class:`Caption`, an image id looked up in ``captions``, or None ("")."""
+def load_caption(item: Any, captions: CaptionSource | None) -> tuple[str, Callable[[], Any]]:
+    """``(digest, loader)`` of a caption: a :class:`Caption`, an image id read from ``captions``, or None ("")."""
     if item is None:
         return _caption_key("")
     if isinstance(item, MissingImage):
@@ -98,10 +98,7 @@ def load_caption(item: Any, captions: dict[str, str] | None, captions_file: str 
         raise MscmtError(f"this model reads images as captions: give a caption, not {type(item).__name__}")
     if captions is None:
         raise MscmtError(f"image {str(item)[:80]!r}: this model reads images as captions; pass --captions FILE or give a 'caption'")
-    found = captions.get(image_key(str(item)))
-    if found is None:
-        raise MscmtError(f"image {str(item)[:80]!r}: no caption in {captions_file or 'the captions file'}")
-    return _caption_key(found)
+    return _caption_key(captions.read(os.fspath(item)))
 
 
 @dataclass
@@ -115,8 +112,7 @@ class FeatureStore(OnFeatureEncoder):
     batch_size: int = 32
     memory_items: int = 4096
     memory_bytes: int = 256 << 20
-    captions: dict[str, str] | None = None
-    captions_file: str = ""
+    captions: CaptionSource | None = None
     captioner: CaptionMaker | None = None
     substituted: int = 0
     substituted_examples: list[str] = field(default_factory=list)
@@ -144,7 +140,7 @@ class FeatureStore(OnFeatureEncoder):
         """Whether a caption model's image ``image_id`` is captioned by the captioner (not in the captions file)."""
         if self.captioner is None or self.encoder.input_kind != "caption":
             return False
-        return self.captions is None or image_key(image_id) not in self.captions
+        return self.captions is None or image_id not in self.captions
 
     def prepare(self, images: Sequence[Any]) -> list[Any]:
         """For a caption model with a captioner: each image without a caption (a path not in the captions
@@ -170,7 +166,7 @@ class FeatureStore(OnFeatureEncoder):
         if isinstance(image, Caption):
             return image.text
         if isinstance(image, (str, os.PathLike)) and self.captions is not None:
-            return self.captions.get(image_key(os.fspath(image)), "")
+            return self.captions.captions.get(image_key(os.fspath(image)), "")
         return ""  # no image, or one replaced under policy 'blank'
 
     def features(self, images: Sequence[Any]) -> tuple[list[torch.Tensor | None], dict[int, str]]:
@@ -207,7 +203,7 @@ class FeatureStore(OnFeatureEncoder):
     def _key(self, i: int, image: Any, errors: dict[int, str]) -> tuple[str | None, Callable[[], Any]]:
         try:
             if self.encoder.input_kind == "caption":
-                return load_caption(image, self.captions, self.captions_file)
+                return load_caption(image, self.captions)
             return load_pixels(image)
         except MscmtError as err:
             return self._substitute(i, str(err), errors)

@@ -263,9 +263,8 @@ def run_tag(
 def _summary(console: Console, tally: Tally, tagger: Tagger) -> None:
     skipped = f"; skipped {tally.bad} bad line(s) (reported above)" if tally.bad else ""
     console.print(f"tagged {tally.tagged} tweet(s){skipped}", markup=False, highlight=False, soft_wrap=True)
-    for note in (tagger.images.report(), tagger.context.report() if tagger.context is not None else None):
-        if note:
-            console.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
+    for note in tagger.reports():
+        console.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
 def line_explainer(tagger: Tagger, directory: Path, images_dir: Path | None) -> Callable[[TagInput, TagResult], None]:

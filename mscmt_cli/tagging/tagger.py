@@ -30,6 +30,7 @@ from mscmt_cli.backends.batches import Example, collate, eval_batches
 from mscmt_cli.backends.device import resolve_device
 from mscmt_cli.backends.torch_backend import TorchBackend
 from mscmt_cli.captioning import DEFAULT_MAX_NEW_TOKENS, Captioner, CaptionMaker
+from mscmt_cli.data.captions import CaptionSource
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache, TokenRef
 from mscmt_cli.model.build import Assembled
@@ -101,8 +102,7 @@ class Tagger:
         missing_images: str = "error",
         batch_size: int = 32,
         max_batch_subwords: int | None = 16384,
-        captions: dict[str, str] | None = None,
-        captions_file: str = "",
+        captions: CaptionSource | None = None,
         captioner: CaptionMaker | None = None,
     ) -> None:
         if backend is None:
@@ -119,11 +119,10 @@ class Tagger:
             cache or FeatureCache(None),
             missing_images,
             captions=captions,
-            captions_file=captions_file,
             captioner=captioner,
         )
         #: The captions read beside the tweets (models trained with ``--context caption``), else None.
-        self.context = CaptionReader(captions, captions_file, missing_images, captioner) if self.spec.context == "caption" else None
+        self.context = CaptionReader(captions, missing_images, captioner) if self.spec.context == "caption" else None
         self.batch_size = batch_size
         self.max_batch_subwords = max_batch_subwords
 
@@ -169,9 +168,7 @@ class Tagger:
         cache = FeatureCache(Path(cache_dir) if cache_dir is not None else None)
         table = None
         if captions is not None and reads_captions(assembled):
-            from mscmt_cli.data.captions import read_captions
-
-            table = read_captions(Path(captions))
+            table = CaptionSource.from_file(Path(captions), missing_images)
         maker = None
         if captioner is not None:
             check_captioner_fits(assembled)  # before a large captioner is loaded
@@ -184,9 +181,14 @@ class Tagger:
             missing_images=missing_images,
             batch_size=batch_size,
             captions=table,
-            captions_file=str(captions or ""),
             captioner=maker,
         )
+
+    def reports(self) -> list[str]:
+        """The end-of-run lines about missing images and captions (policy ``blank``), each said once."""
+        notes = [self.images.report(), self.context.report() if self.context is not None else None]
+        notes.append(self.images.captions.report() if self.images.captions is not None else None)
+        return [n for n in notes if n]
 
     # -- description -------------------------------------------------------
 
