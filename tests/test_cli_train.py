@@ -144,7 +144,7 @@ def test_missing_image_is_counted_or_fatal(corpus, tiny, mscmt, tmp_path):
         (images / f.name).write_bytes(f.read_bytes())
     base = train_args(corpus, None, tiny, image="clip-vit-l14", fusion=None, images=False, extra=["--images-dir", images, "--no-cache"])
     fatal = mscmt([*base, "--out", tmp_path / "a", "--missing-images", "error"])
-    assert fatal.code == 2 and "image not found" in fatal.err and "Traceback" not in fatal.err
+    assert fatal.code == 2 and "not found (looked in" in fatal.err and "Traceback" not in fatal.err
     blank = mscmt([*base, "--out", tmp_path / "b", "--missing-images", "blank"])
     assert blank.code == 0, blank.err
     assert "3 missing or unreadable image(s) replaced by a blank image" in blank.err

@@ -13,13 +13,13 @@ import pytest
 
 from mscmt_cli.cluster.connect import INSTALL_HINT
 from mscmt_cli.cluster.tagging import ordered_results, plan_output
+from mscmt_cli.data.images import ImageResolver
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.settings import Settings
 from mscmt_cli.tagging.doc import InputError
 from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadLine, LongLine
 from mscmt_cli.tagging.jobs import load_tagger
 from mscmt_cli.tagging.shards import Chunk, Shard, find_shards, parquet_line, parse_chunk, read_chunks, tag_chunk
-from mscmt_cli.tagging.stream import image_resolver
 from tests.cli_support import one_line_error
 from tests.conftest import import_or_skip, needs
 from tests.tagging_support import TRICKY_TEXTS
@@ -232,7 +232,7 @@ def test_a_chunk_is_tagged_as_one_process_tags_its_lines(mscmt, trained_run, tin
     settings = Settings(
         model=trained_run, images_dir=corpus.images_dir, missing_images="error", model_paths={"clip-vit-l14": str(tiny.clip_vision)}
     )
-    tagged = tag_chunk(load_tagger(settings), chunk, image_resolver(corpus.images_dir))  # as a worker loads and tags
+    tagged = tag_chunk(load_tagger(settings), chunk, ImageResolver(corpus.images_dir).resolve)  # as a worker loads and tags
     assert [x for x in tagged if not isinstance(x, BadLine)] == [line.encode() + b"\n" for line in one.out.splitlines()]
     (bad,) = [x for x in tagged if isinstance(x, BadLine)]
     assert bad.line == 3 and f"a.jsonl:3: {bad.message}" in one.err

@@ -72,7 +72,7 @@ def test_policies(tmp_path):
     strict = ImageStore(tmp_path, "error")
     with pytest.raises(MscmtError, match=r"empty.jpg: unreadable image"):
         strict.load("empty")
-    with pytest.raises(MscmtError, match=r"gone.jpg: image not found"):
+    with pytest.raises(MscmtError, match=r"image 'gone' not found \(looked in "):
         strict.load("gone")
     with pytest.raises(MscmtError, match="unknown missing-image policy 'skip'"):
         ImageStore(tmp_path, "skip")

@@ -31,6 +31,7 @@ from rich.console import Console
 
 from mscmt_cli.cluster.connect import check_address, connected, gpus_per_task, require_ray, task_error, worker_settings
 from mscmt_cli.console import progress
+from mscmt_cli.data.images import ImageResolver
 from mscmt_cli.errors import DataError, MscmtError
 from mscmt_cli.paths import check_output, make_dir, move_file, open_stream
 from mscmt_cli.settings import Settings
@@ -38,7 +39,7 @@ from mscmt_cli.tagging.inputs import BadLine
 from mscmt_cli.tagging.jobs import NO_MODEL, Sink, load_tagger, open_output, tag_reads
 from mscmt_cli.tagging.outputs import TAG_OUTPUT, check_stdout
 from mscmt_cli.tagging.shards import Chunk, Shard, find_shards, ignored_note, read_chunks, tag_chunk
-from mscmt_cli.tagging.stream import Tally, image_resolver
+from mscmt_cli.tagging.stream import Tally
 
 IN_FLIGHT_PER_WORKER = 2  # one chunk tagged, one waiting: no worker idles while the driver reads and writes
 
@@ -49,7 +50,7 @@ class TagWorker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.tagger: Any = None
-        self.resolve = image_resolver(settings.images_dir)
+        self.resolve = ImageResolver(settings.images_dir).resolve
 
     def load(self) -> str:
         """Load the model (errors come back to the driver as they are); the device it runs on."""

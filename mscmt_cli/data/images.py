@@ -189,9 +189,57 @@ def _to_rgb(img: Image.Image) -> Image.Image:
     return img.convert("RGB")
 
 
+@dataclass(frozen=True)
+class MissingImage:
+    """An image that could not be found or read; ``message`` names it."""
+
+    message: str
+
+
+class ImageResolver:
+    """The one id -> image file rule of every road (training, evaluation, tagging, the service's explain pages).
+
+    An image name ``NAME`` (a corpus image id, a JSON Lines ``image``) is, first found:
+    ``DIR/NAME``, ``DIR/NAME.jpg|.jpeg|.png`` (``DIR`` the images directory, when there is
+    one), then ``NAME`` as a path of its own (absolute, or relative to the working directory).
+    ``os.path`` rather than ``pathlib``: pathlib interns every path part, and a stream of
+    distinct names would keep growing the interpreter's table of interned strings.
+    """
+
+    def __init__(self, directory: Path | str | None, extensions: tuple[str, ...] = IMAGE_EXTENSIONS) -> None:
+        self.directory = None if directory is None else os.fspath(directory)
+        self.extensions = extensions
+
+    def find(self, name: str) -> str | None:
+        """The file of image ``name``, or None when there is none."""
+        candidates = []
+        if self.directory is not None:
+            candidates += [os.path.join(self.directory, name)] + [os.path.join(self.directory, name + ext) for ext in self.extensions]
+        candidates.append(os.path.expanduser(name))
+        for path in candidates:
+            try:
+                if os.path.isfile(path):
+                    return path
+            except (OSError, ValueError):  # names too long, NUL bytes
+                continue
+        return None
+
+    def not_found(self, name: str, where: str | None = None) -> str:
+        """The one message for an image that is not found: ``[file:line: ]image 'ID' not found (looked in ...)``."""
+        looked = (
+            f" (looked in {self.directory} and the working directory)" if self.directory is not None else " (no --images directory given)"
+        )
+        return f"{where + ': ' if where else ''}image {name[:80]!r} not found{looked}"
+
+    def resolve(self, name: str, where: str | None = None) -> str | MissingImage:
+        """The file of image ``name``, or a :class:`MissingImage` saying where it was looked for."""
+        found = self.find(name)
+        return found if found is not None else MissingImage(self.not_found(name, where))
+
+
 @dataclass
 class ImageStore:
-    """Reads ``<directory>/<id>.jpg`` (or another extension) under a policy."""
+    """Reads images by id (:class:`ImageResolver`) under a missing-image policy."""
 
     directory: Path
     policy: str = "blank"
@@ -202,28 +250,21 @@ class ImageStore:
         check_policy(self.policy)
         if not Path(self.directory).is_dir():
             raise MscmtError(f"images directory {self.directory} does not exist")
+        self.resolver = ImageResolver(self.directory, self.extensions)
 
-    def path_for(self, image_id: str) -> Path | None:
-        """The file of ``image_id``, or None if there is none."""
-        for ext in self.extensions:
-            candidate = Path(self.directory) / f"{image_id}{ext}"
-            if candidate.is_file():
-                return candidate
-        return None
-
-    def load(self, image_id: str, decode: bool = True) -> ImageRecord:
+    def load(self, image_id: str, decode: bool = True, where: str | None = None) -> ImageRecord:
         """The image of ``image_id`` (only its digest when ``decode`` is False).
 
-        A missing or unreadable image raises under ``error`` and becomes the
-        blank image under ``blank``.
+        A missing or unreadable image raises under ``error`` (``where``, a ``file:line``, heads
+        the message) and becomes the blank image under ``blank``.
         """
-        path = self.path_for(image_id)
+        found = self.resolver.resolve(image_id, where)
         try:
-            if path is None:
-                raise MscmtError(f"{Path(self.directory) / (image_id + '.jpg')}: image not found")
-            data = read_image_file(path)
+            if isinstance(found, MissingImage):
+                raise MscmtError(found.message)
+            data = read_image_file(found)
             digest = hashlib.sha256(data).hexdigest()
-            return ImageRecord(digest, decode_image(data, str(path)) if decode else None)
+            return ImageRecord(digest, decode_image(data, found) if decode else None)
         except MscmtError:
             if self.policy == "error":
                 raise

@@ -24,9 +24,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from mscmt_cli.data.captions import CaptionSource
-from mscmt_cli.data.images import check_policy
+from mscmt_cli.data.images import MissingImage, check_policy
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.tagging.images import SHOWN_EXAMPLES, Caption, MissingImage
+from mscmt_cli.tagging.images import SHOWN_EXAMPLES, Caption
 
 if TYPE_CHECKING:
     from mscmt_cli.captioning import CaptionMaker

@@ -42,7 +42,7 @@ import torch
 from PIL import Image
 
 from mscmt_cli.data.captions import CaptionSource, caption_digest, image_key
-from mscmt_cli.data.images import BLANK_DIGEST, blank_image, check_policy, image_loader
+from mscmt_cli.data.images import BLANK_DIGEST, MissingImage, blank_image, check_policy, image_loader
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache, FeatureEncoder, OnFeatureEncoder
 from mscmt_cli.model.components import ImageEncoder
@@ -54,13 +54,6 @@ if TYPE_CHECKING:
 SHOWN_EXAMPLES = 3
 #: What a tweet's image may be: a PIL image, encoded bytes, a path, or nothing.
 ImageLike = Image.Image | bytes | bytearray | memoryview | str | os.PathLike[str] | None
-
-
-@dataclass(frozen=True)
-class MissingImage:
-    """An image that could not be found; ``message`` names it."""
-
-    message: str
 
 
 @dataclass(frozen=True)

@@ -273,11 +273,11 @@ def line_explainer(tagger: Tagger, directory: Path, images_dir: Path | None) -> 
     An image that cannot be shown (missing, unreadable, refused by the size checks) never stops
     the run: the page says why, and that the model saw the blank image (policy ``blank``).
     """
+    from mscmt_cli.data.images import ImageResolver
     from mscmt_cli.tagging.explain import render_page
-    from mscmt_cli.tagging.stream import image_resolver
 
     make_explain_dir(directory)
-    info, resolve = tagger.info(), image_resolver(images_dir)
+    info, resolve = tagger.info(), ImageResolver(images_dir).resolve
     pixels = tagger.images.encoder.input_kind == "pixels"
     seen = "the model saw the neutral blank image (policy 'blank')" if tagger.images.policy == "blank" else "not shown"
 

@@ -13,15 +13,13 @@ lines are never lost, duplicated or reordered. A line the model scores as NaN
 from __future__ import annotations
 
 import itertools
-import os
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from mscmt_cli.data.images import IMAGE_EXTENSIONS
+from mscmt_cli.data.images import ImageResolver, MissingImage
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.tagging.images import MissingImage
 from mscmt_cli.tagging.inputs import BadLine, TagInput
 from mscmt_cli.tagging.tagger import NOT_FINITE, Tagger, TagResult
 
@@ -44,34 +42,6 @@ class StrictStop(Exception):
     def __init__(self, bad: BadLine) -> None:
         super().__init__(bad.message)
         self.bad = bad
-
-
-def image_resolver(images_dir: Path | None) -> Callable[[str], str | MissingImage]:
-    """How a record's ``image`` value becomes a file path.
-
-    With ``images_dir``: ``DIR/<value>``, then ``DIR/<value>.jpg|.jpeg|.png``
-    (corpus image ids); then the value as a path of its own (absolute, or
-    relative to the working directory). ``os.path`` rather than ``pathlib``:
-    pathlib interns every path part, and a stream of distinct names would
-    keep growing the interpreter's table of interned strings.
-    """
-    root = None if images_dir is None else os.fspath(images_dir)
-
-    def resolve(name: str) -> str | MissingImage:
-        candidates = []
-        if root is not None:
-            candidates += [os.path.join(root, name)] + [os.path.join(root, name + ext) for ext in IMAGE_EXTENSIONS]
-        candidates.append(os.path.expanduser(name))
-        for path in candidates:
-            try:
-                if os.path.isfile(path):
-                    return path
-            except (OSError, ValueError):  # names too long, NUL bytes
-                continue
-        where = f" (looked in {root} and the working directory)" if root is not None else " (no --images directory given)"
-        return MissingImage(f"image {name[:80]!r} not found{where}")
-
-    return resolve
 
 
 def image_ref(tagger: Tagger, item: TagInput, resolve: Callable[[str], str | MissingImage]) -> Any:
@@ -132,7 +102,7 @@ def tag_stream(
     if window < 1:
         raise MscmtError(f"window must be at least 1, got {window}")
     tally = Tally()
-    resolve = image_resolver(images_dir)
+    resolve = ImageResolver(images_dir).resolve
     for chunk in _windows(items, window):
         for outcome in tag_window(tagger, chunk, resolve):
             if isinstance(outcome, BadLine):
