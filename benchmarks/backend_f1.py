@@ -46,7 +46,7 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
-def taggers(run: Path, tmp: Path, paths: dict[str, str], captions: Path | None) -> dict:
+def taggers(run: Path, tmp: Path, paths: dict[str, str], captions: Path | None, images_dir: Path | None = None) -> dict:
     """The run loaded by each backend (exports written under ``tmp``)."""
     from mscmt_cli.export.exporter import export_run
     from mscmt_cli.registry import Registry
@@ -58,20 +58,20 @@ def taggers(run: Path, tmp: Path, paths: dict[str, str], captions: Path | None) 
         if quantize is not None:
             model, backend = tmp / quantize, "onnx"
             export_run(run, model, Registry.from_entry_points(), paths, quantize=quantize)
-        out[name] = Tagger.from_pretrained(model, paths, "cpu", missing_images="blank", captions=captions, backend=backend)
+        out[name] = Tagger.from_pretrained(
+            model, paths, "cpu", missing_images="blank", captions=captions, backend=backend, images_dir=images_dir
+        )
     return out
 
 
-def scores(loaded: dict, tweets: list, images_dir: Path | None, captions: Path | None = None) -> dict:
+def scores(loaded: dict, tweets: list) -> dict:
     """``{backend: {"precision", "recall", "f1", "same_tags"}}`` on ``tweets``."""
     from mscmt_cli.console import make_console
     from mscmt_cli.engine.evaluate import tag_tweets
     from mscmt_cli.engine.metrics import score
-    from mscmt_cli.settings import Settings
 
     gold = [list(t.tags) for t in tweets]
-    settings = Settings(images_dir=images_dir, captions=captions, missing_images="blank", no_cache=True)
-    predicted = {name: tag_tweets(tagger, tweets, settings, make_console(quiet=True))[0] for name, tagger in loaded.items()}
+    predicted = {name: tag_tweets(tagger, tweets, make_console(quiet=True), 0)[0] for name, tagger in loaded.items()}
     out = {}
     for name, tags in predicted.items():
         micro = score(gold, tags)["micro"]
@@ -90,9 +90,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     results = {}
     with tempfile.TemporaryDirectory(prefix="backend-f1-") as tmp:
         try:
-            loaded = taggers(args.run, Path(tmp), paths, args.captions)
+            loaded = taggers(args.run, Path(tmp), paths, args.captions, args.images_dir)
             for corpus in [c.strip() for c in args.corpora.split(",") if c.strip()]:
-                results[corpus] = scores(loaded, corpus_tweets(args.data_dir, corpus, ("test",)), args.images_dir, args.captions)
+                results[corpus] = scores(loaded, corpus_tweets(args.data_dir, corpus, ("test",)))
         except MscmtError as err:
             raise SystemExit(f"error: {err}") from None
     print(f"{'corpus':<14} {'backend':<10} {'P':>7} {'R':>7} {'F1':>7} {'dF1':>7}   same tags as torch")

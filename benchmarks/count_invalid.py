@@ -54,13 +54,12 @@ def count(tag_lists: Sequence[Sequence[str]], tokens: Sequence[Sequence[str]] | 
 
 def predicted_tags(tagger, tweets: list, args: argparse.Namespace) -> list[list[str]]:
     """The tags the tagger predicts for every tweet, tagged from its own tokens by mscmt's evaluation
-    (:func:`mscmt_cli.engine.evaluate.tag_tweets`: images and captions read as ``mscmt evaluate`` reads them)."""
+    (:func:`mscmt_cli.engine.evaluate.tag_tweets`: images and captions read by the tagger's processor, as
+    ``mscmt evaluate`` reads them)."""
     from mscmt_cli.console import make_console
     from mscmt_cli.engine.evaluate import tag_tweets
-    from mscmt_cli.settings import Settings
 
-    settings = Settings(images_dir=args.images_dir, captions=args.captions, missing_images=args.missing_images, no_cache=True)
-    return tag_tweets(tagger, tweets, settings, make_console(quiet=True))[0]
+    return tag_tweets(tagger, tweets, make_console(quiet=True), 0)[0]
 
 
 def old_params(tagger) -> dict:
@@ -118,7 +117,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         tweets = read_conll(args.conll)
         tagger = Tagger.from_pretrained(
-            args.run, paths, args.device, missing_images=args.missing_images, batch_size=args.batch_size, captions=args.captions
+            args.run,
+            paths,
+            args.device,
+            missing_images=args.missing_images,
+            batch_size=args.batch_size,
+            captions=args.captions,
+            images_dir=args.images_dir,
         )
         if args.constraints != "bio":
             with_constraints(tagger, args.constraints)

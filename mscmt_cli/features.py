@@ -22,29 +22,36 @@ is written before the entry's first feature and is how ``cache info`` and
 from __future__ import annotations
 
 import hashlib
+import os
 import re
 import tempfile
-from collections.abc import Callable, Iterable
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
 import torch
+from PIL import Image
 
-from mscmt_cli.data.images import pixel_bounded
+from mscmt_cli.data.captions import caption_digest
+from mscmt_cli.data.images import (
+    BLANK_DIGEST,
+    MissingImage,
+    blank_image,
+    check_policy,
+    decode_image,
+    image_loader,
+    pixel_bounded,
+    read_image_file,
+)
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.model.components import ImageEncoder, ImageTokens, feature_identity
 from mscmt_cli.paths import check_dir_target, remove_empty_dir, remove_file, write_atomic
 
 #: One image's tokens: in memory ``(N_i, D)`` (a ``(D,)`` vector is one token), or the cached ``.npy`` file holding them.
 TokenRef = torch.Tensor | Path
-
-
-class RecordSource(Protocol):
-    """An image store or a caption store: ``load(id, decode)`` -> record with digest/content."""
-
-    def load(self, image_id: str, decode: bool = True): ...
 
 
 KEY_LENGTH = 20
@@ -233,12 +240,11 @@ def _clear_entry(d: Path) -> None:
 
 
 @dataclass
-class FeatureEncoder:
+class CachedEncoder:
     """Digest -> tokens through the disk cache, else the frozen encoder: the one encode path of training and tagging.
 
-    Training (:class:`ImageFeatures`, ``mscmt cache build``) and tagging
-    (:class:`~mscmt_cli.tagging.images.FeatureStore`) both read and write the
-    cache through this class, so they share one identity per encoder (its
+    Every road reads and writes the cache through this class (under :class:`TokenStore`),
+    so training, ``mscmt cache build``, evaluation and tagging share one identity per encoder (its
     entry in the cache), one validity rule for a cached file, and one way of
     encoding: distinct digests at most ``batch_size`` at a time, decoded one by
     one into chunks of at most ``MAX_BATCH_PIXELS`` (:func:`pixel_bounded`),
@@ -285,15 +291,73 @@ class FeatureEncoder:
                     on_encoded(digest, tokens)
 
 
-class OnFeatureEncoder:
-    """What training's :class:`ImageFeatures` and tagging's ``FeatureStore`` share: the one
-    :class:`FeatureEncoder` under them (``_core``, set in their ``__post_init__``)."""
+#: Substituted inputs whose message the end-of-run report quotes.
+SHOWN_EXAMPLES = 3
 
-    _core: FeatureEncoder | None
+
+@dataclass(frozen=True)
+class Caption:
+    """A caption given as text (what a caption image encoder reads)."""
+
+    text: str
+
+
+#: What one tweet's image may be for the store: a PIL image, encoded bytes, a file path, nothing (the blank
+#: image, or for caption encoders the empty caption), a :class:`Caption` (caption encoders), or why it is missing.
+ImageInput = Image.Image | bytes | bytearray | memoryview | str | os.PathLike[str] | Caption | MissingImage | None
+
+
+def caption_key(text: str) -> tuple[str, Callable[[], Any]]:
+    """``(digest, loader)`` of a caption (:func:`caption_digest`; a lone surrogate is hashed as it is)."""
+    try:
+        digest = caption_digest(text)
+    except UnicodeEncodeError:  # lone surrogates from a JSON \ud800 escape
+        digest = hashlib.sha256(text.encode("utf-8", "surrogatepass")).hexdigest()
+    return digest, lambda: text
+
+
+@dataclass
+class TokenStore:
+    """Image tokens ``(N_i, D)`` of a frozen encoder for every road (training, ``cache build``, evaluation, tagging).
+
+    Every input is keyed by a content digest (SHA-256 of the file's bytes; of the mode, size and
+    pixels for a PIL image; of the text for a :class:`Caption`) and looked up in memory, then the
+    on-disk :class:`FeatureCache`, and only then encoded in batches (:class:`CachedEncoder`).
+
+    Memory: with ``keep_all`` (training, which reads every tweet's tokens each epoch) every
+    digest's tokens are kept, a token encoder's (``max_tokens > 1``) as their ``.npy`` file (in
+    the cache or, with caching off, in a scratch directory removed with this object); else a
+    bounded LRU holds at most ``memory_items`` inputs' tokens and ``memory_bytes`` bytes.
+
+    A missing or unreadable input (a :class:`MissingImage`, a file that will not decode) is an
+    error of that input under policy ``error`` and becomes the blank image (for caption encoders
+    the empty caption) under ``blank``, counted once per message for :meth:`report`.
+    """
+
+    encoder: ImageEncoder
+    cache: FeatureCache = field(default_factory=lambda: FeatureCache(None))
+    policy: str = "blank"
+    batch_size: int = 32
+    keep_all: bool = False
+    memory_items: int = 4096
+    memory_bytes: int = 256 << 20
+    substituted: list[str] = field(default_factory=list)
+    _memory: OrderedDict[str, TokenRef] = field(default_factory=OrderedDict)
+    _memory_used: int = 0
+    _digests: dict[str, str] = field(default_factory=dict)  # keep_all: file path -> digest (a file is read once)
+    _scratch: tempfile.TemporaryDirectory[str] | None = None
+    _core: CachedEncoder | None = None
+
+    def __post_init__(self) -> None:
+        check_policy(self.policy)
+        if self.on_disk and self.cache.root is None:
+            self._scratch = tempfile.TemporaryDirectory(prefix="mscmt-image-tokens-")
+            self.cache = FeatureCache(Path(self._scratch.name))
+        self._core = CachedEncoder(self.encoder, self.cache, self.batch_size)
 
     @property
-    def core(self) -> FeatureEncoder:
-        """The cache-and-encoder layer that training and tagging share."""
+    def core(self) -> CachedEncoder:
+        """The cache-and-encoder layer under the store."""
         assert self._core is not None
         return self._core
 
@@ -302,77 +366,176 @@ class OnFeatureEncoder:
         """Calls of the encoder so far (one per batch computed)."""
         return self.core.encoder_calls
 
-
-@dataclass
-class ImageFeatures(OnFeatureEncoder):
-    """Image id -> its tokens, through memory, then the disk cache, then the encoder (:class:`FeatureEncoder`).
-
-    A pooled encoder's features (one token each) are kept in memory. A token
-    encoder's (``max_tokens > 1``) stay on disk, in the cache or, with caching
-    off, in a scratch directory removed with this object: an id maps to its
-    ``.npy`` file, read when its batch is collated, so memory stays bounded
-    whatever the number of tokens (CLIP ViT-L/14 patches are 0.5 MB per image
-    in float16).
-    """
-
-    encoder: ImageEncoder
-    source: RecordSource | None
-    cache: FeatureCache
-    batch_size: int = 32
-    _memory: dict[str, TokenRef] = field(default_factory=dict)
-    _scratch: tempfile.TemporaryDirectory[str] | None = None
-    _core: FeatureEncoder | None = None
-
-    def __post_init__(self) -> None:
-        if self.on_disk and self.cache.root is None:
-            self._scratch = tempfile.TemporaryDirectory(prefix="mscmt-image-tokens-")
-            self.cache = FeatureCache(Path(self._scratch.name))
-        self._core = FeatureEncoder(self.encoder, self.cache, self.batch_size)
-
     @property
     def dim(self) -> int:
-        return self.encoder.dim
+        return int(self.encoder.dim)
 
     @property
     def on_disk(self) -> bool:
-        """Whether tokens are kept as files (token encoders) rather than in memory (pooled encoders)."""
-        return self.encoder.max_tokens > 1
+        """Whether kept tokens are files (``keep_all`` with a token encoder) rather than tensors in memory."""
+        return self.keep_all and self.encoder.max_tokens > 1
 
     def identity(self) -> str:
         return self.core.identity()
 
-    def lookup(self, image_ids: list[str]) -> list[TokenRef]:
-        """Each id's tokens ``(N_i, D)`` or their cached file (one token of width 0 without an image encoder)."""
-        if self.encoder.input_kind == "none" or self.source is None:
-            return [torch.zeros(1, self.encoder.dim) for _ in image_ids]
-        self.precompute(image_ids)
-        return [self._memory[i] for i in image_ids]
+    def features(
+        self, inputs: Sequence[ImageInput], on_progress: Callable[[int], None] | None = None
+    ) -> tuple[list[TokenRef | None], dict[int, str]]:
+        """Each input's tokens ``(N_i, D)`` in ``token_dtype`` (``keep_all`` with a token encoder: their cached
+        file), and ``{index: message}`` for the inputs that failed (their tokens are None).
 
-    def precompute(self, image_ids: Iterable[str], on_progress: Callable[[int], None] | None = None) -> None:
-        """Make sure every id's tokens are known, computing the missing ones in batches."""
-        if self.encoder.input_kind == "none" or self.source is None:
-            return
-        todo: dict[str, list[str]] = {}  # digest -> ids
-        pending: list[str] = [i for i in dict.fromkeys(image_ids) if i not in self._memory]
-        for image_id in pending:
-            digest = self.source.load(image_id, decode=False).digest
-            cached = self.core.cached_file(digest) if self.on_disk else self.core.cached(digest)
-            if cached is not None:
-                self._memory[image_id] = cached
+        ``on_progress(n)``: ``n`` more inputs are done.
+        """
+        if self.encoder.input_kind == "none":
+            return [torch.zeros(1, self.encoder.dim) for _ in inputs], {}
+        out: list[TokenRef | None] = [None] * len(inputs)
+        errors: dict[int, str] = {}
+        pending: dict[str, list[int]] = {}  # digest -> input indices
+        loaders: dict[str, Callable[[], Any]] = {}
+        for i, item in enumerate(inputs):
+            digest, loader = self._key(i, item, errors)
+            if digest is None:
+                continue
+            known = self._known(digest)
+            if known is not None:
+                out[i] = known
                 if on_progress:
                     on_progress(1)
-            else:
-                todo.setdefault(digest, []).append(image_id)
-        source = self.source
+                continue
+            pending.setdefault(digest, []).append(i)
+            loaders[digest] = loader
+            if len(pending) >= self.batch_size:
+                self._encode(pending, loaders, out, errors, on_progress)
+                pending, loaders = {}, {}
+        if pending:
+            self._encode(pending, loaders, out, errors, on_progress)
+        return out, errors
+
+    def _key(self, i: int, item: ImageInput, errors: dict[int, str]) -> tuple[str | None, Callable[[], Any]]:
+        try:
+            if self.encoder.input_kind == "caption":
+                return self._caption_key(item)
+            if isinstance(item, MissingImage):
+                raise MscmtError(item.message)
+            if isinstance(item, Caption):
+                raise MscmtError(f"image encoder {self.encoder.name!r} reads pixels: give an image, not a caption")
+            if self.keep_all and isinstance(item, (str, os.PathLike)):
+                return self._file_key(os.fspath(item))
+            return image_loader(item)
+        except MscmtError as err:
+            return self._substitute(i, str(err), errors)
+
+    def _caption_key(self, item: ImageInput) -> tuple[str, Callable[[], Any]]:
+        if item is None:
+            return caption_key("")
+        if isinstance(item, MissingImage):
+            raise MscmtError(item.message)
+        if not isinstance(item, Caption):
+            raise MscmtError(f"this model reads images as captions: give a caption, not {type(item).__name__}")
+        return caption_key(item.text)
+
+    def _file_key(self, path: str) -> tuple[str, Callable[[], Any]]:
+        """A file's digest, read once per store (training reads every split's images again and again)."""
+        digest = self._digests.get(path)
+        if digest is None:
+            digest = hashlib.sha256(read_image_file(path)).hexdigest()
+            self._digests[path] = digest
+        return digest, lambda: decode_image(read_image_file(path), path)
+
+    def _substitute(self, i: int, message: str, errors: dict[int, str]) -> tuple[str | None, Callable[[], Any]]:
+        if self.policy == "error":
+            errors[i] = message
+            return None, blank_image
+        self.substituted.append(message)
+        return self._blank_key()
+
+    def _blank_key(self) -> tuple[str, Callable[[], Any]]:
+        return caption_key("") if self.encoder.input_kind == "caption" else (BLANK_DIGEST, blank_image)
+
+    def _known(self, digest: str) -> TokenRef | None:
+        known = self._memory.get(digest)
+        if known is not None:
+            if not self.keep_all:
+                self._memory.move_to_end(digest)
+            return known
+        found: TokenRef | None = self.core.cached_file(digest) if self.on_disk else self.core.cached(digest)
+        if found is not None:
+            self._remember(digest, found)
+        return found
+
+    def _remember(self, digest: str, tokens: TokenRef) -> None:
+        """Keep ``tokens``; without ``keep_all`` the least recently used go past ``memory_items`` or ``memory_bytes``."""
+        old = self._memory.pop(digest, None)
+        if isinstance(old, torch.Tensor):
+            self._memory_used -= old.nbytes
+        self._memory[digest] = tokens
+        if isinstance(tokens, torch.Tensor):
+            self._memory_used += tokens.nbytes
+        while (
+            not self.keep_all and len(self._memory) > 1 and (len(self._memory) > self.memory_items or self._memory_used > self.memory_bytes)
+        ):
+            _, dropped = self._memory.popitem(last=False)
+            if isinstance(dropped, torch.Tensor):
+                self._memory_used -= dropped.nbytes
+
+    def _encode(
+        self,
+        pending: dict[str, list[int]],
+        loaders: dict[str, Callable[[], Any]],
+        out: list[TokenRef | None],
+        errors: dict[int, str],
+        on_progress: Callable[[int], None] | None,
+    ) -> None:
+        """Decode and encode one batch of unseen inputs; decoding errors follow the policy.
+
+        Images are decoded one at a time and encoded whenever the decoded pixels would pass
+        ``MAX_BATCH_PIXELS`` (:func:`pixel_bounded`), so a batch of large images is never all alive at once.
+        """
+
+        def load(digest: str) -> Any:
+            try:
+                return loaders[digest]()
+            except MscmtError as err:
+                for i in pending[digest]:
+                    key, _ = self._substitute(i, str(err), errors)
+                    if key is not None:
+                        out[i] = self._blank_tokens()
+                if on_progress:
+                    on_progress(len(pending[digest]))
+                return None
 
         def keep(digest: str, tokens: torch.Tensor) -> None:
             ref: TokenRef = self.cache.feature_path(self.identity(), digest) if self.on_disk else tokens
-            for image_id in todo[digest]:
-                self._memory[image_id] = ref
+            self._remember(digest, ref)
+            for i in pending[digest]:
+                out[i] = ref
             if on_progress:
-                on_progress(len(todo[digest]))
+                on_progress(len(pending[digest]))
 
-        self.core.encode(todo, lambda d: source.load(todo[d][0]).content, keep)
+        self.core.encode(pending, load, keep)
+
+    def _blank_tokens(self) -> TokenRef:
+        digest, loader = self._blank_key()
+        known = self._known(digest)
+        if known is None:
+            found: list[TokenRef] = []
+
+            def keep(blank: str, tokens: torch.Tensor) -> None:
+                ref: TokenRef = self.cache.feature_path(self.identity(), blank) if self.on_disk else tokens
+                self._remember(blank, ref)
+                found.append(ref)
+
+            self.core.encode([digest], lambda _: loader(), keep)
+            known = found[0]
+        return known
+
+    def report(self) -> str | None:
+        """One line about inputs replaced by the blank image (policy ``blank``), or None."""
+        unique = list(dict.fromkeys(self.substituted))
+        if not unique:
+            return None
+        shown = "; ".join(unique[:SHOWN_EXAMPLES]) + ("; ..." if len(unique) > SHOWN_EXAMPLES else "")
+        return f"{len(unique)} missing or unreadable image(s) replaced by a blank image (policy 'blank'): {shown}"
 
 
 def encode_checked(encoder: ImageEncoder, contents: list[Any]) -> list[torch.Tensor]:

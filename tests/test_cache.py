@@ -13,15 +13,15 @@ from hypothesis import HealthCheck, given
 from hypothesis import settings as hyp_settings
 from hypothesis import strategies as st
 
-from mscmt_cli.data.images import ImageStore
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.features import FeatureCache, ImageFeatures, encoder_key
+from mscmt_cli.features import FeatureCache, encoder_key
 from mscmt_cli.model.components import ImageEncoder, ImageTokens
 from tests.cli_support import one_line_error as _one_line_error
 from tests.cli_support import snapshot as _snapshot
 from tests.cli_support import train_args
 from tests.tagging_support import clip_args as _clip_args
 from tests.tagging_support import write_jsonl as _jsonl
+from tests.test_image_tokens import training_tokens
 
 
 class CountingEncoder(ImageEncoder):
@@ -47,13 +47,13 @@ def test_second_pass_reads_the_cache(corpus, tmp_path):
     ids = sorted(p.stem for p in corpus.images_dir.glob("*.jpg"))[:10]
     cache = FeatureCache(tmp_path / "cache")
     first_enc = CountingEncoder()
-    first = ImageFeatures(first_enc, ImageStore(corpus.images_dir), cache, batch_size=4).lookup(ids)
+    _, first = training_tokens(first_enc, corpus.images_dir, cache, ids, batch_size=4)
     assert first_enc.calls == 3
     again_enc = CountingEncoder()
-    again = ImageFeatures(again_enc, ImageStore(corpus.images_dir), cache).lookup(ids)
+    _, again = training_tokens(again_enc, corpus.images_dir, cache, ids)
     assert again_enc.calls == 0 and all(torch.equal(a, b) for a, b in zip(first, again))
     other = CountingEncoder(tag="v2")  # another encoder identity never gets v1's features
-    ImageFeatures(other, ImageStore(corpus.images_dir), cache).lookup(ids[:2])
+    training_tokens(other, corpus.images_dir, cache, ids[:2])
     assert other.calls == 1
     assert not list((tmp_path / "cache").rglob("*.tmp"))
     assert sorted(n for _, _, n, _ in cache.info()) == [2, 10]
@@ -65,10 +65,10 @@ def test_changed_image_is_recomputed(corpus, tmp_path):
     src = sorted(corpus.images_dir.glob("*.jpg"))
     (images / "a.jpg").write_bytes(src[0].read_bytes())
     cache = FeatureCache(tmp_path / "cache")
-    before = ImageFeatures(CountingEncoder(), ImageStore(images), cache).lookup(["a"])
+    _, before = training_tokens(CountingEncoder(), images, cache, ["a"])
     (images / "a.jpg").write_bytes(src[1].read_bytes())
     enc = CountingEncoder()
-    after = ImageFeatures(enc, ImageStore(images), cache).lookup(["a"])
+    _, after = training_tokens(enc, images, cache, ["a"])
     assert enc.calls == 1 and not torch.equal(before[0], after[0])
 
 
@@ -279,9 +279,7 @@ def _tokens(ref: torch.Tensor | Path) -> torch.Tensor:
 
 @pytest.mark.parametrize("kind", ["pooled", "tokens"])
 def test_training_and_tagging_read_each_others_features_without_the_encoder(corpus, tmp_path, kind):
-    from mscmt_cli.data.images import ImageStore
-    from mscmt_cli.features import FeatureCache, ImageFeatures
-    from mscmt_cli.tagging.images import FeatureStore
+    from mscmt_cli.features import FeatureCache, TokenStore
     from tests.test_image_tokens import ColourRows, MeanColour
 
     make = MeanColour if kind == "pooled" else ColourRows
@@ -290,15 +288,14 @@ def test_training_and_tagging_read_each_others_features_without_the_encoder(corp
     first = ids[:4]
 
     cache = FeatureCache(tmp_path / "cache")
-    trainer = ImageFeatures(make(), ImageStore(corpus.images_dir), cache, batch_size=4)
-    trained = dict(zip(first, trainer.lookup(first)))
-    tagging = FeatureStore(make(), cache, policy="error", batch_size=4)
+    trainer, refs = training_tokens(make(), corpus.images_dir, cache, first, batch_size=4)
+    trained = dict(zip(first, refs))
+    tagging = TokenStore(make(), cache, policy="error", batch_size=4)
     feats, errors = tagging.features(paths)  # the first four from training's features, the rest encoded
     assert not errors and tagging.encoder_calls == 1 and trainer.encoder_calls == 1
     assert tagging.encoder.calls == 1
 
-    again = ImageFeatures(make(), ImageStore(corpus.images_dir), cache, batch_size=4)
-    refs = again.lookup(ids)  # all eight: four of training, four of tagging
+    again, refs = training_tokens(make(), corpus.images_dir, cache, ids, batch_size=4)  # all eight: four of training, four of tagging
     assert again.encoder_calls == 0 and again.encoder.calls == 0
     for image_id, feat, ref in zip(ids, feats, refs):
         assert feat is not None and torch.equal(_tokens(ref), feat), image_id

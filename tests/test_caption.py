@@ -119,19 +119,20 @@ def test_unreadable_files(tmp_path):
 # ---------------------------------------------------------------------------
 def test_records_digest_the_caption_text(tmp_path):
     store = CaptionSource.from_file(_write(tmp_path / "c.txt", "1.jpg :a dog\n2.jpg :a dog\n3.jpg :a cat\n"))
-    one, two, three = (store.load(i) for i in ("1", "2.jpg", "3"))
-    assert one.content == "a dog" and one.digest == _sha("a dog") == two.digest != three.digest
-    assert store.load("1", decode=False).digest == one.digest
+    from mscmt_cli.features import caption_key
+
+    one, two, three = (store.read(i) for i in ("1", "2.jpg", "3"))
+    assert one == two == "a dog" and three == "a cat"
     assert store.report() is None
+    assert caption_key(one)[0] == _sha("a dog")  # the cache keys a caption by the SHA-256 of its text
 
 
 def test_missing_caption_blank_is_empty_and_reported_once(tmp_path):
     path = _write(tmp_path / "c.txt", "1.jpg :a dog\n")
     store = CaptionSource.from_file(path, "blank")
     for _ in range(3):
-        record = store.load("17_06_9")
-        assert record.content == "" and record.digest == _sha("")
-    store.load("O_1", decode=False)
+        assert store.read("17_06_9") == ""
+    store.read("O_1")
     report = store.report()
     assert report.startswith("2 image(s) without a caption") and str(path) in report
     assert "17_06_9" in report and "O_1" in report and "policy 'blank'" in report
@@ -140,10 +141,10 @@ def test_missing_caption_blank_is_empty_and_reported_once(tmp_path):
 def test_missing_caption_error_names_file_and_id(tmp_path):
     path = _write(tmp_path / "c.txt", "1.jpg :a dog\n")
     store = CaptionSource.from_file(path, "error")
-    assert store.load("1").content == "a dog"
+    assert store.read("1") == "a dog"
     with pytest.raises(MscmtError) as err:
-        store.load("17_06_9")
-    assert str(err.value) == f"no caption for image '17_06_9' in {path}"
+        store.read("17_06_9", "test.txt:4")
+    assert str(err.value) == f"test.txt:4: no caption for image '17_06_9' in {path}"
 
 
 # ---------------------------------------------------------------------------
@@ -324,14 +325,15 @@ def test_train_with_captions_then_evaluate_from_the_cache(corpus, tiny, mscmt, t
 
     from mscmt_cli.data.conll import read_conll
 
-    dropped = read_conll(corpus.data_dir / corpus.name / "test.txt")[0].image_id
+    first = read_conll(corpus.data_dir / corpus.name / "test.txt")[0]
+    dropped = first.image_id
     partial = _write(
         tmp_path / "partial.txt",
         "".join(line + "\n" for line in corpus.captions.read_text().splitlines() if not line.startswith(f"{dropped}.")),
     )
     evaluate = ["evaluate", out, *corpus.args(images=False), "--captions", partial, "--split", "test"]
     result = mscmt([*evaluate, "--missing-images", "error"])
-    assert result.code == 2 and result.err.strip() == f"error: no caption for image '{dropped}' in {partial}"
+    assert result.code == 2 and result.err.strip() == f"error: {first.source}: no caption for image '{dropped}' in {partial}"
     result = mscmt([*evaluate, "--missing-images", "blank"])
     assert result.code == 0, result.err
     assert result.err.count("without a caption") == 1 and f"1 image(s) without a caption in {partial}" in " ".join(result.err.split())

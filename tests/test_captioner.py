@@ -270,7 +270,7 @@ def test_the_tagger_api_captions_paths_bytes_and_unknown_ids(blip, caption_run, 
     assert tagger.tag("Obama", image=None).caption == ""
     with pytest.raises(MscmtError, match="unreadable image"):
         tagger.tag("x", image=str(images / "099.jpg"))
-    assert tagger.images.captioner is not None and tagger.images.captioner.generated == 1
+    assert tagger.processor.captioner is not None and tagger.processor.captioner.generated == 1
 
 
 def test_a_captioner_for_a_pixel_model_is_refused_before_it_loads(tiny, tmp_path):

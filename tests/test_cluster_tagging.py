@@ -13,11 +13,10 @@ import pytest
 
 from mscmt_cli.cluster.connect import INSTALL_HINT
 from mscmt_cli.cluster.tagging import ordered_results, plan_output
-from mscmt_cli.data.images import ImageResolver
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.settings import Settings
 from mscmt_cli.tagging.doc import InputError
-from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadLine, LongLine
+from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadRecord, LongLine
 from mscmt_cli.tagging.jobs import load_tagger
 from mscmt_cli.tagging.shards import Chunk, Shard, find_shards, parquet_line, parse_chunk, read_chunks, tag_chunk
 from tests.cli_support import one_line_error
@@ -165,10 +164,10 @@ def test_chunks_keep_line_numbers_within_windows_and_bytes(tmp_path):
     assert sum(c.size for c in chunks) == sum(s.size for s in shards)
     items = [item for c in first for item in parse_chunk(c)]
     assert [i.line for i in items] == [n + 1 for n in range(25) if n != 3], "blank lines dropped, numbers kept"
-    assert isinstance(items[6], BadLine) and items[6].line == 8 and "invalid JSON" in items[6].message
-    assert [i.record["n"] for i in items if not isinstance(i, BadLine)] == [n for n in range(25) if n not in (3, 7)]
+    assert isinstance(items[6], BadRecord) and items[6].line == 8 and "invalid JSON" in items[6].message
+    assert [i.record["n"] for i in items if not isinstance(i, BadRecord)] == [n for n in range(25) if n not in (3, 7)]
     last = [item for c in chunks if c.shard == 2 for item in parse_chunk(c)]
-    assert last[0].record == {"n": 0, "text": "bom"} and isinstance(last[1], BadLine) and "over the limit" in last[1].message
+    assert last[0].record == {"n": 0, "text": "bom"} and isinstance(last[1], BadRecord) and "over the limit" in last[1].message
     assert isinstance(next(c for c in chunks if c.shard == 2 and len(c.lines) == 1 and c.first_line == 2).lines[0], LongLine)
 
 
@@ -211,9 +210,9 @@ def test_a_parquet_shard_with_corrupt_pages_is_one_bad_line_and_keeps_its_readab
     shards, _ = find_shards(str(tmp_path))
     assert shards[0].rows == 500
     items = {k: [i for c in read_chunks(shards, window=64) if c.shard == k for i in parse_chunk(c)] for k in (0, 1)}
-    bad = [i for i in items[0] if isinstance(i, BadLine)]
+    bad = [i for i in items[0] if isinstance(i, BadRecord)]
     assert len(bad) == 1 and bad[0] is items[0][-1] and "unreadable Parquet data from row" in bad[0].message
-    good = [i.record["n"] for i in items[0] if not isinstance(i, BadLine)]
+    good = [i.record["n"] for i in items[0] if not isinstance(i, BadRecord)]
     assert good == list(range(len(good))) and 100 <= len(good) < 500 and bad[0].line == len(good) + 1
     assert [i.record["n"] for i in items[1]] == list(range(500))
 
@@ -232,9 +231,9 @@ def test_a_chunk_is_tagged_as_one_process_tags_its_lines(mscmt, trained_run, tin
     settings = Settings(
         model=trained_run, images_dir=corpus.images_dir, missing_images="error", model_paths={"clip-vit-l14": str(tiny.clip_vision)}
     )
-    tagged = tag_chunk(load_tagger(settings), chunk, ImageResolver(corpus.images_dir).resolve)  # as a worker loads and tags
-    assert [x for x in tagged if not isinstance(x, BadLine)] == [line.encode() + b"\n" for line in one.out.splitlines()]
-    (bad,) = [x for x in tagged if isinstance(x, BadLine)]
+    tagged = tag_chunk(load_tagger(settings), chunk)  # as a worker loads and tags
+    assert [x for x in tagged if not isinstance(x, BadRecord)] == [line.encode() + b"\n" for line in one.out.splitlines()]
+    (bad,) = [x for x in tagged if isinstance(x, BadRecord)]
     assert bad.line == 3 and f"a.jsonl:3: {bad.message}" in one.err
 
 

@@ -285,11 +285,27 @@ def test_every_tagging_entry_point_calls_the_one_prediction_function():
         "mscmt_cli/tagging/stream.py:tag_window",
         "mscmt_cli/tagging/server.py:create_app.run",
     }
-    one = "mscmt_cli/tagging/tagger.py:Tagger.tag_outcomes"
-    # its steps are called nowhere else: features and errors, then predict
-    # (the method; tagging.inputs.read_inputs, a function of the same name, reads JSONL lines)
-    assert _where_called("read_inputs", roots=("mscmt_cli",), by_name=False) == {one}
-    assert _where_called("features", owner="images", roots=("mscmt_cli",)) == {"mscmt_cli/tagging/tagger.py:Tagger.read_inputs"}
+    # each on what the one processor made of its records
+    assert _where_called("process", owner="processor", roots=("mscmt_cli",)) == {
+        "mscmt_cli/tagging/tagger.py:Tagger.tag_batch",
+        "mscmt_cli/tagging/stream.py:tag_window",
+        "mscmt_cli/tagging/server.py:create_app.run",
+        "mscmt_cli/engine/data.py:TweetReader.process",  # training, cache build, evaluation
+    }
+
+
+def test_only_the_processor_calls_the_token_store_the_caption_source_and_the_captioner():
+    """Every caption and image lookup of every road goes through the processor (issue 25): it alone reads the
+    token store, the caption source and the captioner; its own tokens are asked for by the Tagger and the reader."""
+    processor = "mscmt_cli/tagging/processor.py"
+    assert _where_called("features", owner="tokens", roots=("mscmt_cli",)) == {f"{processor}:Processor.features"}
+    assert _where_called("read", owner="captions", roots=("mscmt_cli",)) == {f"{processor}:Processor._read_caption"}
+    assert _where_called("captions", owner="captioner", roots=("mscmt_cli",)) == {f"{processor}:Processor._captions"}
+    assert _where_called("resolve", owner="resolver", roots=("mscmt_cli",)) == {f"{processor}:Processor.image_file"}
+    assert _where_called("features", owner="processor", roots=("mscmt_cli",)) == {
+        "mscmt_cli/tagging/tagger.py:Tagger.tag_outcomes",
+        "mscmt_cli/engine/data.py:TweetReader.features",
+    }
 
 
 def test_the_tagger_is_the_only_predictor():
@@ -326,6 +342,6 @@ def test_the_call_finder_sees_calls_by_name_at_module_level_in_functions_and_met
 
 
 def test_one_encode_path_writes_the_feature_cache():
-    encode = "mscmt_cli/features.py:FeatureEncoder.encode"
+    encode = "mscmt_cli/features.py:CachedEncoder.encode"
     assert _where_called("put", owner="cache", roots=("mscmt_cli",)) == {encode}
     assert _where_called("encode_checked", roots=("mscmt_cli",)) == {encode}

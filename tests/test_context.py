@@ -190,11 +190,9 @@ COMBINATIONS = {
 
 @pytest.mark.parametrize("combination", sorted(COMBINATIONS))
 def test_train_evaluate_save_and_tag_with_caption_context(mscmt, corpus, tiny, tmp_path, combination):
-    from mscmt_cli.data.captions import CaptionSource
     from mscmt_cli.data.conll import read_conll
-    from mscmt_cli.engine.data import encode_split
+    from mscmt_cli.engine.data import TweetReader, training_processor
     from mscmt_cli.engine.evaluate import tag_split
-    from mscmt_cli.features import FeatureCache, ImageFeatures
     from mscmt_cli.model.build import load_model
     from mscmt_cli.registry import Registry
 
@@ -234,11 +232,10 @@ def test_train_evaluate_save_and_tag_with_caption_context(mscmt, corpus, tiny, t
     rows = [json.loads(line) for line in tagged.out.splitlines()]
     tweets = read_conll(test_file)
     assembled = load_model(out / "model", Registry.from_entry_points(), {"caption": str(tiny.bert), "clip-vit-l14": str(tiny.clip_vision)})
-    from mscmt_cli.data.images import ImageStore
-
-    source = CaptionSource.from_file(corpus.captions) if assembled.image.input_kind == "caption" else ImageStore(corpus.images_dir)
-    features = ImageFeatures(assembled.image, None if assembled.image.input_kind == "none" else source, FeatureCache(None))
-    dataset = encode_split(tweets, assembled.model.text, features, assembled.spec.labels, CaptionSource.from_file(corpus.captions, "error"))
+    processor = training_processor(
+        assembled.image, assembled.spec.context, images_dir=corpus.images_dir, captions=corpus.captions, policy="error", cache_dir=None
+    )
+    dataset = TweetReader(processor).encode(tweets, assembled.model.text, assembled.spec.labels)
     from mscmt_cli.tagging.tagger import Tagger
 
     in_memory = tag_split(Tagger(assembled, "cpu", batch_size=8, max_batch_subwords=None), tweets, dataset)
@@ -277,6 +274,68 @@ def test_a_missing_caption_at_training_follows_missing_images(mscmt, corpus, tin
     blank = _train(mscmt, corpus, tiny, tmp_path / "blank", "--missing-images", "blank", captions=partial)
     assert blank.code == 0, blank.err
     assert f"1 image(s) without a caption in {partial}" in " ".join(blank.err.split())
+
+
+def test_a_missing_caption_is_reported_once_with_one_message_by_train_evaluate_tag_and_the_service(mscmt, corpus, tiny, tmp_path):
+    """One caption source behind every road (issue 25): the same ``[file:line: ]no caption for image 'ID' in FILE``
+    under ``--missing-images error``, and under ``blank`` one end-of-run line, said once, naming the image."""
+    import base64
+
+    from fastapi.testclient import TestClient
+
+    from mscmt_cli import Tagger
+    from mscmt_cli.data.captions import no_caption
+    from mscmt_cli.data.conll import read_conll
+    from mscmt_cli.tagging.server import create_app
+    from tests.tagging_support import image_bytes
+
+    test_file = corpus.data_dir / corpus.name / "test.txt"
+    first = read_conll(test_file)[0]
+    partial = tmp_path / "partial.txt"
+    partial.write_text(
+        "".join(
+            line + "\n" for line in corpus.captions.read_text(encoding="utf-8").splitlines() if not line.startswith(f"{first.image_id}.")
+        ),
+        encoding="utf-8",
+    )
+    message = no_caption(first.image_id, partial)  # no caption for image 'ID' in FILE
+    blank_note = f"1 image(s) without a caption in {partial} read as an empty caption (policy 'blank'): {first.image_id}"
+
+    def said_once(err: str) -> bool:
+        flat = " ".join(err.split())
+        return flat.count("without a caption") == 1 and blank_note in flat
+
+    text_only = {"text": "bertweet", "image": "none", "fusion": "none"}
+    stopped = _train(mscmt, corpus, tiny, tmp_path / "stopped", "--missing-images", "error", captions=partial, **text_only)
+    assert stopped.code == 2 and stopped.err.strip() == f"error: {first.source}: {message}"
+    run = tmp_path / "run"
+    trained = _train(mscmt, corpus, tiny, run, "--missing-images", "blank", captions=partial, **text_only)
+    assert trained.code == 0, trained.err
+    assert said_once(trained.err)
+
+    evaluate = ["evaluate", run, *corpus.args(images=False), "--captions", partial, "--split", "test"]
+    evaluate += ["--model-path", f"bertweet={tiny.bertweet}"]
+    strict = mscmt([*evaluate, "--missing-images", "error"])
+    assert strict.code == 2 and strict.err.strip() == f"error: {first.source}: {message}"
+    lenient = mscmt([*evaluate, "--missing-images", "blank"])
+    assert lenient.code == 0, lenient.err
+    assert said_once(lenient.err)
+
+    tag = ["tag", test_file, "--model", run, "--captions", partial, "--no-cache", "--model-path", f"bertweet={tiny.bertweet}"]
+    strict = mscmt([*tag, "--missing-images", "error"])
+    assert strict.code == 0, strict.err
+    assert f"{first.source}: {message}" in strict.err.splitlines()
+    assert len(strict.out.splitlines()) == len(read_conll(test_file)) - 1
+    lenient = mscmt([*tag, "--missing-images", "blank"])
+    assert lenient.code == 0 and said_once(lenient.err), lenient.err
+
+    # the service (policy 'error', as mscmt serve runs): an image given as bytes, no caption, and no captioner
+    tagger = Tagger.from_pretrained(run, {"bertweet": str(tiny.bertweet)}, device="cpu", captions=partial)
+    answer = TestClient(create_app(tagger)).post("/tag", json={"text": "Obama in Paris", "image": base64.b64encode(image_bytes()).decode()})
+    assert answer.status_code == 422 and answer.json()["detail"] == no_caption("<image bytes>", partial)
+    with pytest.raises(MscmtError) as by_name:
+        tagger.tag("Obama in Paris", image=f"{first.image_id}.jpg")
+    assert str(by_name.value) == f"tweet 0: {no_caption(f'{first.image_id}.jpg', partial)}"
 
 
 # ---------------------------------------------------------------------------

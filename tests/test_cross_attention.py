@@ -154,7 +154,7 @@ def _tags_by_cli(mscmt, src, run, extra: list) -> list[list[str]]:
 
 def test_train_patches_with_cross_attention_then_tag_as_in_memory(mscmt, tiny, corpus, tmp_path, monkeypatch):
     from mscmt_cli.data.conll import read_conll
-    from mscmt_cli.data.images import ImageStore
+    from tests.test_image_tokens import load_rgb
 
     monkeypatch.setenv("MSCMT_CACHE_DIR", str(tmp_path / "cache"))
     run, key = tmp_path / "run", f"clip-vit-l14-patches={tiny.clip_vision}"
@@ -163,10 +163,10 @@ def test_train_patches_with_cross_attention_then_tag_as_in_memory(mscmt, tiny, c
     assert config["components"]["image"] == "clip-vit-l14-patches" and config["image_dim"] == 32
     assert list((tmp_path / "cache").glob("*/*/*.npy")), "the patch tokens went to the cache"
     src = corpus.data_dir / corpus.name / "test.txt"
-    tweets, store = read_conll(src), ImageStore(corpus.images_dir)
+    tweets = read_conll(src)
     cli = _tags_by_cli(mscmt, src, run, ["--images", corpus.images_dir, "--model-path", key])
     paths = {"clip-vit-l14-patches": str(tiny.clip_vision)}
-    tags, probs = _in_memory(run, paths, tweets, [store.load(t.image_id).content for t in tweets])
+    tags, probs = _in_memory(run, paths, tweets, [load_rgb(corpus.images_dir, t.image_id) for t in tweets])
     assert len(cli) == 16 and cli == tags
     tagger = Tagger.from_pretrained(run, paths, device="cpu")
     results = tagger.tag_batch([t.tokens for t in tweets], [corpus.images_dir / f"{t.image_id}.jpg" for t in tweets])

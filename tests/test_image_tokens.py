@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -13,12 +14,25 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from mscmt_cli.backends.batches import Example, collate, pad_images
-from mscmt_cli.data.images import ImageStore
+from mscmt_cli.data.images import decode_image, read_image_file
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.features import FeatureCache, ImageFeatures, encoder_key
+from mscmt_cli.features import FeatureCache, TokenStore, encoder_key
 from mscmt_cli.model.components import EncodedTweet, ImageEncoder, ImageTokens, feature_identity, masked_mean
-from mscmt_cli.tagging.images import FeatureStore
 from plugins.fusions import AdditiveFusion, GatedFusion
+
+
+def training_tokens(encoder: ImageEncoder, directory: Path, cache: FeatureCache, ids: list[str], batch_size: int = 32):
+    """The store training reads through (every tweet's tokens kept), and the tokens of images ``<directory>/<id>.jpg``."""
+    store = TokenStore(encoder, cache, "error", batch_size, keep_all=True)
+    refs, errors = store.features([str(Path(directory) / f"{i}.jpg") for i in ids])
+    assert not errors, errors
+    return store, refs
+
+
+def load_rgb(directory: Path, image_id: str) -> Image.Image:
+    """The RGB image ``<directory>/<id>.jpg`` as the store decodes it."""
+    path = Path(directory) / f"{image_id}.jpg"
+    return decode_image(read_image_file(path), str(path))
 
 
 class MeanColour(ImageEncoder):
@@ -152,7 +166,7 @@ def test_pooled_encoders_keep_their_identity_and_file_format(corpus, tmp_path):
     encoder, ids = MeanColour(), _ids(corpus)
     assert feature_identity(encoder) == encoder.identity() == "mean-colour|v1"
     cache = FeatureCache(tmp_path / "cache")
-    got = ImageFeatures(encoder, ImageStore(corpus.images_dir), cache).lookup(ids)
+    _, got = training_tokens(encoder, corpus.images_dir, cache, ids)
     files = sorted((tmp_path / "cache" / encoder_key("mean-colour|v1")).glob("*/*.npy"))
     assert len(files) == len(ids) and all(t.shape == (1, 3) and t.dtype == torch.float32 for t in got)
     assert all(np.load(f).shape == (3,) and np.load(f).dtype == np.float32 for f in files), "one (D,) float32 vector per file, as before"
@@ -160,16 +174,17 @@ def test_pooled_encoders_keep_their_identity_and_file_format(corpus, tmp_path):
 
 def test_a_cache_written_before_image_tokens_is_served(corpus, tmp_path):
     """Files of the old layout ((D,) float32 under the identity's key) are read, never recomputed."""
-    cache, store, ids = FeatureCache(tmp_path / "cache"), ImageStore(corpus.images_dir), _ids(corpus, 3)
+    cache, ids = FeatureCache(tmp_path / "cache"), _ids(corpus, 3)
     old = {i: np.array([k, k + 0.5, -k], dtype=np.float32) for k, i in enumerate(ids)}
     for image_id, vector in old.items():  # written as the old FeatureCache.put did
-        path = tmp_path / "cache" / encoder_key("mean-colour|v1") / store.load(image_id, decode=False).digest[:2]
+        digest = hashlib.sha256((corpus.images_dir / f"{image_id}.jpg").read_bytes()).hexdigest()
+        path = tmp_path / "cache" / encoder_key("mean-colour|v1") / digest[:2]
         path.mkdir(parents=True, exist_ok=True)
-        np.save(path / f"{store.load(image_id, decode=False).digest}.npy", vector)
+        np.save(path / f"{digest}.npy", vector)
     encoder = MeanColour()
-    got = ImageFeatures(encoder, store, cache).lookup(ids)
+    _, got = training_tokens(encoder, corpus.images_dir, cache, ids)
     assert encoder.calls == 0 and [g[0].tolist() for g in got] == [v.tolist() for v in old.values()]
-    feats, errors = FeatureStore(encoder, cache).features([corpus.images_dir / f"{i}.jpg" for i in ids])
+    feats, errors = TokenStore(encoder, cache).features([corpus.images_dir / f"{i}.jpg" for i in ids])
     assert not errors and encoder.calls == 0 and [f.tolist() for f in feats] == [[v.tolist()] for v in old.values()]
 
 
@@ -177,11 +192,10 @@ def test_token_encoders_are_kept_on_disk_in_float16(corpus, tmp_path):
     encoder, ids = ColourRows(), _ids(corpus)
     identity = feature_identity(encoder)
     assert identity == "colour-rows|v1|tokens<=5x3|float16"
-    table = ImageFeatures(encoder, ImageStore(corpus.images_dir), FeatureCache(tmp_path / "cache"), batch_size=4)
-    refs = table.lookup(ids)
+    table, refs = training_tokens(encoder, corpus.images_dir, FeatureCache(tmp_path / "cache"), ids, batch_size=4)
     assert table.encoder_calls == encoder.calls == 2, "6 images in batches of 4"
     assert all(isinstance(r, Path) and r.parent.parent.name == encoder_key(identity) for r in refs), "an id maps to its file"
-    direct = encoder.encode([ImageStore(corpus.images_dir).load(i).content for i in ids]).per_image()
+    direct = encoder.encode([load_rgb(corpus.images_dir, i) for i in ids]).per_image()
     for ref, want in zip(refs, direct):
         stored = np.load(ref)
         assert stored.dtype == np.float16 and stored.shape[-1] == 3
@@ -190,13 +204,12 @@ def test_token_encoders_are_kept_on_disk_in_float16(corpus, tmp_path):
     assert mask.sum(1).tolist() == [len(w) for w in direct]
     assert all(torch.equal(image[b, : len(w)], w.half().float()) for b, w in enumerate(direct))
     again = ColourRows()
-    assert ImageFeatures(again, ImageStore(corpus.images_dir), FeatureCache(tmp_path / "cache")).lookup(ids) == refs
+    assert training_tokens(again, corpus.images_dir, FeatureCache(tmp_path / "cache"), ids)[1] == refs
     assert again.calls == 0, "a second run reads the token files"
 
 
 def test_token_encoders_without_a_cache_use_a_scratch_directory(corpus):
-    table = ImageFeatures(ColourRows(), ImageStore(corpus.images_dir), FeatureCache(None))
-    refs = table.lookup(_ids(corpus, 2))
+    table, refs = training_tokens(ColourRows(), corpus.images_dir, FeatureCache(None), _ids(corpus, 2))
     scratch = Path(str(table.cache.root))
     assert all(isinstance(r, Path) and scratch in r.parents for r in refs) and scratch.is_dir()
     del table
@@ -207,12 +220,12 @@ def test_token_encoders_without_a_cache_use_a_scratch_directory(corpus):
 def test_tagging_store_keeps_tokens_in_float16_within_a_byte_budget(corpus, tmp_path):
     encoder, ids = ColourRows(), _ids(corpus)
     paths = [corpus.images_dir / f"{i}.jpg" for i in ids]
-    store = FeatureStore(encoder, FeatureCache(tmp_path / "cache"), memory_bytes=3 * 5 * 3 * 2)
+    store = TokenStore(encoder, FeatureCache(tmp_path / "cache"), memory_bytes=3 * 5 * 3 * 2)
     feats, errors = store.features(paths)
     assert not errors and all(f is not None and f.dtype == torch.float16 for f in feats)
     assert store._memory_used <= 3 * 5 * 3 * 2 and len(store._memory) < len(ids)
     again = ColourRows()
-    cached, _ = FeatureStore(again, FeatureCache(tmp_path / "cache")).features(paths)
+    cached, _ = TokenStore(again, FeatureCache(tmp_path / "cache")).features(paths)
     assert again.calls == 0 and all(torch.equal(a, b) for a, b in zip(cached, feats))  # type: ignore[arg-type]
 
 
@@ -222,4 +235,4 @@ def test_an_encoder_breaking_the_contract_is_named(corpus, tmp_path):
             return super().encode(inputs).features[:, 0]
 
     with pytest.raises(MscmtError, match="encode\\(\\) must return ImageTokens, got Tensor"):
-        ImageFeatures(Plain(), ImageStore(corpus.images_dir), FeatureCache(None)).lookup(_ids(corpus, 1))
+        training_tokens(Plain(), corpus.images_dir, FeatureCache(None), _ids(corpus, 1))

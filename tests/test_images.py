@@ -6,11 +6,12 @@ import io
 import json
 
 import pytest
+import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mscmt_cli.data.images import BLANK_DIGEST, ImageStore, decode_image
+from mscmt_cli.data.images import ImageResolver, decode_image
 from mscmt_cli.errors import MscmtError
 from tests.tagging_support import clip_args as _clip_args
 from tests.tagging_support import image_bytes
@@ -65,19 +66,21 @@ def test_decompression_bomb_is_refused():
 def test_policies(tmp_path):
     (tmp_path / "ok.jpg").write_bytes(_encode(Image.new("RGB", (8, 8), (9, 9, 9)), "JPEG"))
     (tmp_path / "empty.jpg").write_bytes(b"")
-    blank = ImageStore(tmp_path, "blank")
-    assert blank.load("ok").digest != BLANK_DIGEST
-    assert blank.load("empty").digest == BLANK_DIGEST and blank.load("gone").digest == BLANK_DIGEST
-    assert blank.report().startswith("2 missing or unreadable image(s) replaced by a blank image")
-    strict = ImageStore(tmp_path, "error")
-    with pytest.raises(MscmtError, match=r"empty.jpg: unreadable image"):
-        strict.load("empty")
-    with pytest.raises(MscmtError, match=r"image 'gone' not found \(looked in "):
-        strict.load("gone")
+    from mscmt_cli.features import TokenStore
+    from tests.test_image_tokens import MeanColour
+
+    inputs = [ImageResolver(tmp_path).resolve(i) for i in ("ok", "empty", "gone")]
+    blank = TokenStore(MeanColour(), policy="blank")
+    feats, errors = blank.features(inputs)
+    assert not errors and torch.equal(feats[1], feats[2]) and not torch.equal(feats[0], feats[1])  # type: ignore[arg-type]
+    assert blank.report().startswith("2 missing or unreadable image(s) replaced by a blank image")  # type: ignore[union-attr]
+    strict = TokenStore(MeanColour(), policy="error")
+    feats, errors = strict.features(inputs)
+    assert feats[0] is not None and feats[1] is None and sorted(errors) == [1, 2]
+    assert f"{tmp_path / 'empty.jpg'}: unreadable image" in errors[1]
+    assert errors[2] == f"image 'gone' not found (looked in {tmp_path} and the working directory)"
     with pytest.raises(MscmtError, match="unknown missing-image policy 'skip'"):
-        ImageStore(tmp_path, "skip")
-    with pytest.raises(MscmtError, match="does not exist"):
-        ImageStore(tmp_path / "nope")
+        TokenStore(MeanColour(), policy="skip")
 
 
 def test_debug_flag_shows_the_traceback(mscmt, tmp_path):
@@ -179,8 +182,9 @@ def test_the_api_the_service_and_the_training_store_refuse_extreme_images(tagger
     from fastapi.testclient import TestClient
     from PIL import Image
 
-    from mscmt_cli.data.images import BLANK_DIGEST, ImageStore
+    from mscmt_cli.features import TokenStore
     from mscmt_cli.tagging.server import create_app
+    from tests.test_image_tokens import MeanColour
 
     with pytest.raises(MscmtError, match="tweet 0: .*refused: sides over"):
         tagger.tag("Obama", image=Image.new("RGB", (3000, 2)))
@@ -191,10 +195,12 @@ def test_the_api_the_service_and_the_training_store_refuse_extreme_images(tagger
 
     (tmp_path / "thin.png").write_bytes(long_thin_png)
     (tmp_path / "big.png").write_bytes(_png_header(100_000, 100_000))
-    blank = ImageStore(tmp_path, "blank")
-    assert [blank.load(i).digest for i in ("thin", "big")] == [BLANK_DIGEST, BLANK_DIGEST] and blank.substituted == ["thin", "big"]
-    with pytest.raises(MscmtError, match=f"{tmp_path / 'thin.png'}: image of 63000000x1 pixels refused"):
-        ImageStore(tmp_path, "error").load("thin")
+    inputs = [ImageResolver(tmp_path).resolve(i) for i in ("thin", "big")]
+    blank = TokenStore(MeanColour(), policy="blank")
+    feats, errors = blank.features(inputs)
+    assert not errors and torch.equal(feats[0], feats[1]) and len(blank.substituted) == 2  # type: ignore[arg-type]
+    _, errors = TokenStore(MeanColour(), policy="error").features(inputs)
+    assert errors[0].startswith(f"{tmp_path / 'thin.png'}: image of 63000000x1 pixels refused")
 
 
 @settings(max_examples=50, deadline=None)

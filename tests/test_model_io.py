@@ -50,14 +50,13 @@ def test_long_tweet_is_windowed_and_every_word_is_represented(tiny):
 
 def test_saved_model_reloads_with_identical_predictions(trained_run, tiny, corpus):
     from mscmt_cli.data.conll import read_conll
-    from mscmt_cli.data.images import ImageStore
+    from tests.test_image_tokens import load_rgb
 
     registry = Registry.from_entry_points()
     paths = {"clip-vit-l14": str(tiny.clip_vision)}
     first = load_model(trained_run / "model", registry, paths)
     tweets = read_conll(corpus.data_dir / corpus.name / "test.txt")
-    store = ImageStore(corpus.images_dir)
-    images = first.image.encode([store.load(t.image_id).content for t in tweets])
+    images = first.image.encode([load_rgb(corpus.images_dir, t.image_id) for t in tweets])
     batch = collate(encode_examples(first.model.text, [t.tokens for t in tweets], None, images), first.model.text.pad_id)
     with torch.no_grad():
         out1 = first.model(batch)

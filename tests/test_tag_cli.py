@@ -13,7 +13,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mscmt_cli.tagging.inputs import BadLine, iter_jsonl
+from mscmt_cli.tagging.inputs import BadRecord, iter_jsonl
 from mscmt_cli.tagging.stream import tag_stream
 from tests.cli_support import one_line_error as _one_line_error
 from tests.tagging_support import TRICKY_TEXTS, forced_tag, image_bytes
@@ -73,11 +73,10 @@ def test_unreadable_image_and_bombs_are_refused(tagger, monkeypatch):
 
 
 def test_features_come_from_the_disk_cache(tagger, tmp_path):
-    from mscmt_cli.features import FeatureCache
-    from mscmt_cli.tagging.images import FeatureStore
+    from mscmt_cli.features import FeatureCache, TokenStore
 
     data = image_bytes(colour=(9, 99, 199))
-    first = FeatureStore(tagger.images.encoder, FeatureCache(tmp_path))
+    first = TokenStore(tagger.images.encoder, FeatureCache(tmp_path))
     feats, errors = first.features([data, data, None])
     assert not errors and list(tmp_path.rglob("*.npy"))
 
@@ -90,7 +89,7 @@ def test_features_come_from_the_disk_cache(tagger, tmp_path):
         def encode(self, inputs):
             raise AssertionError("a cached feature was recomputed")
 
-    again, _ = FeatureStore(Refuses(), FeatureCache(tmp_path)).features([data, None])  # type: ignore[arg-type]
+    again, _ = TokenStore(Refuses(), FeatureCache(tmp_path)).features([data, None])  # type: ignore[arg-type]
     assert again[0].tolist() == feats[0].tolist() and again[1].tolist() == feats[2].tolist()
 
 
@@ -215,7 +214,7 @@ def _blank(raw: str | bytes) -> bool:
 def test_every_line_is_tagged_or_reported(tagger, lines):
     raw = [line if isinstance(line, bytes) else line.encode("utf-8", "surrogatepass") for line in lines]
     tagged: list[int] = []
-    bad: list[BadLine] = []
+    bad: list[BadRecord] = []
     tally = tag_stream(tagger, iter_jsonl(raw), on_result=lambda item, result: tagged.append(item.line), on_bad=bad.append, window=4)
     expected = [
         n for n, line in enumerate(raw, start=1) if not _blank(line.removeprefix(b"\xef\xbb\xbf") if n == 1 else line)
@@ -254,7 +253,7 @@ def test_caption_models_read_the_captions_file_or_a_caption_field(mscmt, tiny, c
     assert f"in.jsonl:2: no caption for image 'unknown.jpg' in {corpus.captions}" in result.err
     tagger = Tagger.from_pretrained(tmp_path / "run", captions=corpus.captions)
     assert tagger.tag("Obama in Paris", caption="a red bus").gate != tagger.tag("Obama in Paris", caption="three cats asleep").gate
-    assert tagger.tag("x", image=image_id).gate == tagger.tag("x", caption=tagger.images.captions.read(image_id)).gate
+    assert tagger.tag("x", image=image_id).gate == tagger.tag("x", caption=tagger.processor.captions.read(image_id)).gate
 
 
 # --- inputs that are directories, pipes or unreadable -----------------------------------------------------------------

@@ -14,7 +14,7 @@ from mscmt_cli.backends.batches import eval_batches
 from mscmt_cli.labels import LABELS
 from mscmt_cli.tagging.doc import InputError, make_doc
 from mscmt_cli.tagging.entities import bio_spans, extract_entities, joined_offsets
-from mscmt_cli.tagging.inputs import BadLine, TagInput, iter_conll, parse_json_line, read_inputs
+from mscmt_cli.tagging.inputs import BadRecord, TagInput, iter_conll, parse_json_line, read_inputs
 from tests.tagging_support import TRICKY_TEXTS
 
 
@@ -74,7 +74,7 @@ def test_tokens_without_text_refer_to_the_joined_tokens():
 )
 def test_bad_json_lines_say_why(raw, message):
     item = parse_json_line(7, raw)
-    assert isinstance(item, BadLine) and item.line == 7
+    assert isinstance(item, BadRecord) and item.line == 7
     assert re.search(message, item.message), item.message
 
 
@@ -97,9 +97,9 @@ def test_conll_blocks_are_detected_and_checked(tmp_path):
     assert [i.line for i in items] == [1, 5, 8, 11]
     assert items[0].record == {"image": "1", "tokens": ["Obama", "wins"], "gold": ["B-PER", "O"]}
     assert items[1].record == {"image": "2", "tokens": ["hello"]} and items[1].image == "2"
-    assert isinstance(items[2], BadLine) and "unknown label 'B-'" in items[2].message
-    assert isinstance(items[3], BadLine) and "empty tweet" in items[3].message
-    assert isinstance(next(iter_conll([b"stray\n"])), BadLine)
+    assert isinstance(items[2], BadRecord) and "unknown label 'B-'" in items[2].message
+    assert isinstance(items[3], BadRecord) and "empty tweet" in items[3].message
+    assert isinstance(next(iter_conll([b"stray\n"])), BadRecord)
 
 
 def test_eval_batches_cover_every_index_once_sorted_by_length():
@@ -124,7 +124,7 @@ JSON = st.recursive(
 @given(st.one_of(JSON, st.dictionaries(st.sampled_from(["text", "tokens", "image", "caption", "id"]), JSON, max_size=4)))
 def test_any_json_value_is_parsed_or_reported(value):
     item = parse_json_line(1, json.dumps(value).encode())
-    assert isinstance(item, (TagInput, BadLine))
+    assert isinstance(item, (TagInput, BadRecord))
     if isinstance(item, TagInput):
         assert item.record == value
         assert all(item.doc.text[s:e] == t for t, (s, e) in zip(item.doc.tokens, item.doc.offsets))
@@ -160,13 +160,13 @@ class _HugeLineStream:
 
 
 def test_a_200_mb_line_is_a_bad_line_and_never_held_in_memory():
-    from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadLine, read_inputs
+    from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadRecord, read_inputs
 
     stream = _HugeLineStream(200 * 2**20)
     items = list(read_inputs(stream))
     assert [i.line for i in items] == [1, 2, 3] and [i.record["text"] for i in (items[0], items[2])] == ["first", "last"]
     assert (
-        isinstance(items[1], BadLine)
+        isinstance(items[1], BadRecord)
         and items[1].message == f"line of {200 * 2**20} bytes is over the limit of {MAX_LINE_BYTES} bytes; skipped"
     )
     assert stream.largest <= MAX_LINE_BYTES + 1

@@ -31,11 +31,10 @@ from rich.console import Console
 
 from mscmt_cli.cluster.connect import check_address, connected, gpus_per_task, require_ray, task_error, worker_settings
 from mscmt_cli.console import progress
-from mscmt_cli.data.images import ImageResolver
 from mscmt_cli.errors import DataError, MscmtError
 from mscmt_cli.paths import check_output, make_dir, move_file, open_stream
 from mscmt_cli.settings import Settings
-from mscmt_cli.tagging.inputs import BadLine
+from mscmt_cli.tagging.inputs import BadRecord
 from mscmt_cli.tagging.jobs import NO_MODEL, Sink, load_tagger, open_output, tag_reads
 from mscmt_cli.tagging.outputs import TAG_OUTPUT, check_stdout
 from mscmt_cli.tagging.shards import Chunk, Shard, find_shards, ignored_note, read_chunks, tag_chunk
@@ -50,7 +49,6 @@ class TagWorker:
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
         self.tagger: Any = None
-        self.resolve = ImageResolver(settings.images_dir).resolve
 
     def load(self) -> str:
         """Load the model (errors come back to the driver as they are); the device it runs on."""
@@ -58,10 +56,10 @@ class TagWorker:
             self.tagger = load_tagger(self.settings)
         return str(self.tagger.device)
 
-    def tag(self, chunk: Chunk) -> list[bytes | BadLine]:
+    def tag(self, chunk: Chunk) -> list[bytes | BadRecord]:
         """Each non-blank line of ``chunk``: its output line, or why it is bad."""
         self.load()
-        return tag_chunk(self.tagger, chunk, self.resolve)
+        return tag_chunk(self.tagger, chunk)
 
     def report(self) -> list[str]:
         """The end-of-run lines about missing images and captions (:meth:`Tagger.reports`)."""
@@ -157,7 +155,7 @@ def run_outputs(layout: Layout, shards: list[Shard]) -> Iterator[Outputs]:
 
 def ordered_results(
     ray: Any, actors: list[Any], chunks: Iterator[Chunk], shards: list[Shard]
-) -> Generator[tuple[Chunk, list[bytes | BadLine]], None, None]:
+) -> Generator[tuple[Chunk, list[bytes | BadRecord]], None, None]:
     """Each chunk (its lines dropped) with its result, in input order.
 
     At most ``IN_FLIGHT_PER_WORKER`` chunks per actor are sent and not yet taken back, so the
@@ -292,7 +290,7 @@ def _tag_all(
             sink = outputs.sink(chunk.shard)
             source = shards[chunk.shard].path
             for line in result:
-                if isinstance(line, BadLine):
+                if isinstance(line, BadRecord):
                     tally.bad += 1
                     if strict:
                         sink.flush()

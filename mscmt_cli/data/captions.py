@@ -47,14 +47,6 @@ _LINE = re.compile(r"^(?P<image>[^\s:]+)\s*:(?P<caption>.*)$")
 _EXTENSION = re.compile(r"\.(jpe?g|png|gif|bmp|webp|tiff?)$", re.IGNORECASE)
 
 
-@dataclass
-class CaptionRecord:
-    """A caption's SHA-256 (its cache key) and the caption itself."""
-
-    digest: str
-    content: str
-
-
 def caption_digest(caption: str) -> str:
     """SHA-256 (hex) of the caption's UTF-8 text."""
     return hashlib.sha256(caption.encode("utf-8")).hexdigest()
@@ -151,9 +143,11 @@ def parse_captions(path: Path, text: str) -> dict[str, str]:
 
 
 def no_caption(name: str, path: Path | None, where: str | None = None) -> str:
-    """The one message for an image without a caption: ``[file:line: ]no caption for image 'ID' in FILE``."""
+    """The one message for an image without a caption: ``[file:line: ]no caption for image 'ID' in FILE`` (without
+    a captions file: ``...no caption for image 'ID': pass --captions FILE or --captioner, or give a 'caption'``)."""
     head = f"{where}: " if where else ""
-    return f"{head}no caption for image {name[:80]!r} in {path if path is not None else '(no --captions file given)'}"
+    found = f" in {path}" if path is not None else ": pass --captions FILE or --captioner, or give a 'caption'"
+    return f"{head}no caption for image {name[:80]!r}{found}"
 
 
 class MissingCaption(MscmtError):
@@ -203,16 +197,7 @@ class CaptionSource:
         self.missing.append(image_id)
         return BLANK_CAPTION
 
-    def record(self, image_id: str, where: str | None = None) -> CaptionRecord:
-        """The caption of ``image_id`` (:meth:`read`) with its digest, the feature cache's key."""
-        caption = self.read(image_id, where)
-        return CaptionRecord(caption_digest(caption), caption)
-
-    def load(self, image_id: str, decode: bool = True) -> CaptionRecord:
-        """:meth:`record` under the record-source protocol of training's image features (``decode`` is ignored)."""
-        return self.record(image_id)
-
     def report(self) -> str | None:
         """One line about images without a caption, or None when there were none."""
-        where = self.path if self.path is not None else "(no --captions file given)"
-        return substitution_report(self.missing, f"image(s) without a caption in {where} read as an empty caption (policy 'blank')")
+        where = f" in {self.path}" if self.path is not None else " (no --captions file given)"
+        return substitution_report(self.missing, f"image(s) without a caption{where} read as an empty caption (policy 'blank')")

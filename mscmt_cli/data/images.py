@@ -1,6 +1,6 @@
-"""The image store: ``<images-dir>/<id>.jpg`` with a named missing-image policy.
+"""Images: the one id -> file rule (:class:`ImageResolver`), bounded reading and decoding, the missing-image policy.
 
-Policies:
+Policies (applied by :class:`~mscmt_cli.features.TokenStore`):
     ``blank``  a missing or unreadable image becomes a neutral grey image; each
                such image is counted and reported once, at the end of the run.
     ``error``  a missing or unreadable image stops the run with its path.
@@ -23,7 +23,7 @@ import os
 import stat
 import warnings
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -79,14 +79,6 @@ def image_loader(image: Any, where: str = "image") -> tuple[str, Callable[[], Im
         raise MscmtError(f"{where}: not an image (got {type(image).__name__})")
     data = bytes(image)
     return hashlib.sha256(data).hexdigest(), lambda: decode_image(data, where)
-
-
-@dataclass
-class ImageRecord:
-    """An image's SHA-256 (its cache key) and, when decoded, the image itself."""
-
-    digest: str
-    content: Image.Image | None = None
 
 
 def blank_image() -> Image.Image:
@@ -235,45 +227,6 @@ class ImageResolver:
         """The file of image ``name``, or a :class:`MissingImage` saying where it was looked for."""
         found = self.find(name)
         return found if found is not None else MissingImage(self.not_found(name, where))
-
-
-@dataclass
-class ImageStore:
-    """Reads images by id (:class:`ImageResolver`) under a missing-image policy."""
-
-    directory: Path
-    policy: str = "blank"
-    extensions: tuple[str, ...] = IMAGE_EXTENSIONS
-    substituted: list[str] = field(default_factory=list)
-
-    def __post_init__(self) -> None:
-        check_policy(self.policy)
-        if not Path(self.directory).is_dir():
-            raise MscmtError(f"images directory {self.directory} does not exist")
-        self.resolver = ImageResolver(self.directory, self.extensions)
-
-    def load(self, image_id: str, decode: bool = True, where: str | None = None) -> ImageRecord:
-        """The image of ``image_id`` (only its digest when ``decode`` is False).
-
-        A missing or unreadable image raises under ``error`` (``where``, a ``file:line``, heads
-        the message) and becomes the blank image under ``blank``.
-        """
-        found = self.resolver.resolve(image_id, where)
-        try:
-            if isinstance(found, MissingImage):
-                raise MscmtError(found.message)
-            data = read_image_file(found)
-            digest = hashlib.sha256(data).hexdigest()
-            return ImageRecord(digest, decode_image(data, found) if decode else None)
-        except MscmtError:
-            if self.policy == "error":
-                raise
-            self.substituted.append(image_id)
-            return ImageRecord(BLANK_DIGEST, blank_image())
-
-    def report(self) -> str | None:
-        """One line about substituted images, or None when there were none."""
-        return substitution_report(self.substituted, "missing or unreadable image(s) replaced by a blank image (policy 'blank')")
 
 
 def check_policy(policy: str) -> None:

@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from mscmt_cli.engine.data import CorpusData, check_image_inputs, feature_table, precompute_features
+from mscmt_cli.engine.data import CorpusData, TweetReader, check_image_inputs, training_processor
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import check_cache_dir
 from mscmt_cli.registry import Registry
@@ -34,7 +34,7 @@ def check_cache_build(settings: Settings, registry: Registry) -> None:
             f"pass the one you train with (e.g. --image clip-vit-l14; see mscmt plugins)"
         )
     check_cache_dir(settings.cache_dir)
-    check_image_inputs(settings, cls.input_kind)
+    check_image_inputs(settings.image, cls.input_kind, settings.captions, settings.images_dir)
 
 
 def build_cache(settings: Settings, registry: Registry, console: Console) -> CacheBuild:
@@ -43,10 +43,18 @@ def build_cache(settings: Settings, registry: Registry, console: Console) -> Cac
 
     check_cache_build(settings, registry)
     data = CorpusData.from_settings(settings)
-    features = feature_table(settings, build_image_encoder(registry, settings.image, settings.model_paths))
+    encoder = build_image_encoder(registry, settings.image, settings.model_paths)
+    processor = training_processor(
+        encoder,
+        "none",
+        images_dir=settings.images_dir,
+        captions=settings.captions,
+        policy=settings.missing_images,
+        cache_dir=Path(settings.cache_dir),
+    )
     tweets = data.all_tweets()
-    precompute_features(features, tweets, console, settings.progress_every)
-    done = CacheBuild(len({t.image_id for t in tweets}), features.encoder_calls, Path(settings.cache_dir))
+    TweetReader(processor).precompute(tweets, console, settings.progress_every)
+    done = CacheBuild(len({t.image_id for t in tweets}), processor.tokens.encoder_calls, Path(settings.cache_dir))
     console.print(
         f"{settings.image}: {done.images} images of {data.train.corpus} cached in {done.cache_dir} "
         f"({done.encoder_batches} encoder batches computed, the rest read from the cache)"

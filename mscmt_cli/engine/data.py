@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from rich.console import Console
@@ -12,105 +13,117 @@ from mscmt_cli.console import progress
 from mscmt_cli.data.captions import CaptionSource
 from mscmt_cli.data.conll import Tweet
 from mscmt_cli.data.corpus import NO_DATA_DIR, Split, load_split, read_files, type_order
-from mscmt_cli.data.images import ImageStore
 from mscmt_cli.data.labelset import parse_types, training_labels, unseen_types
 from mscmt_cli.data.reading import ReadOptions
 from mscmt_cli.engine.batching import EncodedDataset
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.features import FeatureCache, ImageFeatures
+from mscmt_cli.features import FeatureCache, TokenRef
 from mscmt_cli.labels import label_to_id
 from mscmt_cli.model.components import ImageEncoder, TextEncoder
-from mscmt_cli.settings import Settings, required_path
+from mscmt_cli.settings import Settings
+from mscmt_cli.tagging.doc import Doc
+from mscmt_cli.tagging.entities import joined_offsets
+from mscmt_cli.tagging.inputs import BadRecord
+from mscmt_cli.tagging.processor import ImageName, ProcessedTweet, Processor, TweetInput
 
 
-def check_image_inputs(settings: Settings, input_kind: str) -> None:
-    """Fail before any model loads when the image encoder's input is not given."""
-    if input_kind == "caption" and settings.captions is None:
-        raise MscmtError(f"image encoder {settings.image!r} reads captions: pass --captions FILE")
-    if input_kind == "pixels" and settings.images_dir is None:
+def check_image_inputs(image: str, input_kind: str, captions: Path | None, images_dir: Path | None) -> None:
+    """Fail before any model loads when image encoder ``image``'s input (``--captions``, ``--images-dir``) is not given."""
+    if input_kind == "caption" and captions is None:
+        raise MscmtError(f"image encoder {image!r} reads captions: pass --captions FILE")
+    if input_kind == "pixels" and images_dir is None:
         raise MscmtError(
-            f"image encoder {settings.image!r} needs images: pass --images-dir DIR, or use --image none --fusion none for a text-only model"
+            f"image encoder {image!r} needs images: pass --images-dir DIR, or use --image none --fusion none for a text-only model"
         )
 
 
-def check_context_inputs(settings: Settings, context: str) -> None:
+def check_context_inputs(context: str, captions: Path | None) -> None:
     """Fail before any model loads when the text encoder reads captions (``context``) and none are given."""
-    if context == "caption" and settings.captions is None:
+    if context == "caption" and captions is None:
         raise MscmtError("--context caption: the text encoder reads each tweet's caption beside it; pass --captions FILE")
 
 
-def context_store(settings: Settings, context: str, features: ImageFeatures) -> CaptionSource | None:
-    """The captions a caption-context model reads (``--captions`` under ``--missing-images``), or None without context.
-
-    When the image encoder reads the same captions file, its store is shared, so both read one
-    caption per tweet and a missing caption is reported once.
-    """
-    if context != "caption":
-        return None
-    check_context_inputs(settings, context)
-    path = required_path(settings.captions, "--captions")
-    if isinstance(features.source, CaptionSource) and features.source.path == Path(path):
-        return features.source
-    return CaptionSource.from_file(path, settings.missing_images)
-
-
-def data_notes(features: ImageFeatures, context: CaptionSource | None) -> list[str]:
-    """The end-of-run lines about missing images and captions (each store once)."""
-    stores = [features.source] + ([context] if context is not None and context is not features.source else [])
-    notes = [getattr(store, "report", lambda: None)() for store in stores]
-    return [n for n in notes if n]
+def training_processor(
+    encoder: ImageEncoder, context: str, *, images_dir: Path | None, captions: Path | None, policy: str, cache_dir: Path | None
+) -> Processor:
+    """The processor training and ``mscmt cache build`` read their corpora through: images under ``images_dir``,
+    captions from ``captions`` (read when the model reads captions), the policy ``--missing-images``, the feature
+    cache in ``cache_dir`` (None: off), every tweet's image tokens kept (a token encoder's on disk)."""
+    if encoder.input_kind == "pixels" and images_dir is not None and not Path(images_dir).is_dir():
+        raise MscmtError(f"images directory {images_dir} does not exist")
+    reads = encoder.input_kind == "caption" or context == "caption"
+    source = CaptionSource.from_file(Path(captions), policy) if reads and captions is not None else None
+    cache = FeatureCache(None if cache_dir is None else Path(cache_dir))
+    return Processor(encoder, context, cache=cache, policy=policy, images_dir=images_dir, captions=source, keep_all=True)
 
 
-def record_source(settings: Settings, encoder: ImageEncoder):
-    """The image store (or caption store) an image encoder reads."""
-    check_image_inputs(settings, encoder.input_kind)
-    if encoder.input_kind == "none":
-        return None
-    if encoder.input_kind == "caption":
-        return CaptionSource.from_file(required_path(settings.captions, "--captions"), settings.missing_images)
-    return ImageStore(required_path(settings.images_dir, "--images-dir"), settings.missing_images)
+def corpus_doc(tokens: Sequence[str]) -> Doc:
+    """A corpus tweet as the Tagger's :class:`Doc`: its own tokens, offsets into the tokens joined by spaces.
+
+    Built as ``make_doc(tokens=...)`` builds a tokens-only tweet, without refusing a token a
+    request may not have (the corpus reader decided what a token is)."""
+    text, offsets = joined_offsets(list(tokens))
+    return Doc(text, tuple(tokens), tuple(offsets), has_text=False)
 
 
-def feature_table(settings: Settings, encoder: ImageEncoder) -> ImageFeatures:
-    """Image features through the on-disk cache (unless ``no_cache``)."""
-    cache = FeatureCache(None if settings.no_cache else Path(settings.cache_dir))
-    return ImageFeatures(encoder, record_source(settings, encoder), cache)
+def corpus_input(tweet: Tweet) -> TweetInput:
+    """A corpus tweet as the processor's record: its tokens, its image id (a name), its own caption, its ``file:line``."""
+    return TweetInput(
+        corpus_doc(tweet.tokens), ImageName(tweet.image_id) if tweet.image_id else None, tweet.caption, where=tweet.source or None
+    )
 
 
-def precompute_features(features: ImageFeatures, tweets: list[Tweet], console: Console, progress_every: float) -> None:
-    """Compute (or read from the cache) every image feature, showing progress (see :func:`~mscmt_cli.console.progress`)."""
-    if features.source is None:
-        return
-    ids = list(dict.fromkeys(t.image_id for t in tweets))
-    with progress(console, progress_every) as bar:
-        task = bar.add_task(f"image features ({features.encoder.name})", total=len(ids), unit="images", info="")
-        features.precompute(ids, on_progress=lambda n: bar.advance(task, n))
+@dataclass
+class TweetReader:
+    """Labelled tweets (a split, a CoNLL file) through one :class:`Processor`: processed once each, their image
+    tokens computed (with progress) and attached, their sub-words encoded. The one reader of training,
+    ``mscmt cache build`` and evaluation; a bad record (a missing caption or image under ``--missing-images
+    error``) stops the run, naming its ``file:line``."""
 
+    processor: Processor
+    _done: dict[int, ProcessedTweet] = field(default_factory=dict)
 
-def encode_split(
-    split: Split | list[Tweet], text: TextEncoder, features: ImageFeatures, labels: list[str], context: CaptionSource | None = None
-) -> EncodedDataset:
-    """Tokenize a split (with each tweet's caption from ``context`` for a caption-context model) and attach its image features."""
-    tweets = split.tweets if isinstance(split, Split) else split
-    index = label_to_id(tuple(labels))
-    images = features.lookup([t.image_id for t in tweets])
-    tag_ids = [[index.get(tag, 0) for tag in t.tags] for t in tweets]  # a type the model lacks is O here; scored as missed
-    captions = None if context is None else [tweet_caption(t, context) for t in tweets]
-    return EncodedDataset(encode_examples(text, [t.tokens for t in tweets], tag_ids, images, captions))
+    def process(self, tweets: Sequence[Tweet]) -> list[ProcessedTweet]:
+        """Each tweet processed (once per tweet: a missing caption is read, and reported, once)."""
+        todo = [t for t in tweets if id(t) not in self._done]
+        for tweet, done in zip(todo, self.processor.process([corpus_input(t) for t in todo])):
+            if isinstance(done, BadRecord):
+                raise MscmtError(done.located())
+            self._done[id(tweet)] = done
+        return [self._done[id(t)] for t in tweets]
 
+    def features(self, tweets: Sequence[Tweet], on_progress: Callable[[int], None] | None = None) -> list[TokenRef]:
+        """Each tweet's image tokens ``(N_i, D)`` or their cached file; an image failing under ``error`` stops the run."""
+        processed = self.process(tweets)
+        feats, errors = self.processor.features(processed, on_progress)
+        if errors:
+            k = min(errors)
+            where = processed[k].where
+            raise MscmtError(errors[k] if where is None or where in errors[k] else f"{where}: {errors[k]}")
+        return [f for f in feats if f is not None]
 
-def check_captions(context: CaptionSource | None, tweets: list[Tweet]) -> None:
-    """Read every tweet's caption once, so a missing one under ``--missing-images error`` stops the run before any work."""
-    if context is not None:
-        for tweet in tweets:
-            tweet_caption(tweet, context)
+    def precompute(self, tweets: Sequence[Tweet], console: Console, progress_every: float) -> None:
+        """Compute (or read from the cache) every tweet's image tokens, showing progress (:func:`~mscmt_cli.console.progress`)."""
+        if self.processor.encoder.input_kind == "none":
+            return
+        with progress(console, progress_every) as bar:
+            task = bar.add_task(f"image features ({self.processor.encoder.name})", total=len(tweets), unit="tweets", info="")
+            self.features(tweets, on_progress=lambda n: bar.advance(task, n))
 
+    def encode(self, split: Split | Sequence[Tweet], text: TextEncoder, labels: Sequence[str]) -> EncodedDataset:
+        """Tokenize a split (with each tweet's caption beside it for a caption-context model) and attach its image tokens."""
+        tweets = split.tweets if isinstance(split, Split) else list(split)
+        index = label_to_id(tuple(labels))
+        processed = self.process(tweets)
+        images = self.features(tweets)
+        tag_ids = [[index.get(tag, 0) for tag in t.tags] for t in tweets]  # a type the model lacks is O here; scored as missed
+        context = self.processor.context == "caption"
+        captions = [p.caption or "" for p in processed] if context else None
+        return EncodedDataset(encode_examples(text, [t.tokens for t in tweets], tag_ids, images, captions))
 
-def tweet_caption(tweet: Tweet, context: CaptionSource) -> str:
-    """The caption of a tweet's image; under ``--missing-images error`` a missing one is an error naming the tweet's file:line."""
-    if tweet.caption is not None:
-        return tweet.caption
-    return context.read(tweet.image_id, tweet.source or None)
+    def reports(self) -> list[str]:
+        """The end-of-run lines about missing images and captions (policy ``blank``)."""
+        return self.processor.reports()
 
 
 def imageless_note(tweets: list[Tweet], input_kind: str, policy: str) -> str | None:

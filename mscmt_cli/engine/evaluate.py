@@ -17,20 +17,8 @@ from rich.console import Console
 
 from mscmt_cli.data.conll import Tweet
 from mscmt_cli.engine.batching import EncodedDataset
-from mscmt_cli.engine.data import check_captions, context_store, data_notes, encode_split, feature_table, precompute_features
-from mscmt_cli.settings import Settings
-from mscmt_cli.tagging.doc import Doc
-from mscmt_cli.tagging.entities import joined_offsets
+from mscmt_cli.engine.data import TweetReader, corpus_doc
 from mscmt_cli.tagging.tagger import Tagger
-
-
-def corpus_doc(tokens: Sequence[str]) -> Doc:
-    """A corpus tweet as the Tagger's :class:`Doc`: its own tokens, offsets into the tokens joined by spaces.
-
-    Built as ``make_doc(tokens=...)`` builds a tokens-only tweet, without refusing a token a
-    request may not have (the corpus reader decided what a token is)."""
-    text, offsets = joined_offsets(list(tokens))
-    return Doc(text, tuple(tokens), tuple(offsets), has_text=False)
 
 
 def tag_split(tagger: Tagger, tweets: Sequence[Tweet], dataset: EncodedDataset) -> list[list[str]]:
@@ -53,14 +41,13 @@ def evaluate(tagger: Tagger, tweets: Sequence[Tweet], dataset: EncodedDataset) -
     return score([t.tags for t in tweets], tag_split(tagger, tweets, dataset), types_of(tagger.labels))
 
 
-def tag_tweets(tagger: Tagger, tweets: Sequence[Tweet], settings: Settings, console: Console) -> tuple[list[list[str]], list[str]]:
-    """The Tagger's tags of labelled tweets (a split, a CoNLL file), their images or captions read as training reads
-    them (``settings``: ``--images-dir``, ``--captions``, ``--missing-images``, the feature cache); and the notes on
-    missing images and captions (``mscmt evaluate`` prints them as warnings)."""
+def tag_tweets(tagger: Tagger, tweets: Sequence[Tweet], console: Console, progress_every: float) -> tuple[list[list[str]], list[str]]:
+    """The Tagger's tags of labelled tweets (a split, a CoNLL file), read through the Tagger's own processor (its
+    images, captions, missing-image policy and feature cache); and the notes on missing images and captions
+    (``mscmt evaluate`` prints them as warnings)."""
     tweets = list(tweets)
-    features = feature_table(settings.model_copy(update={"image": tagger.spec.components.image}), tagger.images.encoder)
-    context = context_store(settings, tagger.spec.context, features)
-    check_captions(context, tweets)
-    precompute_features(features, tweets, console, settings.progress_every)
-    dataset = encode_split(tweets, tagger.model.text, features, tagger.labels, context)
-    return tag_split(tagger, tweets, dataset), data_notes(features, context)
+    reader = TweetReader(tagger.processor)
+    reader.process(tweets)  # a missing caption under --missing-images error stops here, before any work
+    reader.precompute(tweets, console, progress_every)
+    dataset = reader.encode(tweets, tagger.model.text, tagger.labels)
+    return tag_split(tagger, tweets, dataset), reader.reports()

@@ -6,13 +6,15 @@ from pathlib import Path
 
 from rich.console import Console
 
+from mscmt_cli.data.captions import CaptionSource
 from mscmt_cli.data.labelset import unseen_types
-from mscmt_cli.engine.data import check_context_inputs, imageless_note, load_data_split
+from mscmt_cli.engine.data import check_context_inputs, check_image_inputs, imageless_note, load_data_split
 from mscmt_cli.engine.evaluate import tag_tweets
 from mscmt_cli.engine.metrics import score
 from mscmt_cli.engine.report import scores_table
 from mscmt_cli.engine.rundir import recorded_data
 from mscmt_cli.errors import MscmtError
+from mscmt_cli.features import FeatureCache
 from mscmt_cli.paths import Reads, check_write, json_kind, write_json
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings
@@ -21,9 +23,28 @@ from mscmt_cli.tagging.tagger import Tagger, load_backend
 
 def evaluation_tagger(run_dir: Path, settings: Settings, registry: Registry) -> Tagger:
     """The Tagger that scores a split: the model of ``run_dir`` under ``settings.backend`` (``--model-path`` honoured for
-    its frozen image encoder), batching as training's evaluation does (``--eval-batch-size`` tweets, no sub-word budget)."""
+    its frozen image encoder), batching as training's evaluation does (``--eval-batch-size`` tweets, no sub-word budget);
+    its processor reads the split's images and captions as training does (``--images-dir``, ``--captions``,
+    ``--missing-images``, the feature cache; every tweet's image tokens kept)."""
     assembled, backend = load_backend(run_dir, registry, settings.model_paths, settings.device, settings.backend)
-    return Tagger(assembled, settings.device, backend=backend, batch_size=settings.eval_batch_size, max_batch_subwords=None)
+    check_context_inputs(assembled.spec.context, settings.captions)
+    check_image_inputs(assembled.spec.components.image, assembled.image.input_kind, settings.captions, settings.images_dir)
+    if assembled.image.input_kind == "pixels" and not Path(str(settings.images_dir)).is_dir():
+        raise MscmtError(f"images directory {settings.images_dir} does not exist")
+    reads = assembled.image.input_kind == "caption" or assembled.spec.context == "caption"
+    captions = CaptionSource.from_file(Path(settings.captions), settings.missing_images) if reads and settings.captions else None
+    return Tagger(
+        assembled,
+        settings.device,
+        backend=backend,
+        batch_size=settings.eval_batch_size,
+        max_batch_subwords=None,
+        cache=FeatureCache(None if settings.no_cache else Path(settings.cache_dir)),
+        missing_images=settings.missing_images,
+        captions=captions,
+        images_dir=settings.images_dir,
+        keep_all=True,
+    )
 
 
 def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Registry | None = None, console: Console | None = None) -> dict:
@@ -35,13 +56,12 @@ def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Regist
     if settings.test_file is None and settings.data_dir is None:
         raise MscmtError("no data: pass --test FILE, or --data-dir DIR (with --corpus)")
     tagger = evaluation_tagger(run_dir, settings, registry or Registry.from_entry_points())
-    check_context_inputs(settings, tagger.spec.context)
     data = load_data_split(settings, "test" if settings.test_file is not None else split)
     unseen = unseen_types(tagger.labels, {data.name: data.tweets})
     imageless = imageless_note(data.tweets, tagger.images.encoder.input_kind, settings.missing_images)
     for note in list(data.notes) + [n for n in (unseen, imageless) if n]:
         console.print(f"[yellow]warning:[/] {note}")
-    tags, notes = tag_tweets(tagger, data.tweets, settings, console)
+    tags, notes = tag_tweets(tagger, data.tweets, console, settings.progress_every)
     scores = score([t.tags for t in data.tweets], tags, types_of(tagger.labels))
     console.print(scored_line(run_dir, settings, split), markup=False, highlight=False, soft_wrap=True)
     console.print(scores_table(scores, f"{data.corpus} {split}"))

@@ -9,13 +9,11 @@ from typing import Any, Protocol
 import torch
 from rich.console import Console
 
-from mscmt_cli.data.captions import CaptionSource
-from mscmt_cli.engine.data import CorpusData, data_notes, encode_split
+from mscmt_cli.engine.data import CorpusData, TweetReader
 from mscmt_cli.engine.distributed import DistContext
 from mscmt_cli.engine.evaluate import evaluate
 from mscmt_cli.engine.report import scores_table
 from mscmt_cli.engine.rundir import TEST_SCORES, write_json
-from mscmt_cli.features import ImageFeatures
 from mscmt_cli.model.build import WEIGHTS_FILE, load_weights
 from mscmt_cli.model.mner import MNERModel
 from mscmt_cli.settings import Settings
@@ -59,9 +57,7 @@ class FinishedRun(Protocol):
     @property
     def labels(self) -> tuple[str, ...]: ...
     @property
-    def features(self) -> ImageFeatures: ...
-    @property
-    def context(self) -> CaptionSource | None: ...
+    def reader(self) -> TweetReader: ...
     @property
     def dist(self) -> DistContext: ...
     @property
@@ -82,7 +78,7 @@ def finish_run(run: FinishedRun) -> TrainOutcome:
     if run.data.test is not None:
         load_weights(run.model, Path(run.run_dir) / "model" / WEIGHTS_FILE)
         run.model.to(run.device)
-        test_set = encode_split(run.data.test, run.model.text, run.features, list(run.labels), run.context)
+        test_set = run.reader.encode(run.data.test, run.model.text, run.labels)
         test = evaluate(run.tagger(), run.data.test.tweets, test_set)
         if run.dist.is_main:
             record = {
@@ -95,6 +91,6 @@ def finish_run(run: FinishedRun) -> TrainOutcome:
         run.console.print(scores_table(test, f"{run.data.test.corpus} test (best epoch {state.best_epoch})"))
     else:
         run.console.print(f"best epoch {state.best_epoch} saved in {Path(run.run_dir) / 'model'}; no test split (--test FILE scores one)")
-    for note in data_notes(run.features, run.context):
+    for note in run.reader.reports():
         run.console.print(f"[yellow]warning:[/] {note}")
     return TrainOutcome(Path(run.run_dir), state.best_epoch, best_valid, test, state.metrics)

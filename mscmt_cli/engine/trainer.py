@@ -28,15 +28,12 @@ from mscmt_cli.engine.batching import EncodedDataset, epoch_indices, iter_batche
 from mscmt_cli.engine.checkpoint import CHECKPOINT_DIR, check_resumable, deferred_sigint, load_checkpoint, save_checkpoint
 from mscmt_cli.engine.data import (
     CorpusData,
-    check_captions,
+    TweetReader,
     check_context_inputs,
     check_image_inputs,
-    context_store,
     data_labels,
-    encode_split,
-    feature_table,
     imageless_note,
-    precompute_features,
+    training_processor,
 )
 from mscmt_cli.engine.distributed import DistContext, device_for, init_distributed
 from mscmt_cli.engine.evaluate import tag_split
@@ -176,7 +173,7 @@ class Run:
         self.settings, self.console = settings, console
         self.run_dir = Path(settings.out)
         spec = model_spec(settings, registry)  # components, pairing and parameters checked before anything loads
-        check_context_inputs(settings, spec.context)
+        check_context_inputs(spec.context, settings.captions)
         self.dist = init_distributed(settings.device)
         if not self.dist.is_main:
             self.console = make_console(quiet=True)
@@ -187,19 +184,25 @@ class Run:
         for note in self.data.notes() + ([unseen] if unseen else []):
             self.console.print(f"[yellow]warning:[/] {note}")
         spec = model_spec(settings, registry, self.labels)
-        check_image_inputs(settings, registry.resolve("image", settings.image)[0].input_kind)
+        check_image_inputs(settings.image, registry.resolve("image", settings.image)[0].input_kind, settings.captions, settings.images_dir)
         self.assembled: Assembled = build_model(spec, registry, settings.model_paths)
-        self.features = feature_table(settings, self.assembled.image)
+        processor = training_processor(
+            self.assembled.image,
+            spec.context,
+            images_dir=settings.images_dir,
+            captions=settings.captions,
+            policy=settings.missing_images,
+            cache_dir=None if settings.no_cache else settings.cache_dir,
+        )
+        #: The corpus through the one processor: captions, images, image tokens.
+        self.reader = TweetReader(processor)
         imageless = imageless_note(self.data.all_tweets(), self.assembled.image.input_kind, settings.missing_images)
         if imageless:
             self.console.print(f"[yellow]warning:[/] {imageless}")
-        self.context = context_store(settings, spec.context, self.features)
-        check_captions(self.context, self.data.all_tweets())
+        self.reader.process(self.data.all_tweets())  # a missing caption or image under --missing-images error stops here
         self._precompute()
         text = self.assembled.model.text
-        self.train_set, self.valid_set = (
-            encode_split(s, text, self.features, list(self.labels), self.context) for s in (self.data.train, self.data.valid)
-        )
+        self.train_set, self.valid_set = (self.reader.encode(s, text, self.labels) for s in (self.data.train, self.data.valid))
         self.model = self.assembled.model.to(self.device)
         self.step_model = wrap_ddp(self.model, self.dist, self.device)
         self.weights = balanced_weights([t.tags for t in self.data.train.tweets]) if settings.balance else None
@@ -214,7 +217,7 @@ class Run:
         if not self.dist.is_main:
             self.dist.barrier()
         console = self.console if self.dist.is_main else make_console(quiet=True)
-        precompute_features(self.features, self.data.all_tweets(), console, self.settings.progress_every)
+        self.reader.precompute(self.data.all_tweets(), console, self.settings.progress_every)
         if self.dist.is_main:
             self.dist.barrier()
 

@@ -2,7 +2,7 @@
 
 Lines are read one at a time as bytes (split on ``\\n`` only, so a U+2028
 inside a JSON string is not a line break), and every line yields either a
-:class:`TagInput` or a :class:`BadLine` carrying its 1-based line number.
+:class:`TagInput` or a :class:`BadRecord` carrying its 1-based line number.
 Blank lines are skipped silently. Nothing is held beyond the current line
 (CoNLL: the current block), and no line is held beyond :data:`MAX_LINE_BYTES`:
 a longer line is read past in pieces and reported as a bad line.
@@ -102,11 +102,20 @@ class TagInput:
 
 
 @dataclass
-class BadLine:
-    """An input line that is skipped, with why."""
+class BadRecord:
+    """A record that is skipped (``mscmt tag``, the service) or stops the run (training, evaluation), with why.
+
+    ``line``: its line in the input (or its index in a batch); ``where`` (``file:line``), when known, heads
+    :meth:`located`, the one-line message of a run that stops at it.
+    """
 
     line: int
     message: str
+    where: str | None = None
+
+    def located(self) -> str:
+        """``[file:line: ]message``."""
+        return f"{self.where}: {self.message}" if self.where else self.message
 
 
 def optional_str(obj: dict[str, Any], key: str) -> str | None:
@@ -152,8 +161,8 @@ def _decode(raw: bytes, line: int) -> str:
         raise InputError(f"not valid UTF-8 (byte 0x{raw[err.start]:02x} at byte {err.start + 1} of the line)") from None
 
 
-def parse_json_line(line: int, raw: bytes) -> TagInput | BadLine | None:
-    """One JSON Lines line: a :class:`TagInput`, a :class:`BadLine`, or None when blank."""
+def parse_json_line(line: int, raw: bytes) -> TagInput | BadRecord | None:
+    """One JSON Lines line: a :class:`TagInput`, a :class:`BadRecord`, or None when blank."""
     try:
         text = _decode(raw.rstrip(b"\r\n"), line)
         if not text.strip():
@@ -166,13 +175,13 @@ def parse_json_line(line: int, raw: bytes) -> TagInput | BadLine | None:
             raise InputError(f"invalid JSON: {str(err)[:80] or type(err).__name__}") from None
         return parse_object(line, obj)
     except InputError as err:
-        return BadLine(line, str(err))
+        return BadRecord(line, str(err))
 
 
-def iter_jsonl(lines: Iterable[bytes | LongLine], first_line: int = 1) -> Iterator[TagInput | BadLine]:
+def iter_jsonl(lines: Iterable[bytes | LongLine], first_line: int = 1) -> Iterator[TagInput | BadRecord]:
     """Parse JSON Lines, one result per non-blank line (an over-long line is a bad line)."""
     for number, raw in enumerate(lines, start=first_line):
-        item = BadLine(number, raw.message()) if isinstance(raw, LongLine) else parse_json_line(number, raw)
+        item = BadRecord(number, raw.message()) if isinstance(raw, LongLine) else parse_json_line(number, raw)
         if item is not None:
             yield item
 
@@ -185,16 +194,16 @@ class _Block:
     tags: list[str | None]
     error: str | None = None
 
-    def finish(self) -> TagInput | BadLine:
+    def finish(self) -> TagInput | BadRecord:
         if self.error is not None:
-            return BadLine(self.line, self.error)
+            return BadRecord(self.line, self.error)
         record: dict[str, Any] = {"image": self.image_id, "tokens": self.tokens}
         if self.tags and all(t is not None for t in self.tags):
             record["gold"] = self.tags
         try:
             return TagInput(self.line, record, make_doc(tokens=self.tokens), self.image_id)
         except InputError as err:
-            return BadLine(self.line, str(err))
+            return BadRecord(self.line, str(err))
 
 
 def _token_line(block: _Block, number: int, line: str) -> None:
@@ -209,7 +218,7 @@ def _token_line(block: _Block, number: int, line: str) -> None:
     block.tags.append(tag)
 
 
-def iter_conll(lines: Iterable[bytes | LongLine], first_line: int = 1) -> Iterator[TagInput | BadLine]:
+def iter_conll(lines: Iterable[bytes | LongLine], first_line: int = 1) -> Iterator[TagInput | BadRecord]:
     """Parse IMGID CoNLL blocks, one result per block (errors name the block's IMGID line)."""
     block: _Block | None = None
     orphan = False  # inside a run of token lines before any IMGID line
@@ -222,7 +231,7 @@ def iter_conll(lines: Iterable[bytes | LongLine], first_line: int = 1) -> Iterat
             if block is not None and block.error is None:
                 block.error = f"line {number}: {err}"
             elif block is None:
-                yield BadLine(number, str(err))
+                yield BadRecord(number, str(err))
             continue
         if line.startswith(IMGID_PREFIX):
             if block is not None:
@@ -237,7 +246,7 @@ def iter_conll(lines: Iterable[bytes | LongLine], first_line: int = 1) -> Iterat
             orphan = False
         elif block is None:
             if not orphan:
-                yield BadLine(number, "token line outside an IMGID block")
+                yield BadRecord(number, "token line outside an IMGID block")
             orphan = True
         else:
             _token_line(block, number, line)
@@ -245,7 +254,7 @@ def iter_conll(lines: Iterable[bytes | LongLine], first_line: int = 1) -> Iterat
         yield block.finish()
 
 
-def read_inputs(stream: LineSource, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[TagInput | BadLine]:
+def read_inputs(stream: LineSource, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[TagInput | BadRecord]:
     """Detect the format from the first non-blank line and parse the whole stream lazily.
 
     ``stream`` needs ``readline(size)``; lines over ``max_line_bytes`` are bad lines.

@@ -19,7 +19,7 @@ from mscmt_cli.paths import check_out_dir, check_output, check_write, open_strea
 from mscmt_cli.settings import Settings
 from mscmt_cli.strict_json import dumps
 from mscmt_cli.tagging.heap import limit_heap_fragmentation
-from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadLine, TagInput, read_inputs
+from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadRecord, TagInput, read_inputs
 from mscmt_cli.tagging.outputs import (
     EXPLAIN_PAGE,
     TAG_OUTPUT,
@@ -51,6 +51,7 @@ def load_tagger(settings: Settings, missing_images: str | None = None) -> Tagger
         captioner=settings.captioner,
         max_new_tokens=settings.max_new_tokens,
         backend=settings.backend,
+        images_dir=settings.images_dir,
     )
 
 
@@ -224,7 +225,7 @@ def run_tag(
     check_tag_paths(settings, input_name, out, explain_dir, also_reads)
     tagger = load_tagger(settings)
     source = "<stdin>" if input_name == "-" else input_name
-    explain = None if explain_dir is None else line_explainer(tagger, Path(explain_dir), settings.images_dir)
+    explain = None if explain_dir is None else line_explainer(tagger, Path(explain_dir))
     with open_input(input_name) as (stream, size), open_output(out) as sink, progress(console, settings.progress_every) as bar:
         reader = _CountingReader(stream)
         task = bar.add_task("tagging", total=size, unit="bytes" if size is not None else "lines", info="")
@@ -234,7 +235,7 @@ def run_tag(
             if explain is not None:
                 explain(item, result)
 
-        def on_bad(bad: BadLine) -> None:
+        def on_bad(bad: BadRecord) -> None:
             console.print(f"{source}:{bad.line}: {bad.message}", markup=False, highlight=False, soft_wrap=True)
 
         def on_window(tally: Tally) -> None:
@@ -248,7 +249,6 @@ def run_tag(
                 read_inputs(reader, max_line_bytes),
                 on_result=on_result,
                 on_bad=on_bad,
-                images_dir=settings.images_dir,
                 window=window,
                 strict=strict,
                 on_window=on_window,
@@ -267,22 +267,22 @@ def _summary(console: Console, tally: Tally, tagger: Tagger) -> None:
         console.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
-def line_explainer(tagger: Tagger, directory: Path, images_dir: Path | None) -> Callable[[TagInput, TagResult], None]:
+def line_explainer(tagger: Tagger, directory: Path) -> Callable[[TagInput, TagResult], None]:
     """A function writing ``directory/line-NNNNNN.html`` for one tagged line (``mscmt tag --explain``).
 
     An image that cannot be shown (missing, unreadable, refused by the size checks) never stops
     the run: the page says why, and that the model saw the blank image (policy ``blank``).
     """
-    from mscmt_cli.data.images import ImageResolver
     from mscmt_cli.tagging.explain import render_page
+    from mscmt_cli.tagging.processor import ImageName
 
     make_explain_dir(directory)
-    info, resolve = tagger.info(), ImageResolver(images_dir).resolve
+    info = tagger.info()
     pixels = tagger.images.encoder.input_kind == "pixels"
     seen = "the model saw the neutral blank image (policy 'blank')" if tagger.images.policy == "blank" else "not shown"
 
     def explain(item: TagInput, result: TagResult) -> None:
-        image, note = _page_image(resolve(item.image)) if item.image and pixels else (None, None)
+        image, note = _page_image(tagger.processor.image_file(ImageName(item.image))) if item.image and pixels else (None, None)
         html = render_page(
             result,
             image,

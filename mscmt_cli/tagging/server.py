@@ -51,8 +51,9 @@ from mscmt_cli.strict_json import loads as strict_loads
 from mscmt_cli.tagging.auth import BearerAuth
 from mscmt_cli.tagging.batcher import MicroBatcher
 from mscmt_cli.tagging.doc import Doc, InputError, make_doc
-from mscmt_cli.tagging.inputs import optional_str
+from mscmt_cli.tagging.inputs import BadRecord, optional_str
 from mscmt_cli.tagging.page import explain_answer, page_headers, page_html
+from mscmt_cli.tagging.processor import TweetInput
 from mscmt_cli.tagging.tagger import NOT_FINITE, Tagger, TagResult
 from mscmt_cli.version import __version__
 
@@ -331,11 +332,11 @@ def create_app(tagger: Tagger, limits: Limits | None = None, *, api_key: str | N
     batching = batching or Batching()
     lock = threading.Lock()  # the model and its caches are shared: the batcher's passes and /info take turns
 
-    def run(items: list[Item]) -> list[TagResult | str]:
-        images, contexts = tagger.inputs_for([i.image for i in items], [i.caption for i in items])
-        return tagger.tag_outcomes([i.doc for i in items], images, contexts)
+    def run(items: list[Item]) -> list[TagResult | BadRecord]:
+        inputs = [TweetInput(i.doc, i.image, i.caption, line=k) for k, i in enumerate(items)]
+        return tagger.tag_outcomes(tagger.processor.process(inputs))
 
-    batcher: MicroBatcher[Item, TagResult | str] = MicroBatcher(run, batching.batch_max, batching.batch_wait_ms / 1000, lock)
+    batcher: MicroBatcher[Item, TagResult | BadRecord] = MicroBatcher(run, batching.batch_max, batching.batch_wait_ms / 1000, lock)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
@@ -351,9 +352,9 @@ def create_app(tagger: Tagger, limits: Limits | None = None, *, api_key: str | N
         except MscmtError as err:
             raise _fail(422, str(err)) from None
         for k, outcome in enumerate(outcomes):
-            if isinstance(outcome, str) and outcome != NOT_FINITE:
-                raise _fail(422, f"{f'items[{k}]: ' if len(items) > 1 else ''}{outcome}")
-        if NOT_FINITE in outcomes:  # the answer would not be JSON; the fault is the model's
+            if isinstance(outcome, BadRecord) and outcome.message != NOT_FINITE:
+                raise _fail(422, f"{f'items[{k}]: ' if len(items) > 1 else ''}{outcome.message}")
+        if any(isinstance(o, BadRecord) for o in outcomes):  # the answer would not be JSON; the fault is the model's
             raise _fail(500, NOT_FINITE)
         done = [(i, r) for i, r in zip(items, outcomes) if isinstance(r, TagResult)]
         answers = [_answer(i, r) for i, r in done]

@@ -22,17 +22,16 @@ import datetime
 import glob
 import json
 import os
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from mscmt_cli.data.conll import IMGID_PREFIX
-from mscmt_cli.data.images import MissingImage
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.paths import listing
 from mscmt_cli.tagging.doc import InputError
-from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadLine, LongLine, TagInput, bounded_lines, parse_json_line
+from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadRecord, LongLine, TagInput, bounded_lines, parse_json_line
 from mscmt_cli.tagging.jobs import check_input, output_line
 from mscmt_cli.tagging.stream import tag_window
 from mscmt_cli.tagging.tagger import Tagger
@@ -44,7 +43,7 @@ CHUNK_BYTES = 4 * 2**20
 PYARROW_HINT = 'Parquet shards need pyarrow, which is not installed: pip install "mscmt[ray]"'
 
 #: A line of a chunk: its bytes, a line over the length limit, or a row already known to be bad (Parquet).
-RawLine = bytes | LongLine | BadLine
+RawLine = bytes | LongLine | BadRecord
 
 
 @dataclass(frozen=True)
@@ -180,7 +179,7 @@ def _parquet_lines(shard: Shard, batch_rows: int) -> Iterator[tuple[RawLine, int
             batch = next(batches, None)
         except (OSError, ValueError) as err:  # pyarrow: corrupt pages behind an intact footer (ArrowInvalid is a ValueError)
             first = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
-            yield BadLine(number + 1, f"unreadable Parquet data from row {number + 1} on ({first}); the rest of this shard is skipped"), 1
+            yield BadRecord(number + 1, f"unreadable Parquet data from row {number + 1} on ({first}); the rest of this shard is skipped"), 1
             return
         if batch is None:
             return
@@ -189,7 +188,7 @@ def _parquet_lines(shard: Shard, batch_rows: int) -> Iterator[tuple[RawLine, int
             try:
                 line = parquet_line(row)
             except InputError as err:
-                yield BadLine(number, str(err)), 1
+                yield BadRecord(number, str(err)), 1
                 continue
             yield (LongLine(len(line), MAX_LINE_BYTES) if len(line) > MAX_LINE_BYTES else line), len(line) + 1
 
@@ -222,22 +221,22 @@ def _json_value(value: Any) -> Any:
     raise TypeError(f"a {type(value).__name__} value has no JSON form")
 
 
-def parse_chunk(chunk: Chunk) -> list[TagInput | BadLine]:
+def parse_chunk(chunk: Chunk) -> list[TagInput | BadRecord]:
     """The chunk's lines parsed as ``mscmt tag`` parses JSON Lines (blank lines dropped), numbered in their shard."""
-    items: list[TagInput | BadLine] = []
+    items: list[TagInput | BadRecord] = []
     for number, raw in enumerate(chunk.lines, start=chunk.first_line):
-        if isinstance(raw, BadLine):
+        if isinstance(raw, BadRecord):
             items.append(raw)
         elif isinstance(raw, LongLine):
-            items.append(BadLine(number, raw.message()))
+            items.append(BadRecord(number, raw.message()))
         elif (item := parse_json_line(number, raw)) is not None:
             items.append(item)
     return items
 
 
-def tag_chunk(tagger: Tagger, chunk: Chunk, resolve: Callable[[str], str | MissingImage]) -> list[bytes | BadLine]:
+def tag_chunk(tagger: Tagger, chunk: Chunk) -> list[bytes | BadRecord]:
     """Tag one chunk: per non-blank line, in order, its output line (:func:`output_line`) or why it is bad."""
-    return [o if isinstance(o, BadLine) else output_line(o[0].record, o[1]) for o in tag_window(tagger, parse_chunk(chunk), resolve)]
+    return [o if isinstance(o, BadRecord) else output_line(o[0].record, o[1]) for o in tag_window(tagger, parse_chunk(chunk))]
 
 
 def ignored_note(ignored: list[str]) -> str | None:

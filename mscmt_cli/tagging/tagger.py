@@ -17,6 +17,7 @@ PyTorch (``backend="torch"``) or, exported, in ONNX Runtime (``backend="onnx"``,
 from __future__ import annotations
 
 import math
+import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,10 +36,14 @@ from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache, TokenRef
 from mscmt_cli.model.build import Assembled
 from mscmt_cli.model.components import EncodedTweet
-from mscmt_cli.tagging.context import CaptionReader
 from mscmt_cli.tagging.doc import Doc, InputError, doc_from_value
 from mscmt_cli.tagging.entities import Entity, extract_entities
-from mscmt_cli.tagging.images import Caption, FeatureStore, ImageLike
+from mscmt_cli.tagging.inputs import BadRecord
+from mscmt_cli.tagging.processor import ImageData, ImageName, ImageRef, ProcessedTweet, Processor, TweetInput
+
+#: What ``Tagger.tag`` takes as a tweet's image: a PIL image, encoded bytes, a path, a name (a file under
+#: ``images_dir`` or the working directory, and the key of its caption), or nothing.
+ImageLike = ImageData | str | None
 
 #: Why a tweet whose scores came out NaN is not tagged (its JSON would not be JSON).
 NOT_FINITE = "the model's scores for this tweet are not finite numbers (NaN): are the model's weights broken?"
@@ -104,6 +109,8 @@ class Tagger:
         max_batch_subwords: int | None = 16384,
         captions: CaptionSource | None = None,
         captioner: CaptionMaker | None = None,
+        images_dir: str | Path | None = None,
+        keep_all: bool = False,
     ) -> None:
         if backend is None:
             backend = TorchBackend(assembled.model, resolve_device(device) if isinstance(device, str) else device)
@@ -114,15 +121,20 @@ class Tagger:
         self.labels = list(assembled.spec.labels)
         if captioner is not None:
             check_captioner_fits(assembled)
-        self.images = FeatureStore(
+        #: The one way in: records -> processed tweets -> image tokens (images, captions, the captioner, the token store).
+        self.processor = Processor(
             assembled.image,
-            cache or FeatureCache(None),
-            missing_images,
+            self.spec.context,
+            cache=cache,
+            policy=missing_images,
+            images_dir=images_dir,
             captions=captions,
             captioner=captioner,
+            batch_size=batch_size,
+            keep_all=keep_all,
         )
-        #: The captions read beside the tweets (models trained with ``--context caption``), else None.
-        self.context = CaptionReader(captions, missing_images, captioner) if self.spec.context == "caption" else None
+        #: The store of image tokens (the processor's).
+        self.images = self.processor.tokens
         self.batch_size = batch_size
         self.max_batch_subwords = max_batch_subwords
 
@@ -141,6 +153,7 @@ class Tagger:
         max_new_tokens: int = DEFAULT_MAX_NEW_TOKENS,
         registry: Any = None,
         backend: str = "torch",
+        images_dir: str | Path | None = None,
     ) -> Tagger:
         """Load a run directory (or its ``model/``) in one call.
 
@@ -160,6 +173,8 @@ class Tagger:
                 content in ``cache_dir``).
             backend: ``torch``, or ``onnx``: ONNX Runtime on the CPU, with ``run_dir`` an exported
                 directory (``mscmt export``) or a run exported on the fly into ``RUN/onnx/``.
+            images_dir: where images named by name are found (``DIR/NAME``, ``DIR/NAME.jpg``, ...;
+                then the working directory).
         """
         from mscmt_cli.registry import Registry
 
@@ -182,13 +197,12 @@ class Tagger:
             batch_size=batch_size,
             captions=table,
             captioner=maker,
+            images_dir=images_dir,
         )
 
     def reports(self) -> list[str]:
         """The end-of-run lines about missing images and captions (policy ``blank``), each said once."""
-        notes = [self.images.report(), self.context.report() if self.context is not None else None]
-        notes.append(self.images.captions.report() if self.images.captions is not None else None)
-        return [n for n in notes if n]
+        return self.processor.reports()
 
     # -- description -------------------------------------------------------
 
@@ -204,7 +218,7 @@ class Tagger:
 
     def info(self) -> dict[str, Any]:
         """Model components and their parameters, labels, image input kind and token layout (what ``GET /info`` shows)."""
-        encoder = self.images.encoder
+        encoder = self.processor.encoder
         return {
             "components": self.spec.components.model_dump(),
             "params": self.spec.params,
@@ -226,9 +240,9 @@ class Tagger:
 
     def tag(self, text: str | Sequence[str], image: ImageLike = None, *, caption: str | None = None) -> TagResult:
         """Tag one tweet: raw ``text`` or a list of tokens, with an optional image
-        (PIL image, bytes, or path). Caption models (``--image caption`` or
-        ``--context caption``) take ``caption`` (the text), or ``image`` as an
-        image id looked up in the captions file."""
+        (PIL image, bytes, or a name or path: a file under ``images_dir``, else a path of its own).
+        Caption models (``--image caption`` or ``--context caption``) take ``caption`` (the text),
+        or ``image`` as an image name looked up in the captions file."""
         return self.tag_batch([text], [image], captions=[caption])[0]
 
     def tag_batch(
@@ -243,102 +257,67 @@ class Tagger:
         images = list(images) if images is not None else [None] * len(texts)
         if len(images) != len(texts):
             raise MscmtError(f"tag_batch: {len(texts)} tweets but {len(images)} images")
-        docs = []
-        for i, value in enumerate(texts):
-            try:
-                docs.append(doc_from_value(value))
-            except InputError as err:
-                raise MscmtError(f"tweet {i}: {err}") from None
         if captions is not None and len(captions) != len(texts):
             raise MscmtError(f"tag_batch: {len(texts)} tweets but {len(captions)} captions")
-        refs, contexts = self.inputs_for(images, captions)
-        outcomes = self.tag_outcomes(docs, refs, contexts)
-        for i, outcome in enumerate(outcomes):
-            if isinstance(outcome, str):
-                raise MscmtError(f"tweet {i}: {outcome}")
+        given = list(captions) if captions is not None else [None] * len(texts)
+        inputs = []
+        for i, (value, image) in enumerate(zip(texts, images)):
+            try:
+                doc = doc_from_value(value)
+            except InputError as err:
+                raise MscmtError(f"tweet {i}: {err}") from None
+            ref: ImageRef = ImageName(os.fspath(image)) if isinstance(image, (str, os.PathLike)) else image
+            inputs.append(TweetInput(doc, ref, given[i], line=i))
+        outcomes = self.tag_outcomes(self.processor.process(inputs))
+        for outcome in outcomes:
+            if isinstance(outcome, BadRecord):
+                raise MscmtError(f"tweet {outcome.line}: {outcome.message}")
         return outcomes  # type: ignore[return-value]
 
-    def inputs_for(self, images: Sequence[Any], captions: Sequence[str | None] | None = None) -> tuple[list[Any], list[Any] | None]:
-        """What :meth:`tag_outcomes` reads for tweets given with an image (or image id) and a caption each:
-        the feature store's inputs, and the caption reader's (None for models reading no caption beside the tweet)."""
-        given = list(captions) if captions is not None else [None] * len(images)
-        refs = [self.images.input_for(image, caption) for image, caption in zip(images, given)]
-        if self.context is None:
-            return refs, None
-        return refs, [self.context.input_for(image, caption) for image, caption in zip(images, given)]
-
-    def tag_outcomes(self, docs: Sequence[Doc], images: Sequence[Any], contexts: Sequence[Any] | None = None) -> list[TagResult | str]:
-        """Features, then errors, then predict: for each tweet its result, or why it cannot be tagged.
+    def tag_outcomes(self, tweets: Sequence[ProcessedTweet | BadRecord]) -> list[TagResult | BadRecord]:
+        """Image tokens, then predict: for each processed tweet its result, or why it cannot be tagged (in order).
 
         The one prediction path: :meth:`tag_batch` (and :meth:`tag`), the stream of ``mscmt tag``
-        (:func:`~mscmt_cli.tagging.stream.tag_window`) and the service's batches all call it.
-
-        ``images[i]`` is what the feature store reads for tweet ``i`` (a path, bytes, a PIL image, a
-        :class:`MissingImage`, a caption, None); ``contexts[i]`` what a caption-context model's caption
-        reader reads (:meth:`read_inputs`; default ``images``). A tweet whose image or caption fails
-        (under the ``error`` policy), whose text the tokenizer refuses, or whose scores are not finite
-        gets a message instead of a result. With a captioner, the images of a caption model that come
-        without a caption are captioned first, all in one batched pass (:meth:`FeatureStore.prepare`);
-        each result's ``caption`` is what the model read.
+        (:func:`~mscmt_cli.tagging.stream.tag_window`) and the service's batches all call it, on what
+        :meth:`Processor.process` made of their records (a :class:`BadRecord` passes through in place).
+        A tweet whose image fails (under the ``error`` policy), whose text the tokenizer refuses, or
+        whose scores are not finite becomes a :class:`BadRecord`; each result's ``caption`` is the
+        caption the model read.
         """
-        outcomes: list[TagResult | str | None] = [None] * len(docs)
-        feats, captions, errors = self.read_inputs(images, contexts)
-        ready: list[tuple[int, torch.Tensor]] = []
+        outcomes: list[TagResult | BadRecord | None] = [t if isinstance(t, BadRecord) else None for t in tweets]
+        good = [(k, t) for k, t in enumerate(tweets) if isinstance(t, ProcessedTweet)]
+        feats, errors = self.processor.features([t for _, t in good])
+        ready: list[tuple[int, ProcessedTweet, TokenRef]] = []
         encoded = []
-        for k, doc in enumerate(docs):
-            feature = feats[k]
-            if k in errors or feature is None:
-                outcomes[k] = errors.get(k, "no image feature")
+        for j, (k, tweet) in enumerate(good):
+            feature = feats[j]
+            if j in errors or feature is None:
+                outcomes[k] = BadRecord(tweet.line, errors.get(j, "no image feature"), tweet.where)
                 continue
             try:
-                encoded.append(self.encode(doc, captions[k] if self.context is not None else None))
+                encoded.append(self.encode(tweet.doc, tweet.caption if self.spec.context == "caption" else None))
             except Exception as err:  # a tokenizer failure on odd input is reported, not fatal
-                outcomes[k] = f"cannot tokenize: {type(err).__name__}: {str(err)[:80]}"
+                outcomes[k] = BadRecord(tweet.line, f"cannot tokenize: {type(err).__name__}: {str(err)[:80]}", tweet.where)
                 continue
-            ready.append((k, feature))
-        results = self.predict([docs[k] for k, _ in ready], [f for _, f in ready], encoded)
-        for (k, _), result in zip(ready, results):
-            result.caption = captions[k]
-            outcomes[k] = result if result.is_finite() else NOT_FINITE
+            ready.append((k, tweet, feature))
+        results = self.predict([t.doc for _, t, _ in ready], [f for _, _, f in ready], encoded)
+        for (k, tweet, _), result in zip(ready, results):
+            result.caption = tweet.caption
+            outcomes[k] = result if result.is_finite() else BadRecord(tweet.line, NOT_FINITE, tweet.where)
         done = [o for o in outcomes if o is not None]
-        assert len(done) == len(docs), "every tweet is tagged or reported"
+        assert len(done) == len(tweets), "every tweet is tagged or reported"
         return done
-
-    def read_inputs(
-        self, images: Sequence[Any], contexts: Sequence[Any] | None = None
-    ) -> tuple[list[torch.Tensor | None], list[str | None], dict[int, str]]:
-        """Each tweet's image feature, the caption it reads (None for models reading no caption), and
-        ``{index: message}`` for the tweets that cannot be tagged (their feature is None).
-
-        ``images[i]`` is what the feature store reads for tweet ``i``; ``contexts[i]`` what the
-        context reader reads (:meth:`CaptionReader.read`; default ``images``) for a caption-context
-        model. Such a model's caption is read first; when its image encoder reads captions too, it
-        is given that same caption, so both encoders read one caption per tweet.
-        """
-        images = list(images)
-        errors: dict[int, str] = {}
-        context: list[str | None] | None = None
-        if self.context is not None:
-            context, errors = self.context.read(list(contexts) if contexts is not None else images)
-            if self.images.encoder.input_kind == "caption":
-                images = [None if text is None else Caption(text) for text in context]
-        refs = self.images.prepare(images)
-        feats, image_errors = self.images.features(refs)
-        errors = {**image_errors, **errors}
-        for i in errors:
-            feats[i] = None
-        shown = context if context is not None else [self.images.caption_text(ref) for ref in refs]
-        return feats, shown, errors
 
     # -- building blocks of tag_outcomes ------------------------------------
 
     def encode(self, doc: Doc, caption: str | None = None) -> EncodedTweet:
         """Sub-word windows of one tweet (CPU); long tweets span several windows. A model trained with
         ``--context caption`` needs the tweet's ``caption`` (read beside it), other models none."""
-        if (caption is None) != (self.context is None):
+        reads = self.spec.context == "caption"
+        if (caption is None) == reads:
             raise MscmtError(
                 "this model reads the image's caption beside the tweet (context 'caption'): give its caption"
-                if self.context is not None
+                if reads
                 else "this model reads no caption beside the tweet (context 'none'): give none"
             )
         return self.model.text.encode_words(list(doc.tokens), caption)
