@@ -150,6 +150,49 @@ def test_missing_caption_error_names_file_and_id(tmp_path):
 # ---------------------------------------------------------------------------
 # the registry: an optional variant
 # ---------------------------------------------------------------------------
+class _CaptionLength:
+    """A fake caption encoder: one token, the caption's length; it remembers what it read."""
+
+    input_kind, dim, max_tokens, token_dtype, name = "caption", 1, 1, torch.float32, "caption-length"
+
+    def __init__(self) -> None:
+        self.read: list[str] = []
+
+    def identity(self) -> str:
+        return "caption-length|v1"
+
+    def encode(self, inputs):
+        from mscmt_cli.model.components import ImageTokens
+
+        self.read += list(inputs)
+        return ImageTokens.pooled(torch.tensor([[float(len(c))] for c in inputs]))
+
+
+def test_training_reads_a_records_own_caption_before_the_captions_file(tmp_path):
+    """The processor's caption rule holds at training too: a record's own caption wins, the file is next, then the policy."""
+    from mscmt_cli.data.conll import Tweet
+    from mscmt_cli.engine.data import TweetReader, training_processor
+
+    path = _write(tmp_path / "c.txt", "1.jpg :a dog on a beach\n2.jpg :a cat\n")
+    encoder = _CaptionLength()
+    processor = training_processor(encoder, "none", images_dir=None, captions=path, policy="blank", cache_dir=None)  # type: ignore[arg-type]
+    tweets = [
+        Tweet(("a",), ("O",), "1", "t.txt:1", caption="its own"),
+        Tweet(("b",), ("O",), "2", "t.txt:3"),
+        Tweet(("c",), ("O",), "3", "t.txt:5"),  # no caption anywhere: the empty one, reported
+        Tweet(("d",), ("O",), "", "t.txt:7"),  # no image: the empty caption, not reported
+    ]
+    reader = TweetReader(processor)
+    refs = reader.features(tweets)
+    assert [float(r[0, 0]) for r in refs] == [len("its own"), len("a cat"), 0.0, 0.0]  # type: ignore[index]
+    assert sorted(encoder.read) == sorted(["its own", "a cat", ""])
+    assert reader.reports() == [f"1 image(s) without a caption in {path} read as an empty caption (policy 'blank'): 3"]
+    strict = training_processor(encoder, "none", images_dir=None, captions=path, policy="error", cache_dir=None)  # type: ignore[arg-type]
+    with pytest.raises(MscmtError) as err:
+        TweetReader(strict).process(tweets)
+    assert str(err.value) == f"t.txt:5: no caption for image '3' in {path}"
+
+
 class _Plain:
     description = "plain"
 

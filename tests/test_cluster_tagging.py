@@ -237,6 +237,27 @@ def test_a_chunk_is_tagged_as_one_process_tags_its_lines(mscmt, trained_run, tin
     assert bad.line == 3 and f"a.jsonl:3: {bad.message}" in one.err
 
 
+def test_a_worker_reports_the_missing_captions_as_one_process_does(context_run, tiny, corpus, tmp_path):
+    """``tag --cluster`` says every end-of-run note of the Tagger (missing images and missing captions), not images only."""
+    from mscmt_cli.cluster.tagging import TagWorker
+
+    _write_jsonl(tmp_path / "a.jsonl", [json.dumps({"text": "Obama in Paris", "image": "unknown.jpg"}), json.dumps({"text": "x"})])
+    (chunk,) = read_chunks(find_shards(str(tmp_path / "a.jsonl"))[0])
+    settings = Settings(
+        model=context_run,
+        captions=corpus.captions,
+        missing_images="blank",
+        no_cache=True,
+        model_paths={"clip-vit-l14": str(tiny.clip_vision)},
+    )
+    worker = TagWorker(settings)
+    assert worker.report() == []
+    tagged = worker.tag(chunk)
+    assert len(tagged) == 2 and not any(isinstance(t, BadRecord) for t in tagged)
+    notes = worker.report()
+    assert f"1 image(s) without a caption in {corpus.captions} read as an empty caption (policy 'blank'): unknown.jpg" in notes
+
+
 def test_bad_line_100_is_reported_as_line_100(mscmt, trained_run, tiny, tmp_path):
     """The report is plain text: rich once printed ``a.jsonl:100:`` as an emoji."""
     _write_jsonl(tmp_path / "a.jsonl", ['{"text": "x"}'] * 99 + ["{broken"])

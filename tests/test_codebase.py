@@ -345,3 +345,19 @@ def test_one_encode_path_writes_the_feature_cache():
     encode = "mscmt_cli/features.py:CachedEncoder.encode"
     assert _where_called("put", owner="cache", roots=("mscmt_cli",)) == {encode}
     assert _where_called("encode_checked", roots=("mscmt_cli",)) == {encode}
+
+
+def test_one_meaning_per_name_of_the_input_road():
+    """Issue 25, item 6: one ``Feature*`` class (the cache); the near-synonyms of the old roads are gone."""
+    classes = {
+        node.name
+        for root in ("mscmt_cli", "plugins")
+        for path in (REPO / root).rglob("*.py")
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8")))
+        if isinstance(node, ast.ClassDef)
+    }
+    assert {c for c in classes if c.startswith("Feature")} == {"FeatureCache"}
+    gone = {"ImageFeatures", "FeatureStore", "FeatureEncoder", "OnFeatureEncoder", "CaptionStore", "CaptionReader", "ImageStore", "BadLine"}
+    assert classes & gone == set()
+    for name in ("read_inputs", "input_for", "inputs_for", "image_ref", "context_ref", "image_resolver", "load_caption"):
+        assert _defined(name, roots=("mscmt_cli", "plugins")) == set(), name

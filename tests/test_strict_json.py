@@ -68,22 +68,22 @@ def test_run_records_refuse_non_finite_numbers_and_keep_the_old_file(tmp_path_fa
 
 @pytest.mark.parametrize("number", NON_FINITE_TEXTS)
 def test_non_finite_numbers_anywhere_in_an_input_line_make_it_a_bad_line(number):
-    from mscmt_cli.tagging.inputs import BadRecord, TagInput, parse_json_line
+    from mscmt_cli.tagging.inputs import BadRecord, InputRecord, parse_json_line
 
     for line in (f'{{"text": "a b", "x": {number}}}', f'{{"text": "a b", "deep": [1, {{"y": [{number}]}}]}}', f"{number}"):
         item = parse_json_line(7, line.encode())
         assert isinstance(item, BadRecord) and item.line == 7 and "JSON" in item.message, (line, item)
-    assert isinstance(parse_json_line(1, b'{"text": "a", "x": 1e308, "y": -0.0, "z": 123456789012345678901234567890}'), TagInput)
+    assert isinstance(parse_json_line(1, b'{"text": "a", "x": 1e308, "y": -0.0, "z": 123456789012345678901234567890}'), InputRecord)
 
 
 @pytest.mark.parametrize("depth", [99, 100, 980, 995, 100_000])
 def test_nesting_is_limited_at_a_fixed_depth_so_every_line_read_can_be_written(depth):
-    from mscmt_cli.tagging.inputs import MAX_NESTING, BadRecord, TagInput, parse_json_line
+    from mscmt_cli.tagging.inputs import MAX_NESTING, BadRecord, InputRecord, parse_json_line
     from mscmt_cli.tagging.tagger import TagResult
 
     item = parse_json_line(3, ('{"text": "a", "x": ' + "[" * depth + "]" * depth + "}").encode())
     if depth + 1 <= MAX_NESTING:
-        assert isinstance(item, TagInput)
+        assert isinstance(item, InputRecord)
         from mscmt_cli.tagging.jobs import output_line
 
         result = TagResult(item.doc, ["O"], [1.0], [])

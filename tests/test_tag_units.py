@@ -14,7 +14,7 @@ from mscmt_cli.backends.batches import eval_batches
 from mscmt_cli.labels import LABELS
 from mscmt_cli.tagging.doc import InputError, make_doc
 from mscmt_cli.tagging.entities import bio_spans, extract_entities, joined_offsets
-from mscmt_cli.tagging.inputs import BadRecord, TagInput, iter_conll, parse_json_line, read_inputs
+from mscmt_cli.tagging.inputs import BadRecord, InputRecord, iter_conll, parse_json_line, read_records
 from tests.tagging_support import TRICKY_TEXTS
 
 
@@ -83,8 +83,8 @@ def test_good_line_keeps_every_field_and_u2028_is_not_a_line_break(tmp_path):
     path = tmp_path / "in.jsonl"
     path.write_bytes(b"".join(lines))
     with open(path, "rb") as fh:
-        items = list(read_inputs(fh))
-    assert [type(i) for i in items] == [TagInput, TagInput] and [i.line for i in items] == [1, 3]
+        items = list(read_records(fh))
+    assert [type(i) for i in items] == [InputRecord, InputRecord] and [i.line for i in items] == [1, 3]
     assert items[0].record == {"text": "a\u2028b", "meta": {"k": [1, None]}} and items[0].doc.tokens == ("a", "b")
 
 
@@ -93,7 +93,7 @@ def test_conll_blocks_are_detected_and_checked(tmp_path):
     path = tmp_path / "in.txt"
     path.write_text(text)
     with open(path, "rb") as fh:
-        items = list(read_inputs(fh))
+        items = list(read_records(fh))
     assert [i.line for i in items] == [1, 5, 8, 11]
     assert items[0].record == {"image": "1", "tokens": ["Obama", "wins"], "gold": ["B-PER", "O"]}
     assert items[1].record == {"image": "2", "tokens": ["hello"]} and items[1].image == "2"
@@ -124,8 +124,8 @@ JSON = st.recursive(
 @given(st.one_of(JSON, st.dictionaries(st.sampled_from(["text", "tokens", "image", "caption", "id"]), JSON, max_size=4)))
 def test_any_json_value_is_parsed_or_reported(value):
     item = parse_json_line(1, json.dumps(value).encode())
-    assert isinstance(item, (TagInput, BadRecord))
-    if isinstance(item, TagInput):
+    assert isinstance(item, (InputRecord, BadRecord))
+    if isinstance(item, InputRecord):
         assert item.record == value
         assert all(item.doc.text[s:e] == t for t, (s, e) in zip(item.doc.tokens, item.doc.offsets))
 
@@ -160,10 +160,10 @@ class _HugeLineStream:
 
 
 def test_a_200_mb_line_is_a_bad_line_and_never_held_in_memory():
-    from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadRecord, read_inputs
+    from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadRecord, read_records
 
     stream = _HugeLineStream(200 * 2**20)
-    items = list(read_inputs(stream))
+    items = list(read_records(stream))
     assert [i.line for i in items] == [1, 2, 3] and [i.record["text"] for i in (items[0], items[2])] == ["first", "last"]
     assert (
         isinstance(items[1], BadRecord)

@@ -2,7 +2,7 @@
 
 Lines are read one at a time as bytes (split on ``\\n`` only, so a U+2028
 inside a JSON string is not a line break), and every line yields either a
-:class:`TagInput` or a :class:`BadRecord` carrying its 1-based line number.
+:class:`InputRecord` or a :class:`BadRecord` carrying its 1-based line number.
 Blank lines are skipped silently. Nothing is held beyond the current line
 (CoNLL: the current block), and no line is held beyond :data:`MAX_LINE_BYTES`:
 a longer line is read past in pieces and reported as a bad line.
@@ -83,8 +83,8 @@ def bounded_lines(stream: LineSource, limit: int = MAX_LINE_BYTES) -> Iterator[b
 
 
 @dataclass
-class TagInput:
-    """A good input line.
+class InputRecord:
+    """A good input line of ``mscmt tag`` (its JSON object, the tweet, the image name and caption it gives); a bad one is a :class:`BadRecord`.
 
     Attributes:
         line: 1-based line number in the input.
@@ -138,7 +138,7 @@ def nesting(value: Any) -> int:
     return deepest
 
 
-def parse_object(line: int, obj: Any) -> TagInput:
+def parse_object(line: int, obj: Any) -> InputRecord:
     """Validate one decoded JSON value (raises :class:`InputError`)."""
     if not isinstance(obj, dict):
         kind = {list: "an array", str: "a string", bool: "a boolean", type(None): "null"}.get(type(obj), "a number")
@@ -149,7 +149,7 @@ def parse_object(line: int, obj: Any) -> TagInput:
     image = optional_str(obj, "image")
     if image is not None and not image.strip():
         raise InputError("'image' is an empty string")
-    return TagInput(line, obj, doc, image, optional_str(obj, "caption"))
+    return InputRecord(line, obj, doc, image, optional_str(obj, "caption"))
 
 
 def _decode(raw: bytes, line: int) -> str:
@@ -161,8 +161,8 @@ def _decode(raw: bytes, line: int) -> str:
         raise InputError(f"not valid UTF-8 (byte 0x{raw[err.start]:02x} at byte {err.start + 1} of the line)") from None
 
 
-def parse_json_line(line: int, raw: bytes) -> TagInput | BadRecord | None:
-    """One JSON Lines line: a :class:`TagInput`, a :class:`BadRecord`, or None when blank."""
+def parse_json_line(line: int, raw: bytes) -> InputRecord | BadRecord | None:
+    """One JSON Lines line: a :class:`InputRecord`, a :class:`BadRecord`, or None when blank."""
     try:
         text = _decode(raw.rstrip(b"\r\n"), line)
         if not text.strip():
@@ -178,7 +178,7 @@ def parse_json_line(line: int, raw: bytes) -> TagInput | BadRecord | None:
         return BadRecord(line, str(err))
 
 
-def iter_jsonl(lines: Iterable[bytes | LongLine], first_line: int = 1) -> Iterator[TagInput | BadRecord]:
+def iter_jsonl(lines: Iterable[bytes | LongLine], first_line: int = 1) -> Iterator[InputRecord | BadRecord]:
     """Parse JSON Lines, one result per non-blank line (an over-long line is a bad line)."""
     for number, raw in enumerate(lines, start=first_line):
         item = BadRecord(number, raw.message()) if isinstance(raw, LongLine) else parse_json_line(number, raw)
@@ -194,14 +194,14 @@ class _Block:
     tags: list[str | None]
     error: str | None = None
 
-    def finish(self) -> TagInput | BadRecord:
+    def finish(self) -> InputRecord | BadRecord:
         if self.error is not None:
             return BadRecord(self.line, self.error)
         record: dict[str, Any] = {"image": self.image_id, "tokens": self.tokens}
         if self.tags and all(t is not None for t in self.tags):
             record["gold"] = self.tags
         try:
-            return TagInput(self.line, record, make_doc(tokens=self.tokens), self.image_id)
+            return InputRecord(self.line, record, make_doc(tokens=self.tokens), self.image_id)
         except InputError as err:
             return BadRecord(self.line, str(err))
 
@@ -218,7 +218,7 @@ def _token_line(block: _Block, number: int, line: str) -> None:
     block.tags.append(tag)
 
 
-def iter_conll(lines: Iterable[bytes | LongLine], first_line: int = 1) -> Iterator[TagInput | BadRecord]:
+def iter_conll(lines: Iterable[bytes | LongLine], first_line: int = 1) -> Iterator[InputRecord | BadRecord]:
     """Parse IMGID CoNLL blocks, one result per block (errors name the block's IMGID line)."""
     block: _Block | None = None
     orphan = False  # inside a run of token lines before any IMGID line
@@ -254,7 +254,7 @@ def iter_conll(lines: Iterable[bytes | LongLine], first_line: int = 1) -> Iterat
         yield block.finish()
 
 
-def read_inputs(stream: LineSource, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[TagInput | BadRecord]:
+def read_records(stream: LineSource, max_line_bytes: int = MAX_LINE_BYTES) -> Iterator[InputRecord | BadRecord]:
     """Detect the format from the first non-blank line and parse the whole stream lazily.
 
     ``stream`` needs ``readline(size)``; lines over ``max_line_bytes`` are bad lines.

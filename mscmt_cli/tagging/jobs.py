@@ -19,7 +19,7 @@ from mscmt_cli.paths import check_out_dir, check_output, check_write, open_strea
 from mscmt_cli.settings import Settings
 from mscmt_cli.strict_json import dumps
 from mscmt_cli.tagging.heap import limit_heap_fragmentation
-from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadRecord, TagInput, read_inputs
+from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadRecord, InputRecord, read_records
 from mscmt_cli.tagging.outputs import (
     EXPLAIN_PAGE,
     TAG_OUTPUT,
@@ -230,7 +230,7 @@ def run_tag(
         reader = _CountingReader(stream)
         task = bar.add_task("tagging", total=size, unit="bytes" if size is not None else "lines", info="")
 
-        def on_result(item: TagInput, result: TagResult) -> None:
+        def on_result(item: InputRecord, result: TagResult) -> None:
             sink.write(output_line(item.record, result))
             if explain is not None:
                 explain(item, result)
@@ -246,7 +246,7 @@ def run_tag(
         try:
             tally = tag_stream(
                 tagger,
-                read_inputs(reader, max_line_bytes),
+                read_records(reader, max_line_bytes),
                 on_result=on_result,
                 on_bad=on_bad,
                 window=window,
@@ -267,7 +267,7 @@ def _summary(console: Console, tally: Tally, tagger: Tagger) -> None:
         console.print(f"warning: {note}", markup=False, highlight=False, soft_wrap=True)
 
 
-def line_explainer(tagger: Tagger, directory: Path) -> Callable[[TagInput, TagResult], None]:
+def line_explainer(tagger: Tagger, directory: Path) -> Callable[[InputRecord, TagResult], None]:
     """A function writing ``directory/line-NNNNNN.html`` for one tagged line (``mscmt tag --explain``).
 
     An image that cannot be shown (missing, unreadable, refused by the size checks) never stops
@@ -281,7 +281,7 @@ def line_explainer(tagger: Tagger, directory: Path) -> Callable[[TagInput, TagRe
     pixels = tagger.images.encoder.input_kind == "pixels"
     seen = "the model saw the neutral blank image (policy 'blank')" if tagger.images.policy == "blank" else "not shown"
 
-    def explain(item: TagInput, result: TagResult) -> None:
+    def explain(item: InputRecord, result: TagResult) -> None:
         image, note = _page_image(tagger.processor.image_file(ImageName(item.image))) if item.image and pixels else (None, None)
         html = render_page(
             result,

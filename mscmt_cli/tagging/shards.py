@@ -31,7 +31,7 @@ from mscmt_cli.data.conll import IMGID_PREFIX
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.paths import listing
 from mscmt_cli.tagging.doc import InputError
-from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadRecord, LongLine, TagInput, bounded_lines, parse_json_line
+from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadRecord, InputRecord, LongLine, bounded_lines, parse_json_line
 from mscmt_cli.tagging.jobs import check_input, output_line
 from mscmt_cli.tagging.stream import tag_window
 from mscmt_cli.tagging.tagger import Tagger
@@ -221,9 +221,9 @@ def _json_value(value: Any) -> Any:
     raise TypeError(f"a {type(value).__name__} value has no JSON form")
 
 
-def parse_chunk(chunk: Chunk) -> list[TagInput | BadRecord]:
+def parse_chunk(chunk: Chunk) -> list[InputRecord | BadRecord]:
     """The chunk's lines parsed as ``mscmt tag`` parses JSON Lines (blank lines dropped), numbered in their shard."""
-    items: list[TagInput | BadRecord] = []
+    items: list[InputRecord | BadRecord] = []
     for number, raw in enumerate(chunk.lines, start=chunk.first_line):
         if isinstance(raw, BadRecord):
             items.append(raw)

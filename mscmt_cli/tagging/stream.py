@@ -18,13 +18,13 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.tagging.inputs import BadRecord, TagInput
+from mscmt_cli.tagging.inputs import BadRecord, InputRecord
 from mscmt_cli.tagging.processor import ImageName, TweetInput
 from mscmt_cli.tagging.tagger import NOT_FINITE, Tagger, TagResult
 
 __all__ = ["NOT_FINITE", "StrictStop", "Tally", "tag_stream", "tag_window"]
 
-Outcome = tuple[TagInput, TagResult] | BadRecord
+Outcome = tuple[InputRecord, TagResult] | BadRecord
 
 
 @dataclass
@@ -43,14 +43,14 @@ class StrictStop(Exception):
         self.bad = bad
 
 
-def tweet_input(item: TagInput) -> TweetInput:
+def tweet_input(item: InputRecord) -> TweetInput:
     """A parsed input line as the processor's record (its ``image`` a name: a file, and the key of its caption)."""
     return TweetInput(item.doc, ImageName(item.image) if item.image else None, item.caption, item.line)
 
 
-def tag_window(tagger: Tagger, items: list[TagInput | BadRecord]) -> list[Outcome]:
+def tag_window(tagger: Tagger, items: list[InputRecord | BadRecord]) -> list[Outcome]:
     """Tag the good lines of one window through the tagger's processor; outcomes are in input order."""
-    good = [item for item in items if isinstance(item, TagInput)]
+    good = [item for item in items if isinstance(item, InputRecord)]
     tagged = iter(tagger.tag_outcomes(tagger.processor.process([tweet_input(item) for item in good])))
     outcomes: list[Outcome] = []
     for item in items:
@@ -62,7 +62,7 @@ def tag_window(tagger: Tagger, items: list[TagInput | BadRecord]) -> list[Outcom
     return outcomes
 
 
-def _windows(items: Iterable[TagInput | BadRecord], size: int) -> Iterator[list[TagInput | BadRecord]]:
+def _windows(items: Iterable[InputRecord | BadRecord], size: int) -> Iterator[list[InputRecord | BadRecord]]:
     it = iter(items)
     while chunk := list(itertools.islice(it, size)):
         yield chunk
@@ -70,9 +70,9 @@ def _windows(items: Iterable[TagInput | BadRecord], size: int) -> Iterator[list[
 
 def tag_stream(
     tagger: Tagger,
-    items: Iterable[TagInput | BadRecord],
+    items: Iterable[InputRecord | BadRecord],
     *,
-    on_result: Callable[[TagInput, TagResult], None],
+    on_result: Callable[[InputRecord, TagResult], None],
     on_bad: Callable[[BadRecord], None],
     window: int = 1024,
     strict: bool = False,
