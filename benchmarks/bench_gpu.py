@@ -211,9 +211,9 @@ def measure_inference(
 ) -> list[Row]:
     """The frozen vision tower alone, then ``Tagger.predict`` without and with it."""
     from mscmt_cli.backends.device import autocast
+    from mscmt_cli.data.doc import doc_from_value
     from mscmt_cli.labels import LABELS
     from mscmt_cli.model.build import Assembled, Components, ModelSpec
-    from mscmt_cli.tagging.doc import doc_from_value
     from mscmt_cli.tagging.tagger import Tagger
     from plugins.image_encoders import NoImageEncoder
 

@@ -23,8 +23,8 @@ import emoji
 import pytest
 import torch
 
+from mscmt_cli.data.tweet_tokenize import split_tweet
 from mscmt_cli.errors import ModelLoadError
-from mscmt_cli.tagging.tweet_tokenize import split_tweet
 from plugins.text_encoders import BertweetEncoder, bertweet_normalise
 
 # Tweets as they come from the Twitter API (HTML-escaped &, <, >).

@@ -13,9 +13,9 @@ import pytest
 
 from mscmt_cli.cluster.connect import INSTALL_HINT
 from mscmt_cli.cluster.tagging import ordered_results, plan_output
+from mscmt_cli.data.doc import InputError
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.settings import Settings
-from mscmt_cli.tagging.doc import InputError
 from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadRecord, LongLine
 from mscmt_cli.tagging.jobs import load_tagger
 from mscmt_cli.tagging.shards import Chunk, Shard, find_shards, parquet_line, parse_chunk, read_chunks, tag_chunk

@@ -120,8 +120,8 @@ FLOORS: tuple[tuple[str, ...], ...] = (
     ),
     ("mscmt_cli.model",),  # component contracts, their composition, saved model directories, BIO table
     # the built-in components; corpora, images, captions, and the pure tweet layer the data readers share with
-    # tagging (a tweet's tokens and offsets, the tweet tokenizer, entity spans; they import nothing above)
-    ("plugins", "mscmt_cli.data", "mscmt_cli.tagging.doc", "mscmt_cli.tagging.entities", "mscmt_cli.tagging.tweet_tokenize"),
+    # tagging (data.doc, data.entities, data.tweet_tokenize: a tweet's tokens and offsets, entity spans, the tokenizer)
+    ("plugins", "mscmt_cli.data"),
     ("mscmt_cli.features",),  # image features and their cache
     ("mscmt_cli.backends",),  # what runs a model: device, batches, the Backend protocol, the torch backend, numpy decoding
     ("mscmt_cli.export", "mscmt_cli.captioning", "mscmt_cli.contracts"),  # the ONNX backend; the captioner; contract checks

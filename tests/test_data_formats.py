@@ -11,11 +11,11 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from mscmt_cli.data.conll import Tweet, read_conll
+from mscmt_cli.data.entities import bio_spans, joined_offsets
 from mscmt_cli.data.labelset import training_labels, unseen_types
 from mscmt_cli.data.reading import ReadOptions, read_data_file
 from mscmt_cli.data.schemes import detect, from_bio, to_bio
 from mscmt_cli.errors import DataError, MscmtError
-from mscmt_cli.tagging.entities import bio_spans, joined_offsets
 from tests.conftest import EXAMPLE_DATA
 
 SIX = ("corporation", "creative-work", "group", "location", "person", "product")

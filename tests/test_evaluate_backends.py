@@ -111,7 +111,7 @@ def test_predict_without_scores_gives_the_same_tags_and_nothing_else(tagger, tra
     """Evaluation asks the Tagger for tags alone (no marginals, no entities): the tags are those of a full answer."""
     import shutil
 
-    from mscmt_cli.tagging.doc import doc_from_value
+    from mscmt_cli.data.doc import doc_from_value
     from mscmt_cli.tagging.tagger import Tagger
     from tests.tagging_support import TRICKY_TEXTS, image_bytes
 

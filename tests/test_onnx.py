@@ -116,7 +116,7 @@ def test_emissions_of_the_two_backends_agree_on_batches_of_any_shape(onnx_tagger
 
 
 def _doc(text: str):
-    from mscmt_cli.tagging.doc import doc_from_value
+    from mscmt_cli.data.doc import doc_from_value
 
     return doc_from_value(text)
 

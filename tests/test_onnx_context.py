@@ -146,7 +146,7 @@ def test_the_export_traces_and_checks_pair_format_windows_with_captions(taggers)
 
 def test_segment_ids_reach_the_graph_and_a_batch_without_them_feeds_zeros(taggers, corpus):
     from mscmt_cli.backends.batches import Example, collate
-    from mscmt_cli.tagging.doc import doc_from_value
+    from mscmt_cli.data.doc import doc_from_value
 
     torch_tagger, onnx_tagger = taggers
     assert onnx_tagger.backend.token_types

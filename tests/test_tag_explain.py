@@ -53,7 +53,7 @@ def test_explain_page_shows_every_token_the_image_and_the_gate(mscmt, trained_ru
     assert "<b>&amp;" not in page and "&lt;b&gt;&amp;amp;" in page, "tweet text must be escaped"
     assert _check_image(page).size == Image.open(image).size
     cells = _gate_values(page)
-    from mscmt_cli.tagging.doc import make_doc
+    from mscmt_cli.data.doc import make_doc
 
     assert [tok for tok, _ in cells] == list(make_doc(text=text).tokens)
     assert all(0.0 <= g <= 1.0 for _, g in cells)

@@ -11,9 +11,9 @@ from hypothesis import strategies as st
 from seqeval.metrics.sequence_labeling import get_entities
 
 from mscmt_cli.backends.batches import eval_batches
+from mscmt_cli.data.doc import InputError, make_doc
+from mscmt_cli.data.entities import bio_spans, extract_entities, joined_offsets
 from mscmt_cli.labels import LABELS
-from mscmt_cli.tagging.doc import InputError, make_doc
-from mscmt_cli.tagging.entities import bio_spans, extract_entities, joined_offsets
 from mscmt_cli.tagging.inputs import BadRecord, InputRecord, iter_conll, parse_json_line, read_records
 from tests.tagging_support import TRICKY_TEXTS
 

@@ -1,4 +1,4 @@
-"""Tests for mscmt_cli.tagging.tweet_tokenize (rules listed in its module docstring)."""
+"""Tests for mscmt_cli.data.tweet_tokenize (rules listed in its module docstring)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from mscmt_cli.tagging.tweet_tokenize import (
+from mscmt_cli.data.tweet_tokenize import (
     EXTRA_SPACE,
     Span,
     align_tokens,

@@ -46,7 +46,7 @@ def tag(
 ) -> None:
     """Tag tweets: each output line is the input object plus tokens, tags and entities.
 
-    Raw text is split by the tweet-aware tokenizer (rules: mscmt_cli/tagging/tweet_tokenize.py).
+    Raw text is split by the tweet-aware tokenizer (rules: mscmt_cli/data/tweet_tokenize.py).
     Entity start/end are character offsets into the line's text (into the tokens joined by
     single spaces when only tokens are given); score is the mean probability of the entity's
     predicted tags. Bad lines are reported on stderr with their line numbers and skipped.

@@ -1,7 +1,7 @@
 """One annotated record (a JSON object, a Parquet row) as a :class:`~mscmt_cli.data.conll.Tweet`.
 
 A record gives its words as ``tokens`` (a list of strings) or ``text`` (split
-by the tweet tokenizer, :mod:`mscmt_cli.tagging.tweet_tokenize`), or both
+by the tweet tokenizer, :mod:`mscmt_cli.data.tweet_tokenize`), or both
 (the tokens are found in the text), and its labels as either
 
 * ``tags`` (or ``ner_tags``): one tag per token, as strings, or as integers with the tag of
@@ -22,10 +22,10 @@ from pathlib import PurePosixPath
 from typing import Any
 
 from mscmt_cli.data.conll import Tweet
+from mscmt_cli.data.doc import InputError, make_doc
 from mscmt_cli.data.images import IMAGE_EXTENSIONS
 from mscmt_cli.data.spans import spans_to_tags
 from mscmt_cli.labels import split_tag
-from mscmt_cli.tagging.doc import InputError, make_doc
 
 
 def image_id(value: Any) -> str:

@@ -2,7 +2,7 @@
 
 An entity is ``{"start": s, "end": e, "type": T}`` with ``text[s:e]`` its
 characters (``end`` exclusive, Python string indices: the convention of
-``mscmt tag``'s output, :mod:`mscmt_cli.tagging.entities`). It must begin
+``mscmt tag``'s output, :mod:`mscmt_cli.data.entities`). It must begin
 where a token begins and end where a token ends, lie within the text and
 not share a token with another entity.
 """
@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from mscmt_cli.tagging.doc import InputError
+from mscmt_cli.data.doc import InputError
 
 
 def _entity(k: int, entity: Any, length: int) -> tuple[int, int, str]:

@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import Any
 
 from mscmt_cli.data.conll import Tweet, decode_file
+from mscmt_cli.data.doc import InputError
 from mscmt_cli.data.records import record_tweet
 from mscmt_cli.errors import DataError
 from mscmt_cli.strict_json import loads
-from mscmt_cli.tagging.doc import InputError
 
 
 def iter_parquet_tweets(path: Path, tag_names: Sequence[str] | None = None) -> Iterator[Tweet]:

@@ -13,6 +13,8 @@ from mscmt_cli.console import progress
 from mscmt_cli.data.captions import CaptionSource
 from mscmt_cli.data.conll import Tweet
 from mscmt_cli.data.corpus import NO_DATA_DIR, Split, load_split, read_files, type_order
+from mscmt_cli.data.doc import Doc
+from mscmt_cli.data.entities import joined_offsets
 from mscmt_cli.data.labelset import parse_types, training_labels, unseen_types
 from mscmt_cli.data.reading import ReadOptions
 from mscmt_cli.engine.batching import EncodedDataset
@@ -21,8 +23,6 @@ from mscmt_cli.features import FeatureCache, TokenRef
 from mscmt_cli.labels import label_to_id
 from mscmt_cli.model.components import ImageEncoder, TextEncoder
 from mscmt_cli.settings import Settings
-from mscmt_cli.tagging.doc import Doc
-from mscmt_cli.tagging.entities import joined_offsets
 from mscmt_cli.tagging.inputs import BadRecord
 from mscmt_cli.tagging.processor import ImageName, ProcessedTweet, Processor, TweetInput
 

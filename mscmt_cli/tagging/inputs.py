@@ -29,10 +29,10 @@ from dataclasses import dataclass
 from typing import Any, Protocol
 
 from mscmt_cli.data.conll import IMGID_PREFIX
+from mscmt_cli.data.doc import Doc, InputError, make_doc
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.labels import split_tag
 from mscmt_cli.strict_json import loads as strict_loads
-from mscmt_cli.tagging.doc import Doc, InputError, make_doc
 
 IMGID = IMGID_PREFIX.encode()
 #: Longest input line, in bytes (newline excluded). A tweet is at most a few KB even with a

@@ -30,10 +30,10 @@ from typing import TYPE_CHECKING
 from PIL import Image
 
 from mscmt_cli.data.captions import BLANK_CAPTION, CaptionSource, no_caption
+from mscmt_cli.data.doc import Doc
 from mscmt_cli.data.images import ImageResolver, MissingImage, check_policy
 from mscmt_cli.features import Caption, FeatureCache, ImageInput, TokenRef, TokenStore
 from mscmt_cli.model.components import ImageEncoder
-from mscmt_cli.tagging.doc import Doc
 from mscmt_cli.tagging.inputs import BadRecord
 
 if TYPE_CHECKING:

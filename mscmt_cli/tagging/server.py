@@ -46,11 +46,11 @@ from fastapi import FastAPI, HTTPException, Request
 from fastapi.responses import HTMLResponse, JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from mscmt_cli.data.doc import Doc, InputError, make_doc
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.strict_json import loads as strict_loads
 from mscmt_cli.tagging.auth import BearerAuth
 from mscmt_cli.tagging.batcher import MicroBatcher
-from mscmt_cli.tagging.doc import Doc, InputError, make_doc
 from mscmt_cli.tagging.inputs import BadRecord, optional_str
 from mscmt_cli.tagging.page import explain_answer, page_headers, page_html
 from mscmt_cli.tagging.processor import TweetInput

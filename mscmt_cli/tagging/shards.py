@@ -28,9 +28,9 @@ from pathlib import Path
 from typing import Any
 
 from mscmt_cli.data.conll import IMGID_PREFIX
+from mscmt_cli.data.doc import InputError
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.paths import listing
-from mscmt_cli.tagging.doc import InputError
 from mscmt_cli.tagging.inputs import MAX_LINE_BYTES, BadRecord, InputRecord, LongLine, bounded_lines, parse_json_line
 from mscmt_cli.tagging.jobs import check_input, output_line
 from mscmt_cli.tagging.stream import tag_window

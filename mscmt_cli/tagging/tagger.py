@@ -9,7 +9,7 @@
     result.entities[0].as_dict()
     # {'text': 'Obama', 'type': 'PER', 'start': 0, 'end': 5, 'token_start': 0, 'token_end': 1, 'score': 0.93}
 
-Entity offsets and scores follow :mod:`mscmt_cli.tagging.entities`. The model runs in
+Entity offsets and scores follow :mod:`mscmt_cli.data.entities`. The model runs in
 PyTorch (``backend="torch"``) or, exported, in ONNX Runtime (``backend="onnx"``,
 :mod:`mscmt_cli.export`); :mod:`mscmt_cli.backends.base` is the one step that differs.
 """
@@ -32,12 +32,12 @@ from mscmt_cli.backends.device import resolve_device
 from mscmt_cli.backends.torch_backend import TorchBackend
 from mscmt_cli.captioning import DEFAULT_MAX_NEW_TOKENS, Captioner, CaptionMaker
 from mscmt_cli.data.captions import CaptionSource
+from mscmt_cli.data.doc import Doc, InputError, doc_from_value
+from mscmt_cli.data.entities import Entity, extract_entities
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache, TokenRef
 from mscmt_cli.model.build import Assembled
 from mscmt_cli.model.components import EncodedTweet
-from mscmt_cli.tagging.doc import Doc, InputError, doc_from_value
-from mscmt_cli.tagging.entities import Entity, extract_entities
 from mscmt_cli.tagging.inputs import BadRecord
 from mscmt_cli.tagging.processor import ImageData, ImageName, ImageRef, ProcessedTweet, Processor, TweetInput
 

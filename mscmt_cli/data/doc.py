@@ -3,10 +3,10 @@
 A tweet arrives in one of three shapes:
 
 * ``text`` only: the raw tweet is split by the tweet-aware tokenizer
-  (:mod:`mscmt_cli.tagging.tweet_tokenize`, whose module docstring lists the
+  (:mod:`mscmt_cli.data.tweet_tokenize`, whose module docstring lists the
   rules); offsets refer to ``text``.
 * ``tokens`` and ``text``: the tokens are located in ``text`` left to right
-  (:func:`~mscmt_cli.tagging.tweet_tokenize.align_tokens`); a token that cannot
+  (:func:`~mscmt_cli.data.tweet_tokenize.align_tokens`); a token that cannot
   be found is an error. Offsets refer to ``text``.
 * ``tokens`` only: offsets refer to the tokens joined by single spaces
   (``" ".join(tokens)``), the string :attr:`Doc.text` holds.
@@ -18,8 +18,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from mscmt_cli.tagging.entities import joined_offsets
-from mscmt_cli.tagging.tweet_tokenize import align_tokens, split_tweet
+from mscmt_cli.data.entities import joined_offsets
+from mscmt_cli.data.tweet_tokenize import align_tokens, split_tweet
 
 
 class InputError(ValueError):
