@@ -7,7 +7,7 @@ from pathlib import Path
 
 from rich.console import Console
 
-from mscmt_cli.engine.data import CorpusData, TweetReader, check_image_inputs, training_processor
+from mscmt_cli.engine.data import CorpusData, DataFiles, TweetReader, check_image_inputs, training_processor
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import check_cache_dir
 from mscmt_cli.registry import Registry
@@ -42,7 +42,7 @@ def build_cache(settings: Settings, registry: Registry, console: Console) -> Cac
     from mscmt_cli.model.build import build_image_encoder
 
     check_cache_build(settings, registry)
-    data = CorpusData.from_settings(settings)
+    data = CorpusData.from_files(DataFiles.of(settings))
     encoder = build_image_encoder(registry, settings.image, settings.model_paths)
     processor = training_processor(
         encoder,

@@ -150,26 +150,46 @@ def read_options(settings: Settings) -> ReadOptions:
     )
 
 
+@dataclass(frozen=True)
+class DataFiles:
+    """Where a command's labelled data is: ``--train``/``--valid``/``--test`` files, else ``--corpus`` under
+    ``--data-dir``; and how it is read. Taken from the settings once (:meth:`of`): the data helpers get this, not
+    the whole :class:`Settings`."""
+
+    train: Path | None
+    valid: Path | None
+    test: Path | None
+    data_dir: Path | None
+    corpus: str
+    options: ReadOptions
+
+    @classmethod
+    def of(cls, settings: Settings) -> DataFiles:
+        paths = [None if p is None else Path(p) for p in (settings.train_file, settings.valid_file, settings.test_file)]
+        data_dir = None if settings.data_dir is None else Path(settings.data_dir)
+        return cls(paths[0], paths[1], paths[2], data_dir, settings.corpus, read_options(settings))
+
+    @property
+    def by_path(self) -> bool:
+        """Whether the data is named by path (``--train``)."""
+        return self.train is not None
+
+
 def path_split(split: str, path: Path, options: ReadOptions) -> Split:
     """A split read from one file named by path (``--train``, ``--valid``, ``--test``)."""
     return read_files(str(path), split, (Path(path),), options)
 
 
-def test_split(settings: Settings) -> Split:
-    """The split ``mscmt evaluate`` scores by default: ``--test FILE``, else ``test`` of ``--corpus``."""
-    return load_data_split(settings, "test")
-
-
-def load_data_split(settings: Settings, split: str) -> Split:
+def load_data_split(files: DataFiles, split: str) -> Split:
     """One split: its file when ``--train``/``--valid``/``--test`` names one, else the split of ``--corpus`` under ``--data-dir``."""
-    path = {"train": settings.train_file, "valid": settings.valid_file, "test": settings.test_file}.get(split)
+    path = {"train": files.train, "valid": files.valid, "test": files.test}.get(split)
     if path is not None:
-        return path_split(split, Path(path), read_options(settings))
-    if settings.train_file is not None:
+        return path_split(split, path, files.options)
+    if files.by_path:
         raise MscmtError(f"--train reads the data by path: give the {split} file too (--{split} FILE)")
-    if settings.data_dir is None:
+    if files.data_dir is None:
         raise MscmtError("no data: pass --train FILE --valid FILE [--test FILE], or --data-dir DIR (laid out like ../shared/data)")
-    return load_split(Path(settings.data_dir), settings.corpus, split, read_options(settings))
+    return load_split(files.data_dir, files.corpus, split, files.options)
 
 
 @dataclass
@@ -187,13 +207,12 @@ class CorpusData:
         return cls(*(load_split(Path(data_dir), corpus, s) for s in ("train", "valid", "test")))
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> CorpusData:
+    def from_files(cls, files: DataFiles) -> CorpusData:
         """``--train``/``--valid``/``--test`` files, else ``--corpus`` under ``--data-dir`` (``--test`` may replace its test split)."""
-        by_path = settings.train_file is not None
-        if settings.valid_file is not None and not by_path:
+        if files.valid is not None and not files.by_path:
             raise MscmtError("--valid needs --train (the data by path), or leave both out for --corpus")
-        train, valid = load_data_split(settings, "train"), load_data_split(settings, "valid")
-        return cls(train, valid, None if by_path and settings.test_file is None else load_data_split(settings, "test"))
+        train, valid = load_data_split(files, "train"), load_data_split(files, "valid")
+        return cls(train, valid, None if files.by_path and files.test is None else load_data_split(files, "test"))
 
     @property
     def splits(self) -> list[Split]:
@@ -212,9 +231,10 @@ class CorpusData:
         return [n for split in self.splits for n in split.notes]
 
 
-def data_labels(settings: Settings, data: CorpusData) -> tuple[tuple[str, ...], str | None]:
-    """The label set learnt from the training split, and the warning about types only valid/test have (or None)."""
-    corpus = None if settings.train_file is not None else settings.corpus
-    labels = training_labels(data.train.tweets, parse_types(settings.labels), type_order(corpus))
+def data_labels(files: DataFiles, types: str | None, data: CorpusData) -> tuple[tuple[str, ...], str | None]:
+    """The label set learnt from the training split (``types``: ``--labels``), and the warning about types only
+    valid/test have (or None)."""
+    corpus = None if files.by_path else files.corpus
+    labels = training_labels(data.train.tweets, parse_types(types), type_order(corpus))
     others = {s.name: s.tweets for s in data.splits[1:]}
     return labels, unseen_types(labels, others)

@@ -8,7 +8,7 @@ from rich.console import Console
 
 from mscmt_cli.data.captions import CaptionSource
 from mscmt_cli.data.labelset import unseen_types
-from mscmt_cli.engine.data import check_context_inputs, check_image_inputs, imageless_note, load_data_split
+from mscmt_cli.engine.data import DataFiles, check_context_inputs, check_image_inputs, imageless_note, load_data_split
 from mscmt_cli.engine.evaluate import tag_tweets
 from mscmt_cli.engine.metrics import score
 from mscmt_cli.engine.report import scores_table
@@ -56,7 +56,7 @@ def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Regist
     if settings.test_file is None and settings.data_dir is None:
         raise MscmtError("no data: pass --test FILE, or --data-dir DIR (with --corpus)")
     tagger = evaluation_tagger(run_dir, settings, registry or Registry.from_entry_points())
-    data = load_data_split(settings, "test" if settings.test_file is not None else split)
+    data = load_data_split(DataFiles.of(settings), "test" if settings.test_file is not None else split)
     unseen = unseen_types(tagger.labels, {data.name: data.tweets})
     imageless = imageless_note(data.tweets, tagger.images.encoder.input_kind, settings.missing_images)
     for note in list(data.notes) + [n for n in (unseen, imageless) if n]:

@@ -28,6 +28,7 @@ from mscmt_cli.engine.batching import EncodedDataset, epoch_indices, iter_batche
 from mscmt_cli.engine.checkpoint import CHECKPOINT_DIR, check_resumable, deferred_sigint, load_checkpoint, save_checkpoint
 from mscmt_cli.engine.data import (
     CorpusData,
+    DataFiles,
     TweetReader,
     check_context_inputs,
     check_image_inputs,
@@ -179,8 +180,9 @@ class Run:
             self.console = make_console(quiet=True)
         self.device = device_for(self.dist, resolve_device(settings.device))
         seed_everything(settings.seed)
-        self.data = CorpusData.from_settings(settings)
-        self.labels, unseen = data_labels(settings, self.data)
+        files = DataFiles.of(settings)
+        self.data = CorpusData.from_files(files)
+        self.labels, unseen = data_labels(files, settings.labels, self.data)
         for note in self.data.notes() + ([unseen] if unseen else []):
             self.console.print(f"[yellow]warning:[/] {note}")
         spec = model_spec(settings, registry, self.labels)
