@@ -106,9 +106,12 @@ class TweetReader:
         """Compute (or read from the cache) every tweet's image tokens, showing progress (:func:`~mscmt_cli.console.progress`)."""
         if self.processor.encoder.input_kind == "none":
             return
+        first: dict[object, Tweet] = {}  # one tweet per distinct image (or caption) read
+        for tweet, done in zip(tweets, self.process(tweets)):
+            first.setdefault(done.image, tweet)
         with progress(console, progress_every) as bar:
-            task = bar.add_task(f"image features ({self.processor.encoder.name})", total=len(tweets), unit="tweets", info="")
-            self.features(tweets, on_progress=lambda n: bar.advance(task, n))
+            task = bar.add_task(f"image features ({self.processor.encoder.name})", total=len(first), unit="images", info="")
+            self.features(list(first.values()), on_progress=lambda n: bar.advance(task, n))
 
     def encode(self, split: Split | Sequence[Tweet], text: TextEncoder, labels: Sequence[str]) -> EncodedDataset:
         """Tokenize a split (with each tweet's caption beside it for a caption-context model) and attach its image tokens."""
