@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 
 from PIL import Image
 
-from mscmt_cli.data.captions import BLANK_CAPTION, CaptionSource, no_caption
+from mscmt_cli.data.captions import BLANK_CAPTION, CaptionSource, MissingCaption, no_caption
 from mscmt_cli.data.doc import Doc
 from mscmt_cli.data.images import ImageResolver, MissingImage, check_policy
 from mscmt_cli.features import Caption, FeatureCache, ImageInput, TokenRef, TokenStore
@@ -174,9 +174,10 @@ class Processor:
     def _read_caption(self, item: TweetInput) -> str | BadRecord:
         """The caption of the record's image in the captions file; a missing one follows the policy."""
         if isinstance(item.image, ImageName):
-            name = item.image.name
-            if name in self.captions or self.policy == "blank":
-                return self.captions.read(name)
+            try:
+                return self.captions.read(item.image.name)
+            except MissingCaption as err:
+                return BadRecord(item.line, str(err), item.where)
         return self._missing(item, no_caption(_label(item.image), self.captions.path), _label(item.image))
 
     def _missing(self, item: TweetInput, message: str, label: str) -> str | BadRecord:
