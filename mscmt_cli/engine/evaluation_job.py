@@ -40,9 +40,12 @@ def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Regist
     data = load_data_split(settings, "test" if settings.test_file is not None else split)
     unseen = unseen_types(tagger.labels, {data.name: data.tweets})
     imageless = imageless_note(data.tweets, tagger.images.encoder.input_kind, settings.missing_images)
-    for note in list(data.notes) + [n for n in (unseen, imageless) if n]:
-        console.print(f"[yellow]warning:[/] {note}")
-    tags, notes = tag_tweets(tagger, data.tweets, settings, console)
+
+    def data_notes() -> None:  # once the inputs are checked: a refused run prints its one error line alone
+        for note in [*data.notes, *(n for n in (unseen, imageless) if n)]:
+            console.print(f"[yellow]warning:[/] {note}")
+
+    tags, notes = tag_tweets(tagger, data.tweets, settings, console, ready=data_notes)
     scores = score([t.tags for t in data.tweets], tags, types_of(tagger.labels))
     console.print(scored_line(run_dir, settings, split), markup=False, highlight=False, soft_wrap=True)
     console.print(scores_table(scores, f"{data.corpus} {split}"))
