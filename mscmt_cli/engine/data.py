@@ -11,7 +11,7 @@ from mscmt_cli.backends.batches import encode_examples
 from mscmt_cli.console import progress
 from mscmt_cli.data.captions import CaptionStore
 from mscmt_cli.data.conll import Tweet
-from mscmt_cli.data.corpus import NO_DATA_DIR, Split, load_split, read_files, type_order
+from mscmt_cli.data.corpus import NO_DATA_DIR, Split, load_split, needs_data_dir, read_files, type_order
 from mscmt_cli.data.images import ImageStore
 from mscmt_cli.data.labelset import parse_types, training_labels, unseen_types
 from mscmt_cli.data.reading import ReadOptions
@@ -161,9 +161,9 @@ def load_data_split(settings: Settings, split: str) -> Split:
         return path_split(split, Path(path), read_options(settings))
     if settings.train_file is not None:
         raise MscmtError(f"--train reads the data by path: give the {split} file too (--{split} FILE)")
-    if settings.data_dir is None:
+    if settings.data_dir is None and needs_data_dir(settings.corpus):
         raise MscmtError("no data: pass --train FILE --valid FILE [--test FILE], or --data-dir DIR (laid out like ../shared/data)")
-    return load_split(Path(settings.data_dir), settings.corpus, split, read_options(settings))
+    return load_split(settings.data_dir, settings.corpus, split, read_options(settings))
 
 
 @dataclass

@@ -11,7 +11,7 @@ under either backend (``--backend torch|onnx``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rich.console import Console
 
@@ -53,14 +53,19 @@ def evaluate(tagger: Tagger, tweets: Sequence[Tweet], dataset: EncodedDataset) -
     return score([t.tags for t in tweets], tag_split(tagger, tweets, dataset), types_of(tagger.labels))
 
 
-def tag_tweets(tagger: Tagger, tweets: Sequence[Tweet], settings: Settings, console: Console) -> tuple[list[list[str]], list[str]]:
+def tag_tweets(
+    tagger: Tagger, tweets: Sequence[Tweet], settings: Settings, console: Console, ready: Callable[[], None] | None = None
+) -> tuple[list[list[str]], list[str]]:
     """The Tagger's tags of labelled tweets (a split, a CoNLL file), their images or captions read as training reads
     them (``settings``: ``--images-dir``, ``--captions``, ``--missing-images``, the feature cache); and the notes on
-    missing images and captions (``mscmt evaluate`` prints them as warnings)."""
+    missing images and captions (``mscmt evaluate`` prints them as warnings). ``ready`` is called once the image and
+    caption inputs are checked, before any work (``mscmt evaluate`` prints its data notes then)."""
     tweets = list(tweets)
     features = feature_table(settings.model_copy(update={"image": tagger.spec.components.image}), tagger.images.encoder)
     context = context_store(settings, tagger.spec.context, features)
     check_captions(context, tweets)
+    if ready is not None:
+        ready()
     precompute_features(features, tweets, console, settings.progress_every)
     dataset = encode_split(tweets, tagger.model.text, features, tagger.labels, context)
     return tag_split(tagger, tweets, dataset), data_notes(features, context)

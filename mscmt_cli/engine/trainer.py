@@ -184,17 +184,16 @@ class Run:
         seed_everything(settings.seed)
         self.data = CorpusData.from_settings(settings)
         self.labels, unseen = data_labels(settings, self.data)
-        for note in self.data.notes() + ([unseen] if unseen else []):
-            self.console.print(f"[yellow]warning:[/] {note}")
         spec = model_spec(settings, registry, self.labels)
         check_image_inputs(settings, registry.resolve("image", settings.image)[0].input_kind)
         self.assembled: Assembled = build_model(spec, registry, settings.model_paths)
         self.features = feature_table(settings, self.assembled.image)
         imageless = imageless_note(self.data.all_tweets(), self.assembled.image.input_kind, settings.missing_images)
-        if imageless:
-            self.console.print(f"[yellow]warning:[/] {imageless}")
         self.context = context_store(settings, spec.context, self.features)
         check_captions(self.context, self.data.all_tweets())
+        # the data notes only once every up-front check has passed: a refused run prints its one error line alone
+        for note in [*self.data.notes(), *(n for n in (unseen, imageless) if n)]:
+            self.console.print(f"[yellow]warning:[/] {note}")
         self._precompute()
         text = self.assembled.model.text
         self.train_set, self.valid_set = (
