@@ -5,7 +5,27 @@ from __future__ import annotations
 from pathlib import Path
 
 from mscmt_cli.data.conll import read_conll
+from mscmt_cli.data.corpus import load_split
+from mscmt_cli.data.reading import ReadOptions, read_data_file
 from tests.cli_support import one_line_error
+
+
+def test_a_file_read_as_bio_says_so_once_unless_the_scheme_is_given_or_it_is_a_bundled_corpus(tmp_path):
+    path = tmp_path / "a.conll"
+    path.write_text("Jim\tB-PER\nBob\tI-PER\nand\tO\nAnn\tI-PER\n", encoding="utf-8")  # I- after O: still BIO
+    assert read_data_file(path, ReadOptions()).notes == (f"{path}: tags read as BIO (detected)",)
+    assert read_data_file(path, ReadOptions(scheme="bio")).notes == ()
+    assert read_data_file(path, ReadOptions(scheme="iob1")).notes == (f"{path}: tags read as IOB1, converted to BIO",)
+    for name in ("twitter2015", "twitter2017", "mine"):
+        (tmp_path / "data" / name).mkdir(parents=True)
+        (tmp_path / "data" / name / "test.txt").write_text("IMGID:1\nJim\tB-PER\nand\tO\nUK\tB-MISC\n", encoding="utf-8")
+    for name in ("twitter2015", "2017", "merged"):  # the bundled corpora, by name: BIO is known, not detected
+        assert load_split(tmp_path / "data", name, "test").notes == ()
+    mine = tmp_path / "data" / "mine" / "test.txt"
+    assert load_split(tmp_path / "data", "mine", "test").notes == (f"{mine}: tags read as BIO (detected)",)
+    by_path = tmp_path / "data" / "twitter2015"
+    assert load_split(None, str(by_path), "test").notes == (f"{by_path / 'test.txt'}: tags read as BIO (detected)",)
+    assert load_split(tmp_path / "data", "twitter2015", "test", ReadOptions(scheme="iob1")).notes != ()
 
 
 def _renamed(src: Path, dest: Path) -> Path:
@@ -31,9 +51,11 @@ def test_a_refused_train_prints_its_error_alone_not_the_data_notes_before_it(msc
     refused = mscmt([*args, "--missing-images", "error", "--out", tmp_path / "a"])
     one_line_error(refused, f"no caption for image {dropped!r} in {captions}", alone=True)
     assert refused.out == ""
-    done = mscmt([*args, "--missing-images", "blank", "--out", tmp_path / "b"])
+    done = mscmt([*args, "--missing-images", "blank", "--out", tmp_path / "b", "--test", valid])  # valid read twice, said once
     assert done.code == 0, done.err
-    assert "types the label set lacks, scored as missed: valid person" in " ".join((done.out + done.err).split())
+    said = " ".join((done.out + done.err).split())
+    assert "types the label set lacks, scored as missed: valid person" in said
+    assert [said.count(f"{f}: tags read as BIO (detected)") for f in (split / "train.txt", valid)] == [1, 1]
 
 
 def test_a_refused_evaluate_prints_its_error_alone_not_the_data_notes_before_it(mscmt, corpus, context_run, tiny, tmp_path):

@@ -34,6 +34,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -185,6 +186,13 @@ class CaptionStore:
             self.substituted.append(image_id)
             caption = BLANK_CAPTION
         return CaptionRecord(caption_digest(caption), caption)
+
+    def require(self, image_ids: Iterable[str]) -> None:
+        """Under ``error``, raise (as :meth:`load` would) for the first of ``image_ids`` without a caption; under ``blank`` nothing."""
+        if self.policy == "error":
+            missing = next((i for i in image_ids if i not in self), None)
+            if missing is not None:
+                self.load(missing)
 
     def report(self) -> str | None:
         """One line about images without a caption, or None when there were none."""

@@ -14,14 +14,14 @@ file named by path (``--train``, ``--valid``, ``--test``).
 
 The bundled corpora are read with the type map ``MISC=OTHER`` (TWITTER-2017
 calls the class MISC that TWITTER-2015 calls OTHER) unless ``--map`` says
-otherwise, and keep the type order of the runs trained before the label set
+otherwise, as BIO (not detected) unless ``--scheme`` says otherwise, and keep the type order of the runs trained before the label set
 came from the data.
 """
 
 from __future__ import annotations
 
 import hashlib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from mscmt_cli.data.conll import Tweet
@@ -39,6 +39,7 @@ NO_DATA_DIR = f"no data directory: pass --data-dir DIR ({DATA_DIR_LAYOUT})"
 BUNDLED: tuple[str, ...] = ("twitter2015", "twitter2017")
 BUNDLED_MAP: dict[str, str] = {"MISC": "OTHER"}
 BUNDLED_ORDER: tuple[str, ...] = ENTITY_TYPES
+BUNDLED_SCHEME = "bio"
 
 
 @dataclass(frozen=True)
@@ -133,10 +134,12 @@ def is_bundled(corpus: str) -> bool:
 
 
 def corpus_options(corpus: str | None, options: ReadOptions) -> ReadOptions:
-    """``options`` with the bundled corpora's default type map under the given ``--map`` entries."""
+    """``options`` with the bundled corpora's default type map under the given ``--map`` entries, and their
+    scheme, BIO, known rather than detected (so reading them by name says nothing about it)."""
     if corpus is None or not is_bundled(corpus):
         return options
-    return ReadOptions(**{**options.__dict__, "type_map": {**BUNDLED_MAP, **options.type_map}})
+    scheme = BUNDLED_SCHEME if options.scheme == "auto" else options.scheme
+    return replace(options, type_map={**BUNDLED_MAP, **options.type_map}, scheme=scheme)
 
 
 def type_order(corpus: str | None) -> tuple[str, ...]:

@@ -101,8 +101,11 @@ def encode_split(
     return EncodedDataset(encode_examples(text, [t.tokens for t in tweets], tag_ids, images, captions))
 
 
-def check_captions(context: CaptionStore | None, tweets: list[Tweet]) -> None:
-    """Read every tweet's caption once, so a missing one under ``--missing-images error`` stops the run before any work."""
+def check_captions(context: CaptionStore | None, tweets: list[Tweet], source: object = None) -> None:
+    """Read every tweet's caption once (the context's, and the caption image encoder's ``source``), so a missing one under
+    ``--missing-images error`` stops the run before any work."""
+    if isinstance(source, CaptionStore):
+        source.require(t.image_id for t in tweets)
     if context is not None:
         for tweet in tweets:
             tweet_caption(tweet, context)
@@ -202,8 +205,8 @@ class CorpusData:
         return [t for split in self.splits for t in split.tweets]
 
     def notes(self) -> list[str]:
-        """What reading the splits skipped or converted."""
-        return [n for split in self.splits for n in split.notes]
+        """What reading the splits skipped, detected or converted (once per file, read for two splits or not)."""
+        return list(dict.fromkeys(n for split in self.splits for n in split.notes))
 
 
 def data_labels(settings: Settings, data: CorpusData) -> tuple[tuple[str, ...], str | None]:

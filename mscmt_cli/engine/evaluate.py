@@ -63,7 +63,7 @@ def tag_tweets(
     tweets = list(tweets)
     features = feature_table(settings.model_copy(update={"image": tagger.spec.components.image}), tagger.images.encoder)
     context = context_store(settings, tagger.spec.context, features)
-    check_captions(context, tweets)
+    check_captions(context, tweets, features.source)
     if ready is not None:
         ready()
     precompute_features(features, tweets, console, settings.progress_every)

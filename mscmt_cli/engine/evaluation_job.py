@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from mscmt_cli.data.corpus import needs_data_dir
 from mscmt_cli.data.labelset import unseen_types
@@ -43,7 +44,7 @@ def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Regist
 
     def data_notes() -> None:  # once the inputs are checked: a refused run prints its one error line alone
         for note in [*data.notes, *(n for n in (unseen, imageless) if n)]:
-            console.print(f"[yellow]warning:[/] {note}")
+            console.print(f"[yellow]warning:[/] {escape(note)}", soft_wrap=True)  # one line each, a path as it is
 
     tags, notes = tag_tweets(tagger, data.tweets, settings, console, ready=data_notes)
     scores = score([t.tags for t in data.tweets], tags, types_of(tagger.labels))

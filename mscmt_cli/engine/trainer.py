@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 from torch.optim import AdamW
 from torch.optim.lr_scheduler import LambdaLR
 
@@ -190,10 +191,10 @@ class Run:
         self.features = feature_table(settings, self.assembled.image)
         imageless = imageless_note(self.data.all_tweets(), self.assembled.image.input_kind, settings.missing_images)
         self.context = context_store(settings, spec.context, self.features)
-        check_captions(self.context, self.data.all_tweets())
+        check_captions(self.context, self.data.all_tweets(), self.features.source)
         # the data notes only once every up-front check has passed: a refused run prints its one error line alone
         for note in [*self.data.notes(), *(n for n in (unseen, imageless) if n)]:
-            self.console.print(f"[yellow]warning:[/] {note}")
+            self.console.print(f"[yellow]warning:[/] {escape(note)}", soft_wrap=True)  # one line each, a path as it is
         self._precompute()
         text = self.assembled.model.text
         self.train_set, self.valid_set = (
