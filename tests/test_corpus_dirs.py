@@ -119,3 +119,17 @@ def test_train_and_evaluate_take_a_corpus_directory_by_path(tiny, mscmt, tmp_pat
         f"corpus directory {b}: no test split",
         alone=True,
     )
+
+
+def test_a_run_trained_on_a_relative_corpus_path_evaluates_from_another_directory(tiny, mscmt, tmp_path, monkeypatch):
+    """run.json records the directory the run was trained from; ``evaluate RUN`` reads relative data paths from there."""
+    conll_dir(tmp_path / "work")
+    monkeypatch.chdir(tmp_path / "work")
+    result = mscmt(["train", "--corpus", "./colA", "--out", "run", *TEXT_ONLY, *tiny.model_path_args()])
+    assert result.code == 0, result.err
+    assert json.loads(Path("run/run.json").read_text())["working_dir"] == str(tmp_path / "work")
+    monkeypatch.chdir(tmp_path)
+    scores = tmp_path / "scores.json"
+    result = mscmt(["evaluate", "work/run", "--json", scores, *tiny.model_path_args()])
+    assert result.code == 0, result.err
+    assert json.loads(scores.read_text())["micro"]["support"] == _support(six_type("test", SIZES["test"]))
