@@ -657,9 +657,12 @@ def test_tag_out_to_a_fifo_is_written_through(hostile, tiny, mscmt):
 def test_benchmark_outputs_refuse_the_same_hostile_targets(hostile, monkeypatch):
     import sys
 
-    from benchmarks import ablation, common
+    from benchmarks import ablation, common, hf_recipe
 
     tmp_path, run, export, _ = hostile
+    (tmp_path / "recipe-run").mkdir()
+    (tmp_path / "recipe-run" / "recipe.json").write_text('{"mine": true}')
+    (tmp_path / "other-run" / "model").mkdir(parents=True)
     before = snapshot(tmp_path)
     for target, needle in (
         (tmp_path / "fifo", "is a pipe (FIFO)"),
@@ -672,6 +675,17 @@ def test_benchmark_outputs_refuse_the_same_hostile_targets(hostile, monkeypatch)
         monkeypatch.setattr(sys, "argv", ["ablation.py", "--report-only", "--out", str(target)])
         with pytest.raises(SystemExit) as refusal:
             ablation.main()
+        assert str(refusal.value).startswith(f"error: --out {target}") and needle in str(refusal.value), refusal.value
+    for target, needle in (
+        (tmp_path / "fifo", "is a pipe (FIFO)"),
+        (tmp_path / "to-devnull", "is a device or process stream"),
+        (run / "model" / "recipe", "is inside"),
+        (export, "is a saved model, export or checkpoint"),
+        (tmp_path / "recipe-run", "recipe.json exists and is not a record of the recipe"),
+        (tmp_path / "other-run", "holds model/ but no recipe.json"),
+    ):
+        with pytest.raises(SystemExit) as refusal:
+            hf_recipe.check_run_out(target)
         assert str(refusal.value).startswith(f"error: --out {target}") and needle in str(refusal.value), refusal.value
     for target, needle in (
         (tmp_path / "fifo", "is a pipe (FIFO)"),
