@@ -697,3 +697,22 @@ def test_benchmark_outputs_refuse_the_same_hostile_targets(hostile, monkeypatch)
             common.json_target(target, "a count this script wrote", lambda data: True)
         assert str(refusal.value).startswith(f"error: --json {target}") and needle in str(refusal.value), refusal.value
     assert snapshot(tmp_path) == before
+
+
+def test_ray_tag_output_directories_refuse_saved_models(hostile):
+    """``tag --ray --out DIR/``: the per-shard directory is checked as every output directory is."""
+    from mscmt_cli.cluster.tagging import plan_output
+    from mscmt_cli.errors import MscmtError
+
+    tmp_path, run, export, _ = hostile
+    before = snapshot(tmp_path)
+    for target, needle in (
+        (run / "model", "is a saved model, export or checkpoint"),
+        (export, "is a saved model, export or checkpoint"),
+        (f"{run / 'checkpoint' / 'shards'}/", "is inside"),
+        (tmp_path / "to-model", "is a saved model, export or checkpoint"),
+    ):
+        with pytest.raises(MscmtError) as refusal:
+            plan_output(target, [], [])
+        assert str(refusal.value).startswith(f"--out {target}".rstrip("/")) and needle in str(refusal.value), refusal.value
+    assert snapshot(tmp_path) == before
