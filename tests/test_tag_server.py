@@ -278,6 +278,10 @@ def test_a_well_formed_form_still_tags_with_its_image_and_caption(server):
     body = _part("text", "café Obama".encode()) + _part("caption", b"a man") + _part("image", image_bytes(), "x.png") + END
     answer = server.post("/tag", content=body, headers={"content-type": MULTIPART})
     assert answer.status_code == 200 and answer.json()["tokens"] == ["café", "Obama"], answer.text
+    rfc2231 = b"--zz\r\nContent-Disposition: form-data; name=\"image\"; filename*=UTF-8''caf%C3%A9.png\r\n\r\n"
+    body = _part("text", b"Obama") + rfc2231 + b"not an image\r\n" + END
+    answer = server.post("/tag", content=body, headers={"content-type": MULTIPART})
+    assert answer.status_code == 422 and "unreadable image" in answer.json()["detail"], answer.text
 
 
 def test_forms_are_read_in_memory_and_log_nothing(tagger, caplog, monkeypatch):

@@ -173,6 +173,8 @@ def _name_part(part: _Part, k: int) -> None:
         raise FormError(400, f"form part {k} has no 'Content-Disposition: form-data; name=...' header")
     part.name = _field_name(params[b"name"])
     part.filename = params.get(b"filename")
+    if part.filename is None and re.search(rb";\s*filename\*\s*=", headers.get(b"content-disposition", b""), re.IGNORECASE):
+        part.filename = b""  # an RFC 2231 name only (filename*=UTF-8''...): still a file
     encoding = headers.get(b"content-transfer-encoding", b"binary").lower()
     if encoding not in (b"binary", b"7bit", b"8bit"):
         raise FormError(
