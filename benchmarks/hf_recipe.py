@@ -45,8 +45,8 @@ from typing import Any
 if __name__ == "__main__" and not __package__:  # run as a file: become python -m benchmarks.<name> (see _script.py)
     __import__("_script").run_as_module(__file__)
 
-from benchmarks.common import set_threads
-from mscmt_cli.paths import save_pretrained, write_text_atomic
+from benchmarks.common import report_target, set_threads
+from mscmt_cli.paths import FileKind, json_kind, save_pretrained, write_text_atomic
 
 EPOCHS, BATCH, LR, EVAL_BATCH = 3, 16, 5e-5, 64
 
@@ -166,6 +166,40 @@ def evaluate_file(model, tokenizer, labels: list[str], sentences: list[Sentence]
     return scores
 
 
+def _is_predictions(path: Path) -> bool:
+    """Whether ``path`` looks like a predictions file :func:`evaluate_file` wrote (word, gold, predicted per line)."""
+    try:
+        with open(path, "rb") as fh:
+            head = fh.read(4096)
+    except OSError:
+        return False
+    line = head.split(b"\n", 1)[0]
+    return head == b"" or line.count(b"\t") == 2
+
+
+def recipe_files() -> dict[str, FileKind]:
+    """The files a recipe run writes into its ``--out`` (name -> how an earlier one of them is recognised)."""
+    scores = json_kind("a score file of the recipe", lambda data: isinstance(data, dict) and "micro" in data)
+    record = json_kind("a record of the recipe", lambda data: isinstance(data, dict) and "epochs" in data)
+    predictions = FileKind("a predictions file of the recipe", _is_predictions)
+    return {
+        "recipe.json": record,
+        "valid_scores.json": scores,
+        "test_scores.json": scores,
+        "valid_predictions.tsv": predictions,
+        "test_predictions.tsv": predictions,
+    }
+
+
+def check_run_out(out: Path) -> Path:
+    """``train --out``: checked before anything is read or trained (a device, a file, a folder inside a saved model,
+    a file of the user's where the recipe writes one, a ``model/`` of a run that is not the recipe's are refused)."""
+    report_target(out, recipe_files())
+    if (out / "model").exists() and not (out / "recipe.json").is_file():
+        raise SystemExit(f"error: --out {out} holds model/ but no recipe.json: not a run of this script; choose another --out")
+    return out
+
+
 def shown(scores: dict) -> str:
     m = scores["micro"]
     return f"micro P {100 * m['precision']:.2f} R {100 * m['recall']:.2f} F1 {100 * m['f1']:.2f} (support {m['support']}), weighted F1 {100 * scores['weighted']['f1']:.2f}"
@@ -184,7 +218,7 @@ def train(args: argparse.Namespace) -> None:
         set_seed,
     )
 
-    out: Path = args.out
+    out: Path = check_run_out(args.out)
     if (out / "test_scores.json").is_file():
         print(f"{out}: finished earlier, not trained again")
         return

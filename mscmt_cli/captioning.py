@@ -47,7 +47,7 @@ from mscmt_cli.data.images import IMAGE_EXTENSIONS, check_policy, image_loader, 
 from mscmt_cli.errors import DataError, MscmtError
 from mscmt_cli.features import FeatureCache
 from mscmt_cli.model.hub import config_digest, load_pretrained, weights_fingerprint
-from mscmt_cli.paths import check_output, open_stream, same_file, sync, truncate_file
+from mscmt_cli.paths import check_output, open_stream, same_file, stream_kind, sync, truncate_file
 from mscmt_cli.settings import Settings
 
 #: The name a captioner goes by in messages and in its cache identity.
@@ -310,7 +310,7 @@ def repair_tail(path: Path) -> bool:
 
     Only a regular file is repaired (``/dev/stdout`` or a pipe is written as it is). The caller has
     recognised the file as a captions file first (:func:`captions_done`)."""
-    if not path.is_file():
+    if not path.is_file() or stream_kind(path) is not None:
         return False
     try:
         data = path.read_bytes()
@@ -330,7 +330,7 @@ def captions_done(out: Path, files: Sequence[ImageFile] = ()) -> set[str]:
     then at most a partial line that is the start of a line it writes for one of ``files`` (a run killed
     mid-write). Anything else is refused, and nothing is changed.
     """
-    if not out.is_file() or out.stat().st_size == 0:
+    if not out.is_file() or stream_kind(out) is not None or out.stat().st_size == 0:  # /dev/stdout sent to a file: not read
         return set()
     try:
         data = out.read_bytes()

@@ -14,6 +14,14 @@ walks the source and fails on a write anywhere else). It guarantees:
   and is not recognised as the kind of file the option writes (a scores file,
   a captions file, a tag output...). The check reads the file before anything
   is truncated or repaired.
+- **Only files are replaced** (:func:`stream_kind`): a device, a pipe, a socket, or a path in /dev,
+  /proc or /sys (``/dev/stdout``, ``/proc/self/fd/1``, a link to one: links are judged by every name
+  they pass through) is never renamed over. An output written as it goes (``tag --out``, ``explain
+  --out``, ``caption --out``) is written through to it, appended to, never truncated; an output
+  written whole refuses it. A file with a second name (a hard link) is refused: writing it would
+  change the other name too.
+- **Nothing new inside a saved model** (:func:`check_dir_target`, :func:`check_write`): no file or
+  directory is made inside a saved model, an export or a checkpoint (found where links lead).
 - **Atomic writes** (:func:`write_text_atomic`, :func:`atomic_file`,
   :func:`atomic_dir`): a temporary file (or directory) beside the target,
   synced, then renamed into place, so a reader (or a kill) never sees half of it.
@@ -29,6 +37,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import stat
 import tempfile
 import warnings
 from collections.abc import Callable, Iterator, Sequence
@@ -45,6 +54,8 @@ Reads = Sequence[tuple[str, "str | os.PathLike[str]"]]
 MODEL_SUFFIXES = frozenset({".safetensors", ".onnx", ".pt", ".pth", ".bin", ".ckpt", ".gguf", ".h5", ".msgpack", ".pkl"})
 #: A directory holding ``config.json`` and one of these is a saved model (a run's model/, an export, a checkpoint).
 MODEL_MARKERS = ("model.safetensors", "model.onnx", "state.pt", "pytorch_model.bin")
+#: A directory holding this file is a training checkpoint (``RUN/checkpoint``).
+CHECKPOINT_MARKER = "state.pt"
 #: A run directory's records (beside its ``run.json``): never replaced by an output.
 RUN_RECORD_NAMES = frozenset({"run.json", "metrics.jsonl", "test_scores.json", "study.json"})
 #: How much of an existing file a recogniser reads (a larger file is not one mscmt wrote).
@@ -66,14 +77,87 @@ def _file_above(path: Path) -> Path | None:
     return None
 
 
-def check_dir_target(path: Path | str | None, option: str) -> Path:
-    """A directory to create or fill: not empty, not an existing file, not below a file."""
+#: Where a path names a device or a process's stream, not a file (``/dev/stdout``, ``/dev/fd/1``, ``/proc/self/fd/1``);
+#: ``/dev/shm`` holds plain files.
+_STREAM_ROOTS = ("/dev/", "/proc/", "/sys/")
+
+
+def stream_kind(path: str | os.PathLike[str]) -> str | None:
+    """What ``path`` names when it is not a file nor a directory to write in: ``"a device or process stream"`` (a
+    path in /dev, /proc or /sys, or one passing through them: /dev/stdout is one even when the shell sent it to a
+    file), ``"a device"`` (character or block), ``"a pipe (FIFO)"``, ``"a socket"``; None for a plain path."""
+    if any(name.startswith(_STREAM_ROOTS) and not name.startswith("/dev/shm/") for name in _names_on_the_way(path)):
+        return "a device or process stream"
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    if stat.S_ISCHR(mode) or stat.S_ISBLK(mode):
+        return "a device"
+    if stat.S_ISFIFO(mode):
+        return "a pipe (FIFO)"
+    if stat.S_ISSOCK(mode):
+        return "a socket"
+    return None
+
+
+def _names_on_the_way(path: str | os.PathLike[str]) -> Iterator[str]:
+    """Every absolute name ``path`` passes through: as given, with its folder resolved, each link's target in
+    turn (``out -> /dev/stdout -> /proc/self/fd/1 -> file``), and where it ends."""
+    try:
+        name = os.path.abspath(path)
+        for _ in range(40):
+            yield name
+            yield os.path.join(os.path.realpath(os.path.dirname(name)), os.path.basename(name))
+            if not os.path.islink(name):
+                break
+            name = os.path.normpath(os.path.join(os.path.dirname(name), os.readlink(name)))
+        yield os.path.realpath(path)
+    except (OSError, ValueError):  # unreadable link, NUL in the name: what was seen so far is judged
+        return
+
+
+def _saved_model_above(path: Path, home: Path | None = None) -> Path | None:
+    """The nearest existing directory above ``path`` (judged where links lead) that is a saved model, an export or a
+    checkpoint: mscmt writes nothing new inside one. ``home``: one such directory that may hold ``path`` (a model
+    directory's own ``MODEL/onnx``)."""
+    for parent in Path(os.path.realpath(path)).parents:
+        if _is_saved_dir(parent):
+            if home is not None and same_file(parent, home):
+                return None
+            return parent
+    return None
+
+
+def _is_saved_dir(directory: Path) -> bool:
+    """A saved model or an export (``config.json`` beside weights or a graph), or a checkpoint (``state.pt``)."""
+    return _is_model_dir(directory) or (directory / CHECKPOINT_MARKER).is_file()
+
+
+def _refuse_inside_saved_model(path: Path, option: str, home: Path | None = None) -> None:
+    found = _saved_model_above(path, home)
+    if found is not None:
+        raise MscmtError(
+            f"{option} {path}: is inside {found}, a saved model, export or checkpoint; mscmt writes nothing new there: pass a path outside it"
+        )
+
+
+def check_dir_target(path: Path | str | None, option: str, *, home: Path | None = None, replaces_saved: bool = False) -> Path:
+    """A directory to create or fill: not empty, not an existing file, device or pipe, not below a file, neither a
+    saved model, an export or a checkpoint nor inside one (``home``: the one it may be inside, see
+    :func:`_saved_model_above`; ``replaces_saved``: it may be one, an earlier export that ``mscmt export`` replaces)."""
     path = check_not_empty(path, option)
+    stream = stream_kind(path)
+    if stream is not None:
+        raise MscmtError(f"{option} {path}: is {stream}, not a directory; pass a directory name")
     if path.exists() and not path.is_dir():
         raise MscmtError(f"{option} {path}: is a file, not a directory; pass a directory name")
     blocker = _file_above(path)
     if blocker is not None:
         raise MscmtError(f"{option} {path}: {blocker} is a file, so no directory can be made inside it")
+    _refuse_inside_saved_model(path, option, home)
+    if not replaces_saved and _is_saved_dir(Path(os.path.realpath(path))):
+        raise MscmtError(f"{option} {path}: is a saved model, export or checkpoint; mscmt writes nothing new there: pass another directory")
     return path
 
 
@@ -196,25 +280,46 @@ def _read_bounded(path: Path) -> bytes | None:
 
 def check_write(path: Path | str | None, option: str, kind: FileKind, reads: Reads = (), *, streams: bool = False) -> Path:
     """A file the user named for ``option`` to write, refused before anything is read or written when it would
-    replace something that is not an earlier output of the same kind (see the module doc).
+    replace something that is not an earlier output of the same kind (see the module doc). Links are judged by
+    where they lead; a file with another name (a hard link) is refused, as writing it changes the other name too;
+    nothing new goes inside a saved model, an export or a checkpoint.
 
-    ``streams``: a device or pipe (``/dev/stdout``) is accepted and written through as it is.
+    ``streams``: the output is written as it goes, so a device, a pipe or a process stream (``/dev/stdout``,
+    ``/proc/self/fd/1``, a link to one) is accepted and written through, appended to (:func:`open_stream`);
+    an output written whole (temporary file, then rename) refuses them.
     """
     path = check_file_target(path, option)
     for what, other in reads:
         if same_file(path, other):
             raise MscmtError(f"{option} {path} is the same file as {what} {other}: refusing to overwrite it")
-    if not (path.exists() or path.is_symlink()):
+    stream = stream_kind(path)
+    if stream is not None:
+        if streams and path.exists():
+            return path
+        if streams:
+            raise MscmtError(f"{option} {path}: does not exist, and mscmt makes no file in /dev, /proc or /sys; give a file name")
+        raise MscmtError(
+            f"{option} {path}: is {stream}; this output is written whole to a file (a temporary file, then renamed): give a file name"
+        )
+    if path.is_symlink() and not path.exists():
+        raise MscmtError(f"{option} {path}: is a link to {os.readlink(path)}, which does not exist; give a file name")
+    if not path.exists():
+        _refuse_inside_saved_model(path, option)
         if not path.parent.is_dir() and streams:
             raise MscmtError(f"{option} {path}: directory {path.parent} does not exist")
         return path
     if not path.is_file():
-        if streams and path.exists():
-            return path
         raise MscmtError(f"{option} {path}: not a regular file; refusing to replace it")
+    links = path.stat().st_nlink
+    if links > 1:
+        raise MscmtError(
+            f"{option} {path}: the file has {links} names (hard links), and writing it would change the others too: "
+            "refusing to overwrite it; give a new file name"
+        )
     found = protected_kind(path)
     if found is not None:
         raise MscmtError(f"{option} {path} is {found}: refusing to overwrite it; give a new file name")
+    _refuse_inside_saved_model(path, option)
     if not kind.owns(path):
         raise MscmtError(f"{option} {path} exists and is not {kind.name} mscmt wrote: refusing to overwrite it; give a new file name")
     return path
@@ -249,6 +354,9 @@ def atomic_file(path: Path | str, option: str = "output file", durable: bool = T
     The temporary file never outlives a failed write; an OS error is one line naming ``path``.
     """
     path = check_file_target(path, option)
+    stream = stream_kind(path)
+    if stream is not None:  # renaming over /dev/stdout would replace the device's name, not write to it
+        raise MscmtError(f"{option} {path}: is {stream}; this output is written whole to a file: give a file name")
     tmp: str | None = None
     try:
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -294,9 +402,10 @@ def write_json(path: Path | str, data: Any) -> None:
 
 def open_stream(path: Path, option: str, append: bool = False) -> BinaryIO:
     """``path`` opened (binary) to write as it goes, or to append whole lines (``append``): a tag output, a
-    captions file, ``metrics.jsonl``. The caller has checked ``path`` (:func:`check_write`) first."""
+    captions file, ``metrics.jsonl``. The caller has checked ``path`` (:func:`check_write`) first. A device, pipe or
+    process stream (``/dev/stdout``, which the shell may have sent to a file) is appended to, never truncated."""
     try:
-        return open(path, "ab" if append else "wb")
+        return open(path, "ab" if append or stream_kind(path) is not None else "wb")
     except OSError as err:
         raise MscmtError(f"{option} {path}: cannot write ({err.strerror or err})") from None
 
@@ -351,6 +460,14 @@ def foreign_files(old: Path, ours: Callable[[str], bool]) -> list[str]:
     return sorted(name for name in _files(old) if not ours(name))
 
 
+def _real_dir(out: Path) -> Path:
+    """Where the directory ``out`` is: a link to a directory is the directory it names (built beside it), and a
+    parent spelled with ``..`` is resolved first (``a/../a`` is ``./a``: renaming ``a`` away must not lose the way back)."""
+    if out.is_symlink():
+        return out.resolve()
+    return Path(os.path.realpath(out.parent)) / out.name
+
+
 @contextmanager
 def atomic_dir(out: Path, option: str = "--out", keep: Callable[[str], bool] | None = None, old_name: str | None = None) -> Iterator[Path]:
     """A temporary directory beside ``out`` to build; on success it replaces ``out`` (:func:`replace_dir`).
@@ -359,7 +476,10 @@ def atomic_dir(out: Path, option: str = "--out", keep: Callable[[str], bool] | N
     (an earlier version's own files); by default only the paths the new version writes too.
     """
     out = Path(out)
-    real = out.resolve() if out.is_symlink() else out  # a link to a directory: build beside the directory it names
+    stream = stream_kind(out)
+    if stream is not None:
+        raise MscmtError(f"{option} {out}: is {stream}, not a directory; pass a directory name")
+    real = _real_dir(out)
     make_dir(real.parent, option)
     try:
         tmp = Path(tempfile.mkdtemp(dir=real.parent, prefix=f".{real.name}."))
@@ -386,7 +506,7 @@ def replace_dir(
     ``old_name``: where the old version waits between the two renames (:func:`recover_dir` finds it there).
     """
     out = Path(out)
-    real = out.resolve() if out.is_symlink() else out
+    real = _real_dir(out)
     new = _files(tmp)
     if real.is_dir():
         foreign = foreign_files(real, lambda name: name in new or (keep is not None and keep(name)))
@@ -461,6 +581,8 @@ def check_out_dir(out: str | os.PathLike[str], option: str = "--out") -> Path:
 def check_output(out: str | os.PathLike[str], reads: Reads, option: str = "--out", kind: FileKind | None = None) -> Path:
     """Refuse an output that is an existing directory, one of ``reads`` (any path to it), a model file, a run's
     record, a data split, an image file, or (with ``kind``) an existing file that is not one of that kind."""
+    if stream_kind(out) is None and not os.path.lexists(out):  # (an existing file is judged by check_write)
+        _refuse_inside_saved_model(Path(out), option)
     out = check_out_dir(out, option)
     return check_write(out, option, kind or ANY_FILE, reads, streams=True)
 

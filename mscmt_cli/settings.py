@@ -109,7 +109,13 @@ class Settings(BaseSettings):
         dict, "NAME=PATH: load component NAME from a local directory (repeatable)", group="components", resumable=True, flags="--model-path"
     )
     # data
-    corpus: str = setting("merged", "twitter2015, twitter2017, merged, or any corpus directory name", group="data", identity=True)
+    corpus: str = setting(
+        "merged",
+        "twitter2015, twitter2017, merged, any corpus directory name under --data-dir, or a corpus directory by path "
+        "(with a /: its train/valid/test .txt, or one train.*, valid.*, test.* file each); A+B reads both",
+        group="data",
+        identity=True,
+    )
     data_dir: Path | None = setting(None, f"data directory: {DATA_DIR_LAYOUT}", group="data")
     images_dir: Path | None = setting(None, "directory of <id>.jpg images", group="data")
     captions: Path | None = setting(

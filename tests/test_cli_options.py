@@ -316,6 +316,62 @@ def test_a_v1_run_directory_loads_and_tags_identically(mscmt, tmp_path):
     assert_same_but_floats([json.loads(g) for g in got], [json.loads(e) for e in expected])
 
 
+#: How far today's gate and attention values may be from those the old code computed for its own run directory.
+OLD_RUN_TOLERANCE = 1e-5
+
+
+def _whole_values(monkeypatch) -> None:
+    """The Tagger rounds gate and attention values to 4 digits in its answers; a comparison at
+    OLD_RUN_TOLERANCE reads them whole (the fixtures were written by the old code the same way)."""
+    import mscmt_cli.tagging.tagger as tagger_module
+
+    monkeypatch.setattr(tagger_module, "round", lambda value, digits=0: value, raising=False)
+
+
+def _largest_difference(got: list[list[float]], expected: list[list[float]]) -> float:
+    assert [len(row) for row in got] == [len(row) for row in expected]
+    return max(abs(a - b) for g, e in zip(got, expected) for a, b in zip(g, e))
+
+
+def test_a_v1_run_gives_the_gate_values_of_the_code_that_wrote_it(monkeypatch):
+    """tests/fixtures/run_v1/gates_by_v1.json (see its README): the tags and per-token gate values b3b468d gave, tweets
+    with a lone '@' before a name among them (the BERTweet normalisation read since then must not reach a v1 model)."""
+    from mscmt_cli.tagging.tagger import Tagger
+    from plugins.text_encoders import packaged_minilm_path
+
+    _whole_values(monkeypatch)
+    fixture = REPO / "tests" / "fixtures" / "run_v1"
+    tweets = json.loads((fixture / "gates_by_v1.json").read_text(encoding="utf-8"))["tweets"]
+    assert len(tweets) == 38 and sum("@" in t["tokens"] for t in tweets) == 7
+    tagger = Tagger.from_pretrained(
+        fixture, {"caption": packaged_minilm_path()}, device="cpu", captions=REPO / "examples" / "data" / "captions.txt"
+    )
+    results = tagger.tag_batch([t.get("text", t["tokens"]) for t in tweets], [t["image"] for t in tweets])
+    assert [r.tokens for r in results] == [t["tokens"] for t in tweets]
+    assert [r.tags for r in results] == [t["tags"] for t in tweets]
+    assert _largest_difference([r.gate or [] for r in results], [t["gate"] for t in tweets]) <= OLD_RUN_TOLERANCE
+    assert _largest_difference([r.tag_probs for r in results], [t["tag_probs"] for t in tweets]) <= OLD_RUN_TOLERANCE
+
+
+def test_a_cross_attention_run_of_94d644f_gives_its_attention_values(monkeypatch, tmp_path):
+    """tests/fixtures/run_xattn_94d644f (see its README): tags and each word's attention over the caption's tokens
+    as the code of 94d644f gave them, read from a copy of the run directory (so nothing is written into the fixture)."""
+    from mscmt_cli.tagging.tagger import Tagger
+
+    _whole_values(monkeypatch)
+    fixture = REPO / "tests" / "fixtures" / "run_xattn_94d644f"
+    run = tmp_path / "run"
+    shutil.copytree(fixture, run)
+    tweets = json.loads((fixture / "attention_by_94d644f.json").read_text(encoding="utf-8"))["tweets"]
+    assert len(tweets) == 20 and sum(tag != "O" for t in tweets for tag in t["tags"]) > 10
+    tagger = Tagger.from_pretrained(run, device="cpu", captions=REPO / "examples" / "data" / "captions.txt")
+    results = tagger.tag_batch([t["tokens"] for t in tweets], [t["image"] for t in tweets])
+    assert [r.tags for r in results] == [t["tags"] for t in tweets]
+    got = [row for r in results for row in r.attention or []]
+    assert _largest_difference(got, [row for t in tweets for row in t["attention"]]) <= OLD_RUN_TOLERANCE
+    assert _largest_difference([r.tag_probs for r in results], [t["tag_probs"] for t in tweets]) <= OLD_RUN_TOLERANCE
+
+
 # --- resume keeps the run's settings and refuses to change what the run learns ------------------------------------
 
 

@@ -61,14 +61,20 @@ def test_train_gated_crf_then_evaluate(trained_run, corpus, tiny, mscmt, tmp_pat
     assert test_scores["micro"] == scores["micro"], "evaluate must reproduce the training run's own test scores"
 
 
+def _after_the_scheme_note(err: str, data_file: Path) -> str:
+    """``mscmt evaluate``'s stderr after its one note (the scheme the data file was read as), checked to be just that."""
+    before, scored, after = err.partition("scored ")
+    assert " ".join(before.split()) == f"warning: {data_file}: tags read as BIO (detected)", err
+    return scored + after
+
+
 def test_evaluate_alone_scores_the_runs_own_corpus_and_says_so(trained_run, corpus, tiny, mscmt, tmp_path):
     """No --corpus, --data-dir or --images-dir: the run's run.json gives them (the default corpus, merged, is not it)."""
     for path in (trained_run, trained_run / "model"):
         result = mscmt(["evaluate", path, "--json", tmp_path / "s.json", *tiny.model_path_args()])
         assert result.code == 0, result.err
-        assert result.err.startswith(
-            f"scored {path} on the test split of {corpus.name} ({corpus.data_dir}), the corpus it was trained on\n"
-        )
+        scored = _after_the_scheme_note(result.err, corpus.data_dir / corpus.name / "test.txt")
+        assert scored.startswith(f"scored {path} on the test split of {corpus.name} ({corpus.data_dir}), the corpus it was trained on\n")
         assert json.loads((tmp_path / "s.json").read_text())["micro"] == json.loads((trained_run / "test_scores.json").read_text())["micro"]
 
     # what is given wins over what the run recorded, and the line says the run was trained on another corpus
@@ -78,7 +84,8 @@ def test_evaluate_alone_scores_the_runs_own_corpus_and_says_so(trained_run, corp
         (other / "copy" / f"{split}.txt").write_bytes((corpus.data_dir / corpus.name / f"{split}.txt").read_bytes())
     result = mscmt(["evaluate", trained_run, "--data-dir", other, "--corpus", "copy", "--split", "valid", *tiny.model_path_args()])
     assert result.code == 0, result.err
-    assert result.err.startswith(f"scored {trained_run} on the valid split of copy ({other}); it was trained on {corpus.name}\n")
+    scored = _after_the_scheme_note(result.err, other / "copy" / "valid.txt")
+    assert scored.startswith(f"scored {trained_run} on the valid split of copy ({other}); it was trained on {corpus.name}\n")
 
 
 def test_training_that_stops_early_says_so_in_one_line(corpus, tiny, mscmt, tmp_path):

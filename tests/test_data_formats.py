@@ -140,7 +140,10 @@ def test_column_conll_reads_docstart_columns_blank_tab_lines_and_skips_an_empty_
     path = _write(tmp_path, "a.txt", text)
     read = read_data_file(path, ReadOptions())
     assert [(t.tokens, t.tags) for t in read.tweets] == [(("Paris", "rocks"), ("B-geo-loc", "O")), (("hi",), ("O",))]
-    assert read.tweets[0].token_lines == (3, 5) and read.notes == (f"{path}: 1 record(s) skipped: {path}:4: empty token",)
+    assert read.tweets[0].token_lines == (3, 5) and read.notes == (
+        f"{path}: tags read as BIO (detected)",
+        f"{path}: 1 record(s) skipped: {path}:4: empty token",
+    )
     with pytest.raises(DataError, match=rf"^{path}:4: empty token \(--strict"):
         read_data_file(path, ReadOptions(strict=True))
     with pytest.raises(DataError, match=rf"^{path}:3: label 'NNP' is not a tag"):

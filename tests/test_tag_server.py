@@ -73,14 +73,14 @@ def test_batch_keeps_order(server):
         ({"json": {"text": "x" * 501}}, 413, "characters"),
         ({"json": {"text": "hi", "pad": "x" * 250_000}}, 413, "body"),
         ({"content": b"text=hi", "headers": {"content-type": "text/plain"}}, 415, "content type"),
-        ({"content": b"--zz\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=zz"}}, 422, "'text'"),
+        ({"content": b"--zz\r\nbroken", "headers": {"content-type": "multipart/form-data; boundary=zz"}}, 400, "truncated"),
         (
             {
                 "content": b'--zz\r\nContent-Disposition: form-data; name="text"\r\n\r\nhi',
                 "headers": {"content-type": "multipart/form-data"},
             },
             400,
-            "",
+            "without a boundary",
         ),
         ({"data": {"text": "hi", "image": "not-a-file"}}, 422, "file upload"),
     ],
@@ -176,7 +176,8 @@ def test_caption_text_and_form_fields_over_the_limit_or_not_utf8(client):
         answer = client.post("/tag", content=body, headers={"content-type": kind})
         assert answer.status_code == 200 and answer.json()["text"] == "café Obama", answer.text
     files = {"image": ("x.png", image_bytes(), "image/png"), "other": ("y.png", image_bytes(), "image/png")}
-    assert client.post("/tag", data={"text": "hi"}, files=files).status_code == 400
+    answer = client.post("/tag", data={"text": "hi"}, files=files)
+    assert answer.status_code == 400 and "more than one file" in answer.json()["detail"], answer.text
     assert client.post("/tag", data={"caption": "x"}, files={"text": ("t.txt", b"hi", "text/plain")}).status_code == 422
 
 
@@ -202,3 +203,107 @@ def test_odd_bodies_are_answered_below_500(client, raw):
     answer = _json_post(client, "/tag", raw) if raw.isascii() else None
     assert answer is not None and answer.status_code < 500, answer.text
     assert answer.status_code == 200 or answer.json()["detail"]
+
+
+# --- forms: every odd form a one-line 4xx naming its cause; parts in memory, nothing logged per request --------------
+
+
+def _part(name: str, value: bytes, filename: str | None = None, boundary: str = "zz") -> bytes:
+    file = f'; filename="{filename}"' if filename is not None else ""
+    head = f'--{boundary}\r\nContent-Disposition: form-data; name="{name}"{file}\r\n\r\n'
+    return head.encode() + value + b"\r\n"
+
+
+END = b"--zz--\r\n"
+MULTIPART = "multipart/form-data; boundary=zz"
+URLENCODED = "application/x-www-form-urlencoded"
+
+
+@pytest.mark.parametrize(
+    "body,kind,status,detail",
+    [
+        (b"".join(_part(f"f{i}", b"x") for i in range(2000)) + END, MULTIPART, 400, "too many form fields (2000; at most 8"),
+        (b"&".join(b"f%d=x" % i for i in range(2000)), URLENCODED, 400, "too many form fields (2000; at most 8"),
+        (_part("text", b"Obama") + _part("text", b"Paris") + END, MULTIPART, 400, "form field 'text' given twice"),
+        (b"text=Obama&text=Paris", URLENCODED, 400, "form field 'text' given twice"),
+        (
+            _part("text", b"Obama") + _part("image", b"a", "a.png") + _part("image", b"b", "b.png") + END,
+            MULTIPART,
+            400,
+            "more than one file in the form ('image', 'image')",
+        ),
+        (_part("text", b"Obama") + END, "multipart/form-data", 400, "multipart/form-data without a boundary"),
+        (_part("text", b"Obama") + END, "multipart/form-data; boundary=" + "z" * 71, 400, "invalid multipart boundary"),
+        (_part("text", b"Obama", boundary="yy") + b"--yy--\r\n", MULTIPART, 400, "does not start with its boundary '--zz'"),
+        (b"", MULTIPART, 400, "the body is empty"),
+        (_part("text", b"Obama"), MULTIPART, 400, "ends before its closing boundary '--zz--' (truncated?)"),
+        (b'--zz\r\nContent-Disposition: form-data; name="text"\r\n\r\nObam', MULTIPART, 400, "truncated"),
+        (
+            b"--zz\r\nContent-Disposition form-data\r\n\r\nx\r\n" + END,
+            MULTIPART,
+            400,
+            "malformed form data at byte 26: found invalid character",
+        ),
+        (
+            b"--zz\r\nContent-Type: text/plain\r\n\r\nx\r\n" + END,
+            MULTIPART,
+            400,
+            "form part 1 has no 'Content-Disposition: form-data; name=...'",
+        ),
+        (_part("", b"Obama") + END, MULTIPART, 400, "a form field without a name"),
+        (_part("text[]", b"Obama") + END, MULTIPART, 422, "nested or list names are not read: 'text[]'"),
+        (b"items%5B0%5D%5Btext%5D=Obama", URLENCODED, 422, "nested or list names are not read: 'items[0][text]'"),
+        (
+            _part("Text", b"Obama") + END,
+            MULTIPART,
+            422,
+            "unknown form field: 'Text'; the fields are 'text', 'caption' and the file 'image'",
+        ),
+        (
+            b'--zz\r\nContent-Disposition: form-data; name="text"\r\nContent-Transfer-Encoding: base64\r\n\r\nT2JhbWE=\r\n' + END,
+            MULTIPART,
+            400,
+            "Content-Transfer-Encoding 'base64' is not read",
+        ),
+        (_part("text", b"Obama") + _part("image", b"x" * 100_001, "a.png") + END, MULTIPART, 413, "image over 100000 bytes"),
+    ],
+)
+def test_odd_forms_are_one_line_4xx_naming_the_cause(server, body, kind, status, detail):
+    answer = server.post("/tag", content=body, headers={"content-type": kind})
+    assert answer.status_code == status, answer.text
+    assert detail in answer.json()["detail"] and "\n" not in answer.json()["detail"]
+
+
+def test_a_well_formed_form_still_tags_with_its_image_and_caption(server):
+    body = _part("text", "café Obama".encode()) + _part("caption", b"a man") + _part("image", image_bytes(), "x.png") + END
+    answer = server.post("/tag", content=body, headers={"content-type": MULTIPART})
+    assert answer.status_code == 200 and answer.json()["tokens"] == ["café", "Obama"], answer.text
+    rfc2231 = b"--zz\r\nContent-Disposition: form-data; name=\"image\"; filename*=UTF-8''caf%C3%A9.png\r\n\r\n"
+    body = _part("text", b"Obama") + rfc2231 + b"not an image\r\n" + END
+    answer = server.post("/tag", content=body, headers={"content-type": MULTIPART})
+    assert answer.status_code == 422 and "unreadable image" in answer.json()["detail"], answer.text
+
+
+def test_forms_are_read_in_memory_and_log_nothing(tagger, caplog, monkeypatch):
+    """An upload of several MiB (python-multipart's own parser spools over 1 MiB to a temporary file) is read
+    without one, and odd forms put nothing in the log: the cause is in the answer."""
+    import logging
+    import tempfile
+
+    from fastapi.testclient import TestClient
+
+    from mscmt_cli.tagging.server import create_app
+
+    def no_temp_file(*args, **kwargs):
+        raise AssertionError("a form part was spooled to disk")
+
+    for name in ("NamedTemporaryFile", "TemporaryFile", "mkstemp", "SpooledTemporaryFile"):
+        monkeypatch.setattr(tempfile, name, no_temp_file)
+    client = TestClient(create_app(tagger))
+    caplog.set_level(logging.DEBUG)
+    big = _part("text", b"Obama") + _part("image", b"\0" * (3 * 2**20), "x.png") + END
+    answer = client.post("/tag", content=big, headers={"content-type": MULTIPART})
+    assert answer.status_code == 422 and "unreadable image" in answer.json()["detail"], answer.text
+    for body in (b"--zz\r\nContent-Disposition form-data\r\n\r\nx\r\n" + END, b"--zz\r\r\n", _part("text", b"x") + END + b"epilogue"):
+        assert client.post("/tag", content=body, headers={"content-type": MULTIPART}).status_code < 500
+    assert [r for r in caplog.records if r.name.startswith("python_multipart")] == []

@@ -252,6 +252,17 @@ def test_caption_out_is_recognised_before_its_last_line_is_cut(corpus, tmp_path,
     assert snapshot(tmp_path) == before
 
 
+def test_caption_out_to_dev_stdout_is_neither_read_nor_cut(tmp_path):
+    """``caption --out /dev/stdout`` (which the shell may have sent to a file, as pytest does here) is appended to:
+    nothing already there is read as captions or cut as a partial last line."""
+    from mscmt_cli.captioning import captions_done, repair_tail
+
+    (tmp_path / "out").symlink_to("/dev/stdout")
+    print("a partial line of the caller's", end="", flush=True)
+    for target in (tmp_path / "out", Path("/dev/stdout")):
+        assert captions_done(target) == set() and repair_tail(target) is False
+
+
 def test_a_partial_caption_line_of_an_image_of_the_directory_is_still_repaired(tmp_path):
     from mscmt_cli.captioning import ImageFile, captions_done, repair_tail
 
@@ -476,3 +487,232 @@ def test_benchmark_json_outputs_refuse_what_the_script_did_not_write(corpus, tmp
             common.json_target(target, "a count this script wrote", ours, [("--conll", split)])
         assert str(refusal.value).startswith("error: --json") and needle in str(refusal.value)
     assert common.json_target(tmp_path / "counts.json", "a count this script wrote", ours) == tmp_path / "counts.json"
+
+
+# -- hostile output targets, for every command that writes: devices, pipes, process streams, links, saved models ------
+
+
+@pytest.fixture
+def hostile(user_files, export_dirs, corpus, tiny, tmp_path):
+    """The user's files (a run, data, an image, notes), an export, a FIFO, and links of every kind beside them;
+    ``commands[name](target)`` is the argument list of a command writing ``target``."""
+    import os
+    import shutil
+
+    run, data, _ = user_files
+    export = tmp_path / "export"
+    shutil.copytree(export_dirs[0], export)
+    shutil.copytree(data / corpus.name, data / "other")
+    source = tmp_path / "in.jsonl"
+    source.write_text('{"text": "Obama visits Paris"}\n', encoding="utf-8")
+    os.mkfifo(tmp_path / "fifo")
+    (tmp_path / "empty").write_bytes(b"")
+    os.link(tmp_path / "empty", tmp_path / "empty-too")
+    os.link(run / "model" / "config.json", tmp_path / "config-too.json")
+    os.link(source, tmp_path / "in-too.jsonl")
+    for name, target in (
+        ("to-devnull", "/dev/null"),
+        ("to-stdout", "/dev/stdout"),
+        ("to-fifo", tmp_path / "fifo"),
+        ("to-config", run / "model" / "config.json"),
+        ("to-notes", tmp_path / "notes.txt"),
+        ("to-nowhere", tmp_path / "missing" / "x"),
+        ("to-model", run / "model"),
+        ("to-checkpoint", run / "checkpoint"),
+    ):
+        (tmp_path / name).symlink_to(target)
+    model = ["--model", run, *tiny.model_path_args()]
+    variant = ["--text", "bertweet", "--image", "none", "--fusion", "none"]
+    commands = {
+        "evaluate --json": lambda t: ["evaluate", run, "--data-dir", data, "--corpus", corpus.name, *tiny.model_path_args(), "--json", t],
+        "tag --out": lambda t: ["tag", source, "--out", t, *model],
+        "explain --out": lambda t: ["explain", "--text", "Obama visits Paris", "--out", t, *model],
+        "caption --out": lambda t: ["caption", corpus.images_dir, "--captioner", tmp_path / "no-model", "--out", t],
+        "train --out": lambda t: ["train", *variant, *corpus.args(images=False), "--epochs", "1", "--out", t, *tiny.model_path_args()],
+        "grid --out": lambda t: ["grid", "--lrs", "3e-5", "--batch-sizes", "8", *variant, *corpus.args(False), "--out", t],
+        "ablate --out": lambda t: ["ablate", "--variant", "a=bertweet,none,none,crf", *corpus.args(False), "--out", t],
+        "crossdata --out": lambda t: ["crossdata", corpus.name, "other", "--data-dir", data, "--out", t],
+        "export --out": lambda t: ["export", run, "--out", t, *_clip(tiny)],
+        "cache build --cache-dir": lambda t: ["cache", "build", *corpus.args(), "--cache-dir", t, *_clip(tiny)],
+        "tag --explain": lambda t: ["tag", source, "--out", tmp_path / "tags.jsonl", "--explain", t, *model],
+    }
+    return tmp_path, run, export, commands
+
+
+FILE_OUTPUTS = ["evaluate --json", "tag --out", "explain --out", "caption --out"]
+STREAMED = {"tag --out", "explain --out", "caption --out"}
+DIR_OUTPUTS = ["train --out", "grid --out", "ablate --out", "crossdata --out", "export --out", "cache build --cache-dir", "tag --explain"]
+
+
+def _refused_everywhere(mscmt, hostile, names: list[str], targets: list[str | Path], *needles: str) -> None:
+    tmp_path, _, _, commands = hostile
+    before = snapshot(tmp_path)
+    for name in names:
+        for target in targets:
+            option = name.split()[-1]
+            target = tmp_path / target if isinstance(target, str) and not target.startswith("/") else target
+            result = mscmt(commands[name](target))
+            assert result.code == 2, (target, result.err[-300:])
+            refused(result, f"{option} {target}", *needles)
+    assert snapshot(tmp_path) == before
+    assert Path("/dev/stdout").is_symlink() and str(Path("/dev/stdout").readlink()) == "/proc/self/fd/1"
+
+
+@pytest.mark.parametrize("name", FILE_OUTPUTS + DIR_OUTPUTS)
+def test_outputs_written_whole_refuse_devices_pipes_and_process_streams(name, hostile, mscmt):
+    """An output written whole (a temporary file or directory, then renamed) over a FIFO, a link to /dev/null or
+    /dev/stdout, or /proc/self/fd/N would replace the name, not write to it: refused (streamed outputs: below)."""
+    targets: list[str | Path] = ["fifo", "to-devnull", "to-stdout", "/proc/self/fd/1", "/proc/self/fd/2"]
+    if name in STREAMED:  # written through as they go: only a name that does not exist in /dev or /proc is refused
+        targets = ["/proc/self/fd/987"]
+        _refused_everywhere(mscmt, hostile, [name], targets, "mscmt makes no file in /dev, /proc or /sys")
+    else:
+        _refused_everywhere(mscmt, hostile, [name], targets, "is a " if name in FILE_OUTPUTS else "not a directory")
+
+
+@pytest.mark.parametrize("name", FILE_OUTPUTS)
+def test_a_hard_linked_output_is_refused(name, hostile, mscmt):
+    """A file with a second name (an empty file otherwise taken as new; a link to the model's config, to the input)."""
+    _refused_everywhere(mscmt, hostile, [name], ["empty", "empty-too", "config-too.json"], "refusing")
+    _refused_everywhere(mscmt, hostile, [name], ["empty"], "hard links")
+    if name != "explain --out":
+        _refused_everywhere(mscmt, hostile, [name], ["in-too.jsonl"], "refusing")
+
+
+@pytest.mark.parametrize("name", FILE_OUTPUTS)
+def test_a_link_is_judged_by_where_it_leads(name, hostile, mscmt):
+    targets: list[str | Path] = ["to-config", "to-notes", "to-nowhere", "to-model/new.json", "to-checkpoint/new.json"]
+    _refused_everywhere(mscmt, hostile, [name], targets)
+
+
+@pytest.mark.parametrize("name", FILE_OUTPUTS + DIR_OUTPUTS)
+def test_nothing_new_is_written_inside_a_saved_model_a_checkpoint_or_an_export(name, hostile, mscmt):
+    _, run, export, _ = hostile
+    targets: list[str | Path] = [
+        run / "model" / "new.jsonl",
+        run / "model" / "text_encoder" / "new.jsonl",
+        run / "checkpoint" / "new.jsonl",
+        export / "new.jsonl",
+        export / "model" / "new.jsonl",
+        export / "model" / "sub" / "new.jsonl",
+    ]
+    _refused_everywhere(mscmt, hostile, [name], targets, "is inside", "a saved model, export or checkpoint")
+    if name in DIR_OUTPUTS and name != "export --out":  # export replaces an earlier export (and names what else it finds)
+        saved = [run / "model", run / "checkpoint", export, "to-model", "to-checkpoint"]
+        _refused_everywhere(mscmt, hostile, [name], saved, "a saved model, export or checkpoint")
+
+
+def test_export_out_spelled_with_dot_dot_works(hostile, tiny, mscmt, monkeypatch):
+    tmp_path, run, _, _ = hostile
+    monkeypatch.chdir(tmp_path)
+    for _ in range(2):  # new, then an earlier export of its own: replaced
+        result = mscmt(["export", run, "--out", "a/../a", *_clip(tiny)])
+        assert result.code == 0, result.err
+        assert (tmp_path / "a" / "model.onnx").is_file()
+    assert not [p.name for p in tmp_path.iterdir() if p.name.startswith(".")]
+
+
+def _shell_tag(args: list[str], tmp_path: Path) -> bytes:
+    """``sh -c 'echo before; mscmt ARGS' > out.txt``: what the file holds afterwards (stdout sent to a file)."""
+    import os
+    import shlex
+    import subprocess
+    import sys
+
+    out = tmp_path / "shell-out.txt"
+    command = f"echo before; {shlex.quote(sys.executable)} -m mscmt_cli {' '.join(shlex.quote(str(a)) for a in args)}"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    with open(out, "wb") as fh:
+        done = subprocess.run(["sh", "-c", command], stdout=fh, stderr=subprocess.PIPE, env=env, timeout=300)
+    assert done.returncode == 0, done.stderr.decode()
+    return out.read_bytes()
+
+
+@pytest.mark.parametrize("stdout", ["/dev/stdout", "to-stdout"])
+def test_streamed_outputs_to_dev_stdout_are_appended_to_what_the_shell_sent_there(stdout, hostile, tiny):
+    tmp_path, run, _, _ = hostile
+    target = stdout if stdout.startswith("/") else tmp_path / stdout
+    model = ["--model", run, *tiny.model_path_args(), "--device", "cpu"]
+    held = _shell_tag(["tag", tmp_path / "in.jsonl", "--out", target, *model], tmp_path)
+    first, *rest = held.decode().splitlines()
+    assert first == "before" and [json.loads(line)["tokens"] for line in rest] == [["Obama", "visits", "Paris"]]
+    held = _shell_tag(["explain", "--text", "Obama visits Paris", "--out", target, *model], tmp_path)
+    assert held.lower().startswith(b"before\n<!doctype html>"), held[:40]
+    assert Path("/dev/stdout").is_symlink()
+
+
+def test_tag_out_to_a_fifo_is_written_through(hostile, tiny, mscmt):
+    import threading
+
+    tmp_path, run, _, _ = hostile
+    got: list[bytes] = []
+    reader = threading.Thread(target=lambda: got.append((tmp_path / "fifo").read_bytes()))
+    reader.start()
+    result = mscmt(["tag", tmp_path / "in.jsonl", "--out", tmp_path / "to-fifo", "--model", run, *tiny.model_path_args()])
+    reader.join(60)
+    assert result.code == 0, result.err
+    assert json.loads(got[0])["tokens"] == ["Obama", "visits", "Paris"]
+
+
+def test_benchmark_outputs_refuse_the_same_hostile_targets(hostile, monkeypatch):
+    import sys
+
+    from benchmarks import ablation, common, hf_recipe
+
+    tmp_path, run, export, _ = hostile
+    (tmp_path / "recipe-run").mkdir()
+    (tmp_path / "recipe-run" / "recipe.json").write_text('{"mine": true}')
+    (tmp_path / "other-run" / "model").mkdir(parents=True)
+    before = snapshot(tmp_path)
+    for target, needle in (
+        (tmp_path / "fifo", "is a pipe (FIFO)"),
+        (tmp_path / "to-devnull", "is a device or process stream"),
+        (Path("/proc/self/fd/1"), "is a device or process stream"),
+        (run / "model" / "bm", "is inside"),
+        (run / "checkpoint" / "bm", "is inside"),
+        (export / "bm", "is inside"),
+    ):
+        monkeypatch.setattr(sys, "argv", ["ablation.py", "--report-only", "--out", str(target)])
+        with pytest.raises(SystemExit) as refusal:
+            ablation.main()
+        assert str(refusal.value).startswith(f"error: --out {target}") and needle in str(refusal.value), refusal.value
+    for target, needle in (
+        (tmp_path / "fifo", "is a pipe (FIFO)"),
+        (tmp_path / "to-devnull", "is a device or process stream"),
+        (run / "model" / "recipe", "is inside"),
+        (export, "is a saved model, export or checkpoint"),
+        (tmp_path / "recipe-run", "recipe.json exists and is not a record of the recipe"),
+        (tmp_path / "other-run", "holds model/ but no recipe.json"),
+    ):
+        with pytest.raises(SystemExit) as refusal:
+            hf_recipe.check_run_out(target)
+        assert str(refusal.value).startswith(f"error: --out {target}") and needle in str(refusal.value), refusal.value
+    for target, needle in (
+        (tmp_path / "fifo", "is a pipe (FIFO)"),
+        (tmp_path / "to-stdout", "is a device or process stream"),
+        (tmp_path / "empty", "hard links"),
+        (run / "model" / "counts.json", "is inside"),
+    ):
+        with pytest.raises(SystemExit) as refusal:
+            common.json_target(target, "a count this script wrote", lambda data: True)
+        assert str(refusal.value).startswith(f"error: --json {target}") and needle in str(refusal.value), refusal.value
+    assert snapshot(tmp_path) == before
+
+
+def test_ray_tag_output_directories_refuse_saved_models(hostile):
+    """``tag --ray --out DIR/``: the per-shard directory is checked as every output directory is."""
+    from mscmt_cli.cluster.tagging import plan_output
+    from mscmt_cli.errors import MscmtError
+
+    tmp_path, run, export, _ = hostile
+    before = snapshot(tmp_path)
+    for target, needle in (
+        (run / "model", "is a saved model, export or checkpoint"),
+        (export, "is a saved model, export or checkpoint"),
+        (f"{run / 'checkpoint' / 'shards'}/", "is inside"),
+        (tmp_path / "to-model", "is a saved model, export or checkpoint"),
+    ):
+        with pytest.raises(MscmtError) as refusal:
+            plan_output(target, [], [])
+        assert str(refusal.value).startswith(f"--out {target}".rstrip("/")) and needle in str(refusal.value), refusal.value
+    assert snapshot(tmp_path) == before

@@ -83,7 +83,7 @@ def ablate(
 @settings_options(*_without("corpus"))
 def crossdata(
     given: Given,
-    first: str = typer.Argument(..., help="corpus A (2015, twitter2017, or any corpus directory name)"),
+    first: str = typer.Argument(..., help="corpus A (2015, twitter2017, any corpus directory name, or a corpus directory by path: ./mine)"),
     second: str = typer.Argument(..., help="corpus B"),
     out: Optional[Path] = typer.Option(None, "--out", help=STUDY_OUT_HELP),
     ray: Optional[str] = _ray_option(),

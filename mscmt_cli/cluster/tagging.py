@@ -32,7 +32,7 @@ from rich.console import Console
 from mscmt_cli.cluster.connect import check_address, connected, gpus_per_task, require_ray, task_error, worker_settings
 from mscmt_cli.console import progress
 from mscmt_cli.errors import DataError, MscmtError
-from mscmt_cli.paths import check_output, make_dir, move_file, open_stream
+from mscmt_cli.paths import check_dir_target, check_output, make_dir, move_file, open_stream
 from mscmt_cli.settings import Settings
 from mscmt_cli.tagging.inputs import BadRecord
 from mscmt_cli.tagging.jobs import NO_MODEL, Sink, load_tagger, open_output, tag_reads
@@ -85,6 +85,7 @@ def plan_output(out: str | os.PathLike[str] | None, shards: list[Shard], reads: 
     directory = Path(out)
     if directory.exists() and not directory.is_dir():
         raise MscmtError(f"--out {out}: exists and is not a directory")
+    check_dir_target(directory, "--out")  # nothing inside a saved model, an export or a checkpoint
     seen: dict[str, Path] = {}
     for shard in shards:
         if shard.out_name in seen:

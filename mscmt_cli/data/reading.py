@@ -6,7 +6,9 @@ IMGID CoNLL when its first line starts with ``IMGID:`` and column CoNLL
 otherwise. Each reader gives tweets with the tags as written; then the type
 map renames types (``--map MISC=OTHER``) and the tagging scheme (``--scheme``,
 or detected per file, :mod:`mscmt_cli.data.schemes`) is converted to BIO.
-What a read skipped or converted is said in :attr:`ReadFile.notes`.
+What a read skipped, detected or converted is said in :attr:`ReadFile.notes`
+(``FILE: tags read as BIO (detected)`` too: a file read under ``--scheme auto``
+always says which scheme it was read as).
 """
 
 from __future__ import annotations
@@ -106,8 +108,9 @@ def read_data_file(path: Path, options: ReadOptions) -> ReadFile:
         raise DataError(path, None, f"no tweet in it (read as {fmt})")
     tweets, read_as = convert(path, tweets, options.scheme, options.type_map)
     notes = []
-    if read_as != "bio":
-        notes.append(f"{path}: tags read as {NAMES[read_as]}" + (" (detected)" if options.scheme == "auto" else "") + ", converted to BIO")
+    if read_as != "bio" or options.scheme == "auto":  # what was detected is said, BIO too; a scheme given is not repeated
+        converted = ", converted to BIO" if read_as != "bio" else ""
+        notes.append(f"{path}: tags read as {NAMES[read_as]}" + (" (detected)" if options.scheme == "auto" else "") + converted)
     skipped = problems.report()
     if skipped:
         notes.append(f"{path}: {skipped}")

@@ -12,7 +12,7 @@ from mscmt_cli.backends.batches import encode_examples
 from mscmt_cli.console import progress
 from mscmt_cli.data.captions import CaptionSource
 from mscmt_cli.data.conll import Tweet
-from mscmt_cli.data.corpus import NO_DATA_DIR, Split, load_split, read_files, type_order
+from mscmt_cli.data.corpus import NO_DATA_DIR, Split, load_split, needs_data_dir, read_files, type_order
 from mscmt_cli.data.doc import Doc
 from mscmt_cli.data.entities import joined_offsets
 from mscmt_cli.data.labelset import parse_types, training_labels, unseen_types
@@ -190,7 +190,7 @@ def load_data_split(files: DataFiles, split: str) -> Split:
         return path_split(split, path, files.options)
     if files.by_path:
         raise MscmtError(f"--train reads the data by path: give the {split} file too (--{split} FILE)")
-    if files.data_dir is None:
+    if files.data_dir is None and needs_data_dir(files.corpus):
         raise MscmtError("no data: pass --train FILE --valid FILE [--test FILE], or --data-dir DIR (laid out like ../shared/data)")
     return load_split(files.data_dir, files.corpus, split, files.options)
 
@@ -230,8 +230,8 @@ class CorpusData:
         return [t for split in self.splits for t in split.tweets]
 
     def notes(self) -> list[str]:
-        """What reading the splits skipped or converted."""
-        return [n for split in self.splits for n in split.notes]
+        """What reading the splits skipped, detected or converted (once per file, read for two splits or not)."""
+        return list(dict.fromkeys(n for split in self.splits for n in split.notes))
 
 
 def data_labels(files: DataFiles, types: str | None, data: CorpusData) -> tuple[tuple[str, ...], str | None]:

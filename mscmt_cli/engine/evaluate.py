@@ -11,7 +11,7 @@ under either backend (``--backend torch|onnx``).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 from rich.console import Console
 
@@ -41,13 +41,18 @@ def evaluate(tagger: Tagger, tweets: Sequence[Tweet], dataset: EncodedDataset) -
     return score([t.tags for t in tweets], tag_split(tagger, tweets, dataset), types_of(tagger.labels))
 
 
-def tag_tweets(tagger: Tagger, tweets: Sequence[Tweet], console: Console, progress_every: float) -> tuple[list[list[str]], list[str]]:
+def tag_tweets(
+    tagger: Tagger, tweets: Sequence[Tweet], console: Console, progress_every: float, ready: Callable[[], None] | None = None
+) -> tuple[list[list[str]], list[str]]:
     """The Tagger's tags of labelled tweets (a split, a CoNLL file), read through the Tagger's own processor (its
     images, captions, missing-image policy and feature cache); and the notes on missing images and captions
-    (``mscmt evaluate`` prints them as warnings)."""
+    (``mscmt evaluate`` prints them as warnings). ``ready`` is called once the image and caption inputs are checked,
+    before any work (``mscmt evaluate`` prints its data notes then)."""
     tweets = list(tweets)
     reader = TweetReader(tagger.processor)
     reader.process(tweets)  # a missing caption under --missing-images error stops here, before any work
+    if ready is not None:
+        ready()
     reader.precompute(tweets, console, progress_every)
     dataset = reader.encode(tweets, tagger.model.text, tagger.labels)
     return tag_split(tagger, tweets, dataset), reader.reports()

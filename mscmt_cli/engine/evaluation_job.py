@@ -5,8 +5,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from mscmt_cli.data.captions import CaptionSource
+from mscmt_cli.data.corpus import needs_data_dir
 from mscmt_cli.data.labelset import unseen_types
 from mscmt_cli.engine.data import DataFiles, check_context_inputs, check_image_inputs, imageless_note, load_data_split
 from mscmt_cli.engine.evaluate import tag_tweets
@@ -53,15 +55,18 @@ def evaluate_run(run_dir: Path, settings: Settings, split: str, registry: Regist
     from mscmt_cli.labels import types_of
 
     console = console or make_console()
-    if settings.test_file is None and settings.data_dir is None:
+    if settings.test_file is None and settings.data_dir is None and needs_data_dir(settings.corpus):
         raise MscmtError("no data: pass --test FILE, or --data-dir DIR (with --corpus)")
     tagger = evaluation_tagger(run_dir, settings, registry or Registry.from_entry_points())
     data = load_data_split(DataFiles.of(settings), "test" if settings.test_file is not None else split)
     unseen = unseen_types(tagger.labels, {data.name: data.tweets})
     imageless = imageless_note(data.tweets, tagger.images.encoder.input_kind, settings.missing_images)
-    for note in list(data.notes) + [n for n in (unseen, imageless) if n]:
-        console.print(f"[yellow]warning:[/] {note}")
-    tags, notes = tag_tweets(tagger, data.tweets, console, settings.progress_every)
+
+    def data_notes() -> None:  # once the inputs are checked: a refused run prints its one error line alone
+        for note in [*data.notes, *(n for n in (unseen, imageless) if n)]:
+            console.print(f"[yellow]warning:[/] {escape(note)}", soft_wrap=True)  # one line each, a path as it is
+
+    tags, notes = tag_tweets(tagger, data.tweets, console, settings.progress_every, ready=data_notes)
     scores = score([t.tags for t in data.tweets], tags, types_of(tagger.labels))
     console.print(scored_line(run_dir, settings, split), markup=False, highlight=False, soft_wrap=True)
     console.print(scores_table(scores, f"{data.corpus} {split}"))
@@ -93,7 +98,7 @@ SCORES_FILE = json_kind("a scores file", lambda data: isinstance(data, dict) and
 
 def evaluate_reads(run_dir: Path, settings: Settings, split: str) -> list[tuple[str, Path]]:
     """The files ``mscmt evaluate`` reads, which ``--json`` must not replace: the run's, the split's, ``--captions``."""
-    from mscmt_cli.data.corpus import corpus_dirs
+    from mscmt_cli.data.corpus import split_files
     from mscmt_cli.tagging.outputs import model_files
 
     reads: list[tuple[str, Path]] = model_files(run_dir, "a file of the run")
@@ -101,9 +106,9 @@ def evaluate_reads(run_dir: Path, settings: Settings, split: str) -> list[tuple[
         reads.append(("--captions", Path(settings.captions)))
     if settings.test_file is not None:
         reads.append(("--test", Path(settings.test_file)))
-    elif settings.data_dir is not None:
+    else:
         try:
-            reads += [(f"the {split} split", d / f"{split}.txt") for d in corpus_dirs(settings.data_dir, settings.corpus)]
+            reads += [(f"the {split} split", f) for f in split_files(settings.data_dir, settings.corpus, split)]
         except MscmtError:  # no such corpus: scoring reports it
             pass
     return reads

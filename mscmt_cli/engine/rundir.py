@@ -13,7 +13,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from mscmt_cli.data.corpus import file_digest
+from mscmt_cli.data.corpus import file_digest, is_path
 from mscmt_cli.errors import DataError, MscmtError
 from mscmt_cli.paths import check_dir_target, listing, open_stream, write_json, write_text_atomic
 from mscmt_cli.settings import Settings
@@ -51,6 +51,7 @@ class RunInfo:
     seed: int
     versions: dict[str, str]
     data_files: dict[str, str]
+    working_dir: str  # relative data paths in settings are relative to it (see recorded_data)
 
     @classmethod
     def create(cls, settings: Settings, data: Any) -> RunInfo:
@@ -61,6 +62,7 @@ class RunInfo:
             seed=settings.seed,
             versions=library_versions(),
             data_files={str(f): file_digest(f) for f in files},
+            working_dir=str(Path.cwd()),
         )
 
     def write(self, run_dir: Path) -> None:
@@ -130,11 +132,26 @@ def recorded_data(path: Path) -> tuple[Path, dict[str, Any]] | None:
 
     path = Path(path)
     run_dir = path.parent if (path / "config.json").is_file() and not (path / RUN_FILE).is_file() else path
-    saved = read_run_settings(run_dir)
-    if saved is None:
+    record = read_run_record(run_dir)
+    if record is None:
         return None
     wanted = set(fields_of("data")) - {"train_file", "valid_file"}  # what trained it is not what is scored
-    return run_dir / RUN_FILE, {k: v for k, v in saved.items() if k in wanted and v is not None}
+    data = {k: v for k, v in record["settings"].items() if k in wanted and v is not None}
+    base = record.get("working_dir")
+    return run_dir / RUN_FILE, anchored(data, Path(base)) if isinstance(base, str) and base else data
+
+
+PATH_SETTINGS = ("data_dir", "images_dir", "captions", "test_file")
+
+
+def anchored(data: dict[str, Any], base: Path) -> dict[str, Any]:
+    """``data`` with its relative paths (and a corpus given by relative path) joined to ``base``, the directory
+    the run was trained from, so a run's recorded data is found from any working directory."""
+    out = {k: str(base / v) if k in PATH_SETTINGS and not Path(v).is_absolute() else v for k, v in data.items()}
+    corpus = out.get("corpus")
+    if isinstance(corpus, str) and "/" in corpus:
+        out["corpus"] = "+".join(str(base / p) if is_path(p) and not Path(p).is_absolute() else p for p in corpus.split("+"))
+    return out
 
 
 def check_recorded_settings(path: Path, recorded: dict[str, Any]) -> None:

@@ -18,6 +18,7 @@ from typing import Any
 
 import torch
 from rich.console import Console
+from rich.markup import escape
 from torch.optim import AdamW
 from torch.optim.lr_scheduler import LambdaLR
 
@@ -183,8 +184,6 @@ class Run:
         files = DataFiles.of(settings)
         self.data = CorpusData.from_files(files)
         self.labels, unseen = data_labels(files, settings.labels, self.data)
-        for note in self.data.notes() + ([unseen] if unseen else []):
-            self.console.print(f"[yellow]warning:[/] {note}")
         spec = model_spec(settings, registry, self.labels)
         check_image_inputs(settings.image, registry.resolve("image", settings.image)[0].input_kind, settings.captions, settings.images_dir)
         self.assembled: Assembled = build_model(spec, registry, settings.model_paths)
@@ -199,9 +198,10 @@ class Run:
         #: The corpus through the one processor: captions, images, image tokens.
         self.reader = TweetReader(processor)
         imageless = imageless_note(self.data.all_tweets(), self.assembled.image.input_kind, settings.missing_images)
-        if imageless:
-            self.console.print(f"[yellow]warning:[/] {imageless}")
-        self.reader.process(self.data.all_tweets())  # a missing caption or image under --missing-images error stops here
+        self.reader.process(self.data.all_tweets())  # a missing caption under --missing-images error stops here
+        # the data notes only once every up-front check has passed: a refused run prints its one error line alone
+        for note in [*self.data.notes(), *(n for n in (unseen, imageless) if n)]:
+            self.console.print(f"[yellow]warning:[/] {escape(note)}", soft_wrap=True)  # one line each, a path as it is
         self._precompute()
         text = self.assembled.model.text
         self.train_set, self.valid_set = (self.reader.encode(s, text, self.labels) for s in (self.data.train, self.data.valid))

@@ -240,10 +240,11 @@ def own_export_file(name: str) -> bool:
     return parts[1:] == (MODEL_CONFIG,) or (len(parts) == 3 and parts[1] == TEXT_DIR and TOKENIZER_FILE.fullmatch(parts[2]) is not None)
 
 
-def check_export_target(out: Path, option: str = "--out") -> Path:
+def check_export_target(out: Path, option: str = "--out", home: Path | None = None) -> Path:
     """``--out``: a new or empty directory, or an earlier export holding only an export's own files (replaced
-    whole); anything else is refused, so no file of the user's is ever deleted (nor one inside ``model/``)."""
-    out = check_dir_target(out, option)
+    whole); anything else is refused, so no file of the user's is ever deleted (nor one inside ``model/``).
+    ``home``: the saved model it may sit in (a model directory's own ``MODEL/onnx``)."""
+    out = check_dir_target(out, option, home=home, replaces_saved=True)
     if out.is_dir():
         found = sorted(p.name for p in out.iterdir())
         if found and not is_export_dir(out):
@@ -259,19 +260,26 @@ def check_export_target(out: Path, option: str = "--out") -> Path:
 
 
 def export_model(
-    assembled: Assembled, out: Path, *, source: Path, quantize: str = "none", opset: int = OPSET, option: str = "--out"
+    assembled: Assembled,
+    out: Path,
+    *,
+    source: Path,
+    quantize: str = "none",
+    opset: int = OPSET,
+    option: str = "--out",
+    home: Path | None = None,
 ) -> ExportConfig:
     """Write the exported directory of a loaded model into ``out`` (see :mod:`mscmt_cli.export.layout`).
 
     ``source`` is the saved model directory the model was loaded from (recorded,
     with its weights' digest). ``quantize``: ``none`` or ``int8``. ``option`` names
-    ``out`` in messages.
+    ``out`` in messages; ``home``: the saved model ``out`` may sit in (``MODEL/onnx``).
     """
     if quantize not in QUANTIZATIONS:
         raise MscmtError(f"--quantize {quantize!r}: expected one of {', '.join(QUANTIZATIONS)}")
     onnx, ort = require("onnx"), require("onnxruntime")
     decoding = decoding_of(assembled.model.decoder)
-    out = check_export_target(out, option)
+    out = check_export_target(out, option, home)
     model = assembled.model.eval().cpu()
     graph = EmissionGraph(model).eval()
     with atomic_dir(out, option, keep=own_export_file) as tmp:

@@ -76,7 +76,7 @@ def load_onnx(path: Path, registry: Any, model_paths: Mapping[str, str], threads
     check_run_export(path, export)
     assembled = load_model(source, registry, model_paths)
     try:
-        export_model(assembled, export, source=source, option="--backend onnx: the run's export")
+        export_model(assembled, export, source=source, option="--backend onnx: the run's export", home=source)
     except MscmtError as err:
         raise MscmtError(f"{err}; or export it elsewhere with: mscmt export {path} --out DIR, then pass --model DIR") from None
     assembled.model.to("meta")  # the graph has the weights now; the tagger keeps the tokenizer and the classes

@@ -11,7 +11,7 @@ from typing import Any, Protocol
 from pydantic import ValidationError
 from rich.console import Console
 
-from mscmt_cli.data.corpus import SPLITS, canonical_name, corpus_dirs, file_digest
+from mscmt_cli.data.corpus import SPLITS, canonical_name, corpus_label, file_digest, needs_data_dir, split_files
 from mscmt_cli.engine.checkpoint import CHECKPOINT_DIR
 from mscmt_cli.engine.rundir import (
     RUN_FILE,
@@ -164,9 +164,9 @@ def current_data(settings: Settings, corpus: str, splits: tuple[str, ...] = SPLI
         named = {"train": settings.train_file, "valid": settings.valid_file, "test": settings.test_file}
         paths = [Path(p) for p in (named.get(split) for split in splits) if p is not None]
         return {name: (f, digest) for f in paths for name, digest in data_identity([(f, _digest(f))]).items()}
-    if settings.data_dir is None:
+    if settings.data_dir is None and needs_data_dir(corpus):
         raise MscmtError("no data directory: pass --data-dir DIR (the study checks its finished rows against their data)")
-    files = [d / f"{split}.txt" for d in corpus_dirs(Path(settings.data_dir), corpus) for split in splits]
+    files = [f for split in splits for f in split_files(settings.data_dir, corpus, split)]
     return {name: (f, digest) for f in files for name, digest in data_identity([(f, _digest(f))]).items()}
 
 
@@ -215,7 +215,7 @@ def eval_scores(run_dir: Path, settings: Settings, corpus: str, registry: Regist
     """Test scores of a trained row on another corpus (computed once, kept in the run directory)."""
     from mscmt_cli.engine.evaluation_job import evaluate_run
 
-    path = run_dir / f"eval_{canonical_name(corpus)}_test.json"
+    path = run_dir / f"eval_{corpus_label(corpus)}_test.json"
     data = {name: digest for name, (_, digest) in current_data(settings, corpus, ("test",)).items()}
     if path.is_file():
         kept = read_scores(path)

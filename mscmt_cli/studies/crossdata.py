@@ -5,18 +5,19 @@ the merged corpus (trained and tested on A + B). The label set is shared by
 every corpus, so a model trained on one scores on another as it is. For
 TWITTER-2015 and TWITTER-2017 the merged corpus is the built-in ``merged``;
 for any other pair it is the corpus ``A+B`` (both directories read together).
+A corpus named by path (``./mine``) is shown, and names its rows, by its
+folder name (``mine-to-twitter2017``).
 """
 
 from __future__ import annotations
 
 import functools
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
-from mscmt_cli.data.corpus import MERGED, NO_DATA_DIR, canonical_name, corpus_dirs
+from mscmt_cli.data.corpus import MERGED, NO_DATA_DIR, SPLITS, canonical_name, corpus_label, needs_data_dir, split_files
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.registry import Registry
 from mscmt_cli.settings import Settings
@@ -37,17 +38,21 @@ def crossdata_rows(settings: Settings, first: str, second: str) -> list[Row]:
     a, b = canonical_name(first), canonical_name(second)
     if a == b:
         raise MscmtError(f"crossdata needs two different corpora, got {first!r} twice")
-    if settings.data_dir is None:
+    if settings.data_dir is None and (needs_data_dir(a) or needs_data_dir(b)):
         raise MscmtError(NO_DATA_DIR)
     if settings.out is None:
         raise MscmtError("no study directory: pass --out DIR")
     for corpus in (a, b):
-        corpus_dirs(Path(settings.data_dir), corpus)  # names the missing directory
+        for split in SPLITS:
+            split_files(settings.data_dir, corpus, split)  # names the missing directory or split
+    shown_a, shown_b = corpus_label(a), corpus_label(b)
+    if shown_a == shown_b:
+        raise MscmtError(f"crossdata: {first!r} and {second!r} are both named {shown_a!r} in rows and tables; rename one directory")
     merged = merged_name(a, b)
     return [
-        Row(f"{a}-to-{b}", {"corpus": a}, eval_corpus=b, label=f"{a} → {b}"),
-        Row(f"{b}-to-{a}", {"corpus": b}, eval_corpus=a, label=f"{b} → {a}"),
-        Row(merged, {"corpus": merged}, label=merged),
+        Row(f"{shown_a}-to-{shown_b}", {"corpus": a}, eval_corpus=b, label=f"{shown_a} → {shown_b}"),
+        Row(f"{shown_b}-to-{shown_a}", {"corpus": b}, eval_corpus=a, label=f"{shown_b} → {shown_a}"),
+        Row(corpus_label(merged), {"corpus": merged}, label=corpus_label(merged)),
     ]
 
 

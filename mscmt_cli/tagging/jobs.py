@@ -15,7 +15,7 @@ from rich.console import Console
 from mscmt_cli.captioning import captioner_files
 from mscmt_cli.console import progress
 from mscmt_cli.errors import DataError, MscmtError
-from mscmt_cli.paths import check_out_dir, check_output, check_write, open_stream, write_text_atomic
+from mscmt_cli.paths import check_out_dir, check_output, check_write, open_stream, stream_kind, write_text_atomic
 from mscmt_cli.settings import Settings
 from mscmt_cli.strict_json import dumps
 from mscmt_cli.tagging.heap import limit_heap_fragmentation
@@ -343,7 +343,7 @@ def run_explain(settings: Settings, text: str, image: Path | None, out: Path, al
     result = tagger.tag(text, image if pixels or image is None else str(image))
     shown = page_image(Path(image)) if image is not None and pixels else None
     html = render_page(result, shown, tagger.info(), caption=result.caption, token_texts=token_texts(tagger, result))
-    if out.exists() and not out.is_file():  # a device (/dev/stdout) or a pipe, written through as given
+    if stream_kind(out) is not None:  # a device, a pipe or /dev/stdout (even when sent to a file): written through
         with open_stream(out, "--out") as sink:
             sink.write(html.encode("utf-8"))
     else:

@@ -25,6 +25,7 @@ from mscmt_cli.errors import MscmtError
 from mscmt_cli.paths import (
     FileKind,
     Reads,
+    check_dir_target,
     check_not_empty,
     looks_like_image,
     make_dir,
@@ -110,6 +111,7 @@ def check_explain_dir(directory: str | os.PathLike[str], writes: Reads, option: 
     directory = check_not_empty(Path(directory), option, "pages")
     if directory.exists() and not directory.is_dir():
         raise MscmtError(f"{option} {directory}: exists and is not a directory")
+    check_dir_target(directory, option)  # nothing inside a saved model, an export or a checkpoint
     for what, path in writes:
         if os.path.abspath(path) == os.path.abspath(directory) or same_file(path, directory):
             raise MscmtError(f"{option} {directory} is the same path as {what} {path}")

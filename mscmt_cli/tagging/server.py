@@ -34,7 +34,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import codecs
 import json
 import threading
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -51,6 +50,7 @@ from mscmt_cli.errors import MscmtError
 from mscmt_cli.strict_json import loads as strict_loads
 from mscmt_cli.tagging.auth import BearerAuth
 from mscmt_cli.tagging.batcher import MicroBatcher
+from mscmt_cli.tagging.forms import FormError, parse_form
 from mscmt_cli.tagging.inputs import BadRecord, optional_str
 from mscmt_cli.tagging.page import explain_answer, page_headers, page_html
 from mscmt_cli.tagging.processor import TweetInput
@@ -210,84 +210,13 @@ async def _json_body(request: Request) -> Any:
         raise _fail(400, f"invalid JSON: {str(err)[:80] or type(err).__name__}") from None
 
 
-#: Most fields and files in a form (text, caption, image and a few spare).
-MAX_FORM_FIELDS = 8
-
-
-def parse_form(body: bytes, content_type: str, limits: Limits) -> tuple[dict[str, str], bytes | None]:
-    """The text fields and the ``image`` file of a ``multipart/form-data`` or urlencoded body.
-
-    Fields are decoded strictly (UTF-8, or the ``charset`` the Content-Type names): bytes that
-    are not valid text are a 400, as for a JSON body, never replaced or read as Latin-1.
-    """
-    from urllib.parse import unquote_to_bytes
-
-    from python_multipart.multipart import create_form_parser, parse_options_header
-
-    kind, params = parse_options_header(content_type)
-    charset = params.get(b"charset", b"utf-8").decode("latin-1")
-    try:
-        codecs.lookup(charset)
-    except LookupError:
-        raise _fail(400, f"unknown charset {charset[:40]!r} in the Content-Type") from None
-    urlencoded = kind == b"application/x-www-form-urlencoded"
-    fields: dict[str, str] = {}
-    files: list[Any] = []
-
-    def on_field(field: Any) -> None:
-        name = field.field_name.decode("utf-8", "replace") if field.field_name else ""
-        raw = field.value or b""
-        if urlencoded:
-            raw = unquote_to_bytes(raw.replace(b"+", b" "))
-        try:
-            fields[name] = raw.decode(charset)
-        except UnicodeDecodeError as err:
-            raise _fail(
-                400, f"form field {name[:40]!r} is not valid {charset} (byte 0x{raw[err.start]:02x} at byte {err.start + 1})"
-            ) from None
-
-    def on_file(upload: Any) -> None:
-        files.append(upload)
-
-    config = {"MAX_MEMORY_FILE_SIZE": limits.max_image_bytes + 1, "MAX_FIELDS": MAX_FORM_FIELDS, "MAX_BODY_SIZE": limits.max_body_bytes}
-    try:
-        parser = create_form_parser({"Content-Type": content_type.encode("latin-1")}, on_field, on_file, config=config)
-        parser.write(body)
-        parser.finalize()
-        return fields, _form_image(fields, files, limits)
-    except HTTPException:
-        raise
-    except Exception as err:  # python-multipart's errors on malformed bodies
-        raise _fail(400, f"malformed form data ({type(err).__name__})") from None
-    finally:
-        for upload in files:
-            upload.close()
-
-
-def _form_image(fields: dict[str, str], files: list[Any], limits: Limits) -> bytes | None:
-    """The bytes of the form's ``image`` file (refusing a second file, a file for a text field, or an image given as text)."""
-    if len(files) + len(fields) > MAX_FORM_FIELDS or len(files) > 1:
-        raise _fail(400, f"too many form fields (at most {MAX_FORM_FIELDS}, one of them a file)")
-    for upload in files:
-        name = upload.field_name.decode("utf-8", "replace") if upload.field_name else ""
-        if name in ("text", "caption"):
-            raise _fail(422, f"form field {name!r} must be a plain field, not a file")
-    if "image" in fields:
-        raise _fail(422, "form field 'image' must be a file upload (or send JSON with base64)")
-    image = next((u for u in files if u.field_name == b"image"), None)
-    if image is None:
-        return None
-    image.file_object.seek(0)
-    data = image.file_object.read(limits.max_image_bytes + 1)
-    if len(data) > limits.max_image_bytes:
-        raise _fail(413, f"image over {limits.max_image_bytes} bytes")
-    return data or None
-
-
 async def _form_item(request: Request, limits: Limits) -> Item:
-    fields, image = parse_form(await request.body(), request.headers.get("content-type", ""), limits)
-    item = parse_item({"text": fields.get("text"), "caption": fields.get("caption")}, limits)
-    item.image = image
+    try:
+        form = parse_form(await request.body(), request.headers.get("content-type", ""), limits.max_image_bytes)
+    except FormError as err:
+        raise _fail(err.status, str(err)) from None
+    item = parse_item({"text": form.fields.get("text"), "caption": form.fields.get("caption")}, limits)
+    item.image = form.image
     return item
 
 
