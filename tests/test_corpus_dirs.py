@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 
 from mscmt_cli.data.corpus import corpus_label, load_split, split_files
-from mscmt_cli.errors import MscmtError
 from mscmt_cli.data.entities import bio_spans
+from mscmt_cli.errors import MscmtError
 from tests.cli_support import one_line_error
 from tests.test_data_formats import SIX, six_type, write_conll, write_jsonl_spans
 
