@@ -61,13 +61,17 @@ _SHARD = re.compile(r"^[0-9a-f]{2}$")
 _FEATURE = re.compile(r"^[0-9a-f]{64}\.(npy|txt)$|^tmp[^/]*\.tmp$|^\.[0-9a-f]{64}\.(npy|txt)\.[^/]*\.tmp$")
 
 
-def read_tokens(path: Path) -> torch.Tensor:
-    """The tokens ``(N_i, D)`` stored in a cached ``.npy`` file, in their stored dtype."""
+def read_array(path: Path) -> np.ndarray:
+    """The array stored in a cached ``.npy`` file (``(N_i, D)`` or ``(D,)``), in its stored dtype."""
     try:
-        array = np.load(path, allow_pickle=False)
+        return np.load(path, allow_pickle=False)
     except (OSError, ValueError) as err:
         raise MscmtError(f"{path}: unreadable cached image features ({err}); run mscmt cache clear") from None
-    tokens = torch.from_numpy(array)
+
+
+def read_tokens(path: Path) -> torch.Tensor:
+    """The tokens ``(N_i, D)`` stored in a cached ``.npy`` file, in their stored dtype."""
+    tokens = torch.from_numpy(read_array(path))
     return tokens.unsqueeze(0) if tokens.dim() == 1 else tokens
 
 

@@ -182,12 +182,14 @@ def test_the_floor_checker_finds_an_import_up_a_floor():
 
 
 def test_the_backend_protocol_and_numpy_decoding_import_no_torch():
-    """What the ONNX path needs of the backend floor (the protocol, its data, numpy decoding) runs without torch.
+    """What the ONNX path needs of the backend floor and of export (the protocol, its data, the numpy batch and
+    decoding, the graph's feeds, the ONNX Runtime backend) imports no torch.
 
-    (Tagging with ``--backend onnx`` still imports torch: ``transformers``, which the tokenizer comes from, imports it
-    when it is installed, and the Tagger collates a torch ``MNERBatch``.)
+    (Tagging with ``--backend onnx`` still imports torch: the model rebuilt from the export's ``model/`` is torch
+    modules, and the processor's token store and the CLI import it; ``tests/test_onnx_without_torch.py``.)
     """
-    code = "import sys; import mscmt_cli.backends.base, mscmt_cli.backends.decoding; print('torch' in sys.modules)"
+    modules = "mscmt_cli.backends.base, mscmt_cli.backends.decoding, mscmt_cli.backends.arrays, mscmt_cli.export.runtime"
+    code = f"import sys; import {modules}, mscmt_cli.export.layout, mscmt_cli.model.encoded; print('torch' in sys.modules)"
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
     )

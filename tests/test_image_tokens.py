@@ -13,7 +13,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
 
-from mscmt_cli.backends.batches import Example, collate, pad_images
+from mscmt_cli.backends.arrays import Example, pad_images
+from mscmt_cli.backends.batches import collate
 from mscmt_cli.data.images import decode_image, read_image_file
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache, TokenStore, encoder_key
@@ -144,10 +145,10 @@ def test_collate_pads_tokens_across_a_batch(tmp_path):
     np.save(tmp_path / "t.npy", stored.numpy().astype(np.float16))
     vector = torch.tensor([1.0, 2.0])  # a (D,) vector: one token, as pooled features were
     image, mask = pad_images([vector, torch.ones(2, 2), tmp_path / "t.npy"])
-    assert image.shape == (3, 3, 2) and image.dtype == torch.float32
+    assert image.shape == (3, 3, 2) and image.dtype == np.float32
     assert mask.tolist() == [[True, False, False], [True, True, False], [True, True, True]]
-    assert torch.equal(image[0, 0], vector) and torch.equal(image[0, 1:], torch.zeros(2, 2))
-    assert torch.equal(image[2], stored.half().float())
+    assert image[0, 0].tolist() == vector.tolist() and not image[0, 1:].any()
+    np.testing.assert_array_equal(image[2], stored.half().float().numpy())
     with pytest.raises(ValueError, match="differ in size"):
         pad_images([torch.ones(1, 2), torch.ones(1, 3)])
 
@@ -202,7 +203,7 @@ def test_token_encoders_are_kept_on_disk_in_float16(corpus, tmp_path):
         assert torch.equal(torch.from_numpy(stored).float().reshape(-1, 3), want.half().float())
     image, mask = pad_images(refs)
     assert mask.sum(1).tolist() == [len(w) for w in direct]
-    assert all(torch.equal(image[b, : len(w)], w.half().float()) for b, w in enumerate(direct))
+    assert all(np.array_equal(image[b, : len(w)], w.half().float().numpy()) for b, w in enumerate(direct))
     again = ColourRows()
     assert training_tokens(again, corpus.images_dir, FeatureCache(tmp_path / "cache"), ids)[1] == refs
     assert again.calls == 0, "a second run reads the token files"

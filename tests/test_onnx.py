@@ -102,13 +102,13 @@ def test_the_decoding_file_holds_the_trained_crf_scores(exported, tagger):
 
 
 def test_emissions_of_the_two_backends_agree_on_batches_of_any_shape(onnx_tagger, tagger):
-    from mscmt_cli.backends.batches import Example, collate
+    from mscmt_cli.backends.arrays import Example, collate_arrays
 
     texts = ["one", "two words", "a much longer tweet about New York and Paris " * 6, "mid length tweet here", "x y"]
     feats, _ = tagger.images.features([image_bytes((k * 40, 10, 200)) for k in range(len(texts))])
     for take in ([0], [2, 1], [4, 3, 2, 1, 0]):
         docs = [tagger.encode(_doc(texts[k])) for k in take]
-        batch = collate([Example(e, [], feats[k]) for e, k in zip(docs, take)], tagger.model.text.pad_id)
+        batch = collate_arrays([Example(e, [], feats[k]) for e, k in zip(docs, take)], tagger.model.text.pad_id)
         want, got = tagger.backend.forward(batch), onnx_tagger.backend.forward(batch)
         mask = got.mask
         np.testing.assert_allclose(got.emissions[mask], want.emissions.numpy()[mask], atol=SCORE_TOLERANCE)

@@ -130,11 +130,11 @@ def test_the_export_traces_and_checks_pair_format_windows_with_captions(taggers)
     model = taggers[0].model
     text = model.text
     batch = example_batch(model, 24, CHECK_LENGTHS, 1)
-    types = batch.text.token_type_ids
+    types = batch.token_type_ids
     assert EmissionGraph(model).with_token_types and types is not None
-    assert batch.text.input_ids.size(0) > len(CHECK_LENGTHS), "no tweet spans two windows"
+    assert batch.input_ids.shape[0] > len(CHECK_LENGTHS), "no tweet spans two windows"
     sep = text.tokenizer.sep_token_id
-    rows = [[i for i, m in zip(ids, mask) if m] for ids, mask in zip(batch.text.input_ids.tolist(), batch.text.attention_mask.tolist())]
+    rows = [[i for i, m in zip(ids, mask) if m] for ids, mask in zip(batch.input_ids.tolist(), batch.attention_mask.tolist())]
     pair_rows = [r for r in rows if r.count(sep) == 2]
     assert len(pair_rows) == len(CHECK_LENGTHS), "every tweet's last window is the pair (tweet, caption)"
     # the one-word tweet (k = 1, seed 1) reads CAPTIONS[2]: [CLS] word [SEP] caption [SEP], segment ids 0 then 1
@@ -145,7 +145,7 @@ def test_the_export_traces_and_checks_pair_format_windows_with_captions(taggers)
 
 
 def test_segment_ids_reach_the_graph_and_a_batch_without_them_feeds_zeros(taggers, corpus):
-    from mscmt_cli.backends.batches import Example, collate
+    from mscmt_cli.backends.arrays import Example, collate_arrays
     from mscmt_cli.data.doc import doc_from_value
 
     torch_tagger, onnx_tagger = taggers
@@ -154,12 +154,12 @@ def test_segment_ids_reach_the_graph_and_a_batch_without_them_feeds_zeros(tagger
     captions = ["a singer on a stage", "a man waving to a crowd", ""]
     feats, _ = torch_tagger.images.features([None, None, None])
     encoded = [torch_tagger.encode(doc_from_value(t), c) for t, c in zip(texts, captions)]
-    batch = collate([Example(e, [], f) for e, f in zip(encoded, feats)], torch_tagger.model.text.pad_id)
-    assert batch.text.token_type_ids is not None
-    mask = batch.text.word_mask.numpy()
+    batch = collate_arrays([Example(e, [], f) for e, f in zip(encoded, feats)], torch_tagger.model.text.pad_id)
+    assert batch.token_type_ids is not None
+    mask = batch.word_mask
     with_types = onnx_tagger.backend.forward(batch).emissions
     np.testing.assert_allclose(with_types[mask], torch_tagger.backend.forward(batch).emissions.numpy()[mask], atol=SCORE_TOLERANCE)
-    batch.text.token_type_ids = None  # the model's default segment ids, all 0: the graph is fed zeros
+    batch.token_type_ids = None  # the model's default segment ids, all 0: the graph is fed zeros
     without = onnx_tagger.backend.forward(batch).emissions
     np.testing.assert_allclose(without[mask], torch_tagger.backend.forward(batch).emissions.numpy()[mask], atol=SCORE_TOLERANCE)
     assert np.abs(without[mask] - with_types[mask]).max() > 10 * SCORE_TOLERANCE, "the segment ids do not reach the graph"

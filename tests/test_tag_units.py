@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from seqeval.metrics.sequence_labeling import get_entities
 
-from mscmt_cli.backends.batches import eval_batches
+from mscmt_cli.backends.arrays import eval_batches
 from mscmt_cli.data.doc import InputError, make_doc
 from mscmt_cli.data.entities import bio_spans, extract_entities, joined_offsets
 from mscmt_cli.labels import LABELS

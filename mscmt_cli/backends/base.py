@@ -1,8 +1,8 @@
 """What runs the model: the one step of tagging that ``--backend torch|onnx`` swaps (the protocol and its data).
 
 :meth:`Tagger.predict <mscmt_cli.tagging.tagger.Tagger.predict>` collates
-tweets into an :class:`~mscmt_cli.model.mner.MNERBatch` and hands it to its
-backend: :meth:`Backend.forward` gives the emissions (and the gate), and
+tweets into a numpy :class:`~mscmt_cli.backends.arrays.ArrayBatch` and hands it to its
+backend (the torch backend makes tensors of it, the onnx backend feeds it as it is): :meth:`Backend.forward` gives the emissions (and the gate), and
 :meth:`Backend.decode` the tag paths and per-tag probabilities. Everything
 before (tokenizing, image features and their cache, errors per tweet) and
 after (entities, scores, the answer) is the same code for every backend.
@@ -26,9 +26,7 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
-    import torch
-
-    from mscmt_cli.model.mner import MNERBatch
+    from mscmt_cli.backends.arrays import ArrayBatch
 
 BACKENDS = ("torch", "onnx")
 
@@ -72,9 +70,10 @@ class Backend(Protocol):
     """Runs a batch through the trained part of the model (text encoder, fusion, head) and its decoder."""
 
     name: str
-    device: torch.device
+    #: Where the model runs: a ``torch.device`` for torch, ``"cpu"`` for onnx (``GET /info`` shows it as a string).
+    device: Any
 
-    def forward(self, batch: MNERBatch) -> Emitted:
+    def forward(self, batch: ArrayBatch) -> Emitted:
         """Emissions ``(B, T, C)`` (and the gate) of a collated batch."""
         ...
 

@@ -6,9 +6,10 @@ from typing import Any
 
 import torch
 
+from mscmt_cli.backends.arrays import ArrayBatch
 from mscmt_cli.backends.base import Emitted, Scored
 from mscmt_cli.backends.device import autocast
-from mscmt_cli.model.mner import MNERBatch, MNERModel, MNEROutput
+from mscmt_cli.model.mner import MNERModel, MNEROutput
 
 
 class TorchBackend:
@@ -21,9 +22,9 @@ class TorchBackend:
         self.model = model.eval().to(device)
 
     @torch.inference_mode()
-    def forward(self, batch: MNERBatch) -> Emitted:
+    def forward(self, batch: ArrayBatch) -> Emitted:
         with autocast(self.device):
-            output = self.model(batch.to(self.device))
+            output = self.model(batch.to_torch().to(self.device))
         gate = output.gate.float().mean(dim=-1) if output.gate is not None else None  # (B, T)
         attention = output.attention.float() if output.attention is not None else None  # (B, T, N)
         return Emitted(output.emissions, output.mask, gate, attention)

@@ -35,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from mscmt_cli.backends.batches import Example, collate
+from mscmt_cli.backends.arrays import ArrayBatch, Example, collate_arrays
 from mscmt_cli.backends.decoding import DECODING_FILE, decoding_of
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.export.layout import (
@@ -48,17 +48,18 @@ from mscmt_cli.export.layout import (
     RUN_EXPORT_DIR,
     TEXT_AXES,
     ExportConfig,
+    graph_feeds,
     graph_inputs,
     is_export_dir,
     read_export_config,
     refuse_export_dir,
     unpack_extras,
 )
-from mscmt_cli.export.runtime import batch_feeds, open_session, require
+from mscmt_cli.export.runtime import open_session, require
 from mscmt_cli.model.build import CONFIG_FILE as MODEL_CONFIG
 from mscmt_cli.model.build import TEXT_DIR, WEIGHTS_FILE, Assembled, model_dir
 from mscmt_cli.model.components import TextBatch
-from mscmt_cli.model.mner import MNERBatch, MNERModel
+from mscmt_cli.model.mner import MNERModel
 from mscmt_cli.paths import (
     atomic_dir,
     check_dir_target,
@@ -125,7 +126,7 @@ class EmissionGraph(nn.Module):
         return tuple(out)
 
 
-def example_batch(model: MNERModel, image_dim: int, lengths: Sequence[int], seed: int, max_tokens: int = 1) -> MNERBatch:
+def example_batch(model: MNERModel, image_dim: int, lengths: Sequence[int], seed: int, max_tokens: int = 1) -> ArrayBatch:
     """A collated batch of made-up tweets of ``lengths`` words (0: one tweet that spans two windows) and random
     image features: one vector per tweet for a pooled encoder (``max_tokens == 1``), else 1 to 3 tokens
     (ragged, so the token axis and its mask are traced as such). A model reading the caption beside the tweet
@@ -139,10 +140,10 @@ def example_batch(model: MNERModel, image_dim: int, lengths: Sequence[int], seed
         image = torch.randn(image_dim, generator=generator) if max_tokens == 1 else torch.randn(tokens, image_dim, generator=generator)
         caption = CAPTIONS[(k + seed) % len(CAPTIONS)] if model.text.context == "caption" else None
         examples.append(Example(model.text.encode_words(words, caption), [], image))
-    return collate(examples, model.text.pad_id)
+    return collate_arrays(examples, model.text.pad_id)
 
 
-def trace(graph: EmissionGraph, batch: MNERBatch, path: Path, opset: int) -> None:
+def trace(graph: EmissionGraph, batch: ArrayBatch, path: Path, opset: int) -> None:
     """Write the ONNX file of ``graph`` traced on ``batch``, every batch and length axis dynamic."""
     inputs = graph_inputs(batch, graph.with_token_types)
     outputs = graph.outputs
@@ -180,10 +181,10 @@ def quantize_int8(source: Path, target: Path) -> None:
         root.setLevel(level)
 
 
-def check_export(path: Path, graph: EmissionGraph, batch: MNERBatch, bounded: bool) -> float:
+def check_export(path: Path, graph: EmissionGraph, batch: ArrayBatch, bounded: bool) -> float:
     """Largest difference between ONNX Runtime's and torch's emissions on ``batch``; raises when over the bound (fp32)."""
     session = open_session(path)
-    feeds = batch_feeds(batch, graph.with_token_types)
+    feeds = graph_feeds(batch, graph.with_token_types)
     got = session.run(["emissions"], {i.name: feeds[i.name] for i in session.get_inputs()})[0]
     with torch.no_grad():
         want = graph(*graph_inputs(batch, graph.with_token_types).values())[0].numpy()

@@ -14,8 +14,8 @@ the fly by ``--backend onnx``)::
 The frozen image encoder is not exported: its features come from the feature
 store (and its cache), as with the torch backend.
 
-The graph's inputs are the padded tensors of :class:`~mscmt_cli.model.mner.MNERBatch`
-(shapes in :mod:`mscmt_cli.model.components`), in the order of :func:`graph_inputs`,
+The graph's inputs are the padded arrays of :class:`~mscmt_cli.backends.arrays.ArrayBatch`
+(shapes in :mod:`mscmt_cli.model.components`), in the order of :func:`graph_feeds`,
 the one place that names them: ``input_ids``, ``attention_mask``, ``word_index``,
 ``word_mask``; then ``token_type_ids`` ``(W, L)`` for a model whose text encoder
 reads the caption beside the tweet in a pair format with segment ids
@@ -28,13 +28,20 @@ that says how a batch's image features enter the graph. Inside the graph,
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-import torch
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ValidationError
 
 from mscmt_cli.errors import ModelLoadError, MscmtError
-from mscmt_cli.model.mner import MNERBatch
+
+if TYPE_CHECKING:
+    import torch
+
+    from mscmt_cli.backends.arrays import ArrayBatch
+
+Array = npt.NDArray[Any]
 
 EXPORT_FORMAT: Literal["mscmt-onnx"] = "mscmt-onnx"
 EXPORT_FORMAT_VERSION = 1
@@ -62,26 +69,37 @@ OUTPUT_AXES: dict[str, dict[int, str]] = {
 }
 
 
-def image_feeds(image: torch.Tensor, image_mask: torch.Tensor) -> dict[str, torch.Tensor]:
+def image_feeds(image: Array, image_mask: Array) -> dict[str, Array]:
     """The graph's image inputs for a batch's image tokens ``image`` ``(B, N, D)`` and ``image_mask`` ``(B, N)``.
 
     ``{"image": (B, N, D), "image_mask": (B, N)}``, or nothing for a text-only
     model (``D == 0``): the one function that changes when the image features change shape.
     """
-    return {"image": image, "image_mask": image_mask} if image.size(-1) else {}
+    return {"image": image, "image_mask": image_mask} if image.shape[-1] else {}
 
 
-def graph_inputs(batch: MNERBatch, token_types: bool) -> dict[str, torch.Tensor]:
-    """The graph's named inputs of a collated batch, in the order of the exported function's arguments.
+def graph_feeds(batch: ArrayBatch, token_types: bool) -> dict[str, Array]:
+    """The graph's named inputs of a collated batch as numpy arrays, in the order of the exported function's arguments.
 
     ``token_types``: whether the graph takes ``token_type_ids`` (``TextEncoder.takes_token_types``); a batch
-    without segment ids (``TextBatch.token_type_ids`` None) feeds zeros ``(W, L)``, the model's default.
+    without segment ids (``ArrayBatch.token_type_ids`` None) feeds zeros ``(W, L)``, the model's default.
     """
-    t = batch.text
-    inputs = {"input_ids": t.input_ids, "attention_mask": t.attention_mask, "word_index": t.word_index, "word_mask": t.word_mask.bool()}
+    inputs: dict[str, Array] = {
+        "input_ids": batch.input_ids,
+        "attention_mask": batch.attention_mask,
+        "word_index": batch.word_index,
+        "word_mask": batch.word_mask,
+    }
     if token_types:
-        inputs["token_type_ids"] = t.token_type_ids if t.token_type_ids is not None else torch.zeros_like(t.input_ids)
-    return inputs | image_feeds(batch.image.float(), batch.image_mask.bool())
+        inputs["token_type_ids"] = batch.token_type_ids if batch.token_type_ids is not None else np.zeros_like(batch.input_ids)
+    return inputs | image_feeds(batch.image, batch.image_mask)
+
+
+def graph_inputs(batch: ArrayBatch, token_types: bool) -> dict[str, torch.Tensor]:
+    """:func:`graph_feeds` as torch tensors: what the graph is traced on, and what torch checks it against."""
+    import torch
+
+    return {k: torch.from_numpy(v) for k, v in graph_feeds(batch, token_types).items()}
 
 
 def unpack_extras(

@@ -37,6 +37,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from mscmt_cli.errors import MscmtError
+from mscmt_cli.model.encoded import EncodedTweet as EncodedTweet  # re-exported: defined without torch
 
 
 class ComponentParams(BaseModel):
@@ -60,27 +61,6 @@ def expect_shape(name: str, tensor: Any, shape: tuple[int | str, ...]) -> None:
         raise ValueError(f"{name} must be a tensor of shape {want}, got {type(tensor).__name__}")
     if tensor.dim() != len(shape) or any(isinstance(d, int) and d != n for d, n in zip(shape, tensor.shape)):
         raise ValueError(f"{name} must have shape {want}, got {tuple(tensor.shape)}")
-
-
-@dataclass
-class EncodedTweet:
-    """One tweet as sub-word windows, ready for collation (plain Python, picklable).
-
-    ``windows[k]`` is a list of sub-word ids including the encoder's special
-    tokens; ``word_positions[j] = (k, p)`` says that word ``j`` is represented
-    by sub-word ``p`` (its first) of window ``k``. ``token_types[k]`` (same
-    lengths as ``windows``) are the segment ids of window ``k`` when the
-    encoder reads a second segment (a caption) and its model takes
-    ``token_type_ids``; None otherwise.
-    """
-
-    windows: list[list[int]]
-    word_positions: list[tuple[int, int]]
-    token_types: list[list[int]] | None = None
-
-    @property
-    def n_subwords(self) -> int:
-        return sum(len(w) for w in self.windows)
 
 
 @dataclass

@@ -21,15 +21,12 @@ import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 
+from mscmt_cli.backends.arrays import Example, collate_arrays, eval_batches
 from mscmt_cli.backends.base import BACKENDS, Backend
-from mscmt_cli.backends.batches import Example, collate, eval_batches
-from mscmt_cli.backends.device import resolve_device
-from mscmt_cli.backends.torch_backend import TorchBackend
 from mscmt_cli.captioning import DEFAULT_MAX_NEW_TOKENS, Captioner, CaptionMaker
 from mscmt_cli.data.captions import CaptionSource
 from mscmt_cli.data.doc import Doc, InputError, doc_from_value
@@ -40,6 +37,9 @@ from mscmt_cli.model.build import Assembled
 from mscmt_cli.model.components import EncodedTweet
 from mscmt_cli.tagging.inputs import BadRecord
 from mscmt_cli.tagging.processor import ImageData, ImageName, ImageRef, ProcessedTweet, Processor, TweetInput
+
+if TYPE_CHECKING:
+    import torch
 
 #: What ``Tagger.tag`` takes as a tweet's image: a PIL image, encoded bytes, a path, a name (a file under
 #: ``images_dir`` or the working directory, and the key of its caption), or nothing.
@@ -113,6 +113,9 @@ class Tagger:
         keep_all: bool = False,
     ) -> None:
         if backend is None:
+            from mscmt_cli.backends.device import resolve_device
+            from mscmt_cli.backends.torch_backend import TorchBackend
+
             backend = TorchBackend(assembled.model, resolve_device(device) if isinstance(device, str) else device)
         self.backend = backend
         self.device = backend.device
@@ -348,9 +351,9 @@ class Tagger:
         results: list[TagResult | None] = [None] * len(docs)
         lengths = [e.n_subwords for e in encoded]
         for idx in eval_batches(lengths, self.batch_size, self.max_batch_subwords):
-            batch = collate([Example(encoded[i], [], features[i]) for i in idx], self.model.text.pad_id)
+            batch = collate_arrays([Example(encoded[i], [], features[i]) for i in idx], self.model.text.pad_id)
             scored = self.backend.decode(self.backend.forward(batch), marginals=scores)
-            counts = batch.image_mask.sum(dim=1).tolist()
+            counts = batch.image_mask.sum(axis=1).tolist()
             for b, i in enumerate(idx):
                 gate = None if scored.gate is None else scored.gate[b]
                 probs = None if scored.probs is None else scored.probs[b]
