@@ -12,6 +12,11 @@ as for the torch backend. A model trained with ``--context caption`` is rebuilt
 with that context (``model/config.json`` records it), so the tagger reads each
 tweet's caption as the torch backend does; the graph must then take the segment
 ids its text encoder gives (:func:`check_fits`).
+
+So tagging with ``--backend onnx`` still imports torch, though the graph runs without it (the numpy batch of
+:mod:`mscmt_cli.backends.arrays`, :class:`~mscmt_cli.export.runtime.OnnxBackend`): the weightless model is torch
+modules (its text encoder holds the tokenizer; transformers' ``AutoTokenizer`` imports torch, the concrete
+tokenizer classes do not), and the processor's token store (:mod:`mscmt_cli.features`) imports it.
 """
 
 from __future__ import annotations
