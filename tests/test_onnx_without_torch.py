@@ -4,7 +4,9 @@ What runs without torch today: the numpy batch (:mod:`mscmt_cli.backends.arrays`
 graph's feeds (:func:`mscmt_cli.export.layout.graph_feeds`), :class:`~mscmt_cli.export.runtime.OnnxBackend`
 (ONNX Runtime, its thread count, numpy decoding). A driver in a fresh interpreter collates tweets encoded by
 the torch tagger, tags them with the exported graph of a text-only run (with and without the caption read
-beside the tweet) and must give the torch backend's tags, with ``torch`` never in ``sys.modules``.
+beside the tweet) and must give the torch backend's tags, with ``torch`` never in ``sys.modules``. The tokenizer
+side of the text encoder (:class:`~mscmt_cli.model.word_tokens.WordTokens` over the tokenizer class its saved
+``tokenizer_config.json`` names) windows tweets as the torch tagger does, without torch.
 
 (``mscmt tag --backend onnx`` and ``Tagger.from_pretrained(backend="onnx")`` still import torch: the model
 is rebuilt weightless from the export's ``model/`` with torch modules, whose text encoder is the tokenizer, and
@@ -101,3 +103,59 @@ def test_the_onnx_threads_are_those_torch_would_use_found_without_torch(variable
     ours = "import sys; from mscmt_cli.export.runtime import default_threads; print(default_threads(), 'torch' in sys.modules)"
     torch_threads = _python("import torch; print(torch.get_num_threads())", env=env)
     assert _python(ours, env=env) == f"{torch_threads} False"
+
+
+#: Encodes the tweets of ``argv[2]`` with the tokenizer saved in ``argv[1]`` (the export's ``model/text_encoder/``)
+#: by :class:`~mscmt_cli.model.word_tokens.WordTokens`; prints the windows and whether torch was imported.
+TOKENIZE = r"""
+import json, sys
+from mscmt_cli.model.word_tokens import WordTokens, saved_tokenizer
+
+given = json.load(open(sys.argv[2]))
+words = WordTokens(saved_tokenizer(sys.argv[1]), given["max_subwords"], "minilm", context=given["context"], token_types=given["types"])
+encoded = [words.encode_words(t, c) for t, c in zip(given["tokens"], given["captions"])]
+out = [{"windows": e.windows, "positions": [list(p) for p in e.word_positions], "types": e.token_types} for e in encoded]
+print(json.dumps({"tweets": out, "pad_id": words.pad_id, "torch": "torch" in sys.modules}))
+"""
+
+
+@pytest.mark.parametrize("context", ["none", "caption"])
+def test_the_saved_tokenizer_gives_the_torch_models_windows_without_importing_torch(context, mscmt, tiny, tmp_path):
+    """The tokenizer side of the text encoder (:class:`WordTokens`, which ``HFTextEncoder.encode_words`` is), over the
+    tokenizer class named in the export's ``tokenizer_config.json``, windows tweets as the torch tagger does (a long
+    tweet in several windows; with a caption, segment ids), in a process without torch."""
+    from mscmt_cli import Tagger
+    from mscmt_cli.data.doc import doc_from_value
+    from mscmt_cli.export.layout import MODEL_DIR
+    from mscmt_cli.model.build import TEXT_DIR
+    from tests.test_onnx_context import _export, _save_run
+
+    run = _save_run(tiny, tmp_path / "run", context, "none", "none")
+    export = _export(mscmt, run, tmp_path / "onnx", tiny)
+    tagger = Tagger.from_pretrained(run, backend="torch", device="cpu")
+    text = tagger.model.text
+    text.max_subwords = 12  # so the long tweet spans windows
+    captions = ["a man on a stage", "", "a newspaper", "two letters"] if context == "caption" else [None] * len(TEXTS)
+    tokens = [list(doc_from_value(t).tokens) for t in TEXTS]
+    want = [tagger.encode(doc_from_value(t), c) for t, c in zip(TEXTS, captions)]
+    assert len(want[2].windows) > 1 and (want[0].token_types is not None) == (context == "caption")
+    given = tmp_path / "tweets.json"
+    settings = {"max_subwords": 12, "context": context, "types": text.takes_token_types}
+    given.write_text(json.dumps({"tokens": tokens, "captions": captions, **settings}))
+
+    got = json.loads(_python(TOKENIZE, str(export / MODEL_DIR / TEXT_DIR), str(given)))
+
+    assert got["torch"] is False, "the saved tokenizer imported torch"
+    assert got["pad_id"] == text.pad_id
+    assert got["tweets"] == [{"windows": e.windows, "positions": [list(p) for p in e.word_positions], "types": e.token_types} for e in want]
+
+
+def test_a_saved_tokenizer_naming_no_tokenizer_class_is_a_one_line_error(tmp_path):
+    from mscmt_cli.errors import ModelLoadError
+    from mscmt_cli.model.word_tokens import saved_tokenizer
+
+    (tmp_path / "tokenizer_config.json").write_text(json.dumps({"tokenizer_class": "NoSuchTokenizer"}))
+    with pytest.raises(
+        ModelLoadError, match=r"tokenizer_config.json: tokenizer_class 'NoSuchTokenizer' is not a transformers tokenizer class$"
+    ):
+        saved_tokenizer(tmp_path)
