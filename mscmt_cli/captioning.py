@@ -37,9 +37,8 @@ from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import torch
 from rich.console import Console
 
 from mscmt_cli.data.captions import decode_captions, image_key, parse_captions
@@ -49,6 +48,9 @@ from mscmt_cli.features import FeatureCache
 from mscmt_cli.model.hub import config_digest, load_pretrained, weights_fingerprint
 from mscmt_cli.paths import check_output, open_stream, same_file, stream_kind, sync, truncate_file
 from mscmt_cli.settings import Settings
+
+if TYPE_CHECKING:
+    import torch
 
 #: The name a captioner goes by in messages and in its cache identity.
 CAPTIONER = "captioner"
@@ -130,11 +132,18 @@ class Captioner:
             )
         return self._identity
 
-    @torch.inference_mode()
     def generate(self, images: Sequence[Any]) -> list[str]:
         """One caption per RGB PIL image (one ``generate`` call), each cleaned to one line."""
+        import torch
+
         if not images:
             return []
+        with torch.inference_mode():
+            return self._generate(images)
+
+    def _generate(self, images: Sequence[Any]) -> list[str]:
+        import torch
+
         if self.prompt is None:
             inputs = self.processor(images=list(images), return_tensors="pt")
         else:
@@ -151,6 +160,8 @@ class Captioner:
 
 def _to(value: Any, device: torch.device, dtype: torch.dtype) -> Any:
     """A processor output on the model's device, floating tensors (pixels) in the model's dtype."""
+    import torch
+
     if not isinstance(value, torch.Tensor):
         return value
     return value.to(device, dtype=dtype) if value.is_floating_point() else value.to(device)

@@ -17,6 +17,9 @@ concurrent readers and an interrupted build never see a torn file.
 ``<cache>/<encoder key>/identity.txt`` holds the identity the key hashes; it
 is written before the entry's first feature and is how ``cache info`` and
 ``cache clear`` tell an entry from anything else kept in the same directory.
+
+torch is imported where tokens are read, encoded or cached, never at import: a text-only model tagged by its
+exported ONNX graph (whose image tokens are empty, :class:`~mscmt_cli.model.no_image.NoImage`) never loads it.
 """
 
 from __future__ import annotations
@@ -29,10 +32,9 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 import numpy as np
-import torch
 from PIL import Image
 
 from mscmt_cli.data.captions import caption_digest
@@ -47,11 +49,20 @@ from mscmt_cli.data.images import (
     read_image_file,
 )
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.model.components import ImageEncoder, ImageTokens, feature_identity
+from mscmt_cli.model.no_image import NoImage
 from mscmt_cli.paths import check_dir_target, remove_empty_dir, remove_file, write_atomic
 
-#: One image's tokens: in memory ``(N_i, D)`` (a ``(D,)`` vector is one token), or the cached ``.npy`` file holding them.
-TokenRef = torch.Tensor | Path
+if TYPE_CHECKING:
+    import torch
+
+    from mscmt_cli.model.components import ImageEncoder
+
+#: One image's tokens: in memory ``(N_i, D)`` (a ``(D,)`` vector is one token; a text-only model's empty tokens
+#: ``(1, 0)`` are a numpy array), or the cached ``.npy`` file holding them.
+TokenRef: TypeAlias = "torch.Tensor | np.ndarray | Path"
+
+#: What the store reads tokens of: a frozen image encoder, or a text-only model's :class:`NoImage` (nothing to encode).
+ImageSide: TypeAlias = "ImageEncoder | NoImage"
 
 
 KEY_LENGTH = 20
@@ -71,6 +82,8 @@ def read_array(path: Path) -> np.ndarray:
 
 def read_tokens(path: Path) -> torch.Tensor:
     """The tokens ``(N_i, D)`` stored in a cached ``.npy`` file, in their stored dtype."""
+    import torch
+
     tokens = torch.from_numpy(read_array(path))
     return tokens.unsqueeze(0) if tokens.dim() == 1 else tokens
 
@@ -117,6 +130,8 @@ class FeatureCache:
     def get(self, identity: str, digest: str, dim: int | None = None, max_tokens: int = 1) -> torch.Tensor | None:
         """The cached tokens ``(N_i, D)`` (stored dtype), or None (absent, unreadable, or, given
         ``dim``, not ``D == dim`` and ``N_i <= max_tokens``)."""
+        import torch
+
         if self.root is None:
             return None
         try:
@@ -130,6 +145,8 @@ class FeatureCache:
     def file(self, identity: str, digest: str, dim: int, max_tokens: int, dtype: torch.dtype) -> Path | None:
         """The cached ``.npy`` of one image's tokens when it is readable and has their shape and
         dtype (only its header is read), else None."""
+        import torch
+
         if self.root is None:
             return None
         path = self._path(identity, digest)
@@ -141,11 +158,11 @@ class FeatureCache:
             return None
         return path if fits else None
 
-    def put(self, identity: str, digest: str, tokens: torch.Tensor, dtype: torch.dtype = torch.float32) -> None:
-        """Store one image's tokens ``(N_i, D)`` (or a ``(D,)`` vector) as ``dtype``, atomically
+    def put(self, identity: str, digest: str, tokens: torch.Tensor, dtype: torch.dtype | None = None) -> None:
+        """Store one image's tokens ``(N_i, D)`` (or a ``(D,)`` vector) as ``dtype`` (default theirs), atomically
         (temporary file, then rename); one token is stored as ``(D,)``."""
         if self.root is not None:
-            array = tokens.detach().cpu().to(dtype).numpy()
+            array = tokens.detach().cpu().to(tokens.dtype if dtype is None else dtype).numpy()
             if array.ndim == 2 and array.shape[0] == 1:
                 array = array[0]
             self._store(self._path(identity, digest), identity, lambda fh: np.save(fh, array, allow_pickle=False))
@@ -265,6 +282,8 @@ class CachedEncoder:
     def identity(self) -> str:
         """The encoder's :func:`feature_identity` (its cache entry is ``encoder_key(identity)``)."""
         if self._identity is None:
+            from mscmt_cli.model.components import feature_identity
+
             self._identity = feature_identity(self.encoder)
         return self._identity
 
@@ -338,7 +357,7 @@ class TokenStore:
     the empty caption) under ``blank``, counted once per message for :meth:`report`.
     """
 
-    encoder: ImageEncoder
+    encoder: ImageSide
     cache: FeatureCache = field(default_factory=lambda: FeatureCache(None))
     policy: str = "blank"
     batch_size: int = 32
@@ -357,18 +376,19 @@ class TokenStore:
         if self.on_disk and self.cache.root is None:
             self._scratch = tempfile.TemporaryDirectory(prefix="mscmt-image-tokens-")
             self.cache = FeatureCache(Path(self._scratch.name))
-        self._core = CachedEncoder(self.encoder, self.cache, self.batch_size)
+        if not isinstance(self.encoder, NoImage):  # a text-only model's empty tokens are never encoded nor cached
+            self._core = CachedEncoder(self.encoder, self.cache, self.batch_size)
 
     @property
     def core(self) -> CachedEncoder:
-        """The cache-and-encoder layer under the store."""
-        assert self._core is not None
+        """The cache-and-encoder layer under the store (none for :class:`NoImage`)."""
+        assert self._core is not None, "a text-only model's store encodes nothing"
         return self._core
 
     @property
     def encoder_calls(self) -> int:
         """Calls of the encoder so far (one per batch computed)."""
-        return self.core.encoder_calls
+        return 0 if self._core is None else self._core.encoder_calls
 
     @property
     def dim(self) -> int:
@@ -380,7 +400,7 @@ class TokenStore:
         return self.keep_all and self.encoder.max_tokens > 1
 
     def identity(self) -> str:
-        return self.core.identity()
+        return self.encoder.identity() if self._core is None else self._core.identity()
 
     def features(
         self, inputs: Sequence[ImageInput], on_progress: Callable[[int], None] | None = None
@@ -391,7 +411,7 @@ class TokenStore:
         ``on_progress(n)``: ``n`` more inputs are done.
         """
         if self.encoder.input_kind == "none":
-            return [torch.zeros(1, self.encoder.dim) for _ in inputs], {}
+            return [np.zeros((1, self.encoder.dim), np.float32) for _ in inputs], {}
         out: list[TokenRef | None] = [None] * len(inputs)
         errors: dict[int, str] = {}
         pending: dict[str, list[int]] = {}  # digest -> input indices
@@ -470,16 +490,16 @@ class TokenStore:
     def _remember(self, digest: str, tokens: TokenRef) -> None:
         """Keep ``tokens``; without ``keep_all`` the least recently used go past ``memory_items`` or ``memory_bytes``."""
         old = self._memory.pop(digest, None)
-        if isinstance(old, torch.Tensor):
+        if old is not None and not isinstance(old, Path):
             self._memory_used -= old.nbytes
         self._memory[digest] = tokens
-        if isinstance(tokens, torch.Tensor):
+        if not isinstance(tokens, Path):
             self._memory_used += tokens.nbytes
         while (
             not self.keep_all and len(self._memory) > 1 and (len(self._memory) > self.memory_items or self._memory_used > self.memory_bytes)
         ):
             _, dropped = self._memory.popitem(last=False)
-            if isinstance(dropped, torch.Tensor):
+            if not isinstance(dropped, Path):
                 self._memory_used -= dropped.nbytes
 
     def _encode(
@@ -545,6 +565,8 @@ class TokenStore:
 def encode_checked(encoder: ImageEncoder, contents: list[Any]) -> list[torch.Tensor]:
     """Each input's real tokens ``(N_i, D)`` in the encoder's ``token_dtype`` (fresh tensors);
     an encoder that breaks the :class:`ImageTokens` contract raises :class:`MscmtError`."""
+    from mscmt_cli.model.components import ImageTokens
+
     out = encoder.encode(contents)
     if not isinstance(out, ImageTokens):
         raise MscmtError(f"image encoder {encoder.name!r}: encode() must return ImageTokens, got {type(out).__name__}")

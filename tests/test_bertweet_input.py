@@ -25,7 +25,8 @@ import torch
 
 from mscmt_cli.data.tweet_tokenize import split_tweet
 from mscmt_cli.errors import ModelLoadError
-from plugins.text_encoders import BertweetEncoder, bertweet_normalise
+from plugins.bertweet_words import bertweet_normalise
+from plugins.text_encoders import BertweetEncoder
 
 # Tweets as they come from the Twitter API (HTML-escaped &, <, >).
 WHOLE = [
@@ -139,15 +140,15 @@ def test_a_tokenizer_saved_with_normalization_is_not_normalised_twice(encoders, 
 
 
 def test_bertweet_needs_the_emoji_package(tiny, monkeypatch):
-    import plugins.text_encoders as te
+    import plugins.bertweet_words as te
 
-    te._demojize.cache_clear()
+    te.demojizer.cache_clear()
     monkeypatch.setitem(sys.modules, "emoji", None)  # import emoji now raises ImportError
     try:
         with pytest.raises(ModelLoadError, match=r"'emoji' is not installed.*pip install 'emoji>=2'"):
             BertweetEncoder(str(tiny.bertweet))
     finally:
-        te._demojize.cache_clear()
+        te.demojizer.cache_clear()
 
 
 @torch.no_grad()

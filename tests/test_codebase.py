@@ -181,15 +181,16 @@ def test_the_floor_checker_finds_an_import_up_a_floor():
     assert floor_of("a.mid.y.deep", floors) == 1 and floor_of("a", floors) == 2
 
 
-def test_the_backend_protocol_and_numpy_decoding_import_no_torch():
-    """What the ONNX path needs of the backend floor and of export (the protocol, its data, the numpy batch and
-    decoding, the graph's feeds, the ONNX Runtime backend) imports no torch.
-
-    (Tagging with ``--backend onnx`` still imports torch: the model rebuilt from the export's ``model/`` is torch
-    modules, and the processor's token store and the CLI import it; ``tests/test_onnx_without_torch.py``.)
-    """
-    modules = "mscmt_cli.backends.base, mscmt_cli.backends.decoding, mscmt_cli.backends.arrays, mscmt_cli.export.runtime"
-    code = f"import sys; import {modules}, mscmt_cli.export.layout, mscmt_cli.model.encoded; print('torch' in sys.modules)"
+def test_the_onnx_tagging_road_imports_no_torch():
+    """What tagging with ``--backend onnx`` imports (the CLI, the Tagger and its processor, the export's served model and
+    loader, the backend protocol, numpy batch and decoding, the graph's feeds, the ONNX Runtime backend) imports no
+    torch; ``tests/test_onnx_without_torch.py`` tags through them without it."""
+    modules = (
+        "mscmt_cli.backends.base, mscmt_cli.backends.decoding, mscmt_cli.backends.arrays, mscmt_cli.export.runtime, "
+        "mscmt_cli.export.layout, mscmt_cli.export.loading, mscmt_cli.export.served, mscmt_cli.tagging.tagger, "
+        "mscmt_cli.tagging.jobs, mscmt_cli.cli.main, plugins.bertweet_words"
+    )
+    code = f"import sys; import {modules}; print('torch' in sys.modules)"
     done = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, env={**os.environ, "PYTHONPATH": str(REPO)}
     )

@@ -215,7 +215,7 @@ def test_backend_onnx_redoes_the_export_when_the_config_changes_and_agrees_with_
 
 def test_an_export_without_the_model_digest_is_stale(trained_run, exported, tmp_path):
     """Exports written before the digest covered the config record only the weights: they are remade, not trusted."""
-    from mscmt_cli.export.exporter import is_fresh
+    from mscmt_cli.export.freshness import is_fresh
 
     old = tmp_path / "old"
     shutil.copytree(exported, old)

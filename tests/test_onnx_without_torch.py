@@ -1,16 +1,12 @@
-"""The ONNX backend in a process that never imports torch (issue 25, item 3).
+"""Tagging with the ONNX backend in a process that never imports torch (issue 25, item 3).
 
-What runs without torch today: the numpy batch (:mod:`mscmt_cli.backends.arrays`: ``collate_arrays``), the
-graph's feeds (:func:`mscmt_cli.export.layout.graph_feeds`), :class:`~mscmt_cli.export.runtime.OnnxBackend`
-(ONNX Runtime, its thread count, numpy decoding). A driver in a fresh interpreter collates tweets encoded by
-the torch tagger, tags them with the exported graph of a text-only run (with and without the caption read
-beside the tweet) and must give the torch backend's tags, with ``torch`` never in ``sys.modules``. The tokenizer
-side of the text encoder (:class:`~mscmt_cli.model.word_tokens.WordTokens` over the tokenizer class its saved
-``tokenizer_config.json`` names) windows tweets as the torch tagger does, without torch.
-
-(``mscmt tag --backend onnx`` and ``Tagger.from_pretrained(backend="onnx")`` still import torch: the model
-is rebuilt weightless from the export's ``model/`` with torch modules, whose text encoder is the tokenizer, and
-the processor's token store and the CLI import it; see the module docstring of ``mscmt_cli.export.loading``.)
+A text-only model (with or without the caption read beside the tweet; MiniLM and BERTweet, whose word
+normaliser the export names) is tagged from its export by ``Tagger.from_pretrained(backend="onnx")`` and by
+``mscmt tag --backend onnx`` in a fresh interpreter: the torch backend's tags and scores, with ``torch`` never
+in ``sys.modules``. What they stand on: the tokenizer side (:class:`~mscmt_cli.model.word_tokens.WordTokens`
+over the tokenizer class its saved ``tokenizer_config.json`` names), the numpy batch, the graph's feeds,
+:class:`~mscmt_cli.export.runtime.OnnxBackend` and its thread count. A model with a frozen image encoder still
+loads that encoder with torch (the graph takes its features).
 """
 
 from __future__ import annotations
@@ -30,34 +26,57 @@ from tests.tagging_support import SCORE_TOLERANCE
 pytestmark = needs("onnx", "onnxruntime")
 
 REPO = Path(__file__).resolve().parents[1]
-TEXTS = ["Obama visits Paris with Kerry", "hello", "the new york times says the mayor of london is here today", "x y"]
+TEXTS = [
+    "Obama visits Paris with Kerry",
+    "hello",
+    "the new york times says the mayor of london is here today",
+    "x y",
+    "RT @ jehnnybgoode loves 👍🏽 in N.Y.C. https://t.co/x",
+]
 
-#: Tags the tweets of ``tweets.json`` with the graph in ``argv[1]``, prints the paths, probabilities, threads and
-#: whether torch was imported.
-DRIVER = r"""
+#: Tags the tweets of ``argv[2]`` with ``Tagger.from_pretrained(argv[1], backend="onnx")``; prints the tags,
+#: probabilities and gates, the torch-free describe() and whether torch was imported.
+TAGGER = r"""
 import json, sys
-import numpy as np
-from mscmt_cli.backends.arrays import Example, collate_arrays, eval_batches
-from mscmt_cli.export.runtime import OnnxBackend
-from mscmt_cli.model.encoded import EncodedTweet
+from mscmt_cli import Tagger
 
-backend = OnnxBackend(sys.argv[1])
 given = json.load(open(sys.argv[2]))
-encoded = [EncodedTweet(t["windows"], [tuple(p) for p in t["positions"]], t["types"]) for t in given["tweets"]]
-paths, probs = [None] * len(encoded), [None] * len(encoded)
-for idx in eval_batches([e.n_subwords for e in encoded], 2):
-    batch = collate_arrays([Example(encoded[i], [], np.zeros((1, 0), np.float32)) for i in idx], given["pad_id"])
-    scored = backend.decode(backend.forward(batch))
-    for b, i in enumerate(idx):
-        n = len(encoded[i].word_positions)
-        paths[i] = scored.paths[b][:n]
-        probs[i] = [float(scored.probs[b, t, k]) for t, k in enumerate(paths[i])]
-threads = backend.describe()["intra_op_threads"]
-print(json.dumps({"paths": paths, "probs": probs, "threads": threads, "torch": "torch" in sys.modules}))
+tagger = Tagger.from_pretrained(sys.argv[1], backend="onnx")
+results = tagger.tag_batch(given["texts"], captions=given["captions"])
+out = [{"tags": r.tags, "probs": r.tag_probs, "gate": r.gate, "entities": [e.as_dict() for e in r.entities]} for r in results]
+print(json.dumps({"results": out, "info": tagger.info(), "torch": "torch" in sys.modules}))
+"""
+
+#: Runs ``mscmt`` with ``argv[1:]`` in this process; prints whether torch was imported.
+CLI = r"""
+import sys
+from mscmt_cli.cli.main import main
+
+try:
+    main(sys.argv[1:])
+except SystemExit as stop:
+    assert not stop.code, stop.code
+print("torch" in sys.modules)
+"""
+
+
+#: Serves the export ``argv[1]`` (``create_app`` over the ONNX tagger) and asks it ``/tag`` for ``argv[2]``.
+SERVICE = r"""
+import json, sys
+from fastapi.testclient import TestClient
+from mscmt_cli import Tagger
+from mscmt_cli.tagging.server import create_app
+
+client = TestClient(create_app(Tagger.from_pretrained(sys.argv[1], backend="onnx")))
+answer = client.post("/tag", json={"text": sys.argv[2]})
+assert answer.status_code == 200, answer.text
+assert client.get("/health").status_code == 200
+print(json.dumps({"answer": answer.json(), "torch": "torch" in sys.modules}))
 """
 
 
 def _python(code: str, *args: str, env: dict[str, str] | None = None) -> str:
+    """The last line ``code`` prints, run in a fresh interpreter (which must exit 0)."""
     done = subprocess.run(
         [sys.executable, "-c", code, *args],
         capture_output=True,
@@ -69,29 +88,77 @@ def _python(code: str, *args: str, env: dict[str, str] | None = None) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-@pytest.mark.parametrize("context", ["none", "caption"])
-def test_the_onnx_backend_tags_a_text_only_model_without_importing_torch(context, mscmt, tiny, tmp_path):
+def _save_text_run(tiny, root: Path, text: str, context: str) -> Path:
+    """An untrained ``text`` + no image + no fusion + crf model (``context``: what it reads beside the tweet), saved as a run."""
+    import torch
+
+    from mscmt_cli.labels import LABELS
+    from mscmt_cli.model.build import Components, assemble, save_model
+    from mscmt_cli.registry import Registry
+
+    torch.manual_seed(0)
+    paths = {"minilm": str(tiny.bert), "bertweet": str(tiny.bertweet)}
+    components = Components(text=text, image="none", fusion="none", decoder="crf")
+    assembled = assemble(Registry.from_entry_points(), components, list(LABELS), paths, context=context)
+    save_model(root / "model", assembled.model, assembled.spec)
+    return root
+
+
+@pytest.mark.parametrize(("text", "context"), [("minilm", "none"), ("minilm", "caption"), ("bertweet", "none")])
+def test_the_tagger_runs_an_export_of_a_text_only_model_without_importing_torch(text, context, mscmt, tiny, tmp_path):
+    """``Tagger.from_pretrained(EXPORT, backend="onnx")`` in a fresh interpreter: the torch tagger's tags and
+    scores, and ``torch`` never imported (the tokenizer side and its BERTweet word normaliser read from the
+    export, the empty image tokens made without torch)."""
     from mscmt_cli import Tagger
-    from mscmt_cli.data.doc import doc_from_value
-    from tests.test_onnx_context import _export, _save_run
 
-    run = _save_run(tiny, tmp_path / "run", context, "none", "none")
-    export = _export(mscmt, run, tmp_path / "onnx", tiny)
-    tagger = Tagger.from_pretrained(run, backend="torch", device="cpu")
-    captions = ["a man on a stage", "", "a newspaper", "two letters"] if context == "caption" else [None] * len(TEXTS)
-    want = tagger.tag_batch(TEXTS, captions=captions)
-    encoded = [tagger.encode(doc_from_value(t), c) for t, c in zip(TEXTS, captions)]
-    assert (encoded[0].token_types is not None) == (context == "caption"), "the caption model's graph takes segment ids"
+    run = _save_text_run(tiny, tmp_path / "run", text, context)
+    export = tmp_path / "onnx"
+    assert mscmt(["export", run, "--out", export]).code == 0
+    captions = ["a man on a stage", "", "a newspaper", "two letters", "a dog"] if context == "caption" else None
+    want = Tagger.from_pretrained(run, backend="torch", device="cpu").tag_batch(TEXTS, captions=captions)
     given = tmp_path / "tweets.json"
-    tweets = [{"windows": e.windows, "positions": e.word_positions, "types": e.token_types} for e in encoded]
-    given.write_text(json.dumps({"pad_id": tagger.model.text.pad_id, "tweets": tweets}))
+    given.write_text(json.dumps({"texts": TEXTS, "captions": captions}))
 
-    got = json.loads(_python(DRIVER, str(export), str(given)))
+    got = json.loads(_python(TAGGER, str(export), str(given)))
 
-    assert got["torch"] is False, "the ONNX backend imported torch"
-    assert [[tagger.labels[k] for k in path] for path in got["paths"]] == [r.tags for r in want]
-    for probs, result in zip(got["probs"], want):
-        np.testing.assert_allclose(probs, result.tag_probs, atol=SCORE_TOLERANCE)
+    assert got["torch"] is False, "tagging an export imported torch"
+    assert [r["tags"] for r in got["results"]] == [r.tags for r in want]
+    for result, expected in zip(got["results"], want):
+        np.testing.assert_allclose(result["probs"], expected.tag_probs, atol=SCORE_TOLERANCE)
+        assert result["gate"] is None and [e["type"] for e in result["entities"]] == [e.type for e in expected.entities]
+    assert got["info"]["backend"]["name"] == "onnx" and got["info"]["image_input"] == "none"
+
+
+def test_mscmt_tag_with_the_onnx_backend_imports_no_torch_once_the_run_is_exported(mscmt, tiny, tmp_path):
+    """``mscmt tag --backend onnx --model RUN``: the first call exports ``RUN/onnx`` (torch); the next, in a fresh
+    interpreter, finds that export fresh and tags without importing torch, writing the same file."""
+    run = _save_text_run(tiny, tmp_path / "run", "bertweet", "none")
+    tweets = tmp_path / "tweets.jsonl"
+    tweets.write_text("".join(json.dumps({"text": t}) + "\n" for t in TEXTS))
+    first, second = tmp_path / "first.jsonl", tmp_path / "second.jsonl"
+    assert mscmt(["tag", tweets, "--model", run, "--backend", "onnx", "--out", first]).code == 0
+
+    assert _python(CLI, "tag", str(tweets), "--model", str(run), "--backend", "onnx", "--out", str(second)) == "False"
+    assert second.read_bytes() == first.read_bytes()
+
+
+def test_an_export_of_format_1_is_refused_in_one_line_naming_how_to_export_again(mscmt, tiny, tmp_path):
+    """An export made before exports recorded their tagging inputs cannot be tagged without the torch model: one
+    line says so and how to export again; given a run, its stale ``RUN/onnx`` is made again instead."""
+    from mscmt_cli import Tagger
+    from mscmt_cli.errors import ModelLoadError
+
+    run = _save_text_run(tiny, tmp_path / "run", "minilm", "none")
+    export = tmp_path / "onnx"
+    assert mscmt(["export", run, "--out", export]).code == 0
+    config = json.loads((export / "config.json").read_text())
+    del config["tagging"]
+    (export / "config.json").write_text(json.dumps({**config, "format_version": 1}))
+
+    with pytest.raises(ModelLoadError, match=r"config.json: an export of format 1, .*; export the run again: mscmt export .* --out DIR$"):
+        Tagger.from_pretrained(export, backend="onnx")
+    result = mscmt(["tag", tmp_path / "none.jsonl", "--model", export, "--backend", "onnx"])
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1
 
 
 @pytest.mark.parametrize(
@@ -159,3 +226,17 @@ def test_a_saved_tokenizer_naming_no_tokenizer_class_is_a_one_line_error(tmp_pat
         ModelLoadError, match=r"tokenizer_config.json: tokenizer_class 'NoSuchTokenizer' is not a transformers tokenizer class$"
     ):
         saved_tokenizer(tmp_path)
+
+
+def test_the_service_answers_from_an_export_of_a_text_only_model_without_importing_torch(mscmt, tiny, tmp_path):
+    from mscmt_cli import Tagger
+
+    run = _save_text_run(tiny, tmp_path / "run", "bertweet", "none")
+    export = tmp_path / "onnx"
+    assert mscmt(["export", run, "--out", export]).code == 0
+    want = Tagger.from_pretrained(run, backend="torch", device="cpu").tag(TEXTS[4])
+
+    got = json.loads(_python(SERVICE, str(export), TEXTS[4]))
+
+    assert got["torch"] is False, "serving an export imported torch"
+    assert got["answer"]["tags"] == want.tags

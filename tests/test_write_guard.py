@@ -384,6 +384,13 @@ def test_run_onnx_holding_foreign_files_or_an_int8_export_is_kept_and_named(expo
     before = snapshot(run)
     refused(_tag_onnx(mscmt, run, tiny, tmp_path), "holds an int8 export")
     assert snapshot(run) == before
+    config = json.loads((run / "onnx" / "config.json").read_text())
+    del config["tagging"]
+    (run / "onnx" / "config.json").write_text(json.dumps({**config, "format_version": 1}))
+    before = snapshot(run)
+    refused(_tag_onnx(mscmt, run, tiny, tmp_path), "holds an int8 export of format 1, made before exports recorded")
+    assert f"mscmt export {run} --out DIR --quantize int8" in _tag_onnx(mscmt, run, tiny, tmp_path).err
+    assert snapshot(run) == before
 
 
 def test_re_export_over_a_symlinked_run_onnx_keeps_the_link_and_leaves_nothing_behind(trained_run, tiny, tmp_path, mscmt):

@@ -26,7 +26,12 @@ import numpy as np
 import numpy.typing as npt
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
     from mscmt_cli.backends.arrays import ArrayBatch
+    from mscmt_cli.features import ImageSide
+    from mscmt_cli.model.encoded import EncodedTweet
+    from mscmt_cli.model.spec import ModelSpec
 
 BACKENDS = ("torch", "onnx")
 
@@ -84,3 +89,31 @@ class Backend(Protocol):
     def describe(self) -> dict[str, Any]:
         """What ``GET /info`` shows about the backend."""
         ...
+
+
+class Words(Protocol):
+    """The tokenizer side of a text encoder: a tweet's words (and caption) to sub-word windows."""
+
+    @property
+    def pad_id(self) -> int: ...
+
+    def encode_words(self, words: Sequence[str], context: str | None = None) -> EncodedTweet: ...
+
+
+class TaggingModel(Protocol):
+    """What the tagger needs of a model besides its backend: its ``spec`` (labels, components, context), its
+    tokenizer side (``words``), its image side (``image``) and what its fusion explains (``"gate"``,
+    ``"attention"``). A loaded torch model (:class:`~mscmt_cli.model.build.Assembled`) is one, and so is an
+    exported model read without torch (:class:`~mscmt_cli.export.served.ServedModel`)."""
+
+    @property
+    def spec(self) -> ModelSpec: ...
+
+    @property
+    def words(self) -> Words: ...
+
+    @property
+    def image(self) -> ImageSide: ...
+
+    @property
+    def explains(self) -> frozenset[str]: ...

@@ -13,13 +13,14 @@ from collections.abc import Sequence
 import torch
 
 from mscmt_cli.backends.arrays import Example, collate_arrays
+from mscmt_cli.backends.base import Words
 from mscmt_cli.features import TokenRef
-from mscmt_cli.model.components import ImageTokens, TextEncoder
+from mscmt_cli.model.components import ImageTokens
 from mscmt_cli.model.mner import MNERBatch
 
 
 def encode_examples(
-    encoder: TextEncoder,
+    encoder: Words,
     words: Sequence[Sequence[str]],
     tag_ids: Sequence[Sequence[int]] | None,
     images: Sequence[TokenRef] | torch.Tensor | ImageTokens,

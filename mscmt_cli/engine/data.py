@@ -8,6 +8,7 @@ from pathlib import Path
 
 from rich.console import Console
 
+from mscmt_cli.backends.base import Words
 from mscmt_cli.backends.batches import encode_examples
 from mscmt_cli.console import progress
 from mscmt_cli.data.captions import CaptionSource
@@ -21,7 +22,7 @@ from mscmt_cli.engine.batching import EncodedDataset
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache, TokenRef
 from mscmt_cli.labels import label_to_id
-from mscmt_cli.model.components import ImageEncoder, TextEncoder
+from mscmt_cli.model.components import ImageEncoder
 from mscmt_cli.settings import Settings
 from mscmt_cli.tagging.inputs import BadRecord
 from mscmt_cli.tagging.processor import ImageName, ProcessedTweet, Processor, TweetInput
@@ -113,7 +114,7 @@ class TweetReader:
             task = bar.add_task(f"image features ({self.processor.encoder.name})", total=len(first), unit="images", info="")
             self.features(list(first.values()), on_progress=lambda n: bar.advance(task, n))
 
-    def encode(self, split: Split | Sequence[Tweet], text: TextEncoder, labels: Sequence[str]) -> EncodedDataset:
+    def encode(self, split: Split | Sequence[Tweet], text: Words, labels: Sequence[str]) -> EncodedDataset:
         """Tokenize a split (with each tweet's caption beside it for a caption-context model) and attach its image tokens."""
         tweets = split.tweets if isinstance(split, Split) else list(split)
         index = label_to_id(tuple(labels))

@@ -54,5 +54,5 @@ def tag_tweets(
     if ready is not None:
         ready()
     reader.precompute(tweets, console, progress_every)
-    dataset = reader.encode(tweets, tagger.model.text, tagger.labels)
+    dataset = reader.encode(tweets, tagger.words, tagger.labels)
     return tag_split(tagger, tweets, dataset), reader.reports()

@@ -22,7 +22,6 @@ into place whole, so a reader never sees half an export.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 import warnings
@@ -38,6 +37,7 @@ from torch import nn
 from mscmt_cli.backends.arrays import ArrayBatch, Example, collate_arrays
 from mscmt_cli.backends.decoding import DECODING_FILE, decoding_of
 from mscmt_cli.errors import MscmtError
+from mscmt_cli.export.freshness import model_digest, weights_digest
 from mscmt_cli.export.layout import (
     CONFIG_FILE,
     IMAGE_AXES,
@@ -45,21 +45,22 @@ from mscmt_cli.export.layout import (
     ONNX_FILE,
     OUTPUT_AXES,
     QUANTIZATIONS,
-    RUN_EXPORT_DIR,
     TEXT_AXES,
     ExportConfig,
+    TaggingInputs,
     graph_feeds,
     graph_inputs,
     is_export_dir,
-    read_export_config,
     refuse_export_dir,
     unpack_extras,
 )
 from mscmt_cli.export.runtime import open_session, require
 from mscmt_cli.model.build import CONFIG_FILE as MODEL_CONFIG
-from mscmt_cli.model.build import TEXT_DIR, WEIGHTS_FILE, Assembled, model_dir
+from mscmt_cli.model.build import TEXT_DIR, Assembled, model_dir
 from mscmt_cli.model.components import TextBatch
+from mscmt_cli.model.hf_text import HFTextEncoder
 from mscmt_cli.model.mner import MNERModel
+from mscmt_cli.model.word_tokens import normaliser_name
 from mscmt_cli.paths import (
     atomic_dir,
     check_dir_target,
@@ -195,35 +196,6 @@ def check_export(path: Path, graph: EmissionGraph, batch: ArrayBatch, bounded: b
     return diff
 
 
-def _file_digest(path: Path, digest: Any) -> None:
-    with open(path, "rb") as fh:
-        while chunk := fh.read(1 << 22):
-            digest.update(chunk)
-
-
-def weights_digest(model_dir: Path) -> str:
-    """SHA-256 of a saved model's weights file (recorded in an export, for the reader)."""
-    digest = hashlib.sha256()
-    _file_digest(Path(model_dir) / WEIGHTS_FILE, digest)
-    return digest.hexdigest()
-
-
-def model_digest(model_dir: Path) -> str:
-    """SHA-256 over everything of a saved model that shapes its output: ``config.json`` (components,
-    labels, decoding constraints, context, text normalisation), the weights, and every file of
-    ``text_encoder/`` (tokenizer and architecture), each with its relative path. An export records
-    it; a change to any of them makes ``RUN/onnx`` stale (a change of config.json alone left it in use)."""
-    model_dir = Path(model_dir)
-    text = model_dir / TEXT_DIR
-    files = [model_dir / MODEL_CONFIG, model_dir / WEIGHTS_FILE] + sorted(p for p in text.rglob("*") if p.is_file())
-    digest = hashlib.sha256()
-    for path in files:
-        digest.update(path.relative_to(model_dir).as_posix().encode("utf-8") + b"\0")
-        _file_digest(path, digest)
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
 #: Files of an earlier export's model/text_encoder/ that a new export may drop (a tokenizer's files differ by model).
 TOKENIZER_FILE = re.compile(
     r"(config|tokenizer|tokenizer_config|special_tokens_map|added_tokens|generation_config|preprocessor_config)\.json"
@@ -330,6 +302,25 @@ def _config(assembled: Assembled, tmp: Path, source: Path, opset: int, quantize:
         outputs=outputs,
         gate="mean over hidden dims of the fusion's gate g_i" if "gate" in outputs else None,
         checked_max_abs_diff=diff,
+        tagging=tagging_inputs(assembled),
+    )
+
+
+def tagging_inputs(assembled: Assembled) -> TaggingInputs:
+    """What a tagger without torch needs to make the graph's inputs as the model does (:class:`TaggingInputs`);
+    ``MscmtError`` for a text encoder whose tokenizer side an export cannot record."""
+    text = assembled.model.text
+    if not isinstance(text, HFTextEncoder) or type(text).normalise_word is not HFTextEncoder.normalise_word:
+        raise MscmtError(
+            f"text encoder {assembled.spec.components.text!r}: an export records a Hugging Face text encoder's tokenizer "
+            f"side (WordTokens) and its word normaliser (the attribute 'normaliser', not an overridden normalise_word)"
+        )
+    return TaggingInputs(
+        max_subwords=text.words.max_subwords,
+        normaliser=normaliser_name(text.normaliser),
+        token_types=text.words.token_types,
+        image_input=assembled.image.input_kind,
+        explains=sorted(type(assembled.model.fusion).explains),
     )
 
 
@@ -348,19 +339,3 @@ def export_run(
     if same_file(source.parent, out) or same_file(source, out):
         raise MscmtError(f"--out {out}: is the run being exported ({run}); pass another directory")
     return export_model(load_model(source, registry, model_paths or {}), out, source=source, quantize=quantize, opset=opset)
-
-
-def run_export_dir(path: Path) -> Path:
-    """Where ``--backend onnx`` exports a model on the fly: ``RUN/onnx`` for a run directory, ``MODEL/onnx`` for a model directory."""
-    return model_dir(Path(path)).parent / RUN_EXPORT_DIR if (Path(path) / "model" / MODEL_CONFIG).is_file() else Path(path) / RUN_EXPORT_DIR
-
-
-def is_fresh(export: Path, source: Path) -> bool:
-    """Whether ``export`` is an fp32 export of the model directory ``source`` as it is now (:func:`model_digest`)."""
-    if not is_export_dir(export):
-        return False
-    try:
-        config = read_export_config(export)
-    except MscmtError:
-        return False
-    return config.quantization == "none" and config.source_sha256 == model_digest(source)

@@ -44,7 +44,7 @@ if TYPE_CHECKING:
 Array = npt.NDArray[Any]
 
 EXPORT_FORMAT: Literal["mscmt-onnx"] = "mscmt-onnx"
-EXPORT_FORMAT_VERSION = 1
+EXPORT_FORMAT_VERSION = 2  # 2: the tagging inputs (config.json's "tagging"), read without torch
 CONFIG_FILE = "config.json"
 ONNX_FILE = "model.onnx"
 MODEL_DIR = "model"
@@ -112,6 +112,24 @@ def unpack_extras(
     return (types, image[0], image[1]) if image else (types, None, None)
 
 
+class TaggingInputs(BaseModel, extra="forbid"):
+    """How a tagger makes the graph's inputs without the torch model (``config.json``'s ``tagging``).
+
+    With the tokenizer saved in ``model/text_encoder/`` and the model's ``config.json`` in ``model/``, these
+    give :class:`~mscmt_cli.model.word_tokens.WordTokens` exactly as the trained text encoder has it:
+    ``max_subwords`` (the window, special tokens included), ``normaliser`` (``"module:function"`` showing
+    each word to the tokenizer, None: as it is), ``token_types`` (whether caption windows carry segment
+    ids); ``image_input`` is the frozen image encoder's ``input_kind`` (``"none"``: the tagger needs no
+    image encoder) and ``explains`` what the fusion shows (``"gate"``, ``"attention"``).
+    """
+
+    max_subwords: int
+    normaliser: str | None
+    token_types: bool
+    image_input: Literal["none", "pixels", "caption"]
+    explains: list[str]
+
+
 class ExportConfig(BaseModel, extra="forbid"):
     """The content of an exported directory's ``config.json``."""
 
@@ -133,6 +151,7 @@ class ExportConfig(BaseModel, extra="forbid"):
     outputs: dict[str, list[str]]
     gate: str | None = None
     checked_max_abs_diff: float | None = None
+    tagging: TaggingInputs | None = None  # absent in exports of format 1, which must be made again
 
 
 def is_export_dir(path: Path) -> bool:

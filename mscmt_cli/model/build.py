@@ -12,7 +12,6 @@ Loading reads JSON and safetensors only: nothing is unpickled.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
@@ -20,57 +19,23 @@ from pathlib import Path
 from typing import Any, Literal
 
 import torch
-from pydantic import BaseModel, ValidationError
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 
 from mscmt_cli.errors import ModelLoadError, MscmtError
-from mscmt_cli.model.components import ImageEncoder
+from mscmt_cli.model.components import ImageEncoder, TextEncoder
 from mscmt_cli.model.hub import resolve_source
 from mscmt_cli.model.mner import MNERModel
+from mscmt_cli.model.spec import CONFIG_FILE as CONFIG_FILE
+from mscmt_cli.model.spec import FORMAT_VERSION as FORMAT_VERSION
+from mscmt_cli.model.spec import TEXT_DIR as TEXT_DIR
+from mscmt_cli.model.spec import WEIGHTS_FILE as WEIGHTS_FILE
+from mscmt_cli.model.spec import Components as Components
+from mscmt_cli.model.spec import ModelSpec as ModelSpec
+from mscmt_cli.model.spec import model_dir as model_dir
+from mscmt_cli.model.spec import read_spec as read_spec
 from mscmt_cli.paths import atomic_dir, save_tensors, write_text_atomic
 from mscmt_cli.registry import KINDS, Registry, component_params, params_model
-from mscmt_cli.version import __version__
-
-CONFIG_FILE = "config.json"
-WEIGHTS_FILE = "model.safetensors"
-TEXT_DIR = "text_encoder"
-FORMAT_VERSION = 2  # 2: component parameters recorded in ``params``
-
-
-class Components(BaseModel, extra="forbid"):
-    """Registered names of the four components."""
-
-    text: str
-    image: str
-    fusion: str
-    decoder: str
-
-
-class ModelSpec(BaseModel, extra="forbid"):
-    """The content of ``config.json``: everything :func:`build_model` needs.
-
-    ``params`` holds every declared parameter of every component, defaults
-    included, so a saved model rebuilds exactly. ``context`` is what the text
-    encoder reads beside each tweet (``"caption"``: the image's caption as a
-    second segment; written to ``config.json`` only when it is not ``"none"``,
-    so a model without context stays as before). Sizes are filled in by :func:`build_model` and checked when a
-    saved model is loaded.
-    """
-
-    format: str = "mscmt-model"
-    format_version: int = FORMAT_VERSION
-    mscmt_version: str = __version__
-    components: Components
-    sources: dict[str, str]
-    labels: list[str]
-    params: dict[str, dict[str, Any]] = {}
-    context: Literal["none", "caption"] = "none"
-    dropout: float = 0.1
-    text_hidden_size: int = 0
-    image_dim: int = 0
-    fusion_dim: int = 0
-    training: dict[str, Any] = {}
 
 
 @dataclass
@@ -80,6 +45,16 @@ class Assembled:
     model: MNERModel
     image: ImageEncoder
     spec: ModelSpec
+
+    @property
+    def words(self) -> TextEncoder:
+        """The tokenizer side: the text encoder (its ``encode_words`` and ``pad_id``)."""
+        return self.model.text
+
+    @property
+    def explains(self) -> frozenset[str]:
+        """What the fusion shows about a prediction (``"gate"``, ``"attention"``)."""
+        return type(self.model.fusion).explains
 
 
 def new_spec(
@@ -144,7 +119,7 @@ def build_model(
         text = _make(registry, "text", spec.components.text, params["text"], text_source, pretrained=directory is None)
     text.check_context(spec.context)
     text.context = spec.context
-    image = build_image_encoder(registry, spec.components.image, model_paths, spec.sources.get("image") or None, params["image"])
+    image = saved_image_encoder(spec, registry, model_paths)
     with skeleton:
         fusion = _make(registry, "fusion", spec.components.fusion, params["fusion"], text.hidden_size, image.dim)
         decoder = _make(registry, "decoder", spec.components.decoder, params["decoder"], spec.labels)
@@ -165,12 +140,20 @@ def _params_of(spec: ModelSpec, registry: Registry) -> dict[str, dict[str, Any]]
     not today's default: a config is written with every parameter, so one without, say,
     ``text.normalization`` was saved before BERTweet's pre-training normalisation (format 2
     configs of that time included) and must see its input as it was trained on."""
-    out = {}
-    for kind in KINDS:
-        name = getattr(spec.components, kind)
-        legacy = getattr(registry.resolve(kind, name)[0], "legacy_params", {})
-        out[kind] = resolved_params(registry, kind, name, {**legacy, **(spec.params.get(kind) or {})})
-    return out
+    return {kind: _kind_params(spec, registry, kind) for kind in KINDS}
+
+
+def _kind_params(spec: ModelSpec, registry: Registry, kind: str) -> dict[str, Any]:
+    """One kind's parameters of :func:`_params_of`."""
+    name = getattr(spec.components, kind)
+    legacy = getattr(registry.resolve(kind, name)[0], "legacy_params", {})
+    return resolved_params(registry, kind, name, {**legacy, **(spec.params.get(kind) or {})})
+
+
+def saved_image_encoder(spec: ModelSpec, registry: Registry, model_paths: Mapping[str, str]) -> ImageEncoder:
+    """The frozen image encoder of a saved model's spec, as :func:`build_model` makes it (its source, its parameters)."""
+    name = spec.components.image
+    return build_image_encoder(registry, name, model_paths, spec.sources.get("image") or None, _kind_params(spec, registry, "image"))
 
 
 def _make(registry: Registry, kind: str, name: str, params: dict[str, Any], *args: Any, **kwargs: Any) -> Any:
@@ -219,37 +202,6 @@ def save_model(directory: Path, model: MNERModel, spec: ModelSpec) -> None:
         save_tensors(tmp / WEIGHTS_FILE, state, metadata={"format": "mscmt-model"})
         plain = {"context"} if spec.context == "none" else None  # a model without context: config.json as before
         write_text_atomic(tmp / CONFIG_FILE, spec.model_dump_json(indent=2, exclude=plain) + "\n")
-
-
-def read_spec(directory: Path) -> ModelSpec:
-    """Parse and validate ``config.json`` of a model directory."""
-    path = Path(directory) / CONFIG_FILE
-    if not path.is_file():
-        raise ModelLoadError(f"{directory}: not an mscmt model directory (no {CONFIG_FILE})")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise ModelLoadError(f"{path}: not valid JSON ({err})") from None
-    if not isinstance(data, dict) or data.get("format") != "mscmt-model":
-        raise ModelLoadError(
-            f'{directory}: not an mscmt model directory ({CONFIG_FILE} has no "format": "mscmt-model"; '
-            f"pass a run directory or its model/ folder)"
-        )
-    try:
-        return ModelSpec.model_validate(data)
-    except ValidationError as err:
-        first = err.errors()[0]
-        raise ModelLoadError(f"{path}: field {'.'.join(map(str, first['loc']))}: {first['msg']}") from None
-
-
-def model_dir(path: Path) -> Path:
-    """A run directory's ``model/`` sub-directory, or ``path`` itself if it is a model."""
-    path = Path(path)
-    if (path / "model" / CONFIG_FILE).is_file():
-        return path / "model"
-    if (path / CONFIG_FILE).is_file():
-        return path
-    raise MscmtError(f"{path}: no trained model here (expected {path}/model/{CONFIG_FILE})")
 
 
 def load_model(directory: Path, registry: Registry, model_paths: Mapping[str, str] | None = None) -> Assembled:

@@ -37,7 +37,7 @@ caption: the pair format with an empty second segment (``[CLS] tweet [SEP]
 from __future__ import annotations
 
 import inspect
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -71,6 +71,9 @@ class HFTextEncoder(TextEncoder):
     model_class: ClassVar[Any] = AutoModel
     config_class: ClassVar[Any] = AutoConfig  # reads the config of a model built without pretrained weights
     Params = HFTextParams
+    #: How a word is shown to the tokenizer (None: as it is); a module-level function, which an ONNX export
+    #: records by name so that a tagger without torch normalises as the model did (BERTweet sets one).
+    normaliser: Callable[[str], str] | None = None
     #: Parts of the checkpoint that word vectors never use (frozen, so every trainable parameter learns).
     unused_parameters: ClassVar[tuple[str, ...]] = ("pooler.",)
 
@@ -139,8 +142,8 @@ class HFTextEncoder(TextEncoder):
         return max(4, min(limit, int(tok_limit) if tok_limit < 1e6 else limit))
 
     def normalise_word(self, word: str) -> str:
-        """How a word is shown to the tokenizer (BERTweet overrides this)."""
-        return word
+        """How a word is shown to the tokenizer: through :attr:`normaliser`, else as it is."""
+        return word if self.normaliser is None else self.normaliser(word)
 
     def word_ids(self, word: str) -> list[int]:
         """Sub-word ids of one word (never empty: unknown words give the unk id)."""
@@ -153,7 +156,7 @@ class HFTextEncoder(TextEncoder):
     @property
     def takes_token_types(self) -> bool:
         """Segment ids go in with a caption (``context == "caption"``) where the model takes them (BERT, MiniLM; not RoBERTa)."""
-        return self.context == "caption" and self._token_types
+        return self.words.takes_token_types
 
     def pair_format(self) -> PairFormat:
         """This encoder's pair format (:func:`~mscmt_cli.model.word_tokens.pair_format` of its tokenizer); ``MscmtError`` when it has none."""

@@ -11,13 +11,15 @@ import urllib.request
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import huggingface_hub.constants
-import torch
 
 from mscmt_cli.errors import ModelLoadError
 from mscmt_cli.paths import missing_local_copy
+
+if TYPE_CHECKING:
+    import torch
 
 T = TypeVar("T")
 

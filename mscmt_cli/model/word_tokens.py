@@ -9,6 +9,7 @@ exported ONNX graph tokenizes exactly as the torch model does without importing 
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -118,6 +119,33 @@ def saved_tokenizer(directory: Path) -> Any:
         raise ModelLoadError(f"{directory}: cannot load the saved {name}: {str(err).splitlines()[0] if str(err) else err}") from err
 
 
+def normaliser_name(normaliser: Callable[[str], str] | None) -> str | None:
+    """``"module:function"`` naming a word normaliser (None for none), so an export can record it;
+    ``MscmtError`` when it is not a module-level function that its name finds again."""
+    if normaliser is None:
+        return None
+    module, name = getattr(normaliser, "__module__", None), getattr(normaliser, "__qualname__", "")
+    found = getattr(importlib.import_module(module), name, None) if module and name.isidentifier() else None
+    if found is not normaliser:
+        raise MscmtError(f"word normaliser {normaliser!r} is not a module-level function, so an export cannot name it")
+    return f"{module}:{name}"
+
+
+def named_normaliser(name: str | None, where: Path) -> Callable[[str], str] | None:
+    """The word normaliser :func:`normaliser_name` named (None for none); ``ModelLoadError`` naming ``where``
+    when it cannot be imported."""
+    if name is None:
+        return None
+    module, _, attr = name.partition(":")
+    try:
+        found = getattr(importlib.import_module(module), attr, None)
+    except ImportError as err:
+        raise ModelLoadError(f"{where}: word normaliser {name!r} cannot be imported ({err}); install the plugin that provides it") from None
+    if not callable(found):
+        raise ModelLoadError(f"{where}: word normaliser {name!r} is not a function of {module}")
+    return cast(Callable[[str], str], found)
+
+
 def _first_id(*ids: int | None) -> list[int]:
     """The first of ``ids`` that is not None, as a one-element list (empty when all are None)."""
     return next(([i] for i in ids if i is not None), [])
@@ -142,6 +170,10 @@ class WordTokens:
         context: str = "none",
         token_types: bool = False,
     ) -> None:
+        # words come normalised by ``normalise``: a tokenizer that normalises too (BertweetTokenizer(normalization=True))
+        # would normalise the normalised text a second time
+        if getattr(tokenizer, "normalization", False):
+            tokenizer.normalization = False
         self.tokenizer = tokenizer
         self.max_subwords = max_subwords
         self.name = name
@@ -153,6 +185,11 @@ class WordTokens:
         self.suffix = _first_id(tokenizer.sep_token_id, tokenizer.eos_token_id)
         self._memo: dict[str, list[int]] = {}
         self._pair: PairFormat | None = None
+
+    @property
+    def takes_token_types(self) -> bool:
+        """Whether windows carry segment ids: with a caption beside the tweet, where the encoder takes them."""
+        return self.context == "caption" and self.token_types
 
     def word_ids(self, word: str) -> list[int]:
         """Sub-word ids of one word (never empty: unknown words give the unk id)."""

@@ -32,8 +32,7 @@ from PIL import Image
 from mscmt_cli.data.captions import BLANK_CAPTION, CaptionSource, MissingCaption, no_caption
 from mscmt_cli.data.doc import Doc
 from mscmt_cli.data.images import ImageResolver, MissingImage, check_policy
-from mscmt_cli.features import Caption, FeatureCache, ImageInput, TokenRef, TokenStore
-from mscmt_cli.model.components import ImageEncoder
+from mscmt_cli.features import Caption, FeatureCache, ImageInput, ImageSide, TokenRef, TokenStore
 from mscmt_cli.tagging.inputs import BadRecord
 
 if TYPE_CHECKING:
@@ -87,7 +86,7 @@ class Processor:
 
     def __init__(
         self,
-        encoder: ImageEncoder,
+        encoder: ImageSide,
         context: str = "none",
         *,
         cache: FeatureCache | None = None,
@@ -108,7 +107,7 @@ class Processor:
         self.tokens = TokenStore(encoder, cache or FeatureCache(None), policy, batch_size, keep_all=keep_all)
 
     @property
-    def encoder(self) -> ImageEncoder:
+    def encoder(self) -> ImageSide:
         return self.tokens.encoder
 
     @property

@@ -26,20 +26,21 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from mscmt_cli.backends.arrays import Example, collate_arrays, eval_batches
-from mscmt_cli.backends.base import BACKENDS, Backend
+from mscmt_cli.backends.base import BACKENDS, Backend, TaggingModel, Words
 from mscmt_cli.captioning import DEFAULT_MAX_NEW_TOKENS, Captioner, CaptionMaker
 from mscmt_cli.data.captions import CaptionSource
 from mscmt_cli.data.doc import Doc, InputError, doc_from_value
 from mscmt_cli.data.entities import Entity, extract_entities
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache, TokenRef
-from mscmt_cli.model.build import Assembled
-from mscmt_cli.model.components import EncodedTweet
+from mscmt_cli.model.encoded import EncodedTweet
 from mscmt_cli.tagging.inputs import BadRecord
 from mscmt_cli.tagging.processor import ImageData, ImageName, ImageRef, ProcessedTweet, Processor, TweetInput
 
 if TYPE_CHECKING:
     import torch
+
+    from mscmt_cli.model.mner import MNERModel
 
 #: What ``Tagger.tag`` takes as a tweet's image: a PIL image, encoded bytes, a path, a name (a file under
 #: ``images_dir`` or the working directory, and the key of its caption), or nothing.
@@ -93,13 +94,15 @@ class TagResult:
 class Tagger:
     """A trained MSCMT model ready to tag tweets (loaded once, reused for every call).
 
-    ``backend`` runs the model (default: :class:`TorchBackend` of ``assembled.model`` on
-    ``device``); ``assembled.model`` also gives the tokenizer and the component classes.
+    ``assembled`` gives the spec, the tokenizer side, the image side and what the fusion explains
+    (:class:`~mscmt_cli.backends.base.TaggingModel`: a loaded torch model, or an export's
+    :class:`~mscmt_cli.export.served.ServedModel`); ``backend`` runs the model (default: the
+    :class:`TorchBackend` of a torch model's ``assembled.model`` on ``device``).
     """
 
     def __init__(
         self,
-        assembled: Assembled,
+        assembled: TaggingModel,
         device: str | torch.device = "auto",
         *,
         backend: Backend | None = None,
@@ -112,14 +115,15 @@ class Tagger:
         images_dir: str | Path | None = None,
         keep_all: bool = False,
     ) -> None:
+        #: The torch model (``MNERModel``), or None for a model that runs elsewhere (an ONNX export).
+        self.model: MNERModel | None = getattr(assembled, "model", None)
         if backend is None:
-            from mscmt_cli.backends.device import resolve_device
-            from mscmt_cli.backends.torch_backend import TorchBackend
-
-            backend = TorchBackend(assembled.model, resolve_device(device) if isinstance(device, str) else device)
+            backend = _torch_backend(self.model, device)
         self.backend = backend
         self.device = backend.device
-        self.model = assembled.model
+        #: The tokenizer side: a tweet's words to sub-word windows.
+        self.words: Words = assembled.words
+        self.explains = assembled.explains
         self.spec = assembled.spec
         self.labels = list(assembled.spec.labels)
         if captioner is not None:
@@ -212,12 +216,12 @@ class Tagger:
     @property
     def has_gate(self) -> bool:
         """Whether the fusion explains its predictions with a visual gate (declared by the component)."""
-        return "gate" in type(self.model.fusion).explains
+        return "gate" in self.explains
 
     @property
     def has_attention(self) -> bool:
         """Whether the fusion explains its predictions with each word's attention over the image tokens."""
-        return "attention" in type(self.model.fusion).explains
+        return "attention" in self.explains
 
     def info(self) -> dict[str, Any]:
         """Model components and their parameters, labels, image input kind and token layout (what ``GET /info`` shows)."""
@@ -323,7 +327,7 @@ class Tagger:
                 if reads
                 else "this model reads no caption beside the tweet (context 'none'): give none"
             )
-        return self.model.text.encode_words(list(doc.tokens), caption)
+        return self.words.encode_words(list(doc.tokens), caption)
 
     def predict(
         self,
@@ -351,7 +355,7 @@ class Tagger:
         results: list[TagResult | None] = [None] * len(docs)
         lengths = [e.n_subwords for e in encoded]
         for idx in eval_batches(lengths, self.batch_size, self.max_batch_subwords):
-            batch = collate_arrays([Example(encoded[i], [], features[i]) for i in idx], self.model.text.pad_id)
+            batch = collate_arrays([Example(encoded[i], [], features[i]) for i in idx], self.words.pad_id)
             scored = self.backend.decode(self.backend.forward(batch), marginals=scores)
             counts = batch.image_mask.sum(axis=1).tolist()
             for b, i in enumerate(idx):
@@ -377,21 +381,32 @@ class Tagger:
         )
 
 
-def reads_captions(assembled: Assembled) -> bool:
+def _torch_backend(model: MNERModel | None, device: str | torch.device) -> Backend:
+    """The torch backend of a loaded torch model on ``device``."""
+    from mscmt_cli.backends.device import resolve_device
+    from mscmt_cli.backends.torch_backend import TorchBackend
+
+    if model is None:
+        raise MscmtError("Tagger: a model without torch weights (an ONNX export) is run by its backend; pass backend=")
+    return TorchBackend(model, resolve_device(device) if isinstance(device, str) else device)
+
+
+def reads_captions(assembled: TaggingModel) -> bool:
     """Whether a model reads captions: its image encoder does, or its text encoder reads one beside the tweet."""
     return assembled.image.input_kind == "caption" or assembled.spec.context == "caption"
 
 
 def load_backend(
     run_dir: Path, registry: Any, model_paths: Mapping[str, str], device: str, backend: str
-) -> tuple[Assembled, Backend | None]:
+) -> tuple[TaggingModel, Backend | None]:
     """The model of ``run_dir`` and the backend that runs it (None: the torch backend, made by the Tagger)."""
     from mscmt_cli.export.layout import refuse_export_dir
-    from mscmt_cli.model.build import load_model, model_dir
 
     if backend not in BACKENDS:
         raise MscmtError(f"backend {backend!r}: expected one of {', '.join(BACKENDS)}")
     if backend == "torch":
+        from mscmt_cli.model.build import load_model, model_dir
+
         refuse_export_dir(run_dir)
         return load_model(model_dir(run_dir), registry, model_paths), None
     if device == "cuda":
@@ -401,7 +416,7 @@ def load_backend(
     return load_onnx(run_dir, registry, model_paths)
 
 
-def check_captioner_fits(assembled: Assembled) -> None:
+def check_captioner_fits(assembled: TaggingModel) -> None:
     """Refuse a captioner for a model that does not read captions (it would silently do nothing)."""
     kind = assembled.image.input_kind
     if not reads_captions(assembled):
