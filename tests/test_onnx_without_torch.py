@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -159,6 +160,11 @@ def test_an_export_of_format_1_is_refused_in_one_line_naming_how_to_export_again
         Tagger.from_pretrained(export, backend="onnx")
     result = mscmt(["tag", tmp_path / "none.jsonl", "--model", export, "--backend", "onnx"])
     assert result.code == 2 and len(result.err.strip().splitlines()) == 1
+    shutil.copytree(export, run / "onnx")  # a run's own RUN/onnx of format 1: stale, made again on the fly
+    tweets = tmp_path / "tweets.jsonl"
+    tweets.write_text(json.dumps({"text": TEXTS[0]}) + "\n")
+    assert mscmt(["tag", tweets, "--model", run, "--backend", "onnx", "--out", tmp_path / "tags.jsonl"]).code == 0
+    assert json.loads((run / "onnx" / "config.json").read_text())["tagging"]["normaliser"] is None
 
 
 @pytest.mark.parametrize(
