@@ -2,8 +2,9 @@
 
 ``--model`` may name an exported directory (``mscmt export``), used as it is,
 or a run (model) directory: then its export in ``RUN/onnx/``
-(:func:`~mscmt_cli.export.freshness.run_export_dir`) is used when it records the
-SHA-256 of the run's current weights, and made (or remade) first otherwise.
+(:func:`~mscmt_cli.export.freshness.run_export_dir`) is used when it is fresh (an fp32 export of this
+format recording the digest of the run's model as it is now: config, weights, tokenizer), and made (or
+remade) first otherwise.
 
 Around the graph, the tagger reads the export's :class:`~mscmt_cli.export.served.ServedModel` (tokenizer
 side, spec, image side, what the fusion explains) without torch; a text-only model is tagged without
