@@ -136,8 +136,8 @@ def test_long_tweets_and_long_captions_keep_every_word_and_stay_in_the_window(en
     parts: list[list[int]] = []
     for k, window_ids in enumerate(encoded.windows):
         if k < last:  # earlier windows: the tweet alone, in the single format
-            assert window_ids[0] == encoder._prefix[0] and window_ids[-1] == encoder._suffix[-1]
-            parts.append(window_ids[len(encoder._prefix) : len(window_ids) - len(encoder._suffix)])
+            assert window_ids[0] == encoder.words.prefix[0] and window_ids[-1] == encoder.words.suffix[-1]
+            parts.append(window_ids[len(encoder.words.prefix) : len(window_ids) - len(encoder.words.suffix)])
         else:
             tweet_len = len(alone.windows[k]) - pair.n_special  # the tweet's sub-words in the last window
             tweet = window_ids[len(pair.prefix) : len(pair.prefix) + tweet_len]

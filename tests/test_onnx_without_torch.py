@@ -91,18 +91,9 @@ def _python(code: str, *args: str, env: dict[str, str] | None = None) -> str:
 
 def _save_text_run(tiny, root: Path, text: str, context: str) -> Path:
     """An untrained ``text`` + no image + no fusion + crf model (``context``: what it reads beside the tweet), saved as a run."""
-    import torch
+    from tests.test_onnx_context import _save_run
 
-    from mscmt_cli.labels import LABELS
-    from mscmt_cli.model.build import Components, assemble, save_model
-    from mscmt_cli.registry import Registry
-
-    torch.manual_seed(0)
-    paths = {"minilm": str(tiny.bert), "bertweet": str(tiny.bertweet)}
-    components = Components(text=text, image="none", fusion="none", decoder="crf")
-    assembled = assemble(Registry.from_entry_points(), components, list(LABELS), paths, context=context)
-    save_model(root / "model", assembled.model, assembled.spec)
-    return root
+    return _save_run(tiny, root, context, "none", "none", text)
 
 
 @pytest.mark.parametrize(("text", "context"), [("minilm", "none"), ("minilm", "caption"), ("bertweet", "none")])

@@ -320,7 +320,7 @@ def tagging_inputs(assembled: Assembled) -> TaggingInputs:
         normaliser=normaliser_name(text.normaliser),
         token_types=text.words.token_types,
         image_input=assembled.image.input_kind,
-        explains=sorted(type(assembled.model.fusion).explains),
+        explains=sorted(assembled.explains),
     )
 
 

@@ -89,14 +89,14 @@ class HFTextEncoder(TextEncoder):
         window = (params or HFTextParams()).window
         limit = self._max_subwords(config, tokenizer)
         # segment ids go in only where the tokenizer writes them, the model has more than one and takes them
-        self._token_types = (
+        token_types = (
             "token_type_ids" in getattr(tokenizer, "model_input_names", ())
             and int(getattr(config, "type_vocab_size", 0) or 0) > 1
             and "token_type_ids" in inspect.signature(self.model.forward).parameters
         )
         #: The tokenizer side (torch-free): word windows, pair format, the word normalisation of ``normalise_word``.
         self.words = WordTokens(
-            tokenizer, limit if window is None else min(window, limit), self.name, self.normalise_word, token_types=self._token_types
+            tokenizer, limit if window is None else min(window, limit), self.name, self.normalise_word, token_types=token_types
         )
         self.pad_id = self.words.pad_id
 
@@ -121,14 +121,6 @@ class HFTextEncoder(TextEncoder):
     @context.setter
     def context(self, value: str) -> None:
         self.words.context = value
-
-    @property
-    def _prefix(self) -> list[int]:
-        return self.words.prefix
-
-    @property
-    def _suffix(self) -> list[int]:
-        return self.words.suffix
 
     def _load_model(self, source: str, pretrained: bool) -> Any:
         if pretrained:
