@@ -18,7 +18,7 @@ from mscmt_cli.errors import MscmtError
 from mscmt_cli.settings import Settings, fields_of, flag_of, load_settings
 from tests.cli_support import one_line_error, train_args
 from tests.conftest import needs
-from tests.tagging_support import assert_same_but_floats
+from tests.tagging_support import SCORE_TOLERANCE, assert_same_but_floats
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -316,8 +316,14 @@ def test_a_v1_run_directory_loads_and_tags_identically(mscmt, tmp_path):
     assert_same_but_floats([json.loads(g) for g in got], [json.loads(e) for e in expected])
 
 
-#: How far today's gate and attention values may be from those the old code computed for its own run directory.
-OLD_RUN_TOLERANCE = 1e-5
+#: How far today's gate and attention values may be from those the old code computed for its own run directory (on
+#: another machine: the one tolerance of float32 scores computed twice, tests/tagging_support.py).
+OLD_RUN_TOLERANCE = SCORE_TOLERANCE
+#: The same for a run whose image tokens are kept in float16 (caption-tokens): a last-digit float32 difference of the
+#: caption encoder on another machine can round a token value to the next float16 (a step of 4.9e-4 of its size),
+#: which moves scores further (1.2e-4 seen on tests/fixtures/run_xattn_94d644f); 1e-3 is still far below what a
+#: changed model moves them by.
+FLOAT16_TOKENS_TOLERANCE = 1e-3
 
 
 def _whole_values(monkeypatch) -> None:
@@ -368,8 +374,8 @@ def test_a_cross_attention_run_of_94d644f_gives_its_attention_values(monkeypatch
     results = tagger.tag_batch([t["tokens"] for t in tweets], [t["image"] for t in tweets])
     assert [r.tags for r in results] == [t["tags"] for t in tweets]
     got = [row for r in results for row in r.attention or []]
-    assert _largest_difference(got, [row for t in tweets for row in t["attention"]]) <= OLD_RUN_TOLERANCE
-    assert _largest_difference([r.tag_probs for r in results], [t["tag_probs"] for t in tweets]) <= OLD_RUN_TOLERANCE
+    assert _largest_difference(got, [row for t in tweets for row in t["attention"]]) <= FLOAT16_TOKENS_TOLERANCE
+    assert _largest_difference([r.tag_probs for r in results], [t["tag_probs"] for t in tweets]) <= FLOAT16_TOKENS_TOLERANCE
 
 
 # --- resume keeps the run's settings and refuses to change what the run learns ------------------------------------
