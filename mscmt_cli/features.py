@@ -18,8 +18,10 @@ concurrent readers and an interrupted build never see a torn file.
 is written before the entry's first feature and is how ``cache info`` and
 ``cache clear`` tell an entry from anything else kept in the same directory.
 
-torch is imported where tokens are read, encoded or cached, never at import: a text-only model tagged by its
-exported ONNX graph (whose image tokens are empty, :class:`~mscmt_cli.model.no_image.NoImage`) never loads it.
+The store is numpy throughout (tokens are read, cached and kept as arrays) and imports no torch: a model
+tagged by its exported ONNX graphs (a text-only model's :class:`~mscmt_cli.model.no_image.NoImage`, a
+caption encoder's :class:`~mscmt_cli.export.image_graph.OnnxImageEncoder`) never loads it. A torch
+encoder's :class:`~mscmt_cli.model.components.ImageTokens` become arrays in :func:`encode_checked`.
 """
 
 from __future__ import annotations
@@ -49,20 +51,16 @@ from mscmt_cli.data.images import (
     read_image_file,
 )
 from mscmt_cli.errors import MscmtError
+from mscmt_cli.model.image_side import ImageSide, TokenArrays, feature_identity, token_dtype
 from mscmt_cli.model.no_image import NoImage
 from mscmt_cli.paths import check_dir_target, remove_empty_dir, remove_file, write_atomic
 
 if TYPE_CHECKING:
     import torch
 
-    from mscmt_cli.model.components import ImageEncoder
-
-#: One image's tokens: in memory ``(N_i, D)`` (a ``(D,)`` vector is one token; a text-only model's empty tokens
-#: ``(1, 0)`` are a numpy array), or the cached ``.npy`` file holding them.
-TokenRef: TypeAlias = "torch.Tensor | np.ndarray | Path"
-
-#: What the store reads tokens of: a frozen image encoder, or a text-only model's :class:`NoImage` (nothing to encode).
-ImageSide: TypeAlias = "ImageEncoder | NoImage"
+#: One image's tokens: in memory ``(N_i, D)`` numpy (a ``(D,)`` vector is one token; a caller may hand a CPU
+#: tensor, read through the array protocol), or the cached ``.npy`` file holding them.
+TokenRef: TypeAlias = "np.ndarray | torch.Tensor | Path"
 
 
 KEY_LENGTH = 20
@@ -80,12 +78,14 @@ def read_array(path: Path) -> np.ndarray:
         raise MscmtError(f"{path}: unreadable cached image features ({err}); run mscmt cache clear") from None
 
 
-def read_tokens(path: Path) -> torch.Tensor:
-    """The tokens ``(N_i, D)`` stored in a cached ``.npy`` file, in their stored dtype."""
-    import torch
+def as_tokens(array: np.ndarray) -> np.ndarray:
+    """A stored array as tokens ``(N_i, D)``: a ``(D,)`` vector is one token."""
+    return array[None] if array.ndim == 1 else array
 
-    tokens = torch.from_numpy(read_array(path))
-    return tokens.unsqueeze(0) if tokens.dim() == 1 else tokens
+
+def read_tokens(path: Path) -> np.ndarray:
+    """The tokens ``(N_i, D)`` stored in a cached ``.npy`` file, in their stored dtype."""
+    return as_tokens(read_array(path))
 
 
 def _shape_fits(shape: tuple[int, ...], dim: int, max_tokens: int) -> bool:
@@ -127,42 +127,38 @@ class FeatureCache:
         """Where one image's tokens are (or would be) stored."""
         return self._path(identity, digest)
 
-    def get(self, identity: str, digest: str, dim: int | None = None, max_tokens: int = 1) -> torch.Tensor | None:
+    def get(self, identity: str, digest: str, dim: int | None = None, max_tokens: int = 1) -> np.ndarray | None:
         """The cached tokens ``(N_i, D)`` (stored dtype), or None (absent, unreadable, or, given
         ``dim``, not ``D == dim`` and ``N_i <= max_tokens``)."""
-        import torch
-
         if self.root is None:
             return None
         try:
-            tokens = torch.from_numpy(np.load(self._path(identity, digest), allow_pickle=False))
+            array = np.load(self._path(identity, digest), allow_pickle=False)
         except (OSError, ValueError):
             return None
-        if dim is not None and not _shape_fits(tuple(tokens.shape), dim, max_tokens):
+        if dim is not None and not _shape_fits(tuple(array.shape), dim, max_tokens):
             return None
-        return tokens.unsqueeze(0) if tokens.dim() == 1 else tokens
+        return as_tokens(array)
 
-    def file(self, identity: str, digest: str, dim: int, max_tokens: int, dtype: torch.dtype) -> Path | None:
+    def file(self, identity: str, digest: str, dim: int, max_tokens: int, dtype: np.dtype[Any]) -> Path | None:
         """The cached ``.npy`` of one image's tokens when it is readable and has their shape and
         dtype (only its header is read), else None."""
-        import torch
-
         if self.root is None:
             return None
         path = self._path(identity, digest)
         try:
             array = np.load(path, mmap_mode="r", allow_pickle=False)
-            fits = _shape_fits(tuple(array.shape), dim, max_tokens) and array.dtype == torch.empty(0, dtype=dtype).numpy().dtype
+            fits = _shape_fits(tuple(array.shape), dim, max_tokens) and array.dtype == dtype
             del array
         except (OSError, ValueError):
             return None
         return path if fits else None
 
-    def put(self, identity: str, digest: str, tokens: torch.Tensor, dtype: torch.dtype | None = None) -> None:
+    def put(self, identity: str, digest: str, tokens: np.ndarray, dtype: np.dtype[Any] | None = None) -> None:
         """Store one image's tokens ``(N_i, D)`` (or a ``(D,)`` vector) as ``dtype`` (default theirs), atomically
         (temporary file, then rename); one token is stored as ``(D,)``."""
         if self.root is not None:
-            array = tokens.detach().cpu().to(tokens.dtype if dtype is None else dtype).numpy()
+            array = np.asarray(tokens, dtype=dtype)
             if array.ndim == 2 and array.shape[0] == 1:
                 array = array[0]
             self._store(self._path(identity, digest), identity, lambda fh: np.save(fh, array, allow_pickle=False))
@@ -273,7 +269,7 @@ class CachedEncoder:
     image's tokens ``(N_i, D)`` written to the cache in ``token_dtype``.
     """
 
-    encoder: ImageEncoder
+    encoder: ImageSide
     cache: FeatureCache
     batch_size: int = 32
     encoder_calls: int = 0
@@ -282,23 +278,21 @@ class CachedEncoder:
     def identity(self) -> str:
         """The encoder's :func:`feature_identity` (its cache entry is ``encoder_key(identity)``)."""
         if self._identity is None:
-            from mscmt_cli.model.components import feature_identity
-
             self._identity = feature_identity(self.encoder)
         return self._identity
 
-    def cached(self, digest: str) -> torch.Tensor | None:
+    def cached(self, digest: str) -> np.ndarray | None:
         """The cached tokens ``(N_i, D)`` in ``token_dtype``, or None (absent, unreadable, not this encoder's shape)."""
         enc = self.encoder
         tokens = self.cache.get(self.identity(), digest, enc.dim, enc.max_tokens)
-        return None if tokens is None else tokens.to(enc.token_dtype)
+        return None if tokens is None else tokens.astype(token_dtype(enc), copy=False)
 
     def cached_file(self, digest: str) -> Path | None:
         """The cached ``.npy`` of a digest's tokens when it has this encoder's shape and dtype, else None."""
         enc = self.encoder
-        return self.cache.file(self.identity(), digest, enc.dim, enc.max_tokens, enc.token_dtype)
+        return self.cache.file(self.identity(), digest, enc.dim, enc.max_tokens, token_dtype(enc))
 
-    def encode(self, digests: Iterable[str], load: Callable[[str], Any], on_encoded: Callable[[str, torch.Tensor], None]) -> None:
+    def encode(self, digests: Iterable[str], load: Callable[[str], Any], on_encoded: Callable[[str, np.ndarray], None]) -> None:
         """Encode ``digests`` (distinct) in batches and store them; ``on_encoded(digest, tokens (N_i, D))`` for each.
 
         ``load(digest)`` gives the decoded input (a PIL image, a caption), or None to leave that digest out
@@ -310,7 +304,7 @@ class CachedEncoder:
                 encoded = encode_checked(self.encoder, contents)
                 self.encoder_calls += 1
                 for digest, tokens in zip(chunk, encoded):
-                    self.cache.put(self.identity(), digest, tokens, self.encoder.token_dtype)
+                    self.cache.put(self.identity(), digest, tokens)
                     on_encoded(digest, tokens)
 
 
@@ -528,7 +522,7 @@ class TokenStore:
                     on_progress(len(pending[digest]))
                 return None
 
-        def keep(digest: str, tokens: torch.Tensor) -> None:
+        def keep(digest: str, tokens: np.ndarray) -> None:
             ref: TokenRef = self.cache.feature_path(self.identity(), digest) if self.on_disk else tokens
             self._remember(digest, ref)
             for i in pending[digest]:
@@ -544,7 +538,7 @@ class TokenStore:
         if known is None:
             found: list[TokenRef] = []
 
-            def keep(blank: str, tokens: torch.Tensor) -> None:
+            def keep(blank: str, tokens: np.ndarray) -> None:
                 ref: TokenRef = self.cache.feature_path(self.identity(), blank) if self.on_disk else tokens
                 self._remember(blank, ref)
                 found.append(ref)
@@ -562,18 +556,28 @@ class TokenStore:
         return f"{len(unique)} missing or unreadable image(s) replaced by a blank image (policy 'blank'): {shown}"
 
 
-def encode_checked(encoder: ImageEncoder, contents: list[Any]) -> list[torch.Tensor]:
-    """Each input's real tokens ``(N_i, D)`` in the encoder's ``token_dtype`` (fresh tensors);
-    an encoder that breaks the :class:`ImageTokens` contract raises :class:`MscmtError`."""
-    from mscmt_cli.model.components import ImageTokens
-
+def encode_checked(encoder: Any, contents: list[Any]) -> list[np.ndarray]:
+    """Each input's real tokens ``(N_i, D)`` in the encoder's ``token_dtype`` (fresh arrays); an encoder
+    whose ``encode`` breaks the contract (:class:`~mscmt_cli.model.components.ImageTokens` of a torch
+    encoder, :class:`TokenArrays` of one without torch) raises :class:`MscmtError`."""
+    name = f"image encoder {encoder.name!r}: encode()"
     out = encoder.encode(contents)
-    if not isinstance(out, ImageTokens):
-        raise MscmtError(f"image encoder {encoder.name!r}: encode() must return ImageTokens, got {type(out).__name__}")
     try:
-        out.check(f"image encoder {encoder.name!r}: encode()", encoder.dim, encoder.max_tokens)
+        arrays = out if isinstance(out, TokenArrays) else _torch_arrays(out, name, encoder.dim, encoder.max_tokens)
+        arrays.check(name, encoder.dim, encoder.max_tokens)
     except ValueError as err:
         raise MscmtError(str(err)) from None
-    if len(out) != len(contents):
-        raise MscmtError(f"image encoder {encoder.name!r}: encode() gave {len(out)} images for {len(contents)} inputs")
-    return [t.detach().cpu().to(encoder.token_dtype).clone() for t in out.per_image()]
+    if len(arrays) != len(contents):
+        raise MscmtError(f"{name} gave {len(arrays)} images for {len(contents)} inputs")
+    dtype = token_dtype(encoder)
+    return [np.array(t, dtype=dtype) for t in arrays.per_image()]
+
+
+def _torch_arrays(out: Any, name: str, dim: int, max_tokens: int) -> TokenArrays:
+    """A torch encoder's :class:`ImageTokens` checked against its contract, as :class:`TokenArrays`."""
+    from mscmt_cli.model.components import ImageTokens
+
+    if not isinstance(out, ImageTokens):
+        raise MscmtError(f"{name} must return ImageTokens, got {type(out).__name__}")
+    out.check(name, dim, max_tokens)
+    return TokenArrays(out.features.detach().cpu().float().numpy(), out.mask.cpu().numpy())

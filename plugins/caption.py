@@ -27,11 +27,14 @@ from typing import Any
 
 import torch
 import torch.nn.functional as F
+from torch import nn
 
 from mscmt_cli.errors import ModelLoadError, MscmtError
+from mscmt_cli.model.caption_inputs import CaptionInputs
 from mscmt_cli.model.components import ImageEncoder, ImageTokens
 from mscmt_cli.model.hf_text import HFTextEncoder
 from mscmt_cli.model.hub import weights_fingerprint
+from mscmt_cli.model.image_side import TokenArrays, join_token_arrays
 from mscmt_cli.registry import Registry
 
 POOLING = "mean-l2"
@@ -43,6 +46,28 @@ def mean_pool(hidden: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     summed = (hidden * weights).sum(dim=1)  # (n, H)
     mean = summed / weights.sum(dim=1).clamp(min=1e-9)
     return F.normalize(mean, p=2, dim=1)
+
+
+class CaptionGraph(nn.Module):
+    """A caption encoder's computation: sub-word ids to image tokens (what ``mscmt export`` writes as ``image.onnx``).
+
+    ``forward(input_ids (n, L), attention_mask (n, L))`` gives ``(features, mask)``: pooled, the mean-pooled
+    L2-normalised sentence embedding ``(n, 1, H)`` with an all-True ``(n, 1)`` mask; else each sub-word's
+    ``last_hidden_state`` ``(n, L, H)``, zeros past a caption's sub-words, and the ``(n, L)`` bool mask.
+    """
+
+    def __init__(self, model: nn.Module, pooled: bool) -> None:
+        super().__init__()
+        self.model = model
+        self.pooled = pooled
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        hidden = self.model(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state.float()  # (n, L, H)
+        if self.pooled:
+            pooled = mean_pool(hidden, attention_mask).unsqueeze(1)  # (n, 1, H)
+            return pooled, torch.ones(pooled.shape[:2], dtype=torch.bool, device=pooled.device)
+        mask = attention_mask.unsqueeze(-1).to(hidden.dtype)  # (n, L, 1)
+        return hidden * mask, attention_mask.bool()
 
 
 def max_sequence_length(source: str, encoder: HFTextEncoder) -> int:
@@ -68,6 +93,8 @@ class CaptionEncoder(ImageEncoder):
     default_source = ""  # the sentence encoder's own default
     default_text = "minilm"
     batch_size = 64
+    pooled = True  # one token per caption (CaptionGraph)
+    padding_side: str | None = None  # the tokenizer's own
 
     def __init__(self, source: str, variant: str | None = None) -> None:
         super().__init__()
@@ -84,6 +111,7 @@ class CaptionEncoder(ImageEncoder):
         self.tokenizer = sentence.tokenizer
         self.model = sentence.model.eval()
         self.model.requires_grad_(False)
+        self.graph = CaptionGraph(self.model, self.pooled)
         self.weights_dir = str(getattr(self.model, "name_or_path", "") or self.source)
         self.max_length = max_sequence_length(self.weights_dir, sentence)
         self.dim = int(sentence.hidden_size)
@@ -94,6 +122,12 @@ class CaptionEncoder(ImageEncoder):
         except ModelLoadError as err:
             detail = str(err).split("; ")[0]  # drop the text encoder's own --model-path hint
             raise ModelLoadError(f"{self.component}: sentence encoder: {detail}; pass --model-path {self.component}=DIR") from err
+
+    @property
+    def inputs(self) -> CaptionInputs:
+        """How captions become this encoder's graph inputs (shared with its exported graph)."""
+        side = self.padding_side or str(self.tokenizer.padding_side)
+        return CaptionInputs(self.tokenizer, self.max_length, side, self.batch_size, self.component)
 
     def tokenizer_digest(self) -> str:
         """A short hash of the tokenizer's class and vocabulary."""
@@ -106,32 +140,16 @@ class CaptionEncoder(ImageEncoder):
 
     @torch.inference_mode()
     def encode(self, inputs: list[Any]) -> ImageTokens:
-        """Sentence embeddings of ``n`` caption strings as one token each: ``(n, 1, H)`` float32 on CPU, unit length."""
-        return ImageTokens.pooled(torch.cat([mean_pool(hidden, mask).cpu() for hidden, mask in self.states(inputs)]))
-
-    def states(self, inputs: list[Any], max_length: int | None = None, **tokenizer_args: Any) -> list[tuple[torch.Tensor, torch.Tensor]]:
-        """Per batch of at most ``batch_size`` captions: ``last_hidden_state`` ``(n, L, H)`` float32 and
-        the attention mask ``(n, L)`` (truncated to ``max_length``, default ``self.max_length``), on the model's device."""
-        bad = next((x for x in inputs if not isinstance(x, str)), None)
-        if bad is not None:
-            raise MscmtError(f"{self.component} encodes caption strings, got {type(bad).__name__}")
-        if not inputs:
-            return [(torch.zeros(0, 0, self.dim), torch.zeros(0, 0, dtype=torch.long))]
+        """Tokens of ``n`` caption strings (:class:`CaptionGraph`): pooled, ``(n, 1, H)`` unit length; else
+        ``(n, N, H)`` sub-word states (zeros past a caption's sub-words, ``N`` the longest caption's sub-words,
+        at most ``max_tokens``) and the ``(n, N)`` mask. float32, on the CPU."""
         device = next(self.model.parameters()).device
-        out = []
-        for start in range(0, len(inputs), self.batch_size):
-            batch = self.tokenizer(
-                list(inputs[start : start + self.batch_size]),
-                padding=True,
-                truncation=True,
-                max_length=max_length or self.max_length,
-                return_tensors="pt",
-                **tokenizer_args,
-            )
-            ids, mask = batch["input_ids"].to(device), batch["attention_mask"].to(device)
-            hidden = self.model(input_ids=ids, attention_mask=mask).last_hidden_state  # (n, L, H)
-            out.append((hidden.float(), mask))
-        return out
+        parts = []
+        for ids, mask in self.inputs.batches(inputs):
+            features, real = self.graph(torch.from_numpy(ids).to(device), torch.from_numpy(mask).to(device))
+            parts.append(TokenArrays(features.cpu().numpy(), real.cpu().numpy()))
+        joined = join_token_arrays(parts, self.dim)
+        return ImageTokens(torch.from_numpy(joined.features), torch.from_numpy(joined.mask))
 
 
 #: The most sub-words a caption keeps as tokens, special tokens included (BLIP-2 captions of the
@@ -158,26 +176,21 @@ class CaptionTokenEncoder(CaptionEncoder):
     name = "caption-tokens"
     description = "the caption's sub-word states (--captions FILE) from a frozen sentence encoder (default minilm), one token per sub-word"
     token_dtype = torch.float16
+    pooled = False
+    padding_side = "right"  # real sub-words first, as the token contract wants
 
     def __init__(self, source: str, variant: str | None = None) -> None:
         super().__init__(source, variant)
         self.max_tokens = min(CAPTION_TOKENS_MAX, self.max_length)
 
+    @property
+    def inputs(self) -> CaptionInputs:
+        return CaptionInputs(self.tokenizer, self.max_tokens, "right", self.batch_size, self.component)
+
     def identity(self) -> str:
         fingerprint = weights_fingerprint(self.weights_dir, self.model)
         return f"{self.name}|{self.text_name}|{fingerprint}|{self.tokenizer_digest()}|last_hidden_state|max{self.max_tokens}"
 
-    @torch.inference_mode()
-    def encode(self, inputs: list[Any]) -> ImageTokens:
-        """Sub-word states of ``n`` caption strings: ``(n, N, H)`` float32 on the CPU (zeros past a
-        caption's sub-words) and the ``(n, N)`` mask, ``N`` the longest caption's sub-words (at most ``max_tokens``)."""
-        states = self.states(inputs, self.max_tokens, padding_side="right")  # real sub-words first, as the contract wants
-        width = max([1] + [hidden.size(1) for hidden, _ in states])
-        features = torch.cat([F.pad(h * m.unsqueeze(-1).to(h.dtype), (0, 0, 0, width - h.size(1))).cpu() for h, m in states])
-        mask = torch.cat([F.pad(m.long(), (0, width - m.size(1))).cpu() for _, m in states])
-        return ImageTokens(features, mask.bool())
-
     def token_texts(self, item: Any) -> list[str] | None:
         """The sub-words of one caption, as the tokenizer spells them (special tokens included)."""
-        ids = self.tokenizer(str(item), truncation=True, max_length=self.max_tokens)["input_ids"]
-        return [str(t) for t in self.tokenizer.convert_ids_to_tokens(ids)]
+        return self.inputs.token_texts(item)

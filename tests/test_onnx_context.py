@@ -56,6 +56,7 @@ def _save_run(tiny, root: Path, context: str, image: str = "clip-vit-l14", fusio
 
     torch.manual_seed(0)
     paths = {"minilm": str(tiny.bert), "bertweet": str(tiny.bertweet), "clip-vit-l14": str(tiny.clip_vision)}
+    paths |= {"caption": str(tiny.bert), "caption-tokens": str(tiny.bert)}
     components = Components(text=text, image=image, fusion=fusion, decoder="crf")
     assembled = assemble(Registry.from_entry_points(), components, list(LABELS), paths, context=context)
     save_model(root / "model", assembled.model, assembled.spec)

@@ -5,8 +5,9 @@ normaliser the export names) is tagged from its export by ``Tagger.from_pretrain
 ``mscmt tag --backend onnx`` in a fresh interpreter: the torch backend's tags and scores, with ``torch`` never
 in ``sys.modules``. What they stand on: the tokenizer side (:class:`~mscmt_cli.model.word_tokens.WordTokens`
 over the tokenizer class its saved ``tokenizer_config.json`` names), the numpy batch, the graph's feeds,
-:class:`~mscmt_cli.export.runtime.OnnxBackend` and its thread count. A model with a frozen image encoder still
-loads that encoder with torch (the graph takes its features).
+:class:`~mscmt_cli.export.runtime.OnnxBackend` and its thread count. A caption model (``caption``,
+``caption-tokens``) is tagged the same way, its caption encoder run from ``image.onnx``
+(:class:`~mscmt_cli.export.image_graph.OnnxImageEncoder`); a pixel encoder (CLIP) still loads with torch.
 """
 
 from __future__ import annotations
@@ -237,3 +238,105 @@ def test_the_service_answers_from_an_export_of_a_text_only_model_without_importi
 
     assert got["torch"] is False, "serving an export imported torch"
     assert got["answer"]["tags"] == want.tags
+
+
+CAPTIONS = ["a man on a stage", "", "a newspaper on a table " * 20, "two letters", "café 🇫🇷"]
+
+
+@pytest.mark.parametrize(("image", "fusion"), [("caption", "gated"), ("caption-tokens", "cross-attention")])
+def test_a_caption_model_is_tagged_from_its_export_without_importing_torch(image, fusion, mscmt, tiny, tmp_path):
+    """A model whose image is its caption (pooled, or its sub-word tokens) exports its caption encoder as
+    ``image.onnx``; ``Tagger.from_pretrained(EXPORT, backend="onnx")`` in a fresh interpreter tags as the torch
+    tagger does (same tags, probabilities within the suite's tolerance; a long caption truncated alike), and
+    ``torch`` is never imported."""
+    from mscmt_cli import Tagger
+    from tests.test_onnx_context import _save_run
+
+    run = _save_run(tiny, tmp_path / "run", "none", image, fusion)
+    export = tmp_path / "onnx"
+    assert mscmt(["export", run, "--out", export]).code == 0
+    config = json.loads((export / "config.json").read_text())
+    graph = config["tagging"]["image"]
+    assert (export / "image.onnx").is_file() and (export / "model" / "image_encoder" / "tokenizer_config.json").is_file()
+    assert graph["component"] == image and graph["checked_max_abs_diff"] < 1e-4 and config["format_version"] == 3
+    want = Tagger.from_pretrained(run, backend="torch", device="cpu").tag_batch(TEXTS, captions=CAPTIONS)
+    given = tmp_path / "tweets.json"
+    given.write_text(json.dumps({"texts": TEXTS, "captions": CAPTIONS}))
+
+    got = json.loads(_python(TAGGER, str(export), str(given)))
+
+    assert got["torch"] is False, "tagging a caption model's export imported torch"
+    assert [r["tags"] for r in got["results"]] == [r.tags for r in want]
+    for result, expected in zip(got["results"], want):
+        np.testing.assert_allclose(result["probs"], expected.tag_probs, atol=SCORE_TOLERANCE)
+    assert got["info"]["image_input"] == "caption"
+
+
+@pytest.mark.parametrize("image", ["caption", "caption-tokens"])
+def test_the_exported_caption_encoder_gives_the_torch_encoders_tokens_under_its_own_identity(image, mscmt, tiny, tmp_path):
+    """``image.onnx`` run by :class:`OnnxImageEncoder` gives the torch encoder's tokens and masks (float32 within
+    1e-5; kept in the encoder's dtype, within one float16 step for caption tokens) and its own cache identity."""
+    from mscmt_cli.export.image_graph import OnnxImageEncoder
+    from mscmt_cli.export.layout import read_export_config
+    from mscmt_cli.features import FeatureCache, TokenStore, encode_checked
+    from mscmt_cli.model.build import saved_image_encoder
+    from mscmt_cli.model.image_side import feature_identity
+    from mscmt_cli.model.spec import read_spec
+    from mscmt_cli.registry import Registry
+    from tests.test_onnx_context import _save_run
+
+    run = _save_run(tiny, tmp_path / "run", "none", image, "cross-attention" if image == "caption-tokens" else "gated")
+    export = tmp_path / "onnx"
+    assert mscmt(["export", run, "--out", export]).code == 0
+    graph = read_export_config(export).tagging.image  # type: ignore[union-attr]
+    assert graph is not None
+    onnx = OnnxImageEncoder(export, graph)
+    torch_encoder = saved_image_encoder(read_spec(run / "model"), Registry.from_entry_points(), {})
+
+    got, want = onnx.encode(CAPTIONS), torch_encoder.encode(CAPTIONS)
+    np.testing.assert_array_equal(got.mask, want.mask.numpy())
+    np.testing.assert_allclose(got.features, want.features.numpy(), atol=1e-5)
+    for a, b in zip(encode_checked(onnx, CAPTIONS), encode_checked(torch_encoder, CAPTIONS)):
+        assert a.dtype == b.dtype == np.dtype(graph.token_dtype)
+        np.testing.assert_allclose(a.astype(np.float32), b.astype(np.float32), atol=2e-3 if graph.token_dtype == "float16" else 1e-5)
+    assert onnx.token_texts(CAPTIONS[0]) == torch_encoder.token_texts(CAPTIONS[0])
+    assert feature_identity(onnx).startswith(graph.identity + "|onnx:") and feature_identity(onnx) != feature_identity(torch_encoder)
+    cache = FeatureCache(tmp_path / "cache")
+    for side in (onnx, torch_encoder):
+        TokenStore(side, cache).features([])
+        TokenStore(side, cache).core.encode(["d" * 64], lambda _: CAPTIONS[0], lambda *_: None)
+    assert len(cache.entries()) == 2, "the exported encoder's features are cached apart from torch's"
+
+
+def test_a_model_path_other_than_the_exported_encoders_is_refused_for_an_export_and_re_exported_for_a_run(mscmt, tiny, tmp_path):
+    """``--model-path caption=OTHER`` names another caption encoder than the export's ``image.onnx``: for an export
+    directory one line says so; for a run, ``RUN/onnx`` is made again from OTHER (and again without it)."""
+    from mscmt_cli import Tagger
+    from mscmt_cli.errors import ModelLoadError
+    from tests.test_onnx_context import _save_run
+
+    run = _save_run(tiny, tmp_path / "run", "none", "caption", "gated")
+    export = tmp_path / "onnx"
+    assert mscmt(["export", run, "--out", export]).code == 0
+    other = tmp_path / "other"
+    shutil.copytree(tiny.bert, other)
+
+    with pytest.raises(ModelLoadError, match=r"^--model-path caption=.*other: this export's image encoder \(image.onnx\) was made from "):
+        Tagger.from_pretrained(export, backend="onnx", model_paths={"caption": str(other)})
+    same = Tagger.from_pretrained(export, backend="onnx", model_paths={"caption": str(tiny.bert) + "/"})  # where its weights came from
+    assert same.info()["image_input"] == "caption"
+    tweets = tmp_path / "tweets.jsonl"
+    tweets.write_text(json.dumps({"text": TEXTS[0], "caption": CAPTIONS[0]}) + "\n")
+    result = mscmt(["tag", tweets, "--model", export, "--backend", "onnx", "--model-path", f"caption={other}"])
+    assert result.code == 2 and len(result.err.strip().splitlines()) == 1
+
+    def recorded() -> str | None:
+        return json.loads((run / "onnx" / "config.json").read_text())["tagging"]["image"]["model_path"]
+
+    out = tmp_path / "tags.jsonl"
+    assert mscmt(["tag", tweets, "--model", run, "--backend", "onnx", "--out", out]).code == 0
+    assert recorded() is None
+    assert mscmt(["tag", tweets, "--model", run, "--backend", "onnx", "--model-path", f"caption={other}", "--out", out]).code == 0
+    assert recorded() == str(other.resolve())
+    assert mscmt(["tag", tweets, "--model", run, "--backend", "onnx", "--out", out]).code == 0
+    assert recorded() is None

@@ -29,8 +29,8 @@ if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from mscmt_cli.backends.arrays import ArrayBatch
-    from mscmt_cli.features import ImageSide
     from mscmt_cli.model.encoded import EncodedTweet
+    from mscmt_cli.model.image_side import ImageSide
     from mscmt_cli.model.spec import ModelSpec
 
 BACKENDS = ("torch", "onnx")

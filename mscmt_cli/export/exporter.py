@@ -16,7 +16,8 @@ Every export is checked before it is kept: ONNX Runtime runs a second batch of
 another shape (a tweet spanning two windows among them; for a model reading the
 caption beside the tweet, made-up captions, one empty) and its emissions must
 match torch's (fp32: within ``1e-3 + 1e-3 * max |emission|``; int8: the
-difference is recorded, not bounded). The directory is built aside and moved
+difference is recorded, not bounded). A caption image encoder is exported beside it as
+``image.onnx`` (:mod:`mscmt_cli.export.image_export`). The directory is built aside and moved
 into place whole, so a reader never sees half an export.
 """
 
@@ -38,15 +39,19 @@ from mscmt_cli.backends.arrays import ArrayBatch, Example, collate_arrays
 from mscmt_cli.backends.decoding import DECODING_FILE, decoding_of
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.export.freshness import model_digest, weights_digest
+from mscmt_cli.export.image_export import export_image_graph
 from mscmt_cli.export.layout import (
     CONFIG_FILE,
     IMAGE_AXES,
+    IMAGE_DIR,
+    IMAGE_ONNX_FILE,
     MODEL_DIR,
     ONNX_FILE,
     OUTPUT_AXES,
     QUANTIZATIONS,
     TEXT_AXES,
     ExportConfig,
+    ImageGraph,
     TaggingInputs,
     graph_feeds,
     graph_inputs,
@@ -75,7 +80,7 @@ from mscmt_cli.paths import (
 from mscmt_cli.version import __version__
 
 #: What an exported directory holds (mscmt_cli.export.layout); only these are replaced by a new export.
-EXPORT_ENTRIES = frozenset({CONFIG_FILE, ONNX_FILE, DECODING_FILE, MODEL_DIR})
+EXPORT_ENTRIES = frozenset({CONFIG_FILE, ONNX_FILE, IMAGE_ONNX_FILE, DECODING_FILE, MODEL_DIR})
 OPSET = 17  # LayerNormalization is one node from opset 17 on (as mscmt_cli.cli.exporting.DEFAULT_OPSET)
 EXPORTER = "torch.onnx.export (TorchScript)"
 #: The two batches of the export: one traced, one checked (word counts per tweet; 0 stands for "spans two windows").
@@ -210,7 +215,8 @@ def own_export_file(name: str) -> bool:
         return name in EXPORT_ENTRIES
     if parts[:1] != (MODEL_DIR,):
         return False
-    return parts[1:] == (MODEL_CONFIG,) or (len(parts) == 3 and parts[1] == TEXT_DIR and TOKENIZER_FILE.fullmatch(parts[2]) is not None)
+    tokenizer = len(parts) == 3 and parts[1] in (TEXT_DIR, IMAGE_DIR) and TOKENIZER_FILE.fullmatch(parts[2]) is not None
+    return parts[1:] == (MODEL_CONFIG,) or tokenizer
 
 
 def check_export_target(out: Path, option: str = "--out", home: Path | None = None) -> Path:
@@ -241,12 +247,14 @@ def export_model(
     opset: int = OPSET,
     option: str = "--out",
     home: Path | None = None,
+    model_paths: Mapping[str, str] | None = None,
 ) -> ExportConfig:
     """Write the exported directory of a loaded model into ``out`` (see :mod:`mscmt_cli.export.layout`).
 
     ``source`` is the saved model directory the model was loaded from (recorded,
     with its weights' digest). ``quantize``: ``none`` or ``int8``. ``option`` names
-    ``out`` in messages; ``home``: the saved model ``out`` may sit in (``MODEL/onnx``).
+    ``out`` in messages; ``home``: the saved model ``out`` may sit in (``MODEL/onnx``);
+    ``model_paths``: the ``--model-path`` the model was loaded with (recorded for its image encoder).
     """
     if quantize not in QUANTIZATIONS:
         raise MscmtError(f"--quantize {quantize!r}: expected one of {', '.join(QUANTIZATIONS)}")
@@ -257,6 +265,7 @@ def export_model(
     graph = EmissionGraph(model).eval()
     with atomic_dir(out, option, keep=own_export_file) as tmp:
         _write_model_dir(tmp / MODEL_DIR, assembled, source)
+        image = export_image_graph(assembled.image, tmp, opset, (model_paths or {}).get(assembled.spec.components.image))
         traced = tmp / ("model.fp32.onnx" if quantize == "int8" else ONNX_FILE)
         trace(graph, example_batch(model, assembled.spec.image_dim, TRACE_LENGTHS, 0, assembled.image.max_tokens), traced, opset)
         if quantize == "int8":
@@ -269,7 +278,7 @@ def export_model(
             quantize == "none",
         )
         decoding.save(tmp)
-        config = _config(assembled, tmp, source, opset, quantize, diff, onnx.__version__, ort.__version__)
+        config = _config(assembled, tmp, source, opset, quantize, diff, onnx.__version__, ort.__version__, image)
         write_text_atomic(tmp / CONFIG_FILE, config.model_dump_json(indent=2) + "\n")
     return config
 
@@ -281,7 +290,9 @@ def _write_model_dir(directory: Path, assembled: Assembled, source: Path) -> Non
     assembled.model.text.save_architecture(directory / TEXT_DIR)
 
 
-def _config(assembled: Assembled, tmp: Path, source: Path, opset: int, quantize: str, diff: float, onnx_v: str, ort_v: str) -> ExportConfig:
+def _config(
+    assembled: Assembled, tmp: Path, source: Path, opset: int, quantize: str, diff: float, onnx_v: str, ort_v: str, image: ImageGraph | None
+) -> ExportConfig:
     session = open_session(tmp / ONNX_FILE)
     shapes = {io.name: [str(d) for d in io.shape] for io in session.get_inputs()}
     outputs = {io.name: [str(d) for d in io.shape] for io in session.get_outputs()}
@@ -302,13 +313,14 @@ def _config(assembled: Assembled, tmp: Path, source: Path, opset: int, quantize:
         outputs=outputs,
         gate="mean over hidden dims of the fusion's gate g_i" if "gate" in outputs else None,
         checked_max_abs_diff=diff,
-        tagging=tagging_inputs(assembled),
+        tagging=tagging_inputs(assembled, image),
     )
 
 
-def tagging_inputs(assembled: Assembled) -> TaggingInputs:
-    """What a tagger without torch needs to make the graph's inputs as the model does (:class:`TaggingInputs`);
-    ``MscmtError`` for a text encoder whose tokenizer side an export cannot record."""
+def tagging_inputs(assembled: Assembled, image: ImageGraph | None = None) -> TaggingInputs:
+    """What a tagger without torch needs to make the graph's inputs as the model does (:class:`TaggingInputs`;
+    ``image``: the exported caption encoder); ``MscmtError`` for a text encoder whose tokenizer side an
+    export cannot record."""
     text = assembled.model.text
     if not isinstance(text, HFTextEncoder) or type(text).normalise_word is not HFTextEncoder.normalise_word:
         raise MscmtError(
@@ -321,6 +333,7 @@ def tagging_inputs(assembled: Assembled) -> TaggingInputs:
         token_types=text.words.token_types,
         image_input=assembled.image.input_kind,
         explains=sorted(assembled.explains),
+        image=image,
     )
 
 
@@ -338,4 +351,5 @@ def export_run(
     source = model_dir(Path(run))
     if same_file(source.parent, out) or same_file(source, out):
         raise MscmtError(f"--out {out}: is the run being exported ({run}); pass another directory")
-    return export_model(load_model(source, registry, model_paths or {}), out, source=source, quantize=quantize, opset=opset)
+    paths = model_paths or {}
+    return export_model(load_model(source, registry, paths), out, source=source, quantize=quantize, opset=opset, model_paths=paths)

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from mscmt_cli.errors import MscmtError
-from mscmt_cli.export.layout import RUN_EXPORT_DIR, is_export_dir, read_export_config
+from mscmt_cli.export.layout import EXPORT_FORMAT_VERSION, RUN_EXPORT_DIR, is_export_dir, read_export_config
 from mscmt_cli.model.spec import CONFIG_FILE as MODEL_CONFIG
 from mscmt_cli.model.spec import TEXT_DIR, WEIGHTS_FILE, model_dir
 
@@ -23,11 +23,16 @@ def _file_digest(path: Path, digest: Any) -> None:
             digest.update(chunk)
 
 
+def file_sha256(path: Path) -> str:
+    """SHA-256 of one file's bytes."""
+    digest = hashlib.sha256()
+    _file_digest(Path(path), digest)
+    return digest.hexdigest()
+
+
 def weights_digest(model_dir: Path) -> str:
     """SHA-256 of a saved model's weights file (recorded in an export, for the reader)."""
-    digest = hashlib.sha256()
-    _file_digest(Path(model_dir) / WEIGHTS_FILE, digest)
-    return digest.hexdigest()
+    return file_sha256(Path(model_dir) / WEIGHTS_FILE)
 
 
 def model_digest(model_dir: Path) -> str:
@@ -53,11 +58,12 @@ def run_export_dir(path: Path) -> Path:
 
 def is_fresh(export: Path, source: Path) -> bool:
     """Whether ``export`` is an fp32 export of the model directory ``source`` as it is now (:func:`model_digest`),
-    in this format (with its tagging inputs: an export of format 1 is made again)."""
+    in this format (an export of an earlier format, without tagging inputs or a caption encoder's graph, is made again)."""
     if not is_export_dir(export):
         return False
     try:
         config = read_export_config(export)
     except MscmtError:
         return False
-    return config.quantization == "none" and config.tagging is not None and config.source_sha256 == model_digest(source)
+    current = config.format_version == EXPORT_FORMAT_VERSION and config.tagging is not None
+    return current and config.quantization == "none" and config.source_sha256 == model_digest(source)

@@ -7,12 +7,17 @@ the fly by ``--backend onnx``)::
                      SHA-256, opset, quantization, the graph's inputs and outputs
     model.onnx       text encoder + fusion + emission head (dynamic batch and lengths)
     decoding.json    labels, decoder kind, BIO table, CRF scores (mscmt_cli.backends.decoding)
+    image.onnx       a caption image encoder (``--image caption``, ``caption-tokens``):
+                     caption sub-word ids to image tokens (never quantized)
     model/           the source model's config.json and text_encoder/ (tokenizer and
                      architecture, no weights): how tweets become sub-word ids, and
-                     which frozen image encoder gives the image features
+                     which frozen image encoder gives the image features; with
+                     image.onnx, image_encoder/ (the caption encoder's tokenizer)
 
-The frozen image encoder is not exported: its features come from the feature
-store (and its cache), as with the torch backend.
+The image features come from the feature store (and its cache), as with the torch
+backend. A caption encoder's are computed by ``image.onnx`` (:class:`ImageGraph`
+says how captions become its inputs), so tagging never imports torch; a pixel
+encoder (CLIP, timm, BLIP-2) is not exported and is loaded with torch.
 
 The graph's inputs are the padded arrays of :class:`~mscmt_cli.backends.arrays.ArrayBatch`
 (shapes in :mod:`mscmt_cli.model.components`), in the order of :func:`graph_feeds`,
@@ -27,6 +32,7 @@ that says how a batch's image features enter the graph. Inside the graph,
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
@@ -44,10 +50,13 @@ if TYPE_CHECKING:
 Array = npt.NDArray[Any]
 
 EXPORT_FORMAT: Literal["mscmt-onnx"] = "mscmt-onnx"
-EXPORT_FORMAT_VERSION = 2  # 2: the tagging inputs (config.json's "tagging"), read without torch
+EXPORT_FORMAT_VERSION = 3  # 2: the tagging inputs (config.json's "tagging"), read without torch; 3: a caption encoder's image.onnx
 CONFIG_FILE = "config.json"
 ONNX_FILE = "model.onnx"
 MODEL_DIR = "model"
+#: A caption image encoder's graph, and its tokenizer's folder under ``model/``.
+IMAGE_ONNX_FILE = "image.onnx"
+IMAGE_DIR = "image_encoder"
 #: Where ``--backend onnx`` exports a run that has no export yet: ``RUN/onnx/``.
 RUN_EXPORT_DIR = "onnx"
 QUANTIZATIONS = ("none", "int8")
@@ -112,6 +121,36 @@ def unpack_extras(
     return (types, image[0], image[1]) if image else (types, None, None)
 
 
+class ImageGraph(BaseModel, extra="forbid"):
+    """A caption image encoder exported as ``image.onnx`` (``config.json``'s ``tagging.image``).
+
+    ``name``/``component``: the encoder's registered name and its component (``caption:bert-base``);
+    ``dim``, ``max_tokens``, ``token_dtype``, ``grid``, ``grid_offset``: its tokens as the torch encoder
+    gives them; ``identity``: the torch encoder's; ``source``: where its weights came from, ``model_path``
+    the ``--model-path <component>=DIR`` the export was made with (resolved; None: none); captions are
+    tokenized by the tokenizer in ``model/image_encoder/`` to ``max_length`` sub-words, padded on
+    ``padding_side``, ``batch_size`` at a time. ``sha256`` is the graph file's, ``checked_max_abs_diff``
+    the largest difference to the torch encoder's tokens seen when it was exported.
+    """
+
+    name: str
+    component: str
+    input_kind: Literal["caption"]
+    dim: int
+    max_tokens: int
+    token_dtype: str
+    grid: tuple[int, int] | None = None
+    grid_offset: int = 0
+    identity: str
+    source: str
+    model_path: str | None = None
+    max_length: int
+    padding_side: Literal["left", "right"]
+    batch_size: int
+    sha256: str
+    checked_max_abs_diff: float
+
+
 class TaggingInputs(BaseModel, extra="forbid"):
     """How a tagger makes the graph's inputs without the torch model (``config.json``'s ``tagging``).
 
@@ -120,7 +159,8 @@ class TaggingInputs(BaseModel, extra="forbid"):
     ``max_subwords`` (the window, special tokens included), ``normaliser`` (``"module:function"`` showing
     each word to the tokenizer, None: as it is), ``token_types`` (whether caption windows carry segment
     ids); ``image_input`` is the frozen image encoder's ``input_kind`` (``"none"``: the tagger needs no
-    image encoder) and ``explains`` what the fusion shows (``"gate"``, ``"attention"``).
+    image encoder), ``explains`` what the fusion shows (``"gate"``, ``"attention"``) and ``image`` the
+    exported image encoder (:class:`ImageGraph`), if any.
     """
 
     max_subwords: int
@@ -128,6 +168,7 @@ class TaggingInputs(BaseModel, extra="forbid"):
     token_types: bool
     image_input: Literal["none", "pixels", "caption"]
     explains: list[str]
+    image: ImageGraph | None = None  # a caption encoder's image.onnx (format 3); None: no graph, torch loads the encoder
 
 
 class ExportConfig(BaseModel, extra="forbid"):
@@ -152,6 +193,28 @@ class ExportConfig(BaseModel, extra="forbid"):
     gate: str | None = None
     checked_max_abs_diff: float | None = None
     tagging: TaggingInputs | None = None  # absent in exports of format 1, which must be made again
+
+
+def resolved_path(path: str | None) -> str | None:
+    """A ``--model-path`` directory as recorded and compared: user-expanded and absolute (None stays None)."""
+    return None if path is None else str(Path(path).expanduser().resolve())
+
+
+def made_with(graph: ImageGraph, model_path: str | None) -> bool:
+    """Whether ``image.onnx`` is the encoder ``--model-path <component>=model_path`` gives (None: no such
+    option): the one it was exported with, or the directory its weights came from."""
+    wanted = resolved_path(model_path)
+    return wanted == graph.model_path or (wanted is not None and wanted == resolved_path(graph.source or None))
+
+
+def image_source_conflict(config: ExportConfig, model_paths: Mapping[str, str]) -> str | None:
+    """Why an export's ``image.onnx`` is not the image encoder ``model_paths`` asks for (``--model-path
+    <component>=DIR`` other than the one it was made from), or None when it is (or names none, or it has none)."""
+    graph = config.tagging.image if config.tagging is not None else None
+    if graph is None or graph.component not in model_paths or made_with(graph, model_paths[graph.component]):
+        return None
+    made = f"with --model-path {graph.component}={graph.model_path}" if graph.model_path else f"from {graph.source or 'its default'}"
+    return f"--model-path {graph.component}={model_paths[graph.component]}: this export's image encoder (image.onnx) was made {made}"
 
 
 def is_export_dir(path: Path) -> bool:

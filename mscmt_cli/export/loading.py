@@ -4,11 +4,12 @@
 or a run (model) directory: then its export in ``RUN/onnx/``
 (:func:`~mscmt_cli.export.freshness.run_export_dir`) is used when it is fresh (an fp32 export of this
 format recording the digest of the run's model as it is now: config, weights, tokenizer), and made (or
-remade) first otherwise.
+remade) first otherwise; a caption encoder's ``image.onnx`` must also have been made with the
+``--model-path`` given now (or both without), as the torch backend would load it.
 
 Around the graph, the tagger reads the export's :class:`~mscmt_cli.export.served.ServedModel` (tokenizer
-side, spec, image side, what the fusion explains) without torch; a text-only model is tagged without
-importing torch at all. A model trained with ``--context caption`` reads each tweet's caption as the torch
+side, spec, image side, what the fusion explains) without torch; a text-only model, or one whose image
+is its caption (``image.onnx``), is tagged without importing torch at all. A model trained with ``--context caption`` reads each tweet's caption as the torch
 backend does; the graph must then take the segment ids its tokenizer side gives (:func:`check_fits`).
 """
 
@@ -20,7 +21,7 @@ from typing import Any
 
 from mscmt_cli.errors import ModelLoadError, MscmtError
 from mscmt_cli.export.freshness import is_fresh, run_export_dir
-from mscmt_cli.export.layout import is_export_dir, read_export_config
+from mscmt_cli.export.layout import ExportConfig, is_export_dir, made_with, read_export_config
 from mscmt_cli.export.runtime import OnnxBackend, require
 from mscmt_cli.export.served import ServedModel, served_model
 from mscmt_cli.model.spec import model_dir
@@ -69,13 +70,19 @@ def load_onnx(path: Path, registry: Any, model_paths: Mapping[str, str], threads
     require("onnxruntime"), require("onnx")
     path = Path(path)
     export = path if is_export_dir(path) else _run_export(path, registry, model_paths)
-    return check_fits(served_model(export, registry, model_paths), OnnxBackend(export, threads))
+    return check_fits(served_model(export, registry, model_paths, threads), OnnxBackend(export, threads))
+
+
+def _same_image_source(config: ExportConfig, model_paths: Mapping[str, str]) -> bool:
+    """Whether ``RUN/onnx``'s image graph (if any) was made with the ``--model-path`` given now (or both without)."""
+    graph = config.tagging.image if config.tagging is not None else None
+    return graph is None or made_with(graph, model_paths.get(graph.component))
 
 
 def _run_export(run: Path, registry: Any, model_paths: Mapping[str, str]) -> Path:
     """``RUN/onnx``, exported first when it is not an export of the run's model as it is now."""
     source, export = model_dir(run), run_export_dir(run)
-    if is_fresh(export, source):
+    if is_fresh(export, source) and _same_image_source(read_export_config(export), model_paths):
         return export
     from mscmt_cli.export.exporter import export_model  # torch: the run is loaded and traced
     from mscmt_cli.model.build import load_model
@@ -83,7 +90,12 @@ def _run_export(run: Path, registry: Any, model_paths: Mapping[str, str]) -> Pat
     check_run_export(run, export)
     try:
         export_model(
-            load_model(source, registry, model_paths), export, source=source, option="--backend onnx: the run's export", home=source
+            load_model(source, registry, model_paths),
+            export,
+            source=source,
+            option="--backend onnx: the run's export",
+            home=source,
+            model_paths=model_paths,
         )
     except MscmtError as err:
         raise MscmtError(f"{err}; or export it elsewhere with: mscmt export {run} --out DIR, then pass --model DIR") from None

@@ -92,7 +92,7 @@ def open_session(path: Path, threads: int | None = None) -> Any:
     """An ``InferenceSession`` of the ONNX file ``path`` on the CPU."""
     ort = require("onnxruntime")
     if not Path(path).is_file():
-        raise ModelLoadError(f"{path}: missing (an exported model directory holds {ONNX_FILE})")
+        raise ModelLoadError(f"{path}: missing from the exported directory; export the model again (mscmt export RUN --out DIR)")
     try:
         return ort.InferenceSession(str(path), sess_options=session_options(threads), providers=["CPUExecutionProvider"])
     except Exception as err:  # onnxruntime raises its own exception types for unreadable or invalid graphs

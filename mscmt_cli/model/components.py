@@ -38,6 +38,7 @@ from torch import nn
 
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.model.encoded import EncodedTweet as EncodedTweet  # re-exported: defined without torch
+from mscmt_cli.model.image_side import feature_identity as feature_identity  # re-exported: defined without torch
 
 
 class ComponentParams(BaseModel):
@@ -232,20 +233,6 @@ class ImageEncoder(nn.Module):
     def token_texts(self, item: Any) -> list[str] | None:
         """The text of each real token of one input (a caption's sub-words), or None when tokens are not text."""
         return None
-
-
-def feature_identity(encoder: ImageEncoder) -> str:
-    """The identity the feature cache keys an encoder's features by.
-
-    A pooled float32 encoder keeps its :meth:`ImageEncoder.identity` unchanged
-    (caches written before image tokens existed stay valid); a token encoder's
-    identity gains its token shape and dtype, which its cached files have.
-    """
-    identity = encoder.identity()
-    if encoder.max_tokens == 1 and encoder.token_dtype == torch.float32:
-        return identity
-    dtype = str(encoder.token_dtype).removeprefix("torch.")
-    return f"{identity}|tokens<={encoder.max_tokens}x{encoder.dim}|{dtype}"
 
 
 @dataclass

@@ -22,6 +22,7 @@ class NoImage:
     max_tokens: int = 1
     grid: tuple[int, int] | None = None
     grid_offset: int = 0
+    token_dtype: str = "float32"
 
     def identity(self) -> str:
         return self.name

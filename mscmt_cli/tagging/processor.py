@@ -32,7 +32,8 @@ from PIL import Image
 from mscmt_cli.data.captions import BLANK_CAPTION, CaptionSource, MissingCaption, no_caption
 from mscmt_cli.data.doc import Doc
 from mscmt_cli.data.images import ImageResolver, MissingImage, check_policy
-from mscmt_cli.features import Caption, FeatureCache, ImageInput, ImageSide, TokenRef, TokenStore
+from mscmt_cli.features import Caption, FeatureCache, ImageInput, TokenRef, TokenStore
+from mscmt_cli.model.image_side import ImageSide
 from mscmt_cli.tagging.inputs import BadRecord
 
 if TYPE_CHECKING:
