@@ -25,6 +25,7 @@ from mscmt_cli.export.layout import IMAGE_DIR, IMAGE_ONNX_FILE, MODEL_DIR, Image
 from mscmt_cli.export.runtime import open_session
 from mscmt_cli.model.caption_inputs import GRAPH_INPUTS, CaptionInputs
 from mscmt_cli.model.image_side import token_dtype_name
+from mscmt_cli.paths import save_pretrained
 
 #: Captions the graph is traced on, and checked on (an empty one, a long one, a non-ASCII one).
 TRACE_CAPTIONS = ["a man in a suit waving to a crowd", "two people shaking hands on a stage"]
@@ -47,7 +48,7 @@ def export_image_graph(encoder: Any, out: Path, opset: int, model_path: str | No
     path = Path(out) / IMAGE_ONNX_FILE
     _trace(graph, next(inputs.batches(TRACE_CAPTIONS)), path, opset, encoder.max_tokens > 1)
     diff = check_image_graph(path, graph, inputs)
-    inputs.tokenizer.save_pretrained(str(Path(out) / MODEL_DIR / IMAGE_DIR))
+    save_pretrained(inputs.tokenizer, Path(out) / MODEL_DIR / IMAGE_DIR)
     return ImageGraph(
         name=encoder.name,
         component=getattr(encoder, "component", encoder.name),
