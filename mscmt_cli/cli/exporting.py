@@ -27,8 +27,10 @@ def export(
     --context caption model whose encoder has segment ids, image; outputs
     emissions and, for a gated fusion, gate; batch and lengths dynamic), DIR/decoding.json (labels,
     CRF transitions, BIO constraints), DIR/model/ (tokenizer, component names) and DIR/config.json
-    (how it was made). Image features still come from the frozen image encoder (pass --model-path
-    for it as for tag). Use it with: mscmt tag --backend onnx --model DIR.
+    (how it was made). A caption image encoder (caption, caption-tokens) is written as DIR/image.onnx
+    (its tokenizer in DIR/model/image_encoder/); a pixel encoder (CLIP, timm, BLIP-2) is not exported:
+    its features come from the feature cache or the encoder (pass --model-path for it as for tag).
+    Use it with: mscmt tag --backend onnx --model DIR.
     """
     from mscmt_cli.export.exporter import export_run
     from mscmt_cli.registry import Registry
@@ -36,4 +38,7 @@ def export(
     settings = given.settings()
     config = export_run(run, out, Registry.from_entry_points(), settings.model_paths, quantize=quantize, opset=opset)
     check = "" if config.checked_max_abs_diff is None else f"; emissions within {config.checked_max_abs_diff:.2g} of torch's"
+    image = config.tagging.image if config.tagging is not None else None
+    if image is not None:
+        check += f"; {image.component} as image.onnx, tokens within {image.checked_max_abs_diff:.2g} of torch's"
     print(f"exported {run} to {out} (opset {config.opset}, quantization {config.quantization}{check})", file=sys.stderr)
