@@ -563,8 +563,11 @@ def encode_checked(encoder: Any, contents: list[Any]) -> list[np.ndarray]:
     name = f"image encoder {encoder.name!r}: encode()"
     out = encoder.encode(contents)
     try:
-        arrays = out if isinstance(out, TokenArrays) else _torch_arrays(out, name, encoder.dim, encoder.max_tokens)
-        arrays.check(name, encoder.dim, encoder.max_tokens)
+        if isinstance(out, TokenArrays):
+            out.check(name, encoder.dim, encoder.max_tokens)
+            arrays = out
+        else:  # checked by ImageTokens.check, the torch twin of TokenArrays.check
+            arrays = _torch_arrays(out, name, encoder.dim, encoder.max_tokens)
     except ValueError as err:
         raise MscmtError(str(err)) from None
     if len(arrays) != len(contents):

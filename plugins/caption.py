@@ -125,9 +125,11 @@ class CaptionEncoder(ImageEncoder):
 
     @property
     def inputs(self) -> CaptionInputs:
-        """How captions become this encoder's graph inputs (shared with its exported graph)."""
+        """How captions become this encoder's graph inputs (shared with its exported graph): truncated to
+        ``max_length`` sub-words when pooled, else to ``max_tokens`` (one token per sub-word)."""
         side = self.padding_side or str(self.tokenizer.padding_side)
-        return CaptionInputs(self.tokenizer, self.max_length, side, self.batch_size, self.component)
+        length = self.max_length if self.pooled else self.max_tokens
+        return CaptionInputs(self.tokenizer, length, side, self.batch_size, self.component)
 
     def tokenizer_digest(self) -> str:
         """A short hash of the tokenizer's class and vocabulary."""
@@ -182,10 +184,6 @@ class CaptionTokenEncoder(CaptionEncoder):
     def __init__(self, source: str, variant: str | None = None) -> None:
         super().__init__(source, variant)
         self.max_tokens = min(CAPTION_TOKENS_MAX, self.max_length)
-
-    @property
-    def inputs(self) -> CaptionInputs:
-        return CaptionInputs(self.tokenizer, self.max_tokens, "right", self.batch_size, self.component)
 
     def identity(self) -> str:
         fingerprint = weights_fingerprint(self.weights_dir, self.model)

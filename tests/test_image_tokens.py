@@ -19,6 +19,7 @@ from mscmt_cli.data.images import decode_image, read_image_file
 from mscmt_cli.errors import MscmtError
 from mscmt_cli.features import FeatureCache, TokenStore, encoder_key
 from mscmt_cli.model.components import EncodedTweet, ImageEncoder, ImageTokens, feature_identity, masked_mean
+from mscmt_cli.model.image_side import TokenArrays
 from plugins.fusions import AdditiveFusion, GatedFusion
 
 
@@ -110,6 +111,11 @@ def test_pooled_tokens_and_per_image():
 def test_tokens_breaking_the_contract_are_named(features, mask, message):
     with pytest.raises(ValueError, match=message):
         ImageTokens(features, mask).check("x", 4, 8)
+    with pytest.raises(ValueError) as numpy_twin:  # the torch-free TokenArrays keeps the same rules, in the same words
+        TokenArrays(features.numpy(), mask.numpy()).check("x", 4, 8)
+    with pytest.raises(ValueError) as torch_twin:
+        ImageTokens(features, mask).check("x", 4, 8)
+    assert str(numpy_twin.value) == str(torch_twin.value).replace("torch.float32", "float32")
 
 
 def test_masked_mean_of_one_token_is_the_token_bit_for_bit():

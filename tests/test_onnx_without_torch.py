@@ -90,6 +90,25 @@ def _python(code: str, *args: str, env: dict[str, str] | None = None) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
+def _tag_without_torch(run: Path, export: Path, captions: list[str] | None, tmp_path: Path) -> tuple[list[dict], list]:
+    """Tag :data:`TEXTS` (with ``captions``) with the torch tagger of ``run`` and, in a fresh interpreter, with
+    ``Tagger.from_pretrained(export, backend="onnx")``; assert torch was never imported there, the same tags and
+    probabilities within the suite's tolerance. Returns (the interpreter's output, the torch results)."""
+    from mscmt_cli import Tagger
+
+    want = Tagger.from_pretrained(run, backend="torch", device="cpu").tag_batch(TEXTS, captions=captions)
+    given = tmp_path / "tweets.json"
+    given.write_text(json.dumps({"texts": TEXTS, "captions": captions}))
+
+    got = json.loads(_python(TAGGER, str(export), str(given)))
+
+    assert got["torch"] is False, "tagging an export imported torch"
+    assert [r["tags"] for r in got["results"]] == [r.tags for r in want]
+    for result, expected in zip(got["results"], want):
+        np.testing.assert_allclose(result["probs"], expected.tag_probs, atol=SCORE_TOLERANCE)
+    return got, want
+
+
 def _save_text_run(tiny, root: Path, text: str, context: str) -> Path:
     """An untrained ``text`` + no image + no fusion + crf model (``context``: what it reads beside the tweet), saved as a run."""
     from tests.test_onnx_context import _save_run
@@ -102,22 +121,14 @@ def test_the_tagger_runs_an_export_of_a_text_only_model_without_importing_torch(
     """``Tagger.from_pretrained(EXPORT, backend="onnx")`` in a fresh interpreter: the torch tagger's tags and
     scores, and ``torch`` never imported (the tokenizer side and its BERTweet word normaliser read from the
     export, the empty image tokens made without torch)."""
-    from mscmt_cli import Tagger
-
     run = _save_text_run(tiny, tmp_path / "run", text, context)
     export = tmp_path / "onnx"
     assert mscmt(["export", run, "--out", export]).code == 0
     captions = ["a man on a stage", "", "a newspaper", "two letters", "a dog"] if context == "caption" else None
-    want = Tagger.from_pretrained(run, backend="torch", device="cpu").tag_batch(TEXTS, captions=captions)
-    given = tmp_path / "tweets.json"
-    given.write_text(json.dumps({"texts": TEXTS, "captions": captions}))
 
-    got = json.loads(_python(TAGGER, str(export), str(given)))
+    got, want = _tag_without_torch(run, export, captions, tmp_path)
 
-    assert got["torch"] is False, "tagging an export imported torch"
-    assert [r["tags"] for r in got["results"]] == [r.tags for r in want]
     for result, expected in zip(got["results"], want):
-        np.testing.assert_allclose(result["probs"], expected.tag_probs, atol=SCORE_TOLERANCE)
         assert result["gate"] is None and [e["type"] for e in result["entities"]] == [e.type for e in expected.entities]
     assert got["info"]["backend"]["name"] == "onnx" and got["info"]["image_input"] == "none"
 
@@ -249,7 +260,6 @@ def test_a_caption_model_is_tagged_from_its_export_without_importing_torch(image
     ``image.onnx``; ``Tagger.from_pretrained(EXPORT, backend="onnx")`` in a fresh interpreter tags as the torch
     tagger does (same tags, probabilities within the suite's tolerance; a long caption truncated alike), and
     ``torch`` is never imported."""
-    from mscmt_cli import Tagger
     from tests.test_onnx_context import _save_run
 
     run = _save_run(tiny, tmp_path / "run", "none", image, fusion)
@@ -260,16 +270,9 @@ def test_a_caption_model_is_tagged_from_its_export_without_importing_torch(image
     graph = config["tagging"]["image"]
     assert (export / "image.onnx").is_file() and (export / "model" / "image_encoder" / "tokenizer_config.json").is_file()
     assert graph["component"] == image and graph["checked_max_abs_diff"] < 1e-4 and config["format_version"] == 3
-    want = Tagger.from_pretrained(run, backend="torch", device="cpu").tag_batch(TEXTS, captions=CAPTIONS)
-    given = tmp_path / "tweets.json"
-    given.write_text(json.dumps({"texts": TEXTS, "captions": CAPTIONS}))
 
-    got = json.loads(_python(TAGGER, str(export), str(given)))
+    got, _ = _tag_without_torch(run, export, CAPTIONS, tmp_path)
 
-    assert got["torch"] is False, "tagging a caption model's export imported torch"
-    assert [r["tags"] for r in got["results"]] == [r.tags for r in want]
-    for result, expected in zip(got["results"], want):
-        np.testing.assert_allclose(result["probs"], expected.tag_probs, atol=SCORE_TOLERANCE)
     assert got["info"]["image_input"] == "caption"
 
 

@@ -91,11 +91,14 @@ class TokenArrays:
         return int(self.features.shape[0])
 
     def check(self, name: str, dim: int, max_tokens: int) -> None:
-        """Raise ``ValueError`` naming ``name`` unless the shapes, dtype and mask keep the contract."""
+        """Raise ``ValueError`` naming ``name`` unless the shapes, dtype and mask keep the contract (the rules
+        and messages of the torch :meth:`~mscmt_cli.model.components.ImageTokens.check`)."""
         if self.features.ndim != 3 or self.features.shape[2] != dim:
-            raise ValueError(f"{name}.features must have shape (n, N, {dim}), got {self.features.shape}")
-        if self.mask.shape != self.features.shape[:2] or self.mask.dtype != np.bool_:
-            raise ValueError(f"{name}.mask must be bool of shape {self.features.shape[:2]}, got {self.mask.dtype} {self.mask.shape}")
+            raise ValueError(f"{name}.features must have shape (n, N, {dim}), got {tuple(self.features.shape)}")
+        if self.mask.shape != self.features.shape[:2]:
+            raise ValueError(f"{name}.mask must have shape {tuple(self.features.shape[:2])}, got {tuple(self.mask.shape)}")
+        if self.mask.dtype != np.bool_:
+            raise ValueError(f"{name}.mask must be bool, got {self.mask.dtype}")
         if self.features.shape[1] > max_tokens:
             raise ValueError(f"{name}.features has {self.features.shape[1]} tokens, more than the encoder's max_tokens {max_tokens}")
         if len(self) and (self.mask.shape[1] == 0 or not self.mask[:, 0].all()):
