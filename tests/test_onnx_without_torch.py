@@ -7,7 +7,7 @@ in ``sys.modules``. What they stand on: the tokenizer side (:class:`~mscmt_cli.m
 over the tokenizer class its saved ``tokenizer_config.json`` names), the numpy batch, the graph's feeds,
 :class:`~mscmt_cli.export.runtime.OnnxBackend` and its thread count. A caption model (``caption``,
 ``caption-tokens``) is tagged the same way, its caption encoder run from ``image.onnx``
-(:class:`~mscmt_cli.export.image_graph.OnnxImageEncoder`); a pixel encoder (CLIP) still loads with torch.
+(:class:`~mscmt_cli.export.image_graph.OnnxImageEncoder`); pixel encoders are in ``tests/test_pixel_export.py``.
 """
 
 from __future__ import annotations
@@ -36,7 +36,7 @@ TEXTS = [
     "RT @ jehnnybgoode loves 👍🏽 in N.Y.C. https://t.co/x",
 ]
 
-#: Tags the tweets of ``argv[2]`` with ``Tagger.from_pretrained(argv[1], backend="onnx")``; prints the tags,
+#: Tags the tweets of ``argv[2]`` (texts, captions, images if any) with ``Tagger.from_pretrained(argv[1], backend="onnx")``; prints the tags,
 #: probabilities and gates, the torch-free describe() and whether torch was imported.
 TAGGER = r"""
 import json, sys
@@ -44,7 +44,7 @@ from mscmt_cli import Tagger
 
 given = json.load(open(sys.argv[2]))
 tagger = Tagger.from_pretrained(sys.argv[1], backend="onnx")
-results = tagger.tag_batch(given["texts"], captions=given["captions"])
+results = tagger.tag_batch(given["texts"], given.get("images"), captions=given["captions"])
 out = [{"tags": r.tags, "probs": r.tag_probs, "gate": r.gate, "entities": [e.as_dict() for e in r.entities]} for r in results]
 print(json.dumps({"results": out, "info": tagger.info(), "torch": "torch" in sys.modules}))
 """
@@ -269,7 +269,7 @@ def test_a_caption_model_is_tagged_from_its_export_without_importing_torch(image
     config = json.loads((export / "config.json").read_text())
     graph = config["tagging"]["image"]
     assert (export / "image.onnx").is_file() and (export / "model" / "image_encoder" / "tokenizer_config.json").is_file()
-    assert graph["component"] == image and graph["checked_max_abs_diff"] < 1e-4 and config["format_version"] == 3
+    assert graph["component"] == image and graph["checked_max_abs_diff"] < 1e-4 and config["format_version"] == 4
 
     got, _ = _tag_without_torch(run, export, CAPTIONS, tmp_path)
 

@@ -27,9 +27,11 @@ def export(
     --context caption model whose encoder has segment ids, image; outputs
     emissions and, for a gated fusion, gate; batch and lengths dynamic), DIR/decoding.json (labels,
     CRF transitions, BIO constraints), DIR/model/ (tokenizer, component names) and DIR/config.json
-    (how it was made). A caption image encoder (caption, caption-tokens) is written as DIR/image.onnx
-    (its tokenizer in DIR/model/image_encoder/); a pixel encoder (CLIP, timm, BLIP-2) is not exported:
-    its features come from the feature cache or the encoder (pass --model-path for it as for tag).
+    (how it was made). The frozen image encoder is written as DIR/image.onnx: a caption encoder (caption,
+    caption-tokens; its tokenizer in DIR/model/image_encoder/), or a pixel encoder (CLIP, BLIP-2, timm)
+    whose preprocessing is redone without torch, bit for bit (weights over 2 GiB in DIR/image.onnx.data);
+    one that is not (an image processor with other steps, a graph the ONNX exporter refuses) stays on
+    torch when tagging, and the export says why.
     Use it with: mscmt tag --backend onnx --model DIR.
     """
     from mscmt_cli.export.exporter import export_run
@@ -41,4 +43,6 @@ def export(
     image = config.tagging.image if config.tagging is not None else None
     if image is not None:
         check += f"; {image.component} as image.onnx, tokens within {image.checked_max_abs_diff:.2g} of torch's"
+    elif config.tagging is not None and config.tagging.image_on_torch:
+        check += f"; image encoder kept on torch for tagging: {config.tagging.image_on_torch}"
     print(f"exported {run} to {out} (opset {config.opset}, quantization {config.quantization}{check})", file=sys.stderr)

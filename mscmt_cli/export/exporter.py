@@ -16,8 +16,9 @@ Every export is checked before it is kept: ONNX Runtime runs a second batch of
 another shape (a tweet spanning two windows among them; for a model reading the
 caption beside the tweet, made-up captions, one empty) and its emissions must
 match torch's (fp32: within ``1e-3 + 1e-3 * max |emission|``; int8: the
-difference is recorded, not bounded). A caption image encoder is exported beside it as
-``image.onnx`` (:mod:`mscmt_cli.export.image_export`). The directory is built aside and moved
+difference is recorded, not bounded). The frozen image encoder (captions, or pixels whose
+preprocessing has a numpy twin) is exported beside it as ``image.onnx``
+(:mod:`mscmt_cli.export.image_export`); one that cannot be is recorded with why. The directory is built aside and moved
 into place whole, so a reader never sees half an export.
 """
 
@@ -43,6 +44,7 @@ from mscmt_cli.export.image_export import export_image_graph
 from mscmt_cli.export.layout import (
     CONFIG_FILE,
     IMAGE_AXES,
+    IMAGE_DATA_FILE,
     IMAGE_DIR,
     IMAGE_ONNX_FILE,
     MODEL_DIR,
@@ -59,6 +61,7 @@ from mscmt_cli.export.layout import (
     refuse_export_dir,
     unpack_extras,
 )
+from mscmt_cli.export.pixel_recipe import ImageStaysOnTorch
 from mscmt_cli.export.runtime import open_session, require
 from mscmt_cli.model.build import CONFIG_FILE as MODEL_CONFIG
 from mscmt_cli.model.build import TEXT_DIR, Assembled, model_dir
@@ -80,7 +83,7 @@ from mscmt_cli.paths import (
 from mscmt_cli.version import __version__
 
 #: What an exported directory holds (mscmt_cli.export.layout); only these are replaced by a new export.
-EXPORT_ENTRIES = frozenset({CONFIG_FILE, ONNX_FILE, IMAGE_ONNX_FILE, DECODING_FILE, MODEL_DIR})
+EXPORT_ENTRIES = frozenset({CONFIG_FILE, ONNX_FILE, IMAGE_ONNX_FILE, IMAGE_DATA_FILE, DECODING_FILE, MODEL_DIR})
 OPSET = 17  # LayerNormalization is one node from opset 17 on (as mscmt_cli.cli.exporting.DEFAULT_OPSET)
 EXPORTER = "torch.onnx.export (TorchScript)"
 #: The two batches of the export: one traced, one checked (word counts per tweet; 0 stands for "spans two windows").
@@ -265,7 +268,7 @@ def export_model(
     graph = EmissionGraph(model).eval()
     with atomic_dir(out, option, keep=own_export_file) as tmp:
         _write_model_dir(tmp / MODEL_DIR, assembled, source)
-        image = export_image_graph(assembled.image, tmp, opset, (model_paths or {}).get(assembled.spec.components.image))
+        image, on_torch = _image_graph(assembled, tmp, opset, (model_paths or {}).get(assembled.spec.components.image))
         traced = tmp / ("model.fp32.onnx" if quantize == "int8" else ONNX_FILE)
         trace(graph, example_batch(model, assembled.spec.image_dim, TRACE_LENGTHS, 0, assembled.image.max_tokens), traced, opset)
         if quantize == "int8":
@@ -278,9 +281,20 @@ def export_model(
             quantize == "none",
         )
         decoding.save(tmp)
-        config = _config(assembled, tmp, source, opset, quantize, diff, onnx.__version__, ort.__version__, image)
+        config = _config(assembled, tmp, source, opset, quantize, diff, onnx.__version__, ort.__version__, image, on_torch)
         write_text_atomic(tmp / CONFIG_FILE, config.model_dump_json(indent=2) + "\n")
     return config
+
+
+def _image_graph(assembled: Assembled, tmp: Path, opset: int, model_path: str | None) -> tuple[ImageGraph | None, str | None]:
+    """The exported image encoder (None for a model without image), or None and why it stays on torch."""
+    try:
+        return export_image_graph(assembled.image, tmp, opset, model_path), None
+    except ImageStaysOnTorch as err:
+        for name in (IMAGE_ONNX_FILE, IMAGE_DATA_FILE):
+            if (tmp / name).exists():
+                remove_file(tmp / name)
+        return None, str(err)
 
 
 def _write_model_dir(directory: Path, assembled: Assembled, source: Path) -> None:
@@ -291,7 +305,16 @@ def _write_model_dir(directory: Path, assembled: Assembled, source: Path) -> Non
 
 
 def _config(
-    assembled: Assembled, tmp: Path, source: Path, opset: int, quantize: str, diff: float, onnx_v: str, ort_v: str, image: ImageGraph | None
+    assembled: Assembled,
+    tmp: Path,
+    source: Path,
+    opset: int,
+    quantize: str,
+    diff: float,
+    onnx_v: str,
+    ort_v: str,
+    image: ImageGraph | None,
+    on_torch: str | None,
 ) -> ExportConfig:
     session = open_session(tmp / ONNX_FILE)
     shapes = {io.name: [str(d) for d in io.shape] for io in session.get_inputs()}
@@ -313,13 +336,13 @@ def _config(
         outputs=outputs,
         gate="mean over hidden dims of the fusion's gate g_i" if "gate" in outputs else None,
         checked_max_abs_diff=diff,
-        tagging=tagging_inputs(assembled, image),
+        tagging=tagging_inputs(assembled, image, on_torch),
     )
 
 
-def tagging_inputs(assembled: Assembled, image: ImageGraph | None = None) -> TaggingInputs:
+def tagging_inputs(assembled: Assembled, image: ImageGraph | None = None, on_torch: str | None = None) -> TaggingInputs:
     """What a tagger without torch needs to make the graph's inputs as the model does (:class:`TaggingInputs`;
-    ``image``: the exported caption encoder); ``MscmtError`` for a text encoder whose tokenizer side an
+    ``image``: the exported image encoder, else ``on_torch``: why it is not); ``MscmtError`` for a text encoder whose tokenizer side an
     export cannot record."""
     text = assembled.model.text
     if not isinstance(text, HFTextEncoder) or type(text).normalise_word is not HFTextEncoder.normalise_word:
@@ -334,6 +357,7 @@ def tagging_inputs(assembled: Assembled, image: ImageGraph | None = None) -> Tag
         image_input=assembled.image.input_kind,
         explains=sorted(assembled.explains),
         image=image,
+        image_on_torch=on_torch,
     )
 
 

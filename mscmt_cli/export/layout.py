@@ -38,9 +38,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, ValidationError, model_validator
 
 from mscmt_cli.errors import ModelLoadError, MscmtError
+from mscmt_cli.model.pixel_inputs import PixelRecipe
 
 if TYPE_CHECKING:
     import torch
@@ -50,12 +51,16 @@ if TYPE_CHECKING:
 Array = npt.NDArray[Any]
 
 EXPORT_FORMAT: Literal["mscmt-onnx"] = "mscmt-onnx"
-EXPORT_FORMAT_VERSION = 3  # 2: the tagging inputs (config.json's "tagging"), read without torch; 3: a caption encoder's image.onnx
+EXPORT_FORMAT_VERSION = (
+    4  # 2: the tagging inputs (config.json's "tagging"), read without torch; 3: a caption encoder's image.onnx; 4: a pixel encoder's too
+)
 CONFIG_FILE = "config.json"
 ONNX_FILE = "model.onnx"
 MODEL_DIR = "model"
-#: A caption image encoder's graph, and its tokenizer's folder under ``model/``.
+#: An image encoder's graph, and (for a caption encoder) its tokenizer's folder under ``model/``.
 IMAGE_ONNX_FILE = "image.onnx"
+#: The weights of an ``image.onnx`` over 2 GiB, beside it (ONNX's external data, one file).
+IMAGE_DATA_FILE = "image.onnx.data"
 IMAGE_DIR = "image_encoder"
 #: Where ``--backend onnx`` exports a run that has no export yet: ``RUN/onnx/``.
 RUN_EXPORT_DIR = "onnx"
@@ -122,20 +127,23 @@ def unpack_extras(
 
 
 class ImageGraph(BaseModel, extra="forbid"):
-    """A caption image encoder exported as ``image.onnx`` (``config.json``'s ``tagging.image``).
+    """An image encoder exported as ``image.onnx`` (``config.json``'s ``tagging.image``).
 
     ``name``/``component``: the encoder's registered name and its component (``caption:bert-base``);
-    ``dim``, ``max_tokens``, ``token_dtype``, ``grid``, ``grid_offset``: its tokens as the torch encoder
-    gives them; ``identity``: the torch encoder's; ``source``: where its weights came from, ``model_path``
-    the ``--model-path <component>=DIR`` the export was made with (resolved; None: none); captions are
-    tokenized by the tokenizer in ``model/image_encoder/`` to ``max_length`` sub-words, padded on
-    ``padding_side``, ``batch_size`` at a time. ``sha256`` is the graph file's, ``checked_max_abs_diff``
-    the largest difference to the torch encoder's tokens seen when it was exported.
+    ``input_kind``: what it reads; ``dim``, ``max_tokens``, ``token_dtype``, ``grid``, ``grid_offset``: its
+    tokens as the torch encoder gives them; ``identity``: the torch encoder's; ``source``: where its
+    weights came from, ``model_path`` the ``--model-path <component>=DIR`` the export was made with
+    (resolved; None: none). A caption encoder's captions are tokenized by the tokenizer in
+    ``model/image_encoder/`` to ``max_length`` sub-words, padded on ``padding_side``; a pixel encoder's
+    images become ``pixel_values`` by ``pixels`` (checked equal to its own preprocessing's, bit for bit);
+    ``batch_size`` inputs at a time. ``sha256`` is the graph file's and ``data_sha256`` that of its weights
+    file (:data:`IMAGE_DATA_FILE`, for an encoder over 2 GiB; None: the weights are in the graph file);
+    ``checked_max_abs_diff`` the largest difference to the torch encoder's tokens seen when it was exported.
     """
 
     name: str
     component: str
-    input_kind: Literal["caption"]
+    input_kind: Literal["caption", "pixels"]
     dim: int
     max_tokens: int
     token_dtype: str
@@ -144,11 +152,22 @@ class ImageGraph(BaseModel, extra="forbid"):
     identity: str
     source: str
     model_path: str | None = None
-    max_length: int
-    padding_side: Literal["left", "right"]
+    max_length: int | None = None
+    padding_side: Literal["left", "right"] | None = None
+    pixels: PixelRecipe | None = None
     batch_size: int
     sha256: str
+    data_sha256: str | None = None
     checked_max_abs_diff: float
+
+    @model_validator(mode="after")
+    def _inputs_of_its_kind(self) -> ImageGraph:
+        """A caption graph records its tokenizer side, a pixel graph its recipe."""
+        if self.input_kind == "caption" and (self.max_length is None or self.padding_side is None):
+            raise ValueError("a caption image encoder records max_length and padding_side")
+        if self.input_kind == "pixels" and self.pixels is None:
+            raise ValueError("a pixel image encoder records its pixels recipe")
+        return self
 
 
 class TaggingInputs(BaseModel, extra="forbid"):
@@ -160,7 +179,8 @@ class TaggingInputs(BaseModel, extra="forbid"):
     each word to the tokenizer, None: as it is), ``token_types`` (whether caption windows carry segment
     ids); ``image_input`` is the frozen image encoder's ``input_kind`` (``"none"``: the tagger needs no
     image encoder), ``explains`` what the fusion shows (``"gate"``, ``"attention"``) and ``image`` the
-    exported image encoder (:class:`ImageGraph`), if any.
+    exported image encoder (:class:`ImageGraph`), if any; else ``image_on_torch`` says why the image
+    encoder is loaded with torch when tagging from the export (None: it is exported, or there is none).
     """
 
     max_subwords: int
@@ -168,7 +188,8 @@ class TaggingInputs(BaseModel, extra="forbid"):
     token_types: bool
     image_input: Literal["none", "pixels", "caption"]
     explains: list[str]
-    image: ImageGraph | None = None  # a caption encoder's image.onnx (format 3); None: no graph, torch loads the encoder
+    image: ImageGraph | None = None  # the image encoder's image.onnx (captions: format 3, pixels: 4); None: torch loads it
+    image_on_torch: str | None = None
 
 
 class ExportConfig(BaseModel, extra="forbid"):

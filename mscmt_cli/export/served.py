@@ -4,10 +4,11 @@ The graph (``model.onnx``) computes the emissions; around it the tagger needs th
 (words to sub-word windows), its spec (labels, components, context), what its fusion explains, and its
 image side. :func:`served_model` reads them from an export (``config.json``'s ``tagging``, ``model/``):
 the tokenizer is the class its saved ``tokenizer_config.json`` names, the word normaliser the function
-the export names. A text-only model's image side is :class:`~mscmt_cli.model.no_image.NoImage` and a
-caption encoder's its exported graph (:class:`~mscmt_cli.export.image_graph.OnnxImageEncoder`), so
-tagging either imports no torch; a pixel encoder (CLIP, timm, BLIP-2), which is not exported, is loaded
-with torch as the torch backend does, since the graph takes its features.
+the export names. A text-only model's image side is :class:`~mscmt_cli.model.no_image.NoImage` and an
+exported image encoder's its graph (:class:`~mscmt_cli.export.image_graph.OnnxImageEncoder`: captions,
+or pixels whose preprocessing has a numpy twin), so tagging imports no torch; an image encoder the
+export kept on torch (``tagging.image_on_torch`` says why), or one of an export of format 2 or 3, is
+loaded with torch as the torch backend does, since the graph takes its features.
 """
 
 from __future__ import annotations
@@ -70,7 +71,7 @@ def served_model(export: Path, registry: Any, model_paths: Mapping[str, str], th
 def _image_side(
     export: Path, spec: ModelSpec, inputs: TaggingInputs, registry: Any, model_paths: Mapping[str, str], threads: int | None
 ) -> ImageSide:
-    """:class:`NoImage` for a text-only model, the exported caption encoder, else the frozen image encoder (torch)."""
+    """:class:`NoImage` for a text-only model, the exported image encoder, else the frozen image encoder (torch)."""
     if inputs.image_input == "none":
         return NoImage(name=spec.components.image)
     if inputs.image is not None:

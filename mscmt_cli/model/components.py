@@ -235,6 +235,43 @@ class ImageEncoder(nn.Module):
         return None
 
 
+class PixelEncoder(ImageEncoder):
+    """An image encoder over PIL images in two steps: :meth:`pixels` (its own preprocessing, to
+    ``pixel_values`` ``(n, 3, h, w)``) and :meth:`from_pixels` (its frozen model), which :attr:`graph`
+    runs as one module (what ``mscmt export`` writes as ``image.onnx``)."""
+
+    def pixels(self, inputs: list[Any]) -> torch.Tensor:
+        """``n`` PIL images as ``pixel_values`` ``(n, 3, h, w)`` float32 on the model's device."""
+        raise NotImplementedError
+
+    def from_pixels(self, pixels: torch.Tensor) -> ImageTokens:
+        """Tokens of ``pixel_values`` ``(n, 3, h, w)``, as :meth:`encode` gives them."""
+        raise NotImplementedError
+
+    @property
+    def graph(self) -> PixelGraph:
+        """:meth:`from_pixels` as a module (made on each access: the encoder cannot hold a module holding itself)."""
+        return PixelGraph(self)
+
+    @torch.inference_mode()
+    def encode(self, inputs: list[Any]) -> ImageTokens:
+        """Tokens of ``n`` PIL images: :meth:`from_pixels` of :meth:`pixels`."""
+        return self.from_pixels(self.pixels(inputs))
+
+
+class PixelGraph(nn.Module):
+    """A :class:`PixelEncoder`'s computation as a module: ``forward(pixel_values (n, 3, h, w))`` gives
+    ``(features (n, N, D) float32, mask (n, N) bool)``, the tokens :meth:`PixelEncoder.from_pixels` gives."""
+
+    def __init__(self, encoder: PixelEncoder) -> None:
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        tokens = self.encoder.from_pixels(pixel_values)
+        return tokens.features, tokens.mask
+
+
 @dataclass
 class FusionOutput:
     """What a fusion returns.
