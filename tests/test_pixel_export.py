@@ -16,6 +16,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from tests.conftest import needs
@@ -61,8 +63,8 @@ def sources(tiny, tmp_path_factory) -> dict[str, str]:
 
 
 def _save_run(tiny, root: Path, image: str, fusion: str, sources: dict[str, str]) -> Path:
-    """An untrained minilm + ``image`` + ``fusion`` + crf model, saved as a run (a timm grid of 5 x 5: test_resnet's
-    feature map at 160 px, which ONNX's pooling needs to divide)."""
+    """An untrained minilm + ``image`` + ``fusion`` + crf model, saved as a run (``timm-grid``: its default 7 x 7 grid
+    over test_resnet's 5 x 5 feature map at 160 px, which ONNX's own pooling could not export)."""
     import torch
 
     from mscmt_cli.labels import LABELS
@@ -71,8 +73,7 @@ def _save_run(tiny, root: Path, image: str, fusion: str, sources: dict[str, str]
 
     torch.manual_seed(0)
     components = Components(text="minilm", image=image, fusion=fusion, decoder="crf")
-    params = {"image": {"grid": 5}} if image.startswith("timm-grid") else None
-    assembled = assemble(Registry.from_entry_points(), components, list(LABELS), {"minilm": str(tiny.bert), **sources}, params)
+    assembled = assemble(Registry.from_entry_points(), components, list(LABELS), {"minilm": str(tiny.bert), **sources})
     save_model(root / "model", assembled.model, assembled.spec)
     return root
 
@@ -82,6 +83,7 @@ CASES = [
     ("clip-vit-l14-patches", "cross-attention"),
     ("blip2", "additive"),
     ("timm:test_resnet", "gated"),
+    ("timm-grid:test_resnet", "cross-attention"),
 ]
 
 
@@ -247,3 +249,48 @@ def test_the_exporters_per_tensor_weight_files_become_one_file_beside_the_graph(
 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["image.onnx", "image.onnx.data"] and len(digest) == 64
     np.testing.assert_allclose(open_session(path).run(["y"], {"x": x})[0], x @ w1 @ w2, rtol=1e-5)
+
+
+@settings(max_examples=60, deadline=None)
+@given(height=st.integers(1, 30), width=st.integers(1, 30), rows=st.integers(1, 12), cols=st.integers(1, 12))
+def test_the_pooling_matrices_give_torchs_adaptive_average_pooling(height, width, rows, cols):
+    """``P_h @ x @ P_w^T`` (what the export writes for ``adaptive_avg_pool2d``) equals torch's pooling, dividing or not."""
+    import torch
+    import torch.nn.functional as F
+
+    from mscmt_cli.export.image_export import pooling_matrix
+
+    x = torch.randn(2, 3, height, width, generator=torch.Generator().manual_seed(height * 31 + width))
+    want = F.adaptive_avg_pool2d(x, (rows, cols)).numpy()
+
+    got = pooling_matrix(height, rows) @ x.numpy() @ pooling_matrix(width, cols).T
+
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-6)
+
+
+def test_an_export_of_format_3_still_tags_with_torch_and_a_runs_own_is_made_again(tiny, sources, tmp_path):
+    """Before format 4 a pixel encoder was not exported: such an export of the user's still tags (CLIP loaded with
+    torch, the torch tagger's tags); a run's ``RUN/onnx`` of format 3 is exported again, now with ``image.onnx``."""
+    import shutil
+
+    from mscmt_cli import Tagger
+
+    clip = {"clip-vit-l14": sources["clip-vit-l14"]}
+    run = _save_run(tiny, tmp_path / "run", "clip-vit-l14", "gated", sources)
+    Tagger.from_pretrained(run, clip, backend="onnx")  # makes RUN/onnx
+    export = run / "onnx"
+    config = json.loads((export / "config.json").read_text())
+    config["format_version"], config["tagging"]["image"] = 3, None
+    (export / "config.json").write_text(json.dumps(config))
+    (export / "image.onnx").unlink()
+    user = tmp_path / "user-export"
+    shutil.copytree(export, user)
+    images = _images(tmp_path / "images")
+
+    old = Tagger.from_pretrained(user, clip, backend="onnx").tag_batch(TEXTS, images)
+
+    want = Tagger.from_pretrained(run, clip, backend="torch", device="cpu").tag_batch(TEXTS, images)
+    assert [r.tags for r in old] == [r.tags for r in want]
+    again = Tagger.from_pretrained(run, clip, backend="onnx").tag_batch(TEXTS, images)
+    assert json.loads((export / "config.json").read_text())["format_version"] == 4 and (export / "image.onnx").is_file()
+    assert [r.tags for r in again] == [r.tags for r in want]

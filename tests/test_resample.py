@@ -78,3 +78,14 @@ def test_the_weights_of_each_output_pixel_sum_to_one_at_their_precision():
         assert np.all(np.abs(sums - (1 << taps.precision)) <= taps.weights.shape[1])
         assert taps.weights.max() < 2**15 and taps.precision <= 22
         assert taps.starts.min() >= 0 and (taps.starts + (taps.weights != 0).sum(axis=1)).max() <= in_size
+
+
+@settings(max_examples=200, deadline=None)
+@given(in_size=st.integers(1, 5000), out_size=st.integers(1, 1000), mode=st.sampled_from(sorted(FILTERS)))
+def test_the_sums_fit_in_int32_as_in_aten(in_size, out_size, mode):
+    """The largest sum an output pixel can reach (255 on every positive weight, plus the rounding half) fits in int32."""
+    taps = axis_taps(in_size, out_size, mode)
+    positive = np.where(taps.weights > 0, taps.weights, 0).sum(axis=1).max()
+    negative = np.where(taps.weights < 0, taps.weights, 0).sum(axis=1).min()
+    assert 255 * int(positive) + (1 << (taps.precision - 1)) < 2**31
+    assert 255 * int(negative) + (1 << (taps.precision - 1)) > -(2**31)

@@ -12,7 +12,9 @@ Two kinds are exported, each with its inputs made without torch when tagging:
 
 Graphs are traced with a dynamic batch axis (and caption sub-words), checked on other inputs (ONNX
 Runtime's tokens within ``1e-4 + 1e-4 * max |token|`` of torch's), never quantized (their tokens are
-features, as the torch encoder's). An encoder over 2 GiB (BLIP-2's ViT-g) keeps its weights in one file
+features, as the torch encoder's). Adaptive average pooling (``timm-grid``'s grid) is written as two
+matrix products with the pooling's bins (:func:`_pooling_as_matmul`), since ONNX's pooling needs the
+grid to divide the feature map. An encoder over 2 GiB (BLIP-2's ViT-g) keeps its weights in one file
 beside the graph (``image.onnx.data``; ONNX holds at most 2 GiB in one file). An encoder that cannot be
 exported raises :class:`ImageStaysOnTorch` naming why; the export then records that the tagger loads it
 with torch.
@@ -21,6 +23,8 @@ with torch.
 from __future__ import annotations
 
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -103,7 +107,8 @@ def _export_pixels(encoder: Any, out: Path, opset: int, model_path: str | None) 
     graph = encoder.graph.eval().cpu()
     path = out / IMAGE_ONNX_FILE
     try:
-        _trace(graph, {PIXEL_INPUTS[0]: redone[:2]}, path, opset, {"images"}, encoder.max_tokens > 1)
+        with _pooling_as_matmul(opset):
+            _trace(graph, {PIXEL_INPUTS[0]: redone[:2]}, path, opset, {"images"}, encoder.max_tokens > 1)
     except (torch.onnx.errors.OnnxExporterError, RuntimeError) as err:
         reason = str(err).strip().splitlines()[0].split(" Please ")[0]
         raise ImageStaysOnTorch(f"{encoder.name}: the ONNX exporter refused its graph: {reason}") from err
@@ -111,6 +116,39 @@ def _export_pixels(encoder: Any, out: Path, opset: int, model_path: str | None) 
     data = weights_beside(path) if large else None
     diff = _check(path, graph, {PIXEL_INPUTS[0]: redone[2:]})
     return _record(encoder, path, diff, model_path, pixels=recipe, batch_size=recipe.batch_size, data_sha256=data)
+
+
+def pooling_matrix(size: int, bins: int) -> np.ndarray:
+    """``(bins, size)`` float32: row ``i`` averages ``[floor(i * size / bins), ceil((i + 1) * size / bins))``,
+    the bins of ``adaptive_avg_pool`` over an axis of ``size``."""
+    matrix = np.zeros((bins, size), np.float32)
+    for i in range(bins):
+        start, end = (i * size) // bins, -(-(i + 1) * size // bins)
+        matrix[i, start:end] = 1.0 / (end - start)
+    return matrix
+
+
+def _adaptive_avg_pool2d(g: Any, x: Any, output_size: Any) -> Any:
+    """``aten::adaptive_avg_pool2d`` of ``x`` ``(n, C, h, w)`` as ``P_h @ x @ P_w^T`` (static ``h``, ``w``)."""
+    from torch.onnx import symbolic_helper
+
+    rows, cols = symbolic_helper._parse_arg(output_size, "is")
+    height, width = symbolic_helper._get_tensor_sizes(x)[2:]
+    if height is None or width is None:
+        return symbolic_helper._unimplemented("adaptive_avg_pool2d", "feature map size not known when traced", x)
+    down = g.op("Constant", value_t=torch.from_numpy(pooling_matrix(height, rows)))  # (G_h, h)
+    across = g.op("Constant", value_t=torch.from_numpy(pooling_matrix(width, cols).T.copy()))  # (w, G_w)
+    return g.op("MatMul", g.op("MatMul", down, x), across)
+
+
+@contextmanager
+def _pooling_as_matmul(opset: int) -> Iterator[None]:
+    """Export ``adaptive_avg_pool2d`` with :func:`_adaptive_avg_pool2d` for the duration of one trace."""
+    torch.onnx.register_custom_op_symbolic("aten::adaptive_avg_pool2d", _adaptive_avg_pool2d, opset)
+    try:
+        yield
+    finally:
+        torch.onnx.unregister_custom_op_symbolic("aten::adaptive_avg_pool2d", opset)
 
 
 def weights_beside(path: Path) -> str:
