@@ -19,8 +19,8 @@ is written before the entry's first feature and is how ``cache info`` and
 ``cache clear`` tell an entry from anything else kept in the same directory.
 
 The store is numpy throughout (tokens are read, cached and kept as arrays) and imports no torch: a model
-tagged by its exported ONNX graphs (a text-only model's :class:`~mscmt_cli.model.no_image.NoImage`, a
-caption encoder's :class:`~mscmt_cli.export.image_graph.OnnxImageEncoder`) never loads it. A torch
+tagged by its exported ONNX graphs (a text-only model's :class:`~mscmt_cli.model.no_image.NoImage`, an
+exported image encoder's :class:`~mscmt_cli.export.image_graph.OnnxImageEncoder`) never loads it. A torch
 encoder's :class:`~mscmt_cli.model.components.ImageTokens` become arrays in :func:`encode_checked`.
 """
 

@@ -46,8 +46,11 @@ def _lines(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()]
 
 
-def _save_run(tiny, root: Path, context: str, image: str = "clip-vit-l14", fusion: str = "gated", text: str = "minilm") -> Path:
-    """An untrained ``text`` (minilm: the tiny BERT; bertweet) + ``image`` + ``fusion`` + crf model, saved as a run."""
+def _save_run(
+    tiny, root: Path, context: str, image: str = "clip-vit-l14", fusion: str = "gated", text: str = "minilm", sources: dict | None = None
+) -> Path:
+    """An untrained ``text`` (minilm: the tiny BERT; bertweet) + ``image`` + ``fusion`` + crf model, saved as a run
+    (``sources``: more, or other, ``--model-path`` directories than the tiny models')."""
     import torch
 
     from mscmt_cli.labels import LABELS
@@ -56,7 +59,7 @@ def _save_run(tiny, root: Path, context: str, image: str = "clip-vit-l14", fusio
 
     torch.manual_seed(0)
     paths = {"minilm": str(tiny.bert), "bertweet": str(tiny.bertweet), "clip-vit-l14": str(tiny.clip_vision)}
-    paths |= {"caption": str(tiny.bert), "caption-tokens": str(tiny.bert)}
+    paths |= {"caption": str(tiny.bert), "caption-tokens": str(tiny.bert)} | (sources or {})
     components = Components(text=text, image=image, fusion=fusion, decoder="crf")
     assembled = assemble(Registry.from_entry_points(), components, list(LABELS), paths, context=context)
     save_model(root / "model", assembled.model, assembled.spec)

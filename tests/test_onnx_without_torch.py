@@ -90,15 +90,24 @@ def _python(code: str, *args: str, env: dict[str, str] | None = None) -> str:
     return done.stdout.strip().splitlines()[-1]
 
 
-def _tag_without_torch(run: Path, export: Path, captions: list[str] | None, tmp_path: Path) -> tuple[list[dict], list]:
-    """Tag :data:`TEXTS` (with ``captions``) with the torch tagger of ``run`` and, in a fresh interpreter, with
-    ``Tagger.from_pretrained(export, backend="onnx")``; assert torch was never imported there, the same tags and
-    probabilities within the suite's tolerance. Returns (the interpreter's output, the torch results)."""
+def _tag_without_torch(
+    run: Path,
+    export: Path,
+    captions: list[str] | None,
+    tmp_path: Path,
+    images: list[str] | None = None,
+    model_paths: dict[str, str] | None = None,
+) -> tuple[list[dict], list]:
+    """Tag :data:`TEXTS` (with ``captions``, ``images``) with the torch tagger of ``run`` (``model_paths``: its
+    ``--model-path``) and, in a fresh interpreter, with ``Tagger.from_pretrained(export, backend="onnx")``; assert
+    torch was never imported there, the same tags and probabilities within the suite's tolerance. Returns (the
+    interpreter's output, the torch results)."""
     from mscmt_cli import Tagger
 
-    want = Tagger.from_pretrained(run, backend="torch", device="cpu").tag_batch(TEXTS, captions=captions)
+    torch_tagger = Tagger.from_pretrained(run, model_paths or {}, backend="torch", device="cpu")
+    want = torch_tagger.tag_batch(TEXTS, images, captions=captions)
     given = tmp_path / "tweets.json"
-    given.write_text(json.dumps({"texts": TEXTS, "captions": captions}))
+    given.write_text(json.dumps({"texts": TEXTS, "captions": captions, "images": images}))
 
     got = json.loads(_python(TAGGER, str(export), str(given)))
 

@@ -21,8 +21,8 @@ from hypothesis import strategies as st
 from PIL import Image
 
 from tests.conftest import needs
-from tests.tagging_support import SCORE_TOLERANCE
-from tests.test_onnx_without_torch import TAGGER, TEXTS, _python
+from tests.test_onnx_context import _save_run
+from tests.test_onnx_without_torch import TEXTS, _tag_without_torch
 
 pytestmark = needs("onnx", "onnxruntime")
 
@@ -62,22 +62,8 @@ def sources(tiny, tmp_path_factory) -> dict[str, str]:
     }
 
 
-def _save_run(tiny, root: Path, image: str, fusion: str, sources: dict[str, str]) -> Path:
-    """An untrained minilm + ``image`` + ``fusion`` + crf model, saved as a run (``timm-grid``: its default 7 x 7 grid
-    over test_resnet's 5 x 5 feature map at 160 px, which ONNX's own pooling could not export)."""
-    import torch
-
-    from mscmt_cli.labels import LABELS
-    from mscmt_cli.model.build import Components, assemble, save_model
-    from mscmt_cli.registry import Registry
-
-    torch.manual_seed(0)
-    components = Components(text="minilm", image=image, fusion=fusion, decoder="crf")
-    assembled = assemble(Registry.from_entry_points(), components, list(LABELS), {"minilm": str(tiny.bert), **sources})
-    save_model(root / "model", assembled.model, assembled.spec)
-    return root
-
-
+#: Each pixel encoder with a fusion; timm-grid pools test_resnet's 5 x 5 map at 160 px to its default 7 x 7 grid,
+#: which ONNX's own pooling could not export.
 CASES = [
     ("clip-vit-l14", "gated"),
     ("clip-vit-l14-patches", "cross-attention"),
@@ -91,9 +77,7 @@ CASES = [
 def test_a_pixel_model_is_tagged_from_its_export_without_importing_torch(image, fusion, mscmt, tiny, sources, tmp_path):
     """The export writes the vision graph as ``image.onnx`` with the preprocessing recipe; tagging tweets with
     images from it in a fresh interpreter gives the torch tagger's tags and never imports torch."""
-    from mscmt_cli import Tagger
-
-    run = _save_run(tiny, tmp_path / "run", image, fusion, sources)
+    run = _save_run(tiny, tmp_path / "run", "none", image, fusion, sources=sources)
     export = tmp_path / "onnx"
     exported = mscmt(["export", run, "--out", export, "--model-path", f"{image}={sources[image]}"])
     assert exported.code == 0, exported.err
@@ -102,18 +86,10 @@ def test_a_pixel_model_is_tagged_from_its_export_without_importing_torch(image, 
     graph = config["tagging"]["image"]
     assert config["format_version"] == 4 and graph["input_kind"] == "pixels" and graph["pixels"]["resample"] in ("bicubic", "bilinear")
     assert graph["checked_max_abs_diff"] < 1e-4 and config["tagging"]["image_on_torch"] is None
-    images = _images(tmp_path / "images")
 
-    want = Tagger.from_pretrained(run, {image: sources[image]}, backend="torch", device="cpu").tag_batch(TEXTS, images)
-    given = tmp_path / "tweets.json"
-    given.write_text(json.dumps({"texts": TEXTS, "captions": None, "images": images}))
-    got = json.loads(_python(TAGGER, str(export), str(given)))
+    got, _ = _tag_without_torch(run, export, None, tmp_path, _images(tmp_path / "images"), {image: sources[image]})
 
-    assert got["torch"] is False, "tagging a pixel model's export imported torch"
     assert got["info"]["image_input"] == "pixels"
-    assert [r["tags"] for r in got["results"]] == [r.tags for r in want]
-    for result, expected in zip(got["results"], want):
-        np.testing.assert_allclose(result["probs"], expected.tag_probs, atol=SCORE_TOLERANCE)
 
 
 @pytest.mark.parametrize("image", ["clip-vit-l14-patches", "blip2-query-tokens", "timm-grid:test_resnet"])
@@ -128,7 +104,7 @@ def test_the_exported_pixel_encoder_gives_the_torch_encoders_tokens_under_its_ow
     from mscmt_cli.model.spec import read_spec
     from mscmt_cli.registry import Registry
 
-    run = _save_run(tiny, tmp_path / "run", image, "cross-attention", sources)
+    run = _save_run(tiny, tmp_path / "run", "none", image, "cross-attention", sources=sources)
     export = tmp_path / "onnx"
     assert mscmt(["export", run, "--out", export, "--model-path", f"{image}={sources[image]}"]).code == 0
     graph = read_export_config(export).tagging.image  # type: ignore[union-attr]
@@ -158,7 +134,7 @@ def test_an_encoder_without_a_numpy_twin_of_its_preprocessing_stays_on_torch_and
     shutil.copytree(sources["clip-vit-l14"], clip)
     processor = json.loads((clip / "preprocessor_config.json").read_text())
     (clip / "preprocessor_config.json").write_text(json.dumps(processor | {"do_pad": True}))
-    run = _save_run(tiny, tmp_path / "run", "clip-vit-l14", "gated", {"clip-vit-l14": str(clip)})
+    run = _save_run(tiny, tmp_path / "run", "none", "clip-vit-l14", "gated", sources={"clip-vit-l14": str(clip)})
     export = tmp_path / "onnx"
 
     exported = mscmt(["export", run, "--out", export, "--model-path", f"clip-vit-l14={clip}"])
@@ -178,7 +154,7 @@ def test_an_export_whose_pixel_encoder_records_no_recipe_is_refused_in_one_line(
     from mscmt_cli import Tagger
     from mscmt_cli.errors import ModelLoadError
 
-    run = _save_run(tiny, tmp_path / "run", "clip-vit-l14", "gated", sources)
+    run = _save_run(tiny, tmp_path / "run", "none", "clip-vit-l14", "gated", sources=sources)
     export = tmp_path / "onnx"
     assert mscmt(["export", run, "--out", export, "--model-path", f"clip-vit-l14={sources['clip-vit-l14']}"]).code == 0
     config = json.loads((export / "config.json").read_text())
@@ -201,7 +177,7 @@ def test_an_encoder_over_the_single_file_limit_keeps_its_weights_beside_the_grap
     from mscmt_cli.export.layout import read_export_config
 
     monkeypatch.setattr(image_export, "ONNX_MAX_BYTES", 0)
-    run = _save_run(tiny, tmp_path / "run", "clip-vit-l14", "gated", sources)
+    run = _save_run(tiny, tmp_path / "run", "none", "clip-vit-l14", "gated", sources=sources)
     export = tmp_path / "onnx"
     assert mscmt(["export", run, "--out", export, "--model-path", f"clip-vit-l14={sources['clip-vit-l14']}"]).code == 0
     graph = read_export_config(export).tagging.image  # type: ignore[union-attr]
@@ -210,14 +186,7 @@ def test_an_encoder_over_the_single_file_limit_keeps_its_weights_beside_the_grap
     assert graph is not None and graph.data_sha256 == hashlib.sha256(data.read_bytes()).hexdigest()
     assert (export / "image.onnx").stat().st_size < data.stat().st_size
     assert OnnxImageEncoder(export, graph).identity().endswith(f"|onnx:{graph.sha256[:12]}+{graph.data_sha256[:12]}")
-    from mscmt_cli import Tagger
-
-    images = _images(tmp_path / "images")
-    want = Tagger.from_pretrained(run, sources, backend="torch", device="cpu").tag_batch(TEXTS, images)
-    given = tmp_path / "tweets.json"
-    given.write_text(json.dumps({"texts": TEXTS, "captions": None, "images": images}))
-    got = json.loads(_python(TAGGER, str(export), str(given)))
-    assert got["torch"] is False and [r["tags"] for r in got["results"]] == [r.tags for r in want]
+    _tag_without_torch(run, export, None, tmp_path, _images(tmp_path / "images"), sources)
 
 
 def test_the_exporters_per_tensor_weight_files_become_one_file_beside_the_graph(tmp_path):
@@ -276,7 +245,7 @@ def test_an_export_of_format_3_still_tags_with_torch_and_a_runs_own_is_made_agai
     from mscmt_cli import Tagger
 
     clip = {"clip-vit-l14": sources["clip-vit-l14"]}
-    run = _save_run(tiny, tmp_path / "run", "clip-vit-l14", "gated", sources)
+    run = _save_run(tiny, tmp_path / "run", "none", "clip-vit-l14", "gated", sources=sources)
     Tagger.from_pretrained(run, clip, backend="onnx")  # makes RUN/onnx
     export = run / "onnx"
     config = json.loads((export / "config.json").read_text())

@@ -16,10 +16,11 @@ Every export is checked before it is kept: ONNX Runtime runs a second batch of
 another shape (a tweet spanning two windows among them; for a model reading the
 caption beside the tweet, made-up captions, one empty) and its emissions must
 match torch's (fp32: within ``1e-3 + 1e-3 * max |emission|``; int8: the
-difference is recorded, not bounded). The frozen image encoder (captions, or pixels whose
-preprocessing has a numpy twin) is exported beside it as ``image.onnx``
-(:mod:`mscmt_cli.export.image_export`); one that cannot be is recorded with why. The directory is built aside and moved
-into place whole, so a reader never sees half an export.
+difference is recorded, not bounded). The frozen image encoder (captions, or
+pixels whose preprocessing has a numpy twin) is exported beside it as
+``image.onnx`` (:mod:`mscmt_cli.export.image_export`); one that cannot be is
+recorded with why. The directory is built aside and moved into place whole, so
+a reader never sees half an export.
 """
 
 from __future__ import annotations

@@ -7,17 +7,19 @@ the fly by ``--backend onnx``)::
                      SHA-256, opset, quantization, the graph's inputs and outputs
     model.onnx       text encoder + fusion + emission head (dynamic batch and lengths)
     decoding.json    labels, decoder kind, BIO table, CRF scores (mscmt_cli.backends.decoding)
-    image.onnx       a caption image encoder (``--image caption``, ``caption-tokens``):
-                     caption sub-word ids to image tokens (never quantized)
+    image.onnx       the frozen image encoder: caption sub-word ids (``caption``,
+                     ``caption-tokens``) or ``pixel_values`` (CLIP, BLIP-2, timm) to
+                     image tokens (never quantized)
+    image.onnx.data  its weights, for an image encoder over 2 GiB
     model/           the source model's config.json and text_encoder/ (tokenizer and
                      architecture, no weights): how tweets become sub-word ids, and
-                     which frozen image encoder gives the image features; with
-                     image.onnx, image_encoder/ (the caption encoder's tokenizer)
+                     which frozen image encoder gives the image features; for a
+                     caption encoder's image.onnx, image_encoder/ (its tokenizer)
 
 The image features come from the feature store (and its cache), as with the torch
-backend. A caption encoder's are computed by ``image.onnx`` (:class:`ImageGraph`
-says how captions become its inputs), so tagging never imports torch; a pixel
-encoder (CLIP, timm, BLIP-2) is not exported and is loaded with torch.
+backend, computed by ``image.onnx`` (:class:`ImageGraph` says how captions or images
+become its inputs), so tagging never imports torch; an encoder the export could not
+write (``tagging.image_on_torch`` says why) is loaded with torch.
 
 The graph's inputs are the padded arrays of :class:`~mscmt_cli.backends.arrays.ArrayBatch`
 (shapes in :mod:`mscmt_cli.model.components`), in the order of :func:`graph_feeds`,
@@ -51,9 +53,8 @@ if TYPE_CHECKING:
 Array = npt.NDArray[Any]
 
 EXPORT_FORMAT: Literal["mscmt-onnx"] = "mscmt-onnx"
-EXPORT_FORMAT_VERSION = (
-    4  # 2: the tagging inputs (config.json's "tagging"), read without torch; 3: a caption encoder's image.onnx; 4: a pixel encoder's too
-)
+#: 2: the tagging inputs (config.json's "tagging"), read without torch; 3: a caption encoder's image.onnx; 4: a pixel encoder's.
+EXPORT_FORMAT_VERSION = 4
 CONFIG_FILE = "config.json"
 ONNX_FILE = "model.onnx"
 MODEL_DIR = "model"

@@ -4,13 +4,13 @@
 or a run (model) directory: then its export in ``RUN/onnx/``
 (:func:`~mscmt_cli.export.freshness.run_export_dir`) is used when it is fresh (an fp32 export of this
 format recording the digest of the run's model as it is now: config, weights, tokenizer), and made (or
-remade) first otherwise; a caption encoder's ``image.onnx`` must also have been made with the
-``--model-path`` given now (or both without), as the torch backend would load it.
+remade) first otherwise; its ``image.onnx`` must also have been made with the ``--model-path`` given
+now for the image encoder (or both without), as the torch backend would load it.
 
 Around the graph, the tagger reads the export's :class:`~mscmt_cli.export.served.ServedModel` (tokenizer
 side, spec, image side, what the fusion explains) without torch; a text-only model, or one whose image
-is its caption (``image.onnx``), is tagged without importing torch at all. A model trained with ``--context caption`` reads each tweet's caption as the torch
-backend does; the graph must then take the segment ids its tokenizer side gives (:func:`check_fits`).
+encoder is exported (``image.onnx``), is tagged without importing torch at all. A model trained with
+``--context caption`` reads each tweet's caption as the torch backend does; the graph must then take the segment ids its tokenizer side gives (:func:`check_fits`).
 """
 
 from __future__ import annotations

@@ -71,9 +71,14 @@ class PixelRecipe(BaseModel, extra="forbid"):
 
     def pixels(self, image: Image.Image) -> Pixels:
         """One image's ``pixel_values`` ``(3, H, W)`` float32."""
-        if self.family == "hf":
-            return self._normalise(self._crop_array(self._resize_array(_rgb(image))))
-        return self._normalise(self._crop_pil(self._resize_pil(image)))
+        height, width = self.output_size(image.height, image.width)
+        offset: Callable[[float], int]
+        if self.family == "hf":  # a uint8 tensor through ATen's resize; the crop's offsets truncated
+            array, offset = resize(_rgb(image), height, width, self.resample), int
+        else:  # Pillow's resize; torchvision rounds the crop's offsets
+            resized = np.asarray(image.resize((width, height), PIL_FILTERS[self.resample]), dtype=np.uint8)
+            array, offset = (resized[:, :, None] if resized.ndim == 2 else resized), round
+        return self._normalise(array if self.crop is None else _center_crop(array, self.crop, offset))
 
     def output_size(self, height: int, width: int) -> tuple[int, int]:
         """The ``(height, width)`` an image of that size is resized to (torchvision's and Hugging Face's rule)."""
@@ -84,24 +89,6 @@ class PixelRecipe(BaseModel, extra="forbid"):
         short, long = (width, height) if width <= height else (height, width)
         new_long = int(self.shortest_edge * long / short)
         return (new_long, self.shortest_edge) if width <= height else (self.shortest_edge, new_long)
-
-    def _resize_array(self, array: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-        height, width = self.output_size(*array.shape[:2])
-        return resize(array, height, width, self.resample)
-
-    def _resize_pil(self, image: Image.Image) -> Image.Image:
-        height, width = self.output_size(image.height, image.width)
-        return image.resize((width, height), PIL_FILTERS[self.resample])
-
-    def _crop_array(self, array: npt.NDArray[np.uint8]) -> npt.NDArray[np.uint8]:
-        """Hugging Face's center crop: offsets truncated."""
-        return array if self.crop is None else _center_crop(array, self.crop, int)
-
-    def _crop_pil(self, image: Image.Image) -> npt.NDArray[np.uint8]:
-        """torchvision's center crop of a PIL image, as ``(H, W, C)``: offsets rounded."""
-        array = np.asarray(image, dtype=np.uint8)
-        array = array[:, :, None] if array.ndim == 2 else array
-        return array if self.crop is None else _center_crop(array, self.crop, round)
 
     def _normalise(self, array: npt.NDArray[np.uint8]) -> Pixels:
         """``(H, W, C)`` uint8 to ``(C, H, W)`` float32, rescaled and normalised as the family does."""
